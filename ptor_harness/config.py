@@ -1,0 +1,379 @@
+"""Scenario: every option ptor takes, from flags, env vars and INI files, validated once.
+
+Precedence is flag > env var > scenario file > default (configargparse's order). The result
+is one frozen `Scenario`; nothing else in ptor reads argv or the environment. Workers get
+an even smaller `WorkerSpec`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import configargparse
+
+from .errors import ConfigError
+from .redact import dsn_secrets, redact
+
+ENV_PREFIX = "PTOR_"
+# The original tool's env var names, kept working.
+LEGACY_ENV = {"primary-pgdsn": "PRIMARY_PGDSN", "repo-pgdsn": "REPO_PGDSN"}
+CONFIG_ENV = "PTOR_CONFIG"
+
+
+def parse_bool(text: Any) -> bool:
+    """Booleans as people write them in INI files, env vars and `--flag=value`."""
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on", "y", "t"):
+        return True
+    if value in ("0", "false", "no", "off", "n", "f", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r} (use true or false)")
+
+
+parse_bool.__name__ = "boolean"
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+_seconds.__name__ = "number of seconds"
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option: its flag name, type, default and help; the env var follows from the name."""
+
+    name: str
+    type: Any
+    default: Any
+    help: str
+    flag: bool = False  # boolean: `--name`, `--name=false`, `name = true` in INI
+
+    @property
+    def env(self) -> str:
+        return LEGACY_ENV.get(self.name, ENV_PREFIX + self.name.upper().replace("-", "_"))
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+
+OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec("primary-pgdsn", str, None,
+               "libpq DSN or URI of the primary endpoint (multi-host with "
+               "target_session_attrs=read-write, a proxy, or a cloud endpoint)"),
+    OptionSpec("repo-pgdsn", str, None,
+               "DSN of the PostgreSQL repo that keeps the ledger; when empty, an embedded "
+               "SQLite ledger is kept in the run's output folder"),
+    OptionSpec("parallel-workers", int, 10, "worker processes; each owns one table"),
+    OptionSpec("init", parse_bool, False,
+               "create ptor's schema and worker tables (idempotent), then run the drill",
+               flag=True),
+    OptionSpec("reset", parse_bool, False,
+               "drop ptor's own objects from the primary and the repo, then exit", flag=True),
+    OptionSpec("warmup-duration", _seconds, 10.0, "seconds of load before the drill proper"),
+    OptionSpec("duration", _seconds, 60.0,
+               "seconds of load after warmup; the load also ends once the outage has been "
+               "over for --observe-after seconds"),
+    OptionSpec("observe-after", _seconds, 5.0,
+               "seconds of healthy writes to observe after an outage before ending the load"),
+    OptionSpec("insert-percent", int, 50, "share of INSERT ops"),
+    OptionSpec("update-percent", int, 30, "share of UPDATE ops"),
+    OptionSpec("delete-percent", int, 20, "share of DELETE ops"),
+    OptionSpec("full-data-validation", parse_bool, False,
+               "compare every row on the primary (checksums, phantoms), not only the keys "
+               "the run touched", flag=True),
+    OptionSpec("async-repo-mode", parse_bool, False,
+               "queue ledger writes without waiting for durability (flushed before "
+               "reconciliation)", flag=True),
+    OptionSpec("rto-conn-timeout", _seconds, 2.0,
+               "seconds (fractions allowed) one connect attempt may take; used on every "
+               "reconnect"),
+    OptionSpec("check-primary-latency", parse_bool, False,
+               "measure connect time and SELECT 1 round trips before the load", flag=True),
+    OptionSpec("latency-samples", int, 50, "SELECT 1 round trips for --check-primary-latency"),
+    OptionSpec("failover-command", str, None,
+               "shell command that causes the failover; run once, --failover-after seconds "
+               "after warmup"),
+    OptionSpec("failover-after", _seconds, 5.0, "seconds after warmup to run the command"),
+    OptionSpec("max-outage", _seconds, 120.0,
+               "give up when no primary accepts writes for this many seconds"),
+    OptionSpec("max-write-rto", _seconds, None,
+               "fail the drill when the cluster's write RTO exceeds this many seconds"),
+    OptionSpec("max-lost-acknowledged", int, 0,
+               "fail the drill when more acknowledged ops than this are lost"),
+    OptionSpec("statement-timeout", _seconds, 10.0,
+               "seconds any one statement may run before the server cancels it (0: none)"),
+    OptionSpec("report-json", str, None, "write the machine-readable report to this file"),
+    OptionSpec("output-dir", str, "ptor-runs",
+               "folder for per-run output (embedded ledger, report)"),
+    OptionSpec("schema", str, "ptor", "schema that holds ptor's own tables"),
+    OptionSpec("payload-bytes", int, 64, "bytes of payload each op writes"),
+    OptionSpec("seed", int, None, "seed for a reproducible op mix"),
+    OptionSpec("quiet", parse_bool, False, "print only the report", flag=True),
+)
+OPTION_NAMES = tuple(o.name for o in OPTIONS)
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The whole, validated description of one drill. Immutable; passed to every process."""
+
+    primary_pgdsn: str
+    repo_pgdsn: Optional[str]
+    parallel_workers: int
+    init: bool
+    reset: bool
+    warmup_duration: float
+    duration: float
+    observe_after: float
+    insert_percent: int
+    update_percent: int
+    delete_percent: int
+    full_data_validation: bool
+    async_repo_mode: bool
+    rto_conn_timeout: float
+    check_primary_latency: bool
+    latency_samples: int
+    failover_command: Optional[str]
+    failover_after: float
+    max_outage: float
+    max_write_rto: Optional[float]
+    max_lost_acknowledged: int
+    statement_timeout: float
+    report_json: Optional[str]
+    output_dir: str
+    schema: str
+    payload_bytes: int
+    seed: Optional[int]
+    quiet: bool
+    config_file: Optional[str] = None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Passwords carried by the DSNs, masked wherever text leaves ptor."""
+        return dsn_secrets(self.primary_pgdsn) + dsn_secrets(self.repo_pgdsn)
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+    def as_public_dict(self) -> dict:
+        """The scenario as reports store it: every value, passwords masked."""
+        out = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            out[field.name] = self.redact(value) if isinstance(value, str) else value
+        return out
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What one worker process needs to know, and nothing more."""
+
+    worker: int
+    run_tag: str
+    primary_pgdsn: str
+    table: str  # fully quoted "schema"."worker_N"
+    insert_percent: int
+    update_percent: int
+    delete_percent: int
+    seed: int
+    payload_bytes: int
+    rto_conn_timeout: float
+    statement_timeout: float
+    sync_ledger: bool
+
+
+class _Parser(configargparse.ArgumentParser):
+    """argparse that raises ConfigError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(_friendly_argparse_message(message))
+
+
+def _friendly_argparse_message(message: str) -> str:
+    match = re.search(r"unrecognized arguments: (\S+)", message)
+    if match:
+        word = match.group(1).split("=", 1)[0].lstrip("-")
+        return _unknown_message(f"unknown option --{word}", word)
+    return message[0].upper() + message[1:] if message else message
+
+
+def _unknown_message(prefix: str, word: str) -> str:
+    close = difflib.get_close_matches(word.replace("_", "-"), OPTION_NAMES, n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else "; see ptor --help for the options"
+    return prefix + hint
+
+
+def build_parser() -> configargparse.ArgumentParser:
+    """The parser: every option as a flag, an env var and a scenario-file key."""
+    parser = _Parser(
+        prog="ptor",
+        description="Run a write load against a PostgreSQL HA cluster, let a failover "
+        "happen, and prove its write RTO and its data loss (RPO).",
+        config_file_parser_class=configargparse.DefaultConfigFileParser,
+        formatter_class=configargparse.ArgumentDefaultsHelpFormatter,
+        add_env_var_help=True,
+        auto_env_var_prefix=None,
+    )
+    parser.add_argument("-c", "--config", is_config_file=True, env_var=CONFIG_ENV,
+                        help="INI scenario file; any option can be a key in it")
+    for opt in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": opt.dest, "default": opt.default, "help": opt.help,
+                                  "env_var": opt.env}
+        if opt.flag:
+            kwargs.update(nargs="?", const=True, type=parse_bool, metavar="BOOL")
+        else:
+            kwargs["type"] = opt.type
+        parser.add_argument("--" + opt.name, **kwargs)
+    parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
+    return parser
+
+
+def _config_path(argv: Sequence[str], env: dict) -> Optional[str]:
+    for i, arg in enumerate(argv):
+        if arg in ("-c", "--config") and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-c") and len(arg) > 2:
+            return arg[2:]
+    return env.get(CONFIG_ENV)
+
+
+def check_scenario_file(path: str) -> None:
+    """Refuse an unreadable file or an unknown key, naming it and the closest valid key."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            items = configargparse.DefaultConfigFileParser().parse(stream)
+    except OSError as exc:
+        raise ConfigError(f"cannot read scenario file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"scenario file {path} is not UTF-8 text") from None
+    except configargparse.ConfigFileParserException as exc:
+        raise ConfigError(f"cannot parse scenario file {path}: {exc}") from None
+    for key in items:
+        name = key.strip().replace("_", "-")
+        if name not in OPTION_NAMES:
+            raise ConfigError(_unknown_message(f"unknown key '{key}' in {path}", name))
+
+
+def parse_scenario(argv: Optional[Sequence[str]] = None,
+                   env: Optional[dict] = None) -> Scenario:
+    """argv + env + scenario file -> validated Scenario, or ConfigError with one sentence."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    env = dict(os.environ if env is None else env)
+    config_file = _config_path(argv, env)
+    if config_file:
+        check_scenario_file(config_file)
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(argv, env_vars=env)
+    except ConfigError as exc:
+        raise ConfigError(redact(str(exc))) from None
+    values = {opt.dest: getattr(ns, opt.dest) for opt in OPTIONS}
+    for opt in OPTIONS:  # DefaultConfigFileParser hands us strings for flags: normalise
+        if opt.flag:
+            values[opt.dest] = parse_bool(values[opt.dest])
+    return validate(values, config_file)
+
+
+def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
+    """Check every value and the rules between them; build the frozen Scenario."""
+    primary = values.get("primary_pgdsn")
+    if not primary:
+        raise ConfigError("no primary given: set --primary-pgdsn, PRIMARY_PGDSN or "
+                          "primary-pgdsn in the scenario file")
+    check_dsn("primary-pgdsn", primary)
+    if values.get("repo_pgdsn"):
+        check_dsn("repo-pgdsn", values["repo_pgdsn"])
+    else:
+        values["repo_pgdsn"] = None
+    percents = [values[k] for k in ("insert_percent", "update_percent", "delete_percent")]
+    if any(p < 0 for p in percents):
+        raise ConfigError("insert-, update- and delete-percent must not be negative "
+                          f"(got {percents[0]}/{percents[1]}/{percents[2]})")
+    if sum(percents) != 100:
+        raise ConfigError("insert-, update- and delete-percent must add up to 100 "
+                          f"(got {percents[0]}+{percents[1]}+{percents[2]}={sum(percents)})")
+    if values["insert_percent"] == 0:
+        raise ConfigError("insert-percent must be above 0: updates and deletes need rows "
+                          "that the run inserted")
+    if not 1 <= values["parallel_workers"] <= 512:
+        raise ConfigError(f"parallel-workers must be between 1 and 512 "
+                          f"(got {values['parallel_workers']})")
+    for key in ("warmup_duration", "duration", "observe_after", "failover_after",
+                "statement_timeout"):
+        if values[key] < 0:
+            raise ConfigError(f"{key.replace('_', '-')} must not be negative "
+                              f"(got {values[key]})")
+    for key in ("rto_conn_timeout", "max_outage"):
+        if values[key] <= 0:
+            raise ConfigError(f"{key.replace('_', '-')} must be above 0 seconds "
+                              f"(got {values[key]})")
+    if values.get("max_write_rto") is not None and values["max_write_rto"] < 0:
+        raise ConfigError(f"max-write-rto must not be negative (got {values['max_write_rto']})")
+    if values["max_lost_acknowledged"] < 0:
+        raise ConfigError("max-lost-acknowledged must not be negative")
+    if not 1 <= values["latency_samples"] <= 100000:
+        raise ConfigError("latency-samples must be between 1 and 100000")
+    if not 16 <= values["payload_bytes"] <= 1_000_000:
+        raise ConfigError("payload-bytes must be between 16 and 1000000")
+    if not IDENTIFIER.match(values["schema"]):
+        raise ConfigError(f"schema must be a plain lower-case identifier "
+                          f"(letters, digits, _), got {values['schema']!r}")
+    if values.get("failover_command") is not None and not values["failover_command"].strip():
+        values["failover_command"] = None
+    return Scenario(config_file=config_file, **values)
+
+
+def check_dsn(name: str, dsn: str) -> None:
+    """A DSN libpq cannot parse is a usage error; the message never shows the password."""
+    from psycopg2 import ProgrammingError
+    from psycopg2.extensions import parse_dsn
+
+    try:
+        parse_dsn(dsn)
+    except ProgrammingError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "cannot be parsed"
+        reason = reason.replace("invalid dsn: ", "")
+        raise ConfigError(f"{name} is not a valid libpq connection string: "
+                          f"{redact(reason, dsn_secrets(dsn))}") from None
+
+
+def worker_specs(scenario: Scenario, run_tag: str, seed: int) -> list[WorkerSpec]:
+    """One WorkerSpec per worker, with its own table and a seed derived from the run's."""
+    from .schema import worker_table
+
+    return [
+        WorkerSpec(
+            worker=w,
+            run_tag=run_tag,
+            primary_pgdsn=scenario.primary_pgdsn,
+            table=worker_table(scenario.schema, w),
+            insert_percent=scenario.insert_percent,
+            update_percent=scenario.update_percent,
+            delete_percent=scenario.delete_percent,
+            seed=seed * 1_000_003 + w,
+            payload_bytes=scenario.payload_bytes,
+            rto_conn_timeout=scenario.rto_conn_timeout,
+            statement_timeout=scenario.statement_timeout,
+            sync_ledger=not scenario.async_repo_mode,
+        )
+        for w in range(scenario.parallel_workers)
+    ]

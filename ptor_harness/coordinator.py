@@ -1,0 +1,420 @@
+"""The coordinator: owns the phases of a drill and the processes that run it.
+
+check -> init -> warmup -> fault -> observe -> drain -> reconcile -> report. Each phase
+transition is timestamped into the ledger. The coordinator starts the recorder and the
+workers (spawn context: every child opens its own connections), fires the fault, watches
+the live board to know when the outage is over, then stops the load, drains the recorder,
+and hands the ledger and the primary to reconciliation and metrics. It computes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import queue as queue_module
+import random
+import secrets
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import psycopg2
+
+from . import db, messages, report, schema
+from .config import Scenario, worker_specs
+from .errors import ClusterError, RecorderError
+from .faults import FaultRecord, ShellCommand
+from .ledger import LedgerSpec
+from .ledger import postgres as pg_ledger
+from .metrics import RunMetrics, latency_summary
+from .ops import Identity
+from .recorder import run_recorder
+from .validation import ValidationIncomplete, confirm_primary, reconcile_run
+from .worker import WorkerBoard, run_worker
+
+log = logging.getLogger("ptor")
+TICK = 0.05
+QUEUE_MESSAGES = 20000
+
+
+@dataclass
+class DrillOutcome:
+    """Everything the report needs, gathered by the coordinator (not computed by it)."""
+
+    run_id: str
+    run_dir: str
+    scenario: Scenario
+    ledger_kind: str
+    phases: dict = field(default_factory=dict)
+    primary_before: Optional[Identity] = None
+    primary_after: Optional[Identity] = None
+    latency: Optional[dict] = None
+    faults: list = field(default_factory=list)
+    stop_reason: str = ""
+    errors: list = field(default_factory=list)
+    worker_crashes: list = field(default_factory=list)
+    recorder_totals: Optional[messages.RecorderFinished] = None
+    metrics: Optional[RunMetrics] = None
+    findings: object = None
+    validation_error: Optional[str] = None
+    identities: list = field(default_factory=list)
+    max_outage_exceeded: bool = False
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+class Drill:
+    """One drill from check to reconciliation."""
+
+    def __init__(self, scenario: Scenario, progress: bool = False) -> None:
+        self.scenario = scenario
+        self.progress = progress
+        self.run_id = new_run_id()
+        self.run_dir = os.path.join(scenario.output_dir, self.run_id)
+        self.ledger_spec = LedgerSpec(
+            self.run_id, scenario.repo_pgdsn, scenario.schema,
+            None if scenario.repo_pgdsn else os.path.join(self.run_dir, "ledger.sqlite"),
+            durable=not scenario.async_repo_mode)
+        self.outcome = DrillOutcome(self.run_id, self.run_dir, scenario, self.ledger_spec.kind)
+        self.ledger = None
+
+    # --- phases ------------------------------------------------------------------------
+
+    def phase(self, name: str, **detail) -> None:
+        now = time.time()
+        self.outcome.phases[name] = now
+        log.info("phase %s", name)
+        if self.ledger is not None:
+            self.ledger.record_event(now, "phase:" + name, detail)
+
+    def check(self) -> None:
+        """Reach the primary (and the repo), prepare tables, measure latency if asked."""
+        s = self.scenario
+        self.phase("check")
+        try:
+            conn = db.connect(s.primary_pgdsn, "ptor-check", s.rto_conn_timeout,
+                              s.statement_timeout, autocommit=False)
+        except psycopg2.Error as exc:
+            raise ClusterError(f"cannot connect to the primary: {db.error_label(exc)}") from None
+        try:
+            identity = db.server_identity(conn, -1, 0)
+            if identity.in_recovery:
+                raise ClusterError("the primary DSN leads to a server in recovery (a standby);"
+                                   " point it at the primary or add "
+                                   "target_session_attrs=read-write")
+            self.outcome.primary_before = identity
+            if s.init:
+                schema.init_primary(conn, s.schema, s.parallel_workers)
+            missing = schema.missing_tables(conn, s.schema, s.parallel_workers)
+            if missing:
+                raise ClusterError(f"ptor's tables are missing on the primary ({missing[0]}"
+                                   f"{' and more' if len(missing) > 1 else ''}); run with "
+                                   "--init to create them")
+            schema.truncate_worker_tables(conn, s.schema, s.parallel_workers)
+        except psycopg2.Error as exc:
+            raise ClusterError(f"cannot prepare the primary: {db.error_label(exc)}") from None
+        finally:
+            conn.close()
+        if s.repo_pgdsn:
+            self.check_repo()
+        if s.check_primary_latency:
+            self.outcome.latency = self.measure_latency()
+
+    def check_repo(self) -> None:
+        s = self.scenario
+        try:
+            conn = db.connect(s.repo_pgdsn, "ptor-check", s.rto_conn_timeout, autocommit=False)
+        except psycopg2.Error as exc:
+            raise ClusterError(f"cannot connect to the repo: {db.error_label(exc)}") from None
+        try:
+            if s.init:
+                pg_ledger.init_repo(conn, s.schema)
+            missing = pg_ledger.missing_repo_tables(conn, s.schema)
+            if missing:
+                raise ClusterError(f"ptor's ledger tables are missing in the repo "
+                                   f"({missing[0]}); run with --init to create them")
+        except psycopg2.Error as exc:
+            raise ClusterError(f"cannot prepare the repo: {db.error_label(exc)}") from None
+        finally:
+            conn.close()
+
+    def measure_latency(self) -> dict:
+        """Connect time over a few connects, and SELECT 1 round trips on one session."""
+        s = self.scenario
+        connects, round_trips = [], []
+        for _ in range(min(5, s.latency_samples)):
+            t0 = time.perf_counter()
+            conn = db.connect(s.primary_pgdsn, "ptor-latency", s.rto_conn_timeout)
+            connects.append(time.perf_counter() - t0)
+            conn.close()
+        conn = db.connect(s.primary_pgdsn, "ptor-latency", s.rto_conn_timeout)
+        with conn.cursor() as cur:
+            for _ in range(s.latency_samples):
+                t0 = time.perf_counter()
+                cur.execute("SELECT 1")
+                cur.fetchone()
+                round_trips.append(time.perf_counter() - t0)
+        conn.close()
+        return {"connect": latency_summary(connects), "select1": latency_summary(round_trips)}
+
+    # --- the load ------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        """Run the drill and return its report (also recorded in the ledger)."""
+        s = self.scenario
+        self.check()
+        os.makedirs(self.run_dir, exist_ok=True)
+        self.ledger = self.ledger_spec.open()
+        self.ledger.create_run(time.time(), s.as_public_dict())
+        seed = s.seed if s.seed is not None else random.SystemRandom().randrange(2**31)
+        self.outcome.phases["seed"] = seed
+        try:
+            self.load(seed)
+            self.reconcile()
+            result = report.build(self.outcome)
+            self.ledger.finish_run(time.time(), result["verdict"], result)
+        finally:
+            self.ledger.close()
+        report.write_json(result, os.path.join(self.run_dir, "report.json"))
+        return result
+
+    def load(self, seed: int) -> None:
+        s = self.scenario
+        ctx = multiprocessing.get_context("spawn")
+        q = ctx.Queue(QUEUE_MESSAGES)
+        events = ctx.Queue()
+        go, stop, abort = ctx.Event(), ctx.Event(), ctx.Event()
+        board = WorkerBoard.create(ctx, s.parallel_workers)
+        pipes = [ctx.Pipe(duplex=False) for _ in range(s.parallel_workers)]
+        recorder = ctx.Process(
+            target=run_recorder, name="ptor-recorder",
+            args=(self.ledger_spec, q, {w: p[1] for w, p in enumerate(pipes)}, events,
+                  os.getpid()))
+        recorder.start()
+        workers = []
+        for spec in worker_specs(s, self.run_id, seed):
+            proc = ctx.Process(target=run_worker, name=f"ptor-worker-{spec.worker}",
+                               args=(spec, q, pipes[spec.worker][0], board.array,
+                                     s.parallel_workers, go, stop, abort, events))
+            proc.start()
+            workers.append(proc)
+        watcher = LoadWatcher(s, board, self.progress)
+        fault_thread = None
+        try:
+            self.phase("warmup")
+            go.set()
+            started = time.time()
+            warm_end = started + s.warmup_duration
+            fault_at = warm_end + s.failover_after if s.failover_command else None
+            load_end = warm_end + s.duration
+            in_load = False
+            while True:
+                now = time.time()
+                if not in_load and now >= warm_end:
+                    in_load = True
+                    self.phase("load")
+                if fault_at is not None and fault_thread is None and now >= fault_at:
+                    fault_thread = self.fire_fault()
+                self.collect_events(events, abort)
+                if abort.is_set():
+                    self.outcome.stop_reason = "recorder failed"
+                    break
+                if not recorder.is_alive():
+                    abort.set()
+                    self.outcome.errors.append("the recorder process died")
+                    self.outcome.stop_reason = "recorder failed"
+                    break
+                if all(not p.is_alive() for p in workers):
+                    self.outcome.stop_reason = "all workers ended"
+                    break
+                watcher.tick(now)
+                if watcher.outage_seconds(now) > s.max_outage:
+                    self.outcome.max_outage_exceeded = True
+                    self.outcome.stop_reason = (f"no primary accepted writes for "
+                                                f"{s.max_outage:g} s (max-outage)")
+                    self.outcome.errors.append(self.outcome.stop_reason)
+                    break
+                if in_load and self.outage_observed(watcher, fault_at, fault_thread, now):
+                    self.outcome.stop_reason = (f"writes healthy for {s.observe_after:g} s "
+                                                "after the outage")
+                    break
+                if now >= load_end and (fault_thread is None or not fault_thread.is_alive()):
+                    self.outcome.stop_reason = "duration reached"
+                    break
+                time.sleep(TICK)
+        finally:
+            watcher.clear_line()
+            self.phase("drain")
+            stop.set()
+            go.set()
+            self.stop_processes(workers, recorder, q, events, abort)
+            if fault_thread is not None:
+                fault_thread.join()
+
+    def outage_observed(self, watcher: LoadWatcher, fault_at: Optional[float],
+                        fault_thread: Optional[threading.Thread], now: float) -> bool:
+        """True once the outage that matters is over and writes were healthy for
+        --observe-after seconds: the fault's outage when ptor fires one (after its command
+        returned), else any outage (a person triggered the failover)."""
+        if fault_at is not None and (fault_thread is None or fault_thread.is_alive()):
+            return False
+        began = watcher.last_outage_start
+        if began is None or (fault_at is not None and began < fault_at):
+            return False
+        return watcher.healthy_for(now) >= self.scenario.observe_after
+
+    def fire_fault(self) -> threading.Thread:
+        s = self.scenario
+        trigger = ShellCommand(s.failover_command, timeout=max(60.0, s.max_outage),
+                               redact=s.redact)
+        self.phase("fault", command=s.redact(s.failover_command))
+
+        def fire() -> None:
+            record: FaultRecord = trigger.fire()
+            self.outcome.faults.append(record)
+            log.info("failover command ended (exit %s) after %.2f s", record.exit_code,
+                     (record.ended_at or record.started_at) - record.started_at)
+
+        thread = threading.Thread(target=fire, name="ptor-fault", daemon=True)
+        thread.start()
+        return thread
+
+    def collect_events(self, events, abort) -> None:
+        while True:
+            try:
+                event = events.get_nowait()
+            except queue_module.Empty:
+                return
+            self.handle_event(event, abort)
+
+    def handle_event(self, event, abort) -> None:
+        if isinstance(event, messages.WorkerCrashed):
+            self.outcome.worker_crashes.append(event)
+            self.outcome.errors.append(f"worker {event.worker} crashed: {event.error}")
+            log.error("worker %d crashed: %s", event.worker, event.error)
+        elif isinstance(event, messages.RecorderCrashed):
+            abort.set()
+            self.outcome.errors.append(f"the recorder failed: {event.error}")
+            log.error("the recorder failed: %s", event.error)
+        elif isinstance(event, messages.RecorderFinished):
+            self.outcome.recorder_totals = event
+
+    def stop_processes(self, workers, recorder, q, events, abort) -> None:
+        """Workers end their stream and exit; then the recorder drains and exits."""
+        s = self.scenario
+        grace = s.statement_timeout + s.rto_conn_timeout + 10.0
+        deadline = time.monotonic() + grace
+        for proc in workers:
+            proc.join(max(0.1, deadline - time.monotonic()))
+        for proc in workers:
+            if proc.is_alive():
+                log.error("%s did not stop in %.0f s; killing it", proc.name, grace)
+                proc.kill()
+                proc.join(5)
+        if recorder.is_alive():
+            q.put((messages.RECORDER_STOP,))
+        while recorder.is_alive():
+            self.collect_events(events, abort)
+            recorder.join(0.2)
+        self.collect_events(events, abort)
+        if self.outcome.recorder_totals is None:
+            # the last event may still be in flight after the process exited
+            with contextlib.suppress(queue_module.Empty):
+                self.handle_event(events.get(timeout=2), abort)
+        if self.outcome.recorder_totals is None:
+            raise RecorderError("the recorder did not finish writing the ledger; "
+                                + "; ".join(self.outcome.errors or ["no reason given"]))
+
+    # --- after the load ------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        s = self.scenario
+        self.phase("reconcile")
+        ledger = self.ledger
+        ledger.analyze()
+        self.outcome.identities = ledger.identities()
+        metrics = RunMetrics()
+        for worker in range(s.parallel_workers):
+            metrics.add_worker(worker, ledger.ops_by_seq(worker))
+        self.outcome.metrics = metrics
+        deadline = time.monotonic() + min(s.max_outage, 60.0)
+        try:
+            conn, identity = confirm_primary(s.primary_pgdsn, s.schema, s.rto_conn_timeout,
+                                             deadline, s.statement_timeout)
+        except ValidationIncomplete as exc:
+            self.outcome.validation_error = s.redact(str(exc))
+            return
+        self.outcome.primary_after = identity
+        try:
+            self.outcome.findings = reconcile_run(
+                conn, ledger, s.schema, s.parallel_workers, self.run_id, s.payload_bytes,
+                s.full_data_validation, self.outcome.identities)
+        except ValidationIncomplete as exc:
+            self.outcome.validation_error = s.redact(str(exc))
+        finally:
+            conn.close()
+        self.phase("report")
+
+
+class LoadWatcher:
+    """Reads the live board: is the cluster in an outage, since when, healthy for how long;
+    prints a one-line progress when asked."""
+
+    def __init__(self, scenario: Scenario, board: WorkerBoard, progress: bool) -> None:
+        self.scenario = scenario
+        self.board = board
+        self.progress = progress
+        self.outage_since: Optional[float] = None
+        self.healthy_since: Optional[float] = None
+        self.last_outage_start: Optional[float] = None
+        self.last_print = 0.0
+        self.last_counts = (0.0, 0.0, 0.0)
+        self.started = time.time()
+
+    def tick(self, now: float) -> None:
+        rows = self.board.snapshot()
+        down = any(r["last_bad"] > r["last_ok"] and not r["ended"] for r in rows)
+        if down:
+            if self.outage_since is None:
+                self.outage_since = now
+                self.last_outage_start = now
+                log.info("outage: writes are failing")
+            self.healthy_since = None
+        else:
+            if self.outage_since is not None:
+                log.info("writes are back after %.2f s", now - self.outage_since)
+                self.outage_since = None
+            if self.healthy_since is None:
+                self.healthy_since = now
+        if self.progress and now - self.last_print >= 1.0:
+            self.print_progress(now, rows)
+
+    def outage_seconds(self, now: float) -> float:
+        return 0.0 if self.outage_since is None else now - self.outage_since
+
+    def healthy_for(self, now: float) -> float:
+        return 0.0 if self.healthy_since is None else now - self.healthy_since
+
+    def print_progress(self, now: float, rows: list) -> None:
+        counts = (sum(r["ok"] for r in rows), sum(r["failed"] for r in rows),
+                  sum(r["indeterminate"] for r in rows))
+        span = max(1e-6, now - self.last_print) if self.last_print else 1.0
+        ok_rate = (counts[0] - self.last_counts[0]) / span
+        err_rate = (counts[1] - self.last_counts[1]) / span
+        outage = f"outage {self.outage_seconds(now):5.1f}s" if self.outage_since else "writing"
+        sys.stderr.write(f"\r{now - self.started:6.1f}s  ok/s {ok_rate:8.0f}  "
+                         f"failed/s {err_rate:6.0f}  in-doubt {counts[2]:5.0f}  {outage}   ")
+        sys.stderr.flush()
+        self.last_print = now
+        self.last_counts = counts
+
+    def clear_line(self) -> None:
+        if self.progress and self.last_print:
+            sys.stderr.write("\n")
+            sys.stderr.flush()

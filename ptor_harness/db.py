@@ -1,0 +1,155 @@
+"""Connections to PostgreSQL with bounded waits, server identity, and outcome classification.
+
+libpq's own `connect_timeout` takes whole seconds (at least 2), so ptor bounds each connect
+attempt itself with a psycopg2 wait callback that is installed only while connecting: the
+deadline can be fractional, it applies per host of a multi-host DSN as libpq's would, and
+the established connection then runs on psycopg2's ordinary blocking path at full speed.
+"""
+
+from __future__ import annotations
+
+import math
+import select
+import time
+from typing import Callable, Optional
+
+import psycopg2
+from psycopg2 import extensions
+
+from .ops import FAILED, INDETERMINATE, Identity
+
+# SQLSTATE classes where the server definitely rejected the statement, so nothing committed.
+_REJECTED_CLASSES = ("22", "23", "25", "40", "42", "44", "53", "54", "55")
+# Session-ending SQLSTATEs: the server went away; if the statement was sent, it is in doubt.
+_SESSION_LOST = {"57P01", "57P02", "57P03", "57P04", "08000", "08003", "08006", "08001",
+                 "08004", "08007"}
+
+
+def _deadline_wait(per_host_seconds: float) -> Callable:
+    """A wait callback that fails a connect attempt stuck on one host for too long."""
+    state = {"host": None, "deadline": time.monotonic() + per_host_seconds}
+
+    def wait(conn) -> None:
+        while True:
+            status = conn.poll()
+            if status == extensions.POLL_OK:
+                return
+            try:
+                where = (conn.info.host, conn.info.port)
+            except Exception:  # no host chosen yet
+                where = None
+            if where != state["host"]:
+                state["host"] = where
+                state["deadline"] = time.monotonic() + per_host_seconds
+            remaining = state["deadline"] - time.monotonic()
+            if remaining <= 0:
+                raise psycopg2.OperationalError(
+                    f"connection attempt timed out after {per_host_seconds:g} s")
+            if status == extensions.POLL_READ:
+                select.select([conn.fileno()], [], [], remaining)
+            elif status == extensions.POLL_WRITE:
+                select.select([], [conn.fileno()], [], remaining)
+            else:
+                raise psycopg2.OperationalError(f"unexpected poll status {status}")
+
+    return wait
+
+
+def connect(dsn: str, application_name: str, timeout: float,
+            statement_timeout: float = 0.0, autocommit: bool = True):
+    """Open a connection that names itself and never waits forever.
+
+    `timeout` bounds each host attempt (fractional seconds); `statement_timeout` (seconds,
+    0 for none) bounds every statement of the session. TCP keepalives make a silently dead
+    peer visible. Raises psycopg2.Error on failure.
+    """
+    libpq_timeout = max(2, math.ceil(timeout) + 1)  # backstop only; our deadline is tighter
+    kwargs = {
+        "application_name": application_name,
+        "connect_timeout": str(libpq_timeout),
+        "keepalives": "1",
+        "keepalives_idle": "5",
+        "keepalives_interval": "2",
+        "keepalives_count": "3",
+    }
+    parsed = extensions.parse_dsn(dsn)
+    for key in list(kwargs):
+        if key in parsed and key != "connect_timeout":
+            kwargs.pop(key)  # the user's own settings win
+    previous = extensions.get_wait_callback()
+    extensions.set_wait_callback(_deadline_wait(timeout))
+    try:
+        conn = psycopg2.connect(dsn, **kwargs)
+    finally:
+        extensions.set_wait_callback(previous)
+    try:
+        conn.autocommit = autocommit
+        if statement_timeout > 0:
+            with conn.cursor() as cur:
+                cur.execute("SET statement_timeout = %s", (f"{int(statement_timeout * 1000)}ms",))
+            if not autocommit:
+                conn.commit()
+    except Exception:
+        conn.close()
+        raise
+    return conn
+
+
+_IDENTITY_SQL = """
+SELECT host(inet_server_addr()), inet_server_port(), pg_is_in_recovery(),
+       CASE WHEN pg_is_in_recovery()
+            THEN (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1)
+            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
+       END
+"""
+
+
+def server_identity(conn, worker: int, session: int) -> Identity:
+    """Ask the server who it is: address, port, role, system identifier, timeline."""
+    with conn.cursor() as cur:
+        cur.execute(_IDENTITY_SQL)
+        addr, port, in_recovery, timeline = cur.fetchone()
+        system_id: Optional[str] = None
+        try:
+            cur.execute("SELECT system_identifier::text FROM pg_control_system()")
+            system_id = cur.fetchone()[0]
+        except psycopg2.Error:  # not permitted for this role: identity without it
+            if not conn.autocommit:
+                conn.rollback()
+    return Identity(worker, session, time.time(), addr, port, in_recovery, system_id, timeline)
+
+
+def error_label(exc: BaseException) -> str:
+    """A short, password-free description of an error for the ledger."""
+    code = getattr(exc, "pgcode", None)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{code}: {text}"[:200] if code else f"{type(exc).__name__}: {text}"[:200]
+
+
+def classify(exc: BaseException, sent: bool) -> str:
+    """Outcome of an op that raised `exc`: FAILED (definitely not committed) or INDETERMINATE.
+
+    Jepsen's rule: whatever may have reached the server and has no definite rejection is in
+    doubt. An error before the statement was sent is a failure; a server error in a
+    rejecting SQLSTATE class (read-only standby, constraint, syntax, serialization, timeout
+    before commit) is a failure; a lost session after sending is indeterminate, including
+    `terminating connection` errors, which can arrive after a local commit that waited for
+    a synchronous standby.
+    """
+    if not sent or isinstance(exc, psycopg2.InterfaceError):
+        return FAILED
+    code = getattr(exc, "pgcode", None)
+    if code:
+        if code in _SESSION_LOST:
+            return INDETERMINATE
+        if code == "57014":  # query_canceled: the statement was cancelled before its commit
+            return FAILED
+        if code[:2] in _REJECTED_CLASSES:
+            return FAILED
+        return INDETERMINATE
+    return INDETERMINATE
+
+
+def quote_ident(name: str) -> str:
+    """Quote one SQL identifier (double quotes, doubled inside)."""
+    return '"' + name.replace('"', '""') + '"'

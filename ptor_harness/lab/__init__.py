@@ -1,0 +1,1 @@
+"""Real local PostgreSQL HA clusters (labs) for demos and tests."""

@@ -1,0 +1,195 @@
+"""The ledger: ptor's durable journal of a run, kept apart from the cluster under test.
+
+Two backends behind one interface: PostgreSQL (`--repo-pgdsn`) and an embedded SQLite file
+in the run's output folder (the default, so a drill needs only the primary DSN). Only the
+recorder writes ops; the coordinator writes the run record and phase events; reconciliation
+streams ops back in seq or key order.
+
+Tables (names prefixed `ledger_` so a repo may share a database with the primary's tables):
+  ledger_run(run_id, started_at, finished_at, scenario, verdict, report, format)
+  ledger_intent(run_id, worker, seq, kind, key)            -- sync mode: before the op is sent
+  ledger_op(run_id, worker, seq, kind, key, t_start, t_end, outcome, error, session, rows)
+  ledger_session(run_id, worker, session, at, addr, port, in_recovery, system_id, timeline)
+  ledger_event(run_id, at, name, detail)
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from typing import Optional
+
+from ..ops import LEDGER_FORMAT, Identity, Op
+
+OP_COLUMNS = "worker, seq, kind, key, t_start, t_end, outcome, error, session, rows"
+
+# The merged view of a worker's ops: outcomes, plus intents that never got one (in doubt).
+_MERGED = (
+    "SELECT " + OP_COLUMNS + " FROM ledger_op WHERE run_id = %s AND worker = %s "
+    "UNION ALL "
+    "SELECT i.worker, i.seq, i.kind, i.key, NULL, NULL, NULL, NULL, NULL, NULL "
+    "FROM ledger_intent i WHERE i.run_id = %s AND i.worker = %s AND NOT EXISTS ("
+    " SELECT 1 FROM ledger_op o WHERE o.run_id = i.run_id AND o.worker = i.worker "
+    " AND o.seq = i.seq)"
+)
+
+
+class Ledger(ABC):
+    """A run's journal. One instance per process; not shared across processes."""
+
+    paramstyle = "%s"
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    # --- backend specifics ---------------------------------------------------------------
+
+    @abstractmethod
+    def _execute(self, sql: str, params: tuple = ()) -> None:
+        """Run one statement in the current transaction."""
+
+    @abstractmethod
+    def _query(self, sql: str, params: tuple = ()) -> Iterator[tuple]:
+        """Stream the rows of a query without holding them all in memory."""
+
+    @abstractmethod
+    def _append(self, table: str, columns: str, rows: list[tuple]) -> None:
+        """Append many rows to a table, as fast as the backend allows."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Make everything written so far durable."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection."""
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.paramstyle == "%s" else sql.replace("%s", self.paramstyle)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def create_run(self, started_at: float, scenario: dict) -> None:
+        self._execute(self._sql("INSERT INTO ledger_run (run_id, started_at, scenario, format)"
+                                " VALUES (%s, %s, %s, %s)"),
+                      (self.run_id, started_at, json.dumps(scenario, sort_keys=True),
+                       LEDGER_FORMAT))
+        self.commit()
+
+    def write(self, intents: list[tuple], ops: list[tuple], identities: list[tuple],
+              retracts: list[tuple]) -> None:
+        """Write one batch; the caller commits (group commit across workers)."""
+        run = self.run_id
+        if intents:
+            self._append("ledger_intent", "run_id, worker, seq, kind, key",
+                         [(run, *i) for i in intents])
+        if ops:
+            self._append("ledger_op", "run_id, " + OP_COLUMNS, [(run, *o) for o in ops])
+        if identities:
+            self._append("ledger_session", "run_id, worker, session, at, addr, port, "
+                         "in_recovery, system_id, timeline", [(run, *i) for i in identities])
+        for worker, first_seq in retracts:
+            self._execute(self._sql("DELETE FROM ledger_intent WHERE run_id = %s AND "
+                                    "worker = %s AND seq >= %s"), (run, worker, first_seq))
+
+    def record_event(self, at: float, name: str, detail: Optional[dict] = None) -> None:
+        self._execute(self._sql("INSERT INTO ledger_event (run_id, at, name, detail) "
+                                "VALUES (%s, %s, %s, %s)"),
+                      (self.run_id, at, name, json.dumps(detail or {}, sort_keys=True)))
+        self.commit()
+
+    def finish_run(self, finished_at: float, verdict: str, report: dict) -> None:
+        self._execute(self._sql("UPDATE ledger_run SET finished_at = %s, verdict = %s, "
+                                "report = %s WHERE run_id = %s"),
+                      (finished_at, verdict, json.dumps(report, sort_keys=True), self.run_id))
+        self.commit()
+
+    # --- reading -------------------------------------------------------------------------
+
+    def analyze(self) -> None:
+        """Refresh planner statistics once the load is over: tables that grew from empty
+        during the run otherwise get nested-loop plans that are quadratic in the ledger."""
+        for table in ("ledger_op", "ledger_intent", "ledger_session"):
+            self._execute(f"ANALYZE {table}")
+        self.commit()
+
+    def ops_by_seq(self, worker: int) -> Iterator[Op]:
+        """A worker's ops in the order it ran them; intents without outcome are in doubt."""
+        sql = self._sql(_MERGED + " ORDER BY 2")
+        return (Op(*row) for row in self._query(sql, (self.run_id, worker) * 2))
+
+    def ops_by_key(self, worker: int) -> Iterator[Op]:
+        """A worker's ops grouped by key, each key's ops in seq order (for the merge join)."""
+        sql = self._sql(_MERGED + " ORDER BY 4, 2")
+        return (Op(*row) for row in self._query(sql, (self.run_id, worker) * 2))
+
+    def identities(self) -> list[Identity]:
+        sql = self._sql("SELECT worker, session, at, addr, port, in_recovery, system_id, "
+                        "timeline FROM ledger_session WHERE run_id = %s ORDER BY at, worker")
+        return [Identity(w, s, at, a, p, None if r is None else bool(r), sid, tl)
+                for w, s, at, a, p, r, sid, tl in self._query(sql, (self.run_id,))]
+
+    def events(self) -> list[tuple[float, str, dict]]:
+        sql = self._sql("SELECT at, name, detail FROM ledger_event WHERE run_id = %s "
+                        "ORDER BY at")
+        return [(at, name, json.loads(detail)) for at, name, detail in
+                self._query(sql, (self.run_id,))]
+
+    def count(self, table: str) -> int:
+        assert table in ("ledger_op", "ledger_intent", "ledger_session")
+        sql = self._sql(f"SELECT count(*) FROM {table} WHERE run_id = %s")
+        return next(iter(self._query(sql, (self.run_id,))))[0]
+
+    def workers(self) -> list[int]:
+        sql = self._sql("SELECT DISTINCT worker FROM ledger_op WHERE run_id = %s UNION "
+                        "SELECT DISTINCT worker FROM ledger_intent WHERE run_id = %s ORDER BY 1")
+        return [row[0] for row in self._query(sql, (self.run_id, self.run_id))]
+
+
+def copy_rows(rows: Iterable[tuple]) -> str:
+    """Rows as PostgreSQL COPY text: tab-separated, \\N for NULL, specials escaped."""
+    out = []
+    for row in rows:
+        fields = []
+        for value in row:
+            if value is None:
+                fields.append("\\N")
+            elif isinstance(value, bool):
+                fields.append("t" if value else "f")
+            elif isinstance(value, float):
+                fields.append(repr(value))
+            else:
+                text = str(value)
+                if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+                    text = (text.replace("\\", "\\\\").replace("\t", "\\t")
+                            .replace("\n", "\\n").replace("\r", "\\r"))
+                fields.append(text)
+        out.append("\t".join(fields))
+    return "\n".join(out) + "\n" if out else ""
+
+
+class LedgerSpec:
+    """Where a run's ledger lives; small and picklable, so the recorder can open its own."""
+
+    def __init__(self, run_id: str, repo_pgdsn: Optional[str], schema: str,
+                 sqlite_path: Optional[str], durable: bool) -> None:
+        self.run_id = run_id
+        self.repo_pgdsn = repo_pgdsn
+        self.schema = schema
+        self.sqlite_path = sqlite_path
+        self.durable = durable
+
+    @property
+    def kind(self) -> str:
+        return "postgresql" if self.repo_pgdsn else "sqlite"
+
+    def open(self) -> Ledger:
+        if self.repo_pgdsn:
+            from .postgres import PostgresLedger
+
+            return PostgresLedger(self.repo_pgdsn, self.schema, self.run_id, self.durable)
+        from .sqlite import SqliteLedger
+
+        assert self.sqlite_path
+        return SqliteLedger(self.sqlite_path, self.run_id, self.durable)

@@ -1,0 +1,101 @@
+"""The PostgreSQL ledger (`--repo-pgdsn`): batches go in with COPY, reads stream through a
+server-side cursor so a ledger of millions of ops never sits in ptor's memory."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+from collections.abc import Iterator
+
+import psycopg2
+
+from .. import db
+from ..errors import ClusterError
+from ..schema import MARK, drop_marked
+from . import Ledger, copy_rows
+
+TABLES = {
+    "ledger_run": "run_id text PRIMARY KEY, started_at double precision, "
+                  "finished_at double precision, scenario text, verdict text, report text, "
+                  "format int",
+    "ledger_intent": "run_id text NOT NULL, worker int NOT NULL, seq bigint NOT NULL, "
+                     "kind char(1) NOT NULL, key bigint NOT NULL, "
+                     "PRIMARY KEY (run_id, worker, seq)",
+    "ledger_op": "run_id text NOT NULL, worker int NOT NULL, seq bigint NOT NULL, "
+                 "kind char(1) NOT NULL, key bigint NOT NULL, t_start double precision, "
+                 "t_end double precision, outcome text, error text, session int, rows int, "
+                 "PRIMARY KEY (run_id, worker, seq)",
+    "ledger_session": "run_id text NOT NULL, worker int, session int, at double precision, "
+                      "addr text, port int, in_recovery boolean, system_id text, timeline int",
+    "ledger_event": "run_id text NOT NULL, at double precision, name text, detail text",
+}
+_cursor_names = itertools.count()
+
+
+def init_repo(conn, schema: str) -> None:
+    """Create the ledger tables in the repo (idempotent), each marked as ptor's."""
+    q = db.quote_ident
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+        if cur.fetchone() is None:
+            cur.execute(f"CREATE SCHEMA {q(schema)}")
+            cur.execute(f"COMMENT ON SCHEMA {q(schema)} IS %s", (MARK,))
+        for table, columns in TABLES.items():
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {q(schema)}.{q(table)} ({columns})")
+            cur.execute(f"COMMENT ON TABLE {q(schema)}.{q(table)} IS %s", (MARK,))
+    conn.commit()
+
+
+def missing_repo_tables(conn, schema: str) -> list[str]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n "
+                    "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = ANY(%s)",
+                    (schema, list(TABLES)))
+        present = {row[0] for row in cur.fetchall()}
+    conn.rollback()
+    return [f"{schema}.{t}" for t in TABLES if t not in present]
+
+
+def reset_repo(conn, schema: str) -> list[str]:
+    return drop_marked(conn, schema)
+
+
+class PostgresLedger(Ledger):
+    def __init__(self, dsn: str, schema: str, run_id: str, durable: bool = True,
+                 timeout: float = 5.0) -> None:
+        super().__init__(run_id)
+        try:
+            self.conn = db.connect(dsn, "ptor-ledger", timeout, autocommit=False)
+        except psycopg2.Error as exc:
+            raise ClusterError(f"cannot connect to the repo: {db.error_label(exc)}") from None
+        with self.conn.cursor() as cur:
+            cur.execute(f"SET search_path = {db.quote_ident(schema)}")
+            if not durable:
+                cur.execute("SET synchronous_commit = off")
+        self.conn.commit()
+
+    def _execute(self, sql: str, params: tuple = ()) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(sql, params)
+
+    def _query(self, sql: str, params: tuple = ()) -> Iterator[tuple]:
+        cursor = self.conn.cursor(name=f"ptor_ledger_{next(_cursor_names)}")
+        cursor.itersize = 20000
+        try:
+            cursor.execute(sql, params)
+            yield from cursor
+        finally:
+            cursor.close()
+            self.conn.commit()
+
+    def _append(self, table: str, columns: str, rows: list[tuple]) -> None:
+        with self.conn.cursor() as cur:
+            cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO(copy_rows(rows)))
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()

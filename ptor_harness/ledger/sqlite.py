@@ -1,0 +1,63 @@
+"""The embedded ledger: one SQLite file in the run's output folder.
+
+WAL journal; `synchronous=FULL` in sync repo mode so a committed batch survives a crash of
+the machine, `NORMAL` in async mode (survives a crash of ptor, which is what it needs).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+
+from . import Ledger
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_run (run_id TEXT PRIMARY KEY, started_at REAL,
+    finished_at REAL, scenario TEXT, verdict TEXT, report TEXT, format INTEGER);
+CREATE TABLE IF NOT EXISTS ledger_intent (run_id TEXT, worker INTEGER, seq INTEGER,
+    kind TEXT, key INTEGER, PRIMARY KEY (run_id, worker, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger_op (run_id TEXT, worker INTEGER, seq INTEGER, kind TEXT,
+    key INTEGER, t_start REAL, t_end REAL, outcome TEXT, error TEXT, session INTEGER,
+    rows INTEGER, PRIMARY KEY (run_id, worker, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger_session (run_id TEXT, worker INTEGER, session INTEGER,
+    at REAL, addr TEXT, port INTEGER, in_recovery INTEGER, system_id TEXT, timeline INTEGER);
+CREATE TABLE IF NOT EXISTS ledger_event (run_id TEXT, at REAL, name TEXT, detail TEXT);
+"""
+
+
+class SqliteLedger(Ledger):
+    paramstyle = "?"
+
+    def __init__(self, path: str, run_id: str, durable: bool = True) -> None:
+        super().__init__(run_id)
+        self.path = path
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.conn = sqlite3.connect(path, timeout=30, isolation_level="DEFERRED")
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self.conn.executescript(SCHEMA)
+        self.conn.commit()
+
+    def _execute(self, sql: str, params: tuple = ()) -> None:
+        self.conn.execute(sql, params)
+
+    def _query(self, sql: str, params: tuple = ()) -> Iterator[tuple]:
+        cursor = self.conn.cursor()
+        cursor.arraysize = 10000
+        cursor.execute(sql, params)
+        while True:
+            rows = cursor.fetchmany()
+            if not rows:
+                return
+            yield from rows
+
+    def _append(self, table: str, columns: str, rows: list[tuple]) -> None:
+        marks = ", ".join("?" * (columns.count(",") + 1))
+        self.conn.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,264 @@
+"""RTO, detection time and the throughput timeline, computed from ops alone (pure).
+
+Definitions (DESIGN.md):
+- a worker's outage ("gap") starts at the completion of its last `ok` op before a run of
+  failed / in-doubt ops and ends at the completion of its first `ok` op after it;
+- a cluster outage window is a set of worker gaps that overlap in time; its write RTO is
+  the longest gap in it; min / median / max over the affected workers are reported too;
+- detection time: fault injection -> completion of the first failed or in-doubt op;
+- injection -> first ok: fault injection -> the first `ok` op after the window's failures.
+
+Everything streams: a worker's ops are fed in seq order and only gaps, counters and
+fixed-size latency histograms are kept.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .ops import FAILED, INDETERMINATE, KIND_NAMES, OK, Op
+
+# Latency histogram: 16 buckets per factor of two, from 10 microseconds to ~80 seconds.
+_EDGES = [1e-5 * 2 ** (i / 16) for i in range(16 * 23 + 1)]
+
+
+class LatencyHistogram:
+    """Fixed-memory latency distribution; percentiles within ~4.4% of the true value."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_EDGES) + 1)
+        self.n = 0
+        self.min = math.inf
+        self.max = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(_EDGES, seconds)] += 1
+        self.n += 1
+        self.min = min(self.min, seconds)
+        self.max = max(self.max, seconds)
+
+    def percentile(self, p: float) -> Optional[float]:
+        """Upper edge of the bucket holding the p-th percentile (p in 0..100)."""
+        if not self.n:
+            return None
+        rank = max(1, math.ceil(self.n * p / 100.0))
+        seen = 0
+        for index, count in enumerate(self.counts):
+            seen += count
+            if seen >= rank:
+                edge = _EDGES[index] if index < len(_EDGES) else self.max
+                return min(max(edge, self.min), self.max)
+        return self.max
+
+
+@dataclass
+class Gap:
+    """One worker's write outage."""
+
+    worker: int
+    start: float  # completion of the last ok op before it (or the first bad op's start)
+    first_bad: float  # completion of the first failed / in-doubt op
+    end: Optional[float] = None  # completion of the first ok op after it; None: never
+    failed: int = 0
+    indeterminate: int = 0
+    had_ok_before: bool = True
+
+    @property
+    def seconds(self) -> Optional[float]:
+        return None if self.end is None else self.end - self.start
+
+
+@dataclass
+class Window:
+    """A cluster outage: overlapping worker gaps."""
+
+    gaps: list[Gap]
+
+    @property
+    def start(self) -> float:
+        return min(g.start for g in self.gaps)
+
+    @property
+    def first_bad(self) -> float:
+        return min(g.first_bad for g in self.gaps)
+
+    @property
+    def recovered(self) -> bool:
+        return all(g.end is not None for g in self.gaps)
+
+    @property
+    def end(self) -> Optional[float]:
+        return max(g.end for g in self.gaps) if self.recovered else None  # type: ignore
+
+    @property
+    def first_ok(self) -> Optional[float]:
+        ends = [g.end for g in self.gaps if g.end is not None]
+        return min(ends) if ends else None
+
+    @property
+    def write_rto(self) -> Optional[float]:
+        """The longest worker gap; None when some worker never wrote again."""
+        return max(g.seconds for g in self.gaps) if self.recovered else None  # type: ignore
+
+    def summary(self) -> dict:
+        per_worker = sorted(g.seconds for g in self.gaps if g.seconds is not None)
+        return {
+            "start": self.start,
+            "end": self.end,
+            "first_failure": self.first_bad,
+            "recovered": self.recovered,
+            "write_rto_seconds": self.write_rto,
+            "workers_affected": len({g.worker for g in self.gaps}),
+            "worker_rto_min": per_worker[0] if per_worker else None,
+            "worker_rto_median": statistics.median(per_worker) if per_worker else None,
+            "worker_rto_max": per_worker[-1] if per_worker else None,
+            "failed_ops": sum(g.failed for g in self.gaps),
+            "indeterminate_ops": sum(g.indeterminate for g in self.gaps),
+        }
+
+
+@dataclass
+class WorkerStats:
+    worker: int
+    ok: int = 0
+    failed: int = 0
+    indeterminate: int = 0
+    unresolved_intents: int = 0
+    by_kind: dict = field(default_factory=lambda: {k: 0 for k in KIND_NAMES.values()})
+    gaps: list[Gap] = field(default_factory=list)
+    first_t: Optional[float] = None
+    last_t: Optional[float] = None
+
+
+class RunMetrics:
+    """Accumulates one pass over every worker's ops (each worker's in seq order)."""
+
+    def __init__(self) -> None:
+        self.workers: dict[int, WorkerStats] = {}
+        self.latency = LatencyHistogram()
+        self.seconds: dict[int, list] = {}  # epoch second -> [ok, failed, indet, histogram]
+
+    def add_worker(self, worker: int, ops: Iterable[Op]) -> WorkerStats:
+        stats = WorkerStats(worker)
+        self.workers[worker] = stats
+        current: Optional[Gap] = None
+        last_ok: Optional[float] = None
+        for op in ops:
+            if op.outcome is None:  # intent durable, outcome never recorded: in doubt
+                stats.unresolved_intents += 1
+                continue
+            t_end = op.t_end
+            if stats.first_t is None:
+                stats.first_t = op.t_start
+            stats.last_t = t_end
+            bucket = self.seconds.get(int(t_end))
+            if bucket is None:
+                bucket = self.seconds[int(t_end)] = [0, 0, 0, LatencyHistogram()]
+            if op.outcome == OK:
+                stats.ok += 1
+                stats.by_kind[KIND_NAMES[op.kind]] += 1
+                latency = t_end - op.t_start
+                self.latency.add(latency)
+                bucket[0] += 1
+                bucket[3].add(latency)
+                if current is not None:
+                    current.end = t_end
+                    stats.gaps.append(current)
+                    current = None
+                last_ok = t_end
+            else:
+                if op.outcome == FAILED:
+                    stats.failed += 1
+                    bucket[1] += 1
+                else:
+                    stats.indeterminate += 1
+                    bucket[2] += 1
+                if current is None:
+                    current = Gap(worker, last_ok if last_ok is not None else op.t_start,
+                                  t_end, had_ok_before=last_ok is not None)
+                if op.outcome == FAILED:
+                    current.failed += 1
+                else:
+                    current.indeterminate += 1
+        if current is not None:
+            stats.gaps.append(current)
+        return stats
+
+    def windows(self) -> list[Window]:
+        """Merge every worker's gaps into cluster outage windows (overlap in time)."""
+        gaps = sorted((g for s in self.workers.values() for g in s.gaps), key=lambda g: g.start)
+        windows: list[Window] = []
+        reach = -math.inf
+        for gap in gaps:
+            gap_end = gap.end if gap.end is not None else math.inf
+            if windows and gap.start <= reach:
+                windows[-1].gaps.append(gap)
+                reach = max(reach, gap_end)
+            else:
+                windows.append(Window([gap]))
+                reach = gap_end
+        return windows
+
+    def totals(self) -> dict:
+        s = self.workers.values()
+        return {
+            OK: sum(w.ok for w in s),
+            FAILED: sum(w.failed for w in s),
+            INDETERMINATE: sum(w.indeterminate for w in s) + sum(w.unresolved_intents for w in s),
+        }
+
+    def timeline(self) -> list[dict]:
+        """Per-second ok / failed / in-doubt counts and ok-latency percentiles."""
+        out = []
+        for second in sorted(self.seconds):
+            ok, failed, indet, hist = self.seconds[second]
+            out.append({"t": second, "ok": ok, "failed": failed, "indeterminate": indet,
+                        "latency_p50": hist.percentile(50), "latency_p99": hist.percentile(99)})
+        return out
+
+
+def fault_figures(windows: list[Window], injected_at: float) -> dict:
+    """Detection time and injection -> first ok, for the outage a fault caused: the first
+    window still open at the injection or starting after it."""
+    for window in windows:
+        if window.first_bad >= injected_at or (window.end or math.inf) > injected_at:
+            first_ok = window.first_ok
+            return {
+                "detection_seconds": max(0.0, window.first_bad - injected_at),
+                "injection_to_first_ok_seconds":
+                    None if first_ok is None else max(0.0, first_ok - injected_at),
+            }
+    return {"detection_seconds": None, "injection_to_first_ok_seconds": None}
+
+
+def rto_summary(windows: list[Window]) -> dict:
+    """The cluster's write RTO is the longest worker gap over all windows."""
+    if not windows:
+        return {"write_seconds": 0.0, "recovered": True, "windows": 0,
+                "worker_min": None, "worker_median": None, "worker_max": None}
+    recovered = all(w.recovered for w in windows)
+    worst = max(windows, key=lambda w: w.write_rto if w.write_rto is not None else math.inf)
+    summary = worst.summary()
+    return {
+        "write_seconds": max(w.write_rto for w in windows) if recovered else None,  # type: ignore
+        "recovered": recovered,
+        "windows": len(windows),
+        "worker_min": summary["worker_rto_min"],
+        "worker_median": summary["worker_rto_median"],
+        "worker_max": summary["worker_rto_max"],
+    }
+
+
+def latency_summary(samples: list[float]) -> dict:
+    """min / median / p99 / max of a small list of measured latencies (seconds)."""
+    if not samples:
+        return {"samples": 0}
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, math.ceil(len(ordered) * 0.99) - 1)]
+    return {"samples": len(ordered), "min": ordered[0], "median": statistics.median(ordered),
+            "p99": p99, "max": ordered[-1]}

@@ -1,0 +1,218 @@
+"""Reconciliation: what the primary holds, judged against what the ledger says happened (pure).
+
+Per worker, two streams sorted by key are merge-joined: the ledger's ops (each key's ops in
+seq order) and the primary's rows `(id, last_seq, payload checksum or None)`. Each key's
+final row must be the effect of its last applied op:
+
+- row present with last_seq s: op s explains it (its payload checksum must match when the
+  full check is on); every `ok` op after s on that key is a lost acknowledged update or
+  delete; an in-doubt op s is *applied*, one after s *not applied*;
+- row absent: fine after an applied delete; otherwise every `ok` insert / update of the key
+  is lost, and in-doubt ops are *not applied*;
+- a row no ledger op explains is a phantom (or, when its op was `failed`, an applied failure).
+
+Workers never touch a key again after an op on it ended in doubt (workload.py), so an
+in-doubt op is always the last op on its key and is always resolved; `superseded` counts
+any that were not, and is 0 by construction.
+
+A hole is a lost `ok` op of a worker followed by a surviving later op of the same worker
+on the same server (same identity): WAL is linear, so that means corruption or split brain.
+Losing a suffix before a failover is not a hole.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from .ops import DELETE, FAILED, KIND_NAMES, OK, Op
+
+EXAMPLES = 10
+
+
+@dataclass
+class Findings:
+    """Everything reconciliation found, summed over workers."""
+
+    rows_checked: int = 0
+    keys_checked: int = 0
+    mismatched_rows: int = 0
+    lost: dict = field(default_factory=lambda: {k: 0 for k in KIND_NAMES.values()})
+    lost_examples: list = field(default_factory=list)
+    earliest_lost_commit: Optional[float] = None
+    applied: int = 0
+    not_applied: int = 0
+    superseded: int = 0
+    phantom_rows: int = 0
+    phantom_examples: list = field(default_factory=list)
+    failed_but_applied: int = 0
+    checksum_mismatches: int = 0
+    holes: int = 0
+    hole_examples: list = field(default_factory=list)
+    # per worker, server -> highest surviving seq; lost (seq, server) pairs for hole finding
+    _surviving: dict = field(default_factory=dict)
+    _lost: list = field(default_factory=list)
+
+    @property
+    def lost_total(self) -> int:
+        return sum(self.lost.values())
+
+    def _example(self, bucket: list, item: dict) -> None:
+        if len(bucket) < EXAMPLES:
+            bucket.append(item)
+
+    def as_dict(self) -> dict:
+        return {
+            "rows_checked": self.rows_checked,
+            "keys_checked": self.keys_checked,
+            "mismatched_rows": self.mismatched_rows,
+            "lost": dict(self.lost),
+            "lost_examples": self.lost_examples,
+            "applied": self.applied,
+            "not_applied": self.not_applied,
+            "superseded": self.superseded,
+            "phantom_rows": self.phantom_rows,
+            "phantom_examples": self.phantom_examples,
+            "failed_but_applied": self.failed_but_applied,
+            "checksum_mismatches": self.checksum_mismatches,
+            "holes": self.holes,
+            "hole_examples": self.hole_examples,
+        }
+
+
+class Reconciler:
+    """Feed it one worker at a time; read `findings` at the end (after `finish`)."""
+
+    def __init__(self, server_of: Callable[[int, Optional[int]], object],
+                 expected_checksum: Optional[Callable[[int, int], str]] = None) -> None:
+        """`server_of(worker, session)` names the server an op ran on (for holes);
+        `expected_checksum(worker, seq)` gives the payload checksum op `seq` wrote, or None
+        for the quick check (last_seq only)."""
+        self.server_of = server_of
+        self.expected_checksum = expected_checksum
+        self.findings = Findings()
+
+    def add_worker(self, worker: int, ops_by_key: Iterable[Op],
+                   rows_by_key: Iterable[tuple]) -> None:
+        ops_groups = itertools.groupby(ops_by_key, key=lambda op: op.key)
+        rows: Iterator[tuple] = iter(rows_by_key)
+        row = next(rows, None)
+        for key, group in ops_groups:
+            while row is not None and row[0] < key:
+                self._phantom(worker, row)
+                row = next(rows, None)
+            if row is not None and row[0] == key:
+                self._judge(worker, key, list(group), row)
+                row = next(rows, None)
+            else:
+                self._judge(worker, key, list(group), None)
+        while row is not None:
+            self._phantom(worker, row)
+            row = next(rows, None)
+
+    def _phantom(self, worker: int, row: tuple) -> None:
+        f = self.findings
+        f.rows_checked += 1
+        f.phantom_rows += 1
+        f.mismatched_rows += 1
+        f._example(f.phantom_examples, {"worker": worker, "key": row[0], "last_seq": row[1]})
+
+    def _survived(self, worker: int, op: Op) -> None:
+        server = (worker, self.server_of(worker, op.session))
+        if op.seq > self.findings._surviving.get(server, 0):
+            self.findings._surviving[server] = op.seq
+
+    def _lose(self, worker: int, op: Op) -> None:
+        f = self.findings
+        f.lost[KIND_NAMES[op.kind]] += 1
+        f._example(f.lost_examples, {"worker": worker, "key": op.key, "seq": op.seq,
+                                     "kind": KIND_NAMES[op.kind], "committed_at": op.t_end})
+        if op.t_end is not None and (f.earliest_lost_commit is None
+                                     or op.t_end < f.earliest_lost_commit):
+            f.earliest_lost_commit = op.t_end
+        f._lost.append((worker, op.seq, op.key, self.server_of(worker, op.session)))
+
+    def _judge(self, worker: int, key: int, ops: list[Op], row: Optional[tuple]) -> None:
+        f = self.findings
+        f.keys_checked += 1
+        if row is not None:
+            f.rows_checked += 1
+        live = [op for op in ops if op.outcome != FAILED]
+        bad = False
+        if row is None:
+            applied_delete = None
+            for op in live:
+                if op.kind == DELETE and op.outcome == OK:
+                    applied_delete = op
+            if applied_delete is None:
+                doubt_deletes = [op for op in live if op.kind == DELETE and op.in_doubt]
+                applied_delete = doubt_deletes[-1] if doubt_deletes else None
+            for op in live:
+                if applied_delete is not None and op.seq <= applied_delete.seq:
+                    if op is applied_delete and op.in_doubt:
+                        f.applied += 1
+                    elif op.in_doubt:
+                        f.superseded += 1
+                    elif op is applied_delete:
+                        self._survived(worker, op)
+                    continue
+                if op.in_doubt:
+                    f.not_applied += 1
+                else:
+                    self._lose(worker, op)
+                    bad = True
+        else:
+            last_seq, checksum = row[1], row[2] if len(row) > 2 else None
+            writer = next((op for op in ops if op.seq == last_seq), None)
+            if writer is None or writer.kind == DELETE:
+                f.phantom_rows += 1
+                f._example(f.phantom_examples, {"worker": worker, "key": key,
+                                                "last_seq": last_seq})
+                bad = True
+            elif writer.outcome == FAILED:
+                f.failed_but_applied += 1
+                bad = True
+            else:
+                if self.expected_checksum is not None and checksum is not None and \
+                        checksum != self.expected_checksum(worker, last_seq):
+                    f.checksum_mismatches += 1
+                    bad = True
+                if writer.in_doubt:
+                    f.applied += 1
+                else:
+                    self._survived(worker, writer)
+            for op in live:
+                if op.seq == last_seq:
+                    continue
+                if op.seq < last_seq:
+                    if op.in_doubt:
+                        f.superseded += 1
+                elif op.in_doubt:
+                    f.not_applied += 1
+                else:
+                    self._lose(worker, op)
+                    bad = True
+        if bad:
+            f.mismatched_rows += 1
+
+    def finish(self) -> Findings:
+        """Find holes: lost ops below a surviving op of the same worker and server."""
+        f = self.findings
+        for worker, seq, key, server in f._lost:
+            top = f._surviving.get((worker, server), 0)
+            if top > seq:
+                f.holes += 1
+                f._example(f.hole_examples, {"worker": worker, "key": key, "seq": seq,
+                                             "surviving_seq": top})
+        return f
+
+
+def rpo_window(earliest_lost_commit: Optional[float], outage_start: Optional[float]) -> float:
+    """Seconds from the earliest lost acknowledged commit to the outage start (0 if none)."""
+    if earliest_lost_commit is None:
+        return 0.0
+    if outage_start is None:
+        return 0.0
+    return max(0.0, outage_start - earliest_lost_commit)

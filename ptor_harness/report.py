@@ -1,0 +1,292 @@
+"""The report: the drill's figures as a versioned dict (report.json), a verdict, and tables.
+
+Report format history:
+  1 — first version: verdict, rto, rpo, ops, indeterminate, validation, anomalies, servers,
+      latency, faults, workers, windows, timeline, phases, errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Optional
+
+from tabulate import tabulate
+
+from .errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
+from .metrics import fault_figures, rto_summary
+from .reconcile import rpo_window
+
+REPORT_FORMAT = 1
+PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
+EXIT_CODES = {PASS: EXIT_PASS, FAIL: EXIT_FAIL, UNKNOWN: EXIT_UNKNOWN}
+
+
+def _identity(identity) -> Optional[dict]:
+    if identity is None:
+        return None
+    return {"addr": identity.addr, "port": identity.port, "system_id": identity.system_id,
+            "timeline": identity.timeline, "label": identity.label()}
+
+
+def identity_changes(identities: list) -> list[dict]:
+    """Every change of server each worker saw, in time order."""
+    last: dict[int, tuple] = {}
+    changes = []
+    for ident in sorted(identities, key=lambda i: i.at):
+        if ident.in_recovery:
+            continue
+        server = ident.server()
+        if ident.worker in last and last[ident.worker] != server:
+            changes.append({"worker": ident.worker, "at": ident.at, "to": ident.label()})
+        last[ident.worker] = server
+    return changes
+
+
+def build(outcome) -> dict:
+    """Turn the coordinator's DrillOutcome into the report dict, verdict included."""
+    s = outcome.scenario
+    metrics = outcome.metrics
+    windows = metrics.windows() if metrics else []
+    rto = rto_summary(windows)
+    injected = outcome.faults[0].started_at if outcome.faults else None
+    fault = fault_figures(windows, injected) if injected is not None else {
+        "detection_seconds": None, "injection_to_first_ok_seconds": None}
+    findings = outcome.findings
+    totals = metrics.totals() if metrics else {"ok": 0, "failed": 0, "indeterminate": 0}
+    lost = findings.lost_total if findings else None
+    outage_start = None
+    if findings and findings.earliest_lost_commit is not None:
+        after = [w.first_bad for w in windows if w.first_bad >= findings.earliest_lost_commit]
+        outage_start = after[0] if after else (windows[-1].first_bad if windows else None)
+    by_kind = {}
+    if metrics:
+        for stats in metrics.workers.values():
+            for kind, n in stats.by_kind.items():
+                by_kind[kind] = by_kind.get(kind, 0) + n
+    report = {
+        "format": REPORT_FORMAT,
+        "run_id": outcome.run_id,
+        "verdict": None,
+        "verdict_reasons": [],
+        "warnings": [],
+        "ledger": outcome.ledger_kind,
+        "run_dir": os.path.abspath(outcome.run_dir),
+        "scenario": s.as_public_dict(),
+        "phases": dict(outcome.phases),
+        "stop_reason": outcome.stop_reason,
+        "rto": {
+            "write_seconds": rto["write_seconds"],
+            "recovered": rto["recovered"],
+            "detection_seconds": fault["detection_seconds"],
+            "injection_to_first_ok_seconds": fault["injection_to_first_ok_seconds"],
+            "worker_min_seconds": rto["worker_min"],
+            "worker_median_seconds": rto["worker_median"],
+            "worker_max_seconds": rto["worker_max"],
+            "outage_windows": len(windows),
+        },
+        "rpo": {
+            "lost_acknowledged_ops": lost,
+            "lost_by_kind": dict(findings.lost) if findings else None,
+            "window_seconds": rpo_window(findings.earliest_lost_commit, outage_start)
+            if findings else None,
+            "examples": findings.lost_examples if findings else [],
+        },
+        "ops": {"ok": totals["ok"], "failed": totals["failed"],
+                "indeterminate": totals["indeterminate"], "ok_by_kind": by_kind},
+        "indeterminate": {
+            "applied": findings.applied if findings else None,
+            "not_applied": findings.not_applied if findings else None,
+            "superseded": findings.superseded if findings else None,
+        },
+        "validation": {
+            "mode": "full" if s.full_data_validation else "quick",
+            "completed": findings is not None,
+            "error": outcome.validation_error,
+            "rows_checked": findings.rows_checked if findings else None,
+            "keys_checked": findings.keys_checked if findings else None,
+            "mismatched_rows": findings.mismatched_rows if findings else None,
+            "checksum_mismatches": findings.checksum_mismatches if findings else None,
+        },
+        "anomalies": {
+            "phantom_rows": findings.phantom_rows if findings else None,
+            "holes": findings.holes if findings else None,
+            "failed_but_applied": findings.failed_but_applied if findings else None,
+            "phantom_examples": findings.phantom_examples if findings else [],
+            "hole_examples": findings.hole_examples if findings else [],
+        },
+        "servers": {
+            "primary_before": _identity(outcome.primary_before),
+            "primary_after": _identity(outcome.primary_after),
+            "identity_changes": identity_changes(outcome.identities),
+        },
+        "latency": {
+            "op_ok_p50_seconds": metrics.latency.percentile(50) if metrics else None,
+            "op_ok_p99_seconds": metrics.latency.percentile(99) if metrics else None,
+            "op_ok_max_seconds": metrics.latency.max if metrics and metrics.latency.n else None,
+            "check": outcome.latency,
+        },
+        "faults": [f.as_dict() for f in outcome.faults],
+        "windows": [w.summary() for w in windows],
+        "workers": [
+            {"worker": w.worker, "ok": w.ok, "failed": w.failed,
+             "indeterminate": w.indeterminate + w.unresolved_intents,
+             "outages": len(w.gaps),
+             "longest_gap_seconds": max((g.seconds for g in w.gaps if g.seconds is not None),
+                                        default=0.0)}
+            for w in (metrics.workers.values() if metrics else [])
+        ],
+        "recorder": vars(outcome.recorder_totals) if outcome.recorder_totals else None,
+        "timeline": metrics.timeline() if metrics else [],
+        "errors": list(outcome.errors),
+    }
+    verdict, reasons, warnings = judge(report, outcome)
+    report["verdict"] = verdict
+    report["verdict_reasons"] = reasons
+    report["warnings"] = warnings
+    return report
+
+
+def judge(report: dict, outcome) -> tuple[str, list[str], list[str]]:
+    """pass / fail / unknown, with the reasons. A check that could not run is never a pass."""
+    s = outcome.scenario
+    fails, unknowns, warnings = [], [], []
+    rto = report["rto"]
+    if outcome.max_outage_exceeded or not rto["recovered"]:
+        fails.append("writes did not come back (no primary accepted writes again)")
+    elif s.max_write_rto is not None and rto["write_seconds"] is not None \
+            and rto["write_seconds"] > s.max_write_rto:
+        fails.append(f"write RTO {rto['write_seconds']:.3f} s is above max-write-rto "
+                     f"{s.max_write_rto:g} s")
+    lost = report["rpo"]["lost_acknowledged_ops"]
+    if lost is None:
+        unknowns.append("data was not validated: " + (outcome.validation_error or "no reason"))
+    elif lost > s.max_lost_acknowledged:
+        fails.append(f"{lost} acknowledged ops were lost (max-lost-acknowledged is "
+                     f"{s.max_lost_acknowledged})")
+    anomalies = report["anomalies"]
+    for key in ("phantom_rows", "holes", "failed_but_applied"):
+        if anomalies[key]:
+            fails.append(f"{anomalies[key]} {key.replace('_', ' ')}")
+    if report["validation"]["checksum_mismatches"]:
+        fails.append(f"{report['validation']['checksum_mismatches']} rows with a wrong payload")
+    if outcome.worker_crashes:
+        warnings.append(f"{len(outcome.worker_crashes)} worker(s) crashed; their ops up to "
+                        "the crash are in the ledger")
+    for fault in outcome.faults:
+        if fault.error or fault.exit_code not in (0, None):
+            why = fault.error or f"exited with {fault.exit_code}"
+            warnings.append(f"the failover command {why}")
+    if outcome.faults and not report["windows"]:
+        warnings.append("the failover command ran but no client saw an outage")
+    if report["ops"]["ok"] == 0:
+        unknowns.append("no op was acknowledged at all")
+    if fails:
+        return FAIL, fails + unknowns, warnings
+    if unknowns:
+        return UNKNOWN, unknowns, warnings
+    return PASS, [], warnings
+
+
+def exit_code(report: dict) -> int:
+    return EXIT_CODES[report["verdict"]]
+
+
+def write_json(report: dict, path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as out:
+        json.dump(report, out, indent=2, sort_keys=True, default=str)
+        out.write("\n")
+    os.replace(tmp, path)
+
+
+def _s(value: Optional[float], digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}f} s"
+
+
+def _n(value) -> str:
+    return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def render(report: dict) -> str:
+    """The terminal report: summary, servers, outage windows, per worker, validation."""
+    r = report
+    t0 = r["phases"].get("warmup") or 0.0
+    rel = lambda t: "-" if t is None else f"+{t - t0:.3f}"  # noqa: E731
+    summary = [
+        ["verdict", r["verdict"].upper()],
+        ["write RTO (cluster)", _s(r["rto"]["write_seconds"]) if r["rto"]["recovered"]
+         else "not recovered"],
+        ["worker RTO min / median / max", " / ".join(_s(r["rto"][k]) for k in (
+            "worker_min_seconds", "worker_median_seconds", "worker_max_seconds"))],
+        ["detection time", _s(r["rto"]["detection_seconds"])],
+        ["fault injection -> first ok write", _s(r["rto"]["injection_to_first_ok_seconds"])],
+        ["lost acknowledged ops (RPO)", _n(r["rpo"]["lost_acknowledged_ops"])],
+        ["RPO window", _s(r["rpo"]["window_seconds"])],
+        ["ops ok / failed / in doubt", " / ".join(_n(r["ops"][k]) for k in (
+            "ok", "failed", "indeterminate"))],
+        ["in doubt: applied / not applied", " / ".join(_n(r["indeterminate"][k]) for k in (
+            "applied", "not_applied"))],
+        ["op latency p50 / p99", " / ".join(_s(r["latency"][k], 4) for k in (
+            "op_ok_p50_seconds", "op_ok_p99_seconds"))],
+        ["ledger", r["ledger"]],
+        ["run", r["run_id"]],
+    ]
+    parts = ["Summary", tabulate(summary, tablefmt="simple")]
+    for title, items in (("Why", r["verdict_reasons"]), ("Warnings", r["warnings"]),
+                         ("Errors", r["errors"])):
+        if items:
+            parts += ["", title] + [f"  - {item}" for item in items]
+    servers = r["servers"]
+    rows = [["primary before", (servers["primary_before"] or {}).get("label", "-")],
+            ["primary after", (servers["primary_after"] or {}).get("label", "-")],
+            ["identity changes seen by workers", len(servers["identity_changes"])]]
+    parts += ["", "Servers", tabulate(rows, tablefmt="simple")]
+    for fault in r["faults"]:
+        parts.append(f"fault: {fault['command']} at {rel(fault['started_at'])} s, took "
+                     f"{_s((fault['ended_at'] or fault['started_at']) - fault['started_at'])},"
+                     f" exit {fault['exit_code']}")
+    if r["latency"]["check"]:
+        check = r["latency"]["check"]
+        rows = [[name, _s(v.get("min"), 4), _s(v.get("median"), 4), _s(v.get("p99"), 4),
+                 v.get("samples")] for name, v in (("connect", check["connect"]),
+                                                   ("SELECT 1", check["select1"]))]
+        parts += ["", "Primary latency", tabulate(rows, headers=["", "min", "median", "p99",
+                                                                 "samples"])]
+    if r["windows"]:
+        rows = [[i + 1, rel(w["start"]), rel(w["first_failure"]), rel(w["end"]),
+                 _s(w["write_rto_seconds"]), w["workers_affected"],
+                 _s(w["worker_rto_min"]), _s(w["worker_rto_median"]), w["failed_ops"],
+                 w["indeterminate_ops"]] for i, w in enumerate(r["windows"])]
+        parts += ["", "Outage windows (seconds from the start of the load)",
+                  tabulate(rows, headers=["#", "last ok", "first failure", "all back",
+                                          "write RTO", "workers", "min", "median", "failed",
+                                          "in doubt"])]
+    rows = [[w["worker"], w["ok"], w["failed"], w["indeterminate"], w["outages"],
+             _s(w["longest_gap_seconds"])] for w in r["workers"]]
+    parts += ["", "Workers", tabulate(rows, headers=["worker", "ok", "failed", "in doubt",
+                                                     "outages", "longest gap"])]
+    v, a = r["validation"], r["anomalies"]
+    rows = [["mode", v["mode"]], ["completed", "yes" if v["completed"] else
+                                  f"no: {v['error']}"],
+            ["rows checked", _n(v["rows_checked"])], ["keys checked", _n(v["keys_checked"])],
+            ["mismatched rows", _n(v["mismatched_rows"])]]
+    if r["rpo"]["lost_by_kind"]:
+        rows += [[f"lost acknowledged {k}s", n] for k, n in r["rpo"]["lost_by_kind"].items()]
+    rows += [["phantom rows", _n(a["phantom_rows"])], ["holes", _n(a["holes"])],
+             ["failed ops found applied", _n(a["failed_but_applied"])],
+             ["payload checksum mismatches", _n(v["checksum_mismatches"])]]
+    parts += ["", "Validation", tabulate(rows, tablefmt="simple")]
+    if r["rpo"]["examples"]:
+        rows = [[e["worker"], e["key"], e["seq"], e["kind"], rel(e["committed_at"])]
+                for e in r["rpo"]["examples"]]
+        parts += ["", "Lost acknowledged ops (examples)",
+                  tabulate(rows, headers=["worker", "key", "seq", "kind", "acknowledged at"])]
+    return "\n".join(parts) + "\n"

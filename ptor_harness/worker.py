@@ -1,0 +1,265 @@
+"""A worker process: one table, one connection at a time, one op per transaction.
+
+Each op is journaled as Jepsen does: planned (its intent), then completed with an outcome.
+In sync repo mode the intents of a block of ops are durable in the ledger before the first
+of them is sent, so a harness crash can leave an op in doubt but never missing from the
+ledger; the next block's intents are sent ahead so the wait overlaps the current block's
+work. Outcomes travel in batches to the recorder over the shared Queue.
+
+The worker shares a few live counters with the coordinator through `WorkerBoard` (a
+lock-free shared array: each worker writes only its own slots).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue as queue_module
+import time
+import traceback
+from typing import Optional
+
+import psycopg2
+
+from . import db, messages
+from .config import WorkerSpec
+from .ops import DELETE, FAILED, INDETERMINATE, INSERT, OK
+from .schema import payload
+from .workload import Workload
+
+BLOCK = 64  # ops planned (and, in sync mode, made durable) at a time
+FLUSH_OPS = 256  # outcomes per Queue message at most
+FLUSH_SECONDS = 0.1  # and at least this often
+BACKOFF_FIRST = 0.01
+BACKOFF_MAX = 0.2
+
+
+class WorkerBoard:
+    """Live per-worker counters in shared memory, read by the coordinator for progress,
+    outage tracking and the observe-after rule. Slots per worker: see FIELDS."""
+
+    FIELDS = ("ok", "failed", "indeterminate", "last_ok", "last_bad", "connected", "ended")
+
+    def __init__(self, array, workers: int) -> None:
+        self.array = array
+        self.workers = workers
+        self.width = len(self.FIELDS)
+
+    @classmethod
+    def create(cls, ctx, workers: int) -> WorkerBoard:
+        return cls(ctx.Array("d", workers * len(cls.FIELDS), lock=False), workers)
+
+    def get(self, worker: int, field: str) -> float:
+        return self.array[worker * self.width + self.FIELDS.index(field)]
+
+    def set(self, worker: int, field: str, value: float) -> None:
+        self.array[worker * self.width + self.FIELDS.index(field)] = value
+
+    def snapshot(self) -> list[dict]:
+        values = list(self.array)
+        return [dict(zip(self.FIELDS, values[w * self.width:(w + 1) * self.width]))
+                for w in range(self.workers)]
+
+
+class Stopped(Exception):
+    """The coordinator asked the worker to stop (or to abort)."""
+
+
+class Worker:
+    """The loop of one worker; `run_worker` is its process entry point."""
+
+    def __init__(self, spec: WorkerSpec, queue, ack_conn, board: WorkerBoard, stop, abort):
+        self.spec = spec
+        self.queue = queue
+        self.ack_conn = ack_conn
+        self.board = board
+        self.stop = stop
+        self.abort = abort
+        self.workload = Workload(spec.seed, spec.insert_percent, spec.update_percent,
+                                 spec.delete_percent)
+        self.conn = None
+        self.cur = None
+        self.session = 0
+        self.outbox: list[tuple] = []
+        self.last_flush = time.monotonic()
+        self.counts = {OK: 0, FAILED: 0, INDETERMINATE: 0}
+        self.block_no = 0
+        self.acked_block = -1
+        w = spec.worker
+        t = spec.table
+        self.sql = {
+            INSERT: f"INSERT INTO {t} (id, last_seq, payload, written_at) "
+                    "VALUES (%s, %s, %s, to_timestamp(%s))",
+            "U": f"UPDATE {t} SET last_seq = %s, payload = %s, written_at = to_timestamp(%s) "
+                 "WHERE id = %s",
+            DELETE: f"DELETE FROM {t} WHERE id = %s",
+        }
+        self.app_name = f"ptor-worker-{w}"
+
+    # --- the Queue -------------------------------------------------------------------
+
+    def send(self, message: tuple) -> None:
+        """Blocking put that never drops, but gives up if the run is aborted."""
+        while True:
+            try:
+                self.queue.put(message, timeout=0.2)
+                return
+            except queue_module.Full:
+                if self.abort.is_set():
+                    raise Stopped() from None
+
+    def flush(self) -> None:
+        if self.outbox:
+            self.send((messages.OPS, self.spec.worker, self.outbox))
+            self.outbox = []
+        self.last_flush = time.monotonic()
+
+    def send_intents(self, block: list) -> int:
+        block_no = self.block_no
+        self.block_no += 1
+        self.send((messages.INTENTS, self.spec.worker, block_no, block))
+        return block_no
+
+    def wait_durable(self, block_no: int) -> None:
+        """Wait for the recorder to confirm that intents up to `block_no` are durable."""
+        while self.acked_block < block_no:
+            if self.abort.is_set():
+                raise Stopped()
+            if self.ack_conn.poll(0.2):
+                self.acked_block = self.ack_conn.recv()
+
+    # --- connections -----------------------------------------------------------------
+
+    def drop_connection(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+        self.conn = self.cur = None
+        self.board.set(self.spec.worker, "connected", 0)
+
+    def reconnect(self) -> None:
+        """Connect to a writable primary, backing off briefly between attempts."""
+        backoff = BACKOFF_FIRST
+        while True:
+            if self.stop.is_set() or self.abort.is_set():
+                raise Stopped()
+            try:
+                conn = db.connect(self.spec.primary_pgdsn, self.app_name,
+                                  self.spec.rto_conn_timeout, self.spec.statement_timeout)
+                try:
+                    self.session += 1
+                    identity = db.server_identity(conn, self.spec.worker, self.session)
+                except Exception:
+                    conn.close()
+                    raise
+                self.send((messages.IDENTITY, tuple(identity)))
+                if identity.in_recovery:
+                    conn.close()  # a standby: keep looking for the primary
+                else:
+                    self.conn, self.cur = conn, conn.cursor()
+                    self.board.set(self.spec.worker, "connected", 1)
+                    return
+            except psycopg2.Error:
+                pass
+            self.stop.wait(backoff)
+            backoff = min(BACKOFF_MAX, backoff * 2)
+
+    # --- ops -------------------------------------------------------------------------
+
+    def execute(self, seq: int, kind: str, key: int) -> None:
+        """Run one op in its own transaction and journal its outcome."""
+        spec = self.spec
+        data = payload(spec.run_tag, spec.worker, seq, spec.payload_bytes) if kind != DELETE \
+            else None
+        t_start = time.time()
+        error = None
+        rows = None
+        try:
+            if kind == INSERT:
+                self.cur.execute(self.sql[INSERT], (key, seq, data, t_start))
+            elif kind == DELETE:
+                self.cur.execute(self.sql[DELETE], (key,))
+            else:
+                self.cur.execute(self.sql["U"], (seq, data, t_start, key))
+            rows = self.cur.rowcount
+            outcome = OK
+        except psycopg2.Error as exc:
+            outcome = db.classify(exc, sent=True)
+            error = db.error_label(exc)
+        t_end = time.time()
+        self.workload.settle(kind, key, outcome)
+        self.counts[outcome] += 1
+        board, w = self.board, spec.worker
+        if outcome == OK:
+            board.set(w, "ok", self.counts[OK])
+            board.set(w, "last_ok", t_end)
+        else:
+            board.set(w, outcome, self.counts[outcome])
+            board.set(w, "last_bad", t_end)
+            self.drop_connection()
+        self.outbox.append((w, seq, kind, key, t_start, t_end, outcome, error, self.session,
+                            rows))
+        if len(self.outbox) >= FLUSH_OPS or time.monotonic() - self.last_flush > FLUSH_SECONDS:
+            self.flush()
+
+    def run_block(self, block: list) -> Optional[int]:
+        """Execute a planned block; on stop, return the seq of the first op not sent."""
+        for seq, kind, key in block:
+            if self.stop.is_set() or self.abort.is_set():
+                return seq
+            if self.conn is None:
+                try:
+                    self.reconnect()
+                except Stopped:
+                    return seq
+            self.execute(seq, kind, key)
+        return None
+
+    def run(self, go) -> None:
+        """Wait for the start signal, then load until told to stop."""
+        while not go.wait(0.2):
+            if self.abort.is_set() or self.stop.is_set():
+                return self.finish([])
+        sync = self.spec.sync_ledger
+        current = self.workload.plan(BLOCK)
+        current_no = self.send_intents(current) if sync else -1
+        while True:
+            upcoming = self.workload.plan(BLOCK)
+            upcoming_no = self.send_intents(upcoming) if sync else -1
+            if sync:
+                self.wait_durable(current_no)
+            unsent_from = self.run_block(current)
+            if unsent_from is not None:
+                unsent = [op for op in current if op[0] >= unsent_from] + upcoming
+                return self.finish(unsent)
+            if sync:
+                self.flush()  # outcomes of this block travel before the next wait
+            current, current_no = upcoming, upcoming_no
+
+    def finish(self, unsent: list) -> None:
+        """Retract intents that were never sent, flush outcomes, and end the stream."""
+        self.workload.unplan(unsent)
+        if unsent and self.spec.sync_ledger:
+            self.send((messages.RETRACT, self.spec.worker, unsent[0][0]))
+        self.flush()
+        self.drop_connection()
+        self.send((messages.WORKER_END, self.spec.worker))
+        self.board.set(self.spec.worker, "ended", 1)
+
+
+def run_worker(spec: WorkerSpec, queue, ack_conn, board_array, workers: int, go, stop, abort,
+               events) -> None:
+    """Process entry point (spawn context): build the worker here, connections included."""
+    board = WorkerBoard(board_array, workers)
+    worker = Worker(spec, queue, ack_conn, board, stop, abort)
+    try:
+        worker.run(go)
+    except Stopped:
+        pass
+    except BaseException as exc:  # report, with traceback, then end the stream if we can
+        events.put(messages.WorkerCrashed(spec.worker, db.error_label(exc),
+                                          traceback.format_exc()))
+        try:
+            worker.flush()
+            worker.send((messages.WORKER_END, spec.worker))
+        except Exception:
+            pass

@@ -1,0 +1,94 @@
+"""The op mix of one worker, as a pure generator: which op comes next, on which key.
+
+Keys are checked out while an op on them is planned or running, so two ops of one block
+never touch the same key. A key whose op ended in doubt is quarantined for good: no later
+op touches it, so every in-doubt op stays the last op on its key and reconciliation can
+always tell from the row whether it applied. Deleted keys are never reused.
+"""
+
+from __future__ import annotations
+
+import random
+
+from .ops import DELETE, FAILED, INDETERMINATE, INSERT, OK, UPDATE
+
+
+class LiveKeys:
+    """A set of keys with O(1) add, remove and uniform random choice."""
+
+    def __init__(self) -> None:
+        self._keys: list[int] = []
+        self._pos: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._pos
+
+    def add(self, key: int) -> None:
+        if key not in self._pos:
+            self._pos[key] = len(self._keys)
+            self._keys.append(key)
+
+    def take_random(self, rng: random.Random) -> int:
+        """Remove and return a random key."""
+        index = rng.randrange(len(self._keys))
+        key = self._keys[index]
+        last = self._keys.pop()
+        del self._pos[key]
+        if index < len(self._keys):
+            self._keys[index] = last
+            self._pos[last] = index
+        return key
+
+
+class Workload:
+    """Plans ops (seq, kind, key) and learns their outcomes."""
+
+    def __init__(self, seed: int, insert_percent: int, update_percent: int,
+                 delete_percent: int) -> None:
+        if insert_percent + update_percent + delete_percent != 100:
+            raise ValueError("percentages must add up to 100")
+        self.rng = random.Random(seed)
+        self.insert_cut = insert_percent
+        self.update_cut = insert_percent + update_percent
+        self.next_seq = 1
+        self.next_key = 1
+        self.live = LiveKeys()
+        self.quarantined = 0
+
+    def plan(self, count: int) -> list[tuple[int, str, int]]:
+        """The next `count` ops. Updates and deletes need a live key; with none, insert."""
+        planned = []
+        rng = self.rng
+        for _ in range(count):
+            draw = rng.randrange(100)
+            if draw < self.insert_cut or not self.live:
+                kind, key = INSERT, self.next_key
+                self.next_key += 1
+            else:
+                kind = UPDATE if draw < self.update_cut else DELETE
+                key = self.live.take_random(rng)
+            planned.append((self.next_seq, kind, key))
+            self.next_seq += 1
+        return planned
+
+    def settle(self, kind: str, key: int, outcome: str) -> None:
+        """Return a checked-out key to the live set, drop it, or quarantine it."""
+        if outcome == INDETERMINATE:
+            self.quarantined += 1
+        elif outcome == OK:
+            if kind != DELETE:
+                self.live.add(key)
+        elif outcome == FAILED:
+            if kind != INSERT:
+                self.live.add(key)
+        else:
+            raise ValueError(f"unknown outcome {outcome!r}")
+
+    def unplan(self, ops: list[tuple[int, str, int]]) -> None:
+        """Ops planned but never sent: their keys are as they were before."""
+        for _seq, kind, key in ops:
+            if kind != INSERT:
+                self.live.add(key)
