@@ -89,6 +89,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("duration", _seconds, 60.0,
                "seconds of load after warmup; the load also ends once the outage has been "
                "over for --observe-after seconds"),
+    OptionSpec("ops-per-worker", int, 0,
+               "stop each worker after this many ops (like pgbench -t); 0: no limit"),
     OptionSpec("observe-after", _seconds, 5.0,
                "seconds of healthy writes to observe after an outage before ending the load"),
     OptionSpec("insert-percent", int, 50, "share of INSERT ops"),
@@ -141,6 +143,7 @@ class Scenario:
     reset: bool
     warmup_duration: float
     duration: float
+    ops_per_worker: int
     observe_after: float
     insert_percent: int
     update_percent: int
@@ -197,6 +200,7 @@ class WorkerSpec:
     rto_conn_timeout: float
     statement_timeout: float
     sync_ledger: bool
+    ops_limit: int = 0  # 0: until told to stop
 
 
 class _Parser(configargparse.ArgumentParser):
@@ -330,6 +334,8 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
         raise ConfigError(f"max-write-rto must not be negative (got {values['max_write_rto']})")
     if values["max_lost_acknowledged"] < 0:
         raise ConfigError("max-lost-acknowledged must not be negative")
+    if values["ops_per_worker"] < 0:
+        raise ConfigError(f"ops-per-worker must not be negative (got {values['ops_per_worker']})")
     if not 1 <= values["latency_samples"] <= 100000:
         raise ConfigError("latency-samples must be between 1 and 100000")
     if not 16 <= values["payload_bytes"] <= 1_000_000:
@@ -374,6 +380,7 @@ def worker_specs(scenario: Scenario, run_tag: str, seed: int) -> list[WorkerSpec
             rto_conn_timeout=scenario.rto_conn_timeout,
             statement_timeout=scenario.statement_timeout,
             sync_ledger=not scenario.async_repo_mode,
+            ops_limit=scenario.ops_per_worker,
         )
         for w in range(scenario.parallel_workers)
     ]

@@ -145,7 +145,19 @@ def build(outcome) -> dict:
     report["verdict"] = verdict
     report["verdict_reasons"] = reasons
     report["warnings"] = warnings
-    return report
+    return masked(report, s.redact)
+
+
+def masked(value, redact):
+    """Every string in the report through `redact`: whatever produced it, no password
+    leaves ptor in a report."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: masked(v, redact) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [masked(v, redact) for v in value]
+    return value
 
 
 def judge(report: dict, outcome) -> tuple[str, list[str], list[str]]:

@@ -84,6 +84,7 @@ class Worker:
         self.counts = {OK: 0, FAILED: 0, INDETERMINATE: 0}
         self.block_no = 0
         self.acked_block = -1
+        self.planned = 0
         w = spec.worker
         t = spec.table
         self.sql = {
@@ -214,17 +215,25 @@ class Worker:
             self.execute(seq, kind, key)
         return None
 
+    def plan_next(self) -> list:
+        """The next block of ops, shorter or empty once --ops-per-worker is reached."""
+        size = BLOCK
+        if self.spec.ops_limit:
+            size = min(BLOCK, self.spec.ops_limit - self.planned)
+        self.planned += size
+        return self.workload.plan(size) if size > 0 else []
+
     def run(self, go) -> None:
-        """Wait for the start signal, then load until told to stop."""
+        """Wait for the start signal, then load until told to stop (or the op limit)."""
         while not go.wait(0.2):
             if self.abort.is_set() or self.stop.is_set():
                 return self.finish([])
         sync = self.spec.sync_ledger
-        current = self.workload.plan(BLOCK)
-        current_no = self.send_intents(current) if sync else -1
-        while True:
-            upcoming = self.workload.plan(BLOCK)
-            upcoming_no = self.send_intents(upcoming) if sync else -1
+        current = self.plan_next()
+        current_no = self.send_intents(current) if sync and current else -1
+        while current:
+            upcoming = self.plan_next()
+            upcoming_no = self.send_intents(upcoming) if sync and upcoming else -1
             if sync:
                 self.wait_durable(current_no)
             unsent_from = self.run_block(current)
@@ -234,6 +243,7 @@ class Worker:
             if sync:
                 self.flush()  # outcomes of this block travel before the next wait
             current, current_no = upcoming, upcoming_no
+        return self.finish([])
 
     def finish(self, unsent: list) -> None:
         """Retract intents that were never sent, flush outcomes, and end the stream."""

@@ -1,0 +1,93 @@
+"""Fixtures that start real PostgreSQL labs on loopback, and run ptor as a user would."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from ptor_harness.lab.pg import port_free
+from ptor_harness.lab.streaming import StreamingLab
+
+pytestmark = pytest.mark.integration
+_used_bases: set = set()
+
+
+def free_port_base(span: int = 3) -> int:
+    """A base port with `span` free ports on 127.0.0.1, not handed out before here."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(21000, 39000, 10)
+        if base not in _used_bases and all(port_free(base + i) for i in range(span)):
+            _used_bases.add(base)
+            return base
+    raise RuntimeError("no free ports on 127.0.0.1")
+
+
+def lab_dir() -> str:
+    """A directory the unprivileged lab user can reach (pytest's tmp_path is root-only)."""
+    path = tempfile.mkdtemp(prefix="ptor-test-lab-", dir="/tmp")
+    os.chmod(path, 0o755)
+    return path
+
+
+@pytest.fixture
+def make_lab():
+    labs = []
+
+    def make(mode: str = "sync") -> StreamingLab:
+        lab = StreamingLab.up(os.path.join(lab_dir(), "lab"), free_port_base(), mode)
+        labs.append(lab)
+        return lab
+
+    yield make
+    for lab in labs:
+        lab.down(wipe=True)
+
+
+def ptor_env() -> dict:
+    env = dict(os.environ)
+    for var in list(env):
+        if var in ("PRIMARY_PGDSN", "REPO_PGDSN") or var.startswith("PTOR_"):
+            env.pop(var)
+    return env
+
+
+class Run:
+    """One `ptor` invocation: its exit code, output and JSON report."""
+
+    def __init__(self, proc: subprocess.CompletedProcess, report_path: str, out_dir: str):
+        self.code = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.out_dir = out_dir
+        self.report = None
+        if os.path.exists(report_path):
+            with open(report_path) as src:
+                self.report = json.load(src)
+
+    def __repr__(self) -> str:
+        return f"<ptor exit {self.code}\n{self.stdout}\n{self.stderr}>"
+
+
+@pytest.fixture
+def run_ptor(tmp_path):
+    def run(*args: str, timeout: float = 240) -> Run:
+        report_path = str(tmp_path / f"report-{len(list(tmp_path.iterdir()))}.json")
+        out_dir = str(tmp_path / "runs")
+        argv = [sys.executable, "-m", "ptor_harness.cli", "--output-dir", out_dir,
+                "--report-json", report_path, *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              env=ptor_env(), stdin=subprocess.DEVNULL, check=False)
+        return Run(proc, report_path, out_dir)
+
+    return run
+
+
+def lab_command(lab: StreamingLab, *args: str) -> str:
+    """A shell command that runs ptor-lab on this lab (for --failover-command)."""
+    return " ".join([sys.executable, "-m", "ptor_harness.lab.cli", args[0], "--dir", lab.dir,
+                     *args[1:]])

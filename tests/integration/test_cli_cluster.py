@@ -1,0 +1,77 @@
+"""What a user sees when the cluster is unreachable or unprepared, --reset, and secrets."""
+
+import glob
+import os
+
+import psycopg2
+
+from .conftest import free_port_base
+
+
+def test_unreachable_cluster_exits_3_with_one_sentence(run_ptor):
+    port = free_port_base(1)  # nothing listens there
+    run = run_ptor("--primary-pgdsn", f"host=127.0.0.1 port={port} dbname=postgres "
+                   "password=NotShown42", "--rto-conn-timeout", "0.5")
+    assert run.code == 3, run
+    lines = run.stderr.strip().splitlines()
+    assert lines[-1].startswith("ptor: error: cannot connect to the primary")
+    assert "Traceback" not in run.stderr and "NotShown42" not in run.stderr + run.stdout
+
+
+def test_missing_tables_without_init_exit_3(make_lab, run_ptor):
+    lab = make_lab("sync")
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn())
+    assert run.code == 3, run
+    assert "run with --init" in run.stderr.strip().splitlines()[-1]
+
+
+def test_missing_repo_tables_without_init_exit_3(make_lab, run_ptor):
+    lab = make_lab("sync")
+    assert run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--ops-per-worker", "5",
+                    "--parallel-workers", "1").code == 0
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", lab.repo_dsn(),
+                   "--parallel-workers", "1")
+    assert run.code == 3, run
+    assert "ledger tables are missing in the repo" in run.stderr
+
+
+def test_reset_drops_only_ptors_objects(make_lab, run_ptor):
+    lab = make_lab("sync")
+    dsns = ["--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", lab.repo_dsn()]
+    assert run_ptor(*dsns, "--init", "--parallel-workers", "2", "--ops-per-worker", "20").code == 0
+    primary = lab.nodes["node1"]
+    # user objects that look like ptor's but are not
+    primary.query("CREATE TABLE ptor.worker_7 (id int)")
+    primary.query("CREATE TABLE ptor.user_data (id int)")
+    primary.query("CREATE TABLE public.worker_0 (id int)")
+    run = run_ptor(*dsns, "--reset")
+    assert run.code == 0, run
+    tables = {r[0] for r in primary.query(
+        "SELECT schemaname || '.' || tablename FROM pg_tables "
+        "WHERE schemaname IN ('ptor', 'public')")}
+    assert tables == {"ptor.worker_7", "ptor.user_data", "public.worker_0"}
+    repo_tables = lab.nodes["repo"].query(
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'ptor'")
+    assert repo_tables == [(0,)]  # the repo's ptor schema held only ptor's tables
+
+
+def test_passwords_never_leave_ptor(make_lab, run_ptor):
+    lab = make_lab("sync")
+    secret = "Pr1mArySecret"
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn() + f" password={secret}",
+                   "--repo-pgdsn", f"postgresql://{lab.user.name}:{secret}R@127.0.0.1:"
+                   f"{lab.nodes['repo'].port}/postgres",
+                   "--init", "--parallel-workers", "2", "--ops-per-worker", "50",
+                   "--check-primary-latency")
+    assert run.code == 0, run
+    (report_path,) = glob.glob(os.path.join(run.out_dir, "*", "report.json"))
+    with open(report_path) as src:
+        outputs = [run.stdout, run.stderr, src.read()]
+    conn = psycopg2.connect(lab.repo_dsn())
+    with conn.cursor() as cur:
+        cur.execute("SELECT scenario || coalesce(report, '') FROM ptor.ledger_run")
+        outputs += [row[0] for row in cur.fetchall()]
+    conn.close()
+    for text in outputs:
+        assert secret not in text
+    assert "********" in outputs[2]  # the scenario in the report shows the mask

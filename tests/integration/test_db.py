@@ -1,0 +1,97 @@
+"""Connections, identity and outcome classification against real servers."""
+
+import socket
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from ptor_harness import db
+from ptor_harness.ops import FAILED, INDETERMINATE
+
+from .conftest import free_port_base
+
+
+def test_identity_of_primary_and_standby(make_lab):
+    lab = make_lab("sync")
+    primary = db.connect(lab.nodes["node1"].dsn(), "t", 2)
+    standby = db.connect(lab.nodes["node2"].dsn(), "t", 2)
+    p = db.server_identity(primary, 0, 1)
+    s = db.server_identity(standby, 0, 2)
+    assert (p.port, p.in_recovery, p.timeline) == (lab.nodes["node1"].port, False, 1)
+    assert (s.port, s.in_recovery, s.timeline) == (lab.nodes["node2"].port, True, 1)
+    assert p.system_id == s.system_id and p.system_id.isdigit()
+    assert p.addr == "127.0.0.1"
+
+
+def test_multi_host_dsn_reaches_the_writable_node(make_lab):
+    lab = make_lab("sync")
+    conn = db.connect(lab.primary_dsn(), "t", 1)
+    assert db.server_identity(conn, 0, 1).port == lab.nodes["node1"].port
+
+
+def test_fractional_connect_deadline_is_honoured():
+    with socket.socket() as silent:  # accepts into the backlog, never answers
+        silent.bind(("127.0.0.1", free_port_base(1)))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(psycopg2.OperationalError, match="timed out after 0.3 s"):
+            db.connect(f"host=127.0.0.1 port={port} dbname=x", "t", 0.3)
+        # libpq's own connect_timeout cannot go below 2 s
+        assert time.monotonic() - started < 1.5
+
+
+def test_write_on_standby_is_a_definite_failure(make_lab):
+    lab = make_lab("sync")
+    conn = db.connect(lab.nodes["node2"].dsn(), "t", 2)
+    with pytest.raises(psycopg2.Error) as err, conn.cursor() as cur:
+        cur.execute("CREATE TABLE nope (id int)")
+    assert err.value.pgcode == "25006"
+    assert db.classify(err.value, sent=True) == FAILED
+
+
+def _in_flight_error(conn, sql):
+    box = {}
+
+    def run():
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        except psycopg2.Error as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, box
+
+
+def test_terminated_session_mid_statement_is_in_doubt(make_lab):
+    lab = make_lab("sync")
+    node = lab.nodes["node1"]
+    victim = db.connect(node.dsn(), "ptor-victim", 2)
+    thread, box = _in_flight_error(victim, "SELECT pg_sleep(30)")
+    deadline = time.monotonic() + 10
+    while not node.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE application_name = 'ptor-victim' AND state = 'active'"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    thread.join(10)
+    assert db.classify(box["error"], sent=True) == INDETERMINATE
+
+
+def test_crashed_server_mid_statement_is_in_doubt(make_lab):
+    lab = make_lab("sync")
+    node = lab.nodes["node1"]
+    victim = db.connect(node.dsn(), "ptor-victim", 2)
+    thread, box = _in_flight_error(victim, "SELECT pg_sleep(30)")
+    deadline = time.monotonic() + 10
+    while not node.query("SELECT 1 FROM pg_stat_activity WHERE application_name = "
+                         "'ptor-victim' AND state = 'active'"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    node.kill()
+    thread.join(10)
+    assert isinstance(box["error"], psycopg2.OperationalError)
+    assert db.classify(box["error"], sent=True) == INDETERMINATE

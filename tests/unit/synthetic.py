@@ -1,0 +1,17 @@
+"""Synthetic ledgers for the pure modules' tests."""
+
+from ptor_harness.ops import Identity, Op
+
+
+def op(seq, kind, key, t_end, outcome="ok", worker=0, session=1, latency=0.001):
+    t_start = None if t_end is None else t_end - latency
+    return Op(worker, seq, kind, key, t_start, t_end, outcome, None, session, None)
+
+
+def intent(seq, kind, key, worker=0):
+    """An op whose intent is in the ledger but whose outcome never arrived."""
+    return Op(worker, seq, kind, key, None, None, None, None, None, None)
+
+
+def identity(worker, session, port, timeline=1, at=0.0):
+    return Identity(worker, session, at, "127.0.0.1", port, False, "42", timeline)

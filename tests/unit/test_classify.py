@@ -1,0 +1,40 @@
+"""Outcome classification: definitely-not-committed versus in doubt."""
+
+import psycopg2
+import pytest
+
+from ptor_harness.db import classify, error_label
+from ptor_harness.ops import FAILED, INDETERMINATE
+
+
+def server_error(base, code):
+    """An error as the server sends it: the class of psycopg2 with that SQLSTATE."""
+    cls = type("ServerError", (base,), {"pgcode": code})
+    return cls(f"server said {code}")
+
+
+@pytest.mark.parametrize("exc, sent, outcome", [
+    (psycopg2.OperationalError("server closed the connection unexpectedly"), True,
+     INDETERMINATE),
+    (psycopg2.OperationalError("SSL SYSCALL error: EOF detected"), True, INDETERMINATE),
+    (psycopg2.OperationalError("could not connect"), False, FAILED),
+    (psycopg2.InterfaceError("connection already closed"), True, FAILED),
+    (server_error(psycopg2.OperationalError, "57P01"), True, INDETERMINATE),  # admin shutdown
+    (server_error(psycopg2.OperationalError, "57P02"), True, INDETERMINATE),  # crash shutdown
+    (server_error(psycopg2.OperationalError, "08006"), True, INDETERMINATE),
+    (server_error(psycopg2.InternalError, "25006"), True, FAILED),  # read-only standby
+    (server_error(psycopg2.IntegrityError, "23505"), True, FAILED),
+    (server_error(psycopg2.ProgrammingError, "42P01"), True, FAILED),
+    (server_error(psycopg2.extensions.TransactionRollbackError, "40001"), True, FAILED),
+    (server_error(psycopg2.extensions.QueryCanceledError, "57014"), True, FAILED),
+    (server_error(psycopg2.InternalError, "XX000"), True, INDETERMINATE),
+])
+def test_classify(exc, sent, outcome):
+    assert classify(exc, sent) == outcome
+
+
+def test_error_label_keeps_sqlstate_and_first_line():
+    exc = server_error(psycopg2.InternalError, "25006")
+    assert error_label(exc) == "25006: server said 25006"
+    multi = psycopg2.OperationalError("server closed the connection\n\tThis probably means")
+    assert error_label(multi) == "OperationalError: server closed the connection"

@@ -1,0 +1,34 @@
+"""The embedded ledger: batches in, merged streams out (intents without outcome are in doubt)."""
+
+from ptor_harness.ledger import LedgerSpec, copy_rows
+from ptor_harness.ops import Op
+
+
+def test_write_read_merge_and_retract(tmp_path):
+    spec = LedgerSpec("run1", None, "ptor", str(tmp_path / "ledger.sqlite"), durable=True)
+    ledger = spec.open()
+    ledger.create_run(1.0, {"primary_pgdsn": "host=x password=********"})
+    intents = [(0, 1, "I", 10), (0, 2, "U", 10), (0, 3, "I", 11), (0, 4, "I", 12)]
+    ops = [(0, 1, "I", 10, 1.0, 1.1, "ok", None, 1, 1)]
+    identities = [(0, 1, 0.5, "127.0.0.1", 5432, False, "42", 1)]
+    ledger.write(intents, ops, identities, retracts=[(0, 4)])
+    ledger.commit()
+    ledger.close()
+    reader = spec.open()
+    by_seq = list(reader.ops_by_seq(0))
+    assert [o.seq for o in by_seq] == [1, 2, 3]  # seq 4 was retracted: never sent
+    assert by_seq[0] == Op(0, 1, "I", 10, 1.0, 1.1, "ok", None, 1, 1)
+    assert by_seq[1].outcome is None and by_seq[1].in_doubt
+    assert [(o.key, o.seq) for o in reader.ops_by_key(0)] == [(10, 1), (10, 2), (11, 3)]
+    (ident,) = reader.identities()
+    assert ident.port == 5432 and ident.in_recovery is False
+    assert reader.count("ledger_op") == 1 and reader.count("ledger_intent") == 3
+    reader.record_event(2.0, "phase:load", {"x": 1})
+    assert reader.events() == [(2.0, "phase:load", {"x": 1})]
+    reader.finish_run(3.0, "pass", {"verdict": "pass"})
+    reader.close()
+
+
+def test_copy_rows_escapes_specials():
+    text = copy_rows([(1, None, "a\tb\\c\nd", 1.5, True)])
+    assert text == "1\t\\N\ta\\tb\\\\c\\nd\t1.5\tt\n"

@@ -1,0 +1,108 @@
+"""Reconciliation on synthetic ledgers and synthetic primary rows."""
+
+import pytest
+
+from ptor_harness.ops import DELETE, FAILED, INDETERMINATE, INSERT, UPDATE
+from ptor_harness.reconcile import Reconciler, rpo_window
+
+from .synthetic import intent, op
+
+
+def reconcile(ops, rows, checksum=None, servers=None):
+    servers = servers or {}
+    r = Reconciler(lambda w, s: servers.get(s, "A"), checksum)
+    r.add_worker(0, sorted(ops, key=lambda o: (o.key, o.seq)), sorted(rows))
+    return r.finish()
+
+
+def test_everything_kept():
+    ops = [op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 1.1), op(3, UPDATE, 1, 1.2),
+           op(4, DELETE, 2, 1.3)]
+    f = reconcile(ops, [(1, 3)])
+    assert f.lost_total == 0 and f.mismatched_rows == 0 and f.phantom_rows == 0
+    assert f.keys_checked == 2 and f.rows_checked == 1
+
+
+def test_lost_insert():
+    f = reconcile([op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 2.0)], [(1, 1)])
+    assert f.lost == {"insert": 1, "update": 0, "delete": 0}
+    assert f.lost_examples[0]["key"] == 2 and f.earliest_lost_commit == 2.0
+    assert f.mismatched_rows == 1
+
+
+def test_lost_update():
+    f = reconcile([op(1, INSERT, 1, 1.0), op(5, UPDATE, 1, 5.0)], [(1, 1)])
+    assert f.lost == {"insert": 0, "update": 1, "delete": 0}
+
+
+def test_lost_delete_is_a_row_that_still_exists():
+    f = reconcile([op(1, INSERT, 1, 1.0), op(2, DELETE, 1, 2.0)], [(1, 1)])
+    assert f.lost == {"insert": 0, "update": 0, "delete": 1}
+
+
+def test_lost_insert_and_its_update_when_the_row_is_gone():
+    f = reconcile([op(1, INSERT, 1, 1.0), op(2, UPDATE, 1, 2.0)], [])
+    assert f.lost == {"insert": 1, "update": 1, "delete": 0}
+    assert f.mismatched_rows == 1  # one key, two lost ops
+
+
+@pytest.mark.parametrize("ops, rows, applied, not_applied", [
+    ([op(1, INSERT, 1, 1.0, INDETERMINATE)], [(1, 1)], 1, 0),
+    ([op(1, INSERT, 1, 1.0, INDETERMINATE)], [], 0, 1),
+    ([op(1, INSERT, 1, 1.0), op(2, UPDATE, 1, 2.0, INDETERMINATE)], [(1, 2)], 1, 0),
+    ([op(1, INSERT, 1, 1.0), op(2, UPDATE, 1, 2.0, INDETERMINATE)], [(1, 1)], 0, 1),
+    ([op(1, INSERT, 1, 1.0), op(2, DELETE, 1, 2.0, INDETERMINATE)], [], 1, 0),
+    ([op(1, INSERT, 1, 1.0), op(2, DELETE, 1, 2.0, INDETERMINATE)], [(1, 1)], 0, 1),
+    # the harness died between send and acknowledgement: intent only
+    ([op(1, INSERT, 1, 1.0), intent(2, UPDATE, 1)], [(1, 2)], 1, 0),
+    ([intent(1, INSERT, 1)], [], 0, 1),
+])
+def test_in_doubt_ops_resolve_and_are_never_loss(ops, rows, applied, not_applied):
+    f = reconcile(ops, rows)
+    assert (f.applied, f.not_applied) == (applied, not_applied)
+    assert f.lost_total == 0 and f.mismatched_rows == 0 and f.superseded == 0
+
+
+def test_failed_ops_are_ignored_unless_found_applied():
+    ok = reconcile([op(1, INSERT, 1, 1.0), op(2, UPDATE, 1, 2.0, FAILED)], [(1, 1)])
+    assert ok.lost_total == 0 and ok.failed_but_applied == 0
+    bad = reconcile([op(1, INSERT, 1, 1.0), op(2, UPDATE, 1, 2.0, FAILED)], [(1, 2)])
+    assert bad.failed_but_applied == 1 and bad.mismatched_rows == 1
+
+
+def test_phantom_rows():
+    f = reconcile([op(1, INSERT, 1, 1.0)], [(1, 1), (7, 99), (0, 5)])
+    assert f.phantom_rows == 2 and f.rows_checked == 3
+    assert {e["key"] for e in f.phantom_examples} == {7, 0}
+    g = reconcile([op(1, INSERT, 1, 1.0)], [(1, 42)])  # a version no op wrote
+    assert g.phantom_rows == 1
+
+
+def test_checksum_mismatch_only_in_full_mode():
+    expected = {1: "aaa"}.get
+    ops = [op(1, INSERT, 1, 1.0)]
+    assert reconcile(ops, [(1, 1, "aaa")], lambda w, s: expected(s)).checksum_mismatches == 0
+    f = reconcile(ops, [(1, 1, "bbb")], lambda w, s: expected(s))
+    assert f.checksum_mismatches == 1 and f.mismatched_rows == 1
+    assert reconcile(ops, [(1, 1, "bbb")]).checksum_mismatches == 0
+
+
+def test_lost_suffix_before_failover_is_not_a_hole():
+    # ops 1-3 on server A, 2-3 lost; op 4 on the new primary B survives
+    ops = [op(1, INSERT, 1, 1.0, session=1), op(2, INSERT, 2, 2.0, session=1),
+           op(3, INSERT, 3, 3.0, session=1), op(4, INSERT, 4, 9.0, session=2)]
+    f = reconcile(ops, [(1, 1), (4, 4)], servers={1: "A", 2: "B"})
+    assert f.lost_total == 2 and f.holes == 0
+
+
+def test_lost_op_below_a_survivor_on_the_same_server_is_a_hole():
+    ops = [op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 2.0), op(3, INSERT, 3, 3.0)]
+    f = reconcile(ops, [(1, 1), (3, 3)])
+    assert f.lost_total == 1 and f.holes == 1
+    assert f.hole_examples[0] == {"worker": 0, "key": 2, "seq": 2, "surviving_seq": 3}
+
+
+def test_rpo_window():
+    assert rpo_window(None, 10.0) == 0.0
+    assert rpo_window(7.5, 10.0) == 2.5
+    assert rpo_window(11.0, 10.0) == 0.0

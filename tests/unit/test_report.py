@@ -1,0 +1,76 @@
+"""Verdicts and the rendered report, from synthetic drill outcomes."""
+
+from ptor_harness import report
+from ptor_harness.config import parse_scenario
+from ptor_harness.coordinator import DrillOutcome
+from ptor_harness.faults import FaultRecord
+from ptor_harness.metrics import RunMetrics
+from ptor_harness.ops import INDETERMINATE, INSERT
+from ptor_harness.reconcile import Reconciler
+
+from .synthetic import identity, op
+
+
+def outcome(extra=(), rows=None, ops=None, validated=True):
+    s = parse_scenario(["--primary-pgdsn", "host=127.0.0.1 password=zz9", *extra], {})
+    o = DrillOutcome("run-1", "/tmp/run-1", s, "sqlite")
+    o.phases = {"warmup": 0.0}
+    ops = ops or [op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 2.0, INDETERMINATE),
+                  op(3, INSERT, 3, 4.5)]
+    m = RunMetrics()
+    m.add_worker(0, ops)
+    o.metrics = m
+    o.faults = [FaultRecord("failover-command", "cmd password=zz9", 1.5, 1.7, 0, "")]
+    o.identities = [identity(0, 1, 6001, at=0.1), identity(0, 2, 6002, 2, at=3.0)]
+    if validated:
+        r = Reconciler(lambda w, s: None)
+        r.add_worker(0, ops, rows if rows is not None else [(1, 1), (3, 3)])
+        o.findings = r.finish()
+    else:
+        o.validation_error = "no confirmed primary to reconcile against: refused"
+    return o
+
+
+def test_pass_with_figures():
+    r = report.build(outcome())
+    assert r["verdict"] == "pass" and report.exit_code(r) == 0
+    assert r["rto"]["write_seconds"] == 3.5  # last ok 1.0 -> first ok 4.5
+    assert r["rto"]["detection_seconds"] == 0.5
+    assert r["rto"]["injection_to_first_ok_seconds"] == 3.0
+    assert r["rpo"]["lost_acknowledged_ops"] == 0
+    assert r["indeterminate"] == {"applied": 0, "not_applied": 1, "superseded": 0}
+    assert r["ops"] == {"ok": 2, "failed": 0, "indeterminate": 1,
+                        "ok_by_kind": {"insert": 2, "update": 0, "delete": 0}}
+    assert r["servers"]["identity_changes"][0]["to"].startswith("127.0.0.1:6002")
+
+
+def test_lost_ack_fails_unless_allowed():
+    lossy = report.build(outcome(rows=[(1, 1)]))
+    assert lossy["verdict"] == "fail" and report.exit_code(lossy) == 1
+    assert lossy["rpo"]["lost_acknowledged_ops"] == 1
+    assert lossy["rpo"]["window_seconds"] == 0.0  # the lost op came after the outage
+    allowed = report.build(outcome(["--max-lost-acknowledged", "1"], rows=[(1, 1)]))
+    assert allowed["verdict"] == "pass"
+
+
+def test_rto_threshold():
+    r = report.build(outcome(["--max-write-rto", "2"]))
+    assert r["verdict"] == "fail"
+    assert "above max-write-rto" in r["verdict_reasons"][0]
+
+
+def test_validation_that_did_not_run_is_unknown_never_pass():
+    r = report.build(outcome(validated=False))
+    assert r["verdict"] == "unknown" and report.exit_code(r) == 4
+    assert r["validation"]["completed"] is False
+    assert r["rpo"]["lost_acknowledged_ops"] is None
+
+
+def test_render_and_json_never_show_passwords(tmp_path):
+    r = report.build(outcome())
+    text = report.render(r)
+    assert "verdict                            PASS" in text
+    assert "lost acknowledged ops (RPO)        0" in text
+    path = tmp_path / "r.json"
+    report.write_json(r, str(path))
+    assert "zz9" not in text and "zz9" not in path.read_text()
