@@ -91,3 +91,9 @@ def lab_command(lab: StreamingLab, *args: str) -> str:
     """A shell command that runs ptor-lab on this lab (for --failover-command)."""
     return " ".join([sys.executable, "-m", "ptor_harness.lab.cli", args[0], "--dir", lab.dir,
                      *args[1:]])
+
+
+def ledger_args(lab: StreamingLab, ledger: str, repo_mode: str) -> list:
+    """Flags that pick the ledger backend ("sqlite" / "postgresql") and the repo mode."""
+    args = ["--repo-pgdsn", lab.repo_dsn()] if ledger == "postgresql" else []
+    return args + (["--async-repo-mode"] if repo_mode == "async" else [])

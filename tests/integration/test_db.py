@@ -67,23 +67,8 @@ def _in_flight_error(conn, sql):
     return thread, box
 
 
-def test_terminated_session_mid_statement_is_in_doubt(make_lab):
-    lab = make_lab("sync")
-    node = lab.nodes["node1"]
-    victim = db.connect(node.dsn(), "ptor-victim", 2)
-    thread, box = _in_flight_error(victim, "SELECT pg_sleep(30)")
-    deadline = time.monotonic() + 10
-    while not node.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE application_name = 'ptor-victim' AND state = 'active'"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    thread.join(10)
-    assert db.classify(box["error"], sent=True) == INDETERMINATE
-
-
-def test_crashed_server_mid_statement_is_in_doubt(make_lab):
-    lab = make_lab("sync")
-    node = lab.nodes["node1"]
+def _statement_in_flight(node):
+    """A session of ours running a long statement on `node`, seen active by the server."""
     victim = db.connect(node.dsn(), "ptor-victim", 2)
     thread, box = _in_flight_error(victim, "SELECT pg_sleep(30)")
     deadline = time.monotonic() + 10
@@ -91,6 +76,23 @@ def test_crashed_server_mid_statement_is_in_doubt(make_lab):
                          "'ptor-victim' AND state = 'active'"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    return thread, box
+
+
+def test_terminated_session_mid_statement_is_in_doubt(make_lab):
+    lab = make_lab("sync")
+    node = lab.nodes["node1"]
+    thread, box = _statement_in_flight(node)
+    node.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               "WHERE application_name = 'ptor-victim'")
+    thread.join(10)
+    assert db.classify(box["error"], sent=True) == INDETERMINATE
+
+
+def test_crashed_server_mid_statement_is_in_doubt(make_lab):
+    lab = make_lab("sync")
+    node = lab.nodes["node1"]
+    thread, box = _statement_in_flight(node)
     node.kill()
     thread.join(10)
     assert isinstance(box["error"], psycopg2.OperationalError)

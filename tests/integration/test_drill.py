@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import lab_command
+from .conftest import lab_command, ledger_args
 
 COMMON = ("--init", "--parallel-workers", "3", "--warmup-duration", "1", "--duration", "40",
           "--failover-after", "1", "--observe-after", "1.5", "--full-data-validation")
@@ -14,11 +14,7 @@ def test_sync_pair_failover_loses_nothing(make_lab, run_ptor, ledger, repo_mode)
     lab = make_lab("sync")
     args = ["--primary-pgdsn", lab.primary_dsn(), "--failover-command",
             lab_command(lab, "failover"), "--check-primary-latency", *COMMON]
-    if ledger == "postgresql":
-        args += ["--repo-pgdsn", lab.repo_dsn()]
-    if repo_mode == "async":
-        args.append("--async-repo-mode")
-    run = run_ptor(*args)
+    run = run_ptor(*args, *ledger_args(lab, ledger, repo_mode))
     assert run.code == 0, run
     r = run.report
     assert r["verdict"] == "pass" and r["ledger"] == ledger

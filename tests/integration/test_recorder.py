@@ -7,6 +7,8 @@ import pytest
 
 from ptor_harness.ledger import LedgerSpec
 
+from .conftest import ledger_args
+
 
 @pytest.mark.parametrize("ledger", ["sqlite", "postgresql"])
 @pytest.mark.parametrize("repo_mode", ["sync", "async"])
@@ -16,11 +18,7 @@ def test_every_op_reaches_the_ledger(make_lab, run_ptor, ledger, repo_mode):
     args = ["--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", str(workers),
             "--ops-per-worker", str(per_worker), "--warmup-duration", "0", "--duration", "120",
             "--full-data-validation"]
-    if ledger == "postgresql":
-        args += ["--repo-pgdsn", lab.repo_dsn()]
-    if repo_mode == "async":
-        args.append("--async-repo-mode")
-    run = run_ptor(*args)
+    run = run_ptor(*args, *ledger_args(lab, ledger, repo_mode))
     assert run.code == 0, run
     r = run.report
     assert r["stop_reason"] == "all workers ended"
