@@ -62,6 +62,7 @@ class OptionSpec:
     default: Any
     help: str
     flag: bool = False  # boolean: `--name`, `--name=false`, `name = true` in INI
+    multiple: bool = False  # may be given several times (and as a comma-separated list)
 
     @property
     def env(self) -> str:
@@ -112,6 +113,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "shell command that causes the failover; run once, --failover-after seconds "
                "after warmup"),
     OptionSpec("failover-after", _seconds, 5.0, "seconds after warmup to run the command"),
+    OptionSpec("fault", str, None,
+               "built-in fault ACTION[:SECONDS] on the lab given by --lab-dir: kill-primary, "
+               "stop-primary, switchover, kill-manager; SECONDS after warmup (default: "
+               "failover-after); repeat the flag, or separate with commas, for several",
+               multiple=True),
+    OptionSpec("lab-dir", str, None, "directory of the ptor-lab lab that --fault acts on"),
     OptionSpec("max-outage", _seconds, 120.0,
                "give up when no primary accepts writes for this many seconds"),
     OptionSpec("max-write-rto", _seconds, None,
@@ -155,6 +162,8 @@ class Scenario:
     latency_samples: int
     failover_command: Optional[str]
     failover_after: float
+    fault: tuple  # ((action, seconds after warmup), ...), in time order
+    lab_dir: Optional[str]
     max_outage: float
     max_write_rto: Optional[float]
     max_lost_acknowledged: int
@@ -242,6 +251,8 @@ def build_parser() -> configargparse.ArgumentParser:
                                   "env_var": opt.env}
         if opt.flag:
             kwargs.update(nargs="?", const=True, type=parse_bool, metavar="BOOL")
+        elif opt.multiple:
+            kwargs.update(action="append", type=opt.type)
         else:
             kwargs["type"] = opt.type
         parser.add_argument("--" + opt.name, **kwargs)
@@ -345,7 +356,41 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
                           f"(letters, digits, _), got {values['schema']!r}")
     if values.get("failover_command") is not None and not values["failover_command"].strip():
         values["failover_command"] = None
+    values["fault"] = parse_faults(values.get("fault"), values["failover_after"])
+    if values["fault"] and not values.get("lab_dir"):
+        raise ConfigError("--fault acts on a ptor-lab lab: give its directory with --lab-dir "
+                          "(or use --failover-command for any other cluster)")
     return Scenario(config_file=config_file, **values)
+
+
+FAULT_ACTIONS = ("kill-primary", "stop-primary", "switchover", "kill-manager")
+
+
+def parse_faults(specs, default_at: float) -> tuple:
+    """`ACTION[:SECONDS]` items (flags repeated, or comma-separated, or an INI list) into
+    ((action, seconds), ...) sorted by time."""
+    items = []
+    for spec in specs or ():
+        for part in str(spec).strip().strip("[]").split(","):
+            part = part.strip().strip("'\"")
+            if not part:
+                continue
+            action, _, at = part.partition(":")
+            action = action.strip()
+            if action not in FAULT_ACTIONS:
+                close = difflib.get_close_matches(action, FAULT_ACTIONS, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else \
+                    f"; faults: {', '.join(FAULT_ACTIONS)}"
+                raise ConfigError(f"unknown fault '{action}'{hint}")
+            try:
+                seconds = _seconds(at) if at.strip() else default_at
+            except ValueError:
+                raise ConfigError(f"fault '{part}': the time after ':' must be a number of "
+                                  "seconds") from None
+            if seconds < 0:
+                raise ConfigError(f"fault '{part}': the time must not be negative")
+            items.append((action, seconds))
+    return tuple(sorted(items, key=lambda item: item[1]))
 
 
 def check_dsn(name: str, dsn: str) -> None:

@@ -17,7 +17,6 @@ import queue as queue_module
 import random
 import secrets
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -27,7 +26,7 @@ import psycopg2
 from . import db, messages, report, schema
 from .config import Scenario, worker_specs
 from .errors import ClusterError, RecorderError
-from .faults import FaultRecord, ShellCommand
+from .faults import FaultSchedule, LabAction, ShellCommand
 from .ledger import LedgerSpec
 from .ledger import postgres as pg_ledger
 from .metrics import RunMetrics, latency_summary
@@ -86,8 +85,8 @@ class Drill:
 
     # --- phases ------------------------------------------------------------------------
 
-    def phase(self, name: str, **detail) -> None:
-        now = time.time()
+    def phase(self, name: str, at: Optional[float] = None, **detail) -> None:
+        now = time.time() if at is None else at
         self.outcome.phases[name] = now
         log.info("phase %s", name)
         if self.ledger is not None:
@@ -97,6 +96,9 @@ class Drill:
         """Reach the primary (and the repo), prepare tables, measure latency if asked."""
         s = self.scenario
         self.phase("check")
+        if s.fault and not os.path.exists(os.path.join(s.lab_dir, "lab.json")):
+            raise ClusterError(f"lab-dir {s.lab_dir} holds no ptor-lab lab (no lab.json); "
+                               "start one with ptor-lab up")
         try:
             conn = db.connect(s.primary_pgdsn, "ptor-check", s.rto_conn_timeout,
                               s.statement_timeout, autocommit=False)
@@ -205,13 +207,14 @@ class Drill:
             proc.start()
             workers.append(proc)
         watcher = LoadWatcher(s, board, self.progress)
-        fault_thread = None
+        schedule = None
         try:
             self.phase("warmup")
             go.set()
             started = time.time()
             warm_end = started + s.warmup_duration
-            fault_at = warm_end + s.failover_after if s.failover_command else None
+            schedule = FaultSchedule(self.fault_plan(), warm_end)
+            schedule.start()
             load_end = warm_end + s.duration
             in_load = False
             while True:
@@ -219,8 +222,9 @@ class Drill:
                 if not in_load and now >= warm_end:
                     in_load = True
                     self.phase("load")
-                if fault_at is not None and fault_thread is None and now >= fault_at:
-                    fault_thread = self.fire_fault()
+                for ordinal, at, name in schedule.newly_fired():
+                    self.phase("fault" if ordinal == 1 else f"fault-{ordinal}", at=at,
+                               action=name)
                 self.collect_events(events, abort)
                 if abort.is_set():
                     self.outcome.stop_reason = "recorder failed"
@@ -240,11 +244,11 @@ class Drill:
                                                 f"{s.max_outage:g} s (max-outage)")
                     self.outcome.errors.append(self.outcome.stop_reason)
                     break
-                if in_load and self.outage_observed(watcher, fault_at, fault_thread, now):
+                if in_load and self.outage_observed(watcher, schedule, now):
                     self.outcome.stop_reason = (f"writes healthy for {s.observe_after:g} s "
                                                 "after the outage")
                     break
-                if now >= load_end and (fault_thread is None or not fault_thread.is_alive()):
+                if now >= load_end and not schedule.running():
                     self.outcome.stop_reason = "duration reached"
                     break
                 time.sleep(TICK)
@@ -253,37 +257,32 @@ class Drill:
             self.phase("drain")
             stop.set()
             go.set()
+            if schedule is not None:
+                schedule.cancel_and_join()
+                self.outcome.faults = list(schedule.records)
             self.stop_processes(workers, recorder, q, events, abort)
-            if fault_thread is not None:
-                fault_thread.join()
 
-    def outage_observed(self, watcher: LoadWatcher, fault_at: Optional[float],
-                        fault_thread: Optional[threading.Thread], now: float) -> bool:
+    def fault_plan(self) -> list:
+        """(seconds after warmup, trigger) for the failover command and every --fault."""
+        s = self.scenario
+        plan = []
+        if s.failover_command:
+            plan.append((s.failover_after, ShellCommand(
+                s.failover_command, timeout=max(60.0, s.max_outage), redact=s.redact)))
+        plan += [(at, LabAction(action, s.lab_dir)) for action, at in s.fault]
+        return plan
+
+    def outage_observed(self, watcher: LoadWatcher, schedule: FaultSchedule,
+                        now: float) -> bool:
         """True once the outage that matters is over and writes were healthy for
-        --observe-after seconds: the fault's outage when ptor fires one (after its command
-        returned), else any outage (a person triggered the failover)."""
-        if fault_at is not None and (fault_thread is None or fault_thread.is_alive()):
+        --observe-after seconds: the last fault's outage when ptor fires faults (after they
+        all returned), else any outage (a person triggered the failover)."""
+        if not schedule.done():
             return False
         began = watcher.last_outage_start
-        if began is None or (fault_at is not None and began < fault_at):
+        if began is None or (schedule.last_at is not None and began < schedule.last_at):
             return False
         return watcher.healthy_for(now) >= self.scenario.observe_after
-
-    def fire_fault(self) -> threading.Thread:
-        s = self.scenario
-        trigger = ShellCommand(s.failover_command, timeout=max(60.0, s.max_outage),
-                               redact=s.redact)
-        self.phase("fault", command=s.redact(s.failover_command))
-
-        def fire() -> None:
-            record: FaultRecord = trigger.fire()
-            self.outcome.faults.append(record)
-            log.info("failover command ended (exit %s) after %.2f s", record.exit_code,
-                     (record.ended_at or record.started_at) - record.started_at)
-
-        thread = threading.Thread(target=fire, name="ptor-fault", daemon=True)
-        thread.start()
-        return thread
 
     def collect_events(self, events, abort) -> None:
         while True:

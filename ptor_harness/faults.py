@@ -8,6 +8,7 @@ drill keeps watching the load meanwhile.
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
@@ -56,3 +57,83 @@ class ShellCommand:
         record.ended_at = time.time()
         record.output = self.redact(output[-OUTPUT_TAIL:])
         return record
+
+
+class LabAction:
+    """A built-in fault (`--fault`) on a ptor-lab lab: kill-primary, stop-primary,
+    switchover, kill-manager, carried out by the lab's own stack (see lab/base.py)."""
+
+    def __init__(self, action: str, lab_dir: str) -> None:
+        self.name = action
+        self.lab_dir = lab_dir
+
+    def fire(self) -> FaultRecord:
+        from .lab import load_lab
+        from .lab.pg import LabError
+
+        record = FaultRecord(self.name, f"{self.name} on {self.lab_dir}", time.time())
+        try:
+            record.output = load_lab(self.lab_dir).fault(self.name)
+            record.exit_code = 0
+        except LabError as exc:
+            record.error = str(exc)
+            record.exit_code = 1
+        except Exception as exc:  # a fault that breaks must not take the drill down
+            record.error = f"{type(exc).__name__}: {exc}"
+            record.exit_code = 1
+        record.ended_at = time.time()
+        return record
+
+
+class FaultSchedule:
+    """Fires triggers at their times (seconds after `origin`), one after another in a
+    background thread; a trigger whose time comes while another runs waits its turn."""
+
+    def __init__(self, plan: list, origin: float) -> None:
+        self.plan = sorted(plan, key=lambda item: item[0])
+        self.origin = origin
+        self.fired: list[tuple[float, str]] = []  # (when, name), appended by the thread
+        self.reported = 0
+        self.records: list[FaultRecord] = []
+        self.cancelled = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="ptor-faults", daemon=True)
+
+    @property
+    def first_at(self) -> Optional[float]:
+        return self.origin + self.plan[0][0] if self.plan else None
+
+    @property
+    def last_at(self) -> Optional[float]:
+        return self.origin + self.plan[-1][0] if self.plan else None
+
+    def start(self) -> None:
+        if self.plan:
+            self.thread.start()
+
+    def done(self) -> bool:
+        return not self.plan or (self.thread.ident is not None and not self.thread.is_alive())
+
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+    def _run(self) -> None:
+        for at, trigger in self.plan:
+            wait = self.origin + at - time.time()
+            if wait > 0 and self.cancelled.wait(wait):
+                return
+            self.fired.append((time.time(), trigger.name))
+            self.records.append(trigger.fire())
+
+    def newly_fired(self) -> list[tuple[int, float, str]]:
+        """(ordinal, when, name) of faults fired since the last call, for the
+        coordinator's own thread to log."""
+        start = self.reported
+        fresh = self.fired[start:]
+        self.reported += len(fresh)
+        return [(start + i + 1, at, name) for i, (at, name) in enumerate(fresh)]
+
+    def cancel_and_join(self) -> None:
+        """Fire nothing more; wait for a fault already under way to finish."""
+        self.cancelled.set()
+        if self.thread.ident is not None:
+            self.thread.join()

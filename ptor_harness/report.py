@@ -31,17 +31,34 @@ def _identity(identity) -> Optional[dict]:
 
 
 def identity_changes(identities: list) -> list[dict]:
-    """Every change of server each worker saw, in time order."""
-    last: dict[int, tuple] = {}
+    """Every change of primary each worker saw, in time order."""
+    last: dict[int, object] = {}
     changes = []
     for ident in sorted(identities, key=lambda i: i.at):
         if ident.in_recovery:
             continue
-        server = ident.server()
-        if ident.worker in last and last[ident.worker] != server:
-            changes.append({"worker": ident.worker, "at": ident.at, "to": ident.label()})
-        last[ident.worker] = server
+        if ident.worker in last and last[ident.worker].server() != ident.server():
+            changes.append({"worker": ident.worker, "at": ident.at,
+                            "from": last[ident.worker].label(), "to": ident.label()})
+        last[ident.worker] = ident
     return changes
+
+
+def primary_moves(changes: list[dict]) -> list[dict]:
+    """Identity changes grouped into moves of the primary: from, to, when the first and
+    the last worker followed, and how many workers did."""
+    moves: list[dict] = []
+    for change in changes:
+        move = next((m for m in reversed(moves) if (m["from"], m["to"]) ==
+                     (change["from"], change["to"])), None)
+        if move is None or change["worker"] in move["worker_set"]:
+            move = {"from": change["from"], "to": change["to"], "first": change["at"],
+                    "last": change["at"], "worker_set": set()}
+            moves.append(move)
+        move["last"] = change["at"]
+        move["worker_set"].add(change["worker"])
+    return [{"from": m["from"], "to": m["to"], "first": m["first"], "last": m["last"],
+             "workers": len(m["worker_set"])} for m in moves]
 
 
 def build(outcome) -> dict:
@@ -127,7 +144,8 @@ def build(outcome) -> dict:
             "op_ok_max_seconds": metrics.latency.max if metrics and metrics.latency.n else None,
             "check": outcome.latency,
         },
-        "faults": [f.as_dict() for f in outcome.faults],
+        "faults": [dict(f.as_dict(), **fault_figures(windows, f.started_at))
+                   for f in outcome.faults],
         "windows": [w.summary() for w in windows],
         "workers": [
             {"worker": w.worker, "ok": w.ok, "failed": w.failed,
@@ -189,9 +207,9 @@ def judge(report: dict, outcome) -> tuple[str, list[str], list[str]]:
     for fault in outcome.faults:
         if fault.error or fault.exit_code not in (0, None):
             why = fault.error or f"exited with {fault.exit_code}"
-            warnings.append(f"the failover command {why}")
+            warnings.append(f"fault {fault.name}: {why}")
     if outcome.faults and not report["windows"]:
-        warnings.append("the failover command ran but no client saw an outage")
+        warnings.append("faults were injected but no client saw an outage")
     if report["ops"]["ok"] == 0:
         unknowns.append("no op was acknowledged at all")
     if fails:
@@ -258,13 +276,21 @@ def render(report: dict) -> str:
             parts += ["", title] + [f"  - {item}" for item in items]
     servers = r["servers"]
     rows = [["primary before", (servers["primary_before"] or {}).get("label", "-")],
-            ["primary after", (servers["primary_after"] or {}).get("label", "-")],
-            ["identity changes seen by workers", len(servers["identity_changes"])]]
+            ["primary after", (servers["primary_after"] or {}).get("label", "-")]]
     parts += ["", "Servers", tabulate(rows, tablefmt="simple")]
-    for fault in r["faults"]:
-        parts.append(f"fault: {fault['command']} at {rel(fault['started_at'])} s, took "
-                     f"{_s((fault['ended_at'] or fault['started_at']) - fault['started_at'])},"
-                     f" exit {fault['exit_code']}")
+    moves = primary_moves(servers["identity_changes"])
+    if moves:
+        rows = [[rel(m["first"]), rel(m["last"]), m["workers"], m["from"], m["to"]]
+                for m in moves]
+        parts += ["", "Primary changes seen by the workers",
+                  tabulate(rows, headers=["first", "last", "workers", "from", "to"])]
+    if r["faults"]:
+        rows = [[f["name"], rel(f["started_at"]),
+                 _s((f["ended_at"] or f["started_at"]) - f["started_at"]),
+                 f["error"] or f"exit {f['exit_code']}", _s(f["detection_seconds"]),
+                 _s(f["injection_to_first_ok_seconds"])] for f in r["faults"]]
+        parts += ["", "Faults", tabulate(rows, headers=["fault", "at", "took", "result",
+                                                        "detection", "to first ok"])]
     if r["latency"]["check"]:
         check = r["latency"]["check"]
         rows = [[name, _s(v.get("min"), 4), _s(v.get("median"), 4), _s(v.get("p99"), 4),

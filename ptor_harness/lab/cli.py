@@ -1,12 +1,14 @@
 """`ptor-lab`: real local PostgreSQL HA clusters for demos and tests.
 
-  ptor-lab up --dir D [--port-base P] [--mode sync|async]
+  ptor-lab up --dir D [--stack streaming|auto-failover|patroni] [--port-base P]
+                      [--mode sync|async]
   ptor-lab status --dir D
-  ptor-lab failover --dir D          crash the primary, promote the standby
-  ptor-lab stop-node --dir D NODE    crash one node (SIGKILL), or --immediate shutdown
-  ptor-lab start-node --dir D NODE
+  ptor-lab fault --dir D ACTION      kill-primary, stop-primary, switchover, kill-manager
+  ptor-lab failover --dir D          streaming: crash the primary, promote the standby
+  ptor-lab stop-node --dir D NODE    streaming: crash one node (or --immediate shutdown)
+  ptor-lab start-node --dir D NODE   streaming
   ptor-lab down --dir D [--wipe]     stop what the lab started, by PID
-  ptor-lab demo                      up, a full drill with a failover, report, down
+  ptor-lab demo [--stack S]          up, a full drill with a kill, report, down
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from typing import Optional
 
 from tabulate import tabulate
 
+from . import load_lab, stacks
+from .base import FAULTS, Lab
 from .pg import LabError
 from .streaming import StreamingLab
 
 DEFAULT_DIR = os.path.join(tempfile.gettempdir(), "ptor-lab")
+DEFAULT_PORTS = {"streaming": 6041, "auto-failover": 6010, "patroni": 6020}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,9 +43,15 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--dir", default=DEFAULT_DIR, help="the lab's directory")
         return cmd
 
-    up = add("up", "start a primary, a streaming standby and a repo server")
-    up.add_argument("--port-base", type=int, default=6041)
-    up.add_argument("--mode", choices=("sync", "async"), default="sync")
+    up = add("up", "start a cluster (and a repo server) on 127.0.0.1")
+    up.add_argument("--stack", choices=tuple(DEFAULT_PORTS), default="streaming")
+    up.add_argument("--port-base", type=int, default=None,
+                    help="first port (default: streaming 6041, auto-failover 6010, "
+                         "patroni 6020)")
+    up.add_argument("--mode", choices=("sync", "async"), default="sync",
+                    help="async: the standby is asynchronous (streaming only)")
+    fault = add("fault", "inject a fault: " + ", ".join(FAULTS))
+    fault.add_argument("action", choices=FAULTS)
     add("status", "show each node's role, timeline and replication state")
     add("failover", "crash the primary (SIGKILL) and promote the standby")
     stop = add("stop-node", "crash one node (SIGKILL) or shut it down immediately")
@@ -52,14 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("--wipe", action="store_true", help="also delete the lab directory")
     add("dsn", "print the primary and repo DSNs as shell exports")
     demo = sub.add_parser("demo", help="up, a drill with a failover and its report, down")
-    demo.add_argument("--port-base", type=int, default=6041)
+    demo.add_argument("--stack", choices=tuple(DEFAULT_PORTS), default="streaming")
+    demo.add_argument("--port-base", type=int, default=None)
     demo.add_argument("--workers", type=int, default=4)
     demo.add_argument("--keep", action="store_true", help="leave the lab running afterwards")
     demo.add_argument("--output-dir", default="ptor-runs")
     return parser
 
 
-def print_dsns(lab: StreamingLab) -> None:
+def print_dsns(lab: Lab) -> None:
     print(f"export PRIMARY_PGDSN={shlex.quote(lab.primary_dsn())}")
     print(f"export REPO_PGDSN={shlex.quote(lab.repo_dsn())}")
 
@@ -70,20 +82,18 @@ def demo(args: argparse.Namespace) -> int:
 
     lab_dir = tempfile.mkdtemp(prefix="ptor-demo-", dir=tempfile.gettempdir())
     os.chmod(lab_dir, 0o755)
-    print(f"ptor-lab: starting a primary and a synchronous standby in {lab_dir}", flush=True)
+    print(f"ptor-lab: starting the {args.stack} lab in {lab_dir}", flush=True)
     started = time.time()
-    lab = StreamingLab.up(lab_dir, args.port_base, "sync")
+    lab = stacks()[args.stack].up(lab_dir, args.port_base or DEFAULT_PORTS[args.stack])
     print(f"ptor-lab: lab up in {time.time() - started:.1f} s", flush=True)
-    failover = f"{shlex.quote(sys.executable)} -m ptor_harness.lab.cli failover --dir " \
-               f"{shlex.quote(lab_dir)}"
     try:
         return ptor_cli.main([
             "--primary-pgdsn", lab.primary_dsn(), "--init",
             "--parallel-workers", str(args.workers), "--warmup-duration", "3",
-            "--duration", "30", "--failover-after", "3", "--observe-after", "3",
-            "--failover-command", failover, "--full-data-validation",
+            "--duration", "60", "--observe-after", "3",
+            "--lab-dir", lab_dir, "--fault", "kill-primary:3", "--full-data-validation",
             "--check-primary-latency", "--output-dir", args.output_dir,
-            "--report-json", os.path.join(args.output_dir, "demo-report.json"),
+            "--report-json", os.path.join(args.output_dir, f"demo-{args.stack}.json"),
         ])
     finally:
         if args.keep:
@@ -101,20 +111,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return demo(args)
         if args.command == "up":
             started = time.time()
-            lab = StreamingLab.up(args.dir, args.port_base, args.mode)
-            print(f"# lab up in {time.time() - started:.1f} s ({args.mode} standby) in "
-                  f"{lab.dir}")
+            cls = stacks()[args.stack]
+            lab = cls.up(args.dir, args.port_base or DEFAULT_PORTS[args.stack], args.mode)
+            print(f"# {args.stack} lab up in {time.time() - started:.1f} s in {lab.dir}")
             print_dsns(lab)
             return 0
-        lab = StreamingLab.load(args.dir)
+        lab = load_lab(args.dir)
         if args.command == "status":
             print(tabulate(lab.status(), headers="keys"))
         elif args.command == "dsn":
             print_dsns(lab)
+        elif args.command == "fault":
+            print(lab.fault(args.action))
+        elif args.command in ("failover", "stop-node", "start-node") and \
+                not isinstance(lab, StreamingLab):
+            raise LabError(f"{args.command} is for the streaming lab; the {lab.stack} lab "
+                           "has a failover manager: use ptor-lab fault")
         elif args.command == "failover":
-            done = lab.failover()
-            print(f"killed {done['killed']} (SIGKILL), promoted {done['promoted']} in "
-                  f"{done['promote_seconds']:.2f} s")
+            print(lab.failover())
         elif args.command == "stop-node":
             lab.stop_node(args.node, crash=not args.immediate)
             print(f"stopped {args.node}")

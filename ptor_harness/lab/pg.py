@@ -133,6 +133,23 @@ def alive(pid: Optional[int], datadir: Optional[str] = None) -> bool:
         return False
 
 
+def wait_gone(pid: int, timeout: float = 15) -> None:
+    """Wait until a dead process's PID is reaped (or reused by another process).
+
+    Programs that guard against a second instance (postgres, pg_autoctl) check the PID in
+    their lock file with kill(pid, 0), which a zombie still passes; restarting them before
+    init has reaped the old process makes them refuse to start.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return  # alive again: the PID now belongs to something else
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.05)
+
+
 class Node:
     """One PostgreSQL server of the lab: a data directory, a port, a postmaster PID."""
 
@@ -187,9 +204,27 @@ class Node:
         self.user.chown(path)
 
     def running(self) -> bool:
+        if not alive(self.pid, self.datadir):
+            self.pid = self.pid_from_file()
         return alive(self.pid, self.datadir)
 
+    def wait_reaped(self, timeout: float = 15) -> None:
+        """PostgreSQL refuses to start while its lock files name a PID that still exists,
+        and a killed postmaster lingers as a zombie until init reaps it: wait it out."""
+        old = self.pid or self.pid_from_file()
+        if old and not alive(old, self.datadir):
+            wait_gone(old, timeout)
+
+    def pid_from_file(self) -> Optional[int]:
+        """The postmaster PID a manager started, read from postmaster.pid."""
+        try:
+            with open(os.path.join(self.datadir, "postmaster.pid")) as pidfile:
+                return int(pidfile.readline().strip())
+        except (OSError, ValueError):
+            return None
+
     def start(self, timeout: float = 60) -> None:
+        self.wait_reaped()
         self.user.run([self.tool("pg_ctl"), "-D", self.datadir, "-l", self.logfile, "-w",
                        "-t", str(int(timeout)), "start"], cwd=self.lab_dir, timeout=timeout + 10)
         with open(os.path.join(self.datadir, "postmaster.pid")) as pidfile:
@@ -232,14 +267,14 @@ class Node:
         self.user.run([self.tool("pg_ctl"), "-D", self.datadir, "-w", "-t", "60", "promote"],
                       cwd=self.lab_dir)
 
-    def connect(self, timeout: int = 5):
-        conn = psycopg2.connect(self.dsn(), connect_timeout=timeout,
+    def connect(self, timeout: int = 5, dbname: str = "postgres"):
+        conn = psycopg2.connect(self.dsn(dbname), connect_timeout=timeout,
                                 application_name="ptor-lab")
         conn.autocommit = True
         return conn
 
-    def query(self, sql: str, params: tuple = ()) -> list:
-        conn = self.connect()
+    def query(self, sql: str, params: tuple = (), dbname: str = "postgres") -> list:
+        conn = self.connect(dbname=dbname)
         try:
             with conn.cursor() as cur:
                 cur.execute(sql, params)

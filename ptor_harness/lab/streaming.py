@@ -1,23 +1,22 @@
 """The streaming lab: a primary, one streaming standby and a separate repo server.
 
 Ports: node1 = base, node2 = base + 1, repo = base + 2, all on 127.0.0.1. `sync` mode makes
-the standby synchronous (`synchronous_standby_names`), `async` leaves it asynchronous. The
-lab's state (ports, roles, postmaster PIDs) lives in `<dir>/lab.json`, so every ptor-lab
-command, and ptor's --failover-command, can act on the same lab.
+the standby synchronous (`synchronous_standby_names`), `async` leaves it asynchronous.
+There is no failover manager: the lab itself plays one when a fault asks for it (promote
+the standby, then rejoin the old primary as a standby with pg_rewind, or a fresh clone
+when pg_rewind cannot), so a drill can fail over and back.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import time
-from typing import Optional
 
-from .pg import LabError, LabUser, Node, bindir, port_free
+from .base import Lab, wait_until
+from .pg import LabError, Node
 
-STATE = "lab.json"
 STANDBY_NAME = "standby"
 SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
@@ -38,104 +37,30 @@ SETTINGS = {
 }
 
 
-class StreamingLab:
-    """A primary/standby pair plus a repo server, driven through its state file."""
+def postgres_settings(lab_dir: str) -> dict:
+    return dict(SETTINGS, unix_socket_directories=f"'{os.path.join(lab_dir, 'sock')}'")
+
+
+class StreamingLab(Lab):
+    """A primary/standby pair plus a repo server."""
 
     stack = "streaming"
-
-    def __init__(self, lab_dir: str, state: dict) -> None:
-        self.dir = os.path.abspath(lab_dir)
-        self.state = state
-        self.user = LabUser(state.get("user"))
-        self.bin = state["bindir"]
-        self.nodes = {name: Node(name, self.dir, info["port"], self.user, self.bin,
-                                 info.get("pid"))
-                      for name, info in state["nodes"].items()}
-
-    # --- state ---------------------------------------------------------------------------
-
-    @classmethod
-    def load(cls, lab_dir: str) -> StreamingLab:
-        path = os.path.join(lab_dir, STATE)
-        try:
-            with open(path) as src:
-                state = json.load(src)
-        except FileNotFoundError:
-            raise LabError(f"no lab in {lab_dir} (no {STATE}); start one with "
-                           f"ptor-lab up --dir {lab_dir}") from None
-        return cls(lab_dir, state)
-
-    def save(self) -> None:
-        for name, node in self.nodes.items():
-            self.state["nodes"][name]["pid"] = node.pid
-        path = os.path.join(self.dir, STATE)
-        with open(path + ".tmp", "w") as out:
-            json.dump(self.state, out, indent=2, sort_keys=True)
-        os.replace(path + ".tmp", path)
-
-    def role(self, name: str) -> str:
-        return self.state["nodes"][name]["role"]
-
-    def set_role(self, name: str, role: str) -> None:
-        self.state["nodes"][name]["role"] = role
-
-    def named(self, role: str) -> Optional[str]:
-        for name, info in self.state["nodes"].items():
-            if info["role"] == role:
-                return name
-        return None
-
-    # --- DSNs ----------------------------------------------------------------------------
-
-    def primary_dsn(self) -> str:
-        """Multi-host DSN over both data nodes: libpq finds whichever is writable."""
-        ports = ",".join(str(self.nodes[n].port) for n in ("node1", "node2"))
-        return (f"host=127.0.0.1,127.0.0.1 port={ports} dbname=postgres "
-                f"user={self.user.name} target_session_attrs=read-write connect_timeout=2")
-
-    def repo_dsn(self) -> str:
-        return self.nodes["repo"].dsn()
-
-    # --- life ----------------------------------------------------------------------------
+    node_names = ("node1", "node2")
 
     @classmethod
     def up(cls, lab_dir: str, port_base: int = 6041, mode: str = "sync") -> StreamingLab:
         if mode not in ("sync", "async"):
             raise LabError(f"mode must be sync or async, not {mode!r}")
         lab_dir = os.path.abspath(lab_dir)
-        if os.path.exists(os.path.join(lab_dir, STATE)):
-            raise LabError(f"a lab already exists in {lab_dir}; run ptor-lab down --dir "
-                           f"{lab_dir} --wipe first")
-        for port in (port_base, port_base + 1, port_base + 2):
-            if not port_free(port):
-                raise LabError(f"port {port} on 127.0.0.1 is in use; choose another "
-                               "--port-base")
-        user = LabUser()
-        os.makedirs(lab_dir, exist_ok=True)
-        os.chmod(lab_dir, 0o755)
-        user.check_reachable(lab_dir)
-        for sub in ("sock", "logs"):
-            os.makedirs(os.path.join(lab_dir, sub), exist_ok=True)
-            user.chown(os.path.join(lab_dir, sub))
-        state = {
-            "stack": cls.stack, "mode": mode, "user": user.name, "bindir": bindir(),
-            "port_base": port_base, "created_at": time.time(),
-            "nodes": {"node1": {"port": port_base, "role": "primary"},
-                      "node2": {"port": port_base + 1, "role": "standby"},
-                      "repo": {"port": port_base + 2, "role": "repo"}},
-        }
-        lab = cls(lab_dir, state)
-        lab.save()
-        try:
-            lab.build()
-        except BaseException:
-            lab.down()
-            os.remove(os.path.join(lab_dir, STATE))  # logs stay for a post-mortem
-            raise
+        ports = {"node1": (port_base, "primary"), "node2": (port_base + 1, "standby"),
+                 "repo": (port_base + 2, "repo")}
+        cls.prepare_dir(lab_dir, [p for p, _ in ports.values()])
+        lab = cls(lab_dir, cls.new_state(lab_dir, port_base, mode, ports))
+        lab.start_built()
         return lab
 
     def build(self) -> None:
-        settings = dict(SETTINGS, unix_socket_directories=f"'{os.path.join(self.dir, 'sock')}'")
+        settings = postgres_settings(self.dir)
         primary, standby, repo = self.nodes["node1"], self.nodes["node2"], self.nodes["repo"]
         primary.initdb(settings)
         primary.start()
@@ -146,12 +71,15 @@ class StreamingLab:
         repo.initdb(settings)
         repo.start()
         self.save()
-        if self.state["mode"] == "sync":
-            primary.query(f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'")
-            primary.query("SELECT pg_reload_conf()")
-            self.wait_replication(primary, "sync")
-        else:
-            self.wait_replication(primary, "async")
+        self.attach_standby(primary)
+
+    def primary_dsn(self) -> str:
+        """Multi-host DSN over both data nodes: libpq finds whichever is writable."""
+        ports = ",".join(str(n.port) for n in self.data_nodes())
+        return (f"host=127.0.0.1,127.0.0.1 port={ports} dbname=postgres "
+                f"user={self.user.name} target_session_attrs=read-write connect_timeout=2")
+
+    # --- replication plumbing --------------------------------------------------------------
 
     def clone(self, standby: Node, source: Node) -> None:
         """Make `standby` a fresh streaming copy of `source` (pg_basebackup)."""
@@ -164,53 +92,85 @@ class StreamingLab:
         self.make_standby(standby, source)
 
     def make_standby(self, standby: Node, source: Node) -> None:
+        """pg_basebackup and pg_rewind copy the source's auto.conf: rewrite it whole."""
         standby.write_auto_conf({"primary_conninfo": f"'host=127.0.0.1 port={source.port} "
                                  f"user={self.user.name} application_name={STANDBY_NAME}'"})
         signal_file = os.path.join(standby.datadir, "standby.signal")
         open(signal_file, "w").close()
         self.user.chown(signal_file)
 
+    def attach_standby(self, primary: Node) -> None:
+        """Make the standby synchronous (sync mode) and wait until it streams."""
+        if self.state["mode"] == "sync":
+            primary.query(f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'")
+            primary.query("SELECT pg_reload_conf()")
+        self.wait_replication(primary, "sync" if self.state["mode"] == "sync" else "async")
+
     def wait_replication(self, primary: Node, sync_state: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = primary.query("SELECT sync_state FROM pg_stat_replication "
-                                 "WHERE application_name = %s AND state = 'streaming'",
-                                 (STANDBY_NAME,))
-            if rows and rows[0][0] == sync_state:
-                return
-            if time.monotonic() > deadline:
-                raise LabError(f"the standby did not reach {sync_state} streaming in "
-                               f"{timeout:g} s")
-            time.sleep(0.05)
+        wait_until(f"the standby to stream ({sync_state})", lambda: primary.query(
+            "SELECT 1 FROM pg_stat_replication WHERE application_name = %s "
+            "AND state = 'streaming' AND sync_state = %s", (STANDBY_NAME, sync_state)),
+            timeout, 0.05)
 
-    # --- faults --------------------------------------------------------------------------
-
-    def failover(self) -> dict:
-        """Crash the primary (SIGKILL its postmaster) and promote the standby.
-
-        A standby that is not running is started first, so a drill can stop the standby,
-        let the primary run ahead, and then fail over to the stale copy (data loss drills).
-        """
-        old = self.named("primary")
-        new = self.named("standby")
-        if old is None or new is None:
-            raise LabError("the lab has no primary/standby pair to fail over")
-        t0 = time.time()
-        self.nodes[old].kill(signal.SIGKILL)
-        self.set_role(old, "failed")
-        self.save()
-        killed = time.time()
-        standby = self.nodes[new]
-        if not standby.running():
-            standby.start()
+    def promote(self, node: Node) -> None:
+        """Promote `node`; a standby that is not running is started first."""
+        if not node.running():
+            node.start()
         # A promoted standby that inherited synchronous_standby_names would block writes.
-        standby.query("ALTER SYSTEM RESET synchronous_standby_names")
-        standby.query("SELECT pg_reload_conf()")
-        standby.promote()
-        self.set_role(new, "primary")
+        node.query("ALTER SYSTEM RESET synchronous_standby_names")
+        node.query("SELECT pg_reload_conf()")
+        node.promote()
+
+    def rejoin(self, old: Node, new: Node) -> str:
+        """Bring a former primary back as a standby of `new`: pg_rewind, else re-clone."""
+        how = "pg_rewind"
+        done = self.user.run([old.tool("pg_rewind"), "-D", old.datadir,
+                              f"--source-server={new.dsn()}"], cwd=self.dir, check=False,
+                             timeout=120)
+        if done.returncode == 0:
+            self.make_standby(old, new)
+        else:
+            how = "a fresh clone"
+            self.clone(old, new)
+        old.start()
+        self.attach_standby(new)
+        return how
+
+    # --- faults ----------------------------------------------------------------------------
+
+    def failover(self, sig: int = signal.SIGKILL, rejoin: bool = False) -> str:
+        """Stop the primary with `sig` and promote the standby; optionally rejoin the old
+        primary as the new standby (so a drill can fail back later)."""
+        old_name, new_name = self.named("primary"), self.named("standby")
+        if old_name is None or new_name is None:
+            raise LabError("the lab has no primary/standby pair to fail over")
+        old, new = self.nodes[old_name], self.nodes[new_name]
+        old.kill(sig)
+        self.set_role(old_name, "failed")
         self.save()
-        return {"killed": old, "promoted": new, "kill_seconds": killed - t0,
-                "promote_seconds": time.time() - killed}
+        started = time.monotonic()
+        self.promote(new)
+        promoted = time.monotonic() - started
+        self.set_role(new_name, "primary")
+        self.save()
+        line = f"stopped {old_name} ({signal.Signals(sig).name}), promoted {new_name} in " \
+               f"{promoted:.2f} s"
+        if rejoin:
+            how = self.rejoin(old, new)
+            self.set_role(old_name, "standby")
+            self.save()
+            line += f", {old_name} rejoined as standby by {how}"
+        return line
+
+    def kill_primary(self) -> str:
+        return self.failover(signal.SIGKILL, rejoin=True)
+
+    def stop_primary(self) -> str:
+        return self.failover(signal.SIGQUIT, rejoin=True)
+
+    def switchover(self) -> str:
+        """Planned: fast shutdown (all WAL reaches the standby), promote, rejoin."""
+        return self.failover(signal.SIGINT, rejoin=True)
 
     def stop_node(self, name: str, crash: bool = True) -> None:
         if name not in self.nodes:
@@ -219,43 +179,10 @@ class StreamingLab:
         self.save()
 
     def start_node(self, name: str) -> None:
-        node = self.nodes[name]
+        if name not in self.nodes:
+            raise LabError(f"no node {name!r}; nodes: {', '.join(self.nodes)}")
         if self.role(name) == "failed":
             raise LabError(f"{name} is a failed primary; starting it as it is would make a "
                            "second primary")
-        node.start()
+        self.nodes[name].start()
         self.save()
-
-    # --- views ---------------------------------------------------------------------------
-
-    def status(self) -> list[dict]:
-        rows = []
-        for name, node in self.nodes.items():
-            row = {"node": name, "port": node.port, "role": self.role(name),
-                   "running": node.running(), "pid": node.pid if node.running() else None,
-                   "in_recovery": None, "timeline": None, "replication": None}
-            if row["running"]:
-                try:
-                    (rec, tl), = node.query(
-                        "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN "
-                        "(SELECT received_tli FROM pg_stat_wal_receiver) ELSE ('x' || "
-                        "substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
-                        " END")
-                    row["in_recovery"], row["timeline"] = rec, tl
-                    if not rec and name != "repo":
-                        reps = node.query("SELECT application_name, state, sync_state FROM "
-                                          "pg_stat_replication")
-                        row["replication"] = ", ".join(f"{a} {s}/{y}" for a, s, y in reps) \
-                            or "no standby"
-                except Exception as exc:
-                    row["replication"] = f"unreachable: {str(exc).strip()[:60]}"
-            rows.append(row)
-        return rows
-
-    def down(self, wipe: bool = False) -> None:
-        """Stop every server this lab started (by recorded PID); optionally delete it all."""
-        for node in self.nodes.values():
-            node.stop()
-        self.save()
-        if wipe:
-            shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,15 +1,18 @@
 """Fixtures that start real PostgreSQL labs on loopback, and run ptor as a user would."""
 
+import contextlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
 
 import pytest
 
-from ptor_harness.lab.pg import port_free
+from ptor_harness.lab import load_lab
+from ptor_harness.lab.pg import LabError, port_free
 from ptor_harness.lab.streaming import StreamingLab
 
 pytestmark = pytest.mark.integration
@@ -34,6 +37,16 @@ def lab_dir() -> str:
     return path
 
 
+def remove_lab(lab) -> None:
+    """Stop the lab as its state file now records it (a fault run by ptor may have
+    restarted managers under new PIDs since the fixture built `lab`), then remove it and
+    the temporary directory around it."""
+    with contextlib.suppress(LabError):  # if never saved: stop what this object knows
+        lab = load_lab(lab.dir)
+    lab.down(wipe=True)
+    shutil.rmtree(os.path.dirname(lab.dir), ignore_errors=True)
+
+
 @pytest.fixture
 def make_lab():
     labs = []
@@ -45,7 +58,7 @@ def make_lab():
 
     yield make
     for lab in labs:
-        lab.down(wipe=True)
+        remove_lab(lab)
 
 
 def ptor_env() -> dict:

@@ -1,0 +1,218 @@
+"""The pg_auto_failover lab: a monitor and two data nodes, each under its own
+`pg_autoctl run` that the lab starts and restarts; plus a separate repo server.
+
+Ports: monitor = base, node1 = base + 1, node2 = base + 2, repo = base + 3. Replication is
+synchronous (pg_auto_failover's default with two nodes). The monitor's health checks are
+tuned for a lab (about 6 s to fail over instead of about 51 s with the defaults). Every
+pg_autoctl call runs as the lab user with its state, config, runtime directory and unix
+sockets kept inside the lab directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+import psycopg2
+
+from .base import Lab, wait_until
+from .pg import LabError
+from .streaming import postgres_settings
+
+PACKAGES = "postgresql-15-auto-failover pg-auto-failover-cli"
+FAST_MONITOR = (
+    "ALTER SYSTEM SET pgautofailover.health_check_period = 1000",
+    "ALTER SYSTEM SET pgautofailover.health_check_timeout = 1000",
+    "ALTER SYSTEM SET pgautofailover.health_check_max_retries = 1",
+    "ALTER SYSTEM SET pgautofailover.health_check_retry_delay = 500",
+    "ALTER SYSTEM SET pgautofailover.node_considered_unhealthy_timeout = 3000",
+    "ALTER SYSTEM SET pgautofailover.primary_demote_timeout = 3000",
+    "SELECT pg_reload_conf()",
+)
+DBNAME = "appdb"
+
+
+def pg_autoctl() -> str:
+    found = shutil.which("pg_autoctl")
+    if not found:
+        raise LabError(f"pg_autoctl is not installed; on Debian: apt-get install -y "
+                       f"--no-install-recommends {PACKAGES}")
+    return found
+
+
+class AutoFailoverLab(Lab):
+    """monitor + node1 + node2 under pg_autoctl, and a repo server."""
+
+    stack = "auto-failover"
+    node_names = ("node1", "node2")
+
+    @classmethod
+    def up(cls, lab_dir: str, port_base: int = 6010, mode: str = "sync") -> AutoFailoverLab:
+        if mode != "sync":
+            raise LabError("the auto-failover lab is synchronous (pg_auto_failover's default "
+                           "with two nodes)")
+        pg_autoctl()
+        lab_dir = os.path.abspath(lab_dir)
+        ports = {"monitor": (port_base, "monitor"), "node1": (port_base + 1, "primary"),
+                 "node2": (port_base + 2, "standby"), "repo": (port_base + 3, "repo")}
+        cls.prepare_dir(lab_dir, [p for p, _ in ports.values()])
+        lab = cls(lab_dir, cls.new_state(lab_dir, port_base, mode, ports))
+        lab.start_built()
+        return lab
+
+    # --- environment ---------------------------------------------------------------------
+
+    @property
+    def env(self) -> dict:
+        xdg = os.path.join(self.dir, "xdg")
+        sock = os.path.join(self.dir, "sock")
+        return {"PATH": f"{self.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                "XDG_CONFIG_HOME": f"{xdg}/config", "XDG_DATA_HOME": f"{xdg}/data",
+                "XDG_RUNTIME_DIR": f"{xdg}/run", "PG_REGRESS_SOCK_DIR": sock, "PGHOST": sock}
+
+    def autoctl(self, *args: str, timeout: float = 120):
+        return self.user.run([pg_autoctl(), *args], cwd=self.dir, env=self.env,
+                             timeout=timeout)
+
+    @property
+    def monitor_uri(self) -> str:
+        return (f"postgres://autoctl_node@127.0.0.1:{self.nodes['monitor'].port}/"
+                "pg_auto_failover?sslmode=disable")
+
+    def monitor_query(self, sql: str) -> list:
+        monitor = self.nodes["monitor"]
+        conn = psycopg2.connect(host=os.path.join(self.dir, "sock"), port=monitor.port,
+                                dbname="pg_auto_failover", user=self.user.name,
+                                connect_timeout=3, application_name="ptor-lab")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+    def states(self) -> dict:
+        """node name -> (reported state, goal state), as the monitor sees them."""
+        return {name: (reported, goal) for name, reported, goal in self.monitor_query(
+            "SELECT nodename, reportedstate, goalstate FROM pgautofailover.node")}
+
+    def keeper(self, name: str):
+        return self.daemon(name + "-keeper", [pg_autoctl(), "run", "--pgdata",
+                                              self.nodes[name].datadir], env=self.env)
+
+    # --- build ---------------------------------------------------------------------------
+
+    def build(self) -> None:
+        for sub in ("xdg", "xdg/config", "xdg/data", "xdg/run"):
+            os.makedirs(os.path.join(self.dir, sub), mode=0o700, exist_ok=True)
+            self.user.chown(os.path.join(self.dir, sub))
+        monitor = self.nodes["monitor"]
+        self.autoctl("create", "monitor", "--pgdata", monitor.datadir, "--pgport",
+                     str(monitor.port), "--hostname", "127.0.0.1", "--auth", "trust",
+                     "--no-ssl")
+        self.autoctl("config", "set", "--pgdata", monitor.datadir,
+                     "postgresql.listen_addresses", "127.0.0.1")
+        self.daemon("monitor-keeper", [pg_autoctl(), "run", "--pgdata", monitor.datadir],
+                    env=self.env).start()
+        wait_until("the monitor", lambda: self.monitor_query("SELECT 1"), 60)
+        for statement in FAST_MONITOR:
+            self.monitor_query(statement)
+        for name in self.node_names:
+            node = self.nodes[name]
+            self.autoctl("create", "postgres", "--pgdata", node.datadir, "--pgport",
+                         str(node.port), "--name", name, "--hostname", "127.0.0.1",
+                         "--listen", "127.0.0.1", "--pghost", os.path.join(self.dir, "sock"),
+                         "--auth", "trust", "--no-ssl", "--dbname", DBNAME, "--username",
+                         self.user.name, "--monitor", self.monitor_uri)
+            self.keeper(name).start()
+            wait_until(f"{name} to accept connections",
+                       lambda node=node: node.query("SELECT 1", dbname=DBNAME), 60)
+        self.wait_healthy(90)
+        repo = self.nodes["repo"]
+        repo.initdb(postgres_settings(self.dir))
+        repo.start()
+        for name in ("monitor", *self.node_names):
+            self.nodes[name].running()  # learn the postmaster PIDs pg_autoctl started
+        self.save()
+
+    def wait_healthy(self, timeout: float) -> None:
+        """Until one node is primary and the other secondary, both settled."""
+        def healthy():
+            states = sorted(self.states().values())
+            return states == [("primary", "primary"), ("secondary", "secondary")]
+        wait_until("a primary and a secondary", healthy, timeout, 0.2)
+
+    def primary_dsn(self) -> str:
+        ports = ",".join(str(n.port) for n in self.data_nodes())
+        return (f"host=127.0.0.1,127.0.0.1 port={ports} dbname={DBNAME} "
+                f"user={self.user.name} target_session_attrs=read-write connect_timeout=2")
+
+    def primary_name(self) -> str:
+        for name, (reported, goal) in self.states().items():
+            if goal in ("primary", "wait_primary") or reported in ("primary", "wait_primary"):
+                return name
+        return self.current_primary().name
+
+    # --- faults --------------------------------------------------------------------------
+
+    def crash_node(self, name: str) -> None:
+        """SIGKILL the node's pg_autoctl and its postgres together: a node crash."""
+        node = self.nodes[name]
+        postmaster = node.pid if node.running() else None
+        self.keeper(name).kill(signal.SIGKILL)
+        node.pid = postmaster
+        node.kill(signal.SIGKILL)
+
+    def recover_node(self, name: str, timeout: float = 90) -> None:
+        """Once the other node has taken over, restart this node's pg_autoctl: it rejoins
+        as a secondary (pg_rewind) so the drill can fail back later."""
+        other = next(n for n in self.node_names if n != name)
+        wait_until(f"{other} to become primary", lambda: self.states()[other][0] in (
+            "primary", "wait_primary"), timeout, 0.2)
+        self.keeper(name).start()
+        self.save()
+
+    def kill_primary(self) -> str:
+        name = self.primary_name()
+        self.crash_node(name)
+        started = time.monotonic()
+        self.recover_node(name)
+        return (f"killed pg_autoctl and postgres of {name}; the monitor failed over in "
+                f"{time.monotonic() - started:.1f} s; {name}'s pg_autoctl restarted")
+
+    def stop_primary(self) -> str:
+        name = self.primary_name()
+        self.nodes[name].kill(signal.SIGQUIT)
+        return f"immediate shutdown of {name}'s postgres (pg_autoctl may restart it)"
+
+    def switchover(self) -> str:
+        started = time.monotonic()
+        self.autoctl("perform", "switchover", "--pgdata", self.nodes["monitor"].datadir,
+                     timeout=120)
+        return f"pg_autoctl perform switchover returned after " \
+               f"{time.monotonic() - started:.1f} s"
+
+    def kill_manager(self) -> str:
+        name = self.primary_name()
+        node = self.nodes[name]
+        spare = (node.pid,) if node.running() else ()
+        self.keeper(name).kill(signal.SIGKILL, spare=spare)
+        return f"killed pg_autoctl of {name} (postgres left running)"
+
+    def status(self) -> list[dict]:
+        rows = super().status()
+        try:
+            states = self.states()
+        except Exception:
+            states = {}
+        for row in rows:
+            if row["node"] in states:
+                row["role"] = "/".join(states[row["node"]])
+        return rows
+
+    def wait_settled(self, timeout: float = 90) -> None:
+        self.wait_healthy(timeout)
+

@@ -1,0 +1,282 @@
+"""What every lab stack shares: its state file, its PostgreSQL nodes, its daemons, and the
+contract for the faults ptor can inject into it.
+
+A stack (streaming, auto-failover, patroni) subclasses `Lab`. Its state (ports, roles,
+PIDs) lives in `<dir>/lab.json`, so every `ptor-lab` command and ptor's built-in fault
+actions act on the same lab. Every process the lab starts is recorded by PID and stopped
+by that PID only after checking it is still the process the lab started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from typing import Optional
+
+import psutil
+
+from .pg import LabError, LabUser, Node, alive, bindir, port_free, wait_gone
+
+STATE = "lab.json"
+FAULTS = ("kill-primary", "stop-primary", "switchover", "kill-manager")
+
+
+class Daemon:
+    """A long-running program of the lab (etcd, haproxy, patroni, pg_autoctl run)."""
+
+    def __init__(self, lab: Lab, name: str, argv: list, pid: Optional[int] = None,
+                 env: Optional[dict] = None) -> None:
+        self.lab = lab
+        self.name = name
+        self.argv = argv
+        self.pid = pid
+        self.env = env or {}
+
+    @property
+    def logfile(self) -> str:
+        return os.path.join(self.lab.dir, "logs", f"{self.name}.log")
+
+    def running(self) -> bool:
+        if not alive(self.pid):
+            return False
+        try:
+            return os.path.basename(self.argv[0]) in " ".join(psutil.Process(self.pid).cmdline())
+        except psutil.Error:
+            return False
+
+    def start(self) -> None:
+        """Start as the lab user, detached: a shell puts the program in the background
+        and exits, so the program is orphaned to init at once. Whoever started it (a test
+        process, ptor's fault thread) then never holds it as an unreaped zombie after a
+        kill, which would make the restarted manager refuse to run."""
+        if self.pid:
+            wait_gone(self.pid)
+        user = self.lab.user
+        kwargs: dict = {}
+        if user.switching:
+            kwargs = {"user": user.uid, "group": user.gid, "extra_groups": []}
+        env = dict(os.environ, HOME=user.home, USER=user.name, LOGNAME=user.name,
+                   PTOR_LAB_LOG=self.logfile, **self.env)
+        env.pop("PGPASSWORD", None)
+        launcher = ['/bin/sh', '-c', '"$@" </dev/null >>"$PTOR_LAB_LOG" 2>&1 & echo $!',
+                    "ptor-lab-launch", *self.argv]
+        done = subprocess.run(launcher, cwd=self.lab.dir, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, env=env, timeout=30,
+                              start_new_session=True, check=False, **kwargs)
+        if done.returncode != 0 or not done.stdout.strip().isdigit():
+            raise LabError(f"could not start {self.name}: {done.stderr.strip()[:200]}")
+        self.pid = int(done.stdout.strip())
+        self.lab.save()
+
+    def kill(self, sig: int = signal.SIGKILL, wait: float = 15, tree: bool = True,
+             spare: tuple = ()) -> None:
+        """Signal the daemon (by recorded PID) and, with `tree`, the processes it started
+        (except PIDs in `spare`); wait until they are gone (or zombies)."""
+        if not self.running():
+            return
+        try:
+            children = [c for c in psutil.Process(self.pid).children(recursive=True)
+                        if c.pid not in spare] if tree else []
+        except psutil.Error:
+            children = []
+        if spare:  # a spared process keeps its own children (a postmaster's backends)
+            kept = set()
+            for pid in spare:
+                with contextlib.suppress(psutil.Error):
+                    kept |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+            children = [c for c in children if c.pid not in kept]
+        for proc in [psutil.Process(self.pid)] + children:
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and (
+                self.running() or any(alive(c.pid) for c in children)):
+            time.sleep(0.02)
+        for proc in [self] + children:
+            if alive(proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+
+
+class Lab:
+    """Base of every lab stack. Subclasses set `stack`, build themselves in `build()`, and
+    implement the fault abilities they support."""
+
+    stack = ""
+    node_names: tuple = ()
+
+    def __init__(self, lab_dir: str, state: dict) -> None:
+        self.dir = os.path.abspath(lab_dir)
+        self.state = state
+        self.user = LabUser(state.get("user"))
+        self.bin = state["bindir"]
+        self.nodes = {name: Node(name, self.dir, info["port"], self.user, self.bin,
+                                 info.get("pid"))
+                      for name, info in state["nodes"].items()}
+        self.daemons = {name: Daemon(self, name, info["argv"], info.get("pid"),
+                                     info.get("env"))
+                        for name, info in state.get("daemons", {}).items()}
+
+    # --- state ---------------------------------------------------------------------------
+
+    @classmethod
+    def new_state(cls, lab_dir: str, port_base: int, mode: str, ports: dict) -> dict:
+        return {"stack": cls.stack, "mode": mode, "user": LabUser().name, "bindir": bindir(),
+                "port_base": port_base, "created_at": time.time(), "daemons": {},
+                "nodes": {name: {"port": port, "role": role}
+                          for name, (port, role) in ports.items()}}
+
+    def save(self) -> None:
+        for name, node in self.nodes.items():
+            self.state["nodes"][name]["pid"] = node.pid
+        for name, daemon in self.daemons.items():
+            self.state["daemons"][name] = {"argv": daemon.argv, "pid": daemon.pid,
+                                           "env": daemon.env}
+        path = os.path.join(self.dir, STATE)
+        with open(path + ".tmp", "w") as out:
+            json.dump(self.state, out, indent=2, sort_keys=True)
+        os.replace(path + ".tmp", path)
+
+    def role(self, name: str) -> str:
+        return self.state["nodes"][name]["role"]
+
+    def set_role(self, name: str, role: str) -> None:
+        self.state["nodes"][name]["role"] = role
+
+    def named(self, role: str) -> Optional[str]:
+        for name, info in self.state["nodes"].items():
+            if info["role"] == role:
+                return name
+        return None
+
+    def daemon(self, name: str, argv: list, env: Optional[dict] = None) -> Daemon:
+        """The lab's daemon of that name (with its recorded PID), created if new."""
+        if name not in self.daemons:
+            self.daemons[name] = Daemon(self, name, argv, env=env)
+        return self.daemons[name]
+
+    # --- life ----------------------------------------------------------------------------
+
+    @classmethod
+    def prepare_dir(cls, lab_dir: str, ports: list) -> LabUser:
+        """Check the directory and ports are free; make the directory the lab's."""
+        if os.path.exists(os.path.join(lab_dir, STATE)):
+            raise LabError(f"a lab already exists in {lab_dir}; run ptor-lab down --dir "
+                           f"{lab_dir} --wipe first")
+        for port in ports:
+            if not port_free(port):
+                raise LabError(f"port {port} on 127.0.0.1 is in use; choose another "
+                               "--port-base")
+        user = LabUser()
+        os.makedirs(lab_dir, exist_ok=True)
+        os.chmod(lab_dir, 0o755)
+        user.chown(lab_dir)  # managers (pg_autoctl, patroni) create files next to pgdata
+        user.check_reachable(lab_dir)
+        for sub in ("sock", "logs"):
+            os.makedirs(os.path.join(lab_dir, sub), exist_ok=True)
+            user.chown(os.path.join(lab_dir, sub))
+        return user
+
+    def start_built(self) -> None:
+        """Build the stack; on any failure stop what was started and forget the lab."""
+        self.save()
+        try:
+            self.build()
+        except BaseException:
+            self.down()
+            os.remove(os.path.join(self.dir, STATE))  # logs stay for a post-mortem
+            raise
+
+    def build(self) -> None:
+        raise NotImplementedError
+
+    def down(self, wipe: bool = False) -> None:
+        """Stop every process this lab started (managers first, by recorded PID)."""
+        for daemon in self.daemons.values():
+            daemon.kill(signal.SIGKILL)
+        for node in self.nodes.values():
+            node.stop()
+        self.save()
+        if wipe:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- what the lab offers ptor --------------------------------------------------------
+
+    def primary_dsn(self) -> str:
+        raise NotImplementedError
+
+    def repo_dsn(self) -> str:
+        return self.nodes["repo"].dsn()
+
+    def data_nodes(self) -> list:
+        return [self.nodes[n] for n in self.node_names]
+
+    def current_primary(self) -> Node:
+        """The data node that is running and not in recovery, asked of the servers."""
+        for node in self.data_nodes():
+            if node.running():
+                try:
+                    if node.query("SELECT NOT pg_is_in_recovery()")[0][0]:
+                        return node
+                except Exception:
+                    continue
+        raise LabError("no data node of the lab is a running primary")
+
+    def fault(self, action: str) -> str:
+        """Inject a fault by name; returns a one-line description of what was done."""
+        if action not in FAULTS:
+            raise LabError(f"unknown fault {action!r}; faults: {', '.join(FAULTS)}")
+        method = getattr(self, action.replace("-", "_"), None)
+        if method is None:
+            raise LabError(f"the {self.stack} lab cannot {action}")
+        return method()
+
+    def status(self) -> list[dict]:
+        rows = []
+        for name, node in self.nodes.items():
+            row = {"node": name, "port": node.port, "role": self.role(name),
+                   "running": node.running(), "pid": node.pid if node.running() else None,
+                   "in_recovery": None, "timeline": None, "replication": None}
+            if row["running"]:
+                try:
+                    (rec, tl), = node.query(
+                        "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN "
+                        "(SELECT received_tli FROM pg_stat_wal_receiver) ELSE ('x' || "
+                        "substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
+                        " END")
+                    row["in_recovery"], row["timeline"] = rec, tl
+                    if not rec and name in self.node_names:
+                        reps = node.query("SELECT application_name, state, sync_state FROM "
+                                          "pg_stat_replication")
+                        row["replication"] = ", ".join(f"{a} {s}/{y}" for a, s, y in reps) \
+                            or "no standby"
+                except Exception as exc:
+                    row["replication"] = f"unreachable: {str(exc).strip()[:60]}"
+            rows.append(row)
+        for name, daemon in self.daemons.items():
+            rows.append({"node": name, "port": None, "role": "daemon",
+                         "running": daemon.running(),
+                         "pid": daemon.pid if daemon.running() else None})
+        return rows
+
+
+def wait_until(what: str, check, timeout: float, interval: float = 0.1):
+    """Poll `check()` until it returns something truthy; LabError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:  # a server that is still coming up
+            last_error = exc
+        if time.monotonic() > deadline:
+            detail = f" (last error: {str(last_error).strip()[:120]})" if last_error else ""
+            raise LabError(f"timed out after {timeout:g} s waiting for {what}{detail}")
+        time.sleep(interval)
