@@ -32,6 +32,9 @@ FAST_MONITOR = (
     "SELECT pg_reload_conf()",
 )
 DBNAME = "appdb"
+# How long kill-manager leaves a node without its pg_autoctl: the tuned unhealthy timeout
+# (3 s) plus the demote timeout (3 s), and room for the monitor's next health checks.
+MANAGER_DOWN_SECONDS = 8.0
 
 
 def pg_autoctl() -> str:
@@ -196,11 +199,22 @@ class AutoFailoverLab(Lab):
                f"{time.monotonic() - started:.1f} s"
 
     def kill_manager(self) -> str:
+        """SIGKILL the primary node's pg_autoctl, postgres left running. The monitor
+        checks postgres itself, so it may keep the primary; a primary it cannot reach
+        fails over. After the monitor's unhealthy timeout and demote timeout have passed
+        (about 8 s with the lab's tuning), restart the killed pg_autoctl so the node
+        reports again (and rejoins, if the monitor failed over)."""
         name = self.primary_name()
         node = self.nodes[name]
         spare = (node.pid,) if node.running() else ()
         self.keeper(name).kill(signal.SIGKILL, spare=spare)
-        return f"killed pg_autoctl of {name} (postgres left running)"
+        time.sleep(MANAGER_DOWN_SECONDS)
+        states = self.states()
+        self.keeper(name).start()
+        return f"killed pg_autoctl of {name} (postgres left running); after " \
+               f"{MANAGER_DOWN_SECONDS:g} s the monitor saw " + \
+               ", ".join(f"{n} {r}/{g}" for n, (r, g) in sorted(states.items())) + \
+               f"; {name}'s pg_autoctl restarted"
 
     def status(self) -> list[dict]:
         rows = super().status()

@@ -112,6 +112,10 @@ class Lab:
 
     def __init__(self, lab_dir: str, state: dict) -> None:
         self.dir = os.path.abspath(lab_dir)
+        self.adopt(state)
+
+    def adopt(self, state: dict) -> None:
+        """Take `state` as the lab's: nodes and daemons with their recorded PIDs."""
         self.state = state
         self.user = LabUser(state.get("user"))
         self.bin = state["bindir"]
@@ -195,8 +199,19 @@ class Lab:
     def build(self) -> None:
         raise NotImplementedError
 
+    def reload(self) -> None:
+        """Re-read the state file: a fault fired by another process (ptor's fault thread, a
+        `ptor-lab fault`) may have restarted managers under new PIDs since this object was
+        built."""
+        path = os.path.join(self.dir, STATE)
+        if os.path.exists(path):
+            with open(path) as src:
+                self.adopt(json.load(src))
+
     def down(self, wipe: bool = False) -> None:
-        """Stop every process this lab started (managers first, by recorded PID)."""
+        """Stop every process this lab started (managers first, by the PIDs the state file
+        records now)."""
+        self.reload()
         for daemon in self.daemons.values():
             daemon.kill(signal.SIGKILL)
         for node in self.nodes.values():

@@ -253,11 +253,25 @@ class PatroniLab(Lab):
                f"{time.monotonic() - started:.1f} s"
 
     def kill_manager(self) -> str:
+        """SIGKILL the leader's Patroni, postgres left running. Without a watchdog the
+        leader key expires and the other node is promoted while the old postgres still
+        runs as a primary (HAProxy routes only to the new leader). Once the other node
+        leads (or after 20 s), restart the killed Patroni, which demotes and rewinds its
+        postgres so the lab is a healthy pair again."""
         name = self._leader_or_fail()
+        other = next(n for n in self.node_names if n != name)
         node = self.nodes[name]
         spare = (node.pid,) if node.running() else ()
         self.manager(name).kill(signal.SIGKILL, spare=spare)
-        return f"killed Patroni of {name} (postgres left running)"
+        started = time.monotonic()
+        try:
+            wait_until(f"{other} to lead", lambda: self.leader() == other, 20, 0.1)
+            what = f"{other} leads after {time.monotonic() - started:.1f} s"
+        except LabError:
+            what = f"{name} still leads after 20 s"
+        self.manager(name).start()
+        return f"killed Patroni of {name} (postgres left running); {what}; " \
+               f"{name}'s Patroni restarted"
 
     def status(self) -> list[dict]:
         rows = super().status()

@@ -1,6 +1,5 @@
 """Fixtures that start real PostgreSQL labs on loopback, and run ptor as a user would."""
 
-import contextlib
 import json
 import os
 import random
@@ -9,10 +8,10 @@ import subprocess
 import sys
 import tempfile
 
+import psutil
 import pytest
 
-from ptor_harness.lab import load_lab
-from ptor_harness.lab.pg import LabError, port_free
+from ptor_harness.lab.pg import port_free
 from ptor_harness.lab.streaming import StreamingLab
 
 pytestmark = pytest.mark.integration
@@ -37,14 +36,34 @@ def lab_dir() -> str:
     return path
 
 
+def lab_processes(directory: str) -> list:
+    """Live (not zombie) processes whose command line or working directory lies in
+    `directory`: what a lab left running."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):
+        info = proc.info
+        if info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        where = " ".join(info["cmdline"] or []) + " " + (info["cwd"] or "")
+        if directory in where:
+            found.append((info["pid"], " ".join(info["cmdline"] or [])))
+    return found
+
+
 def remove_lab(lab) -> None:
-    """Stop the lab as its state file now records it (a fault run by ptor may have
-    restarted managers under new PIDs since the fixture built `lab`), then remove it and
-    the temporary directory around it."""
-    with contextlib.suppress(LabError):  # if never saved: stop what this object knows
-        lab = load_lab(lab.dir)
+    """Stop the lab (as its state file records it now), check that nothing it started is
+    left running, and remove it with the temporary directory around it."""
     lab.down(wipe=True)
     shutil.rmtree(os.path.dirname(lab.dir), ignore_errors=True)
+    assert lab_processes(lab.dir) == []
+
+
+@pytest.fixture
+def scratch_dir():
+    """A temporary directory the lab user can reach, removed afterwards."""
+    path = lab_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

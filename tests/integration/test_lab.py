@@ -1,16 +1,19 @@
 """The lab starts real servers and stops exactly what it started."""
 
+import json
+import os
+
 import psutil
 
 from ptor_harness.lab import cli as lab_cli
 from ptor_harness.lab import load_lab
 from ptor_harness.lab.pg import port_free
 
-from .conftest import free_port_base, lab_dir
+from .conftest import free_port_base, lab_processes
 
 
-def test_up_status_failover_down(capsys):
-    directory = lab_dir() + "/lab"
+def test_up_status_failover_down(capsys, scratch_dir):
+    directory = scratch_dir + "/lab"
     base = free_port_base()
     assert lab_cli.main(["up", "--dir", directory, "--port-base", str(base)]) == 0
     out = capsys.readouterr().out
@@ -31,8 +34,29 @@ def test_up_status_failover_down(capsys):
         assert not psutil.pid_exists(pid) or \
             psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert all(port_free(base + i) for i in range(3))
+    assert lab_processes(directory) == []
 
 
-def test_status_of_missing_lab_is_an_error(capsys):
-    assert lab_cli.main(["status", "--dir", lab_dir() + "/none"]) == 3
+def test_status_of_missing_lab_is_an_error(capsys, scratch_dir):
+    assert lab_cli.main(["status", "--dir", scratch_dir + "/none"]) == 3
     assert "no lab in" in capsys.readouterr().err
+
+
+def test_demo_is_a_passing_drill_that_leaves_nothing_behind(capsys, tmp_path):
+    """README's main command (`bash .ci/demo` runs `ptor-lab demo`): a lab, a drill with a
+    kill of the primary, the report, and the lab gone afterwards."""
+    base = free_port_base()
+    assert lab_cli.main(["demo", "--port-base", str(base), "--workers", "2",
+                         "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "verdict                            PASS" in out
+    lab_line = next(line for line in out.splitlines() if "starting the streaming lab" in line)
+    lab_dir = lab_line.rsplit(" in ", 1)[1]
+    report = json.loads((tmp_path / "demo-streaming.json").read_text())
+    assert report["verdict"] == "pass" and report["rto"]["write_seconds"] > 0
+    assert report["rpo"]["lost_acknowledged_ops"] == 0
+    assert report["validation"]["mode"] == "full" and report["validation"]["completed"]
+    assert [f["name"] for f in report["faults"]] == ["kill-primary"]
+    assert report["servers"]["primary_after"]["port"] == base + 1
+    assert not os.path.exists(lab_dir) and lab_processes(lab_dir) == []
+    assert all(port_free(base + i) for i in range(3))
