@@ -6,8 +6,11 @@ code 2 (usage) or 3 (cluster); a bug in ptor says so and leaves the traceback in
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -16,9 +19,9 @@ from typing import Optional
 
 import psycopg2
 
-from . import db, report
+from . import db, exports, lock, report
 from .config import Scenario, parse_scenario
-from .errors import EXIT_CLUSTER, EXIT_FAIL, PtorError
+from .errors import EXIT_CLUSTER, EXIT_FAIL, EXIT_INTERRUPTED, PtorError
 from .redact import redact
 from .schema import drop_marked
 
@@ -42,9 +45,19 @@ def setup_logging(quiet: bool, secrets: tuple = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("ptor: %(message)s"))
     handler.addFilter(RedactingFilter(secrets))
+    handler.setLevel(logging.WARNING if quiet else logging.INFO)
     log.handlers[:] = [handler]
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.setLevel(logging.INFO)  # the run's log file keeps everything, even when quiet
     log.propagate = False
+
+
+def log_to_file(path: str, secrets: tuple) -> None:
+    """Also keep every log line of the run, with timestamps, in its folder."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(RedactingFilter(secrets))
+    log.addHandler(handler)
 
 
 def reset(scenario: Scenario) -> int:
@@ -53,14 +66,18 @@ def reset(scenario: Scenario) -> int:
     if scenario.repo_pgdsn:
         targets.append(("repo", scenario.repo_pgdsn))
     for name, dsn in targets:
+        held = lock.acquire(dsn, name, scenario.schema, "reset", scenario.rto_conn_timeout,
+                            scenario.statement_timeout)  # never under a running drill
         try:
             conn = db.connect(dsn, "ptor-reset", scenario.rto_conn_timeout, autocommit=False)
         except psycopg2.Error as exc:
+            held.close()
             raise_cluster(f"cannot connect to the {name}: {db.error_label(exc)}")
         try:
             dropped = drop_marked(conn, scenario.schema)
         finally:
             conn.close()
+            held.close()
         log.info("%s: dropped %s", name, ", ".join(dropped) if dropped else "nothing")
     return 0
 
@@ -69,6 +86,33 @@ def raise_cluster(message: str) -> None:
     from .errors import ClusterError
 
     raise ClusterError(message)
+
+
+@contextlib.contextmanager
+def stop_on_signals(drill):
+    """SIGINT / SIGTERM while a drill runs: the first ends the load and lets the drill
+    drain the ledger, reconcile and report (exit 128 + signal); a second one exits at once,
+    killing ptor's own child processes (sync repo mode has already made every intent
+    durable, so the ledger still holds every op that may have been acknowledged)."""
+    received: list[int] = []
+
+    def handle(signum, frame) -> None:
+        received.append(signum)
+        name = signal.Signals(signum).name
+        if len(received) == 1:
+            drill.request_stop(name)
+            return
+        sys.stderr.write(f"ptor: {name} again: exiting now without a report\n")
+        for child in multiprocessing.active_children():
+            child.kill()
+        os._exit(EXIT_INTERRUPTED + signum)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -81,12 +125,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return reset(scenario)
         from .coordinator import Drill
 
-        progress = sys.stderr.isatty() and not scenario.quiet
-        result = Drill(scenario, progress=progress).run()
+        progress = scenario.progress
+        if progress is None:
+            progress = sys.stderr.isatty() and not scenario.quiet
+        drill = Drill(scenario, progress=progress)
+        log_to_file(os.path.join(drill.run_dir, "ptor.log"), scenario.secrets)
+        with stop_on_signals(drill):
+            result = drill.run()
         sys.stdout.write(report.render(result))
         sys.stdout.flush()
         if scenario.report_json:
             report.write_json(result, scenario.report_json)
+        if scenario.prometheus_file:
+            exports.write_atomic(scenario.prometheus_file, exports.prometheus_text(result))
+        if scenario.junit_xml:
+            exports.write_atomic(scenario.junit_xml, exports.junit_xml(result))
+        if result["interrupted"]:
+            return EXIT_INTERRUPTED + signal.Signals[result["interrupted"]].value
         return report.exit_code(result)
     except PtorError as exc:
         secrets = scenario.secrets if scenario else ()

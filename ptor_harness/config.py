@@ -125,11 +125,26 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "fail the drill when the cluster's write RTO exceeds this many seconds"),
     OptionSpec("max-lost-acknowledged", int, 0,
                "fail the drill when more acknowledged ops than this are lost"),
+    OptionSpec("max-detection-time", _seconds, None,
+               "fail the drill when the first failed or in-doubt op came more than this many "
+               "seconds after the fault was injected"),
+    OptionSpec("max-run-seconds", _seconds, None,
+               "hard deadline for the whole run: when it passes, the load stops, the ledger "
+               "is drained and what can be reconciled is reported"),
     OptionSpec("statement-timeout", _seconds, 10.0,
                "seconds any one statement may run before the server cancels it (0: none)"),
     OptionSpec("report-json", str, None, "write the machine-readable report to this file"),
-    OptionSpec("output-dir", str, "ptor-runs",
-               "folder for per-run output (embedded ledger, report)"),
+    OptionSpec("report-dir", str, "ptor-runs",
+               "each run writes a time-stamped folder here: report.json, timeline.csv, "
+               "ptor.log, scenario.ini (secrets masked), and the embedded ledger"),
+    OptionSpec("prometheus-file", str, None,
+               "also write the run's figures and verdict to this file in Prometheus text "
+               "format (for node_exporter's textfile collector)"),
+    OptionSpec("junit-xml", str, None,
+               "also write the drill as JUnit XML test cases to this file (for CI systems)"),
+    OptionSpec("progress", parse_bool, None,
+               "print a live one-line progress every second (default: only when stderr is "
+               "a terminal)", flag=True),
     OptionSpec("schema", str, "ptor", "schema that holds ptor's own tables"),
     OptionSpec("payload-bytes", int, 64, "bytes of payload each op writes"),
     OptionSpec("seed", int, None, "seed for a reproducible op mix"),
@@ -167,9 +182,14 @@ class Scenario:
     max_outage: float
     max_write_rto: Optional[float]
     max_lost_acknowledged: int
+    max_detection_time: Optional[float]
+    max_run_seconds: Optional[float]
     statement_timeout: float
     report_json: Optional[str]
-    output_dir: str
+    report_dir: str
+    prometheus_file: Optional[str]
+    junit_xml: Optional[str]
+    progress: Optional[bool]
     schema: str
     payload_bytes: int
     seed: Optional[int]
@@ -303,7 +323,7 @@ def parse_scenario(argv: Optional[Sequence[str]] = None,
         raise ConfigError(redact(str(exc))) from None
     values = {opt.dest: getattr(ns, opt.dest) for opt in OPTIONS}
     for opt in OPTIONS:  # DefaultConfigFileParser hands us strings for flags: normalise
-        if opt.flag:
+        if opt.flag and values[opt.dest] is not None:
             values[opt.dest] = parse_bool(values[opt.dest])
     return validate(values, config_file)
 
@@ -341,8 +361,12 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
         if values[key] <= 0:
             raise ConfigError(f"{key.replace('_', '-')} must be above 0 seconds "
                               f"(got {values[key]})")
-    if values.get("max_write_rto") is not None and values["max_write_rto"] < 0:
-        raise ConfigError(f"max-write-rto must not be negative (got {values['max_write_rto']})")
+    for key in ("max_write_rto", "max_detection_time"):
+        if values.get(key) is not None and values[key] < 0:
+            raise ConfigError(f"{key.replace('_', '-')} must not be negative "
+                              f"(got {values[key]})")
+    if values.get("max_run_seconds") is not None and values["max_run_seconds"] <= 0:
+        raise ConfigError(f"max-run-seconds must be above 0 (got {values['max_run_seconds']})")
     if values["max_lost_acknowledged"] < 0:
         raise ConfigError("max-lost-acknowledged must not be negative")
     if values["ops_per_worker"] < 0:

@@ -23,7 +23,7 @@ from typing import Optional
 
 import psycopg2
 
-from . import db, messages, report, schema
+from . import db, exports, lock, messages, report, schema
 from .config import Scenario, worker_specs
 from .errors import ClusterError, RecorderError
 from .faults import FaultSchedule, LabAction, ShellCommand
@@ -62,6 +62,11 @@ class DrillOutcome:
     validation_error: Optional[str] = None
     identities: list = field(default_factory=list)
     max_outage_exceeded: bool = False
+    interrupted: Optional[str] = None  # the signal's name when a signal ended the load
+    deadline_reached: bool = False  # max-run-seconds ended the load
+    faults_planned: int = 0
+    lock_lost_to: Optional[str] = None  # another drill took the cluster's lock meanwhile
+    lock_retaken: int = 0  # times the lock was taken again on a new primary
 
 
 def new_run_id() -> str:
@@ -75,22 +80,58 @@ class Drill:
         self.scenario = scenario
         self.progress = progress
         self.run_id = new_run_id()
-        self.run_dir = os.path.join(scenario.output_dir, self.run_id)
+        self.run_dir = os.path.join(scenario.report_dir, self.run_id)
         self.ledger_spec = LedgerSpec(
             self.run_id, scenario.repo_pgdsn, scenario.schema,
             None if scenario.repo_pgdsn else os.path.join(self.run_dir, "ledger.sqlite"),
             durable=not scenario.async_repo_mode)
         self.outcome = DrillOutcome(self.run_id, self.run_dir, scenario, self.ledger_spec.kind)
         self.ledger = None
+        self.started = time.monotonic()
+        self.stop_signal: Optional[str] = None
+        self.current_phase = ""
+        self.primary_lock: Optional[lock.LockKeeper] = None
+        self.repo_lock = None
+
+    def request_stop(self, signal_name: str) -> None:
+        """Asked from a signal handler: end the load at the next tick, then drain,
+        reconcile and report as usual."""
+        self.stop_signal = signal_name
+
+    def seconds_left(self) -> Optional[float]:
+        """Time left before --max-run-seconds (None: no deadline)."""
+        if self.scenario.max_run_seconds is None:
+            return None
+        return self.scenario.max_run_seconds - (time.monotonic() - self.started)
 
     # --- phases ------------------------------------------------------------------------
 
     def phase(self, name: str, at: Optional[float] = None, **detail) -> None:
         now = time.time() if at is None else at
         self.outcome.phases[name] = now
+        self.current_phase = name
         log.info("phase %s", name)
         if self.ledger is not None:
             self.ledger.record_event(now, "phase:" + name, detail)
+
+    def take_locks(self) -> None:
+        """One drill at a time: the lock on the primary (kept across failovers by a
+        keeper thread) and on the PostgreSQL repo, before anything is touched."""
+        s = self.scenario
+        conn = lock.acquire(s.primary_pgdsn, "primary", s.schema, self.run_id,
+                            s.rto_conn_timeout, s.statement_timeout)
+        self.primary_lock = lock.LockKeeper(conn, s.primary_pgdsn, s.schema, self.run_id,
+                                            s.rto_conn_timeout, s.statement_timeout)
+        self.primary_lock.start()
+        if s.repo_pgdsn:
+            self.repo_lock = lock.acquire(s.repo_pgdsn, "repo", s.schema, self.run_id,
+                                          s.rto_conn_timeout, s.statement_timeout)
+
+    def release_locks(self) -> None:
+        if self.primary_lock is not None:
+            self.primary_lock.release()
+        if self.repo_lock is not None:
+            self.repo_lock.close()
 
     def check(self) -> None:
         """Reach the primary (and the repo), prepare tables, measure latency if asked."""
@@ -170,20 +211,27 @@ class Drill:
     def run(self) -> dict:
         """Run the drill and return its report (also recorded in the ledger)."""
         s = self.scenario
-        self.check()
-        os.makedirs(self.run_dir, exist_ok=True)
-        self.ledger = self.ledger_spec.open()
-        self.ledger.create_run(time.time(), s.as_public_dict())
-        seed = s.seed if s.seed is not None else random.SystemRandom().randrange(2**31)
-        self.outcome.phases["seed"] = seed
         try:
-            self.load(seed)
-            self.reconcile()
-            result = report.build(self.outcome)
-            self.ledger.finish_run(time.time(), result["verdict"], result)
+            self.take_locks()
+            self.check()
+            os.makedirs(self.run_dir, exist_ok=True)
+            self.ledger = self.ledger_spec.open()
+            self.ledger.create_run(time.time(), s.as_public_dict())
+            seed = s.seed if s.seed is not None else random.SystemRandom().randrange(2**31)
+            self.outcome.phases["seed"] = seed
+            try:
+                self.load(seed)
+                self.reconcile()
+                self.outcome.lock_lost_to = self.primary_lock.lost_to
+                self.outcome.lock_retaken = self.primary_lock.retaken
+                result = report.build(self.outcome)
+                self.ledger.finish_run(time.time(), result["verdict"], result)
+            finally:
+                self.ledger.close()
         finally:
-            self.ledger.close()
+            self.release_locks()
         report.write_json(result, os.path.join(self.run_dir, "report.json"))
+        exports.write_run_files(result, self.run_dir)
         return result
 
     def load(self, seed: int) -> None:
@@ -206,7 +254,7 @@ class Drill:
                                      s.parallel_workers, go, stop, abort, events))
             proc.start()
             workers.append(proc)
-        watcher = LoadWatcher(s, board, self.progress)
+        watcher = LoadWatcher(s, board, self.progress, lambda: self.current_phase)
         schedule = None
         try:
             self.phase("warmup")
@@ -214,6 +262,7 @@ class Drill:
             started = time.time()
             warm_end = started + s.warmup_duration
             schedule = FaultSchedule(self.fault_plan(), warm_end)
+            self.outcome.faults_planned = len(schedule.plan)
             schedule.start()
             load_end = warm_end + s.duration
             in_load = False
@@ -228,6 +277,19 @@ class Drill:
                 self.collect_events(events, abort)
                 if abort.is_set():
                     self.outcome.stop_reason = "recorder failed"
+                    break
+                if self.stop_signal:
+                    self.outcome.interrupted = self.stop_signal
+                    self.outcome.stop_reason = f"interrupted by {self.stop_signal}"
+                    log.warning("%s: stopping the load, then draining and reconciling",
+                                self.stop_signal)
+                    break
+                left = self.seconds_left()
+                if left is not None and left <= 0:
+                    self.outcome.deadline_reached = True
+                    self.outcome.stop_reason = (f"max-run-seconds "
+                                                f"({s.max_run_seconds:g} s) reached")
+                    log.warning("max-run-seconds reached: stopping the load")
                     break
                 if not recorder.is_alive():
                     abort.set()
@@ -342,7 +404,11 @@ class Drill:
         for worker in range(s.parallel_workers):
             metrics.add_worker(worker, ledger.ops_by_seq(worker))
         self.outcome.metrics = metrics
-        deadline = time.monotonic() + min(s.max_outage, 60.0)
+        budget = min(s.max_outage, 60.0)
+        left = self.seconds_left()
+        if left is not None:  # past the run's deadline, allow a short bounded check only
+            budget = min(budget, max(left, 5.0))
+        deadline = time.monotonic() + budget
         try:
             conn, identity = confirm_primary(s.primary_pgdsn, s.schema, s.rto_conn_timeout,
                                              deadline, s.statement_timeout)
@@ -365,10 +431,12 @@ class LoadWatcher:
     """Reads the live board: is the cluster in an outage, since when, healthy for how long;
     prints a one-line progress when asked."""
 
-    def __init__(self, scenario: Scenario, board: WorkerBoard, progress: bool) -> None:
+    def __init__(self, scenario: Scenario, board: WorkerBoard, progress: bool,
+                 phase=lambda: "") -> None:
         self.scenario = scenario
         self.board = board
         self.progress = progress
+        self.phase = phase
         self.outage_since: Optional[float] = None
         self.healthy_since: Optional[float] = None
         self.last_outage_start: Optional[float] = None
@@ -407,7 +475,7 @@ class LoadWatcher:
         ok_rate = (counts[0] - self.last_counts[0]) / span
         err_rate = (counts[1] - self.last_counts[1]) / span
         outage = f"outage {self.outage_seconds(now):5.1f}s" if self.outage_since else "writing"
-        sys.stderr.write(f"\r{now - self.started:6.1f}s  ok/s {ok_rate:8.0f}  "
+        sys.stderr.write(f"\r{now - self.started:6.1f}s {self.phase():8s} ok/s {ok_rate:8.0f}  "
                          f"failed/s {err_rate:6.0f}  in-doubt {counts[2]:5.0f}  {outage}   ")
         sys.stderr.flush()
         self.last_print = now

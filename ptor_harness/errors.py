@@ -8,6 +8,7 @@ EXIT_FAIL = 1
 EXIT_USAGE = 2
 EXIT_CLUSTER = 3
 EXIT_UNKNOWN = 4
+EXIT_INTERRUPTED = 128  # + the signal's number, as shells report it
 
 
 class PtorError(Exception):

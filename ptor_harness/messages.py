@@ -7,6 +7,7 @@ dataclass so the code that handles it reads as the domain.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from typing import Optional
 
@@ -44,3 +45,10 @@ class RecorderFinished:
     intents: int
     identities: int
     error: Optional[str] = None
+
+
+def ignore_stop_signals() -> None:
+    """Ctrl-C reaches the whole process group and a service manager may TERM it all: only
+    the coordinator decides how a drill stops, so its children ignore both and are told."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

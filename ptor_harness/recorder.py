@@ -91,6 +91,7 @@ class Recorder:
 
 def run_recorder(spec: LedgerSpec, queue, ack_conns: dict, events, parent_pid: int) -> None:
     """Process entry point: open the ledger here, drain until stopped, report the totals."""
+    messages.ignore_stop_signals()
     try:
         ledger = spec.open()
         recorder = Recorder(ledger, queue, ack_conns)

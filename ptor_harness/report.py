@@ -3,6 +3,9 @@
 Report format history:
   1 — first version: verdict, rto, rpo, ops, indeterminate, validation, anomalies, servers,
       latency, faults, workers, windows, timeline, phases, errors.
+  2 — `interrupted` (signal name or null), `deadline_reached` (max-run-seconds), `lock`
+      (the drill lock: times retaken after a failover, who took it), `checks`
+      (each of the verdict's checks: name, status, detail).
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from typing import Optional
 from tabulate import tabulate
 
 from .errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
+from .exports import write_atomic
 from .metrics import fault_figures, rto_summary
 from .reconcile import rpo_window
 
-REPORT_FORMAT = 1
+REPORT_FORMAT = 2
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
 EXIT_CODES = {PASS: EXIT_PASS, FAIL: EXIT_FAIL, UNKNOWN: EXIT_UNKNOWN}
 
@@ -93,6 +97,9 @@ def build(outcome) -> dict:
         "scenario": s.as_public_dict(),
         "phases": dict(outcome.phases),
         "stop_reason": outcome.stop_reason,
+        "interrupted": outcome.interrupted,
+        "lock": {"retaken": outcome.lock_retaken, "lost_to": outcome.lock_lost_to},
+        "deadline_reached": outcome.deadline_reached,
         "rto": {
             "write_seconds": rto["write_seconds"],
             "recovered": rto["recovered"],
@@ -159,10 +166,11 @@ def build(outcome) -> dict:
         "timeline": metrics.timeline() if metrics else [],
         "errors": list(outcome.errors),
     }
-    verdict, reasons, warnings = judge(report, outcome)
+    verdict, reasons, warnings, found = judge(report, outcome)
     report["verdict"] = verdict
     report["verdict_reasons"] = reasons
     report["warnings"] = warnings
+    report["checks"] = found
     return masked(report, s.redact)
 
 
@@ -178,29 +186,81 @@ def masked(value, redact):
     return value
 
 
-def judge(report: dict, outcome) -> tuple[str, list[str], list[str]]:
-    """pass / fail / unknown, with the reasons. A check that could not run is never a pass."""
+def _check(name: str, status: str, detail: str) -> dict:
+    return {"name": name, "status": status, "detail": detail}
+
+
+def _limit(value: Optional[float], limit: Optional[float], what: str, name: str) -> dict:
+    """A figure against its optional threshold (seconds)."""
+    if value is None:
+        return _check(name, PASS, f"no {what} was measured")
+    if limit is not None and value > limit:
+        return _check(name, FAIL, f"{what} {value:.3f} s is above {name} {limit:g} s")
+    bound = f" (limit {limit:g} s)" if limit is not None else ""
+    return _check(name, PASS, f"{what} {value:.3f} s{bound}")
+
+
+def checks(report: dict, outcome) -> list[dict]:
+    """The drill's checks, each pass / fail / unknown with one sentence: the verdict, the
+    JUnit test cases and the Prometheus figures all derive from these."""
     s = outcome.scenario
-    fails, unknowns, warnings = [], [], []
     rto = report["rto"]
+    out = []
     if outcome.max_outage_exceeded or not rto["recovered"]:
-        fails.append("writes did not come back (no primary accepted writes again)")
-    elif s.max_write_rto is not None and rto["write_seconds"] is not None \
-            and rto["write_seconds"] > s.max_write_rto:
-        fails.append(f"write RTO {rto['write_seconds']:.3f} s is above max-write-rto "
-                     f"{s.max_write_rto:g} s")
+        out.append(_check("writes recovered", FAIL,
+                          "writes did not come back (no primary accepted writes again)"))
+    else:
+        out.append(_check("writes recovered", PASS,
+                          f"{rto['outage_windows']} outage window(s), all recovered"))
+    out.append(_limit(rto["write_seconds"], s.max_write_rto, "write RTO", "max-write-rto"))
+    out.append(_limit(rto["detection_seconds"], s.max_detection_time, "detection time",
+                      "max-detection-time"))
     lost = report["rpo"]["lost_acknowledged_ops"]
     if lost is None:
-        unknowns.append("data was not validated: " + (outcome.validation_error or "no reason"))
+        out.append(_check("max-lost-acknowledged", UNKNOWN, "data was not validated: "
+                          + (outcome.validation_error or "no reason")))
     elif lost > s.max_lost_acknowledged:
-        fails.append(f"{lost} acknowledged ops were lost (max-lost-acknowledged is "
-                     f"{s.max_lost_acknowledged})")
+        out.append(_check("max-lost-acknowledged", FAIL,
+                          f"{lost} acknowledged ops were lost (max-lost-acknowledged is "
+                          f"{s.max_lost_acknowledged})"))
+    else:
+        out.append(_check("max-lost-acknowledged", PASS,
+                          f"{lost} acknowledged ops lost (max {s.max_lost_acknowledged})"))
     anomalies = report["anomalies"]
-    for key in ("phantom_rows", "holes", "failed_but_applied"):
-        if anomalies[key]:
-            fails.append(f"{anomalies[key]} {key.replace('_', ' ')}")
+    found = [f"{anomalies[key]} {key.replace('_', ' ')}"
+             for key in ("phantom_rows", "holes", "failed_but_applied") if anomalies[key]]
     if report["validation"]["checksum_mismatches"]:
-        fails.append(f"{report['validation']['checksum_mismatches']} rows with a wrong payload")
+        found.append(f"{report['validation']['checksum_mismatches']} rows with a wrong payload")
+    if found:
+        out.append(_check("anomalies", FAIL, ", ".join(found)))
+    elif lost is None:
+        out.append(_check("anomalies", UNKNOWN, "data was not validated"))
+    else:
+        out.append(_check("anomalies", PASS, "no phantom rows, holes, failed ops found "
+                          "applied or wrong payloads"))
+    incomplete = []
+    if report["ops"]["ok"] == 0:
+        incomplete.append("no op was acknowledged at all")
+    if outcome.interrupted:
+        incomplete.append(f"the drill was interrupted by {outcome.interrupted}")
+    if outcome.lock_lost_to:
+        incomplete.append(f"another drill took this cluster's lock during the run "
+                          f"({outcome.lock_lost_to}): its load may have changed the rows")
+    if len(outcome.faults) < outcome.faults_planned:
+        incomplete.append(f"the run ended before every planned fault was injected "
+                          f"({len(outcome.faults)} of {outcome.faults_planned})")
+    out.append(_check("drill completed", UNKNOWN if incomplete else PASS,
+                      "; ".join(incomplete) or report["stop_reason"] or "completed"))
+    return out
+
+
+def judge(report: dict, outcome) -> tuple[str, list[str], list[str], list[dict]]:
+    """pass / fail / unknown, the reasons, warnings and the checks behind them. A check that
+    could not run is never a pass."""
+    found = checks(report, outcome)
+    fails = [c["detail"] for c in found if c["status"] == FAIL]
+    unknowns = [c["detail"] for c in found if c["status"] == UNKNOWN]
+    warnings = []
     if outcome.worker_crashes:
         warnings.append(f"{len(outcome.worker_crashes)} worker(s) crashed; their ops up to "
                         "the crash are in the ledger")
@@ -210,13 +270,11 @@ def judge(report: dict, outcome) -> tuple[str, list[str], list[str]]:
             warnings.append(f"fault {fault.name}: {why}")
     if outcome.faults and not report["windows"]:
         warnings.append("faults were injected but no client saw an outage")
-    if report["ops"]["ok"] == 0:
-        unknowns.append("no op was acknowledged at all")
     if fails:
-        return FAIL, fails + unknowns, warnings
+        return FAIL, fails + unknowns, warnings, found
     if unknowns:
-        return UNKNOWN, unknowns, warnings
-    return PASS, [], warnings
+        return UNKNOWN, unknowns, warnings, found
+    return PASS, [], warnings, found
 
 
 def exit_code(report: dict) -> int:
@@ -224,13 +282,7 @@ def exit_code(report: dict) -> int:
 
 
 def write_json(report: dict, path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as out:
-        json.dump(report, out, indent=2, sort_keys=True, default=str)
-        out.write("\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _s(value: Optional[float], digits: int = 3) -> str:

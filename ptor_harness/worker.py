@@ -13,6 +13,7 @@ lock-free shared array: each worker writes only its own slots).
 from __future__ import annotations
 
 import contextlib
+import os
 import queue as queue_module
 import time
 import traceback
@@ -67,6 +68,14 @@ class Stopped(Exception):
 class Worker:
     """The loop of one worker; `run_worker` is its process entry point."""
 
+    def aborted(self) -> bool:
+        """Abort, or the coordinator is gone (SIGKILLed): a worker never loads a cluster
+        that nobody watches."""
+        return self.abort.is_set() or os.getppid() != self.parent
+
+    def stopping(self) -> bool:
+        return self.stop.is_set() or self.aborted()
+
     def __init__(self, spec: WorkerSpec, queue, ack_conn, board: WorkerBoard, stop, abort):
         self.spec = spec
         self.queue = queue
@@ -74,6 +83,7 @@ class Worker:
         self.board = board
         self.stop = stop
         self.abort = abort
+        self.parent = os.getppid()
         self.workload = Workload(spec.seed, spec.insert_percent, spec.update_percent,
                                  spec.delete_percent)
         self.conn = None
@@ -105,7 +115,7 @@ class Worker:
                 self.queue.put(message, timeout=0.2)
                 return
             except queue_module.Full:
-                if self.abort.is_set():
+                if self.aborted():
                     raise Stopped() from None
 
     def flush(self) -> None:
@@ -123,7 +133,7 @@ class Worker:
     def wait_durable(self, block_no: int) -> None:
         """Wait for the recorder to confirm that intents up to `block_no` are durable."""
         while self.acked_block < block_no:
-            if self.abort.is_set():
+            if self.aborted():
                 raise Stopped()
             if self.ack_conn.poll(0.2):
                 self.acked_block = self.ack_conn.recv()
@@ -141,7 +151,7 @@ class Worker:
         """Connect to a writable primary, backing off briefly between attempts."""
         backoff = BACKOFF_FIRST
         while True:
-            if self.stop.is_set() or self.abort.is_set():
+            if self.stopping():
                 raise Stopped()
             try:
                 conn = db.connect(self.spec.primary_pgdsn, self.app_name,
@@ -205,7 +215,7 @@ class Worker:
     def run_block(self, block: list) -> Optional[int]:
         """Execute a planned block; on stop, return the seq of the first op not sent."""
         for seq, kind, key in block:
-            if self.stop.is_set() or self.abort.is_set():
+            if self.stopping():
                 return seq
             if self.conn is None:
                 try:
@@ -226,7 +236,7 @@ class Worker:
     def run(self, go) -> None:
         """Wait for the start signal, then load until told to stop (or the op limit)."""
         while not go.wait(0.2):
-            if self.abort.is_set() or self.stop.is_set():
+            if self.stopping():
                 return self.finish([])
         sync = self.spec.sync_ledger
         current = self.plan_next()
@@ -259,6 +269,7 @@ class Worker:
 def run_worker(spec: WorkerSpec, queue, ack_conn, board_array, workers: int, go, stop, abort,
                events) -> None:
     """Process entry point (spawn context): build the worker here, connections included."""
+    messages.ignore_stop_signals()
     board = WorkerBoard(board_array, workers)
     worker = Worker(spec, queue, ack_conn, board, stop, abort)
     try:

@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port-base", type=int, default=None)
     demo.add_argument("--workers", type=int, default=4)
     demo.add_argument("--keep", action="store_true", help="leave the lab running afterwards")
-    demo.add_argument("--output-dir", default="ptor-runs")
+    demo.add_argument("--report-dir", default="ptor-runs")
     return parser
 
 
@@ -92,8 +92,8 @@ def demo(args: argparse.Namespace) -> int:
             "--parallel-workers", str(args.workers), "--warmup-duration", "3",
             "--duration", "60", "--observe-after", "3",
             "--lab-dir", lab_dir, "--fault", "kill-primary:3", "--full-data-validation",
-            "--check-primary-latency", "--output-dir", args.output_dir,
-            "--report-json", os.path.join(args.output_dir, f"demo-{args.stack}.json"),
+            "--check-primary-latency", "--report-dir", args.report_dir,
+            "--report-json", os.path.join(args.report_dir, f"demo-{args.stack}.json"),
         ])
     finally:
         if args.keep:

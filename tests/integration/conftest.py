@@ -110,7 +110,7 @@ def run_ptor(tmp_path):
     def run(*args: str, timeout: float = 240) -> Run:
         report_path = str(tmp_path / f"report-{len(list(tmp_path.iterdir()))}.json")
         out_dir = str(tmp_path / "runs")
-        argv = [sys.executable, "-m", "ptor_harness.cli", "--output-dir", out_dir,
+        argv = [sys.executable, "-m", "ptor_harness.cli", "--report-dir", out_dir,
                 "--report-json", report_path, *args]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               env=ptor_env(), stdin=subprocess.DEVNULL, check=False)

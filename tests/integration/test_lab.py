@@ -47,7 +47,7 @@ def test_demo_is_a_passing_drill_that_leaves_nothing_behind(capsys, tmp_path):
     kill of the primary, the report, and the lab gone afterwards."""
     base = free_port_base()
     assert lab_cli.main(["demo", "--port-base", str(base), "--workers", "2",
-                         "--output-dir", str(tmp_path)]) == 0
+                         "--report-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "verdict                            PASS" in out
     lab_line = next(line for line in out.splitlines() if "starting the streaming lab" in line)

@@ -74,3 +74,53 @@ def test_render_and_json_never_show_passwords(tmp_path):
     path = tmp_path / "r.json"
     report.write_json(r, str(path))
     assert "zz9" not in text and "zz9" not in path.read_text()
+
+
+def statuses(r):
+    return {c["name"]: c["status"] for c in r["checks"]}
+
+
+def test_detection_threshold():
+    r = report.build(outcome(["--max-detection-time", "0.25"]))  # detection was 0.5 s
+    assert r["verdict"] == "fail" and statuses(r)["max-detection-time"] == "fail"
+    assert "detection time 0.500 s is above max-detection-time 0.25 s" in r["verdict_reasons"]
+    assert report.build(outcome(["--max-detection-time", "0.5"]))["verdict"] == "pass"
+
+
+def test_checks_behind_a_pass():
+    r = report.build(outcome(["--max-write-rto", "10"]))
+    assert statuses(r) == {"writes recovered": "pass", "max-write-rto": "pass",
+                           "max-detection-time": "pass", "max-lost-acknowledged": "pass",
+                           "anomalies": "pass", "drill completed": "pass"}
+    assert r["checks"][1]["detail"] == "write RTO 3.500 s (limit 10 s)"
+
+
+def test_an_interrupted_drill_is_never_a_pass():
+    o = outcome()
+    o.interrupted = "SIGTERM"
+    r = report.build(o)
+    assert r["verdict"] == "unknown" and r["interrupted"] == "SIGTERM"
+    assert r["verdict_reasons"] == ["the drill was interrupted by SIGTERM"]
+
+
+def test_a_loss_still_fails_an_interrupted_drill():
+    o = outcome(rows=[(1, 1)])
+    o.interrupted = "SIGINT"
+    r = report.build(o)
+    assert r["verdict"] == "fail" and len(r["verdict_reasons"]) == 2
+
+
+def test_faults_that_never_fired_make_the_verdict_unknown():
+    o = outcome()
+    o.faults_planned = 2  # one of two fired before max-run-seconds
+    o.deadline_reached = True
+    r = report.build(o)
+    assert r["verdict"] == "unknown" and r["deadline_reached"] is True
+    assert "every planned fault was injected (1 of 2)" in r["verdict_reasons"][0]
+
+
+def test_a_lock_taken_by_another_drill_makes_the_verdict_unknown():
+    o = outcome()
+    o.lock_lost_to = "run 2 from 127.0.0.1"
+    r = report.build(o)
+    assert r["verdict"] == "unknown" and r["lock"]["lost_to"] == "run 2 from 127.0.0.1"

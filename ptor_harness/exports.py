@@ -1,0 +1,199 @@
+"""The report in the formats the tools around an unattended drill read (pure: report in,
+text out): the per-second timeline as CSV, Prometheus text format for node_exporter's
+textfile collector, JUnit XML for CI systems, and the resolved scenario as an INI file.
+
+`write_run_files` puts them all in the run's folder; `write_atomic` is how every file is
+written, so a collector or a CI system never reads half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import time
+import xml.etree.ElementTree as ET
+from typing import Optional
+
+from .config import OPTIONS
+
+TIMELINE_COLUMNS = ("second", "seconds_since_warmup", "phase", "ok", "failed",
+                    "indeterminate", "latency_p50_seconds", "latency_p99_seconds", "in_outage")
+STATUSES = ("pass", "fail", "unknown")
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename it into place."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
+def phase_at(phases: dict, at: float) -> str:
+    """The phase in effect at `at` (the latest phase that began at or before it)."""
+    current = ""
+    for name, began in sorted(((n, t) for n, t in phases.items() if n != "seed"),
+                              key=lambda item: item[1]):
+        if began <= at:
+            current = name
+    return current
+
+
+def timeline_csv(report: dict) -> str:
+    """One row per second of the load: counts, latency, phase, and whether any worker was
+    in an outage window during that second."""
+    windows = [(w["start"], w["end"] if w["end"] is not None else math.inf)
+               for w in report["windows"]]
+    origin = report["phases"].get("warmup")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(TIMELINE_COLUMNS)
+    for row in report["timeline"]:
+        second = row["t"]
+        in_outage = any(start < second + 1 and end >= second for start, end in windows)
+        writer.writerow([
+            second, "" if origin is None else round(second - origin, 3),
+            phase_at(report["phases"], second + 0.999), row["ok"], row["failed"],
+            row["indeterminate"], _num(row["latency_p50"]), _num(row["latency_p99"]),
+            int(in_outage)])
+    return out.getvalue()
+
+
+def _num(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.6f}"
+
+
+def _prom_value(value) -> str:
+    if value is None:
+        return "NaN"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and math.isinf(value):
+        return "+Inf"
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def _prom_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def prometheus_text(report: dict) -> str:
+    """The run's figures and verdict as Prometheus gauges (a NaN where a figure could not
+    be measured, so an alert on it never fires on a guess)."""
+    lines: list[str] = []
+
+    def gauge(name: str, help_text: str, samples: list[tuple[dict, object]]) -> None:
+        lines.append(f"# HELP ptor_{name} {help_text}")
+        lines.append(f"# TYPE ptor_{name} gauge")
+        for labels, value in samples:
+            text = ",".join(f'{k}="{_prom_label(str(v))}"' for k, v in labels.items())
+            lines.append(f"ptor_{name}{{{text}}} {_prom_value(value)}" if text
+                         else f"ptor_{name} {_prom_value(value)}")
+
+    rto, rpo, ops = report["rto"], report["rpo"], report["ops"]
+    gauge("run_info", "The last drill: its run id, verdict and ledger backend.",
+          [({"run_id": report["run_id"], "verdict": report["verdict"],
+             "ledger": report["ledger"]}, 1)])
+    gauge("verdict", "1 for the last drill's verdict, 0 for the others.",
+          [({"verdict": v}, int(report["verdict"] == v)) for v in STATUSES])
+    gauge("check_status", "1 for each check's status in the last drill.",
+          [({"check": c["name"], "status": v}, int(c["status"] == v))
+           for c in report["checks"] for v in STATUSES])
+    gauge("write_rto_seconds", "The cluster's write RTO (longest per-worker gap).",
+          [({}, rto["write_seconds"])])
+    gauge("detection_seconds", "Fault injection to the first failed or in-doubt op.",
+          [({}, rto["detection_seconds"])])
+    gauge("injection_to_first_ok_seconds", "Fault injection to the first ok op after it.",
+          [({}, rto["injection_to_first_ok_seconds"])])
+    gauge("outage_windows", "Outage windows the workers saw.", [({}, rto["outage_windows"])])
+    gauge("writes_recovered", "1 when writes came back after every outage.",
+          [({}, rto["recovered"])])
+    gauge("lost_acknowledged_ops", "Acknowledged ops whose effect is not on the primary.",
+          [({}, rpo["lost_acknowledged_ops"])])
+    gauge("rpo_window_seconds", "Earliest lost acknowledgement to the outage start.",
+          [({}, rpo["window_seconds"])])
+    gauge("ops", "Ops of the last drill by outcome.",
+          [({"outcome": k}, ops[k]) for k in ("ok", "failed", "indeterminate")])
+    gauge("indeterminate_ops", "In-doubt ops by how reconciliation resolved them.",
+          [({"resolution": k}, report["indeterminate"][k])
+           for k in ("applied", "not_applied")])
+    gauge("anomalies", "Anomalies found by reconciliation, by kind.",
+          [({"kind": k}, report["anomalies"][k])
+           for k in ("phantom_rows", "holes", "failed_but_applied")])
+    gauge("interrupted", "1 when a signal ended the last drill.",
+          [({}, report["interrupted"] is not None)])
+    phases = report["phases"]
+    gauge("run_start_timestamp_seconds", "When the last drill started (Unix time).",
+          [({}, phases.get("check"))])
+    gauge("run_end_timestamp_seconds", "When the last drill's report was made (Unix time).",
+          [({}, phases.get("report", phases.get("drain")))])
+    return "\n".join(lines) + "\n"
+
+
+def junit_xml(report: dict) -> str:
+    """The drill as one JUnit test suite, one test case per check: a failed check is a
+    <failure>, a check that could not be made an <error>."""
+    found = report["checks"]
+    phases = report["phases"]
+    began = phases.get("check")
+    ended = phases.get("report", phases.get("drain", began))
+    duration = f"{max(0.0, (ended or 0) - (began or 0)):.3f}"
+    suites = ET.Element("testsuites", name="ptor")
+    suite = ET.SubElement(suites, "testsuite", {
+        "name": f"ptor drill {report['run_id']}", "tests": str(len(found)),
+        "failures": str(sum(c["status"] == "fail" for c in found)),
+        "errors": str(sum(c["status"] == "unknown" for c in found)), "skipped": "0",
+        "time": duration,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(began or 0))})
+    props = ET.SubElement(suite, "properties")
+    for name, value in (("run_id", report["run_id"]), ("verdict", report["verdict"]),
+                        ("ledger", report["ledger"]), ("run_dir", report["run_dir"])):
+        ET.SubElement(props, "property", name=name, value=str(value))
+    for check in found:
+        case = ET.SubElement(suite, "testcase", classname="ptor.drill", name=check["name"],
+                             time="0")
+        if check["status"] == "fail":
+            ET.SubElement(case, "failure", message=check["detail"], type="fail").text = \
+                check["detail"]
+        elif check["status"] == "unknown":
+            ET.SubElement(case, "error", message=check["detail"], type="unknown").text = \
+                check["detail"]
+        else:
+            ET.SubElement(case, "system-out").text = check["detail"]
+    out = ET.SubElement(suite, "system-out")
+    out.text = "\n".join([f"verdict: {report['verdict']}"] + report["warnings"])
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+
+
+def _ini_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):  # faults: ((action, seconds), ...)
+        return ", ".join(f"{a}:{t:g}" for a, t in value)
+    return str(value)
+
+
+def scenario_ini(public: dict, run_id: str) -> str:
+    """The scenario as resolved (flags, env vars and file merged), as an INI file that
+    `ptor -c` accepts; passwords are masked, so give them through PGPASSWORD or .pgpass."""
+    lines = [f"# the scenario of run {run_id} as resolved (flag > env > file > default);",
+             "# passwords are masked: give them through PGPASSWORD or ~/.pgpass", "[ptor]"]
+    for option in OPTIONS:
+        value = public.get(option.dest)
+        if value is None or value == () or option.name == "reset":
+            continue
+        lines.append(f"{option.name} = {_ini_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_run_files(report: dict, run_dir: str) -> None:
+    """Everything a person or a tool looks for in the run's folder."""
+    write_atomic(os.path.join(run_dir, "timeline.csv"), timeline_csv(report))
+    write_atomic(os.path.join(run_dir, "metrics.prom"), prometheus_text(report))
+    write_atomic(os.path.join(run_dir, "junit.xml"), junit_xml(report))
+    write_atomic(os.path.join(run_dir, "scenario.ini"),
+                 scenario_ini(report["scenario"], report["run_id"]))

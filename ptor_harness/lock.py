@@ -1,0 +1,140 @@
+"""One drill at a time per cluster: a session-level advisory lock held for the whole run.
+
+A second drill against the same primary would truncate the first one's tables and turn its
+report into nonsense, so ptor takes `pg_try_advisory_lock` on the primary (and on a
+PostgreSQL repo) before it touches anything, and refuses to run when another ptor holds it.
+The key is derived from ptor's schema, so drills with different schemas do not block each
+other. PostgreSQL releases the lock when its session ends, so a crashed run (even one
+SIGKILLed) never blocks the next.
+
+A failover ends the primary's session and with it the lock: `LockKeeper` notices, takes the
+lock again on the new primary, and records it if another session got there first (a second
+drill started during the outage), which makes the run's figures suspect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Optional
+
+import psycopg2
+
+from . import db
+from .errors import ClusterError
+
+LOCK_CLASS = 0x70746F72  # "ptor"
+TRY_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(%s))"
+HOLDER = (
+    "SELECT a.application_name, host(a.client_addr), a.backend_start "
+    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s "
+    "AND l.objid = hashtext(%s)::oid AND l.objsubid = 2 LIMIT 1")
+
+
+def application_name(run_id: str) -> str:
+    return f"ptor-lock {run_id}"
+
+
+def try_lock(conn, schema: str) -> Optional[str]:
+    """Take the drill lock on this session; None when taken, else who holds it."""
+    with conn.cursor() as cur:
+        cur.execute(TRY_LOCK, (LOCK_CLASS, schema))
+        if cur.fetchone()[0]:
+            return None
+        cur.execute(HOLDER, (LOCK_CLASS, schema))
+        row = cur.fetchone()
+    if row is None:
+        return "another session (it has just ended)"
+    name, addr, since = row
+    who = name[len("ptor-lock "):] if name and name.startswith("ptor-lock ") else None
+    holder = f"run {who}" if who else f"session {name or '(unnamed)'}"
+    return f"{holder} from {addr or 'a local socket'}, since {since:%Y-%m-%d %H:%M:%S %Z}"
+
+
+def acquire(dsn: str, what: str, schema: str, run_id: str, timeout: float,
+            statement_timeout: float):
+    """A new session holding the drill lock, or ClusterError naming the holder."""
+    try:
+        conn = db.connect(dsn, application_name(run_id), timeout, statement_timeout)
+    except psycopg2.Error as exc:
+        raise ClusterError(f"cannot connect to the {what}: {db.error_label(exc)}") from None
+    try:
+        holder = try_lock(conn, schema)
+    except psycopg2.Error as exc:
+        conn.close()
+        raise ClusterError(f"cannot take ptor's drill lock on the {what}: "
+                           f"{db.error_label(exc)}") from None
+    if holder is not None:
+        conn.close()
+        raise ClusterError(f"another ptor drill is running against this {what} (schema "
+                           f"{schema}; {holder}); one drill at a time")
+    return conn
+
+
+class LockKeeper:
+    """Holds the drill lock on the primary for the whole run, in a background thread that
+    checks its session every `interval` seconds and takes the lock again after a
+    failover. `lost_to` says who took it meanwhile, if anyone did."""
+
+    def __init__(self, conn, dsn: str, schema: str, run_id: str, timeout: float,
+                 statement_timeout: float, interval: float = 1.0) -> None:
+        self.conn = conn
+        self.dsn = dsn
+        self.schema = schema
+        self.run_id = run_id
+        self.timeout = timeout
+        self.statement_timeout = statement_timeout
+        self.interval = interval
+        self.retaken = 0
+        self.lost_to: Optional[str] = None
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="ptor-lock", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _alive(self) -> bool:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            return True
+        except psycopg2.Error:
+            return False
+
+    def _retake(self) -> bool:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        try:
+            conn = db.connect(self.dsn, application_name(self.run_id), self.timeout,
+                              self.statement_timeout)
+        except psycopg2.Error:
+            return False
+        try:
+            holder = try_lock(conn, self.schema)
+        except psycopg2.Error:
+            conn.close()
+            return False
+        self.conn = conn
+        if holder is not None and self.lost_to is None:
+            self.lost_to = holder
+        self.retaken += holder is None
+        return holder is None
+
+    def _run(self) -> None:
+        held = True
+        while not self.stopped.wait(self.interval):
+            if held and self._alive():
+                continue
+            held = self._retake()
+            if self.lost_to is not None:
+                return  # someone else's drill owns the cluster now: stop competing
+
+    def release(self) -> None:
+        """Stop the thread; closing the session releases the lock."""
+        self.stopped.set()
+        if self.thread.ident is not None:
+            self.thread.join(self.timeout + self.statement_timeout + 5)
+        with contextlib.suppress(Exception):
+            self.conn.close()
+

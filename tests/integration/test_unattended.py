@@ -1,0 +1,152 @@
+"""Unattended drills on a real lab: signals, the deadline, one drill at a time, and the run
+folder's files read back by their parsers."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from .conftest import ptor_env
+
+
+def start_ptor(tmp_path, *args):
+    """ptor in the background, as cron would start it."""
+    report_dir = tmp_path / "runs"
+    argv = [sys.executable, "-m", "ptor_harness.cli", "--report-dir", str(report_dir),
+            "--report-json", str(tmp_path / "report.json"), *args]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ptor_env(), stdin=subprocess.DEVNULL)
+
+
+def wait_for_log(tmp_path, text, proc, timeout=60.0):
+    """Until the run's log file holds `text` (e.g. "phase load": the load is running)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for log in (tmp_path / "runs").glob("*/ptor.log"):
+            if text in log.read_text():
+                return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError(f"ptor never logged {text!r}")
+
+
+def drill_args(lab, *extra):
+    return ["--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "3",
+            "--warmup-duration", "0.5", *extra]
+
+
+def test_sigterm_mid_load_stops_drains_reconciles_and_reports(make_lab, tmp_path):
+    lab = make_lab("sync")
+    proc = start_ptor(tmp_path, *drill_args(lab, "--duration", "120",
+                                             "--full-data-validation"))
+    wait_for_log(tmp_path, "phase load", proc)
+    time.sleep(0.5)  # let ops be in flight: the signal must land mid-load
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    r = json.loads((tmp_path / "report.json").read_text())
+    assert r["interrupted"] == "SIGTERM" and r["stop_reason"] == "interrupted by SIGTERM"
+    assert r["verdict"] == "unknown"
+    assert r["ops"]["ok"] > 0
+    # the ledger against the primary: every acknowledged op's effect is there, and every
+    # row on the primary is explained by the ledger (nothing acknowledged is missing)
+    assert r["validation"]["completed"] and r["validation"]["mode"] == "full"
+    assert r["rpo"]["lost_acknowledged_ops"] == 0
+    assert r["anomalies"]["phantom_rows"] == 0 and r["validation"]["mismatched_rows"] == 0
+    assert r["recorder"]["ops"] >= r["ops"]["ok"]
+
+
+def test_a_second_signal_exits_at_once_and_takes_the_children_along(make_lab, tmp_path):
+    """The first SIGINT stops the load, and the drill then waits for the failover command
+    under way (never abandon a cluster half failed over): the second SIGINT lands there
+    and ends ptor at once."""
+    lab = make_lab("sync")
+    proc = start_ptor(tmp_path, *drill_args(lab, "--duration", "120", "--failover-command",
+                                            "sleep 10", "--failover-after", "0"))
+    wait_for_log(tmp_path, "phase fault", proc)
+    children = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                if "python" in c.name()]
+    assert len(children) >= 4  # 3 workers and the recorder (and the resource tracker)
+    proc.send_signal(signal.SIGINT)
+    wait_for_log(tmp_path, "SIGINT: stopping the load", proc)  # signals do not queue
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 128 + signal.SIGINT
+    assert "SIGINT again: exiting now without a report" in err
+    assert not (tmp_path / "report.json").exists()
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == []
+
+
+def test_one_drill_at_a_time_and_a_crashed_run_does_not_block(make_lab, tmp_path):
+    lab = make_lab("sync")
+    first = start_ptor(tmp_path, *drill_args(lab, "--repo-pgdsn", lab.repo_dsn(),
+                                              "--duration", "120"))
+    wait_for_log(tmp_path, "phase load", first)
+    run_id = next((tmp_path / "runs").glob("*/ptor.log")).parent.name
+    second = subprocess.run(
+        [sys.executable, "-m", "ptor_harness.cli", *drill_args(lab, "--duration", "1"),
+         "--report-dir", str(tmp_path / "other")],
+        capture_output=True, text=True, env=ptor_env(), timeout=60, check=False)
+    assert second.returncode == 3
+    assert "another ptor drill is running against this primary" in second.stderr
+    assert f"run {run_id}" in second.stderr
+    assert second.stderr.count("\n") == 1  # one sentence, no traceback
+    children = psutil.Process(first.pid).children(recursive=True)
+    first.kill()  # the harness host dies: its sessions end, and so must its workers
+    first.communicate(timeout=30)
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == []  # orphaned workers and recorder noticed and stopped
+    third = subprocess.run(
+        [sys.executable, "-m", "ptor_harness.cli", *drill_args(lab, "--duration", "1"),
+         "--repo-pgdsn", lab.repo_dsn(), "--report-dir", str(tmp_path / "third")],
+        capture_output=True, text=True, env=ptor_env(), timeout=120, check=False)
+    assert third.returncode == 0, third.stderr
+
+
+def test_max_run_seconds_ends_the_run_with_the_verdict_it_can_justify(make_lab, run_ptor):
+    lab = make_lab("sync")
+    run = run_ptor(*drill_args(lab, "--duration", "120", "--failover-command", "true",
+                               "--failover-after", "60", "--max-run-seconds", "3"))
+    assert run.code == 4, run  # the failover never ran: no verdict either way
+    r = run.report
+    assert r["deadline_reached"] is True and r["verdict"] == "unknown"
+    assert "before every planned fault was injected (0 of 1)" in r["verdict_reasons"][0]
+    assert r["phases"]["drain"] - r["phases"]["check"] < 3 + 1.0
+    assert r["validation"]["completed"] and r["rpo"]["lost_acknowledged_ops"] == 0
+
+
+def test_run_folder_and_outputs_parse(make_lab, run_ptor, tmp_path):
+    lab = make_lab("sync")
+    prom, junit = tmp_path / "ptor.prom", tmp_path / "ptor.xml"
+    run = run_ptor(*drill_args(lab, "--duration", "30", "--observe-after", "1",
+                               "--lab-dir", lab.dir, "--fault", "kill-primary:0.5",
+                               "--prometheus-file", str(prom), "--junit-xml", str(junit),
+                               "--progress"))
+    assert run.code == 0, run
+    progress = [line for line in run.stderr.splitlines() if "ok/s" in line]
+    assert progress and all(re.match(r"\s*\d+\.\ds (warmup|load|fault)\s+ok/s\s+\d+\s+"
+                                     r"failed/s\s+\d+\s+in-doubt\s+\d+\s+(writing|outage)",
+                                     line) for line in progress), progress
+    folder = run.report["run_dir"]
+    assert sorted(os.listdir(folder)) == ["junit.xml", "ledger.sqlite", "metrics.prom",
+                                          "ptor.log", "report.json", "scenario.ini",
+                                          "timeline.csv"]
+    families = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
+    assert families["ptor_write_rto_seconds"].samples[0].value == \
+        run.report["rto"]["write_seconds"] > 0
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite.get("failures") == "0" and suite.get("errors") == "0"
+    with open(os.path.join(folder, "timeline.csv")) as src:
+        lines = src.read().splitlines()
+    assert lines[0].startswith("second,") and any(line.endswith(",1") for line in lines[1:])
+    with open(os.path.join(folder, "ptor.log")) as src:
+        log = src.read()
+    assert "phase fault" in log and "writes are back" in log
