@@ -20,9 +20,9 @@ from typing import Optional
 import psycopg2
 
 from . import db, exports, lock, report
-from .config import Scenario, parse_scenario
+from .config import Scenario, parse_history, parse_scenario
 from .errors import EXIT_CLUSTER, EXIT_FAIL, EXIT_INTERRUPTED, PtorError
-from .redact import redact
+from .redact import dsn_secrets, redact
 from .schema import drop_marked
 
 log = logging.getLogger("ptor")
@@ -58,6 +58,28 @@ def log_to_file(path: str, secrets: tuple) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(RedactingFilter(secrets))
     log.addHandler(handler)
+
+
+def show_history(argv: list) -> int:
+    """`ptor history`: recent runs from the repo (or the run folders), newest first."""
+    from . import history
+
+    try:
+        query = parse_history(argv)
+        secrets = dsn_secrets(query.repo_pgdsn)
+        if query.repo_pgdsn:
+            runs = history.from_repo(query.repo_pgdsn, query.schema, query.limit,
+                                     query.rto_conn_timeout)
+            source = f"the repo ({query.schema}.ledger_run)"
+        else:
+            runs = history.from_report_dir(query.report_dir, query.limit)
+            source = query.report_dir
+    except PtorError as exc:
+        sys.stderr.write(f"ptor: error: {redact(str(exc), ())}\n")
+        return exc.exit_code
+    out = history.as_json(runs) if query.as_json else history.render(runs, source)
+    sys.stdout.write(redact(out, secrets))
+    return 0
 
 
 def reset(scenario: Scenario) -> int:
@@ -117,6 +139,9 @@ def stop_on_signals(drill):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `ptor` command; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["history"]:
+        return show_history(argv[1:])
     scenario = None
     try:
         scenario = parse_scenario(argv)

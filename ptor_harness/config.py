@@ -453,3 +453,50 @@ def worker_specs(scenario: Scenario, run_tag: str, seed: int) -> list[WorkerSpec
         )
         for w in range(scenario.parallel_workers)
     ]
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """What `ptor history` reads: a PostgreSQL repo, else the run folders."""
+
+    repo_pgdsn: Optional[str]
+    report_dir: str
+    schema: str
+    limit: int
+    as_json: bool
+    rto_conn_timeout: float
+
+
+def parse_history(argv: Sequence[str], env: Optional[dict] = None) -> HistoryQuery:
+    """`ptor history [-c FILE] [--repo-pgdsn DSN] [--report-dir DIR] [--limit N] [--json]`:
+    the same keys, env vars and scenario files as a drill, other keys ignored. The runs
+    come from the PostgreSQL repo when one is configured, unless --report-dir is given on
+    the command line: then from the run folders there."""
+    env = dict(os.environ if env is None else env)
+    by_name = {o.name: o for o in OPTIONS}
+    parser = _Parser(prog="ptor history", description="Recent drills, newest first, with "
+                     "trends.", config_file_parser_class=configargparse.DefaultConfigFileParser,
+                     ignore_unknown_config_file_keys=True)
+    parser.add_argument("-c", "--config", is_config_file=True, env_var=CONFIG_ENV,
+                        help="a scenario file: its repo-pgdsn, report-dir and schema are used")
+    for name in ("repo-pgdsn", "report-dir", "schema", "rto-conn-timeout"):
+        opt = by_name[name]
+        parser.add_argument("--" + name, dest=opt.dest, type=opt.type, default=opt.default,
+                            env_var=opt.env, help=opt.help)
+    parser.add_argument("--limit", type=int, default=20, help="how many runs to show")
+    parser.add_argument("--json", dest="as_json", action="store_true",
+                        help="print the history as JSON")
+    ns = parser.parse_args(list(argv), env_vars=env)
+    if ns.repo_pgdsn:
+        check_dsn("repo-pgdsn", ns.repo_pgdsn)
+    if not 1 <= ns.limit <= 10000:
+        raise ConfigError(f"limit must be between 1 and 10000 (got {ns.limit})")
+    if not IDENTIFIER.match(ns.schema):
+        raise ConfigError(f"schema must be a plain lower-case identifier, got {ns.schema!r}")
+    folders_asked = any(a == "--report-dir" or a.startswith("--report-dir=") for a in argv)
+    repo = None if folders_asked else (ns.repo_pgdsn or None)  # an explicit flag wins
+    if repo is None and not os.path.isdir(ns.report_dir):
+        raise ConfigError(f"no run folders to read: {ns.report_dir} is not a directory "
+                          "(give --report-dir, or --repo-pgdsn for a PostgreSQL repo)")
+    return HistoryQuery(repo, ns.report_dir, ns.schema, ns.limit, ns.as_json,
+                        ns.rto_conn_timeout)

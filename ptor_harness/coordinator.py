@@ -231,7 +231,9 @@ class Drill:
         finally:
             self.release_locks()
         report.write_json(result, os.path.join(self.run_dir, "report.json"))
-        exports.write_run_files(result, self.run_dir)
+        not_drawn = exports.write_run_files(result, self.run_dir)
+        if not_drawn:
+            log.info("no timeline.png: %s", not_drawn)
         return result
 
     def load(self, seed: int) -> None:

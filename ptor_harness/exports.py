@@ -1,6 +1,7 @@
 """The report in the formats the tools around an unattended drill read (pure: report in,
 text out): the per-second timeline as CSV, Prometheus text format for node_exporter's
-textfile collector, JUnit XML for CI systems, and the resolved scenario as an INI file.
+textfile collector, JUnit XML for CI systems, and the resolved scenario as an INI file;
+plus the timeline picture (charts.py) when matplotlib is there.
 
 `write_run_files` puts them all in the run's folder; `write_atomic` is how every file is
 written, so a collector or a CI system never reads half a file.
@@ -16,6 +17,7 @@ import time
 import xml.etree.ElementTree as ET
 from typing import Optional
 
+from .charts import timeline_png
 from .config import OPTIONS
 
 TIMELINE_COLUMNS = ("second", "seconds_since_warmup", "phase", "ok", "failed",
@@ -190,10 +192,12 @@ def scenario_ini(public: dict, run_id: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_run_files(report: dict, run_dir: str) -> None:
-    """Everything a person or a tool looks for in the run's folder."""
+def write_run_files(report: dict, run_dir: str) -> Optional[str]:
+    """Everything a person or a tool looks for in the run's folder; returns why the
+    timeline picture was not drawn, if it was not."""
     write_atomic(os.path.join(run_dir, "timeline.csv"), timeline_csv(report))
     write_atomic(os.path.join(run_dir, "metrics.prom"), prometheus_text(report))
     write_atomic(os.path.join(run_dir, "junit.xml"), junit_xml(report))
     write_atomic(os.path.join(run_dir, "scenario.ini"),
                  scenario_ini(report["scenario"], report["run_id"]))
+    return timeline_png(report, os.path.join(run_dir, "timeline.png"))

@@ -17,6 +17,7 @@ from typing import Optional
 
 from tabulate import tabulate
 
+from .charts import terminal_chart
 from .errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
 from .exports import write_atomic
 from .metrics import fault_figures, rto_summary
@@ -326,6 +327,9 @@ def render(report: dict) -> str:
                          ("Errors", r["errors"])):
         if items:
             parts += ["", title] + [f"  - {item}" for item in items]
+    chart = terminal_chart(r)
+    if chart:
+        parts += [""] + chart
     servers = r["servers"]
     rows = [["primary before", (servers["primary_before"] or {}).get("label", "-")],
             ["primary after", (servers["primary_after"] or {}).get("label", "-")]]

@@ -138,7 +138,7 @@ def test_run_folder_and_outputs_parse(make_lab, run_ptor, tmp_path):
     folder = run.report["run_dir"]
     assert sorted(os.listdir(folder)) == ["junit.xml", "ledger.sqlite", "metrics.prom",
                                           "ptor.log", "report.json", "scenario.ini",
-                                          "timeline.csv"]
+                                          "timeline.csv", "timeline.png"]
     families = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
     assert families["ptor_write_rto_seconds"].samples[0].value == \
         run.report["rto"]["write_seconds"] > 0
@@ -150,3 +150,26 @@ def test_run_folder_and_outputs_parse(make_lab, run_ptor, tmp_path):
     with open(os.path.join(folder, "ptor.log")) as src:
         log = src.read()
     assert "phase fault" in log and "writes are back" in log
+
+
+def test_history_from_the_repo_and_from_the_run_folders(make_lab, run_ptor, tmp_path):
+    lab = make_lab("sync")
+    first = run_ptor(*drill_args(lab, "--duration", "1", "--repo-pgdsn", lab.repo_dsn()))
+    second = run_ptor(*drill_args(lab, "--duration", "1", "--repo-pgdsn", lab.repo_dsn(),
+                                  "--max-write-rto", "5"))
+    assert first.code == second.code == 0
+    ids = [first.report["run_id"], second.report["run_id"]]
+
+    def history(*args):
+        done = subprocess.run([sys.executable, "-m", "ptor_harness.cli", "history", *args],
+                              capture_output=True, text=True, env=ptor_env(), timeout=60,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    from_repo = json.loads(history("--repo-pgdsn", lab.repo_dsn(), "--json"))
+    assert [r["run_id"] for r in from_repo["runs"]] == ids[::-1]  # newest first
+    assert all(r["verdict"] == "pass" and r["lost"] == 0 for r in from_repo["runs"])
+    text = history("--report-dir", first.out_dir)
+    assert text.startswith(f"Runs in {first.out_dir}, newest first")
+    assert text.index(ids[1]) < text.index(ids[0]) and "Trends, oldest to newest" in text

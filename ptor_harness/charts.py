@@ -1,0 +1,121 @@
+"""Pictures of a drill's timeline: a compact chart for the terminal report (always), and a
+PNG for the run's folder when matplotlib is installed (`pip install ptor[plot]`).
+
+Both show the same things: committed ops per second, the seconds with failed or in-doubt
+ops, the outage windows, the faults and the phases. Pure over the report dict.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+BARS = " ▁▂▃▄▅▆▇█"
+STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)  # seconds per column
+PHASE_MARKS = {"warmup": "W", "load": "L", "drain": "D"}
+
+
+def _buckets(report: dict, width: int) -> tuple[float, float, list[dict]]:
+    """Group the per-second timeline into at most `width` equal buckets from the start of
+    the warmup to the drain: (origin, seconds per bucket, buckets)."""
+    rows = report["timeline"]
+    phases = report["phases"]
+    # the timeline's rows are whole epoch seconds: start the grid on one
+    origin = math.floor(phases.get("warmup", rows[0]["t"] if rows else 0.0))
+    end = phases.get("drain", (rows[-1]["t"] + 1) if rows else origin + 1)
+    span = max(1.0, end - origin)
+    wanted = span / (width - 1)
+    step = next((n for n in STEPS if n >= wanted), math.ceil(wanted))
+    count = int(span // step) + 1  # the last column holds the drain itself
+    buckets = [{"ok": 0, "bad": 0, "outage": False} for _ in range(count)]
+    for row in rows:
+        i = int((row["t"] - origin) // step)
+        if 0 <= i < count:
+            buckets[i]["ok"] += row["ok"]
+            buckets[i]["bad"] += row["failed"] + row["indeterminate"]
+    for window in report["windows"]:
+        last = window["end"] if window["end"] is not None else end
+        first_i = max(0, int((window["start"] - origin) // step))
+        for i in range(first_i, min(count, int((last - origin) // step) + 1)):
+            buckets[i]["outage"] = True
+    return origin, step, buckets
+
+
+def terminal_chart(report: dict, width: int = 64) -> list[str]:
+    """A few lines: ok/s as bars, failures, outage, and the faults and phases in place."""
+    if not report["timeline"]:
+        return []
+    origin, step, buckets = _buckets(report, width)
+    peak = max(b["ok"] for b in buckets) or 1
+    bars = "".join(BARS[0] if b["ok"] == 0 else
+                   BARS[max(1, round(b["ok"] / peak * (len(BARS) - 1)))] for b in buckets)
+    errors = "".join("×" if b["bad"] else " " for b in buckets)
+    outage = "".join("━" if b["outage"] else " " for b in buckets)
+    marks = [" "] * len(buckets)
+    for name, at in report["phases"].items():
+        if name in PHASE_MARKS and 0 <= int((at - origin) // step) < len(marks):
+            marks[int((at - origin) // step)] = PHASE_MARKS[name]
+    for fault in report["faults"]:
+        i = int((fault["started_at"] - origin) // step)
+        if 0 <= i < len(marks):
+            marks[i] = "F"
+    unit = "1 s" if step == 1 else f"{step:g} s"
+    return [f"Timeline (one column = {unit}; bars: ok ops, peak {peak / step:,.0f}/s)",
+            f"  ok       {bars}",
+            f"  errors   {errors.rstrip()}",
+            f"  outage   {outage.rstrip()}",
+            f"  events   {''.join(marks).rstrip()}",
+            "           (× failed or in-doubt ops, ━ outage, W warmup, L load, F fault, "
+            "D drain)"]
+
+
+def timeline_png(report: dict, path: str) -> Optional[str]:
+    """Write the timeline picture; returns None when it was written, else why not."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install ptor[plot])"
+    rows = report["timeline"]
+    if not rows:
+        return "the run has no timeline"
+    origin = report["phases"].get("warmup", rows[0]["t"])
+    xs = [row["t"] - origin for row in rows]
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(10, 5.5),
+                                      gridspec_kw={"height_ratios": [3, 2]})
+    top.bar(xs, [row["ok"] for row in rows], width=1.0, align="edge", color="#2b7bba",
+            label="ok ops/s")
+    top.bar(xs, [row["failed"] + row["indeterminate"] for row in rows], width=1.0,
+            align="edge", color="#d62728", label="failed + in-doubt ops/s")
+    bottom.plot([x + 0.5 for x in xs], [1000 * (row["latency_p50"] or 0) for row in rows],
+                color="#2b7bba", label="p50")
+    bottom.plot([x + 0.5 for x in xs], [1000 * (row["latency_p99"] or 0) for row in rows],
+                color="#ff7f0e", label="p99")
+    for axis in (top, bottom):
+        for window in report["windows"]:
+            end = window["end"] if window["end"] is not None else rows[-1]["t"] + 1
+            axis.axvspan(window["start"] - origin, end - origin, color="#d62728", alpha=0.12)
+        for fault in report["faults"]:
+            axis.axvline(fault["started_at"] - origin, color="black", linestyle="--",
+                         linewidth=1)
+        for name, at in report["phases"].items():
+            if name in ("load", "drain"):
+                axis.axvline(at - origin, color="grey", linestyle=":", linewidth=1)
+    for fault in report["faults"]:
+        top.annotate(fault["name"], (fault["started_at"] - origin, top.get_ylim()[1]),
+                     rotation=90, va="top", ha="right", fontsize=8)
+    rto = report["rto"]["write_seconds"]
+    top.set_title(f"ptor drill {report['run_id']}: {report['verdict'].upper()}, write RTO "
+                  f"{rto:.3f} s, lost acknowledged ops "
+                  f"{report['rpo']['lost_acknowledged_ops']}", fontsize=10)
+    top.set_ylabel("ops per second")
+    top.legend(loc="lower left", fontsize=8)
+    bottom.set_ylabel("ok latency (ms)")
+    bottom.set_xlabel("seconds from the start of the warmup (shaded: outage; dashed: fault)")
+    bottom.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return None

@@ -1,0 +1,194 @@
+"""Run history: every drill's verdict and figures, newest first, with trends, so that a
+regression between last week and tonight is visible at once (`ptor history`).
+
+Two sources, as the ledger has two homes: the PostgreSQL repo's `ledger_run` table (every
+run that used that repo, including runs that died before their report), or the run folders
+under --report-dir (each run leaves report.json there; a folder without one is a run that
+did not finish). Summaries and trends are pure functions of the reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import psycopg2
+from tabulate import tabulate
+
+from . import db
+from .errors import ClusterError
+
+SPARKS = "▁▂▃▄▅▆▇█"
+# A write RTO this many times the median of the earlier runs (and at least this many
+# seconds above it) is called a regression.
+RTO_REGRESSION_FACTOR = 1.5
+RTO_REGRESSION_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run as the history shows it; figures are None where the run did not get them."""
+
+    run_id: str
+    started_at: Optional[float]
+    verdict: Optional[str]  # None: the run ended without a report
+    write_rto: Optional[float] = None
+    detection: Optional[float] = None
+    lost: Optional[int] = None
+    in_doubt: Optional[int] = None
+    ok_ops: Optional[int] = None
+    faults: str = ""
+    reason: str = ""
+
+
+def summarize(run_id: str, started_at: Optional[float], report: Optional[dict]) -> RunSummary:
+    """The history's view of one run's report (None: the run left no report)."""
+    if not report:
+        return RunSummary(run_id, started_at, None, reason="no report: the run did not finish")
+    rto, rpo, ops = report["rto"], report["rpo"], report["ops"]
+    names = [f["name"] for f in report.get("faults", [])]
+    return RunSummary(
+        run_id, started_at if started_at is not None else report["phases"].get("check"),
+        report["verdict"], rto["write_seconds"], rto["detection_seconds"],
+        rpo["lost_acknowledged_ops"], ops["indeterminate"], ops["ok"], ", ".join(names),
+        "; ".join(report.get("verdict_reasons", []))[:120])
+
+
+def from_repo(dsn: str, schema: str, limit: int, timeout: float) -> list[RunSummary]:
+    """The newest `limit` runs recorded in a PostgreSQL repo, newest first."""
+    try:
+        conn = db.connect(dsn, "ptor-history", timeout, 30.0)
+    except psycopg2.Error as exc:
+        raise ClusterError(f"cannot connect to the repo: {db.error_label(exc)}") from None
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT run_id, started_at, report FROM {db.quote_ident(schema)}."
+                        "ledger_run ORDER BY started_at DESC LIMIT %s", (limit,))
+            rows = cur.fetchall()
+    except psycopg2.Error as exc:
+        raise ClusterError(f"cannot read the run history from the repo: "
+                           f"{db.error_label(exc)}") from None
+    finally:
+        conn.close()
+    return [summarize(run_id, started, json.loads(report) if report else None)
+            for run_id, started, report in rows]
+
+
+def from_report_dir(path: str, limit: int) -> list[RunSummary]:
+    """The newest `limit` run folders under `path` (their names start with the UTC time
+    the run began), newest first."""
+    runs = []
+    for name in sorted(os.listdir(path), reverse=True):
+        folder = os.path.join(path, name)
+        if not any(os.path.exists(os.path.join(folder, f)) for f in ("ptor.log", "report.json")):
+            continue  # not a run folder
+        report = None
+        try:
+            with open(os.path.join(folder, "report.json"), encoding="utf-8") as src:
+                report = json.load(src)
+        except (OSError, ValueError):
+            pass
+        started = _time_from_run_id(name)
+        runs.append(summarize(name, started, report))
+        if len(runs) >= limit:
+            break
+    return runs
+
+
+def _time_from_run_id(run_id: str) -> Optional[float]:
+    try:
+        return float(time.mktime(time.strptime(run_id[:16], "%Y%m%dT%H%M%SZ"))
+                     - time.timezone)
+    except ValueError:
+        return None
+
+
+def sparkline(values: list[Optional[float]]) -> str:
+    """One character per value, scaled between the smallest and the largest; a gap for a
+    run without the figure."""
+    known = [v for v in values if v is not None and not math.isinf(v)]
+    if not known:
+        return ""
+    low, high = min(known), max(known)
+    out = []
+    for value in values:
+        if value is None or math.isinf(value):
+            out.append(" ")
+        elif high == low:
+            out.append(SPARKS[0])
+        else:
+            out.append(SPARKS[round((value - low) / (high - low) * (len(SPARKS) - 1))])
+    return "".join(out)
+
+
+def regressions(runs: list[RunSummary]) -> list[str]:
+    """What got worse in the newest run compared with the runs before it."""
+    if len(runs) < 2:
+        return []
+    newest, earlier = runs[0], [r for r in runs[1:] if r.verdict is not None]
+    notes = []
+    if newest.verdict is None:
+        notes.append(f"the newest run ({newest.run_id}) did not finish")
+    if newest.verdict == "fail" and any(r.verdict == "pass" for r in earlier):
+        last_pass = next(r for r in earlier if r.verdict == "pass")
+        notes.append(f"the newest run fails; {last_pass.run_id} passed")
+    rtos = [r.write_rto for r in earlier if r.write_rto]
+    if newest.write_rto and rtos:
+        median = statistics.median(rtos)
+        if newest.write_rto > RTO_REGRESSION_FACTOR * median and \
+                newest.write_rto - median > RTO_REGRESSION_SECONDS:
+            notes.append(f"write RTO {newest.write_rto:.2f} s is "
+                         f"{newest.write_rto / median:.1f}x the median of the {len(rtos)} "
+                         f"runs before ({median:.2f} s)")
+    if newest.lost and not any(r.lost for r in earlier):
+        notes.append(f"{newest.lost} acknowledged ops lost; none in the runs before")
+    return notes
+
+
+def _num(value: Optional[float], digits: int = 2, unit: str = " s") -> str:
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def render(runs: list[RunSummary], source: str) -> str:
+    """The history table, newest first, with trend lines (oldest to newest) and what
+    regressed in the newest run."""
+    if not runs:
+        return f"no runs recorded in {source} yet\n"
+    rows = []
+    for i, run in enumerate(runs):
+        older = next((r for r in runs[i + 1:] if r.write_rto is not None), None)
+        delta = "-"
+        if run.write_rto is not None and older is not None:
+            delta = f"{run.write_rto - older.write_rto:+.2f} s"
+        started = "-" if run.started_at is None else \
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(run.started_at))
+        rows.append([started, run.run_id, (run.verdict or "none").upper(),
+                     _num(run.write_rto), delta, _num(run.detection, 3),
+                     "-" if run.lost is None else run.lost,
+                     "-" if run.in_doubt is None else run.in_doubt,
+                     "-" if run.ok_ops is None else f"{run.ok_ops:,}", run.faults or "-",
+                     run.reason or ""])
+    parts = [f"Runs in {source}, newest first (times UTC)",
+             tabulate(rows, headers=["started", "run", "verdict", "write RTO", "vs prev",
+                                     "detection", "lost", "in doubt", "ok ops", "faults",
+                                     "why"])]
+    oldest_first = list(reversed(runs))
+    parts += ["", "Trends, oldest to newest",
+              f"  write RTO  {sparkline([r.write_rto for r in oldest_first])}",
+              f"  lost ops   {sparkline([r.lost for r in oldest_first])}",
+              "  verdicts   " + "".join({"pass": "+", "fail": "x", "unknown": "?"}.get(
+                  r.verdict or "", ".") for r in oldest_first)]
+    notes = regressions(runs)
+    if notes:
+        parts += ["", "Regressions in the newest run"] + [f"  - {note}" for note in notes]
+    return "\n".join(parts) + "\n"
+
+
+def as_json(runs: list[RunSummary]) -> str:
+    return json.dumps({"runs": [asdict(r) for r in runs], "regressions": regressions(runs)},
+                      indent=2) + "\n"

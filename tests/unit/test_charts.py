@@ -1,0 +1,46 @@
+"""The timeline pictures: the terminal chart's columns and the PNG."""
+
+import sys
+
+from ptor_harness import charts, report
+
+from .test_report import outcome
+
+
+def drill_report():
+    o = outcome()  # ops at 1.0 (ok), 2.0 (in doubt), 4.5 (ok); fault at 1.5
+    o.phases = {"warmup": 0.0, "load": 1.0, "drain": 6.0}
+    return report.build(o)
+
+
+def test_terminal_chart_puts_everything_in_its_second():
+    lines = charts.terminal_chart(drill_report())
+    assert lines[0] == "Timeline (one column = 1 s; bars: ok ops, peak 1/s)"
+    assert lines[1] == "  ok       " + " █  █  "
+    assert lines[2] == "  errors     ×"
+    assert lines[3] == "  outage    ━━━━"  # from the last ok (1.0) to the first ok (4.5)
+    assert lines[4] == "  events   WF    D"  # the fault at 1.5 covers the load mark
+
+
+def test_terminal_chart_buckets_long_runs():
+    r = drill_report()
+    r["phases"]["drain"] = 600.0
+    lines = charts.terminal_chart(r, width=60)
+    assert lines[0].startswith("Timeline (one column = 15 s;")
+    assert len(lines[1]) - len("  ok       ") <= 60
+
+
+def test_png_is_drawn(tmp_path):
+    import matplotlib.image
+
+    path = str(tmp_path / "t.png")
+    assert charts.timeline_png(drill_report(), path) is None
+    height, width, _ = matplotlib.image.imread(path).shape
+    assert (width, height) == (1000, 550)
+
+
+def test_without_matplotlib_the_png_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    why = charts.timeline_png(drill_report(), str(tmp_path / "t.png"))
+    assert why == "matplotlib is not installed (pip install ptor[plot])"
+    assert not (tmp_path / "t.png").exists()
