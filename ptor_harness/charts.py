@@ -107,9 +107,10 @@ def timeline_png(report: dict, path: str) -> Optional[str]:
         top.annotate(fault["name"], (fault["started_at"] - origin, top.get_ylim()[1]),
                      rotation=90, va="top", ha="right", fontsize=8)
     rto = report["rto"]["write_seconds"]
+    lost = report["rpo"]["lost_acknowledged_ops"]
     top.set_title(f"ptor drill {report['run_id']}: {report['verdict'].upper()}, write RTO "
-                  f"{rto:.3f} s, lost acknowledged ops "
-                  f"{report['rpo']['lost_acknowledged_ops']}", fontsize=10)
+                  f"{'not recovered' if rto is None else f'{rto:.3f} s'}, lost acknowledged "
+                  f"ops {'not validated' if lost is None else lost}", fontsize=10)
     top.set_ylabel("ops per second")
     top.legend(loc="lower left", fontsize=8)
     bottom.set_ylabel("ok latency (ms)")

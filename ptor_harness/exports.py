@@ -19,6 +19,7 @@ from typing import Optional
 
 from .charts import timeline_png
 from .config import OPTIONS
+from .reconcile import ANOMALY_CLASSES
 
 TIMELINE_COLUMNS = ("second", "seconds_since_warmup", "phase", "ok", "failed",
                     "indeterminate", "latency_p50_seconds", "latency_p99_seconds", "in_outage")
@@ -125,7 +126,7 @@ def prometheus_text(report: dict) -> str:
            for k in ("applied", "not_applied")])
     gauge("anomalies", "Anomalies found by reconciliation, by kind.",
           [({"kind": k}, report["anomalies"][k])
-           for k in ("phantom_rows", "holes", "failed_but_applied")])
+           for k in ANOMALY_CLASSES])
     gauge("interrupted", "1 when a signal ended the last drill.",
           [({}, report["interrupted"] is not None)])
     phases = report["phases"]
@@ -200,4 +201,7 @@ def write_run_files(report: dict, run_dir: str) -> Optional[str]:
     write_atomic(os.path.join(run_dir, "junit.xml"), junit_xml(report))
     write_atomic(os.path.join(run_dir, "scenario.ini"),
                  scenario_ini(report["scenario"], report["run_id"]))
-    return timeline_png(report, os.path.join(run_dir, "timeline.png"))
+    try:
+        return timeline_png(report, os.path.join(run_dir, "timeline.png"))
+    except Exception as exc:  # a picture must never cost the run its report
+        return f"drawing it failed: {type(exc).__name__}: {exc}"

@@ -44,3 +44,12 @@ def test_without_matplotlib_the_png_is_skipped_with_the_reason(tmp_path, monkeyp
     why = charts.timeline_png(drill_report(), str(tmp_path / "t.png"))
     assert why == "matplotlib is not installed (pip install ptor[plot])"
     assert not (tmp_path / "t.png").exists()
+
+
+def test_png_of_a_drill_whose_writes_never_came_back(tmp_path):
+    r = drill_report()
+    r["rto"]["write_seconds"] = None
+    r["rpo"]["lost_acknowledged_ops"] = None
+    r["windows"][0]["end"] = None
+    assert charts.timeline_png(r, str(tmp_path / "t.png")) is None
+    assert (tmp_path / "t.png").stat().st_size > 0
