@@ -20,6 +20,7 @@ from typing import Any, Optional
 import configargparse
 
 from .errors import ConfigError
+from .faults import FAULT_ACTIONS
 from .redact import dsn_secrets, redact
 
 ENV_PREFIX = "PTOR_"
@@ -385,9 +386,6 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
         raise ConfigError("--fault acts on a ptor-lab lab: give its directory with --lab-dir "
                           "(or use --failover-command for any other cluster)")
     return Scenario(config_file=config_file, **values)
-
-
-FAULT_ACTIONS = ("kill-primary", "stop-primary", "switchover", "kill-manager")
 
 
 def parse_faults(specs, default_at: float) -> tuple:

@@ -16,6 +16,11 @@ from typing import Callable, Optional
 OUTPUT_TAIL = 4000
 
 
+# The built-in fault actions (`--fault`, `ptor-lab fault`); each lab stack implements the
+# ones it can (split-brain: the streaming lab only).
+FAULT_ACTIONS = ("kill-primary", "stop-primary", "switchover", "kill-manager", "split-brain")
+
+
 @dataclass
 class FaultRecord:
     name: str

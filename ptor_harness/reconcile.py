@@ -17,7 +17,12 @@ any that were not, and is 0 by construction.
 
 A hole is a lost `ok` op of a worker followed by a surviving later op of the same worker
 on the same server (same identity): WAL is linear, so that means corruption or split brain.
-Losing a suffix before a failover is not a hole.
+Losing a suffix before a failover is not a hole. A resurrected row is a lost acknowledged
+delete (the row is back). An acknowledged update or delete whose rowcount was 0 matched no
+row, so it has no effect to find: it is counted (`noop_writes`, a sign its row was already
+lost) but never as a loss or a hole. A split-brain write is an `ok` op acknowledged by a
+server after a newer primary of the same cluster (a higher timeline) had already served a
+client.
 """
 
 from __future__ import annotations
@@ -27,9 +32,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .ops import DELETE, FAILED, KIND_NAMES, OK, Op
+from .ops import DELETE, FAILED, INSERT, KIND_NAMES, OK, Op
 
 EXAMPLES = 10
+# The anomaly classes, each with the Findings field that holds its examples.
+ANOMALY_CLASSES = ("phantom_rows", "holes", "failed_but_applied", "split_brain_writes",
+                   "resurrected_rows")
+EXAMPLES_OF = {"phantom_rows": "phantom_examples", "holes": "hole_examples",
+               "failed_but_applied": "failed_applied_examples",
+               "split_brain_writes": "split_brain_examples",
+               "resurrected_rows": "resurrected_examples"}
 
 
 @dataclass
@@ -51,6 +63,13 @@ class Findings:
     checksum_mismatches: int = 0
     holes: int = 0
     hole_examples: list = field(default_factory=list)
+    noop_writes: int = 0  # acknowledged updates/deletes that matched no row (rowcount 0)
+    resurrected_rows: int = 0  # acknowledged deletes undone (also counted as lost deletes)
+    resurrected_examples: list = field(default_factory=list)
+    split_brain_writes: int = 0  # acknowledged by a server no longer the newest primary
+    split_brain_examples: list = field(default_factory=list)
+    failed_applied_examples: list = field(default_factory=list)
+    checksum_examples: list = field(default_factory=list)
     # per worker, server -> highest surviving seq; lost (seq, server) pairs for hole finding
     _surviving: dict = field(default_factory=dict)
     _lost: list = field(default_factory=list)
@@ -79,6 +98,13 @@ class Findings:
             "checksum_mismatches": self.checksum_mismatches,
             "holes": self.holes,
             "hole_examples": self.hole_examples,
+            "noop_writes": self.noop_writes,
+            "resurrected_rows": self.resurrected_rows,
+            "resurrected_examples": self.resurrected_examples,
+            "split_brain_writes": self.split_brain_writes,
+            "split_brain_examples": self.split_brain_examples,
+            "failed_applied_examples": self.failed_applied_examples,
+            "checksum_examples": self.checksum_examples,
         }
 
 
@@ -86,12 +112,16 @@ class Reconciler:
     """Feed it one worker at a time; read `findings` at the end (after `finish`)."""
 
     def __init__(self, server_of: Callable[[int, Optional[int]], object],
-                 expected_checksum: Optional[Callable[[int, int], str]] = None) -> None:
+                 expected_checksum: Optional[Callable[[int, int], str]] = None,
+                 stale: Optional[Callable[[int, Optional[int], float],
+                                          Optional[float]]] = None) -> None:
         """`server_of(worker, session)` names the server an op ran on (for holes);
         `expected_checksum(worker, seq)` gives the payload checksum op `seq` wrote, or None
-        for the quick check (last_seq only)."""
+        for the quick check (last_seq only); `stale(worker, session, acked_at)` says since
+        when a newer primary was serving, if the op's server was no longer the newest."""
         self.server_of = server_of
         self.expected_checksum = expected_checksum
+        self.stale = stale
         self.findings = Findings()
 
     def add_worker(self, worker: int, ops_by_key: Iterable[Op],
@@ -134,9 +164,29 @@ class Reconciler:
             f.earliest_lost_commit = op.t_end
         f._lost.append((worker, op.seq, op.key, self.server_of(worker, op.session)))
 
+    def _split_brain(self, worker: int, ops: list[Op]) -> None:
+        f = self.findings
+        for op in ops:
+            if op.outcome != OK or op.t_end is None or self.stale is None:
+                continue
+            since = self.stale(worker, op.session, op.t_end)
+            if since is not None:
+                f.split_brain_writes += 1
+                f._example(f.split_brain_examples, {
+                    "worker": worker, "key": op.key, "seq": op.seq,
+                    "kind": KIND_NAMES[op.kind], "acknowledged_at": op.t_end,
+                    "newer_primary_since": since})
+
     def _judge(self, worker: int, key: int, ops: list[Op], row: Optional[tuple]) -> None:
         f = self.findings
         f.keys_checked += 1
+        self._split_brain(worker, ops)
+        # An acknowledged update or delete that matched no row changed nothing (its row
+        # was already gone: that loss is its insert's); there is no effect to look for.
+        noops = [op for op in ops if op.outcome == OK and op.kind != INSERT and op.rows == 0]
+        if noops:
+            f.noop_writes += len(noops)
+            ops = [op for op in ops if op not in noops]
         if row is not None:
             f.rows_checked += 1
         live = [op for op in ops if op.outcome != FAILED]
@@ -155,8 +205,8 @@ class Reconciler:
                         f.applied += 1
                     elif op.in_doubt:
                         f.superseded += 1
-                    elif op is applied_delete:
-                        self._survived(worker, op)
+                    # An absent row is no proof that the delete survived: the insert may
+                    # have been lost with it. Only present rows mark survival for holes.
                     continue
                 if op.in_doubt:
                     f.not_applied += 1
@@ -173,11 +223,15 @@ class Reconciler:
                 bad = True
             elif writer.outcome == FAILED:
                 f.failed_but_applied += 1
+                f._example(f.failed_applied_examples, {"worker": worker, "key": key,
+                                                       "seq": last_seq, "error": writer.error})
                 bad = True
             else:
                 if self.expected_checksum is not None and checksum is not None and \
                         checksum != self.expected_checksum(worker, last_seq):
                     f.checksum_mismatches += 1
+                    f._example(f.checksum_examples, {"worker": worker, "key": key,
+                                                     "last_seq": last_seq})
                     bad = True
                 if writer.in_doubt:
                     f.applied += 1
@@ -193,6 +247,11 @@ class Reconciler:
                     f.not_applied += 1
                 else:
                     self._lose(worker, op)
+                    if op.kind == DELETE:  # the row it deleted is back
+                        f.resurrected_rows += 1
+                        f._example(f.resurrected_examples, {
+                            "worker": worker, "key": key, "deleted_by_seq": op.seq,
+                            "row_last_seq": last_seq})
                     bad = True
         if bad:
             f.mismatched_rows += 1

@@ -5,7 +5,8 @@ Report format history:
       latency, faults, workers, windows, timeline, phases, errors.
   2 — `interrupted` (signal name or null), `deadline_reached` (max-run-seconds), `lock`
       (the drill lock: times retaken after a failover, who took it), `checks`
-      (each of the verdict's checks: name, status, detail).
+      (each of the verdict's checks: name, status, detail); anomalies gain
+      split_brain_writes, resurrected_rows and examples for every class.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .charts import terminal_chart
 from .errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
 from .exports import write_atomic
 from .metrics import fault_figures, rto_summary
-from .reconcile import rpo_window
+from .reconcile import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
 
 REPORT_FORMAT = 2
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
@@ -64,6 +65,15 @@ def primary_moves(changes: list[dict]) -> list[dict]:
         move["worker_set"].add(change["worker"])
     return [{"from": m["from"], "to": m["to"], "first": m["first"], "last": m["last"],
              "workers": len(m["worker_set"])} for m in moves]
+
+
+def anomalies(findings) -> dict:
+    """Each anomaly class with its count and up to ten example keys (None: not checked)."""
+    out: dict = {}
+    for name in ANOMALY_CLASSES:
+        out[name] = getattr(findings, name) if findings else None
+        out[EXAMPLES_OF[name]] = getattr(findings, EXAMPLES_OF[name]) if findings else []
+    return out
 
 
 def build(outcome) -> dict:
@@ -133,14 +143,9 @@ def build(outcome) -> dict:
             "keys_checked": findings.keys_checked if findings else None,
             "mismatched_rows": findings.mismatched_rows if findings else None,
             "checksum_mismatches": findings.checksum_mismatches if findings else None,
+            "noop_writes": findings.noop_writes if findings else None,
         },
-        "anomalies": {
-            "phantom_rows": findings.phantom_rows if findings else None,
-            "holes": findings.holes if findings else None,
-            "failed_but_applied": findings.failed_but_applied if findings else None,
-            "phantom_examples": findings.phantom_examples if findings else [],
-            "hole_examples": findings.hole_examples if findings else [],
-        },
+        "anomalies": anomalies(findings),
         "servers": {
             "primary_before": _identity(outcome.primary_before),
             "primary_after": _identity(outcome.primary_after),
@@ -229,7 +234,8 @@ def checks(report: dict, outcome) -> list[dict]:
                           f"{lost} acknowledged ops lost (max {s.max_lost_acknowledged})"))
     anomalies = report["anomalies"]
     found = [f"{anomalies[key]} {key.replace('_', ' ')}"
-             for key in ("phantom_rows", "holes", "failed_but_applied") if anomalies[key]]
+             for key in ("phantom_rows", "holes", "failed_but_applied", "split_brain_writes")
+             if anomalies[key]]  # resurrected rows are lost deletes, judged with the loss
     if report["validation"]["checksum_mismatches"]:
         found.append(f"{report['validation']['checksum_mismatches']} rows with a wrong payload")
     if found:
@@ -238,7 +244,7 @@ def checks(report: dict, outcome) -> list[dict]:
         out.append(_check("anomalies", UNKNOWN, "data was not validated"))
     else:
         out.append(_check("anomalies", PASS, "no phantom rows, holes, failed ops found "
-                          "applied or wrong payloads"))
+                          "applied, split-brain writes or wrong payloads"))
     incomplete = []
     if report["ops"]["ok"] == 0:
         incomplete.append("no op was acknowledged at all")
@@ -271,6 +277,13 @@ def judge(report: dict, outcome) -> tuple[str, list[str], list[str], list[dict]]
             warnings.append(f"fault {fault.name}: {why}")
     if outcome.faults and not report["windows"]:
         warnings.append("faults were injected but no client saw an outage")
+    after = outcome.primary_after
+    newest = max((i.timeline for i in outcome.identities if not i.in_recovery and after
+                  and i.system_id == after.system_id and i.timeline is not None), default=None)
+    if after is not None and newest is not None and after.timeline < newest:
+        warnings.append(f"reconciled against {after.label()}, older than a primary the "
+                        f"workers wrote to (timeline {newest}): two primaries were "
+                        "reachable; the figures are against the older one")
     if fails:
         return FAIL, fails + unknowns, warnings, found
     if unknowns:
@@ -375,6 +388,9 @@ def render(report: dict) -> str:
     if r["rpo"]["lost_by_kind"]:
         rows += [[f"lost acknowledged {k}s", n] for k, n in r["rpo"]["lost_by_kind"].items()]
     rows += [["phantom rows", _n(a["phantom_rows"])], ["holes", _n(a["holes"])],
+             ["resurrected rows (lost deletes)", _n(a["resurrected_rows"])],
+             ["acked updates/deletes that found no row", _n(v["noop_writes"])],
+             ["split-brain writes", _n(a["split_brain_writes"])],
              ["failed ops found applied", _n(a["failed_but_applied"])],
              ["payload checksum mismatches", _n(v["checksum_mismatches"])]]
     parts += ["", "Validation", tabulate(rows, tablefmt="simple")]

@@ -66,6 +66,39 @@ def server_lookup(identities: list[Identity]) -> Callable[[int, Optional[int]], 
     return lambda worker, session: table.get((worker, session))
 
 
+def newer_primary_since(identities: list[Identity]) -> dict:
+    """(system id, timeline) -> when a client was first served by a newer primary of the
+    same cluster (a higher timeline), for every timeline some client wrote on."""
+    first_seen: dict = {}
+    for ident in identities:
+        if ident.in_recovery or ident.system_id is None or ident.timeline is None:
+            continue
+        key = (ident.system_id, ident.timeline)
+        first_seen[key] = min(first_seen.get(key, ident.at), ident.at)
+    newer = {}
+    for system_id, timeline in first_seen:
+        later = [at for (sid, tl), at in first_seen.items()
+                 if sid == system_id and tl > timeline]
+        if later:
+            newer[(system_id, timeline)] = min(later)
+    return newer
+
+
+def stale_lookup(identities: list[Identity]) -> Callable[[int, Optional[int], float],
+                                                           Optional[float]]:
+    """(worker, session, acknowledged at) -> since when a newer primary was serving, when
+    the op was acknowledged by a server that was no longer the newest primary (split brain);
+    else None."""
+    sessions = {(i.worker, i.session): (i.system_id, i.timeline) for i in identities}
+    newer = newer_primary_since(identities)
+
+    def stale(worker: int, session: Optional[int], acked_at: float) -> Optional[float]:
+        since = newer.get(sessions.get((worker, session)))
+        return since if since is not None and acked_at > since else None
+
+    return stale
+
+
 def reconcile_run(conn, ledger: Ledger, schema: str, workers: int, run_tag: str,
                   payload_bytes: int, full: bool, identities: list[Identity]) -> Findings:
     """Join every worker's ledger with the primary's rows. Raises ValidationIncomplete."""
@@ -74,7 +107,8 @@ def reconcile_run(conn, ledger: Ledger, schema: str, workers: int, run_tag: str,
         text = payload(run_tag, worker, seq, payload_bytes)
         return hashlib.md5(text.encode()).hexdigest()
 
-    reconciler = Reconciler(server_lookup(identities), checksum if full else None)
+    reconciler = Reconciler(server_lookup(identities), checksum if full else None,
+                            stale_lookup(identities))
     try:
         for worker in range(workers):
             reconciler.add_worker(worker, ledger.ops_by_key(worker),

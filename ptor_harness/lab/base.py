@@ -20,10 +20,10 @@ from typing import Optional
 
 import psutil
 
+from ..faults import FAULT_ACTIONS
 from .pg import LabError, LabUser, Node, alive, bindir, port_free, wait_gone
 
 STATE = "lab.json"
-FAULTS = ("kill-primary", "stop-primary", "switchover", "kill-manager")
 
 
 class Daemon:
@@ -244,8 +244,8 @@ class Lab:
 
     def fault(self, action: str) -> str:
         """Inject a fault by name; returns a one-line description of what was done."""
-        if action not in FAULTS:
-            raise LabError(f"unknown fault {action!r}; faults: {', '.join(FAULTS)}")
+        if action not in FAULT_ACTIONS:
+            raise LabError(f"unknown fault {action!r}; faults: {', '.join(FAULT_ACTIONS)}")
         method = getattr(self, action.replace("-", "_"), None)
         if method is None:
             raise LabError(f"the {self.stack} lab cannot {action}")

@@ -24,8 +24,9 @@ from typing import Optional
 
 from tabulate import tabulate
 
+from ..faults import FAULT_ACTIONS
 from . import load_lab, stacks
-from .base import FAULTS, Lab
+from .base import Lab
 from .pg import LabError
 from .streaming import StreamingLab
 
@@ -50,8 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                          "patroni 6020)")
     up.add_argument("--mode", choices=("sync", "async"), default="sync",
                     help="async: the standby is asynchronous (streaming only)")
-    fault = add("fault", "inject a fault: " + ", ".join(FAULTS))
-    fault.add_argument("action", choices=FAULTS)
+    fault = add("fault", "inject a fault: " + ", ".join(FAULT_ACTIONS))
+    fault.add_argument("action", choices=FAULT_ACTIONS)
     add("status", "show each node's role, timeline and replication state")
     add("failover", "crash the primary (SIGKILL) and promote the standby")
     stop = add("stop-node", "crash one node (SIGKILL) or shut it down immediately")

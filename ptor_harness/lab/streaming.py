@@ -172,6 +172,41 @@ class StreamingLab(Lab):
         """Planned: fast shutdown (all WAL reaches the standby), promote, rejoin."""
         return self.failover(signal.SIGINT, rejoin=True)
 
+    def split_brain(self, spread_timeout: float = 15.0) -> str:
+        """Promote the standby while the old primary keeps running and writable (no
+        fencing), then spread ptor's worker sessions over both: a client whose DSN reaches
+        either (libpq's load_balance_hosts=random) writes to two primaries at once. The
+        lab stays split until `down`; it exists so ptor's split-brain detection can be
+        shown on a real pair."""
+        old_name, new_name = self.named("primary"), self.named("standby")
+        if old_name is None or new_name is None:
+            raise LabError("the lab has no primary/standby pair to split")
+        old, new = self.nodes[old_name], self.nodes[new_name]
+        # the old primary must not wait for a synchronous standby that is gone
+        old.query("ALTER SYSTEM RESET synchronous_standby_names")
+        old.query("SELECT pg_reload_conf()")
+        self.promote(new)
+        self.set_role(new_name, "primary")
+        self.set_role(old_name, "split primary")
+        self.save()
+        sessions = ("SELECT pid FROM pg_stat_activity WHERE application_name LIKE "
+                    "'ptor-worker-%%'")
+        deadline = time.monotonic() + spread_timeout
+        rounds = 0
+        while time.monotonic() < deadline:
+            on_old, on_new = len(old.query(sessions)), len(new.query(sessions))
+            if on_old and on_new:
+                return (f"promoted {new_name} with {old_name} still a writable primary; "
+                        f"ptor sessions: {on_old} on {old_name}, {on_new} on {new_name} "
+                        f"after {rounds} round(s) of reconnects")
+            crowded = old if on_old else new  # everyone on one side: make them reconnect
+            crowded.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                          "application_name LIKE 'ptor-worker-%%'")
+            rounds += 1
+            time.sleep(0.3)
+        return f"promoted {new_name} with {old_name} still a writable primary; ptor's " \
+               "sessions did not spread over both"
+
     def stop_node(self, name: str, crash: bool = True) -> None:
         if name not in self.nodes:
             raise LabError(f"no node {name!r}; nodes: {', '.join(self.nodes)}")

@@ -3,9 +3,9 @@
 from ptor_harness.ops import Identity, Op
 
 
-def op(seq, kind, key, t_end, outcome="ok", worker=0, session=1, latency=0.001):
+def op(seq, kind, key, t_end, outcome="ok", worker=0, session=1, latency=0.001, rows=None):
     t_start = None if t_end is None else t_end - latency
-    return Op(worker, seq, kind, key, t_start, t_end, outcome, None, session, None)
+    return Op(worker, seq, kind, key, t_start, t_end, outcome, None, session, rows)
 
 
 def intent(seq, kind, key, worker=0):

@@ -106,3 +106,67 @@ def test_rpo_window():
     assert rpo_window(None, 10.0) == 0.0
     assert rpo_window(7.5, 10.0) == 2.5
     assert rpo_window(11.0, 10.0) == 0.0
+
+
+def test_a_lost_delete_is_a_resurrected_row_with_its_example():
+    f = reconcile([op(1, INSERT, 1, 1.0), op(2, DELETE, 1, 2.0)], [(1, 1)])
+    assert f.resurrected_rows == 1
+    assert f.resurrected_examples == [{"worker": 0, "key": 1, "deleted_by_seq": 2,
+                                       "row_last_seq": 1}]
+
+
+def test_split_brain_writes_are_acks_after_a_newer_primary_served():
+    from ptor_harness.validation import newer_primary_since, stale_lookup
+
+    from .synthetic import identity
+
+    # worker 0 stays on the old primary (timeline 1, session 1); worker 1 reaches the
+    # promoted one (timeline 2) at t=5.0
+    identities = [identity(0, 1, 6001, timeline=1, at=0.0),
+                  identity(1, 1, 6001, timeline=1, at=0.0),
+                  identity(1, 2, 6002, timeline=2, at=5.0)]
+    assert newer_primary_since(identities) == {("42", 1): 5.0}
+    stale = stale_lookup(identities)
+    r = Reconciler(lambda w, s: "A", None, stale)
+    ops = [op(1, INSERT, 1, 4.0), op(2, INSERT, 2, 6.0), op(3, UPDATE, 1, 7.0),
+           op(4, INSERT, 3, 8.0, outcome=INDETERMINATE)]
+    r.add_worker(0, sorted(ops, key=lambda o: (o.key, o.seq)), [(1, 3), (2, 2)])
+    f = r.finish()
+    assert f.split_brain_writes == 2  # seq 2 and 3: acknowledged after t=5.0 on timeline 1
+    assert {e["seq"] for e in f.split_brain_examples} == {2, 3}
+    assert f.split_brain_examples[0]["newer_primary_since"] == 5.0
+    assert stale(1, 2, 9.0) is None  # the newest primary's acks are fine
+
+
+def test_a_restart_in_place_is_no_split_brain():
+    from ptor_harness.validation import stale_lookup
+
+    from .synthetic import identity
+
+    # the same server comes back on timeline 2 after every ack on timeline 1
+    stale = stale_lookup([identity(0, 1, 6001, timeline=1, at=0.0),
+                          identity(0, 2, 6001, timeline=2, at=10.0)])
+    assert stale(0, 1, 9.9) is None and stale(0, 1, 10.5) == 10.0
+
+
+def test_an_absent_row_is_no_proof_that_its_delete_survived():
+    """Insert and delete of key 2 both came after the last op the new primary kept: the row
+    is absent, which the lost insert explains as well as the delete. That must not make
+    the lost insert of key 3 (seq 3, before the delete) a hole."""
+    ops = [op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 2.0), op(3, INSERT, 3, 3.0),
+           op(4, DELETE, 2, 4.0)]
+    f = reconcile(ops, [(1, 1)])
+    assert f.holes == 0
+    assert f.lost == {"insert": 1, "update": 0, "delete": 0}  # key 3
+
+
+def test_an_update_that_matched_no_row_is_no_loss_and_no_hole():
+    """Seen on a real async failover: key 2's insert (session 1, old server A) was lost;
+    after the failover its updates ran on the new server B, found no row (rowcount 0) and
+    were acknowledged. Only the insert is lost; nothing below B's surviving op is a hole."""
+    ops = [op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 2.0),
+           op(3, UPDATE, 2, 3.0, session=2, rows=0), op(4, DELETE, 2, 3.5, session=2, rows=0),
+           op(5, INSERT, 3, 4.0, session=2, rows=1)]
+    f = reconcile(ops, [(1, 1), (3, 5)], servers={1: "A", 2: "B"})
+    assert f.lost == {"insert": 1, "update": 0, "delete": 0}
+    assert f.noop_writes == 2 and f.holes == 0 and f.resurrected_rows == 0

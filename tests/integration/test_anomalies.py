@@ -1,0 +1,48 @@
+"""Anomaly classes produced for real: split brain on a pair with no fencing, and
+resurrected rows (lost acknowledged deletes) when an async standby that fell behind is
+promoted."""
+
+from .conftest import lab_command
+
+
+def test_split_brain_writes_are_caught(make_lab, run_ptor):
+    """The standby is promoted while the old primary stays writable, and the clients'
+    DSN reaches either (libpq load_balance_hosts=random): both accept writes."""
+    lab = make_lab("sync")
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn() + " load_balance_hosts=random",
+                   "--init", "--parallel-workers", "4", "--warmup-duration", "1",
+                   "--duration", "6", "--lab-dir", lab.dir, "--fault", "split-brain:1",
+                   "--full-data-validation")
+    assert run.code == 1, run
+    r = run.report
+    (fault,) = r["faults"]
+    assert fault["exit_code"] == 0 and "still a writable primary" in fault["output"]
+    assert "sessions did not spread" not in fault["output"]
+    assert r["verdict"] == "fail"
+    assert r["anomalies"]["split_brain_writes"] > 0
+    example = r["anomalies"]["split_brain_examples"][0]
+    assert example["acknowledged_at"] > example["newer_primary_since"]
+    assert any("split brain writes" in reason for reason in r["verdict_reasons"])
+    # whichever primary reconciliation reached, the other one's writes are missing on it
+    assert r["rpo"]["lost_acknowledged_ops"] > 0 or r["anomalies"]["phantom_rows"] > 0
+
+
+def test_lost_deletes_are_resurrected_rows(make_lab, run_ptor):
+    """An async standby stops while the load goes on; then it is promoted: the deletes
+    acknowledged meanwhile are undone, so rows they deleted are back."""
+    lab = make_lab("async")
+    failover = (lab_command(lab, "stop-node", "node2") + " && sleep 3 && "
+                + lab_command(lab, "failover"))
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "3",
+                   "--insert-percent", "40", "--update-percent", "20",
+                   "--delete-percent", "40", "--warmup-duration", "2", "--failover-after",
+                   "0", "--observe-after", "1", "--duration", "40",
+                   "--full-data-validation", "--failover-command", failover)
+    assert run.code == 1, run
+    r = run.report
+    lost = r["rpo"]["lost_by_kind"]
+    assert lost["delete"] > 0
+    assert r["anomalies"]["resurrected_rows"] == lost["delete"]
+    example = r["anomalies"]["resurrected_examples"][0]
+    assert example["deleted_by_seq"] > example["row_last_seq"]
+    assert r["anomalies"]["holes"] == 0 and r["anomalies"]["split_brain_writes"] == 0
