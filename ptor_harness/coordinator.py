@@ -32,6 +32,7 @@ from .ledger import postgres as pg_ledger
 from .metrics import RunMetrics, latency_summary
 from .ops import Identity
 from .recorder import run_recorder
+from .saturation import CpuSampler
 from .validation import ValidationIncomplete, confirm_primary, reconcile_run
 from .worker import WorkerBoard, run_worker
 
@@ -67,6 +68,8 @@ class DrillOutcome:
     faults_planned: int = 0
     lock_lost_to: Optional[str] = None  # another drill took the cluster's lock meanwhile
     lock_retaken: int = 0  # times the lock was taken again on a new primary
+    cpu_samples: list = field(default_factory=list)  # (t, harness cores, machine busy %)
+    cpu_cores: int = 1
 
 
 def new_run_id() -> str:
@@ -257,6 +260,7 @@ class Drill:
             proc.start()
             workers.append(proc)
         watcher = LoadWatcher(s, board, self.progress, lambda: self.current_phase)
+        sampler = CpuSampler([os.getpid(), recorder.pid] + [p.pid for p in workers])
         schedule = None
         try:
             self.phase("warmup")
@@ -302,6 +306,7 @@ class Drill:
                     self.outcome.stop_reason = "all workers ended"
                     break
                 watcher.tick(now)
+                sampler.sample(now)
                 if watcher.outage_seconds(now) > s.max_outage:
                     self.outcome.max_outage_exceeded = True
                     self.outcome.stop_reason = (f"no primary accepted writes for "
@@ -319,6 +324,7 @@ class Drill:
         finally:
             watcher.clear_line()
             self.phase("drain")
+            self.outcome.cpu_samples, self.outcome.cpu_cores = sampler.samples, sampler.cores
             stop.set()
             go.set()
             if schedule is not None:

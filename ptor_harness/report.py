@@ -6,7 +6,8 @@ Report format history:
   2 — `interrupted` (signal name or null), `deadline_reached` (max-run-seconds), `lock`
       (the drill lock: times retaken after a failover, who took it), `checks`
       (each of the verdict's checks: name, status, detail); anomalies gain
-      split_brain_writes, resurrected_rows and examples for every class.
+      split_brain_writes, resurrected_rows and examples for every class; `harness` (CPU
+      of ptor's own processes and of the machine during the load, harness_limited).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Optional
 
 from tabulate import tabulate
 
+from . import saturation
 from .charts import terminal_chart
 from .errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
 from .exports import write_atomic
@@ -110,6 +112,8 @@ def build(outcome) -> dict:
         "stop_reason": outcome.stop_reason,
         "interrupted": outcome.interrupted,
         "lock": {"retaken": outcome.lock_retaken, "lost_to": outcome.lock_lost_to},
+        "harness": saturation.judge(outcome.cpu_samples, outcome.cpu_cores,
+                                    outcome.phases.get("load"), outcome.phases.get("drain")),
         "deadline_reached": outcome.deadline_reached,
         "rto": {
             "write_seconds": rto["write_seconds"],
@@ -277,6 +281,13 @@ def judge(report: dict, outcome) -> tuple[str, list[str], list[str], list[dict]]
             warnings.append(f"fault {fault.name}: {why}")
     if outcome.faults and not report["windows"]:
         warnings.append("faults were injected but no client saw an outage")
+    harness = report["harness"]
+    if harness["harness_limited"]:
+        warnings.append(f"the harness, not only the cluster, set the pace: the machine's "
+                        f"CPUs were saturated for {harness['saturated_seconds']} of "
+                        f"{harness['samples']} s of load, with ptor's own processes using "
+                        f"up to {harness['harness_cores_max']:.1f} of {harness['cores']} "
+                        "cores (run ptor on another host for throughput figures)")
     after = outcome.primary_after
     newest = max((i.timeline for i in outcome.identities if not i.in_recovery and after
                   and i.system_id == after.system_id and i.timeline is not None), default=None)
