@@ -167,7 +167,7 @@ class Reconciler:
     def _split_brain(self, worker: int, ops: list[Op]) -> None:
         f = self.findings
         for op in ops:
-            if op.outcome != OK or op.t_end is None or self.stale is None:
+            if op.outcome != OK or op.t_end is None:
                 continue
             since = self.stale(worker, op.session, op.t_end)
             if since is not None:
@@ -180,7 +180,8 @@ class Reconciler:
     def _judge(self, worker: int, key: int, ops: list[Op], row: Optional[tuple]) -> None:
         f = self.findings
         f.keys_checked += 1
-        self._split_brain(worker, ops)
+        if self.stale is not None:
+            self._split_brain(worker, ops)
         # An acknowledged update or delete that matched no row changed nothing (its row
         # was already gone: that loss is its insert's); there is no effect to look for.
         noops = [op for op in ops if op.outcome == OK and op.kind != INSERT and op.rows == 0]

@@ -84,13 +84,15 @@ def newer_primary_since(identities: list[Identity]) -> dict:
     return newer
 
 
-def stale_lookup(identities: list[Identity]) -> Callable[[int, Optional[int], float],
-                                                           Optional[float]]:
+def stale_lookup(identities: list[Identity]) -> Optional[Callable[[int, Optional[int], float],
+                                                                    Optional[float]]]:
     """(worker, session, acknowledged at) -> since when a newer primary was serving, when
     the op was acknowledged by a server that was no longer the newest primary (split brain);
-    else None."""
+    else None. None instead of a lookup when no client ever saw a newer primary."""
     sessions = {(i.worker, i.session): (i.system_id, i.timeline) for i in identities}
     newer = newer_primary_since(identities)
+    if not newer:
+        return None  # no client ever saw a newer primary: nothing can be stale
 
     def stale(worker: int, session: Optional[int], acked_at: float) -> Optional[float]:
         since = newer.get(sessions.get((worker, session)))
