@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import os
 import re
@@ -309,6 +310,19 @@ def check_scenario_file(path: str) -> None:
             raise ConfigError(_unknown_message(f"unknown key '{key}' in {path}", name))
 
 
+def masking_secrets(parse):
+    """Error messages quote the value that was wrong, and a DSN pasted into the wrong key
+    carries its password: every ConfigError leaving `parse` has passwords masked."""
+    @functools.wraps(parse)
+    def wrapped(*args, **kwargs):
+        try:
+            return parse(*args, **kwargs)
+        except ConfigError as exc:
+            raise ConfigError(redact(str(exc))) from None
+    return wrapped
+
+
+@masking_secrets
 def parse_scenario(argv: Optional[Sequence[str]] = None,
                    env: Optional[dict] = None) -> Scenario:
     """argv + env + scenario file -> validated Scenario, or ConfigError with one sentence."""
@@ -317,11 +331,7 @@ def parse_scenario(argv: Optional[Sequence[str]] = None,
     config_file = _config_path(argv, env)
     if config_file:
         check_scenario_file(config_file)
-    parser = build_parser()
-    try:
-        ns = parser.parse_args(argv, env_vars=env)
-    except ConfigError as exc:
-        raise ConfigError(redact(str(exc))) from None
+    ns = build_parser().parse_args(argv, env_vars=env)
     values = {opt.dest: getattr(ns, opt.dest) for opt in OPTIONS}
     for opt in OPTIONS:  # DefaultConfigFileParser hands us strings for flags: normalise
         if opt.flag and values[opt.dest] is not None:
@@ -465,6 +475,7 @@ class HistoryQuery:
     rto_conn_timeout: float
 
 
+@masking_secrets
 def parse_history(argv: Sequence[str], env: Optional[dict] = None) -> HistoryQuery:
     """`ptor history [-c FILE] [--repo-pgdsn DSN] [--report-dir DIR] [--limit N] [--json]`:
     the same keys, env vars and scenario files as a drill, other keys ignored. The runs

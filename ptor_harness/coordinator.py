@@ -16,6 +16,7 @@ import os
 import queue as queue_module
 import random
 import secrets
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -305,6 +306,7 @@ class Drill:
                 if all(not p.is_alive() for p in workers):
                     self.outcome.stop_reason = "all workers ended"
                     break
+                self.check_workers(workers, board)
                 watcher.tick(now)
                 sampler.sample(now)
                 if watcher.outage_seconds(now) > s.max_outage:
@@ -362,11 +364,30 @@ class Drill:
                 return
             self.handle_event(event, abort)
 
+    def worker_died(self, crash: messages.WorkerCrashed) -> None:
+        """Record a worker's death once, whether its own report or its exit came first."""
+        if any(c.worker == crash.worker for c in self.outcome.worker_crashes):
+            return
+        self.outcome.worker_crashes.append(crash)
+        self.outcome.errors.append(f"worker {crash.worker} {crash.error}")
+        log.error("worker %d %s; the others carry on", crash.worker, crash.error)
+
+    def check_workers(self, workers: list, board: WorkerBoard) -> None:
+        """A worker process gone without ending its stream (SIGKILL, OOM killer) is noticed
+        at the next tick: reported, and taken out of outage tracking. Its ops in flight are
+        durable intents without an outcome: in doubt, resolved at reconciliation."""
+        for w, proc in enumerate(workers):
+            if proc.exitcode is None or board.get(w, "ended"):
+                continue
+            board.set(w, "ended", 1)
+            code = proc.exitcode
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            self.worker_died(messages.WorkerCrashed(w, f"died ({how})", ""))
+
     def handle_event(self, event, abort) -> None:
         if isinstance(event, messages.WorkerCrashed):
-            self.outcome.worker_crashes.append(event)
-            self.outcome.errors.append(f"worker {event.worker} crashed: {event.error}")
-            log.error("worker %d crashed: %s", event.worker, event.error)
+            self.worker_died(messages.WorkerCrashed(event.worker, f"crashed: {event.error}",
+                                                    event.traceback))
         elif isinstance(event, messages.RecorderCrashed):
             abort.set()
             self.outcome.errors.append(f"the recorder failed: {event.error}")

@@ -279,6 +279,7 @@ def run_worker(spec: WorkerSpec, queue, ack_conn, board_array, workers: int, go,
     except BaseException as exc:  # report, with traceback, then end the stream if we can
         events.put(messages.WorkerCrashed(spec.worker, db.error_label(exc),
                                           traceback.format_exc()))
+        board.set(spec.worker, "ended", 1)  # reported above; not a silent death
         try:
             worker.flush()
             worker.send((messages.WORKER_END, spec.worker))

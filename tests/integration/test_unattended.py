@@ -173,3 +173,77 @@ def test_history_from_the_repo_and_from_the_run_folders(make_lab, run_ptor, tmp_
     text = history("--report-dir", first.out_dir)
     assert text.startswith(f"Runs in {first.out_dir}, newest first")
     assert text.index(ids[1]) < text.index(ids[0]) and "Trends, oldest to newest" in text
+
+
+def test_no_output_ever_shows_a_password(make_lab, tmp_path):
+    """Passwords in both DSNs (the servers trust loopback, so they are carried but not
+    needed): not in stdout, stderr, any file of the run folder (the embedded ledger's bytes
+    included), the Prometheus and JUnit files, the history, the repo's ledger, or the
+    process titles of ptor and its children while it runs."""
+    secret = "Pw-3xq9-never-shown"
+    lab = make_lab("sync")
+    env = dict(ptor_env(), PRIMARY_PGDSN=f"{lab.primary_dsn()} password={secret}",
+               REPO_PGDSN=f"{lab.repo_dsn()} password={secret}")
+    prom, junit = tmp_path / "p.prom", tmp_path / "j.xml"
+    argv = [sys.executable, "-m", "ptor_harness.cli", "--init", "--parallel-workers", "2",
+            "--warmup-duration", "0.5", "--duration", "4", "--lab-dir", lab.dir, "--fault",
+            "kill-primary:0.5", "--report-dir", str(tmp_path / "runs"), "--progress",
+            "--prometheus-file", str(prom), "--junit-xml", str(junit)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, stdin=subprocess.DEVNULL)
+    wait_for_log(tmp_path, "phase load", proc)
+    titles = [" ".join(p.cmdline()) for p in
+              [psutil.Process(proc.pid)] + psutil.Process(proc.pid).children(recursive=True)]
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert len(titles) >= 4 and not any(secret in t for t in titles)
+    assert secret not in out and secret not in err
+    files = [p for p in (tmp_path / "runs").rglob("*") if p.is_file()] + [prom, junit]
+    assert len(files) >= 8
+    for path in files:
+        assert secret.encode() not in path.read_bytes(), path
+    (scenario,) = (tmp_path / "runs").glob("*/scenario.ini")
+    assert scenario.read_text().count("password=********") == 2  # it was there, masked
+    for args in (["--report-dir", str(tmp_path / "runs")], []):
+        shown = subprocess.run([sys.executable, "-m", "ptor_harness.cli", "history", *args],
+                               capture_output=True, text=True, env=env, timeout=60,
+                               check=False)
+        assert shown.returncode == 0 and secret not in shown.stdout + shown.stderr
+    rows = lab.nodes["repo"].query("SELECT scenario || coalesce(report, '') FROM "
+                                   "ptor.ledger_run")
+    assert rows and not any(secret in row[0] for row in rows)
+    assert not lab.nodes["repo"].query("SELECT 1 FROM ptor.ledger_op WHERE error LIKE %s",
+                                       (f"%{secret}%",))
+
+
+def test_a_killed_worker_is_noticed_within_a_second_and_the_others_carry_on(make_lab,
+                                                                             tmp_path):
+    lab = make_lab("sync")
+    proc = start_ptor(tmp_path, *drill_args(lab, "--duration", "5",
+                                             "--full-data-validation"))
+    wait_for_log(tmp_path, "phase load", proc)
+    # the coordinator starts the recorder, then workers 0, 1, 2, each a spawn_main child
+    spawned = sorted((c for c in psutil.Process(proc.pid).children()
+                      if "spawn_main" in " ".join(c.cmdline())), key=lambda c: c.pid)
+    assert len(spawned) == 4
+    victim = spawned[2]  # worker 1
+    killed_at = time.time()
+    victim.kill()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    r = json.loads((tmp_path / "report.json").read_text())
+    assert r["errors"] == ["worker 1 died (killed by SIGKILL)"]
+    assert any("worker(s) crashed" in w for w in r["warnings"])
+    (log,) = (tmp_path / "runs").glob("*/ptor.log")
+    line = next(x for x in log.read_text().splitlines() if "worker 1 died" in x)
+    noticed = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")) + \
+        int(line[20:23]) / 1000
+    assert noticed - killed_at < 1.0
+    # the others carried on; the dead worker's planned ops are in doubt, all resolved
+    workers = {w["worker"]: w for w in r["workers"]}
+    assert workers[0]["ok"] > workers[1]["ok"] and workers[2]["ok"] > workers[1]["ok"]
+    assert workers[1]["indeterminate"] >= 1
+    resolved = r["indeterminate"]
+    assert resolved["applied"] + resolved["not_applied"] + resolved["superseded"] >= 1
+    assert r["rpo"]["lost_acknowledged_ops"] == 0 and r["validation"]["mismatched_rows"] == 0
+    assert r["verdict"] == "pass"
