@@ -11,13 +11,12 @@ sockets kept inside the lab directory.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 
 import psycopg2
 
-from .base import Lab, wait_until
+from .base import Lab, find_program, wait_until
 from .pg import LabError
 from .streaming import postgres_settings
 
@@ -38,11 +37,7 @@ MANAGER_DOWN_SECONDS = 8.0
 
 
 def pg_autoctl() -> str:
-    found = shutil.which("pg_autoctl")
-    if not found:
-        raise LabError(f"pg_autoctl is not installed; on Debian: apt-get install -y "
-                       f"--no-install-recommends {PACKAGES}")
-    return found
+    return find_program("pg_autoctl", PACKAGES)
 
 
 class AutoFailoverLab(Lab):

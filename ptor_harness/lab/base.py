@@ -26,6 +26,17 @@ from .pg import LabError, LabUser, Node, alive, bindir, port_free, wait_gone
 STATE = "lab.json"
 
 
+def find_program(name: str, packages: str) -> str:
+    """The path of an installed program (PATH, then /usr/sbin, where Debian puts haproxy),
+    or LabError naming the Debian packages that bring it."""
+    found = shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}")
+                                   else None)
+    if not found:
+        raise LabError(f"{name} is not installed; on Debian: apt-get install -y "
+                       f"--no-install-recommends {packages}")
+    return found
+
+
 class Daemon:
     """A long-running program of the lab (etcd, haproxy, patroni, pg_autoctl run)."""
 

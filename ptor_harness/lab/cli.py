@@ -92,7 +92,9 @@ def demo(args: argparse.Namespace) -> int:
             "--primary-pgdsn", lab.primary_dsn(), "--init",
             "--parallel-workers", str(args.workers), "--warmup-duration", "3",
             "--duration", "60", "--observe-after", "3",
-            "--lab-dir", lab_dir, "--fault", "kill-primary:3", "--full-data-validation",
+            "--failover-after", "3", "--failover-command",
+            f"{shlex.quote(sys.executable)} -m ptor_harness.lab.cli fault --dir "
+            f"{shlex.quote(lab_dir)} kill-primary", "--full-data-validation",
             "--check-primary-latency", "--report-dir", args.report_dir,
             "--report-json", os.path.join(args.report_dir, f"demo-{args.stack}.json"),
         ])

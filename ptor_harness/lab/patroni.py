@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import time
 import urllib.request
 
-from .base import Lab, wait_until
+from .base import Lab, find_program, wait_until
 from .pg import LabError
 from .streaming import postgres_settings
 
@@ -86,12 +85,7 @@ listen pg_primary
 
 
 def program(name: str) -> str:
-    found = shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}")
-                                   else None)
-    if not found:
-        raise LabError(f"{name} is not installed; on Debian: apt-get install -y "
-                       f"--no-install-recommends {PACKAGES}")
-    return found
+    return find_program(name, PACKAGES)
 
 
 class PatroniLab(Lab):

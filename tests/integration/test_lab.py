@@ -56,7 +56,10 @@ def test_demo_is_a_passing_drill_that_leaves_nothing_behind(capsys, tmp_path):
     assert report["verdict"] == "pass" and report["rto"]["write_seconds"] > 0
     assert report["rpo"]["lost_acknowledged_ops"] == 0
     assert report["validation"]["mode"] == "full" and report["validation"]["completed"]
-    assert [f["name"] for f in report["faults"]] == ["kill-primary"]
+    (fault,) = report["faults"]  # the lab's kill-primary, run as the failover command
+    assert fault["name"] == "failover-command" and fault["exit_code"] == 0
+    assert fault["command"].endswith(f"fault --dir {lab_dir} kill-primary")
+    assert "promoted node2" in fault["output"]
     assert report["servers"]["primary_after"]["port"] == base + 1
     assert not os.path.exists(lab_dir) and lab_processes(lab_dir) == []
     assert all(port_free(base + i) for i in range(3))
