@@ -310,19 +310,21 @@ def check_scenario_file(path: str) -> None:
             raise ConfigError(_unknown_message(f"unknown key '{key}' in {path}", name))
 
 
-def masking_secrets(parse):
-    """Error messages quote the value that was wrong, and a DSN pasted into the wrong key
-    carries its password: every ConfigError leaving `parse` has passwords masked."""
+def one_safe_line(parse):
+    """Error messages quote the value that was wrong: a DSN pasted into the wrong key
+    carries its password, a file name may hold a line break. Every ConfigError leaving
+    `parse` has passwords masked and line breaks escaped, so it stays one line."""
     @functools.wraps(parse)
     def wrapped(*args, **kwargs):
         try:
             return parse(*args, **kwargs)
         except ConfigError as exc:
-            raise ConfigError(redact(str(exc))) from None
+            text = redact(str(exc)).replace("\r", "\\r").replace("\n", "\\n")
+            raise ConfigError(text) from None
     return wrapped
 
 
-@masking_secrets
+@one_safe_line
 def parse_scenario(argv: Optional[Sequence[str]] = None,
                    env: Optional[dict] = None) -> Scenario:
     """argv + env + scenario file -> validated Scenario, or ConfigError with one sentence."""
@@ -475,7 +477,7 @@ class HistoryQuery:
     rto_conn_timeout: float
 
 
-@masking_secrets
+@one_safe_line
 def parse_history(argv: Sequence[str], env: Optional[dict] = None) -> HistoryQuery:
     """`ptor history [-c FILE] [--repo-pgdsn DSN] [--report-dir DIR] [--limit N] [--json]`:
     the same keys, env vars and scenario files as a drill, other keys ignored. The runs

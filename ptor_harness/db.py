@@ -8,8 +8,12 @@ the established connection then runs on psycopg2's ordinary blocking path at ful
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import random
 import select
+import socket
 import time
 from typing import Callable, Optional
 
@@ -76,12 +80,7 @@ def connect(dsn: str, application_name: str, timeout: float,
     for key in list(kwargs):
         if key in parsed and key != "connect_timeout":
             kwargs.pop(key)  # the user's own settings win
-    previous = extensions.get_wait_callback()
-    extensions.set_wait_callback(_deadline_wait(timeout))
-    try:
-        conn = psycopg2.connect(dsn, **kwargs)
-    finally:
-        extensions.set_wait_callback(previous)
+    conn = _connect_first_host(dsn, parsed, timeout, kwargs)
     try:
         conn.autocommit = autocommit
         if statement_timeout > 0:
@@ -93,6 +92,49 @@ def connect(dsn: str, application_name: str, timeout: float,
         conn.close()
         raise
     return conn
+
+
+def host_attempts(dsn: str, parsed: dict) -> list[str]:
+    """One single-host DSN per host of a multi-host DSN, in the order libpq would try them
+    (shuffled for load_balance_hosts=random). libpq cannot be told to give up on one host
+    and go on to the next in the middle of a connect, and a host that accepts TCP but never
+    answers (a frozen server) would use up the whole attempt: so ptor walks the hosts
+    itself, each attempt bounded, and libpq still checks target_session_attrs on each."""
+    hosts = (parsed.get("host") or "").split(",")
+    if len(hosts) < 2:
+        return [dsn]
+    def per_host(key: str) -> list:
+        values = (parsed.get(key) or "").split(",") if parsed.get(key) else []
+        return values if len(values) == len(hosts) else values[:1] * len(hosts)
+    ports, addrs = per_host("port"), per_host("hostaddr")
+    order = list(range(len(hosts)))
+    if parsed.get("load_balance_hosts") == "random":
+        random.shuffle(order)
+    attempts = []
+    for i in order:
+        one = {"host": hosts[i], "load_balance_hosts": "disable"}
+        if ports:
+            one["port"] = ports[i]
+        if addrs:
+            one["hostaddr"] = addrs[i]
+        attempts.append(extensions.make_dsn(dsn, **one))
+    return attempts
+
+
+def _connect_first_host(dsn: str, parsed: dict, timeout: float, kwargs: dict):
+    """The first host that answers within `timeout` seconds (see host_attempts)."""
+    error: Optional[Exception] = None
+    for attempt in host_attempts(dsn, parsed):
+        previous = extensions.get_wait_callback()
+        extensions.set_wait_callback(_deadline_wait(timeout))
+        try:
+            return psycopg2.connect(attempt, **kwargs)
+        except psycopg2.OperationalError as exc:
+            error = exc
+        finally:
+            extensions.set_wait_callback(previous)
+    assert error is not None
+    raise error
 
 
 _IDENTITY_SQL = """
@@ -153,3 +195,16 @@ def classify(exc: BaseException, sent: bool) -> str:
 def quote_ident(name: str) -> str:
     """Quote one SQL identifier (double quotes, doubled inside)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def cut_socket(conn_or_fd) -> None:
+    """Shut a session's socket down from any thread: a call blocked on it (a frozen server
+    never answers, and its kernel keeps TCP alive) returns at once with a connection error.
+    Takes a connection or its file descriptor."""
+    fd = conn_or_fd if isinstance(conn_or_fd, int) else conn_or_fd.fileno()
+    with contextlib.suppress(OSError, ValueError, psycopg2.Error):
+        sock = socket.socket(fileno=os.dup(fd))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()

@@ -17,8 +17,9 @@ OUTPUT_TAIL = 4000
 
 
 # The built-in fault actions (`--fault`, `ptor-lab fault`); each lab stack implements the
-# ones it can (split-brain: the streaming lab only).
-FAULT_ACTIONS = ("kill-primary", "stop-primary", "switchover", "kill-manager", "split-brain")
+# ones it can (hang-primary and split-brain: the streaming lab only).
+FAULT_ACTIONS = ("kill-primary", "stop-primary", "switchover", "kill-manager", "hang-primary",
+                 "split-brain")
 
 
 @dataclass

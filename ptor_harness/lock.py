@@ -15,12 +15,14 @@ drill started during the outage), which makes the run's figures suspect.
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
 from typing import Optional
 
 import psycopg2
 
 from . import db
+from .db import cut_socket
 from .errors import ClusterError
 
 LOCK_CLASS = 0x70746F72  # "ptor"
@@ -95,11 +97,17 @@ class LockKeeper:
         self.thread.start()
 
     def _alive(self) -> bool:
+        """Is the lock's session still there? Sends nothing, so a frozen server can never
+        block the check: the socket turns readable only when the server closed it (a
+        crash, a shutdown) or sent something, and poll() then reads what it was."""
+        if self.conn.closed:
+            return False
         try:
-            with self.conn.cursor() as cur:
-                cur.execute("SELECT 1")
+            readable, _, _ = select.select([self.conn.fileno()], [], [], 0)
+            if readable:
+                self.conn.poll()
             return True
-        except psycopg2.Error:
+        except (psycopg2.Error, OSError, ValueError):
             return False
 
     def _retake(self) -> bool:
@@ -131,10 +139,14 @@ class LockKeeper:
                 return  # someone else's drill owns the cluster now: stop competing
 
     def release(self) -> None:
-        """Stop the thread; closing the session releases the lock."""
+        """Stop the thread; closing the session releases the lock. A session stuck on a
+        frozen server is cut at the socket first: close() would wait for it forever."""
         self.stopped.set()
         if self.thread.ident is not None:
-            self.thread.join(self.timeout + self.statement_timeout + 5)
+            self.thread.join(self.timeout + 1)
+        if self.thread.is_alive():
+            cut_socket(self.conn)
+            self.thread.join(self.timeout + 1)
         with contextlib.suppress(Exception):
             self.conn.close()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue as queue_module
+import threading
 import time
 import traceback
 from typing import Optional
@@ -65,6 +66,37 @@ class Stopped(Exception):
     """The coordinator asked the worker to stop (or to abort)."""
 
 
+class OpWatchdog:
+    """Bounds every op on the client side. A primary whose processes are frozen (SIGSTOP, a
+    hung VM) never runs its statement_timeout, and the kernel keeps answering TCP
+    keepalives for it, so a worker blocked in libpq would wait forever. This thread shuts
+    down the socket of an op older than `limit` seconds: libpq sees the connection drop,
+    the op ends in doubt, and the worker reconnects. Costs nothing per op (one attribute
+    write); off when statement-timeout is 0 (the user asked for no limit)."""
+
+    def __init__(self, worker: Worker, limit: float) -> None:
+        self.worker = worker
+        self.limit = limit
+        self.cut = 0
+        self.thread = threading.Thread(target=self._run, name="ptor-op-watchdog",
+                                       daemon=True)
+
+    def start(self) -> None:
+        if self.worker.spec.statement_timeout > 0:
+            self.thread.start()
+
+    def _run(self) -> None:
+        interval = min(0.5, self.limit / 10)
+        while True:
+            time.sleep(interval)
+            flight = self.worker.in_flight
+            if flight is not None and time.time() - flight[0] > self.limit:
+                db.cut_socket(flight[1])
+                self.cut += 1
+                while self.worker.in_flight is flight:  # until that op has ended
+                    time.sleep(interval)
+
+
 class Worker:
     """The loop of one worker; `run_worker` is its process entry point."""
 
@@ -105,6 +137,8 @@ class Worker:
             DELETE: f"DELETE FROM {t} WHERE id = %s",
         }
         self.app_name = f"ptor-worker-{w}"
+        self.in_flight: Optional[tuple[float, int]] = None  # (started, socket fd) of the op
+        self.watchdog = OpWatchdog(self, spec.statement_timeout + spec.rto_conn_timeout)
 
     # --- the Queue -------------------------------------------------------------------
 
@@ -184,6 +218,7 @@ class Worker:
         t_start = time.time()
         error = None
         rows = None
+        self.in_flight = (t_start, self.conn.fileno())
         try:
             if kind == INSERT:
                 self.cur.execute(self.sql[INSERT], (key, seq, data, t_start))
@@ -196,6 +231,7 @@ class Worker:
         except psycopg2.Error as exc:
             outcome = db.classify(exc, sent=True)
             error = db.error_label(exc)
+        self.in_flight = None
         t_end = time.time()
         self.workload.settle(kind, key, outcome)
         self.counts[outcome] += 1
@@ -238,6 +274,7 @@ class Worker:
         while not go.wait(0.2):
             if self.stopping():
                 return self.finish([])
+        self.watchdog.start()
         sync = self.spec.sync_ledger
         current = self.plan_next()
         current_no = self.send_intents(current) if sync and current else -1

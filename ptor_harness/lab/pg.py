@@ -241,6 +241,9 @@ class Node:
         children = []
         try:
             children = psutil.Process(self.pid).children(recursive=True)
+            for proc in [psutil.Process(self.pid)] + children:  # a frozen node must hear it
+                with contextlib.suppress(psutil.Error):
+                    proc.resume()
             os.kill(self.pid, sig)
         except (ProcessLookupError, psutil.NoSuchProcess):
             return
@@ -258,6 +261,15 @@ class Node:
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and any(alive(c.pid) for c in children):
                 time.sleep(0.02)
+
+    def freeze(self) -> int:
+        """SIGSTOP the postmaster and every backend: a hung server whose sockets stay open
+        and whose kernel still answers TCP. Returns how many processes were stopped."""
+        procs = [psutil.Process(self.pid)] + psutil.Process(self.pid).children(recursive=True)
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                proc.suspend()
+        return len(procs)
 
     def stop(self) -> None:
         """Immediate shutdown: fast, and enough for a lab that is thrown away."""

@@ -172,6 +172,21 @@ class StreamingLab(Lab):
         """Planned: fast shutdown (all WAL reaches the standby), promote, rejoin."""
         return self.failover(signal.SIGINT, rejoin=True)
 
+    def hang_primary(self) -> str:
+        """Freeze the primary (SIGSTOP of the postmaster and every backend: sessions stay
+        open, statements never return, the kernel still answers TCP) and promote the
+        standby. The frozen node stays frozen, marked failed, until `down`."""
+        old_name, new_name = self.named("primary"), self.named("standby")
+        if old_name is None or new_name is None:
+            raise LabError("the lab has no primary/standby pair")
+        frozen = self.nodes[old_name].freeze()
+        self.set_role(old_name, "failed")
+        self.save()
+        self.promote(self.nodes[new_name])
+        self.set_role(new_name, "primary")
+        self.save()
+        return f"froze {old_name} ({frozen} processes stopped), promoted {new_name}"
+
     def split_brain(self, spread_timeout: float = 15.0) -> str:
         """Promote the standby while the old primary keeps running and writable (no
         fencing), then spread ptor's worker sessions over both: a client whose DSN reaches

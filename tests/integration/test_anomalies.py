@@ -46,3 +46,27 @@ def test_lost_deletes_are_resurrected_rows(make_lab, run_ptor):
     example = r["anomalies"]["resurrected_examples"][0]
     assert example["deleted_by_seq"] > example["row_last_seq"]
     assert r["anomalies"]["holes"] == 0 and r["anomalies"]["split_brain_writes"] == 0
+
+
+def test_a_frozen_primary_never_hangs_the_drill(make_lab, run_ptor):
+    """The primary's processes are SIGSTOPped (statements never return, its kernel keeps
+    TCP alive, so neither statement_timeout nor keepalives end them) and the standby is
+    promoted: each worker's op is cut after statement-timeout + rto-conn-timeout, ends in
+    doubt, and the workers go on on the new primary."""
+    workers = 3
+    lab = make_lab("sync")
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers",
+                   str(workers), "--warmup-duration", "1", "--duration", "30",
+                   "--observe-after", "1", "--statement-timeout", "2", "--rto-conn-timeout",
+                   "1", "--lab-dir", lab.dir, "--fault", "hang-primary:1",
+                   "--full-data-validation", timeout=120)
+    assert run.code == 0, run
+    r = run.report
+    assert "froze node1" in r["faults"][0]["output"]
+    assert 3.0 <= r["rto"]["detection_seconds"] < 6.0  # the ops were cut at 2 + 1 s
+    assert r["rto"]["recovered"] and r["rto"]["write_seconds"] < 10.0
+    assert r["ops"]["indeterminate"] == workers  # one frozen op per worker
+    resolved = r["indeterminate"]
+    assert resolved["applied"] + resolved["not_applied"] == workers
+    assert r["servers"]["primary_after"]["port"] == lab.nodes["node2"].port
+    assert r["rpo"]["lost_acknowledged_ops"] == 0 and r["verdict"] == "pass"

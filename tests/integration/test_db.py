@@ -97,3 +97,26 @@ def test_crashed_server_mid_statement_is_in_doubt(make_lab):
     thread.join(10)
     assert isinstance(box["error"], psycopg2.OperationalError)
     assert db.classify(box["error"], sent=True) == INDETERMINATE
+
+
+def test_a_host_that_never_answers_does_not_hide_the_next_one(make_lab):
+    """The first host accepts TCP (the kernel's backlog) but never speaks, like a frozen
+    server: each host's attempt is bounded, so the second host is still reached."""
+    import socket
+    import time
+
+    lab = make_lab("sync")
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        dsn = (f"host=127.0.0.1,127.0.0.1 port={hole.getsockname()[1]},"
+               f"{lab.nodes['node1'].port} dbname=postgres user={lab.user.name} "
+               "target_session_attrs=read-write")
+        started = time.monotonic()
+        conn = db.connect(dsn, "ptor-test", 0.5)
+        took = time.monotonic() - started
+    try:
+        assert conn.info.port == lab.nodes["node1"].port
+        assert 0.5 <= took < 2.5  # the silent host's bounded attempt, then the real one
+    finally:
+        conn.close()

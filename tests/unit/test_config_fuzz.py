@@ -33,7 +33,7 @@ def check(argv, env):
     assert scenario.insert_percent + scenario.update_percent + scenario.delete_percent == 100
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(names, values), max_size=6))
 def test_any_flags(pairs):
     argv = ["--primary-pgdsn", f"host=127.0.0.1 password={SECRET}"]
@@ -42,13 +42,13 @@ def test_any_flags(pairs):
     check(argv, {})
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(st.dictionaries(st.sampled_from([o.env for o in OPTIONS]), values, max_size=5))
 def test_any_env(env):
     check([], dict(env, PRIMARY_PGDSN=env.get("PRIMARY_PGDSN", "host=127.0.0.1")))
 
 
-@settings(max_examples=200, deadline=None,
+@settings(max_examples=200, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(names, values), max_size=6), st.booleans())
 def test_any_scenario_file(tmp_path, pairs, section):
@@ -60,7 +60,7 @@ def test_any_scenario_file(tmp_path, pairs, section):
     check(["-c", str(path), "--primary-pgdsn", "host=127.0.0.1"], {})
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(names, values), max_size=4))
 def test_the_cli_exits_2_with_one_line(pairs):
     argv = ["--primary-pgdsn", "host=127.0.0.1 port=1", "--bogus"]
