@@ -247,3 +247,22 @@ def test_a_killed_worker_is_noticed_within_a_second_and_the_others_carry_on(make
     assert resolved["applied"] + resolved["not_applied"] + resolved["superseded"] >= 1
     assert r["rpo"]["lost_acknowledged_ops"] == 0 and r["validation"]["mismatched_rows"] == 0
     assert r["verdict"] == "pass"
+
+
+def test_a_dead_recorder_stops_the_load_at_once(make_lab, tmp_path):
+    lab = make_lab("sync")
+    proc = start_ptor(tmp_path, *drill_args(lab, "--duration", "120"))
+    wait_for_log(tmp_path, "phase load", proc)
+    spawned = sorted((c for c in psutil.Process(proc.pid).children()
+                      if "spawn_main" in " ".join(c.cmdline())), key=lambda c: c.pid)
+    recorder = spawned[0]  # started before the workers
+    killed_at = time.monotonic()
+    recorder.kill()
+    out, err = proc.communicate(timeout=60)
+    assert time.monotonic() - killed_at < 15  # not the 120 s of load it was asked for
+    assert proc.returncode == 3, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("ptor: error: the recorder did not finish writing the ledger")
+    assert "Traceback" not in err
+    gone, alive = psutil.wait_procs(spawned[1:], timeout=10)
+    assert alive == []
