@@ -10,6 +10,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -21,7 +22,7 @@ import psycopg2
 
 from . import db, exports, lock, report
 from .config import Scenario, parse_history, parse_scenario
-from .errors import EXIT_CLUSTER, EXIT_FAIL, EXIT_INTERRUPTED, PtorError
+from .errors import EXIT_CLUSTER, EXIT_FAIL, EXIT_INTERRUPTED, ConfigError, PtorError
 from .redact import dsn_secrets, redact
 from .schema import drop_marked
 
@@ -58,6 +59,40 @@ def log_to_file(path: str, secrets: tuple) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(RedactingFilter(secrets))
     log.addHandler(handler)
+
+
+RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+
+
+def reconcile_run_later(argv: list) -> int:
+    """`ptor reconcile --run RUN_ID [scenario options]`: reconcile a run whose coordinator
+    died, from its ledger and the primary, and write its report."""
+    scenario = None
+    try:
+        if "--run" not in argv or argv.index("--run") + 1 >= len(argv):
+            raise ConfigError("ptor reconcile needs --run RUN_ID (a folder name under "
+                              "--report-dir, or a run in the repo's history)")
+        at = argv.index("--run")
+        run_id, rest = argv[at + 1], argv[:at] + argv[at + 2:]
+        if not RUN_ID.match(run_id):
+            raise ConfigError(f"--run takes a run id such as 20261125T210627Z-90a45e, "
+                              f"not {run_id!r}")
+        scenario = parse_scenario(rest)
+        setup_logging(scenario.quiet, scenario.secrets)
+        from .coordinator import Drill
+
+        drill = Drill(scenario, run_id=run_id)
+        if os.path.isdir(drill.run_dir):  # the run's own log goes on
+            log_to_file(os.path.join(drill.run_dir, "ptor.log"), scenario.secrets)
+        result = drill.reconcile_later()
+        sys.stdout.write(report.render(result))
+        if scenario.report_json:
+            report.write_json(result, scenario.report_json)
+        return report.exit_code(result)
+    except PtorError as exc:
+        secrets = scenario.secrets if scenario else ()
+        sys.stderr.write(f"ptor: error: {redact(str(exc), secrets)}\n")
+        return exc.exit_code
 
 
 def show_history(argv: list) -> int:
@@ -142,6 +177,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["history"]:
         return show_history(argv[1:])
+    if argv[:1] == ["reconcile"]:
+        return reconcile_run_later(argv[1:])
     scenario = None
     try:
         scenario = parse_scenario(argv)

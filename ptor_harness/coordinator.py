@@ -10,6 +10,7 @@ and hands the ledger and the primary to reconciliation and metrics. It computes 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -69,6 +70,7 @@ class DrillOutcome:
     faults_planned: int = 0
     lock_lost_to: Optional[str] = None  # another drill took the cluster's lock meanwhile
     lock_retaken: int = 0  # times the lock was taken again on a new primary
+    reconciled_later: bool = False  # by `ptor reconcile`, after the coordinator died
     cpu_samples: list = field(default_factory=list)  # (t, harness cores, machine busy %)
     cpu_cores: int = 1
 
@@ -80,10 +82,11 @@ def new_run_id() -> str:
 class Drill:
     """One drill from check to reconciliation."""
 
-    def __init__(self, scenario: Scenario, progress: bool = False) -> None:
+    def __init__(self, scenario: Scenario, progress: bool = False,
+                 run_id: Optional[str] = None) -> None:
         self.scenario = scenario
         self.progress = progress
-        self.run_id = new_run_id()
+        self.run_id = run_id or new_run_id()
         self.run_dir = os.path.join(scenario.report_dir, self.run_id)
         self.ledger_spec = LedgerSpec(
             self.run_id, scenario.repo_pgdsn, scenario.schema,
@@ -238,6 +241,46 @@ class Drill:
         not_drawn = exports.write_run_files(result, self.run_dir)
         if not_drawn:
             log.info("no timeline.png: %s", not_drawn)
+        return result
+
+    def reconcile_later(self) -> dict:
+        """`ptor reconcile --run`: finish a run whose coordinator died (SIGKILL, a lost
+        host) from its ledger and the primary alone. The run's own shape (workers, schema,
+        payload size) comes from the ledger; the DSNs from this invocation, since the
+        ledger keeps them with passwords masked."""
+        s = self.scenario
+        path = self.ledger_spec.sqlite_path
+        if path and not os.path.exists(path):
+            raise ClusterError(f"no embedded ledger for run {self.run_id} at {path}; give "
+                               "the --report-dir it ran with, or --repo-pgdsn if it used one")
+        try:
+            self.take_locks()
+            self.ledger = self.ledger_spec.open()
+            try:
+                stored = self.ledger.stored_scenario()
+                if stored is None:
+                    raise ClusterError(f"the ledger has no run {self.run_id}")
+                self.scenario = s = dataclasses.replace(
+                    s, parallel_workers=stored["parallel_workers"], schema=stored["schema"],
+                    payload_bytes=stored["payload_bytes"],
+                    full_data_validation=s.full_data_validation
+                    or stored["full_data_validation"])
+                self.outcome.scenario = s
+                for at, name, _ in self.ledger.events():
+                    if name.startswith("phase:"):
+                        self.outcome.phases[name[len("phase:"):]] = at
+                self.outcome.reconciled_later = True
+                self.outcome.stop_reason = ("reconciled later by ptor reconcile: the run's "
+                                            "coordinator did not finish it")
+                self.reconcile()
+                result = report.build(self.outcome)
+                self.ledger.finish_run(time.time(), result["verdict"], result)
+            finally:
+                self.ledger.close()
+        finally:
+            self.release_locks()
+        report.write_json(result, os.path.join(self.run_dir, "report.json"))
+        exports.write_run_files(result, self.run_dir)
         return result
 
     def load(self, seed: int) -> None:

@@ -254,6 +254,9 @@ def checks(report: dict, outcome) -> list[dict]:
         incomplete.append("no op was acknowledged at all")
     if outcome.interrupted:
         incomplete.append(f"the drill was interrupted by {outcome.interrupted}")
+    if outcome.reconciled_later:
+        incomplete.append("the run's coordinator died; its data was reconciled later, its "
+                          "load and faults were not followed to the end")
     if outcome.lock_lost_to:
         incomplete.append(f"another drill took this cluster's lock during the run "
                           f"({outcome.lock_lost_to}): its load may have changed the rows")

@@ -130,6 +130,14 @@ class Ledger(ABC):
         return [Identity(w, s, at, a, p, None if r is None else bool(r), sid, tl)
                 for w, s, at, a, p, r, sid, tl in self._query(sql, (self.run_id,))]
 
+    def stored_scenario(self) -> Optional[dict]:
+        """The run's scenario as it was recorded at its start (passwords masked), or None
+        when the ledger does not know the run."""
+        sql = self._sql("SELECT scenario FROM ledger_run WHERE run_id = %s")
+        for (scenario,) in self._query(sql, (self.run_id,)):
+            return json.loads(scenario)
+        return None
+
     def events(self) -> list[tuple[float, str, dict]]:
         sql = self._sql("SELECT at, name, detail FROM ledger_event WHERE run_id = %s "
                         "ORDER BY at")

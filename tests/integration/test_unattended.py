@@ -11,6 +11,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import psutil
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import ptor_env
@@ -266,3 +267,41 @@ def test_a_dead_recorder_stops_the_load_at_once(make_lab, tmp_path):
     assert "Traceback" not in err
     gone, alive = psutil.wait_procs(spawned[1:], timeout=10)
     assert alive == []
+
+
+@pytest.mark.parametrize("ledger", ["sqlite", "postgresql"])
+def test_a_run_whose_coordinator_was_killed_is_reconciled_later(make_lab, tmp_path, ledger):
+    lab = make_lab("sync")
+    repo = ["--repo-pgdsn", lab.repo_dsn()] if ledger == "postgresql" else []
+    proc = start_ptor(tmp_path, *drill_args(lab, "--duration", "120",
+                                             "--full-data-validation", *repo))
+    wait_for_log(tmp_path, "phase load", proc)
+    time.sleep(1.0)  # ops in flight and acknowledged
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.kill()  # the harness host dies
+    proc.communicate(timeout=30)
+    psutil.wait_procs(children, timeout=10)
+    run_id = next((tmp_path / "runs").glob("*/ptor.log")).parent.name
+    assert not (tmp_path / "report.json").exists()
+
+    def reconcile(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "ptor_harness.cli", "reconcile", *args, *repo,
+             "--primary-pgdsn", lab.primary_dsn(), "--report-dir", str(tmp_path / "runs"),
+             "--report-json", str(tmp_path / "later.json")],
+            capture_output=True, text=True, env=ptor_env(), timeout=120, check=False)
+
+    done = reconcile("--run", run_id)
+    assert done.returncode == 4, done.stderr  # the drill itself never completed
+    r = json.loads((tmp_path / "later.json").read_text())
+    assert r["run_id"] == run_id and r["stop_reason"].startswith("reconciled later")
+    assert r["validation"]["completed"] and r["validation"]["mode"] == "full"
+    assert r["ops"]["ok"] > 0 and r["rpo"]["lost_acknowledged_ops"] == 0
+    assert r["anomalies"]["phantom_rows"] == 0 and r["validation"]["mismatched_rows"] == 0
+    assert r["verdict"] == "unknown" and "coordinator died" in r["verdict_reasons"][0]
+    assert (tmp_path / "runs" / run_id / "report.json").exists()
+    missing = reconcile("--run", "20990101T000000Z-abcdef")
+    assert missing.returncode == 3
+    assert ("no embedded ledger for run" if ledger == "sqlite" else "the ledger has no run") \
+        in missing.stderr
+    assert reconcile("--run", "../etc").returncode == 2
