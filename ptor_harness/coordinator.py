@@ -91,7 +91,7 @@ class Drill:
         self.ledger_spec = LedgerSpec(
             self.run_id, scenario.repo_pgdsn, scenario.schema,
             None if scenario.repo_pgdsn else os.path.join(self.run_dir, "ledger.sqlite"),
-            durable=not scenario.async_repo_mode)
+            durable=not scenario.async_repo_mode, outage_limit=scenario.max_outage)
         self.outcome = DrillOutcome(self.run_id, self.run_dir, scenario, self.ledger_spec.kind)
         self.ledger = None
         self.started = time.monotonic()
@@ -119,7 +119,13 @@ class Drill:
         self.current_phase = name
         log.info("phase %s", name)
         if self.ledger is not None:
-            self.ledger.record_event(now, "phase:" + name, detail)
+            try:
+                self.ledger.record_event(now, "phase:" + name, detail)
+            except psycopg2.Error as exc:  # the repo is away: the phase stays in the report
+                log.warning("phase %s not journaled, the repo is unreachable: %s", name,
+                            db.error_label(exc))
+                with contextlib.suppress(psycopg2.Error):
+                    self.ledger.reconnect()
 
     def take_locks(self) -> None:
         """One drill at a time: the lock on the primary (kept across failovers by a
@@ -470,7 +476,11 @@ class Drill:
         s = self.scenario
         self.phase("reconcile")
         ledger = self.ledger
-        ledger.analyze()
+        try:
+            ledger.analyze()
+        except psycopg2.Error:  # a session the repo dropped while it was away
+            ledger.reconnect()
+            ledger.analyze()
         self.outcome.identities = ledger.identities()
         metrics = RunMetrics()
         for worker in range(s.parallel_workers):

@@ -45,6 +45,7 @@ class RecorderFinished:
     intents: int
     identities: int
     error: Optional[str] = None
+    repo_reconnects: int = 0  # times the repo went away and the batch was written again
 
 
 def ignore_stop_signals() -> None:

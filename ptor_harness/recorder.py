@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import os
 import queue as queue_module
+import time
 import traceback
+
+import psycopg2
 
 from . import messages
 from .db import error_label
+from .errors import RecorderError
 from .ledger import LedgerSpec
 
 MAX_BATCH_MESSAGES = 2000
@@ -23,8 +27,10 @@ MAX_BATCH_MESSAGES = 2000
 class Recorder:
     """The batching loop, separate from process glue so it can be driven in tests."""
 
-    def __init__(self, ledger, queue, ack_conns: dict) -> None:
+    def __init__(self, ledger, queue, ack_conns: dict, outage_limit: float = 0.0) -> None:
         self.ledger = ledger
+        self.outage_limit = outage_limit
+        self.repo_reconnects = 0
         self.queue = queue
         self.ack_conns = ack_conns
         self.ops = 0
@@ -75,14 +81,42 @@ class Recorder:
             else:
                 raise ValueError(f"unknown message tag {tag!r}")
         if intents or ops or identities or retracts:
-            self.ledger.write(intents, ops, identities, retracts)
-            self.ledger.commit()
+            self.store(intents, ops, identities, retracts)
         self.ops += len(ops)
         self.intents += len(intents)
         self.identities += len(identities)
         for worker, block_no in acks.items():
             self.ack_conns[worker].send(block_no)
         return not stop
+
+    def store(self, *rows: list) -> None:
+        """Write and commit a batch. When the repo goes away, keep the batch, reconnect
+        with backoff for up to `outage_limit` seconds, and write it again (skipping rows
+        a cut-off commit may have stored). Meanwhile no intent is acknowledged, so in sync
+        repo mode the workers send no op the ledger does not hold."""
+        try:
+            self.ledger.write(*rows)
+            self.ledger.commit()
+            return
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            if self.outage_limit <= 0:
+                raise
+            error = exc
+        deadline = time.monotonic() + self.outage_limit
+        delay = 0.05
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(1.0, delay * 2)
+            try:
+                self.ledger.reconnect()
+                self.ledger.write(*rows, again=True)
+                self.ledger.commit()
+                self.repo_reconnects += 1
+                return
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                error = exc
+        raise RecorderError(f"the repo stayed unreachable for {self.outage_limit:g} s "
+                            f"(max-outage): {error_label(error)}")
 
     def run(self, parent_pid: int) -> None:
         while self.write(self.next_batch(parent_pid)):
@@ -94,11 +128,12 @@ def run_recorder(spec: LedgerSpec, queue, ack_conns: dict, events, parent_pid: i
     messages.ignore_stop_signals()
     try:
         ledger = spec.open()
-        recorder = Recorder(ledger, queue, ack_conns)
+        recorder = Recorder(ledger, queue, ack_conns, spec.outage_limit)
         recorder.run(parent_pid)
         ledger.close()
         events.put(messages.RecorderFinished(recorder.ops, recorder.intents,
-                                             recorder.identities))
+                                             recorder.identities, None,
+                                             recorder.repo_reconnects))
     except BaseException as exc:
         events.put(messages.RecorderCrashed(error_label(exc), traceback.format_exc()))
         raise SystemExit(1) from None

@@ -57,6 +57,14 @@ class Ledger(ABC):
     def _append(self, table: str, columns: str, rows: list[tuple]) -> None:
         """Append many rows to a table, as fast as the backend allows."""
 
+    def _append_again(self, table: str, columns: str, rows: list[tuple]) -> None:
+        """Append rows that may already be there (by primary key); see `write`."""
+        raise NotImplementedError
+
+    def reconnect(self) -> None:
+        """Open a new session after the repo went away (a local file needs none)."""
+        return None
+
     @abstractmethod
     def commit(self) -> None:
         """Make everything written so far durable."""
@@ -78,17 +86,20 @@ class Ledger(ABC):
         self.commit()
 
     def write(self, intents: list[tuple], ops: list[tuple], identities: list[tuple],
-              retracts: list[tuple]) -> None:
-        """Write one batch; the caller commits (group commit across workers)."""
+              retracts: list[tuple], again: bool = False) -> None:
+        """Write one batch; the caller commits (group commit across workers). `again`: the
+        same batch once more after its commit was cut off, which may or may not have
+        landed, so rows already there are skipped."""
         run = self.run_id
+        append = self._append_again if again else self._append
         if intents:
-            self._append("ledger_intent", "run_id, worker, seq, kind, key",
-                         [(run, *i) for i in intents])
+            append("ledger_intent", "run_id, worker, seq, kind, key",
+                   [(run, *i) for i in intents])
         if ops:
-            self._append("ledger_op", "run_id, " + OP_COLUMNS, [(run, *o) for o in ops])
+            append("ledger_op", "run_id, " + OP_COLUMNS, [(run, *o) for o in ops])
         if identities:
-            self._append("ledger_session", "run_id, worker, session, at, addr, port, "
-                         "in_recovery, system_id, timeline", [(run, *i) for i in identities])
+            append("ledger_session", "run_id, worker, session, at, addr, port, "
+                   "in_recovery, system_id, timeline", [(run, *i) for i in identities])
         for worker, first_seq in retracts:
             self._execute(self._sql("DELETE FROM ledger_intent WHERE run_id = %s AND "
                                     "worker = %s AND seq >= %s"), (run, worker, first_seq))
@@ -181,12 +192,13 @@ class LedgerSpec:
     """Where a run's ledger lives; small and picklable, so the recorder can open its own."""
 
     def __init__(self, run_id: str, repo_pgdsn: Optional[str], schema: str,
-                 sqlite_path: Optional[str], durable: bool) -> None:
+                 sqlite_path: Optional[str], durable: bool, outage_limit: float = 0.0) -> None:
         self.run_id = run_id
         self.repo_pgdsn = repo_pgdsn
         self.schema = schema
         self.sqlite_path = sqlite_path
         self.durable = durable
+        self.outage_limit = outage_limit  # how long the recorder waits for a lost repo
 
     @property
     def kind(self) -> str:

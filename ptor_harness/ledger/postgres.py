@@ -65,15 +65,36 @@ class PostgresLedger(Ledger):
     def __init__(self, dsn: str, schema: str, run_id: str, durable: bool = True,
                  timeout: float = 5.0) -> None:
         super().__init__(run_id)
+        self.dsn, self.schema, self.durable, self.timeout = dsn, schema, durable, timeout
         try:
-            self.conn = db.connect(dsn, "ptor-ledger", timeout, autocommit=False)
+            self.conn = self._session()
         except psycopg2.Error as exc:
             raise ClusterError(f"cannot connect to the repo: {db.error_label(exc)}") from None
-        with self.conn.cursor() as cur:
-            cur.execute(f"SET search_path = {db.quote_ident(schema)}")
-            if not durable:
+
+    def _session(self):
+        conn = db.connect(self.dsn, "ptor-ledger", self.timeout, autocommit=False)
+        with conn.cursor() as cur:
+            cur.execute(f"SET search_path = {db.quote_ident(self.schema)}")
+            if not self.durable:
                 cur.execute("SET synchronous_commit = off")
-        self.conn.commit()
+        conn.commit()
+        return conn
+
+    def reconnect(self) -> None:
+        """A new session after the repo went away; raises psycopg2.Error while it is
+        still away."""
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        self.conn = self._session()
+
+    def _append_again(self, table: str, columns: str, rows: list[tuple]) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS again_{table} (LIKE {table}) "
+                        "ON COMMIT DELETE ROWS")
+            cur.copy_expert(f"COPY again_{table} ({columns}) FROM STDIN",
+                            io.StringIO(copy_rows(rows)))
+            cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM again_{table} "
+                        "ON CONFLICT DO NOTHING")
 
     def _execute(self, sql: str, params: tuple = ()) -> None:
         with self.conn.cursor() as cur:
