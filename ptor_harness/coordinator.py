@@ -234,20 +234,30 @@ class Drill:
             self.outcome.phases["seed"] = seed
             try:
                 self.load(seed)
-                self.reconcile()
-                self.outcome.lock_lost_to = self.primary_lock.lost_to
-                self.outcome.lock_retaken = self.primary_lock.retaken
-                result = report.build(self.outcome)
-                self.ledger.finish_run(time.time(), result["verdict"], result)
+                result = self.conclude()
             finally:
                 self.ledger.close()
         finally:
             self.release_locks()
+        self.write_outputs(result)
+        return result
+
+    def conclude(self) -> dict:
+        """Reconcile, judge, and record the verdict in the ledger: where a drill and a
+        later `ptor reconcile` both end."""
+        self.reconcile()
+        self.outcome.lock_lost_to = self.primary_lock.lost_to
+        self.outcome.lock_retaken = self.primary_lock.retaken
+        result = report.build(self.outcome)
+        self.ledger.finish_run(time.time(), result["verdict"], result)
+        return result
+
+    def write_outputs(self, result: dict) -> None:
+        """report.json and the other files of the run's folder."""
         report.write_json(result, os.path.join(self.run_dir, "report.json"))
         not_drawn = exports.write_run_files(result, self.run_dir)
         if not_drawn:
             log.info("no timeline.png: %s", not_drawn)
-        return result
 
     def reconcile_later(self) -> dict:
         """`ptor reconcile --run`: finish a run whose coordinator died (SIGKILL, a lost
@@ -278,15 +288,12 @@ class Drill:
                 self.outcome.reconciled_later = True
                 self.outcome.stop_reason = ("reconciled later by ptor reconcile: the run's "
                                             "coordinator did not finish it")
-                self.reconcile()
-                result = report.build(self.outcome)
-                self.ledger.finish_run(time.time(), result["verdict"], result)
+                result = self.conclude()
             finally:
                 self.ledger.close()
         finally:
             self.release_locks()
-        report.write_json(result, os.path.join(self.run_dir, "report.json"))
-        exports.write_run_files(result, self.run_dir)
+        self.write_outputs(result)
         return result
 
     def load(self, seed: int) -> None:
