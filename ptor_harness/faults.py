@@ -105,10 +105,6 @@ class FaultSchedule:
         self.thread = threading.Thread(target=self._run, name="ptor-faults", daemon=True)
 
     @property
-    def first_at(self) -> Optional[float]:
-        return self.origin + self.plan[0][0] if self.plan else None
-
-    @property
     def last_at(self) -> Optional[float]:
         return self.origin + self.plan[-1][0] if self.plan else None
 

@@ -9,6 +9,7 @@ did not finish). Summaries and trends are pure functions of the reports.
 
 from __future__ import annotations
 
+import calendar
 import json
 import math
 import os
@@ -102,8 +103,7 @@ def from_report_dir(path: str, limit: int) -> list[RunSummary]:
 
 def _time_from_run_id(run_id: str) -> Optional[float]:
     try:
-        return float(time.mktime(time.strptime(run_id[:16], "%Y%m%dT%H%M%SZ"))
-                     - time.timezone)
+        return float(calendar.timegm(time.strptime(run_id[:16], "%Y%m%dT%H%M%SZ")))
     except ValueError:
         return None
 

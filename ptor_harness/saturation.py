@@ -34,7 +34,6 @@ class CpuSampler:
         self.cores = psutil.cpu_count() or 1
         self.samples: list[tuple[float, float, float]] = []
         self.last: Optional[tuple[float, float]] = None
-        psutil.cpu_percent(None)  # start the machine-wide interval
 
     def _harness_seconds(self) -> float:
         total = 0.0
@@ -54,7 +53,7 @@ class CpuSampler:
             cores = max(0.0, (used - self.last[1]) / (now - self.last[0]))
             self.samples.append((now, cores, psutil.cpu_percent(None)))
         else:
-            psutil.cpu_percent(None)
+            psutil.cpu_percent(None)  # start the machine-wide interval with ptor's own
         self.last = (now, used)
 
 

@@ -56,7 +56,7 @@ def test_schedule_fires_in_time_order_one_after_another():
 def test_empty_schedule_is_done():
     schedule = FaultSchedule([], origin=0.0)
     schedule.start()
-    assert schedule.done() and schedule.first_at is None
+    assert schedule.done() and schedule.last_at is None
 
 
 def test_missing_packages_name_the_install_command(monkeypatch):
