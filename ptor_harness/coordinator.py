@@ -28,7 +28,7 @@ from . import db, exports, lock, messages, report, schema
 from .config import Scenario, worker_specs
 from .errors import ClusterError, RecorderError
 from .faults import FaultSchedule, LabAction, ShellCommand
-from .ledger import LedgerSpec
+from .ledger import LedgerSpec, spill
 from .ledger import postgres as pg_ledger
 from .metrics import RunMetrics, latency_summary
 from .ops import Identity
@@ -91,7 +91,8 @@ class Drill:
         self.ledger_spec = LedgerSpec(
             self.run_id, scenario.repo_pgdsn, scenario.schema,
             None if scenario.repo_pgdsn else os.path.join(self.run_dir, "ledger.sqlite"),
-            durable=not scenario.async_repo_mode, outage_limit=scenario.max_outage)
+            durable=not scenario.async_repo_mode, outage_limit=scenario.max_outage,
+            spill_path=spill.spill_path(self.run_dir) if scenario.repo_pgdsn else None)
         self.outcome = DrillOutcome(self.run_id, self.run_dir, scenario, self.ledger_spec.kind)
         self.ledger = None
         self.started = time.monotonic()
@@ -288,6 +289,7 @@ class Drill:
                 self.outcome.reconciled_later = True
                 self.outcome.stop_reason = ("reconciled later by ptor reconcile: the run's "
                                             "coordinator did not finish it")
+                self.replay_spill_file()
                 result = self.conclude()
             finally:
                 self.ledger.close()
@@ -295,6 +297,23 @@ class Drill:
             self.release_locks()
         self.write_outputs(result)
         return result
+
+    def replay_spill_file(self) -> None:
+        """A spill file left by a recorder that gave up on the repo goes into the ledger
+        first (rows already there are skipped), so reconciliation sees every op."""
+        path = self.ledger_spec.spill_path
+        if not path or not os.path.exists(path):
+            return
+        try:
+            rows = spill.replay(self.ledger, path)
+        except psycopg2.Error as exc:
+            raise ClusterError(f"cannot replay the spill file {path} into the repo: "
+                               f"{db.error_label(exc)}") from None
+        except ValueError as exc:  # not a file the recorder wrote, or damaged
+            raise ClusterError(f"cannot replay the spill file: {exc}") from None
+        os.unlink(path)
+        log.info("replayed %d ledger rows from the spill file %s", rows, path)
+        self.outcome.stop_reason += f"; {rows} ledger rows replayed from its spill file"
 
     def load(self, seed: int) -> None:
         s = self.scenario
@@ -446,8 +465,10 @@ class Drill:
                                                     event.traceback))
         elif isinstance(event, messages.RecorderCrashed):
             abort.set()
-            self.outcome.errors.append(f"the recorder failed: {event.error}")
-            log.error("the recorder failed: %s", event.error)
+            error = f"the recorder failed: {event.error}"
+            if error not in self.outcome.errors:  # a give-up is told, then the exit
+                self.outcome.errors.append(error)
+                log.error("%s", error)
         elif isinstance(event, messages.RecorderFinished):
             self.outcome.recorder_totals = event
 

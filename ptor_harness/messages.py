@@ -46,6 +46,7 @@ class RecorderFinished:
     identities: int
     error: Optional[str] = None
     repo_reconnects: int = 0  # times the repo went away and the batch was written again
+    spilled_rows: int = 0  # async repo mode: ledger rows that waited in the spill file
 
 
 def ignore_stop_signals() -> None:

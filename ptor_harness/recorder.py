@@ -5,6 +5,12 @@ batch in one transaction, commits it, and only then tells each worker that its i
 durable. One commit thus serves every worker that sent something meanwhile (group commit).
 Nothing is ever dropped: the loop ends only on the coordinator's stop message, which the
 coordinator sends after every worker process has exited and so flushed its puts.
+
+When the repo goes away: in sync repo mode the recorder holds its batch and retries (the
+workers, waiting for their acks, pause); in async repo mode it appends batches to a spill
+file and keeps draining, so the load never stalls, and replays the file once the repo is
+back. After max-outage without the repo it gives up: the load is stopped, the rest of the
+queue still goes to the spill file, and the file stays for `ptor reconcile --run`.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import os
 import queue as queue_module
 import time
 import traceback
+from typing import Optional
 
 import psycopg2
 
@@ -20,6 +27,7 @@ from . import messages
 from .db import error_label
 from .errors import RecorderError
 from .ledger import LedgerSpec
+from .ledger.spill import Spill, replay
 
 MAX_BATCH_MESSAGES = 2000
 
@@ -27,10 +35,18 @@ MAX_BATCH_MESSAGES = 2000
 class Recorder:
     """The batching loop, separate from process glue so it can be driven in tests."""
 
-    def __init__(self, ledger, queue, ack_conns: dict, outage_limit: float = 0.0) -> None:
+    def __init__(self, ledger, queue, ack_conns: dict, outage_limit: float = 0.0,
+                 spill: Optional[Spill] = None, events=None, run_id: str = "") -> None:
         self.ledger = ledger
         self.outage_limit = outage_limit
         self.repo_reconnects = 0
+        self.spill = spill  # async repo mode only: where batches wait for a lost repo
+        self.events = events
+        self.run_id = run_id
+        self.repo_lost_at = 0.0
+        self.next_attempt = 0.0
+        self.delay = 0.05
+        self.gave_up: Optional[str] = None
         self.queue = queue
         self.ack_conns = ack_conns
         self.ops = 0
@@ -45,6 +61,8 @@ class Recorder:
                 batch = [self.queue.get(timeout=1.0)]
                 break
             except queue_module.Empty:
+                if self.spill is not None and self.spill.holding:
+                    self.replay_spill()  # the load is idle: catch up meanwhile
                 if os.getppid() != parent_pid:  # the coordinator is gone: flush and stop
                     return [(messages.RECORDER_STOP,)]
         while len(batch) < MAX_BATCH_MESSAGES:
@@ -90,10 +108,15 @@ class Recorder:
         return not stop
 
     def store(self, *rows: list) -> None:
-        """Write and commit a batch. When the repo goes away, keep the batch, reconnect
-        with backoff for up to `outage_limit` seconds, and write it again (skipping rows
-        a cut-off commit may have stored). Meanwhile no intent is acknowledged, so in sync
-        repo mode the workers send no op the ledger does not hold."""
+        """Write and commit a batch. When the repo goes away in sync repo mode, keep the
+        batch, reconnect with backoff for up to `outage_limit` seconds, and write it again
+        (skipping rows a cut-off commit may have stored); meanwhile no intent is
+        acknowledged, so the workers send no op the ledger does not hold. In async repo
+        mode the batch goes to the spill file instead and the loop goes on."""
+        if self.spill is not None and (self.spill.holding or self.gave_up):
+            self.spill.append(rows)
+            self.replay_spill()
+            return
         try:
             self.ledger.write(*rows)
             self.ledger.commit()
@@ -102,6 +125,11 @@ class Recorder:
             if self.outage_limit <= 0:
                 raise
             error = exc
+        if self.spill is not None:
+            self.repo_lost_at = time.monotonic()
+            self.next_attempt, self.delay = self.repo_lost_at + 0.05, 0.05
+            self.spill.append(rows)
+            return
         deadline = time.monotonic() + self.outage_limit
         delay = 0.05
         while time.monotonic() < deadline:
@@ -118,9 +146,54 @@ class Recorder:
         raise RecorderError(f"the repo stayed unreachable for {self.outage_limit:g} s "
                             f"(max-outage): {error_label(error)}")
 
+    def replay_spill(self) -> bool:
+        """One attempt, when the backoff allows, to bring the repo up to date from the spill
+        file; True once the file is replayed and gone. Past max-outage, give up."""
+        if self.gave_up:
+            return False
+        now = time.monotonic()
+        if now < self.next_attempt:
+            return False
+        try:
+            self.ledger.reconnect()
+            replay(self.ledger, self.spill.path)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            if now - self.repo_lost_at >= self.outage_limit:
+                self.give_up(exc)
+            self.delay = min(1.0, self.delay * 2)
+            self.next_attempt = now + self.delay
+            return False
+        self.spill.discard()
+        self.repo_reconnects += 1
+        return True
+
+    def give_up(self, error: Exception) -> None:
+        """Stop waiting for the repo: the coordinator ends the load; what is still queued
+        goes to the spill file, which stays for `ptor reconcile --run` later."""
+        self.spill.sync()
+        self.gave_up = (f"the repo stayed unreachable for {self.outage_limit:g} s "
+                        f"(max-outage): {error_label(error)}; the ledger rows it missed are "
+                        f"kept in {self.spill.path}: once the repo is back, run "
+                        f"ptor reconcile --run {self.run_id} with the same --report-dir and "
+                        "--repo-pgdsn")
+        if self.events is not None:
+            self.events.put(messages.RecorderCrashed(self.gave_up, ""))
+
+    def finish(self) -> None:
+        """After the stop message: a spill file still waiting is replayed before the
+        recorder reports success (or the recorder gives up at max-outage)."""
+        while self.spill is not None and self.spill.holding and not self.gave_up:
+            if not self.replay_spill():
+                time.sleep(0.05)
+        if self.spill is not None:
+            self.spill.close()
+        if self.gave_up:
+            raise RecorderError(self.gave_up)
+
     def run(self, parent_pid: int) -> None:
         while self.write(self.next_batch(parent_pid)):
             pass
+        self.finish()
 
 
 def run_recorder(spec: LedgerSpec, queue, ack_conns: dict, events, parent_pid: int) -> None:
@@ -128,12 +201,15 @@ def run_recorder(spec: LedgerSpec, queue, ack_conns: dict, events, parent_pid: i
     messages.ignore_stop_signals()
     try:
         ledger = spec.open()
-        recorder = Recorder(ledger, queue, ack_conns, spec.outage_limit)
+        spill = Spill(spec.spill_path) if spec.spill_path and not spec.durable else None
+        recorder = Recorder(ledger, queue, ack_conns, spec.outage_limit, spill, events,
+                            spec.run_id)
         recorder.run(parent_pid)
         ledger.close()
         events.put(messages.RecorderFinished(recorder.ops, recorder.intents,
                                              recorder.identities, None,
-                                             recorder.repo_reconnects))
+                                             recorder.repo_reconnects,
+                                             spill.total_rows if spill else 0))
     except BaseException as exc:
         events.put(messages.RecorderCrashed(error_label(exc), traceback.format_exc()))
         raise SystemExit(1) from None

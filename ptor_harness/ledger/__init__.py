@@ -192,13 +192,15 @@ class LedgerSpec:
     """Where a run's ledger lives; small and picklable, so the recorder can open its own."""
 
     def __init__(self, run_id: str, repo_pgdsn: Optional[str], schema: str,
-                 sqlite_path: Optional[str], durable: bool, outage_limit: float = 0.0) -> None:
+                 sqlite_path: Optional[str], durable: bool, outage_limit: float = 0.0,
+                 spill_path: Optional[str] = None) -> None:
         self.run_id = run_id
         self.repo_pgdsn = repo_pgdsn
         self.schema = schema
         self.sqlite_path = sqlite_path
         self.durable = durable
         self.outage_limit = outage_limit  # how long the recorder waits for a lost repo
+        self.spill_path = spill_path  # async repo mode: where batches wait for a lost repo
 
     @property
     def kind(self) -> str:
@@ -208,7 +210,7 @@ class LedgerSpec:
         if self.repo_pgdsn:
             from .postgres import PostgresLedger
 
-            return PostgresLedger(self.repo_pgdsn, self.schema, self.run_id, self.durable)
+            return PostgresLedger(self.repo_pgdsn, self.schema, self.run_id)
         from .sqlite import SqliteLedger
 
         assert self.sqlite_path

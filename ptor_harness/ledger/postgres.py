@@ -62,10 +62,14 @@ def reset_repo(conn, schema: str) -> list[str]:
 
 
 class PostgresLedger(Ledger):
-    def __init__(self, dsn: str, schema: str, run_id: str, durable: bool = True,
-                 timeout: float = 5.0) -> None:
+    """Commits are always synchronous, in async repo mode too: a repo that crashes must not
+    take ledger rows it confirmed with it (the recorder forgets a batch once it is
+    committed), or reconciliation would report their ops lost and their rows as phantoms.
+    Async repo mode spares the workers the wait, not the ledger its durability."""
+
+    def __init__(self, dsn: str, schema: str, run_id: str, timeout: float = 5.0) -> None:
         super().__init__(run_id)
-        self.dsn, self.schema, self.durable, self.timeout = dsn, schema, durable, timeout
+        self.dsn, self.schema, self.timeout = dsn, schema, timeout
         try:
             self.conn = self._session()
         except psycopg2.Error as exc:
@@ -75,8 +79,9 @@ class PostgresLedger(Ledger):
         conn = db.connect(self.dsn, "ptor-ledger", self.timeout, autocommit=False)
         with conn.cursor() as cur:
             cur.execute(f"SET search_path = {db.quote_ident(self.schema)}")
-            if not self.durable:
-                cur.execute("SET synchronous_commit = off")
+            cur.execute("SHOW synchronous_commit")
+            if cur.fetchone()[0] == "off":  # a stronger setting of the repo's stays
+                cur.execute("SET synchronous_commit = on")
         conn.commit()
         return conn
 

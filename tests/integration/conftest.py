@@ -110,8 +110,9 @@ def run_ptor(tmp_path):
     def run(*args: str, timeout: float = 240) -> Run:
         report_path = str(tmp_path / f"report-{len(list(tmp_path.iterdir()))}.json")
         out_dir = str(tmp_path / "runs")
-        argv = [sys.executable, "-m", "ptor_harness.cli", "--report-dir", out_dir,
-                "--report-json", report_path, *args]
+        command = [args[0]] if args and args[0] in ("reconcile", "history") else []
+        argv = [sys.executable, "-m", "ptor_harness.cli", *command, "--report-dir", out_dir,
+                "--report-json", report_path, *args[len(command):]]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               env=ptor_env(), stdin=subprocess.DEVNULL, check=False)
         return Run(proc, report_path, out_dir)

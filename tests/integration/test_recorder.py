@@ -64,3 +64,62 @@ def test_the_repo_going_away_for_a_while_loses_nothing(make_lab, run_ptor):
     assert r["validation"]["completed"] and r["validation"]["mismatched_rows"] == 0
     assert r["anomalies"]["phantom_rows"] == 0 and r["rpo"]["lost_acknowledged_ops"] == 0
     assert r["verdict"] == "pass"
+
+
+def _async_repo_drill(lab, *extra):
+    return ["--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", lab.repo_dsn(), "--init",
+            "--async-repo-mode", "--parallel-workers", "3", "--warmup-duration", "1",
+            "--failover-after", "1", "--full-data-validation", *extra]
+
+
+def test_async_repo_mode_spills_while_the_repo_is_away_and_replays(make_lab, run_ptor):
+    """Async repo mode does not stall the load for a lost repo: batches go to a local
+    spill file, which is replayed once the repo is back; the ledger ends complete."""
+    from .conftest import lab_command
+
+    lab = make_lab("sync")
+    outage = (lab_command(lab, "stop-node", "repo") + " && sleep 4 && "
+              + lab_command(lab, "start-node", "repo"))
+    run = run_ptor(*_async_repo_drill(lab, "--duration", "9", "--failover-command", outage))
+    assert run.code == 0, run
+    r = run.report
+    assert r["faults"][0]["exit_code"] == 0
+    assert r["recorder"]["spilled_rows"] > 0 and r["recorder"]["repo_reconnects"] >= 1
+    assert r["recorder"]["ops"] == r["ops"]["ok"] + r["ops"]["failed"] + r["ops"]["indeterminate"]
+    assert not glob.glob(os.path.join(run.out_dir, "*", "ledger-spill.jsonl"))
+    # the load went on while the repo was away: no client saw an outage of the primary
+    assert r["windows"] == []
+    assert r["validation"]["completed"] and r["validation"]["mismatched_rows"] == 0
+    assert r["anomalies"]["phantom_rows"] == 0 and r["rpo"]["lost_acknowledged_ops"] == 0
+    assert r["verdict"] == "pass"
+
+
+def test_a_repo_that_never_returns_leaves_a_spill_file_for_ptor_reconcile(make_lab, run_ptor):
+    """Past max-outage the run ends with one clear error (exit 3) and keeps the spill file;
+    `ptor reconcile --run` replays it once the repo is back and reconciles exactly."""
+    from .conftest import lab_command
+
+    lab = make_lab("sync")
+    run = run_ptor(*_async_repo_drill(lab, "--duration", "60", "--max-outage", "3",
+                                      "--failover-command", lab_command(lab, "stop-node",
+                                                                        "repo")))
+    assert run.code == 3, run
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("ptor: error:") and "Traceback" not in run.stderr
+    assert "the repo stayed unreachable for 3 s" in last and "ptor reconcile --run" in last
+    (spilled,) = glob.glob(os.path.join(run.out_dir, "*", "ledger-spill.jsonl"))
+    run_id = os.path.basename(os.path.dirname(spilled))
+    assert spilled in last and run_id in last
+    assert os.path.getsize(spilled) > 0
+
+    lab.start_node("repo")
+    later = run_ptor("reconcile", "--run", run_id, "--primary-pgdsn", lab.primary_dsn(),
+                     "--repo-pgdsn", lab.repo_dsn())
+    assert later.code == 4, later  # reconciled, but the drill itself did not complete
+    r = later.report
+    assert "replayed from its spill file" in r["stop_reason"]
+    assert not os.path.exists(spilled)
+    assert r["validation"]["completed"] and r["validation"]["mode"] == "full"
+    assert r["ops"]["ok"] > 0 and r["rpo"]["lost_acknowledged_ops"] == 0
+    # every op the workers ran is in the ledger: no row on the primary is unexplained
+    assert r["anomalies"]["phantom_rows"] == 0 and r["validation"]["mismatched_rows"] == 0

@@ -1,0 +1,104 @@
+"""The spill file: where async repo mode keeps ledger batches while the repo is away.
+
+Async repo mode promises the workers nothing per op, so a repo outage must not stall the
+load; but every outcome must still reach the ledger, or reconciliation would see the rows
+of unrecorded ops as phantoms. The recorder therefore appends each batch it cannot write
+to this local file, replays the file (idempotently) once the repo is back, and deletes it.
+If the repo never returns, the file stays in the run's folder and `ptor reconcile --run`
+replays it later.
+
+One JSON document per line (never pickle: `ptor reconcile` reads the file back, and a run
+folder is not a place to trust code from). A line cut short by a crash mid-write can only
+be the last one; it is ignored, which loses nothing that was acknowledged, since async
+mode never acknowledges through the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+SPILL_FILE = "ledger-spill.jsonl"
+BATCH_PARTS = ("intents", "ops", "identities", "retracts")
+
+
+def spill_path(run_dir: str) -> str:
+    return os.path.join(run_dir, SPILL_FILE)
+
+
+class Spill:
+    """An append-only file of ledger batches, in the order the recorder received them."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.rows = 0  # rows appended since the file was last emptied
+        self.total_rows = 0  # rows that ever went through the file
+        self._file = None
+
+    @property
+    def holding(self) -> bool:
+        """True while the file holds batches the ledger may not have."""
+        return self._file is not None
+
+    def append(self, batch: tuple[list, ...]) -> None:
+        """Add one batch (intents, ops, identities, retracts) and push it to the OS, so a
+        crash of the recorder after this call does not lose it."""
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        self._file.write(json.dumps(dict(zip(BATCH_PARTS, batch)), separators=(",", ":")))
+        self._file.write("\n")
+        self._file.flush()
+        count = sum(len(part) for part in batch)
+        self.rows += count
+        self.total_rows += count
+
+    def sync(self) -> None:
+        """Make the file durable (before the recorder gives up and leaves it behind)."""
+        if self._file is not None:
+            os.fsync(self._file.fileno())
+
+    def batches(self) -> Iterator[tuple[list, ...]]:
+        if self._file is not None:
+            self._file.flush()
+        return read_batches(self.path)
+
+    def discard(self) -> None:
+        """The ledger holds everything: forget the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        self.rows = 0
+
+    def close(self) -> None:
+        if self._file is not None:
+            self.sync()
+            self._file.close()
+            self._file = None
+
+
+def read_batches(path: str) -> Iterator[tuple[list, ...]]:
+    """Stream a spill file's batches, rows as tuples again. Every complete line ends with
+    a newline; a last line without one was cut short by a crash mid-write and is skipped."""
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.endswith("\n"):
+                return
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise ValueError(f"{path}: line {number} is not a spilled batch") from None
+            yield tuple([tuple(row) for row in record.get(part, ())] for part in BATCH_PARTS)
+
+
+def replay(ledger, path: str) -> int:
+    """Write a spill file's batches into the ledger (skipping rows already there) and commit;
+    returns the number of rows replayed. The caller removes the file afterwards."""
+    rows = 0
+    for batch in read_batches(path):
+        ledger.write(*batch, again=True)
+        rows += sum(len(part) for part in batch)
+    ledger.commit()
+    return rows

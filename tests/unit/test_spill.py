@@ -1,0 +1,38 @@
+"""The spill file keeps ledger batches exactly, in order, and survives a torn last line."""
+
+import pytest
+
+from ptor_harness.ledger.spill import Spill, read_batches
+
+BATCH_1 = ([], [(0, 1, "i", 1, 1.5, 1.75, "ok", None, 0, 1),
+                (0, 2, "u", 1, 2.0, 2.25, "error", "tab\there\nnewline", 0, None)],
+           [(0, 0, 1.0, "127.0.0.1", 5432, False, "7301", 1)], [])
+BATCH_2 = ([(1, 65, "d", 9)], [], [], [(1, 65)])
+
+
+def test_batches_come_back_as_written(tmp_path):
+    spill = Spill(str(tmp_path / "spill.jsonl"))
+    assert not spill.holding
+    spill.append(BATCH_1)
+    spill.append(BATCH_2)
+    assert spill.holding and spill.rows == 5
+    assert list(spill.batches()) == [BATCH_1, BATCH_2]
+    spill.discard()
+    assert not spill.holding and not (tmp_path / "spill.jsonl").exists()
+    spill.append(BATCH_2)
+    assert spill.rows == 2 and spill.total_rows == 7
+    spill.close()
+    assert list(read_batches(spill.path)) == [BATCH_2]
+
+
+def test_a_line_torn_by_a_crash_is_skipped_only_at_the_end(tmp_path):
+    path = tmp_path / "spill.jsonl"
+    spill = Spill(str(path))
+    spill.append(BATCH_1)
+    spill.close()
+    whole = path.read_text()
+    path.write_text(whole + whole[: len(whole) // 2])  # the recorder died mid-write
+    assert list(read_batches(str(path))) == [BATCH_1]
+    path.write_text(whole[: len(whole) // 2] + "\n" + whole)
+    with pytest.raises(ValueError, match="line 1 is not a spilled batch"):
+        list(read_batches(str(path)))
