@@ -73,6 +73,8 @@ class DrillOutcome:
     reconciled_later: bool = False  # by `ptor reconcile`, after the coordinator died
     cpu_samples: list = field(default_factory=list)  # (t, harness cores, machine busy %)
     cpu_cores: int = 1
+    queue_peak: int = 0  # most messages waiting for the recorder at once
+    queue_capacity: int = 0
 
 
 def new_run_id() -> str:
@@ -336,7 +338,8 @@ class Drill:
             proc.start()
             workers.append(proc)
         watcher = LoadWatcher(s, board, self.progress, lambda: self.current_phase)
-        sampler = CpuSampler([os.getpid(), recorder.pid] + [p.pid for p in workers])
+        sampler = CpuSampler([os.getpid(), recorder.pid] + [p.pid for p in workers],
+                             QUEUE_MESSAGES)
         schedule = None
         try:
             self.phase("warmup")
@@ -383,7 +386,7 @@ class Drill:
                     break
                 self.check_workers(workers, board)
                 watcher.tick(now)
-                sampler.sample(now)
+                sampler.sample(now, q.qsize())
                 if watcher.outage_seconds(now) > s.max_outage:
                     self.outcome.max_outage_exceeded = True
                     self.outcome.stop_reason = (f"no primary accepted writes for "
@@ -402,6 +405,8 @@ class Drill:
             watcher.clear_line()
             self.phase("drain")
             self.outcome.cpu_samples, self.outcome.cpu_cores = sampler.samples, sampler.cores
+            self.outcome.queue_peak = sampler.queue_peak
+            self.outcome.queue_capacity = sampler.queue_capacity
             stop.set()
             go.set()
             if schedule is not None:

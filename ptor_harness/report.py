@@ -112,8 +112,11 @@ def build(outcome) -> dict:
         "stop_reason": outcome.stop_reason,
         "interrupted": outcome.interrupted,
         "lock": {"retaken": outcome.lock_retaken, "lost_to": outcome.lock_lost_to},
-        "harness": saturation.judge(outcome.cpu_samples, outcome.cpu_cores,
-                                    outcome.phases.get("load"), outcome.phases.get("drain")),
+        "harness": dict(saturation.judge(outcome.cpu_samples, outcome.cpu_cores,
+                                         outcome.phases.get("load"),
+                                         outcome.phases.get("drain")),
+                        queue_peak_messages=outcome.queue_peak,
+                        queue_capacity=outcome.queue_capacity),
         "deadline_reached": outcome.deadline_reached,
         "rto": {
             "write_seconds": rto["write_seconds"],
@@ -291,6 +294,9 @@ def judge(report: dict, outcome) -> tuple[str, list[str], list[str], list[dict]]
                         f"{harness['samples']} s of load, with ptor's own processes using "
                         f"up to {harness['harness_cores_max']:.1f} of {harness['cores']} "
                         "cores (run ptor on another host for throughput figures)")
+    if harness["queue_capacity"] and harness["queue_peak_messages"] >= harness["queue_capacity"]:
+        warnings.append(f"the recorder fell behind: the queue to it was full "
+                        f"({harness['queue_capacity']} messages), so workers waited for it")
     after = outcome.primary_after
     newest = max((i.timeline for i in outcome.identities if not i.in_recovery and after
                   and i.system_id == after.system_id and i.timeline is not None), default=None)

@@ -22,9 +22,11 @@ WARN_FRACTION = 0.2  # of the load's seconds
 
 
 class CpuSampler:
-    """Samples (time, harness cores used, machine busy percent) about once a second."""
+    """Samples (time, harness cores used, machine busy percent) about once a second, and
+    at every call the depth of the queue to the recorder: a full queue means the recorder,
+    not the cluster, held the workers back."""
 
-    def __init__(self, pids: list[int]) -> None:
+    def __init__(self, pids: list[int], queue_capacity: int = 0) -> None:
         self.processes = []
         for pid in pids:
             try:
@@ -34,6 +36,8 @@ class CpuSampler:
         self.cores = psutil.cpu_count() or 1
         self.samples: list[tuple[float, float, float]] = []
         self.last: Optional[tuple[float, float]] = None
+        self.queue_capacity = queue_capacity
+        self.queue_peak = 0
 
     def _harness_seconds(self) -> float:
         total = 0.0
@@ -45,7 +49,8 @@ class CpuSampler:
                 continue  # an exited worker's time is no longer counted
         return total
 
-    def sample(self, now: float) -> None:
+    def sample(self, now: float, queue_depth: int = 0) -> None:
+        self.queue_peak = max(self.queue_peak, queue_depth)
         if self.last is not None and now - self.last[0] < 1.0:
             return
         used = self._harness_seconds()

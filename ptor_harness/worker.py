@@ -33,6 +33,7 @@ FLUSH_OPS = 256  # outcomes per Queue message at most
 FLUSH_SECONDS = 0.1  # and at least this often
 BACKOFF_FIRST = 0.01
 BACKOFF_MAX = 0.2
+STOP_POLL = 0.01  # seconds between looks at the stop and abort events
 
 
 class WorkerBoard:
@@ -54,7 +55,11 @@ class WorkerBoard:
         return self.array[worker * self.width + self.FIELDS.index(field)]
 
     def set(self, worker: int, field: str, value: float) -> None:
-        self.array[worker * self.width + self.FIELDS.index(field)] = value
+        self.array[self.slot(worker, field)] = value
+
+    def slot(self, worker: int, field: str) -> int:
+        """The array index of one worker's field (a worker keeps its hot ones)."""
+        return worker * self.width + self.FIELDS.index(field)
 
     def snapshot(self) -> list[dict]:
         values = list(self.array)
@@ -106,6 +111,13 @@ class Worker:
         return self.abort.is_set() or os.getppid() != self.parent
 
     def stopping(self) -> bool:
+        """Asked before every op, so it looks at the shared events (a semaphore each, and a
+        getppid system call) at most every STOP_POLL seconds: stopping stays prompt and
+        the check costs the load nothing measurable."""
+        now = time.monotonic()
+        if now - self.stop_polled < STOP_POLL:
+            return False
+        self.stop_polled = now
         return self.stop.is_set() or self.aborted()
 
     def __init__(self, spec: WorkerSpec, queue, ack_conn, board: WorkerBoard, stop, abort):
@@ -113,13 +125,18 @@ class Worker:
         self.queue = queue
         self.ack_conn = ack_conn
         self.board = board
+        self.board_array = board.array
+        self.ok_slot = board.slot(spec.worker, "ok")
+        self.last_ok_slot = board.slot(spec.worker, "last_ok")
         self.stop = stop
         self.abort = abort
         self.parent = os.getppid()
+        self.stop_polled = 0.0
         self.workload = Workload(spec.seed, spec.insert_percent, spec.update_percent,
                                  spec.delete_percent)
         self.conn = None
         self.cur = None
+        self.fd = -1  # the session's socket, for the watchdog
         self.session = 0
         self.outbox: list[tuple] = []
         self.last_flush = time.monotonic()
@@ -200,7 +217,7 @@ class Worker:
                 if identity.in_recovery:
                     conn.close()  # a standby: keep looking for the primary
                 else:
-                    self.conn, self.cur = conn, conn.cursor()
+                    self.conn, self.cur, self.fd = conn, conn.cursor(), conn.fileno()
                     self.board.set(self.spec.worker, "connected", 1)
                     return
             except psycopg2.Error:
@@ -218,7 +235,7 @@ class Worker:
         t_start = time.time()
         error = None
         rows = None
-        self.in_flight = (t_start, self.conn.fileno())
+        self.in_flight = (t_start, self.fd)
         try:
             if kind == INSERT:
                 self.cur.execute(self.sql[INSERT], (key, seq, data, t_start))
@@ -237,8 +254,8 @@ class Worker:
         self.counts[outcome] += 1
         board, w = self.board, spec.worker
         if outcome == OK:
-            board.set(w, "ok", self.counts[OK])
-            board.set(w, "last_ok", t_end)
+            self.board_array[self.ok_slot] = self.counts[OK]
+            self.board_array[self.last_ok_slot] = t_end
         else:
             board.set(w, outcome, self.counts[outcome])
             board.set(w, "last_bad", t_end)

@@ -40,3 +40,22 @@ def test_the_report_warns_when_the_harness_set_the_pace():
     assert r["harness"]["harness_limited"] is True
     assert any(w.startswith("the harness, not only the cluster, set the pace")
                for w in r["warnings"])
+
+
+def test_a_full_queue_to_the_recorder_is_reported():
+    o = outcome()
+    o.queue_peak, o.queue_capacity = 120, 20000
+    r = report.build(o)
+    assert r["harness"]["queue_peak_messages"] == 120
+    assert not any("recorder fell behind" in w for w in r["warnings"])
+    o.queue_peak = 20000
+    r = report.build(o)
+    assert any(w.startswith("the recorder fell behind: the queue to it was full")
+               for w in r["warnings"])
+
+
+def test_the_sampler_keeps_the_deepest_queue_it_saw():
+    sampler = saturation.CpuSampler([], queue_capacity=100)
+    for now, depth in ((0.0, 3), (0.05, 40), (0.1, 7)):
+        sampler.sample(now, depth)
+    assert sampler.queue_peak == 40
