@@ -320,8 +320,8 @@ class Drill:
     def load(self, seed: int) -> None:
         s = self.scenario
         ctx = multiprocessing.get_context("spawn")
-        q = ctx.Queue(QUEUE_MESSAGES)
-        events = ctx.Queue()
+        q = messages.op_queue(ctx, QUEUE_MESSAGES)
+        events = messages.op_queue(ctx)
         go, stop, abort = ctx.Event(), ctx.Event(), ctx.Event()
         board = WorkerBoard.create(ctx, s.parallel_workers)
         pipes = [ctx.Pipe(duplex=False) for _ in range(s.parallel_workers)]

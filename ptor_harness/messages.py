@@ -1,4 +1,4 @@
-"""Envelopes that cross process boundaries.
+"""Envelopes that cross process boundaries, and the queue they travel on.
 
 Hot-path messages (op batches, intents) are small tuples of plain values with a tag in
 front, because pickling named classes per op costs throughput. Everything rarer is a
@@ -7,9 +7,75 @@ dataclass so the code that handles it reads as the domain.
 
 from __future__ import annotations
 
+import multiprocessing.queues
+import pickle
+import select
 import signal
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
+
+# One write of at most PIPE_BUF bytes to a pipe is atomic (POSIX): never torn by the
+# writer's death, never interleaved with another writer's. The Queue adds a 4-byte length
+# and pickles our bytes once more (a few bytes of framing): 64 bytes of room cover both.
+MAX_MESSAGE_BYTES = select.PIPE_BUF - 64
+TRACEBACK_CHARS = 2000  # the tail of a crash's traceback that travels to the coordinator
+
+
+class MessageTooLarge(ValueError):
+    """A message that does not fit in one atomic pipe write; the sender splits it."""
+
+
+class OpQueue(multiprocessing.queues.Queue):
+    """The shared Queue from the workers to the recorder, without a cross-process lock.
+
+    multiprocessing.Queue serializes its writers with one lock shared by every process. A
+    worker SIGKILLed while its feeder thread holds it (blocked writing to a full pipe,
+    which a busy load makes common) never releases it, and every other writer, the
+    coordinator's stop message included, then waits for ever: the drill wedges. Here each
+    process has a lock of its own (for its one feeder thread), and every message is pickled
+    by `put` and refused when larger than MAX_MESSAGE_BYTES, so the kernel writes each one
+    whole or not at all, whoever dies when.
+    """
+
+    def __init__(self, maxsize: int = 0, *, ctx) -> None:
+        super().__init__(maxsize, ctx=ctx)
+        self._wlock = threading.Lock()
+
+    def __getstate__(self):
+        return tuple(None if part is self._wlock else part for part in super().__getstate__())
+
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        self._wlock = threading.Lock()
+
+    def put(self, obj, block: bool = True, timeout: Optional[float] = None) -> None:
+        data = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise MessageTooLarge(f"a {len(data)}-byte message does not fit in one atomic "
+                                  f"pipe write (PIPE_BUF is {select.PIPE_BUF} bytes)")
+        super().put(data, block, timeout)
+
+    def get(self, block: bool = True, timeout: Optional[float] = None):
+        return pickle.loads(super().get(block, timeout))
+
+
+def op_queue(ctx, maxsize: int = 0) -> OpQueue:
+    return OpQueue(maxsize, ctx=ctx)
+
+
+def put_split(put: Callable[[tuple], None], tag: str, worker: int, items: list) -> None:
+    """Put (tag, worker, items), as several messages in order when one would not fit. A
+    single op always fits: its error label is at most 200 characters."""
+    try:
+        put((tag, worker, items))
+    except MessageTooLarge:
+        if len(items) < 2:
+            raise
+        half = len(items) // 2
+        put_split(put, tag, worker, items[:half])
+        put_split(put, tag, worker, items[half:])
 
 # Tags of the hot-path tuples sent by workers to the recorder over the shared Queue.
 OPS = "ops"  # (OPS, worker, [op tuple, ...])
@@ -18,6 +84,11 @@ RETRACT = "retract"  # (RETRACT, worker, first_seq): intents from first_seq on w
 IDENTITY = "identity"  # (IDENTITY, identity tuple)
 WORKER_END = "end"  # (WORKER_END, worker): the worker sends nothing after this
 RECORDER_STOP = "stop"  # (RECORDER_STOP,): from the coordinator, after all workers ended
+
+
+def tail(text: str, chars: int = TRACEBACK_CHARS) -> str:
+    """The end of a traceback, where the cause is, short enough for one message."""
+    return text if len(text) <= chars else "...\n" + text[-chars:]
 
 
 @dataclass(frozen=True)

@@ -211,5 +211,6 @@ def run_recorder(spec: LedgerSpec, queue, ack_conns: dict, events, parent_pid: i
                                              recorder.repo_reconnects,
                                              spill.total_rows if spill else 0))
     except BaseException as exc:
-        events.put(messages.RecorderCrashed(error_label(exc), traceback.format_exc()))
+        events.put(messages.RecorderCrashed(error_label(exc),
+                                             messages.tail(traceback.format_exc())))
         raise SystemExit(1) from None

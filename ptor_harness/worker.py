@@ -29,7 +29,7 @@ from .schema import payload
 from .workload import Workload
 
 BLOCK = 64  # ops planned (and, in sync mode, made durable) at a time
-FLUSH_OPS = 256  # outcomes per Queue message at most
+FLUSH_OPS = 64  # outcomes per Queue message at most (about 2.7 kB: one atomic pipe write)
 FLUSH_SECONDS = 0.1  # and at least this often
 BACKOFF_FIRST = 0.01
 BACKOFF_MAX = 0.2
@@ -171,7 +171,7 @@ class Worker:
 
     def flush(self) -> None:
         if self.outbox:
-            self.send((messages.OPS, self.spec.worker, self.outbox))
+            messages.put_split(self.send, messages.OPS, self.spec.worker, self.outbox)
             self.outbox = []
         self.last_flush = time.monotonic()
 
@@ -332,7 +332,7 @@ def run_worker(spec: WorkerSpec, queue, ack_conn, board_array, workers: int, go,
         pass
     except BaseException as exc:  # report, with traceback, then end the stream if we can
         events.put(messages.WorkerCrashed(spec.worker, db.error_label(exc),
-                                          traceback.format_exc()))
+                                          messages.tail(traceback.format_exc())))
         board.set(spec.worker, "ended", 1)  # reported above; not a silent death
         try:
             worker.flush()
