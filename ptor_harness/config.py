@@ -100,7 +100,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("update-percent", int, 30, "share of UPDATE ops"),
     OptionSpec("delete-percent", int, 20, "share of DELETE ops"),
     OptionSpec("full-data-validation", parse_bool, False,
-               "compare every row on the primary (checksums, phantoms), not only the keys "
+               "compare every row on the primary (payloads, phantoms), not only the keys "
                "the run touched", flag=True),
     OptionSpec("async-repo-mode", parse_bool, False,
                "queue ledger writes without waiting for durability (flushed before "

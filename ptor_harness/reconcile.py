@@ -1,12 +1,13 @@
 """Reconciliation: what the primary holds, judged against what the ledger says happened (pure).
 
 Per worker, two streams sorted by key are merge-joined: the ledger's ops (each key's ops in
-seq order) and the primary's rows `(id, last_seq, payload checksum or None)`. Each key's
-final row must be the effect of its last applied op:
+seq order) and the primary's rows `(id, last_seq[, payload_ok])`. Each key's final row
+must be the effect of its last applied op:
 
-- row present with last_seq s: op s explains it (its payload checksum must match when the
-  full check is on); every `ok` op after s on that key is a lost acknowledged update or
-  delete; an in-doubt op s is *applied*, one after s *not applied*;
+- row present with last_seq s: op s explains it (and, in the full check, the payload is the
+  one op s wrote: the server compares it and sends `payload_ok`); every `ok` op after s on
+  that key is a lost acknowledged update or delete; an in-doubt op s is *applied*, one
+  after s *not applied*;
 - row absent: fine after an applied delete; otherwise every `ok` insert / update of the key
   is lost, and in-doubt ops are *not applied*;
 - a row no ledger op explains is a phantom (or, when its op was `failed`, an applied failure).
@@ -112,15 +113,12 @@ class Reconciler:
     """Feed it one worker at a time; read `findings` at the end (after `finish`)."""
 
     def __init__(self, server_of: Callable[[int, Optional[int]], object],
-                 expected_checksum: Optional[Callable[[int, int], str]] = None,
                  stale: Optional[Callable[[int, Optional[int], float],
                                           Optional[float]]] = None) -> None:
         """`server_of(worker, session)` names the server an op ran on (for holes);
-        `expected_checksum(worker, seq)` gives the payload checksum op `seq` wrote, or None
-        for the quick check (last_seq only); `stale(worker, session, acked_at)` says since
-        when a newer primary was serving, if the op's server was no longer the newest."""
+        `stale(worker, session, acked_at)` says since when a newer primary was serving, if
+        the op's server was no longer the newest."""
         self.server_of = server_of
-        self.expected_checksum = expected_checksum
         self.stale = stale
         self.findings = Findings()
 
@@ -215,7 +213,7 @@ class Reconciler:
                     self._lose(worker, op)
                     bad = True
         else:
-            last_seq, checksum = row[1], row[2] if len(row) > 2 else None
+            last_seq, payload_ok = row[1], row[2] if len(row) > 2 else True
             writer = next((op for op in ops if op.seq == last_seq), None)
             if writer is None or writer.kind == DELETE:
                 f.phantom_rows += 1
@@ -228,8 +226,7 @@ class Reconciler:
                                                        "seq": last_seq, "error": writer.error})
                 bad = True
             else:
-                if self.expected_checksum is not None and checksum is not None and \
-                        checksum != self.expected_checksum(worker, last_seq):
+                if not payload_ok:
                     f.checksum_mismatches += 1
                     f._example(f.checksum_examples, {"worker": worker, "key": key,
                                                      "last_seq": last_seq})

@@ -412,7 +412,7 @@ def render(report: dict) -> str:
              ["acked updates/deletes that found no row", _n(v["noop_writes"])],
              ["split-brain writes", _n(a["split_brain_writes"])],
              ["failed ops found applied", _n(a["failed_but_applied"])],
-             ["payload checksum mismatches", _n(v["checksum_mismatches"])]]
+             ["rows with a payload no op wrote", _n(v["checksum_mismatches"])]]
     parts += ["", "Validation", tabulate(rows, tablefmt="simple")]
     if r["rpo"]["examples"]:
         rows = [[e["worker"], e["key"], e["seq"], e["kind"], rel(e["committed_at"])]

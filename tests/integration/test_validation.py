@@ -39,3 +39,39 @@ def test_primary_vanishing_mid_check_makes_validation_incomplete(make_lab):
     ledger = LedgerThatOutlivesThePrimary(lab.nodes["node1"])
     with pytest.raises(ValidationIncomplete, match="reading the primary failed mid-check"):
         reconcile_run(conn, ledger, "ptor", 2, "run", 64, False, [])
+
+
+def test_the_full_check_finds_a_payload_no_op_wrote(make_lab, run_ptor):
+    """The full check compares every row's payload, on the server, with the one its
+    last_seq's op wrote: a real drill's rows all match; one tampered row is found, and
+    only by the full check."""
+    import glob
+    import os
+
+    from ptor_harness.ledger import LedgerSpec
+
+    lab = make_lab("sync")
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "2",
+                   "--warmup-duration", "0", "--ops-per-worker", "400", "--duration", "60",
+                   "--full-data-validation")
+    assert run.code == 0, run
+    r = run.report
+    assert r["validation"]["mode"] == "full" and r["validation"]["checksum_mismatches"] == 0
+    node = lab.nodes[lab.named("primary")]
+    table = schema.worker_table("ptor", 1)
+    (key, last_seq), = node.query(f"SELECT id, last_seq FROM {table} ORDER BY id LIMIT 1")
+    node.query(f"UPDATE {table} SET payload = overlay(payload placing '#' from 1 for 1) "
+               "WHERE id = %s", (key,))
+    (path,) = glob.glob(os.path.join(run.out_dir, "*", "ledger.sqlite"))
+    ledger = LedgerSpec(r["run_id"], None, "ptor", path, True).open()
+    conn, _ = confirm_primary(lab.primary_dsn(), "ptor", 2.0, time.monotonic() + 10, 5.0)
+    try:
+        size = r["scenario"]["payload_bytes"]
+        full = reconcile_run(conn, ledger, "ptor", 2, r["run_id"], size, True, [])
+        quick = reconcile_run(conn, ledger, "ptor", 2, r["run_id"], size, False, [])
+    finally:
+        conn.close()
+        ledger.close()
+    assert full.checksum_mismatches == 1 and full.mismatched_rows == 1
+    assert full.checksum_examples == [{"worker": 1, "key": key, "last_seq": last_seq}]
+    assert quick.checksum_mismatches == 0 and quick.mismatched_rows == 0
