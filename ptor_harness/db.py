@@ -201,8 +201,8 @@ def cut_socket(conn_or_fd) -> None:
     """Shut a session's socket down from any thread: a call blocked on it (a frozen server
     never answers, and its kernel keeps TCP alive) returns at once with a connection error.
     Takes a connection or its file descriptor."""
-    fd = conn_or_fd if isinstance(conn_or_fd, int) else conn_or_fd.fileno()
-    with contextlib.suppress(OSError, ValueError, psycopg2.Error):
+    with contextlib.suppress(OSError, ValueError, psycopg2.Error):  # closed already: done
+        fd = conn_or_fd if isinstance(conn_or_fd, int) else conn_or_fd.fileno()
         sock = socket.socket(fileno=os.dup(fd))
         try:
             sock.shutdown(socket.SHUT_RDWR)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import select
 import threading
+import time
 from typing import Optional
 
 import psycopg2
@@ -74,13 +75,39 @@ def acquire(dsn: str, what: str, schema: str, run_id: str, timeout: float,
     return conn
 
 
+def cluster_position(conn) -> Optional[tuple[str, int]]:
+    """(system identifier, timeline) of the server behind `conn`: a promoted standby keeps
+    the cluster's identifier and moves to a higher timeline. None when it cannot be read."""
+    try:
+        identity = db.server_identity(conn, -1, 0)
+    except psycopg2.Error:
+        return None
+    if identity.system_id is None or identity.timeline is None:
+        return None
+    return identity.system_id, identity.timeline
+
+
+def is_newer(there: Optional[tuple[str, int]], here: Optional[tuple[str, int]]) -> bool:
+    """Is `there` a newer primary of the cluster `here` belongs to (same system identifier,
+    higher timeline)? Unknown positions are never newer."""
+    return there is not None and here is not None and there[0] == here[0] \
+        and there[1] > here[1]
+
+
 class LockKeeper:
     """Holds the drill lock on the primary for the whole run, in a background thread that
     checks its session every `interval` seconds and takes the lock again after a
-    failover. `lost_to` says who took it meanwhile, if anyone did."""
+    failover. `lost_to` says who took it meanwhile, if anyone did.
+
+    A dead session is noticed at once. An old primary that is frozen or was never fenced
+    keeps the session alive, though, so every `follow_every` seconds the keeper also looks
+    where the DSN leads now, and follows the lock to a newer primary of the same cluster
+    (a higher timeline; never back to an older one, so two live primaries do not make it
+    flip between them)."""
 
     def __init__(self, conn, dsn: str, schema: str, run_id: str, timeout: float,
-                 statement_timeout: float, interval: float = 1.0) -> None:
+                 statement_timeout: float, interval: float = 1.0,
+                 follow_every: float = 2.0) -> None:
         self.conn = conn
         self.dsn = dsn
         self.schema = schema
@@ -88,6 +115,8 @@ class LockKeeper:
         self.timeout = timeout
         self.statement_timeout = statement_timeout
         self.interval = interval
+        self.follow_every = follow_every
+        self.position = cluster_position(conn)
         self.retaken = 0
         self.lost_to: Optional[str] = None
         self.stopped = threading.Event()
@@ -110,7 +139,22 @@ class LockKeeper:
         except (psycopg2.Error, OSError, ValueError):
             return False
 
+    def _newer_primary(self) -> bool:
+        """Does the DSN now lead to a newer primary of the lock's cluster? Connects anew
+        (bounded by the connect timeout); an unreachable DSN says nothing."""
+        try:
+            conn = db.connect(self.dsn, application_name(self.run_id), self.timeout,
+                              self.statement_timeout)
+        except psycopg2.Error:
+            return False
+        try:
+            there = cluster_position(conn)
+        finally:
+            conn.close()
+        return is_newer(there, self.position)
+
     def _retake(self) -> bool:
+        cut_socket(self.conn)  # the old server may be frozen: close() must not wait on it
         with contextlib.suppress(Exception):
             self.conn.close()
         try:
@@ -124,6 +168,7 @@ class LockKeeper:
             conn.close()
             return False
         self.conn = conn
+        self.position = cluster_position(conn) or self.position
         if holder is not None and self.lost_to is None:
             self.lost_to = holder
         self.retaken += holder is None
@@ -131,9 +176,14 @@ class LockKeeper:
 
     def _run(self) -> None:
         held = True
+        followed = time.monotonic()
         while not self.stopped.wait(self.interval):
             if held and self._alive():
-                continue
+                if time.monotonic() - followed < self.follow_every:
+                    continue
+                followed = time.monotonic()
+                if not self._newer_primary():
+                    continue
             held = self._retake()
             if self.lost_to is not None:
                 return  # someone else's drill owns the cluster now: stop competing

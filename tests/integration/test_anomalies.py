@@ -69,4 +69,6 @@ def test_a_frozen_primary_never_hangs_the_drill(make_lab, run_ptor):
     resolved = r["indeterminate"]
     assert resolved["applied"] + resolved["not_applied"] == workers
     assert r["servers"]["primary_after"]["port"] == lab.nodes["node2"].port
+    # the lock's session on the frozen node looked alive; the lock followed the primary
+    assert r["lock"]["retaken"] >= 1 and r["lock"]["lost_to"] is None
     assert r["rpo"]["lost_acknowledged_ops"] == 0 and r["verdict"] == "pass"
