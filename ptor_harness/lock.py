@@ -139,13 +139,20 @@ class LockKeeper:
         except (psycopg2.Error, OSError, ValueError):
             return False
 
-    def _newer_primary(self) -> bool:
-        """Does the DSN now lead to a newer primary of the lock's cluster? Connects anew
-        (bounded by the connect timeout); an unreachable DSN says nothing."""
+    def _session(self):
+        """A new session where the DSN leads now (bounded by the connect timeout), or
+        None while nothing answers."""
         try:
-            conn = db.connect(self.dsn, application_name(self.run_id), self.timeout,
+            return db.connect(self.dsn, application_name(self.run_id), self.timeout,
                               self.statement_timeout)
         except psycopg2.Error:
+            return None
+
+    def _newer_primary(self) -> bool:
+        """Does the DSN now lead to a newer primary of the lock's cluster? An unreachable
+        DSN says nothing."""
+        conn = self._session()
+        if conn is None:
             return False
         try:
             there = cluster_position(conn)
@@ -157,10 +164,8 @@ class LockKeeper:
         cut_socket(self.conn)  # the old server may be frozen: close() must not wait on it
         with contextlib.suppress(Exception):
             self.conn.close()
-        try:
-            conn = db.connect(self.dsn, application_name(self.run_id), self.timeout,
-                              self.statement_timeout)
-        except psycopg2.Error:
+        conn = self._session()
+        if conn is None:
             return False
         try:
             holder = try_lock(conn, self.schema)
