@@ -59,13 +59,18 @@ def _deadline_wait(per_host_seconds: float) -> Callable:
     return wait
 
 
+TCP_USER_TIMEOUT = 10.0  # seconds unacknowledged data may wait before the session is cut
+
+
 def connect(dsn: str, application_name: str, timeout: float,
             statement_timeout: float = 0.0, autocommit: bool = True):
     """Open a connection that names itself and never waits forever.
 
     `timeout` bounds each host attempt (fractional seconds); `statement_timeout` (seconds,
     0 for none) bounds every statement of the session. TCP keepalives make a silently dead
-    peer visible. Raises psycopg2.Error on failure.
+    peer visible while the session is idle, and tcp_user_timeout while data waits for its
+    acknowledgement (a partitioned repo mid-COPY would otherwise hold the recorder for the
+    kernel's ~15 minutes of retransmissions). Raises psycopg2.Error on failure.
     """
     libpq_timeout = max(2, math.ceil(timeout) + 1)  # backstop only; our deadline is tighter
     kwargs = {
@@ -75,6 +80,7 @@ def connect(dsn: str, application_name: str, timeout: float,
         "keepalives_idle": "5",
         "keepalives_interval": "2",
         "keepalives_count": "3",
+        "tcp_user_timeout": str(int(TCP_USER_TIMEOUT * 1000)),
     }
     parsed = extensions.parse_dsn(dsn)
     for key in list(kwargs):
