@@ -88,9 +88,15 @@ def read_batches(path: str) -> Iterator[tuple[list, ...]]:
                 return
             try:
                 record = json.loads(line)
-            except ValueError:
+                if not isinstance(record, dict):
+                    raise ValueError
+                batch = tuple([tuple(row) for row in record.get(part, [])]
+                              for part in BATCH_PARTS)
+                if any(not isinstance(record.get(part, []), list) for part in BATCH_PARTS):
+                    raise ValueError
+            except (ValueError, TypeError):
                 raise ValueError(f"{path}: line {number} is not a spilled batch") from None
-            yield tuple([tuple(row) for row in record.get(part, ())] for part in BATCH_PARTS)
+            yield batch
 
 
 def replay(ledger, path: str) -> int:

@@ -1,6 +1,8 @@
 """The spill file keeps ledger batches exactly, in order, and survives a torn last line."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ptor_harness.ledger.spill import Spill, read_batches
 
@@ -36,3 +38,19 @@ def test_a_line_torn_by_a_crash_is_skipped_only_at_the_end(tmp_path):
     path.write_text(whole[: len(whole) // 2] + "\n" + whole)
     with pytest.raises(ValueError, match="line 1 is not a spilled batch"):
         list(read_batches(str(path)))
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.lists(st.text(max_size=60) | st.sampled_from(
+    ['{"ops": [[1, 2]]}', '[1]', '{"ops": 5}', '{"ops": [3]}', '{}', 'null', '{"ids": []}']),
+    max_size=6))
+def test_any_file_reads_as_batches_or_one_clear_error(tmp_path_factory, lines):
+    path = tmp_path_factory.mktemp("spill") / "spill.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        batches = list(read_batches(str(path)))
+    except ValueError as exc:
+        assert "is not a spilled batch" in str(exc)
+    else:
+        assert all(len(batch) == 4 and all(isinstance(part, list) for part in batch)
+                   for batch in batches)
