@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Optional
 
+import psutil
 import psycopg2
 
 from . import db, exports, lock, report
@@ -78,6 +79,7 @@ def reconcile_run_later(argv: list) -> int:
             raise ConfigError(f"--run takes a run id such as 20261125T210627Z-90a45e, "
                               f"not {run_id!r}")
         scenario = parse_scenario(rest)
+        hide_passwords_from_ps(scenario.secrets)
         setup_logging(scenario.quiet, scenario.secrets)
         from .coordinator import Drill
 
@@ -172,9 +174,25 @@ def stop_on_signals(drill):
             signal.signal(sig, handler)
 
 
+def hide_passwords_from_ps(secrets: tuple[str, ...] = ()) -> None:
+    """A password given as a flag sits in the process's command line, which any local user
+    can read (ps, /proc/PID/cmdline): rewrite the title masked. setproctitle overwrites the
+    argv memory itself, which Python alone cannot do."""
+    try:
+        title = " ".join(psutil.Process().cmdline())
+    except psutil.Error:
+        return
+    masked = redact(title, secrets)
+    if masked != title:
+        import setproctitle
+
+        setproctitle.setproctitle(masked)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `ptor` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    hide_passwords_from_ps()  # DSN passwords, by their pattern, before anything else
     if argv[:1] == ["history"]:
         return show_history(argv[1:])
     if argv[:1] == ["reconcile"]:
@@ -182,6 +200,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     scenario = None
     try:
         scenario = parse_scenario(argv)
+        hide_passwords_from_ps(scenario.secrets)
         setup_logging(scenario.quiet, scenario.secrets)
         if scenario.reset:
             return reset(scenario)
