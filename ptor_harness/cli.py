@@ -184,8 +184,10 @@ def hide_passwords_from_ps(secrets: tuple[str, ...] = ()) -> None:
         return
     masked = redact(title, secrets)
     if masked != title:
-        import setproctitle
-
+        try:
+            import setproctitle
+        except ImportError:  # installed without its dependencies: the title stays as is
+            return
         setproctitle.setproctitle(masked)
 
 
