@@ -64,7 +64,7 @@ def test_a_partitioned_repo_holds_the_load_back_and_loses_nothing(make_lab, run_
     try:
         repo.up()
         lab = make_lab("sync")
-        cut = TCP_USER_TIMEOUT + 3
+        cut = TCP_USER_TIMEOUT + 5  # the kernel gives up at its next retransmission after it
         fault = f"{repo.shell('cut')} && sleep {cut:g} && {repo.shell('heal')}"
         run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", repo.dsn(),
                        "--init", "--parallel-workers", "3", "--warmup-duration", "1",
