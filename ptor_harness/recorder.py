@@ -144,7 +144,8 @@ class Recorder:
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                 error = exc
         raise RecorderError(f"the repo stayed unreachable for {self.outage_limit:g} s "
-                            f"(max-outage): {error_label(error)}")
+                            f"(max-outage): {error_label(error)}; every op sent is in the "
+                            f"ledger as an intent at least: {self.reconcile_hint()}")
 
     def replay_spill(self) -> bool:
         """One attempt, when the backoff allows, to bring the repo up to date from the spill
@@ -173,11 +174,13 @@ class Recorder:
         self.spill.sync()
         self.gave_up = (f"the repo stayed unreachable for {self.outage_limit:g} s "
                         f"(max-outage): {error_label(error)}; the ledger rows it missed are "
-                        f"kept in {self.spill.path}: once the repo is back, run "
-                        f"ptor reconcile --run {self.run_id} with the same --report-dir and "
-                        "--repo-pgdsn")
+                        f"kept in {self.spill.path}: {self.reconcile_hint()}")
         if self.events is not None:
             self.events.put(messages.RecorderCrashed(self.gave_up, ""))
+
+    def reconcile_hint(self) -> str:
+        return (f"once the repo is back, run ptor reconcile --run {self.run_id} with the "
+                "same --report-dir and --repo-pgdsn")
 
     def finish(self) -> None:
         """After the stop message: a spill file still waiting is replayed before the
@@ -211,6 +214,7 @@ def run_recorder(spec: LedgerSpec, queue, ack_conns: dict, events, parent_pid: i
                                              recorder.repo_reconnects,
                                              spill.total_rows if spill else 0))
     except BaseException as exc:
-        events.put(messages.RecorderCrashed(error_label(exc),
-                                             messages.tail(traceback.format_exc())))
+        # ptor's own errors are whole sentences for the user; anything else is labelled
+        error = str(exc) if isinstance(exc, RecorderError) else error_label(exc)
+        events.put(messages.RecorderCrashed(error, messages.tail(traceback.format_exc())))
         raise SystemExit(1) from None

@@ -94,30 +94,40 @@ def test_async_repo_mode_spills_while_the_repo_is_away_and_replays(make_lab, run
     assert r["verdict"] == "pass"
 
 
-def test_a_repo_that_never_returns_leaves_a_spill_file_for_ptor_reconcile(make_lab, run_ptor):
-    """Past max-outage the run ends with one clear error (exit 3) and keeps the spill file;
-    `ptor reconcile --run` replays it once the repo is back and reconciles exactly."""
+@pytest.mark.parametrize("repo_mode", ["sync", "async"])
+def test_a_repo_that_never_returns_is_reconciled_later(make_lab, run_ptor, repo_mode):
+    """Past max-outage the run ends with one clear error (exit 3) naming the way out;
+    async repo mode keeps its spill file. `ptor reconcile --run` replays the file (if any)
+    once the repo is back and reconciles exactly: in sync repo mode every op sent is in
+    the ledger as an intent at least."""
     from .conftest import lab_command
 
     lab = make_lab("sync")
-    run = run_ptor(*_async_repo_drill(lab, "--duration", "60", "--max-outage", "3",
-                                      "--failover-command", lab_command(lab, "stop-node",
-                                                                        "repo")))
+    args = _async_repo_drill(lab, "--duration", "60", "--max-outage", "3",
+                             "--failover-command", lab_command(lab, "stop-node", "repo"))
+    if repo_mode == "sync":
+        args.remove("--async-repo-mode")
+    run = run_ptor(*args)
     assert run.code == 3, run
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("ptor: error:") and "Traceback" not in run.stderr
     assert "the repo stayed unreachable for 3 s" in last and "ptor reconcile --run" in last
-    (spilled,) = glob.glob(os.path.join(run.out_dir, "*", "ledger-spill.jsonl"))
-    run_id = os.path.basename(os.path.dirname(spilled))
-    assert spilled in last and run_id in last
-    assert os.path.getsize(spilled) > 0
+    assert last.count("the repo stayed unreachable") == 1, last  # said once
+    (run_dir,) = glob.glob(os.path.join(run.out_dir, "*"))
+    run_id = os.path.basename(run_dir)
+    spilled = os.path.join(run_dir, "ledger-spill.jsonl")
+    assert run_id in last
+    if repo_mode == "async":
+        assert spilled in last and os.path.getsize(spilled) > 0
+    else:
+        assert not os.path.exists(spilled)
 
     lab.start_node("repo")
     later = run_ptor("reconcile", "--run", run_id, "--primary-pgdsn", lab.primary_dsn(),
                      "--repo-pgdsn", lab.repo_dsn())
     assert later.code == 4, later  # reconciled, but the drill itself did not complete
     r = later.report
-    assert "replayed from its spill file" in r["stop_reason"]
+    assert ("replayed from its spill file" in r["stop_reason"]) == (repo_mode == "async")
     assert not os.path.exists(spilled)
     assert r["validation"]["completed"] and r["validation"]["mode"] == "full"
     assert r["ops"]["ok"] > 0 and r["rpo"]["lost_acknowledged_ops"] == 0
