@@ -338,8 +338,7 @@ class Drill:
             proc.start()
             workers.append(proc)
         watcher = LoadWatcher(s, board, self.progress, lambda: self.current_phase)
-        sampler = CpuSampler([os.getpid(), recorder.pid] + [p.pid for p in workers],
-                             QUEUE_MESSAGES)
+        sampler = CpuSampler([os.getpid(), recorder.pid] + [p.pid for p in workers])
         schedule = None
         try:
             self.phase("warmup")
@@ -406,7 +405,7 @@ class Drill:
             self.phase("drain")
             self.outcome.cpu_samples, self.outcome.cpu_cores = sampler.samples, sampler.cores
             self.outcome.queue_peak = sampler.queue_peak
-            self.outcome.queue_capacity = sampler.queue_capacity
+            self.outcome.queue_capacity = QUEUE_MESSAGES
             stop.set()
             go.set()
             if schedule is not None:

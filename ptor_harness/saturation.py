@@ -26,7 +26,7 @@ class CpuSampler:
     at every call the depth of the queue to the recorder: a full queue means the recorder,
     not the cluster, held the workers back."""
 
-    def __init__(self, pids: list[int], queue_capacity: int = 0) -> None:
+    def __init__(self, pids: list[int]) -> None:
         self.processes = []
         for pid in pids:
             try:
@@ -36,7 +36,6 @@ class CpuSampler:
         self.cores = psutil.cpu_count() or 1
         self.samples: list[tuple[float, float, float]] = []
         self.last: Optional[tuple[float, float]] = None
-        self.queue_capacity = queue_capacity
         self.queue_peak = 0
 
     def _harness_seconds(self) -> float:

@@ -52,7 +52,7 @@ class WorkerBoard:
         return cls(ctx.Array("d", workers * len(cls.FIELDS), lock=False), workers)
 
     def get(self, worker: int, field: str) -> float:
-        return self.array[worker * self.width + self.FIELDS.index(field)]
+        return self.array[self.slot(worker, field)]
 
     def set(self, worker: int, field: str, value: float) -> None:
         self.array[self.slot(worker, field)] = value

@@ -9,8 +9,8 @@ replays it later.
 
 One JSON document per line (never pickle: `ptor reconcile` reads the file back, and a run
 folder is not a place to trust code from). A line cut short by a crash mid-write can only
-be the last one; it is ignored, which loses nothing that was acknowledged, since async
-mode never acknowledges through the ledger.
+be the last one, and is skipped: the recorder died writing it, and a run whose recorder
+died says so and ends without a verdict.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ class Spill:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.rows = 0  # rows appended since the file was last emptied
         self.total_rows = 0  # rows that ever went through the file
         self._file = None
 
@@ -49,19 +48,12 @@ class Spill:
         self._file.write(json.dumps(dict(zip(BATCH_PARTS, batch)), separators=(",", ":")))
         self._file.write("\n")
         self._file.flush()
-        count = sum(len(part) for part in batch)
-        self.rows += count
-        self.total_rows += count
+        self.total_rows += sum(len(part) for part in batch)
 
     def sync(self) -> None:
         """Make the file durable (before the recorder gives up and leaves it behind)."""
         if self._file is not None:
             os.fsync(self._file.fileno())
-
-    def batches(self) -> Iterator[tuple[list, ...]]:
-        if self._file is not None:
-            self._file.flush()
-        return read_batches(self.path)
 
     def discard(self) -> None:
         """The ledger holds everything: forget the file."""
@@ -70,7 +62,6 @@ class Spill:
             self._file = None
         if os.path.exists(self.path):
             os.unlink(self.path)
-        self.rows = 0
 
     def close(self) -> None:
         if self._file is not None:

@@ -55,7 +55,7 @@ def test_a_full_queue_to_the_recorder_is_reported():
 
 
 def test_the_sampler_keeps_the_deepest_queue_it_saw():
-    sampler = saturation.CpuSampler([], queue_capacity=100)
+    sampler = saturation.CpuSampler([])
     for now, depth in ((0.0, 3), (0.05, 40), (0.1, 7)):
         sampler.sample(now, depth)
     assert sampler.queue_peak == 40
