@@ -30,6 +30,7 @@ from .errors import ClusterError, RecorderError
 from .faults import FaultSchedule, LabAction, ShellCommand
 from .ledger import LedgerSpec, spill
 from .ledger import postgres as pg_ledger
+from .ledger.journal import PhaseJournal
 from .metrics import RunMetrics, latency_summary
 from .ops import Identity
 from .recorder import run_recorder
@@ -97,6 +98,7 @@ class Drill:
             spill_path=spill.spill_path(self.run_dir) if scenario.repo_pgdsn else None)
         self.outcome = DrillOutcome(self.run_id, self.run_dir, scenario, self.ledger_spec.kind)
         self.ledger = None
+        self.journal: Optional[PhaseJournal] = None
         self.started = time.monotonic()
         self.stop_signal: Optional[str] = None
         self.current_phase = ""
@@ -121,7 +123,9 @@ class Drill:
         self.outcome.phases[name] = now
         self.current_phase = name
         log.info("phase %s", name)
-        if self.ledger is not None:
+        if self.journal is not None:  # during the load: never wait on the repo
+            self.journal.record(now, "phase:" + name, detail)
+        elif self.ledger is not None:
             try:
                 self.ledger.record_event(now, "phase:" + name, detail)
             except psycopg2.Error as exc:  # the repo is away: the phase stays in the report
@@ -340,6 +344,8 @@ class Drill:
         watcher = LoadWatcher(s, board, self.progress, lambda: self.current_phase)
         sampler = CpuSampler([os.getpid(), recorder.pid] + [p.pid for p in workers])
         schedule = None
+        self.journal = PhaseJournal(self.ledger_spec)
+        self.journal.start()
         try:
             self.phase("warmup")
             go.set()
@@ -403,6 +409,8 @@ class Drill:
         finally:
             watcher.clear_line()
             self.phase("drain")
+            self.journal.close()
+            self.journal = None
             self.outcome.cpu_samples, self.outcome.cpu_cores = sampler.samples, sampler.cores
             self.outcome.queue_peak = sampler.queue_peak
             self.outcome.queue_capacity = QUEUE_MESSAGES

@@ -329,6 +329,8 @@ def test_a_run_whose_coordinator_was_killed_is_reconciled_later(make_lab, tmp_pa
     assert done.returncode == 4, done.stderr  # the drill itself never completed
     r = json.loads((tmp_path / "later.json").read_text())
     assert r["run_id"] == run_id and r["stop_reason"].startswith("reconciled later")
+    # the phases journaled while the load ran (by the journal thread) came back from it
+    assert r["phases"]["warmup"] <= r["phases"]["load"] < r["phases"]["reconcile"]
     assert r["validation"]["completed"] and r["validation"]["mode"] == "full"
     assert r["ops"]["ok"] > 0 and r["rpo"]["lost_acknowledged_ops"] == 0
     assert r["anomalies"]["phantom_rows"] == 0 and r["validation"]["mismatched_rows"] == 0
