@@ -123,16 +123,22 @@ class Drill:
         self.outcome.phases[name] = now
         self.current_phase = name
         log.info("phase %s", name)
-        if self.journal is not None:  # during the load: never wait on the repo
+        if self.journal is not None:  # never waits on the repo
             self.journal.record(now, "phase:" + name, detail)
-        elif self.ledger is not None:
-            try:
-                self.ledger.record_event(now, "phase:" + name, detail)
-            except psycopg2.Error as exc:  # the repo is away: the phase stays in the report
-                log.warning("phase %s not journaled, the repo is unreachable: %s", name,
-                            db.error_label(exc))
-                with contextlib.suppress(psycopg2.Error):
-                    self.ledger.reconnect()
+
+    @contextlib.contextmanager
+    def open_ledger(self):
+        """The run's ledger for the body, with the journal that writes its phase events;
+        both closed however the body ends."""
+        self.ledger = self.ledger_spec.open()
+        self.journal = PhaseJournal(self.ledger_spec)
+        self.journal.start()
+        try:
+            yield self.ledger
+        finally:
+            self.journal.close()
+            self.journal = None
+            self.ledger.close()
 
     def take_locks(self) -> None:
         """One drill at a time: the lock on the primary (kept across failovers by a
@@ -235,15 +241,12 @@ class Drill:
             self.take_locks()
             self.check()
             os.makedirs(self.run_dir, exist_ok=True)
-            self.ledger = self.ledger_spec.open()
-            self.ledger.create_run(time.time(), s.as_public_dict())
-            seed = s.seed if s.seed is not None else random.SystemRandom().randrange(2**31)
-            self.outcome.phases["seed"] = seed
-            try:
+            with self.open_ledger() as ledger:
+                ledger.create_run(time.time(), s.as_public_dict())
+                seed = s.seed if s.seed is not None else random.SystemRandom().randrange(2**31)
+                self.outcome.phases["seed"] = seed
                 self.load(seed)
                 result = self.conclude()
-            finally:
-                self.ledger.close()
         finally:
             self.release_locks()
         self.write_outputs(result)
@@ -278,8 +281,7 @@ class Drill:
                                "the --report-dir it ran with, or --repo-pgdsn if it used one")
         try:
             self.take_locks()
-            self.ledger = self.ledger_spec.open()
-            try:
+            with self.open_ledger():
                 stored = self.ledger.stored_scenario()
                 if stored is None:
                     raise ClusterError(f"the ledger has no run {self.run_id}")
@@ -297,8 +299,6 @@ class Drill:
                                             "coordinator did not finish it")
                 self.replay_spill_file()
                 result = self.conclude()
-            finally:
-                self.ledger.close()
         finally:
             self.release_locks()
         self.write_outputs(result)
@@ -344,8 +344,6 @@ class Drill:
         watcher = LoadWatcher(s, board, self.progress, lambda: self.current_phase)
         sampler = CpuSampler([os.getpid(), recorder.pid] + [p.pid for p in workers])
         schedule = None
-        self.journal = PhaseJournal(self.ledger_spec)
-        self.journal.start()
         try:
             self.phase("warmup")
             go.set()
@@ -409,8 +407,6 @@ class Drill:
         finally:
             watcher.clear_line()
             self.phase("drain")
-            self.journal.close()
-            self.journal = None
             self.outcome.cpu_samples, self.outcome.cpu_cores = sampler.samples, sampler.cores
             self.outcome.queue_peak = sampler.queue_peak
             self.outcome.queue_capacity = QUEUE_MESSAGES

@@ -1,10 +1,11 @@
-"""Phase events written from a thread of their own while the load runs.
+"""Phase events written to the ledger from a thread of their own.
 
 The coordinator's loop must keep ticking during the load (workers, signals, deadlines,
 outage tracking), but a write to a partitioned repo takes seconds to fail
 (tcp_user_timeout, then a connect timeout). The journal takes the events in order and
-writes them through its own ledger session, so the loop never waits on the repo; an event
-the repo refuses is logged, and the phase stays in the report either way.
+writes them through its own ledger session, so the coordinator never waits on the repo to
+mark a phase; an event the repo refuses is logged, and the phase stays in the report
+either way.
 """
 
 from __future__ import annotations
