@@ -206,8 +206,9 @@ class Drill:
                 pg_ledger.init_repo(conn, s.schema)
             missing = pg_ledger.missing_repo_tables(conn, s.schema)
             if missing:
-                raise ClusterError(f"ptor's ledger tables are missing in the repo "
-                                   f"({missing[0]}); run with --init to create them")
+                raise ClusterError(f"ptor's ledger tables are missing in the repo, or are "
+                                   f"from an older ptor ({missing[0]}); run with --init to "
+                                   f"create or upgrade them")
         except psycopg2.Error as exc:
             raise ClusterError(f"cannot prepare the repo: {db.error_label(exc)}") from None
         finally:
@@ -537,7 +538,7 @@ class Drill:
         try:
             self.outcome.findings = reconcile_run(
                 conn, ledger, s.schema, s.parallel_workers, self.run_id, s.payload_bytes,
-                s.full_data_validation, self.outcome.identities)
+                s.full_data_validation, self.outcome.identities, identity)
         except ValidationIncomplete as exc:
             self.outcome.validation_error = s.redact(str(exc))
         finally:

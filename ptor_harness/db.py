@@ -148,15 +148,17 @@ SELECT host(inet_server_addr()), inet_server_port(), pg_is_in_recovery(),
        CASE WHEN pg_is_in_recovery()
             THEN (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1)
             ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
-       END
+       END,
+       extract(epoch FROM pg_postmaster_start_time())::float8
 """
 
 
 def server_identity(conn, worker: int, session: int) -> Identity:
-    """Ask the server who it is: address, port, role, system identifier, timeline."""
+    """Ask the server who it is: address, port, role, system identifier, timeline, and when
+    its postmaster started."""
     with conn.cursor() as cur:
         cur.execute(_IDENTITY_SQL)
-        addr, port, in_recovery, timeline = cur.fetchone()
+        addr, port, in_recovery, timeline, started_at = cur.fetchone()
         system_id: Optional[str] = None
         try:
             cur.execute("SELECT system_identifier::text FROM pg_control_system()")
@@ -164,7 +166,8 @@ def server_identity(conn, worker: int, session: int) -> Identity:
         except psycopg2.Error:  # not permitted for this role: identity without it
             if not conn.autocommit:
                 conn.rollback()
-    return Identity(worker, session, time.time(), addr, port, in_recovery, system_id, timeline)
+    return Identity(worker, session, time.time(), addr, port, in_recovery, system_id, timeline,
+                    started_at)
 
 
 def error_label(exc: BaseException) -> str:

@@ -117,7 +117,7 @@ def prometheus_text(report: dict) -> str:
           [({}, rto["recovered"])])
     gauge("lost_acknowledged_ops", "Acknowledged ops whose effect is not on the primary.",
           [({}, rpo["lost_acknowledged_ops"])])
-    gauge("rpo_window_seconds", "Earliest lost acknowledgement to the outage start.",
+    gauge("rpo_window_seconds", "First to last lost acknowledgement.",
           [({}, rpo["window_seconds"])])
     gauge("ops", "Ops of the last drill by outcome.",
           [({"outcome": k}, ops[k]) for k in ("ok", "failed", "indeterminate")])

@@ -5,13 +5,15 @@ reconciliation and metrics read them back as `Op`. `LEDGER_FORMAT` versions that
 
 Format history:
   1 — first version: worker, seq, kind, key, t_start, t_end, outcome, error, session, rows.
+  2 — `prev_seq` on ops (the version chain) and `started_at` on identities (a restart of
+      the same server is a new server).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
-LEDGER_FORMAT = 1
+LEDGER_FORMAT = 2
 
 INSERT = "I"
 UPDATE = "U"
@@ -30,6 +32,12 @@ class Op(NamedTuple):
     `outcome` is None for an op whose intent is durable but whose outcome never reached the
     ledger (the harness died in between): it is in doubt exactly like an indeterminate op.
     Times are client wall-clock epoch seconds, so they compare across processes.
+
+    `prev_seq` is the version chain: the `last_seq` of the row version an acknowledged
+    UPDATE or DELETE replaced, as the server returned it (None for an INSERT, for a write
+    that matched no row, for an op without acknowledgement, and in format-1 ledgers). A
+    write lost in a failover is thus seen at the first later write to its key, even when
+    that write overwrote the key before the final state could show the loss.
     """
 
     worker: int
@@ -42,6 +50,7 @@ class Op(NamedTuple):
     error: Optional[str]
     session: Optional[int]
     rows: Optional[int]
+    prev_seq: Optional[int] = None
 
     @property
     def in_doubt(self) -> bool:
@@ -61,10 +70,13 @@ class Identity(NamedTuple):
     in_recovery: Optional[bool]
     system_id: Optional[str]
     timeline: Optional[int]
+    started_at: Optional[float] = None  # the postmaster's start (epoch): a restart is news
 
     def server(self) -> tuple:
-        """The fields that name a server: equal tuples mean the same primary."""
-        return (self.addr, self.port, self.system_id, self.timeline)
+        """The fields that name one server's unbroken history: equal tuples mean the same
+        primary, not restarted in between (a restart may lose what synchronous_commit=off
+        acknowledged, exactly like a failover)."""
+        return (self.addr, self.port, self.system_id, self.timeline, self.started_at)
 
     def label(self) -> str:
         """A short human name for the server, as the report prints it."""

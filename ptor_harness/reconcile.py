@@ -1,25 +1,37 @@
 """Reconciliation: what the primary holds, judged against what the ledger says happened (pure).
 
 Per worker, two streams sorted by key are merge-joined: the ledger's ops (each key's ops in
-seq order) and the primary's rows `(id, last_seq[, payload_ok])`. Each key's final row
-must be the effect of its last applied op:
+seq order) and the primary's rows `(id, last_seq[, payload_ok])`. The question for every
+acknowledged op is whether its write is in the new primary's history of its key ("kept") or
+not ("lost"), whether or not a later write overwrote it. Three kinds of evidence answer it:
 
-- row present with last_seq s: op s explains it (and, in the full check, the payload is the
-  one op s wrote: the server compares it and sends `payload_ok`); every `ok` op after s on
-  that key is a lost acknowledged update or delete; an in-doubt op s is *applied*, one
-  after s *not applied*;
-- row absent: fine after an applied delete; otherwise every `ok` insert / update of the key
-  is lost, and in-doubt ops are *not applied*;
-- a row no ledger op explains is a phantom (or, when its op was `failed`, an applied failure).
+- **final state**: the row's `last_seq` names the op whose version the primary holds; an
+  acknowledged write after it is lost (a delete after it: the row is back, "resurrected");
+  no row and no acknowledged delete: every acknowledged write of the key is lost.
+- **version chain**: every acknowledged UPDATE and DELETE returned the `last_seq` of the
+  version it replaced (`Op.prev_seq`). If op X is in the history, so is the version X
+  replaced, and nothing written between that version and X is: walking the chain down from
+  the row (or from the delete that removed it) names every kept version, and every
+  acknowledged write of the key that is not on the chain is lost. This finds a write lost
+  in a failover and then overwritten on the new primary, which the final state cannot show.
+- **worker order**: one worker's ops are sequential, and one server's history is linear
+  (its WAL), so of the ops one worker ran on one server (identity: address, port, system,
+  timeline, postmaster start) the new primary keeps a prefix in seq order. An op the other
+  evidence leaves open (a deleted key's history: no row either way) is kept when an op
+  after it on the same server was kept, lost when an op before it on the same server was
+  lost, and kept when it ran on the very server being checked (same identity: never lost).
+  What none of this decides is counted `unverifiable` and assumed kept: ptor never reports
+  a loss it cannot show.
 
-Workers never touch a key again after an op on it ended in doubt (workload.py), so an
-in-doubt op is always the last op on its key and is always resolved; `superseded` counts
-any that were not, and is 0 by construction.
+A deleted key's chain (the delete and the versions under it) is kept or lost as a whole: if
+the delete is in the history its chain is, and if it is not, no version of the key can be
+(the row would still be there). In-doubt ops are resolved the same way: a worker never
+touches a key again after an op on it ended in doubt (workload.py), so an in-doubt op is
+the last op on its key; `superseded` counts any that were not, and is 0 by construction.
 
-A hole is a lost `ok` op of a worker followed by a surviving later op of the same worker
-on the same server (same identity): WAL is linear, so that means corruption or split brain.
-Losing a suffix before a failover is not a hole. A resurrected row is a lost acknowledged
-delete (the row is back). An acknowledged update or delete whose rowcount was 0 matched no
+A hole is a lost `ok` op of a worker below a kept later op of the same worker on the same
+server: WAL is linear, so that means corruption or split brain. Losing a suffix before a
+failover is not a hole. An acknowledged update or delete whose rowcount was 0 matched no
 row, so it has no effect to find: it is counted (`noop_writes`, a sign its row was already
 lost) but never as a loss or a hole. A split-brain write is an `ok` op acknowledged by a
 server after a newer primary of the same cluster (a higher timeline) had already served a
@@ -43,6 +55,9 @@ EXAMPLES_OF = {"phantom_rows": "phantom_examples", "holes": "hole_examples",
                "failed_but_applied": "failed_applied_examples",
                "split_brain_writes": "split_brain_examples",
                "resurrected_rows": "resurrected_examples"}
+# How a lost op was found (see the module's docstring).
+FINAL_STATE, VERSION_CHAIN, WORKER_ORDER = "final_state", "version_chain", "worker_order"
+EVIDENCE = (FINAL_STATE, VERSION_CHAIN, WORKER_ORDER)
 
 
 @dataclass
@@ -53,8 +68,12 @@ class Findings:
     keys_checked: int = 0
     mismatched_rows: int = 0
     lost: dict = field(default_factory=lambda: {k: 0 for k in KIND_NAMES.values()})
+    lost_by_evidence: dict = field(default_factory=lambda: {e: 0 for e in EVIDENCE})
     lost_examples: list = field(default_factory=list)
-    earliest_lost_commit: Optional[float] = None
+    first_lost_ack: Optional[float] = None  # acknowledgement times of the lost ops
+    last_lost_ack: Optional[float] = None
+    unverifiable: int = 0  # acknowledged ops no evidence shows kept or lost: assumed kept
+    unverifiable_examples: list = field(default_factory=list)
     applied: int = 0
     not_applied: int = 0
     superseded: int = 0
@@ -71,9 +90,10 @@ class Findings:
     split_brain_examples: list = field(default_factory=list)
     failed_applied_examples: list = field(default_factory=list)
     checksum_examples: list = field(default_factory=list)
-    # per worker, server -> highest surviving seq; lost (seq, server) pairs for hole finding
+    # (worker, server) -> highest kept seq; lost (worker, seq, key, server) for hole finding
     _surviving: dict = field(default_factory=dict)
     _lost: list = field(default_factory=list)
+    _unverifiable: list = field(default_factory=list)  # (worker, seq), few
 
     @property
     def lost_total(self) -> int:
@@ -84,29 +104,60 @@ class Findings:
             bucket.append(item)
 
     def as_dict(self) -> dict:
-        return {
-            "rows_checked": self.rows_checked,
-            "keys_checked": self.keys_checked,
-            "mismatched_rows": self.mismatched_rows,
-            "lost": dict(self.lost),
-            "lost_examples": self.lost_examples,
-            "applied": self.applied,
-            "not_applied": self.not_applied,
-            "superseded": self.superseded,
-            "phantom_rows": self.phantom_rows,
-            "phantom_examples": self.phantom_examples,
-            "failed_but_applied": self.failed_but_applied,
-            "checksum_mismatches": self.checksum_mismatches,
-            "holes": self.holes,
-            "hole_examples": self.hole_examples,
-            "noop_writes": self.noop_writes,
-            "resurrected_rows": self.resurrected_rows,
-            "resurrected_examples": self.resurrected_examples,
-            "split_brain_writes": self.split_brain_writes,
-            "split_brain_examples": self.split_brain_examples,
-            "failed_applied_examples": self.failed_applied_examples,
-            "checksum_examples": self.checksum_examples,
-        }
+        return {name: (dict(value) if isinstance(value, dict) else value)
+                for name, value in vars(self).items() if not name.startswith("_")}
+
+
+class _Unit:
+    """Acknowledged ops of one key whose fate only the worker's order can tell: all kept
+    or all lost together (a deleted key's chain), or a single op."""
+
+    __slots__ = ("key", "ops", "kept")
+
+    def __init__(self, key: int, ops: list[Op]) -> None:
+        self.key = key
+        self.ops = ops
+        self.kept: Optional[bool] = None
+
+
+class _WorkerOrder:
+    """Per worker and server: the highest kept seq and the lowest lost seq, and the units
+    waiting for them."""
+
+    def __init__(self, server_of: Callable, worker: int, final_server: object) -> None:
+        self.server_of = server_of
+        self.worker = worker
+        self.final_server = final_server
+        self.top: dict = {}
+        self.bottom: dict = {}
+        self.pending: list[_Unit] = []
+        # in-doubt deletes of absent rows: applied exactly when some op under them was kept
+        self.doubt_deletes: list[list[_Unit]] = []
+
+    def kept(self, op: Op) -> None:
+        server = self.server_of(self.worker, op.session)
+        if server is not None and op.seq > self.top.get(server, 0):
+            self.top[server] = op.seq
+
+    def lost(self, op: Op) -> None:
+        server = self.server_of(self.worker, op.session)
+        if server is not None and op.seq < self.bottom.get(server, op.seq + 1):
+            self.bottom[server] = op.seq
+
+    def decide(self, unit: _Unit) -> Optional[bool]:
+        """True (kept), False (lost) or None (not decided by what is known so far). Kept
+        wins a contradiction: ptor never reports a loss it cannot show."""
+        lost = False
+        for op in unit.ops:
+            server = self.server_of(self.worker, op.session)
+            if server is None:
+                continue
+            if server == self.final_server or op.seq < self.top.get(server, 0):
+                return True
+            bottom = self.bottom.get(server)
+            if bottom is not None and op.seq > bottom:
+                lost = True
+        return False if lost else None
 
 
 class Reconciler:
@@ -114,16 +165,21 @@ class Reconciler:
 
     def __init__(self, server_of: Callable[[int, Optional[int]], object],
                  stale: Optional[Callable[[int, Optional[int], float],
-                                          Optional[float]]] = None) -> None:
-        """`server_of(worker, session)` names the server an op ran on (for holes);
+                                          Optional[float]]] = None,
+                 final_server: object = None) -> None:
+        """`server_of(worker, session)` names the server an op ran on (None: unknown);
         `stale(worker, session, acked_at)` says since when a newer primary was serving, if
-        the op's server was no longer the newest."""
+        the op's server was no longer the newest; `final_server` names the server being
+        checked (what it acknowledged itself it cannot have lost)."""
         self.server_of = server_of
         self.stale = stale
+        self.final_server = final_server
         self.findings = Findings()
+        self.order: Optional[_WorkerOrder] = None
 
     def add_worker(self, worker: int, ops_by_key: Iterable[Op],
                    rows_by_key: Iterable[tuple]) -> None:
+        self.order = _WorkerOrder(self.server_of, worker, self.final_server)
         ops_groups = itertools.groupby(ops_by_key, key=lambda op: op.key)
         rows: Iterator[tuple] = iter(rows_by_key)
         row = next(rows, None)
@@ -139,6 +195,12 @@ class Reconciler:
         while row is not None:
             self._phantom(worker, row)
             row = next(rows, None)
+        self._settle_order(worker)
+        for server, top in self.order.top.items():
+            self.findings._surviving[(worker, server)] = top
+        self.order = None
+
+    # --- findings ------------------------------------------------------------------------
 
     def _phantom(self, worker: int, row: tuple) -> None:
         f = self.findings
@@ -147,20 +209,20 @@ class Reconciler:
         f.mismatched_rows += 1
         f._example(f.phantom_examples, {"worker": worker, "key": row[0], "last_seq": row[1]})
 
-    def _survived(self, worker: int, op: Op) -> None:
-        server = (worker, self.server_of(worker, op.session))
-        if op.seq > self.findings._surviving.get(server, 0):
-            self.findings._surviving[server] = op.seq
-
-    def _lose(self, worker: int, op: Op) -> None:
+    def _lose(self, worker: int, op: Op, evidence: str) -> None:
         f = self.findings
         f.lost[KIND_NAMES[op.kind]] += 1
+        f.lost_by_evidence[evidence] += 1
         f._example(f.lost_examples, {"worker": worker, "key": op.key, "seq": op.seq,
-                                     "kind": KIND_NAMES[op.kind], "committed_at": op.t_end})
-        if op.t_end is not None and (f.earliest_lost_commit is None
-                                     or op.t_end < f.earliest_lost_commit):
-            f.earliest_lost_commit = op.t_end
+                                     "kind": KIND_NAMES[op.kind], "committed_at": op.t_end,
+                                     "found_by": evidence})
+        if op.t_end is not None:
+            if f.first_lost_ack is None or op.t_end < f.first_lost_ack:
+                f.first_lost_ack = op.t_end
+            if f.last_lost_ack is None or op.t_end > f.last_lost_ack:
+                f.last_lost_ack = op.t_end
         f._lost.append((worker, op.seq, op.key, self.server_of(worker, op.session)))
+        self.order.lost(op)
 
     def _split_brain(self, worker: int, ops: list[Op]) -> None:
         f = self.findings
@@ -175,87 +237,237 @@ class Reconciler:
                     "kind": KIND_NAMES[op.kind], "acknowledged_at": op.t_end,
                     "newer_primary_since": since})
 
+    # --- one key -------------------------------------------------------------------------
+
     def _judge(self, worker: int, key: int, ops: list[Op], row: Optional[tuple]) -> None:
         f = self.findings
         f.keys_checked += 1
         if self.stale is not None:
             self._split_brain(worker, ops)
-        # An acknowledged update or delete that matched no row changed nothing (its row
-        # was already gone: that loss is its insert's); there is no effect to look for.
-        noops = [op for op in ops if op.outcome == OK and op.kind != INSERT and op.rows == 0]
-        if noops:
-            f.noop_writes += len(noops)
-            ops = [op for op in ops if op not in noops]
         if row is not None:
             f.rows_checked += 1
-        live = [op for op in ops if op.outcome != FAILED]
-        bad = False
-        if row is None:
-            applied_delete = None
-            for op in live:
-                if op.kind == DELETE and op.outcome == OK:
-                    applied_delete = op
-            if applied_delete is None:
-                doubt_deletes = [op for op in live if op.kind == DELETE and op.in_doubt]
-                applied_delete = doubt_deletes[-1] if doubt_deletes else None
-            for op in live:
-                if applied_delete is not None and op.seq <= applied_delete.seq:
-                    if op is applied_delete and op.in_doubt:
-                        f.applied += 1
-                    elif op.in_doubt:
-                        f.superseded += 1
-                    # An absent row is no proof that the delete survived: the insert may
-                    # have been lost with it. Only present rows mark survival for holes.
-                    continue
-                if op.in_doubt:
-                    f.not_applied += 1
-                else:
-                    self._lose(worker, op)
-                    bad = True
-        else:
-            last_seq, payload_ok = row[1], row[2] if len(row) > 2 else True
-            writer = next((op for op in ops if op.seq == last_seq), None)
-            if writer is None or writer.kind == DELETE:
-                f.phantom_rows += 1
-                f._example(f.phantom_examples, {"worker": worker, "key": key,
-                                                "last_seq": last_seq})
-                bad = True
-            elif writer.outcome == FAILED:
-                f.failed_but_applied += 1
-                f._example(f.failed_applied_examples, {"worker": worker, "key": key,
-                                                       "seq": last_seq, "error": writer.error})
-                bad = True
-            else:
-                if not payload_ok:
-                    f.checksum_mismatches += 1
-                    f._example(f.checksum_examples, {"worker": worker, "key": key,
-                                                     "last_seq": last_seq})
-                    bad = True
-                if writer.in_doubt:
-                    f.applied += 1
-                else:
-                    self._survived(worker, writer)
-            for op in live:
-                if op.seq == last_seq:
-                    continue
-                if op.seq < last_seq:
-                    if op.in_doubt:
-                        f.superseded += 1
-                elif op.in_doubt:
-                    f.not_applied += 1
-                else:
-                    self._lose(worker, op)
-                    if op.kind == DELETE:  # the row it deleted is back
-                        f.resurrected_rows += 1
-                        f._example(f.resurrected_examples, {
-                            "worker": worker, "key": key, "deleted_by_seq": op.seq,
-                            "row_last_seq": last_seq})
-                    bad = True
+            only = ops[0]
+            if len(ops) == 1 and only.seq == row[1] and only.outcome == OK \
+                    and only.kind == INSERT and (len(row) < 3 or row[2]):
+                self.order.kept(only)  # the common key: one insert, its row as it wrote it
+                return
+        # An acknowledged update or delete that matched no row changed nothing (its row
+        # was already gone: that loss is its insert's); there is no effect to look for.
+        live = []
+        for op in ops:
+            if op.outcome == FAILED:
+                continue
+            if op.outcome == OK and op.kind != INSERT and op.rows == 0:
+                f.noop_writes += 1
+                continue
+            live.append(op)
+        bad = self._judge_row(worker, key, ops, live, row) if row is not None \
+            else self._judge_absent(worker, key, ops, live)
         if bad:
             f.mismatched_rows += 1
 
+    def _judge_row(self, worker: int, key: int, ops: list[Op], live: list[Op],
+                   row: tuple) -> bool:
+        """The key has a row: its writer is kept, and so is the chain under it."""
+        f = self.findings
+        last_seq, payload_ok = row[1], row[2] if len(row) > 2 else True
+        writer = next((op for op in ops if op.seq == last_seq), None)
+        bad = False
+        top = None  # the kept op whose chain is walked
+        if writer is None or writer.kind == DELETE:
+            f.phantom_rows += 1
+            f._example(f.phantom_examples, {"worker": worker, "key": key,
+                                            "last_seq": last_seq})
+            bad = True
+        elif writer.outcome == FAILED:
+            f.failed_but_applied += 1
+            f._example(f.failed_applied_examples, {"worker": worker, "key": key,
+                                                   "seq": last_seq, "error": writer.error})
+            bad = True
+        else:
+            if not payload_ok:
+                f.checksum_mismatches += 1
+                f._example(f.checksum_examples, {"worker": worker, "key": key,
+                                                 "last_seq": last_seq})
+                bad = True
+            if writer.in_doubt:
+                f.applied += 1
+            self.order.kept(writer)
+            top = writer
+        below = []
+        for op in live:
+            if op.seq < last_seq:
+                below.append(op)
+            elif op.seq > last_seq:  # after the version the primary holds
+                if op.in_doubt:
+                    f.not_applied += 1
+                    continue
+                self._lose(worker, op, FINAL_STATE)
+                if op.kind == DELETE:  # the row it deleted is back
+                    f.resurrected_rows += 1
+                    f._example(f.resurrected_examples, {
+                        "worker": worker, "key": key, "deleted_by_seq": op.seq,
+                        "row_last_seq": last_seq})
+                bad = True
+        chain, unknown = self._walk(worker, key, top, below, ops)
+        for op in chain:
+            self.order.kept(op)
+        bad = self._chain_losses(worker, below, chain, unknown) or bad
+        for op in unknown:
+            self._defer(_Unit(key, [op]))
+        return bad
+
+    def _judge_absent(self, worker: int, key: int, ops: list[Op], live: list[Op]) -> bool:
+        """No row: the key's history is empty, or ends with its delete."""
+        f = self.findings
+        acked = [op for op in live if not op.in_doubt]
+        delete = next((op for op in reversed(acked) if op.kind == DELETE), None)
+        doubt_delete = None
+        for op in live:
+            if op.in_doubt:
+                if op.kind == DELETE and delete is None and doubt_delete is None:
+                    doubt_delete = op
+                elif delete is not None and op.seq < delete.seq:
+                    f.superseded += 1
+                else:  # nothing it wrote is there, and nothing after it removed it
+                    f.not_applied += 1
+        if delete is not None:
+            below = [op for op in acked if op.seq < delete.seq]
+            chain, unknown = self._walk(worker, key, delete, below, ops)
+            bad = self._chain_losses(worker, below, chain, unknown)
+            self._defer(_Unit(key, [delete, *chain]))  # kept or lost as a whole
+            for op in unknown:
+                self._defer(_Unit(key, [op]))
+            return bad
+        if doubt_delete is not None:  # applied exactly when something under it was kept
+            units = [_Unit(key, [op]) for op in acked]
+            self.order.doubt_deletes.append(units)
+            for unit in units:
+                self._defer(unit)
+            return False
+        for op in acked:  # no delete could have removed the row: nothing of it was kept
+            self._lose(worker, op, FINAL_STATE)
+        return bool(acked)
+
+    def _walk(self, worker: int, key: int, top: Optional[Op], below: list[Op],
+              ops: list[Op]) -> tuple[list[Op], list[Op]]:
+        """Follow the version chain down from `top` through `below` (the key's live ops
+        under it, in seq order). Returns the ops on the chain and those the chain cannot
+        place (under an op whose predecessor is unknown: in doubt, or a format-1 ledger).
+        Every other op of `below` is off the chain."""
+        chain: list[Op] = []
+        index = len(below) - 1
+        current = top
+        while current is not None and index >= 0:
+            if current.kind == INSERT:
+                prev = 0  # an insert begins the key's history
+            elif current.in_doubt or current.prev_seq is None:
+                # The version it replaced is unknown, but it replaced one: the key's
+                # insert, which began the history, is on the chain.
+                first = below[0]
+                if first.kind == INSERT and not first.in_doubt:
+                    chain.append(first)
+                    return chain, below[1:index + 1]
+                break
+            else:
+                prev = current.prev_seq
+            while index >= 0 and below[index].seq > prev:
+                index -= 1
+            if index >= 0 and below[index].seq == prev:
+                current = below[index]
+                chain.append(current)
+                index -= 1
+                continue
+            if prev:  # a version that no live op of this key wrote
+                self._unexplained_version(worker, key, prev, current, ops)
+            index = -1
+            break
+        return chain, below[:index + 1]
+
+    def _unexplained_version(self, worker: int, key: int, prev: int, by: Op,
+                             ops: list[Op]) -> None:
+        f = self.findings
+        writer = next((op for op in ops if op.seq == prev), None)
+        if writer is not None and writer.outcome == FAILED:
+            f.failed_but_applied += 1
+            f._example(f.failed_applied_examples, {"worker": worker, "key": key,
+                                                   "seq": prev, "error": writer.error})
+        else:
+            f.phantom_rows += 1
+            f._example(f.phantom_examples, {"worker": worker, "key": key,
+                                            "last_seq": prev, "seen_by_seq": by.seq})
+
+    def _chain_losses(self, worker: int, below: list[Op], chain: list[Op],
+                      unknown: list[Op]) -> bool:
+        """Ops of `below` that are neither on the chain nor unplaced are not in the
+        history: lost if acknowledged."""
+        if len(chain) + len(unknown) == len(below):
+            return False
+        placed = {op.seq for op in chain}
+        placed.update(op.seq for op in unknown)
+        bad = False
+        for op in below:
+            if op.seq in placed:
+                continue
+            if op.in_doubt:
+                self.findings.superseded += 1
+            else:
+                self._lose(worker, op, VERSION_CHAIN)
+                bad = True
+        return bad
+
+    # --- worker order --------------------------------------------------------------------
+
+    def _defer(self, unit: _Unit) -> None:
+        """Decide a unit now if the worker's order already does, else at the worker's end."""
+        decided = self.order.decide(unit)
+        if decided is None:
+            self.order.pending.append(unit)
+        else:
+            self._resolve(unit, decided)
+
+    def _resolve(self, unit: _Unit, kept: bool) -> None:
+        unit.kept = kept
+        for op in unit.ops:
+            if kept:
+                self.order.kept(op)
+            else:
+                self._lose(self.order.worker, op, WORKER_ORDER)
+        if not kept:
+            self.findings.mismatched_rows += 1
+
+    def _settle_order(self, worker: int) -> None:
+        """Decide the waiting units once the worker's every key is known (each decision may
+        decide others), then call the rest unverifiable (assumed kept)."""
+        order, f = self.order, self.findings
+        pending = order.pending
+        while pending:
+            waiting = []
+            for unit in pending:
+                decided = order.decide(unit)
+                if decided is None:
+                    waiting.append(unit)
+                else:
+                    self._resolve(unit, decided)
+            if len(waiting) == len(pending):
+                break
+            pending = waiting
+        for unit in pending:
+            unit.kept = True
+            for op in unit.ops:
+                f.unverifiable += 1
+                f._unverifiable.append((worker, op.seq))
+                f._example(f.unverifiable_examples, {
+                    "worker": worker, "key": op.key, "seq": op.seq,
+                    "kind": KIND_NAMES[op.kind], "acknowledged_at": op.t_end})
+        for units in order.doubt_deletes:
+            if any(unit.kept for unit in units):
+                f.applied += 1
+            else:
+                f.not_applied += 1
+
     def finish(self) -> Findings:
-        """Find holes: lost ops below a surviving op of the same worker and server."""
+        """Find holes: lost ops below a kept op of the same worker and server."""
         f = self.findings
         for worker, seq, key, server in f._lost:
             top = f._surviving.get((worker, server), 0)
@@ -266,10 +478,19 @@ class Reconciler:
         return f
 
 
-def rpo_window(earliest_lost_commit: Optional[float], outage_start: Optional[float]) -> float:
-    """Seconds from the earliest lost acknowledged commit to the outage start (0 if none)."""
-    if earliest_lost_commit is None:
-        return 0.0
-    if outage_start is None:
-        return 0.0
-    return max(0.0, outage_start - earliest_lost_commit)
+def rpo_window(first_lost_ack: Optional[float], last_lost_ack: Optional[float],
+               fault_at: Optional[float]) -> dict:
+    """The RPO in time: how long acknowledged writes were being lost (the first to the last
+    lost acknowledgement; 0 when nothing, or a single instant, was lost) and how far each
+    end lies before the fault (negative: acknowledged after it). `fault_at` is the first
+    fault injection, or the first failed op when ptor injected none."""
+    if first_lost_ack is None or last_lost_ack is None:
+        return {"window_seconds": 0.0, "first_lost_before_fault_seconds": None,
+                "last_lost_before_fault_seconds": None}
+    return {
+        "window_seconds": last_lost_ack - first_lost_ack,
+        "first_lost_before_fault_seconds": None if fault_at is None
+        else fault_at - first_lost_ack,
+        "last_lost_before_fault_seconds": None if fault_at is None
+        else fault_at - last_lost_ack,
+    }

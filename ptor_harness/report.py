@@ -8,6 +8,11 @@ Report format history:
       (each of the verdict's checks: name, status, detail); anomalies gain
       split_brain_writes, resurrected_rows and examples for every class; `harness` (CPU
       of ptor's own processes and of the machine during the load, harness_limited).
+  3 — the version chain: `rpo.lost_by_evidence` (final_state, version_chain,
+      worker_order), `rpo.unverifiable_ops` and examples, `rpo.first_lost_ack_at`,
+      `rpo.last_lost_ack_at`; `rpo.window_seconds` is now the first to the last lost
+      acknowledgement, with `rpo.first_lost_before_fault_seconds` and
+      `rpo.last_lost_before_fault_seconds`; lost examples say how each loss was found.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from .exports import write_atomic
 from .metrics import fault_figures, rto_summary
 from .reconcile import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
 
-REPORT_FORMAT = 2
+REPORT_FORMAT = 3
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
 EXIT_CODES = {PASS: EXIT_PASS, FAIL: EXIT_FAIL, UNKNOWN: EXIT_UNKNOWN}
 
@@ -90,10 +95,8 @@ def build(outcome) -> dict:
     findings = outcome.findings
     totals = metrics.totals() if metrics else {"ok": 0, "failed": 0, "indeterminate": 0}
     lost = findings.lost_total if findings else None
-    outage_start = None
-    if findings and findings.earliest_lost_commit is not None:
-        after = [w.first_bad for w in windows if w.first_bad >= findings.earliest_lost_commit]
-        outage_start = after[0] if after else (windows[-1].first_bad if windows else None)
+    # the fault the RPO window is measured against: ptor's injection, else the first failure
+    fault_at = injected if injected is not None else (windows[0].first_bad if windows else None)
     by_kind = {}
     if metrics:
         for stats in metrics.workers.values():
@@ -128,13 +131,19 @@ def build(outcome) -> dict:
             "worker_max_seconds": rto["worker_max"],
             "outage_windows": len(windows),
         },
-        "rpo": {
+        "rpo": dict({
             "lost_acknowledged_ops": lost,
             "lost_by_kind": dict(findings.lost) if findings else None,
-            "window_seconds": rpo_window(findings.earliest_lost_commit, outage_start)
-            if findings else None,
+            "lost_by_evidence": dict(findings.lost_by_evidence) if findings else None,
+            "unverifiable_ops": findings.unverifiable if findings else None,
+            "unverifiable_examples": findings.unverifiable_examples if findings else [],
+            "first_lost_ack_at": findings.first_lost_ack if findings else None,
+            "last_lost_ack_at": findings.last_lost_ack if findings else None,
             "examples": findings.lost_examples if findings else [],
-        },
+        }, **(rpo_window(findings.first_lost_ack, findings.last_lost_ack, fault_at)
+              if findings else {"window_seconds": None,
+                                "first_lost_before_fault_seconds": None,
+                                "last_lost_before_fault_seconds": None})),
         "ops": {"ok": totals["ok"], "failed": totals["failed"],
                 "indeterminate": totals["indeterminate"], "ok_by_kind": by_kind},
         "indeterminate": {
@@ -407,6 +416,11 @@ def render(report: dict) -> str:
             ["mismatched rows", _n(v["mismatched_rows"])]]
     if r["rpo"]["lost_by_kind"]:
         rows += [[f"lost acknowledged {k}s", n] for k, n in r["rpo"]["lost_by_kind"].items()]
+    if r["rpo"]["lost_by_evidence"]:
+        rows += [[f"lost, found by {k.replace('_', ' ')}", n]
+                 for k, n in r["rpo"]["lost_by_evidence"].items()]
+        rows += [["acked ops no evidence can place (assumed kept)",
+                  _n(r["rpo"]["unverifiable_ops"])]]
     rows += [["phantom rows", _n(a["phantom_rows"])], ["holes", _n(a["holes"])],
              ["resurrected rows (lost deletes)", _n(a["resurrected_rows"])],
              ["acked updates/deletes that found no row", _n(v["noop_writes"])],
@@ -415,8 +429,9 @@ def render(report: dict) -> str:
              ["rows with a payload no op wrote", _n(v["checksum_mismatches"])]]
     parts += ["", "Validation", tabulate(rows, tablefmt="simple")]
     if r["rpo"]["examples"]:
-        rows = [[e["worker"], e["key"], e["seq"], e["kind"], rel(e["committed_at"])]
-                for e in r["rpo"]["examples"]]
+        rows = [[e["worker"], e["key"], e["seq"], e["kind"], rel(e["committed_at"]),
+                 e.get("found_by", "-").replace("_", " ")] for e in r["rpo"]["examples"]]
         parts += ["", "Lost acknowledged ops (examples)",
-                  tabulate(rows, headers=["worker", "key", "seq", "kind", "acknowledged at"])]
+                  tabulate(rows, headers=["worker", "key", "seq", "kind", "acknowledged at",
+                                          "found by"])]
     return "\n".join(parts) + "\n"

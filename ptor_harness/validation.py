@@ -112,10 +112,14 @@ def stale_lookup(identities: list[Identity]) -> Optional[Callable[[int, Optional
 
 
 def reconcile_run(conn, ledger: Ledger, schema: str, workers: int, run_tag: str,
-                  payload_bytes: int, full: bool, identities: list[Identity]) -> Findings:
-    """Join every worker's ledger with the primary's rows. Raises ValidationIncomplete."""
+                  payload_bytes: int, full: bool, identities: list[Identity],
+                  primary: Optional[Identity] = None) -> Findings:
+    """Join every worker's ledger with the primary's rows (`primary`: the confirmed primary
+    they are read from, whose own acknowledgements cannot be lost). Raises
+    ValidationIncomplete."""
 
-    reconciler = Reconciler(server_lookup(identities), stale_lookup(identities))
+    reconciler = Reconciler(server_lookup(identities), stale_lookup(identities),
+                            primary.server() if primary is not None else None)
     try:
         for worker in range(workers):
             reconciler.add_worker(worker, ledger.ops_by_key(worker), primary_rows(

@@ -24,7 +24,7 @@ import psycopg2
 
 from . import db, messages
 from .config import WorkerSpec
-from .ops import DELETE, FAILED, INDETERMINATE, INSERT, OK
+from .ops import DELETE, FAILED, INDETERMINATE, INSERT, OK, UPDATE
 from .schema import payload
 from .workload import Workload
 
@@ -34,6 +34,24 @@ FLUSH_SECONDS = 0.1  # and at least this often
 BACKOFF_FIRST = 0.01
 BACKOFF_MAX = 0.2
 STOP_POLL = 0.01  # seconds between looks at the stop and abort events
+
+
+def op_statements(table: str) -> dict[str, str]:
+    """The one statement each kind of op runs (autocommit: one op, one transaction).
+
+    UPDATE and DELETE return the `last_seq` of the row version they replaced: the version
+    chain (ops.Op.prev_seq). The UPDATE reads it by joining the row to itself: the joined
+    copy is the version its snapshot saw, which nobody else can change (each key has one
+    writer, and a key is never touched again after an op on it ended in doubt), so no
+    row lock is needed and the op stays one round trip."""
+    return {
+        INSERT: f"INSERT INTO {table} (id, last_seq, payload, written_at) "
+                "VALUES (%s, %s, %s, to_timestamp(%s))",
+        UPDATE: f"UPDATE {table} AS r SET last_seq = %s, payload = %s, "
+                f"written_at = to_timestamp(%s) FROM {table} AS replaced "
+                "WHERE r.id = %s AND replaced.id = r.id RETURNING replaced.last_seq",
+        DELETE: f"DELETE FROM {table} WHERE id = %s RETURNING last_seq",
+    }
 
 
 class WorkerBoard:
@@ -146,13 +164,7 @@ class Worker:
         self.planned = 0
         w = spec.worker
         t = spec.table
-        self.sql = {
-            INSERT: f"INSERT INTO {t} (id, last_seq, payload, written_at) "
-                    "VALUES (%s, %s, %s, to_timestamp(%s))",
-            "U": f"UPDATE {t} SET last_seq = %s, payload = %s, written_at = to_timestamp(%s) "
-                 "WHERE id = %s",
-            DELETE: f"DELETE FROM {t} WHERE id = %s",
-        }
+        self.sql = op_statements(t)
         self.app_name = f"ptor-worker-{w}"
         self.in_flight: Optional[tuple[float, int]] = None  # (started, socket fd) of the op
         self.watchdog = OpWatchdog(self, spec.statement_timeout + spec.rto_conn_timeout)
@@ -234,7 +246,7 @@ class Worker:
             else None
         t_start = time.time()
         error = None
-        rows = None
+        rows = prev_seq = None
         self.in_flight = (t_start, self.fd)
         try:
             if kind == INSERT:
@@ -242,8 +254,10 @@ class Worker:
             elif kind == DELETE:
                 self.cur.execute(self.sql[DELETE], (key,))
             else:
-                self.cur.execute(self.sql["U"], (seq, data, t_start, key))
+                self.cur.execute(self.sql[UPDATE], (seq, data, t_start, key))
             rows = self.cur.rowcount
+            if rows and kind != INSERT:
+                prev_seq = self.cur.fetchone()[0]
             outcome = OK
         except psycopg2.Error as exc:
             outcome = db.classify(exc, sent=True)
@@ -261,7 +275,7 @@ class Worker:
             board.set(w, "last_bad", t_end)
             self.drop_connection()
         self.outbox.append((w, seq, kind, key, t_start, t_end, outcome, error, self.session,
-                            rows))
+                            rows, prev_seq))
         if len(self.outbox) >= FLUSH_OPS or time.monotonic() - self.last_flush > FLUSH_SECONDS:
             self.flush()
 

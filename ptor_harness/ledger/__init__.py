@@ -8,8 +8,10 @@ streams ops back in seq or key order.
 Tables (names prefixed `ledger_` so a repo may share a database with the primary's tables):
   ledger_run(run_id, started_at, finished_at, scenario, verdict, report, format)
   ledger_intent(run_id, worker, seq, kind, key)            -- sync mode: before the op is sent
-  ledger_op(run_id, worker, seq, kind, key, t_start, t_end, outcome, error, session, rows)
-  ledger_session(run_id, worker, session, at, addr, port, in_recovery, system_id, timeline)
+  ledger_op(run_id, worker, seq, kind, key, t_start, t_end, outcome, error, session, rows,
+            prev_seq)
+  ledger_session(run_id, worker, session, at, addr, port, in_recovery, system_id, timeline,
+                 started_at)
   ledger_event(run_id, at, name, detail)
 """
 
@@ -22,13 +24,19 @@ from typing import Optional
 
 from ..ops import LEDGER_FORMAT, Identity, Op
 
-OP_COLUMNS = "worker, seq, kind, key, t_start, t_end, outcome, error, session, rows"
+OP_COLUMNS = "worker, seq, kind, key, t_start, t_end, outcome, error, session, rows, prev_seq"
+SESSION_COLUMNS = ("worker, session, at, addr, port, in_recovery, system_id, timeline, "
+                   "started_at")
+# Columns that ledger format 2 added to format-1 tables: (table, column, PostgreSQL type,
+# SQLite type). A ledger from an older ptor gains them (NULL in its old rows).
+ADDED_COLUMNS = (("ledger_op", "prev_seq", "bigint", "INTEGER"),
+                 ("ledger_session", "started_at", "double precision", "REAL"))
 
 # The merged view of a worker's ops: outcomes, plus intents that never got one (in doubt).
 _MERGED = (
     "SELECT " + OP_COLUMNS + " FROM ledger_op WHERE run_id = %s AND worker = %s "
     "UNION ALL "
-    "SELECT i.worker, i.seq, i.kind, i.key, NULL, NULL, NULL, NULL, NULL, NULL "
+    "SELECT i.worker, i.seq, i.kind, i.key, NULL, NULL, NULL, NULL, NULL, NULL, NULL "
     "FROM ledger_intent i WHERE i.run_id = %s AND i.worker = %s AND NOT EXISTS ("
     " SELECT 1 FROM ledger_op o WHERE o.run_id = i.run_id AND o.worker = i.worker "
     " AND o.seq = i.seq)"
@@ -98,8 +106,8 @@ class Ledger(ABC):
         if ops:
             append("ledger_op", "run_id, " + OP_COLUMNS, [(run, *o) for o in ops])
         if identities:
-            append("ledger_session", "run_id, worker, session, at, addr, port, "
-                   "in_recovery, system_id, timeline", [(run, *i) for i in identities])
+            append("ledger_session", "run_id, " + SESSION_COLUMNS,
+                   [(run, *i) for i in identities])
         for worker, first_seq in retracts:
             self._execute(self._sql("DELETE FROM ledger_intent WHERE run_id = %s AND "
                                     "worker = %s AND seq >= %s"), (run, worker, first_seq))
@@ -136,10 +144,10 @@ class Ledger(ABC):
         return (Op(*row) for row in self._query(sql, (self.run_id, worker) * 2))
 
     def identities(self) -> list[Identity]:
-        sql = self._sql("SELECT worker, session, at, addr, port, in_recovery, system_id, "
-                        "timeline FROM ledger_session WHERE run_id = %s ORDER BY at, worker")
-        return [Identity(w, s, at, a, p, None if r is None else bool(r), sid, tl)
-                for w, s, at, a, p, r, sid, tl in self._query(sql, (self.run_id,))]
+        sql = self._sql("SELECT " + SESSION_COLUMNS + " FROM ledger_session WHERE run_id = %s "
+                        "ORDER BY at, worker")
+        return [Identity(w, s, at, a, p, None if r is None else bool(r), sid, tl, started)
+                for w, s, at, a, p, r, sid, tl, started in self._query(sql, (self.run_id,))]
 
     def stored_scenario(self) -> Optional[dict]:
         """The run's scenario as it was recorded at its start (passwords masked), or None

@@ -13,7 +13,7 @@ import psycopg2
 from .. import db
 from ..errors import ClusterError
 from ..schema import MARK, drop_marked
-from . import Ledger, copy_rows
+from . import ADDED_COLUMNS, Ledger, copy_rows
 
 TABLES = {
     "ledger_run": "run_id text PRIMARY KEY, started_at double precision, "
@@ -25,9 +25,10 @@ TABLES = {
     "ledger_op": "run_id text NOT NULL, worker int NOT NULL, seq bigint NOT NULL, "
                  "kind char(1) NOT NULL, key bigint NOT NULL, t_start double precision, "
                  "t_end double precision, outcome text, error text, session int, rows int, "
-                 "PRIMARY KEY (run_id, worker, seq)",
+                 "prev_seq bigint, PRIMARY KEY (run_id, worker, seq)",
     "ledger_session": "run_id text NOT NULL, worker int, session int, at double precision, "
-                      "addr text, port int, in_recovery boolean, system_id text, timeline int",
+                      "addr text, port int, in_recovery boolean, system_id text, timeline int, "
+                      "started_at double precision",
     "ledger_event": "run_id text NOT NULL, at double precision, name text, detail text",
 }
 _cursor_names = itertools.count()
@@ -44,17 +45,25 @@ def init_repo(conn, schema: str) -> None:
         for table, columns in TABLES.items():
             cur.execute(f"CREATE TABLE IF NOT EXISTS {q(schema)}.{q(table)} ({columns})")
             cur.execute(f"COMMENT ON TABLE {q(schema)}.{q(table)} IS %s", (MARK,))
+        for table, column, pg_type, _sqlite_type in ADDED_COLUMNS:  # an older ptor's repo
+            cur.execute(f"ALTER TABLE {q(schema)}.{q(table)} "
+                        f"ADD COLUMN IF NOT EXISTS {q(column)} {pg_type}")
     conn.commit()
 
 
 def missing_repo_tables(conn, schema: str) -> list[str]:
+    """Ledger tables, or columns a newer ledger format added, that the repo lacks."""
     with conn.cursor() as cur:
-        cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n "
-                    "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = ANY(%s)",
-                    (schema, list(TABLES)))
-        present = {row[0] for row in cur.fetchall()}
+        cur.execute("SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n "
+                    "ON n.oid = c.relnamespace LEFT JOIN pg_attribute a ON a.attrelid = c.oid "
+                    "AND a.attnum > 0 AND NOT a.attisdropped "
+                    "WHERE n.nspname = %s AND c.relname = ANY(%s)", (schema, list(TABLES)))
+        columns = {(table, column) for table, column in cur.fetchall()}
     conn.rollback()
-    return [f"{schema}.{t}" for t in TABLES if t not in present]
+    present = {table for table, _column in columns}
+    missing = [f"{schema}.{t}" for t in TABLES if t not in present]
+    return missing + [f"{schema}.{table}.{column}" for table, column, _t, _s in ADDED_COLUMNS
+                      if table in present and (table, column) not in columns]
 
 
 def reset_repo(conn, schema: str) -> list[str]:

@@ -10,7 +10,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 
-from . import Ledger
+from . import ADDED_COLUMNS, Ledger
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_run (run_id TEXT PRIMARY KEY, started_at REAL,
@@ -19,9 +19,10 @@ CREATE TABLE IF NOT EXISTS ledger_intent (run_id TEXT, worker INTEGER, seq INTEG
     kind TEXT, key INTEGER, PRIMARY KEY (run_id, worker, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger_op (run_id TEXT, worker INTEGER, seq INTEGER, kind TEXT,
     key INTEGER, t_start REAL, t_end REAL, outcome TEXT, error TEXT, session INTEGER,
-    rows INTEGER, PRIMARY KEY (run_id, worker, seq)) WITHOUT ROWID;
+    rows INTEGER, prev_seq INTEGER, PRIMARY KEY (run_id, worker, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger_session (run_id TEXT, worker INTEGER, session INTEGER,
-    at REAL, addr TEXT, port INTEGER, in_recovery INTEGER, system_id TEXT, timeline INTEGER);
+    at REAL, addr TEXT, port INTEGER, in_recovery INTEGER, system_id TEXT, timeline INTEGER,
+    started_at REAL);
 CREATE TABLE IF NOT EXISTS ledger_event (run_id TEXT, at REAL, name TEXT, detail TEXT);
 """
 
@@ -37,6 +38,10 @@ class SqliteLedger(Ledger):
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self.conn.executescript(SCHEMA)
+        for table, column, _pg_type, sqlite_type in ADDED_COLUMNS:  # an older ptor's file
+            present = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sqlite_type}")
         self.conn.commit()
 
     def _execute(self, sql: str, params: tuple = ()) -> None:

@@ -3,14 +3,16 @@
 from ptor_harness.ops import Identity, Op
 
 
-def op(seq, kind, key, t_end, outcome="ok", worker=0, session=1, latency=0.001, rows=None):
+def op(seq, kind, key, t_end, outcome="ok", worker=0, session=1, latency=0.001, rows=None,
+       prev=None):
+    """An op; `prev` is the version an acknowledged update or delete replaced."""
     t_start = None if t_end is None else t_end - latency
-    return Op(worker, seq, kind, key, t_start, t_end, outcome, None, session, rows)
+    return Op(worker, seq, kind, key, t_start, t_end, outcome, None, session, rows, prev)
 
 
 def intent(seq, kind, key, worker=0):
     """An op whose intent is in the ledger but whose outcome never arrived."""
-    return Op(worker, seq, kind, key, None, None, None, None, None, None)
+    return Op(worker, seq, kind, key, None, None, None, None, None, None, None)
 
 
 def identity(worker, session, port, timeline=1, at=0.0):

@@ -9,19 +9,19 @@ def test_write_read_merge_and_retract(tmp_path):
     ledger = spec.open()
     ledger.create_run(1.0, {"primary_pgdsn": "host=x password=********"})
     intents = [(0, 1, "I", 10), (0, 2, "U", 10), (0, 3, "I", 11), (0, 4, "I", 12)]
-    ops = [(0, 1, "I", 10, 1.0, 1.1, "ok", None, 1, 1)]
-    identities = [(0, 1, 0.5, "127.0.0.1", 5432, False, "42", 1)]
+    ops = [(0, 1, "I", 10, 1.0, 1.1, "ok", None, 1, 1, None)]
+    identities = [(0, 1, 0.5, "127.0.0.1", 5432, False, "42", 1, 0.25)]
     ledger.write(intents, ops, identities, retracts=[(0, 4)])
     ledger.commit()
     ledger.close()
     reader = spec.open()
     by_seq = list(reader.ops_by_seq(0))
     assert [o.seq for o in by_seq] == [1, 2, 3]  # seq 4 was retracted: never sent
-    assert by_seq[0] == Op(0, 1, "I", 10, 1.0, 1.1, "ok", None, 1, 1)
+    assert by_seq[0] == Op(0, 1, "I", 10, 1.0, 1.1, "ok", None, 1, 1, None)
     assert by_seq[1].outcome is None and by_seq[1].in_doubt
     assert [(o.key, o.seq) for o in reader.ops_by_key(0)] == [(10, 1), (10, 2), (11, 3)]
     (ident,) = reader.identities()
-    assert ident.port == 5432 and ident.in_recovery is False
+    assert ident.port == 5432 and ident.in_recovery is False and ident.started_at == 0.25
     assert reader.count("ledger_op") == 1 and reader.count("ledger_intent") == 3
     reader.record_event(2.0, "phase:load", {"x": 1})
     assert reader.events() == [(2.0, "phase:load", {"x": 1})]
@@ -32,3 +32,29 @@ def test_write_read_merge_and_retract(tmp_path):
 def test_copy_rows_escapes_specials():
     text = copy_rows([(1, None, "a\tb\\c\nd", 1.5, True)])
     assert text == "1\t\\N\ta\\tb\\\\c\\nd\t1.5\tt\n"
+
+
+def test_a_format_1_ledger_gains_the_version_chain_columns(tmp_path):
+    """A run folder from an older ptor (no prev_seq, no started_at) can still be
+    reconciled: opening it adds the columns, its old rows read back with None."""
+    import sqlite3
+
+    path = str(tmp_path / "ledger.sqlite")
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE ledger_op (run_id TEXT, worker INTEGER, seq INTEGER, kind TEXT,
+            key INTEGER, t_start REAL, t_end REAL, outcome TEXT, error TEXT, session INTEGER,
+            rows INTEGER, PRIMARY KEY (run_id, worker, seq)) WITHOUT ROWID;
+        CREATE TABLE ledger_session (run_id TEXT, worker INTEGER, session INTEGER, at REAL,
+            addr TEXT, port INTEGER, in_recovery INTEGER, system_id TEXT, timeline INTEGER);
+        INSERT INTO ledger_op VALUES ('old', 0, 1, 'U', 5, 1.0, 1.1, 'ok', NULL, 1, 1);
+        INSERT INTO ledger_session VALUES ('old', 0, 1, 0.5, '127.0.0.1', 5432, 0, '42', 1);
+    """)
+    old.commit()
+    old.close()
+    ledger = LedgerSpec("old", None, "ptor", path, durable=True).open()
+    (op,) = ledger.ops_by_key(0)
+    assert op.seq == 1 and op.prev_seq is None
+    (ident,) = ledger.identities()
+    assert ident.timeline == 1 and ident.started_at is None
+    ledger.close()

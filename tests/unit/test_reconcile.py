@@ -8,9 +8,9 @@ from ptor_harness.reconcile import Reconciler, rpo_window
 from .synthetic import intent, op
 
 
-def reconcile(ops, rows, servers=None):
+def reconcile(ops, rows, servers=None, final=None):
     servers = servers or {}
-    r = Reconciler(lambda w, s: servers.get(s, "A"))
+    r = Reconciler(lambda w, s: servers.get(s, "A"), final_server=final)
     r.add_worker(0, sorted(ops, key=lambda o: (o.key, o.seq)), sorted(rows))
     return r.finish()
 
@@ -26,7 +26,8 @@ def test_everything_kept():
 def test_lost_insert():
     f = reconcile([op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 2.0)], [(1, 1)])
     assert f.lost == {"insert": 1, "update": 0, "delete": 0}
-    assert f.lost_examples[0]["key"] == 2 and f.earliest_lost_commit == 2.0
+    assert f.lost_examples[0]["key"] == 2 and f.first_lost_ack == 2.0 == f.last_lost_ack
+    assert f.lost_by_evidence == {"final_state": 1, "version_chain": 0, "worker_order": 0}
     assert f.mismatched_rows == 1
 
 
@@ -102,10 +103,27 @@ def test_lost_op_below_a_survivor_on_the_same_server_is_a_hole():
     assert f.hole_examples[0] == {"worker": 0, "key": 2, "seq": 2, "surviving_seq": 3}
 
 
-def test_rpo_window():
-    assert rpo_window(None, 10.0) == 0.0
-    assert rpo_window(7.5, 10.0) == 2.5
-    assert rpo_window(11.0, 10.0) == 0.0
+def test_rpo_window_spans_the_lost_acknowledgements_and_their_distance_to_the_fault():
+    nothing = rpo_window(None, None, 10.0)
+    assert nothing == {"window_seconds": 0.0, "first_lost_before_fault_seconds": None,
+                       "last_lost_before_fault_seconds": None}
+    assert rpo_window(7.5, 9.0, 10.0) == {"window_seconds": 1.5,
+                                          "first_lost_before_fault_seconds": 2.5,
+                                          "last_lost_before_fault_seconds": 1.0}
+    # acknowledged after the fault (an old primary still answering): negative distance,
+    # and never a window of 0 while several acks over time were lost
+    late = rpo_window(9.0, 11.5, 10.0)
+    assert late["window_seconds"] == 2.5 and late["last_lost_before_fault_seconds"] == -1.5
+    assert rpo_window(7.5, 9.0, None)["first_lost_before_fault_seconds"] is None
+
+
+def test_the_rpo_window_comes_from_every_lost_op_not_only_the_final_state():
+    # key 1: update 2 lost, overwritten after the failover (version chain); key 2: insert 4
+    # lost (final state)
+    ops = [op(1, INSERT, 1, 1.0), op(2, UPDATE, 1, 2.0, prev=1), op(3, INSERT, 2, 2.5),
+           op(4, INSERT, 3, 3.0), op(5, UPDATE, 1, 9.0, session=2, prev=1)]
+    f = reconcile(ops, [(1, 5), (2, 3)], servers={1: "A", 2: "B"}, final="B")
+    assert (f.first_lost_ack, f.last_lost_ack) == (2.0, 3.0)
 
 
 def test_a_lost_delete_is_a_resurrected_row_with_its_example():
@@ -149,15 +167,87 @@ def test_a_restart_in_place_is_no_split_brain():
     assert stale(0, 1, 9.9) is None and stale(0, 1, 10.5) == 10.0
 
 
-def test_an_absent_row_is_no_proof_that_its_delete_survived():
+def test_an_insert_and_delete_lost_together_are_found_by_the_worker_order():
     """Insert and delete of key 2 both came after the last op the new primary kept: the row
-    is absent, which the lost insert explains as well as the delete. That must not make
-    the lost insert of key 3 (seq 3, before the delete) a hole."""
+    is absent, which tells nothing by itself. But op 3 (key 3's insert, before the delete
+    on the same server) is lost, and a server keeps a prefix of each worker's ops: so the
+    delete, and the chain under it, are lost too. None of it is a hole."""
     ops = [op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 2.0), op(3, INSERT, 3, 3.0),
-           op(4, DELETE, 2, 4.0)]
+           op(4, DELETE, 2, 4.0, prev=2)]
     f = reconcile(ops, [(1, 1)])
     assert f.holes == 0
-    assert f.lost == {"insert": 1, "update": 0, "delete": 0}  # key 3
+    assert f.lost == {"insert": 2, "update": 0, "delete": 1}
+    assert f.lost_by_evidence == {"final_state": 1, "version_chain": 0, "worker_order": 2}
+    assert f.unverifiable == 0
+
+
+def test_a_deleted_key_at_the_cut_is_unverifiable_and_assumed_kept():
+    """Key 2 was inserted and deleted just before the cut (kept), key 3's insert after it
+    (lost). Nothing shows whether key 2's history was kept (no row either way, no kept op
+    after it, no lost op before it): two unverifiable ops, never reported lost."""
+    ops = [op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 2.0), op(3, DELETE, 2, 3.0, prev=2),
+           op(4, INSERT, 3, 4.0)]
+    f = reconcile(ops, [(1, 1)])
+    assert f.lost == {"insert": 1, "update": 0, "delete": 0}
+    assert f.unverifiable == 2 and {e["seq"] for e in f.unverifiable_examples} == {2, 3}
+    # a kept op after it on the same server settles it: kept
+    g = reconcile(ops + [op(5, INSERT, 4, 5.0)], [(1, 1), (4, 5)])
+    assert g.unverifiable == 0 and g.lost_total == 1 and g.holes == 1  # op 4: a real hole
+
+
+def test_what_the_checked_server_acknowledged_itself_is_kept():
+    # key 2 inserted and deleted on B, the primary being checked: kept, not unverifiable
+    ops = [op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 5.0, session=2),
+           op(3, DELETE, 2, 6.0, session=2, prev=2), op(4, INSERT, 3, 2.0)]
+    f = reconcile(sorted(ops, key=lambda o: o.seq), [(1, 1)],
+                  servers={1: "A", 2: "B"}, final="B")
+    assert f.unverifiable == 0 and f.lost == {"insert": 1, "update": 0, "delete": 0}
+
+
+def test_a_lost_update_overwritten_after_the_failover_is_found_by_the_version_chain():
+    """The issue's case: worker 3, key 2207, update 5774 acknowledged and lost in the
+    failover; update 6681 on the new primary overwrote the row, and returned the version it
+    replaced (the insert), which shows the lost update."""
+    ops = [op(1000, INSERT, 2207, 1.0), op(5774, UPDATE, 2207, 15.925, prev=1000),
+           op(6681, UPDATE, 2207, 18.393, session=2, prev=1000)]
+    f = reconcile(ops, [(2207, 6681)], servers={1: "A", 2: "B"}, final="B")
+    assert f.lost == {"insert": 0, "update": 1, "delete": 0}
+    assert f.lost_by_evidence["version_chain"] == 1 and f.holes == 0
+    assert f.lost_examples[0]["seq"] == 5774 and f.lost_examples[0]["found_by"] == \
+        "version_chain"
+
+
+def test_several_lost_writes_of_one_key_each_count():
+    ops = [op(1, INSERT, 1, 1.0), op(2, UPDATE, 1, 2.0, prev=1), op(3, UPDATE, 1, 3.0, prev=2),
+           op(4, UPDATE, 1, 4.0, prev=3), op(5, UPDATE, 1, 9.0, session=2, prev=2)]
+    f = reconcile(ops, [(1, 5)], servers={1: "A", 2: "B"}, final="B")
+    assert f.lost == {"insert": 0, "update": 2, "delete": 0}  # 3 and 4; 2 was kept
+    assert f.mismatched_rows == 1
+
+
+def test_a_delete_whose_chain_shows_a_lost_update():
+    # the update was lost; the delete on the new primary replaced the insert's version
+    ops = [op(1, INSERT, 1, 1.0), op(2, UPDATE, 1, 2.0, prev=1),
+           op(3, DELETE, 1, 9.0, session=2, prev=1)]
+    f = reconcile(ops, [], servers={1: "A", 2: "B"}, final="B")
+    assert f.lost == {"insert": 0, "update": 1, "delete": 0}
+    assert f.lost_by_evidence["version_chain"] == 1 and f.unverifiable == 0
+
+
+def test_a_version_no_op_wrote_is_a_phantom():
+    ops = [op(1, INSERT, 1, 1.0), op(3, UPDATE, 1, 3.0, prev=2)]
+    f = reconcile(ops, [(1, 3)])
+    assert f.phantom_rows == 1 and f.phantom_examples[0]["seen_by_seq"] == 3
+
+
+def test_an_in_doubt_delete_of_a_key_whose_history_was_lost_did_not_apply():
+    # the insert of key 2 is lost (worker order: after the lost insert 2 of key 3 ... ),
+    # so the in-doubt delete cannot have removed anything: not applied
+    ops = [op(1, INSERT, 1, 1.0), op(2, INSERT, 3, 2.0), op(3, INSERT, 2, 3.0),
+           op(4, DELETE, 2, 4.0, outcome="indeterminate")]
+    f = reconcile(ops, [(1, 1)])
+    assert (f.applied, f.not_applied) == (0, 1)
+    assert f.lost == {"insert": 2, "update": 0, "delete": 0}
 
 
 def test_an_update_that_matched_no_row_is_no_loss_and_no_hole():

@@ -1,0 +1,109 @@
+"""Ground truth of a failover's loss that ptor's own code does not compute.
+
+The old primary keeps a logical replication slot (test_decoding) from before the load, so
+every transaction it ever committed can be decoded from its own WAL afterwards, with the
+LSN where its commit record ends. The new primary's timeline history file says where the
+old timeline ended (the switch point). A transaction the old primary committed past that
+point is not in the new primary's history: lost. Each ptor op is one transaction on one
+row, so each such commit names one op: an INSERT or UPDATE by the `last_seq` it wrote, a
+DELETE by the one delete of its key that could have committed (keys are never reused).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from typing import NamedTuple, Optional
+
+from ptor_harness.ops import DELETE
+
+from .conftest import free_port_base
+
+SLOT = "ptor_truth"
+CHANGE = re.compile(r"^table [^.]+\.worker_(\d+): (INSERT|UPDATE|DELETE): id\[bigint\]:(\d+)"
+                    r"(?: last_seq\[bigint\]:(\d+))?")
+KINDS = {"INSERT": "I", "UPDATE": "U", "DELETE": "D"}
+
+
+class Commit(NamedTuple):
+    """One committed transaction of a worker table, as the old primary's WAL has it."""
+
+    worker: int
+    kind: str
+    key: int
+    last_seq: Optional[int]  # None for a DELETE
+    end_lsn: int
+
+
+def lsn(text: str) -> int:
+    high, low = text.split("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def keep_decodable_history(lab) -> None:
+    """Make the lab's primary (node1) keep a decodable record of every commit from now on:
+    wal_level=logical (a fast restart) and a logical slot."""
+    primary = lab.nodes["node1"]
+    primary.query("ALTER SYSTEM SET wal_level = logical")
+    primary.kill(signal.SIGINT)  # fast shutdown: everything flushed and sent
+    primary.start()
+    primary.wait_ready()
+    primary.query("SELECT pg_create_logical_replication_slot(%s, 'test_decoding')", (SLOT,))
+    lab.wait_replication(primary, "async" if lab.state["mode"] == "async" else "sync")
+
+
+def switch_point(new_primary, timeline: int) -> int:
+    """Where timeline `timeline - 1` ended, from the new primary's history file."""
+    path = os.path.join(new_primary.datadir, "pg_wal", f"{timeline:08X}.history")
+    with open(path) as history:
+        for line in history:
+            fields = line.split()
+            if fields and fields[0] == str(timeline - 1):
+                return lsn(fields[1])
+    raise AssertionError(f"{path} has no entry for timeline {timeline - 1}")
+
+
+def commits_of(old_primary) -> list[Commit]:
+    """Start the (crashed) old primary's data directory on its own, on a fresh port, and
+    decode every worker-table transaction it committed since the slot was made."""
+    old_primary.port = free_port_base(1)
+    old_primary.write_auto_conf({"wal_level": "logical"})  # the slot needs it
+    old_primary.start()
+    rows = old_primary.query(
+        "SELECT lsn::text, xid::text, data FROM pg_logical_slot_peek_changes(%s, NULL, NULL, "
+        "'include-xids', '1', 'skip-empty-xacts', '1')", (SLOT,))
+    pending: dict = {}
+    commits = []
+    for at, xid, data in rows:
+        match = CHANGE.match(data)
+        if match:
+            worker, kind, key, last_seq = match.groups()
+            assert xid not in pending, "a ptor transaction changed more than one row"
+            pending[xid] = (int(worker), KINDS[kind], int(key),
+                            None if last_seq is None else int(last_seq))
+        elif data.startswith("COMMIT") and xid in pending:
+            commits.append(Commit(*pending.pop(xid), lsn(at)))
+    return commits
+
+
+def lost_ops(commits: list[Commit], switch: int, ops_of_worker) -> list:
+    """The ledger ops whose commits lie past the switch point. `ops_of_worker(w)` streams
+    a worker's ledger ops (only to name each commit's op: its key and kind)."""
+    lost = [c for c in commits if c.end_lsn > switch]
+    named = []
+    for worker in sorted({c.worker for c in lost}):
+        ops = list(ops_of_worker(worker))
+        by_seq = {op.seq: op for op in ops}
+        deletes: dict = {}
+        for op in ops:  # a delete that may have committed: acknowledged, or in doubt
+            if op.kind == DELETE and (op.in_doubt or (op.outcome == "ok" and op.rows)):
+                deletes.setdefault(op.key, []).append(op)
+        for commit in (c for c in lost if c.worker == worker):
+            if commit.kind == DELETE:
+                (op,) = deletes[commit.key]
+            else:
+                op = by_seq[commit.last_seq]
+                assert (op.kind, op.key) == (commit.kind, commit.key), (op, commit)
+            named.append(op)
+    return named
