@@ -416,7 +416,7 @@ class Drill:
             if schedule is not None:
                 schedule.cancel_and_join()
                 self.outcome.faults = list(schedule.records)
-            self.stop_processes(workers, recorder, q, events, abort)
+            self.stop_processes(workers, recorder, q, events, abort, board)
 
     def fault_plan(self) -> list:
         """(seconds after warmup, trigger) for the failover command and every --fault."""
@@ -481,14 +481,25 @@ class Drill:
         elif isinstance(event, messages.RecorderFinished):
             self.outcome.recorder_totals = event
 
-    def stop_processes(self, workers, recorder, q, events, abort) -> None:
-        """Workers end their stream and exit; then the recorder drains and exits."""
+    def stop_processes(self, workers, recorder, q, events, abort, board) -> None:
+        """Workers end their stream and exit; then the recorder drains and exits.
+
+        A worker that is draining (it sends no more ops) but still alive is only waiting
+        for the recorder to take what it queued (a full queue, a process that exits only
+        once its queue is flushed): it is waited for as long as the recorder lives, never
+        killed with records the ledger has not taken. Only a worker still in its load
+        (stuck past every statement bound) is killed after the grace: its ops then end in
+        doubt (intents in sync repo mode; in async repo mode, rows past what the ledger
+        holds of it, see Reconciler.add_worker)."""
         s = self.scenario
         grace = s.statement_timeout + s.rto_conn_timeout + 10.0
         deadline = time.monotonic() + grace
         for proc in workers:
             proc.join(max(0.1, deadline - time.monotonic()))
-        for proc in workers:
+        for w, proc in enumerate(workers):
+            while proc.is_alive() and board.get(w, "draining") and recorder.is_alive():
+                self.collect_events(events, abort)
+                proc.join(0.2)
             if proc.is_alive():
                 log.error("%s did not stop in %.0f s; killing it", proc.name, grace)
                 proc.kill()
@@ -538,7 +549,8 @@ class Drill:
         try:
             self.outcome.findings = reconcile_run(
                 conn, ledger, s.schema, s.parallel_workers, self.run_id, s.payload_bytes,
-                s.full_data_validation, self.outcome.identities, identity)
+                s.full_data_validation, self.outcome.identities, identity,
+                outcomes_only=s.async_repo_mode)
         except ValidationIncomplete as exc:
             self.outcome.validation_error = s.redact(str(exc))
         finally:

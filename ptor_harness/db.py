@@ -14,7 +14,9 @@ import os
 import random
 import select
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from typing import Callable, Optional
 
 import psycopg2
@@ -90,7 +92,7 @@ def connect(dsn: str, application_name: str, timeout: float,
     try:
         conn.autocommit = autocommit
         if statement_timeout > 0:
-            with conn.cursor() as cur:
+            with bounded(conn, timeout), conn.cursor() as cur:
                 cur.execute("SET statement_timeout = %s", (f"{int(statement_timeout * 1000)}ms",))
             if not autocommit:
                 conn.commit()
@@ -98,6 +100,33 @@ def connect(dsn: str, application_name: str, timeout: float,
         conn.close()
         raise
     return conn
+
+
+@contextlib.contextmanager
+def bounded(conn, seconds: float) -> Iterator[None]:
+    """Cut `conn` (see cut_socket) if the block is still running after `seconds`.
+
+    A server-side statement_timeout bounds nothing that never reaches a server: a pooler
+    (pgbouncer) accepts a client while no server is available and queues its statements,
+    the identity check a worker makes as it connects included, for minutes. The block then
+    fails with a connection error instead. A block that ends in time is never cut."""
+    lock = threading.Lock()
+    state = {"done": False}
+
+    def expire() -> None:
+        with lock:
+            if not state["done"]:
+                cut_socket(conn)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with lock:
+            state["done"] = True
+        timer.cancel()
 
 
 def host_attempts(dsn: str, parsed: dict) -> list[str]:

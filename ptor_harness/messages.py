@@ -118,6 +118,7 @@ class RecorderFinished:
     error: Optional[str] = None
     repo_reconnects: int = 0  # times the repo went away and the batch was written again
     spilled_rows: int = 0  # async repo mode: ledger rows that waited in the spill file
+    spilled_batches: int = 0
 
 
 def ignore_stop_signals() -> None:

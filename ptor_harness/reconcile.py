@@ -76,6 +76,7 @@ class Findings:
     unverifiable_examples: list = field(default_factory=list)
     applied: int = 0
     not_applied: int = 0
+    unrecorded_applied: int = 0  # rows of ops a killed worker never reported (async mode)
     superseded: int = 0
     phantom_rows: int = 0
     phantom_examples: list = field(default_factory=list)
@@ -176,9 +177,15 @@ class Reconciler:
         self.final_server = final_server
         self.findings = Findings()
         self.order: Optional[_WorkerOrder] = None
+        self.recorded_up_to: Optional[int] = None
 
     def add_worker(self, worker: int, ops_by_key: Iterable[Op],
-                   rows_by_key: Iterable[tuple]) -> None:
+                   rows_by_key: Iterable[tuple], recorded_up_to: Optional[int] = None) -> None:
+        """`recorded_up_to` (async repo mode): the highest seq the ledger holds of this
+        worker. Its outcomes reach the ledger in order, so a row written by a later op is
+        one whose record a killed worker never handed over: in doubt and applied
+        (`unrecorded_applied`), not a phantom."""
+        self.recorded_up_to = recorded_up_to
         self.order = _WorkerOrder(self.server_of, worker, self.final_server)
         ops_groups = itertools.groupby(ops_by_key, key=lambda op: op.key)
         rows: Iterator[tuple] = iter(rows_by_key)
@@ -202,9 +209,19 @@ class Reconciler:
 
     # --- findings ------------------------------------------------------------------------
 
+    def _unrecorded(self, last_seq: int) -> bool:
+        """A version written by an op whose record never reached the ledger (see
+        add_worker): counted as applied in doubt."""
+        if self.recorded_up_to is None or last_seq <= self.recorded_up_to:
+            return False
+        self.findings.unrecorded_applied += 1
+        return True
+
     def _phantom(self, worker: int, row: tuple) -> None:
         f = self.findings
         f.rows_checked += 1
+        if self._unrecorded(row[1]):
+            return
         f.phantom_rows += 1
         f.mismatched_rows += 1
         f._example(f.phantom_examples, {"worker": worker, "key": row[0], "last_seq": row[1]})
@@ -274,7 +291,9 @@ class Reconciler:
         writer = next((op for op in ops if op.seq == last_seq), None)
         bad = False
         top = None  # the kept op whose chain is walked
-        if writer is None or writer.kind == DELETE:
+        if writer is None and self._unrecorded(last_seq):
+            pass
+        elif writer is None or writer.kind == DELETE:
             f.phantom_rows += 1
             f._example(f.phantom_examples, {"worker": worker, "key": key,
                                             "last_seq": last_seq})

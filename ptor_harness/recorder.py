@@ -212,7 +212,8 @@ def run_recorder(spec: LedgerSpec, queue, ack_conns: dict, events, parent_pid: i
         events.put(messages.RecorderFinished(recorder.ops, recorder.intents,
                                              recorder.identities, None,
                                              recorder.repo_reconnects,
-                                             spill.total_rows if spill else 0))
+                                             spill.total_rows if spill else 0,
+                                             spill.total_batches if spill else 0))
     except BaseException as exc:
         # ptor's own errors are whole sentences for the user; anything else is labelled
         error = str(exc) if isinstance(exc, RecorderError) else error_label(exc)

@@ -150,6 +150,7 @@ def build(outcome) -> dict:
             "applied": findings.applied if findings else None,
             "not_applied": findings.not_applied if findings else None,
             "superseded": findings.superseded if findings else None,
+            "unrecorded_applied": findings.unrecorded_applied if findings else None,
         },
         "validation": {
             "mode": "full" if s.full_data_validation else "quick",

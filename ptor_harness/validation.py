@@ -29,18 +29,22 @@ def confirm_primary(dsn: str, schema: str, timeout: float, deadline: float,
     """
     last_error = "no attempt made"
     while True:
+        conn = None
         try:
             conn = db.connect(dsn, "ptor-validation", timeout, statement_timeout,
                               autocommit=False)
-            identity = db.server_identity(conn, -1, 0)
-            if identity.in_recovery:
-                conn.close()
-                last_error = "the server reached is in recovery (a standby)"
-            else:
-                heartbeat(conn, schema)
+            with db.bounded(conn, timeout + statement_timeout):
+                identity = db.server_identity(conn, -1, 0)
+                if not identity.in_recovery:
+                    heartbeat(conn, schema)
+            if not identity.in_recovery:
                 return conn, identity
+            conn.close()
+            last_error = "the server reached is in recovery (a standby)"
         except (psycopg2.Error, ClusterError) as exc:
             last_error = db.error_label(exc)
+            if conn is not None:
+                conn.close()
         if time.monotonic() >= deadline:
             raise ValidationIncomplete(f"no confirmed primary to reconcile against: "
                                        f"{last_error}")
@@ -113,17 +117,20 @@ def stale_lookup(identities: list[Identity]) -> Optional[Callable[[int, Optional
 
 def reconcile_run(conn, ledger: Ledger, schema: str, workers: int, run_tag: str,
                   payload_bytes: int, full: bool, identities: list[Identity],
-                  primary: Optional[Identity] = None) -> Findings:
+                  primary: Optional[Identity] = None,
+                  outcomes_only: bool = False) -> Findings:
     """Join every worker's ledger with the primary's rows (`primary`: the confirmed primary
-    they are read from, whose own acknowledgements cannot be lost). Raises
-    ValidationIncomplete."""
+    they are read from, whose own acknowledgements cannot be lost; `outcomes_only`: async
+    repo mode, where the ledger holds no intents and a killed worker's last records may be
+    missing). Raises ValidationIncomplete."""
 
     reconciler = Reconciler(server_lookup(identities), stale_lookup(identities),
                             primary.server() if primary is not None else None)
     try:
         for worker in range(workers):
             reconciler.add_worker(worker, ledger.ops_by_key(worker), primary_rows(
-                conn, schema, worker, run_tag, payload_bytes if full else None))
+                conn, schema, worker, run_tag, payload_bytes if full else None),
+                ledger.last_seq(worker) or 0 if outcomes_only else None)
         conn.commit()
     except psycopg2.Error as exc:
         raise ValidationIncomplete(f"reading the primary failed mid-check: "

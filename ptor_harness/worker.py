@@ -58,7 +58,9 @@ class WorkerBoard:
     """Live per-worker counters in shared memory, read by the coordinator for progress,
     outage tracking and the observe-after rule. Slots per worker: see FIELDS."""
 
-    FIELDS = ("ok", "failed", "indeterminate", "last_ok", "last_bad", "connected", "ended")
+    # draining: the worker sends no more ops and is handing its records to the recorder
+    FIELDS = ("ok", "failed", "indeterminate", "last_ok", "last_bad", "connected", "draining",
+              "ended")
 
     def __init__(self, array, workers: int) -> None:
         self.array = array
@@ -221,7 +223,8 @@ class Worker:
                                   self.spec.rto_conn_timeout, self.spec.statement_timeout)
                 try:
                     self.session += 1
-                    identity = db.server_identity(conn, self.spec.worker, self.session)
+                    with db.bounded(conn, self.spec.rto_conn_timeout):
+                        identity = db.server_identity(conn, self.spec.worker, self.session)
                 except Exception:
                     conn.close()
                     raise
@@ -325,6 +328,7 @@ class Worker:
 
     def finish(self, unsent: list) -> None:
         """Retract intents that were never sent, flush outcomes, and end the stream."""
+        self.board.set(self.spec.worker, "draining", 1)
         self.workload.unplan(unsent)
         if unsent and self.spec.sync_ledger:
             self.send((messages.RETRACT, self.spec.worker, unsent[0][0]))

@@ -163,6 +163,13 @@ class Ledger(ABC):
         return [(at, name, json.loads(detail)) for at, name, detail in
                 self._query(sql, (self.run_id,))]
 
+    def last_seq(self, worker: int) -> Optional[int]:
+        """The highest seq the ledger holds of a worker (intent or outcome)."""
+        sql = self._sql("SELECT max(seq) FROM (SELECT max(seq) AS seq FROM ledger_op WHERE "
+                        "run_id = %s AND worker = %s UNION ALL SELECT max(seq) FROM "
+                        "ledger_intent WHERE run_id = %s AND worker = %s) m")
+        return next(iter(self._query(sql, (self.run_id, worker) * 2)))[0]
+
     def count(self, table: str) -> int:
         assert table in ("ledger_op", "ledger_intent", "ledger_session")
         sql = self._sql(f"SELECT count(*) FROM {table} WHERE run_id = %s")

@@ -102,6 +102,9 @@ class PostgresLedger(Ledger):
         self.conn = self._session()
 
     def _append_again(self, table: str, columns: str, rows: list[tuple]) -> None:
+        """COPY into a session's temporary table, then move what is new across; the staging
+        table is emptied after every batch, so a replay of many batches in one transaction
+        stays linear (each batch moves only its own rows)."""
         with self.conn.cursor() as cur:
             cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS again_{table} (LIKE {table}) "
                         "ON COMMIT DELETE ROWS")
@@ -109,6 +112,7 @@ class PostgresLedger(Ledger):
                             io.StringIO(copy_rows(rows)))
             cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM again_{table} "
                         "ON CONFLICT DO NOTHING")
+            cur.execute(f"TRUNCATE again_{table}")
 
     def _execute(self, sql: str, params: tuple = ()) -> None:
         with self.conn.cursor() as cur:

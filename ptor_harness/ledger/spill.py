@@ -33,6 +33,7 @@ class Spill:
     def __init__(self, path: str) -> None:
         self.path = path
         self.total_rows = 0  # rows that ever went through the file
+        self.total_batches = 0
         self._file = None
 
     @property
@@ -49,6 +50,7 @@ class Spill:
         self._file.write("\n")
         self._file.flush()
         self.total_rows += sum(len(part) for part in batch)
+        self.total_batches += 1
 
     def sync(self) -> None:
         """Make the file durable (before the recorder gives up and leaves it behind)."""
@@ -90,12 +92,20 @@ def read_batches(path: str) -> Iterator[tuple[list, ...]]:
             yield batch
 
 
+REPLAY_COMMIT_BATCHES = 100  # batches per transaction while replaying
+
+
 def replay(ledger, path: str) -> int:
-    """Write a spill file's batches into the ledger (skipping rows already there) and commit;
-    returns the number of rows replayed. The caller removes the file afterwards."""
+    """Write a spill file's batches into the ledger (skipping rows already there), in order,
+    committing every REPLAY_COMMIT_BATCHES batches; returns the number of rows replayed.
+    Streams the file and keeps no more than one transaction's worth in the repo's hands:
+    time and memory are linear in the file. A replay cut short is simply run again (rows
+    already there are skipped). The caller removes the file afterwards."""
     rows = 0
-    for batch in read_batches(path):
+    for number, batch in enumerate(read_batches(path), 1):
         ledger.write(*batch, again=True)
         rows += sum(len(part) for part in batch)
+        if number % REPLAY_COMMIT_BATCHES == 0:
+            ledger.commit()
     ledger.commit()
     return rows

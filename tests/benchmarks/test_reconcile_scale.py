@@ -23,7 +23,8 @@ PAYLOAD = 64
 
 
 def build_ledger(path: str, ops: int) -> None:
-    """Per worker: inserts of keys 1..n, then updates of every third key, all `ok`."""
+    """Per worker: inserts of keys 1..n, then updates of every third key, all `ok`; each
+    update replaced its key's insert (prev_seq = the insert's seq = the key)."""
     SqliteLedger(path, RUN).close()  # the real schema
     conn = sqlite3.connect(path)
     per_worker = ops // WORKERS
@@ -33,12 +34,12 @@ def build_ledger(path: str, ops: int) -> None:
         conn.execute(f"""
             WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {inserts})
             INSERT INTO ledger_op SELECT '{RUN}', {worker}, n, 'I', n, n * 1e-4, n * 1e-4
-              + 5e-4, 'ok', NULL, 1, 1 FROM s""")
+              + 5e-4, 'ok', NULL, 1, 1, NULL FROM s""")
         conn.execute(f"""
             WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s
                                     WHERE n < {per_worker - inserts})
             INSERT INTO ledger_op SELECT '{RUN}', {worker}, {inserts} + n, 'U', n * 3,
-              ({inserts} + n) * 1e-4, ({inserts} + n) * 1e-4 + 5e-4, 'ok', NULL, 1, 1
+              ({inserts} + n) * 1e-4, ({inserts} + n) * 1e-4 + 5e-4, 'ok', NULL, 1, 1, n * 3
               FROM s""")
         conn.commit()
     conn.close()

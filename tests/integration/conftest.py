@@ -29,9 +29,9 @@ def free_port_base(span: int = 3) -> int:
     raise RuntimeError("no free ports on 127.0.0.1")
 
 
-def lab_dir() -> str:
+def lab_dir(under: str = "/tmp") -> str:
     """A directory the unprivileged lab user can reach (pytest's tmp_path is root-only)."""
-    path = tempfile.mkdtemp(prefix="ptor-test-lab-", dir="/tmp")
+    path = tempfile.mkdtemp(prefix="ptor-test-lab-", dir=under)
     os.chmod(path, 0o755)
     return path
 
@@ -70,8 +70,9 @@ def scratch_dir():
 def make_lab():
     labs = []
 
-    def make(mode: str = "sync") -> StreamingLab:
-        lab = StreamingLab.up(os.path.join(lab_dir(), "lab"), free_port_base(), mode)
+    def make(mode: str = "sync", under: str = "/tmp") -> StreamingLab:
+        """A streaming lab; `under` a folder on other storage (/dev/shm: memory-fast)."""
+        lab = StreamingLab.up(os.path.join(lab_dir(under), "lab"), free_port_base(), mode)
         labs.append(lab)
         return lab
 

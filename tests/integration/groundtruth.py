@@ -65,11 +65,13 @@ def switch_point(new_primary, timeline: int) -> int:
 
 
 def commits_of(old_primary) -> list[Commit]:
-    """Start the (crashed) old primary's data directory on its own, on a fresh port, and
-    decode every worker-table transaction it committed since the slot was made."""
-    old_primary.port = free_port_base(1)
-    old_primary.write_auto_conf({"wal_level": "logical"})  # the slot needs it
-    old_primary.start()
+    """Decode every worker-table transaction the old primary committed since the slot was
+    made; a crashed one is first started on its own, on a fresh port (a split-brain one
+    still runs)."""
+    if not old_primary.running():
+        old_primary.port = free_port_base(1)
+        old_primary.write_auto_conf({"wal_level": "logical"})  # the slot needs it
+        old_primary.start()
     rows = old_primary.query(
         "SELECT lsn::text, xid::text, data FROM pg_logical_slot_peek_changes(%s, NULL, NULL, "
         "'include-xids', '1', 'skip-empty-xacts', '1')", (SLOT,))

@@ -42,7 +42,9 @@ def test_lost_deletes_are_resurrected_rows(make_lab, run_ptor):
     r = run.report
     lost = r["rpo"]["lost_by_kind"]
     assert lost["delete"] > 0
-    assert r["anomalies"]["resurrected_rows"] == lost["delete"]
+    # a lost delete whose row's earlier version was kept shows as the row being back; one
+    # whose insert was lost with it (a key born and deleted after the cut) leaves no row
+    assert 0 < r["anomalies"]["resurrected_rows"] <= lost["delete"]
     example = r["anomalies"]["resurrected_examples"][0]
     assert example["deleted_by_seq"] > example["row_last_seq"]
     assert r["anomalies"]["holes"] == 0 and r["anomalies"]["split_brain_writes"] == 0

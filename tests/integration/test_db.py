@@ -120,3 +120,86 @@ def test_a_host_that_never_answers_does_not_hide_the_next_one(make_lab):
         assert 0.5 <= took < 2.5  # the silent host's bounded attempt, then the real one
     finally:
         conn.close()
+
+
+class QueueingPooler:
+    """A stand-in for a pooler with no server available (pgbouncer queueing a client's
+    statements): it relays the login to a real server, then holds every statement the
+    client sends for ever. A server-side statement_timeout never sees them."""
+
+    READY = b"Z\x00\x00\x00\x05"  # ReadyForQuery: the login is over
+
+    def __init__(self, target_port: int) -> None:
+        self.target = target_port
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.held = 0
+        self.sockets: list = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            self.sockets += [client, server]
+            logged_in = threading.Event()
+            threading.Thread(target=self._pipe, args=(server, client, logged_in),
+                             daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, server, None, logged_in),
+                             daemon=True).start()
+
+    def _pipe(self, src, dst, mark=None, hold=None) -> None:
+        seen = b""
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            if hold is not None and hold.is_set():
+                self.held += 1  # queued, never relayed
+                continue
+            dst.sendall(data)
+            if mark is not None:
+                seen = (seen + data)[-64:]
+                if self.READY in seen:
+                    mark.set()
+
+    def close(self) -> None:
+        for sock in [self.listener, *self.sockets]:
+            sock.close()
+
+
+def test_a_statement_a_pooler_queues_is_bounded_on_the_client(make_lab):
+    """Behind a pooler with no server, a worker's connect-time statements (the session
+    setup, the identity check) would wait without limit and the drill would kill it with
+    planned ops still open. Every one of them is bounded by the connect timeout."""
+    lab = make_lab("sync")
+    pooler = QueueingPooler(lab.nodes["node1"].port)
+    dsn = f"host=127.0.0.1 port={pooler.port} dbname=postgres user={lab.user.name} " \
+          "sslmode=disable"
+    try:
+        started = time.monotonic()
+        with pytest.raises(psycopg2.OperationalError):  # the SET statement_timeout
+            db.connect(dsn, "t", 0.5, statement_timeout=5.0)
+        assert time.monotonic() - started < 2.0
+        conn = db.connect(dsn, "t", 0.5)  # no session setup: connected through
+        started = time.monotonic()
+        with pytest.raises(psycopg2.OperationalError), db.bounded(conn, 0.5):
+            db.server_identity(conn, 0, 1)
+        assert 0.4 < time.monotonic() - started < 2.0
+        assert pooler.held >= 2
+        # a block that ends in time is never cut afterwards
+        direct = db.connect(lab.nodes["node1"].dsn(), "t", 1.0)
+        with db.bounded(direct, 0.2):
+            db.server_identity(direct, 0, 1)
+        time.sleep(0.4)
+        assert db.server_identity(direct, 0, 2).port == lab.nodes["node1"].port
+    finally:
+        pooler.close()

@@ -260,3 +260,17 @@ def test_an_update_that_matched_no_row_is_no_loss_and_no_hole():
     f = reconcile(ops, [(1, 1), (3, 5)], servers={1: "A", 2: "B"})
     assert f.lost == {"insert": 1, "update": 0, "delete": 0}
     assert f.noop_writes == 2 and f.holes == 0 and f.resurrected_rows == 0
+
+
+def test_rows_of_ops_a_killed_worker_never_reported_are_in_doubt_not_phantoms():
+    """Async repo mode: a worker's outcomes reach the ledger in order, so a row written by
+    an op past the last one the ledger holds was written by an op whose record a killed
+    worker never handed over: in doubt and applied, never a phantom or a loss."""
+    ops = [op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 2.0)]
+    r = Reconciler(lambda w, s: "A", final_server="A")
+    r.add_worker(0, ops, [(1, 1), (2, 7), (3, 8)], recorded_up_to=2)
+    f = r.finish()
+    assert f.unrecorded_applied == 2 and f.phantom_rows == 0 and f.lost_total == 0
+    # without that knowledge (sync repo mode: every sent op has an intent) they are phantoms
+    g = reconcile(ops, [(1, 1), (2, 7), (3, 8)])
+    assert g.phantom_rows == 2 and g.unrecorded_applied == 0

@@ -38,7 +38,8 @@ def test_pass_with_figures():
     assert r["rto"]["detection_seconds"] == 0.5
     assert r["rto"]["injection_to_first_ok_seconds"] == 3.0
     assert r["rpo"]["lost_acknowledged_ops"] == 0
-    assert r["indeterminate"] == {"applied": 0, "not_applied": 1, "superseded": 0}
+    assert r["indeterminate"] == {"applied": 0, "not_applied": 1, "superseded": 0,
+                                  "unrecorded_applied": 0}
     assert r["ops"] == {"ok": 2, "failed": 0, "indeterminate": 1,
                         "ok_by_kind": {"insert": 2, "update": 0, "delete": 0}}
     assert r["servers"]["identity_changes"][0]["to"].startswith("127.0.0.1:6002")
@@ -48,7 +49,11 @@ def test_lost_ack_fails_unless_allowed():
     lossy = report.build(outcome(rows=[(1, 1)]))
     assert lossy["verdict"] == "fail" and report.exit_code(lossy) == 1
     assert lossy["rpo"]["lost_acknowledged_ops"] == 1
-    assert lossy["rpo"]["window_seconds"] == 0.0  # the lost op came after the outage
+    assert lossy["rpo"]["window_seconds"] == 0.0  # one lost op: a single instant
+    # ... acknowledged 3 s after the fault was injected (at 1.5)
+    assert lossy["rpo"]["first_lost_before_fault_seconds"] == -3.0
+    assert lossy["rpo"]["lost_by_evidence"] == {"final_state": 1, "version_chain": 0,
+                                                "worker_order": 0}
     allowed = report.build(outcome(["--max-lost-acknowledged", "1"], rows=[(1, 1)]))
     assert allowed["verdict"] == "pass"
 
