@@ -180,11 +180,7 @@ class Drill:
             self.outcome.primary_before = identity
             if s.init:
                 schema.init_primary(conn, s.schema, s.parallel_workers)
-            missing = schema.missing_tables(conn, s.schema, s.parallel_workers)
-            if missing:
-                raise ClusterError(f"ptor's tables are missing on the primary ({missing[0]}"
-                                   f"{' and more' if len(missing) > 1 else ''}); run with "
-                                   "--init to create them")
+            schema.check_tables(conn, s.schema, s.parallel_workers)
             schema.truncate_worker_tables(conn, s.schema, s.parallel_workers)
         except psycopg2.Error as exc:
             raise ClusterError(f"cannot prepare the primary: {db.error_label(exc)}") from None

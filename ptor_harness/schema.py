@@ -35,46 +35,86 @@ def payload(run_tag: str, worker: int, seq: int, size: int) -> str:
     return (base * (size // len(base) + 1))[:size]
 
 
-def init_primary(conn, schema: str, workers: int) -> None:
-    """Create the schema, worker tables 0..workers-1 and the heartbeat table, if missing."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
-        if cur.fetchone() is None:
-            cur.execute(f"CREATE SCHEMA {quote_ident(schema)}")
-            cur.execute(f"COMMENT ON SCHEMA {quote_ident(schema)} IS %s", (MARK,))
-        for worker in range(workers):
-            table = worker_table(schema, worker)
-            cur.execute(
-                f"CREATE TABLE IF NOT EXISTS {table} ("
-                " id bigint PRIMARY KEY,"
-                " last_seq bigint NOT NULL,"
-                " payload text NOT NULL,"
-                " written_at timestamptz NOT NULL)"
-            )
-            cur.execute(f"COMMENT ON TABLE {table} IS %s", (MARK,))
-        table = heartbeat_table(schema)
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {table} (id int PRIMARY KEY, "
-                    "beat bigint NOT NULL, at timestamptz NOT NULL DEFAULT now())")
-        cur.execute(f"COMMENT ON TABLE {table} IS %s", (MARK,))
-    conn.commit()
+WORKER_COLUMNS = ("id bigint PRIMARY KEY, last_seq bigint NOT NULL, prev_seq bigint, "
+                  "payload text NOT NULL, written_at timestamptz NOT NULL")
+HEARTBEAT_COLUMNS = ("id int PRIMARY KEY, beat bigint NOT NULL, "
+                     "at timestamptz NOT NULL DEFAULT now()")
 
 
-def missing_tables(conn, schema: str, workers: int) -> list[str]:
-    """Names of ptor tables this drill needs that do not exist on the server."""
+def _ptor_tables(conn, schema: str, workers: int) -> dict[str, dict]:
+    """The tables a drill of `workers` needs, by name: whether each exists, carries ptor's
+    mark, and has the version-chain column (`prev_seq`, added in ledger format 2)."""
     wanted = [worker_table_name(w) for w in range(workers)] + [HEARTBEAT]
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname = ANY(%s)",
-            (schema, wanted),
-        )
-        present = {row[0] for row in cur.fetchall()}
+            "SELECT c.relname, obj_description(c.oid, 'pg_class') = %s, EXISTS (SELECT 1 "
+            " FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'prev_seq' "
+            " AND NOT a.attisdropped) "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = ANY(%s)", (MARK, schema, wanted))
+        found = {name: (bool(marked), bool(chain)) for name, marked, chain in cur.fetchall()}
+    return {name: {"exists": name in found, "marked": found.get(name, (False, False))[0],
+                   "chain": found.get(name, (False, False))[1] or name == HEARTBEAT}
+            for name in wanted}
+
+
+def _not_ptors(schema: str, name: str) -> ClusterError:
+    return ClusterError(f"{schema}.{name} exists but is not ptor's (it lacks ptor's mark): "
+                        "ptor never empties, changes or drops a table it did not create; "
+                        "choose another --schema or rename that table")
+
+
+def init_primary(conn, schema: str, workers: int) -> None:
+    """Create the schema, worker tables 0..workers-1 and the heartbeat table where missing,
+    and mark what it creates, only that. A table of ptor's name without ptor's mark is
+    somebody else's: refused (ClusterError), never marked, altered or emptied. ptor's own
+    tables from an older ptor gain the version-chain column."""
+    q = quote_ident
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+        if cur.fetchone() is None:
+            cur.execute(f"CREATE SCHEMA {q(schema)}")
+            cur.execute(f"COMMENT ON SCHEMA {q(schema)} IS %s", (MARK,))
+    tables = _ptor_tables(conn, schema, workers)
+    for name, state in tables.items():
+        if state["exists"] and not state["marked"]:
+            conn.rollback()
+            raise _not_ptors(schema, name)
+    with conn.cursor() as cur:
+        for name, state in tables.items():
+            table = f"{q(schema)}.{q(name)}"
+            if not state["exists"]:
+                columns = HEARTBEAT_COLUMNS if name == HEARTBEAT else WORKER_COLUMNS
+                cur.execute(f"CREATE TABLE {table} ({columns})")
+                cur.execute(f"COMMENT ON TABLE {table} IS %s", (MARK,))
+            elif not state["chain"]:
+                cur.execute(f"ALTER TABLE {table} ADD COLUMN prev_seq bigint")
+    conn.commit()
+
+
+def check_tables(conn, schema: str, workers: int) -> None:
+    """Before a drill touches anything: every table it needs exists, is ptor's (marked) and
+    current; otherwise one sentence (ClusterError)."""
+    tables = _ptor_tables(conn, schema, workers)
     conn.rollback()
-    return [f"{schema}.{name}" for name in wanted if name not in present]
+    missing = [name for name, state in tables.items() if not state["exists"]]
+    if missing:
+        raise ClusterError(f"ptor's tables are missing on the primary ({schema}.{missing[0]}"
+                           f"{' and more' if len(missing) > 1 else ''}); run with --init to "
+                           "create them")
+    for name, state in tables.items():
+        if not state["marked"]:
+            raise _not_ptors(schema, name)
+    old = [name for name, state in tables.items() if not state["chain"]]
+    if old:
+        raise ClusterError(f"ptor's tables on the primary are from an older ptor "
+                           f"({schema}.{old[0]} lacks prev_seq); run with --init to upgrade "
+                           "them")
 
 
 def truncate_worker_tables(conn, schema: str, workers: int) -> None:
-    """Empty the worker tables: each run owns them, so every row is explained by its ledger."""
+    """Empty the worker tables: each run owns them, so every row is explained by its ledger.
+    Only ever called after check_tables found them all ptor's."""
     tables = ", ".join(worker_table(schema, w) for w in range(workers))
     with conn.cursor() as cur:
         cur.execute(f"TRUNCATE {tables}")
