@@ -191,10 +191,23 @@ def hide_passwords_from_ps(secrets: tuple[str, ...] = ()) -> None:
         setproctitle.setproctitle(masked)
 
 
+def package_version() -> str:
+    """The installed package's version (setup.cfg), or "unknown" from a bare checkout."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("ptor")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `ptor` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     hide_passwords_from_ps()  # DSN passwords, by their pattern, before anything else
+    if argv[:1] == ["--version"]:
+        print(f"ptor {package_version()}")
+        return 0
     if argv[:1] == ["history"]:
         return show_history(argv[1:])
     if argv[:1] == ["reconcile"]:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -77,6 +78,22 @@ def print_dsns(lab: Lab) -> None:
     print(f"export REPO_PGDSN={shlex.quote(lab.repo_dsn())}")
 
 
+def show_outputs(report_json: str) -> None:
+    """Name the demo's run folder and its picture, so a newcomer finds them."""
+    try:
+        with open(report_json, encoding="utf-8") as src:
+            run_dir = json.load(src)["run_dir"]
+    except (OSError, ValueError, KeyError):
+        return
+    print(f"ptor-lab: run folder {run_dir} (report.json, timeline.csv, ptor.log, ...)")
+    picture = os.path.join(run_dir, "timeline.png")
+    if os.path.exists(picture):
+        print(f"ptor-lab: picture {picture}")
+    else:
+        print("ptor-lab: no timeline.png: matplotlib is not installed (pip install "
+              "'ptor[plot]')")
+
+
 def demo(args: argparse.Namespace) -> int:
     """The quick start: a real failover drill on a fresh lab, end to end."""
     from .. import cli as ptor_cli
@@ -87,8 +104,9 @@ def demo(args: argparse.Namespace) -> int:
     started = time.time()
     lab = stacks()[args.stack].up(lab_dir, args.port_base or DEFAULT_PORTS[args.stack])
     print(f"ptor-lab: lab up in {time.time() - started:.1f} s", flush=True)
+    report_json = os.path.join(args.report_dir, f"demo-{args.stack}.json")
     try:
-        return ptor_cli.main([
+        code = ptor_cli.main([
             "--primary-pgdsn", lab.primary_dsn(), "--init",
             "--parallel-workers", str(args.workers), "--warmup-duration", "3",
             "--duration", "60", "--observe-after", "3",
@@ -96,8 +114,10 @@ def demo(args: argparse.Namespace) -> int:
             f"{shlex.quote(sys.executable)} -m ptor_harness.lab.cli fault --dir "
             f"{shlex.quote(lab_dir)} kill-primary", "--full-data-validation",
             "--check-primary-latency", "--report-dir", args.report_dir,
-            "--report-json", os.path.join(args.report_dir, f"demo-{args.stack}.json"),
+            "--report-json", report_json,
         ])
+        show_outputs(report_json)
+        return code
     finally:
         if args.keep:
             print(f"ptor-lab: lab left running in {lab_dir}")
