@@ -8,6 +8,7 @@ ops, the outage windows, the faults and the phases. Pure over the report dict.
 from __future__ import annotations
 
 import math
+import os
 from typing import Optional
 
 BARS = " ▁▂▃▄▅▆▇█"
@@ -118,5 +119,6 @@ def timeline_png(report: dict, path: str) -> Optional[str]:
     bottom.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    os.chmod(path, 0o600)
     plt.close(fig)
     return None

@@ -7,6 +7,7 @@ code 2 (usage) or 3 (cluster); a bug in ptor says so and leaves the traceback in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -18,13 +19,25 @@ import traceback
 from collections.abc import Sequence
 from typing import Optional
 
-import psutil
 import psycopg2
 
-from . import db, exports, lock, report
-from .config import Scenario, parse_history, parse_scenario
-from .errors import EXIT_CLUSTER, EXIT_FAIL, EXIT_INTERRUPTED, ConfigError, PtorError
-from .redact import dsn_secrets, redact
+from . import db, lock, report
+from .config import (
+    Scenario,
+    check_output_paths,
+    package_version,
+    parse_history,
+    parse_scenario,
+)
+from .errors import (
+    EXIT_CLUSTER,
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    ClusterError,
+    ConfigError,
+    PtorError,
+)
+from .redact import MASK, dsn_secrets, redact
 from .schema import drop_marked
 
 log = logging.getLogger("ptor")
@@ -55,7 +68,8 @@ def setup_logging(quiet: bool, secrets: tuple = ()) -> None:
 
 def log_to_file(path: str, secrets: tuple) -> None:
     """Also keep every log line of the run, with timestamps, in its folder."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # owner only
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(RedactingFilter(secrets))
@@ -63,6 +77,18 @@ def log_to_file(path: str, secrets: tuple) -> None:
 
 
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+
+
+def finish(drill, result: dict) -> int:
+    """One ending for a drill and for `ptor reconcile`: the report on the terminal, a
+    sentence for each output that could not be written (Drill.write_outputs wrote every
+    other one), and the exit code."""
+    emit(report.render(result))
+    for failure in drill.output_failures:
+        sys.stderr.write(f"ptor: error: {drill.scenario.redact(failure)}\n")
+    if result["interrupted"]:
+        return EXIT_INTERRUPTED + signal.Signals[result["interrupted"]].value
+    return report.exit_code(result)
 
 
 def reconcile_run_later(argv: list) -> int:
@@ -79,6 +105,7 @@ def reconcile_run_later(argv: list) -> int:
             raise ConfigError(f"--run takes a run id such as 20261125T210627Z-90a45e, "
                               f"not {run_id!r}")
         scenario = parse_scenario(rest)
+        check_output_paths(scenario)
         hide_passwords_from_ps(scenario.secrets)
         setup_logging(scenario.quiet, scenario.secrets)
         from .coordinator import Drill
@@ -87,10 +114,7 @@ def reconcile_run_later(argv: list) -> int:
         if os.path.isdir(drill.run_dir):  # the run's own log goes on
             log_to_file(os.path.join(drill.run_dir, "ptor.log"), scenario.secrets)
         result = drill.reconcile_later()
-        sys.stdout.write(report.render(result))
-        if scenario.report_json:
-            report.write_json(result, scenario.report_json)
-        return report.exit_code(result)
+        return finish(drill, result)
     except PtorError as exc:
         secrets = scenario.secrets if scenario else ()
         sys.stderr.write(f"ptor: error: {redact(str(exc), secrets)}\n")
@@ -101,21 +125,26 @@ def show_history(argv: list) -> int:
     """`ptor history`: recent runs from the repo (or the run folders), newest first."""
     from . import history
 
+    skipped: list[str] = []
     try:
         query = parse_history(argv)
         secrets = dsn_secrets(query.repo_pgdsn)
         if query.repo_pgdsn:
             runs = history.from_repo(query.repo_pgdsn, query.schema, query.limit,
-                                     query.rto_conn_timeout)
+                                     query.rto_conn_timeout, skipped)
             source = f"the repo ({query.schema}.ledger_run)"
         else:
-            runs = history.from_report_dir(query.report_dir, query.limit)
+            runs = history.from_report_dir(query.report_dir, query.limit, skipped)
             source = query.report_dir
     except PtorError as exc:
         sys.stderr.write(f"ptor: error: {redact(str(exc), ())}\n")
         return exc.exit_code
-    out = history.as_json(runs) if query.as_json else history.render(runs, source)
-    sys.stdout.write(redact(out, secrets))
+    for line in skipped:
+        sys.stderr.write(f"ptor: {redact(line, secrets)}\n")
+    # masked field by field before it is serialised: masking JSON text could break it
+    runs = [dataclasses.replace(run, reason=redact(run.reason, secrets),
+                                faults=redact(run.faults, secrets)) for run in runs]
+    emit(history.as_json(runs) if query.as_json else history.render(runs, source))
     return 0
 
 
@@ -162,6 +191,7 @@ def stop_on_signals(drill):
             drill.request_stop(name)
             return
         sys.stderr.write(f"ptor: {name} again: exiting now without a report\n")
+        drill.kill_faults()
         for child in multiprocessing.active_children():
             child.kill()
         os._exit(EXIT_INTERRUPTED + signum)
@@ -174,35 +204,80 @@ def stop_on_signals(drill):
             signal.signal(sig, handler)
 
 
+DSN_FLAGS = ("--primary-pgdsn", "--repo-pgdsn")
+
+
+def masked_argv(argv: list[str], secrets: tuple[str, ...] = ()) -> list[str]:
+    """The command line with passwords masked; a DSN flag's value that libpq cannot parse
+    is masked whole (where its password ends cannot be known)."""
+    from psycopg2.extensions import parse_dsn
+
+    def dsn_value(value: str) -> str:
+        try:
+            parse_dsn(value)
+        except Exception:
+            return MASK
+        return redact(value, secrets)
+
+    out = []
+    for i, arg in enumerate(argv):
+        flag, equals, value = arg.partition("=")
+        if i and argv[i - 1] in DSN_FLAGS:
+            out.append(dsn_value(arg))
+        elif equals and flag in DSN_FLAGS:
+            out.append(f"{flag}={dsn_value(value)}")
+        else:
+            out.append(redact(arg, secrets))
+    return out
+
+
 def hide_passwords_from_ps(secrets: tuple[str, ...] = ()) -> None:
     """A password given as a flag sits in the process's command line, which any local user
     can read (ps, /proc/PID/cmdline): rewrite the title masked. setproctitle overwrites the
     argv memory itself, which Python alone cannot do."""
-    try:
-        title = " ".join(psutil.Process().cmdline())
-    except psutil.Error:
-        return
-    masked = redact(title, secrets)
-    if masked != title:
+    args = sys.argv[1:]
+    masked = masked_argv(args, secrets)
+    if masked != args:
         try:
             import setproctitle
         except ImportError:  # installed without its dependencies: the title stays as is
             return
-        setproctitle.setproctitle(masked)
+        # it starts with ptor whatever the interpreter, so `pgrep ptor` still finds it
+        setproctitle.setproctitle(" ".join(["ptor", *masked]))
 
 
-def package_version() -> str:
-    """The installed package's version (setup.cfg), or "unknown" from a bare checkout."""
-    from importlib import metadata
+class OutputClosed(BaseException):
+    """Whoever read ptor's standard output went away (`ptor history | head`). Not an
+    Exception, so no handler on the way mistakes it for an error of ptor's."""
 
+
+def emit(text: str) -> None:
+    """Write to standard output. A closed pipe ends ptor quietly; any other failure (a
+    full disk behind a redirection) is one sentence, exit 3."""
     try:
-        return metadata.version("ptor")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise OutputClosed() from None
+    except OSError as exc:
+        raise ClusterError(f"cannot write to standard output: {exc.strerror or exc}") from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `ptor` command; returns the exit code."""
+    try:
+        return run_command(argv)
+    except OutputClosed:
+        with contextlib.suppress(OSError):  # no error at exit for the lost pipe either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except PtorError as exc:  # from emit, outside any command's own handling
+        sys.stderr.write(f"ptor: error: {exc}\n")
+        return exc.exit_code
+
+
+def run_command(argv: Optional[Sequence[str]] = None) -> int:
+    """`ptor`, `ptor history` or `ptor reconcile`, by the first word."""
     argv = list(sys.argv[1:] if argv is None else argv)
     hide_passwords_from_ps()  # DSN passwords, by their pattern, before anything else
     if argv[:1] == ["--version"]:
@@ -219,6 +294,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         setup_logging(scenario.quiet, scenario.secrets)
         if scenario.reset:
             return reset(scenario)
+        check_output_paths(scenario)
         from .coordinator import Drill
 
         progress = scenario.progress
@@ -228,17 +304,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log_to_file(os.path.join(drill.run_dir, "ptor.log"), scenario.secrets)
         with stop_on_signals(drill):
             result = drill.run()
-        sys.stdout.write(report.render(result))
-        sys.stdout.flush()
-        if scenario.report_json:
-            report.write_json(result, scenario.report_json)
-        if scenario.prometheus_file:
-            exports.write_atomic(scenario.prometheus_file, exports.prometheus_text(result))
-        if scenario.junit_xml:
-            exports.write_atomic(scenario.junit_xml, exports.junit_xml(result))
-        if result["interrupted"]:
-            return EXIT_INTERRUPTED + signal.Signals[result["interrupted"]].value
-        return report.exit_code(result)
+        return finish(drill, result)
     except PtorError as exc:
         secrets = scenario.secrets if scenario else ()
         sys.stderr.write(f"ptor: error: {redact(str(exc), secrets)}\n")

@@ -25,6 +25,17 @@ from .faults import FAULT_ACTIONS
 from .redact import dsn_secrets, redact
 
 ENV_PREFIX = "PTOR_"
+
+
+def package_version() -> str:
+    """The installed package's version (setup.cfg), or "unknown" from a bare checkout."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("ptor")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
 # The original tool's env var names, kept working.
 LEGACY_ENV = {"primary-pgdsn": "PRIMARY_PGDSN", "repo-pgdsn": "REPO_PGDSN"}
 CONFIG_ENV = "PTOR_CONFIG"
@@ -45,10 +56,15 @@ def parse_bool(text: Any) -> bool:
 parse_bool.__name__ = "boolean"
 
 
+WEEK = 7 * 24 * 3600.0  # the longest any seconds option may be
+
+
 def _seconds(text: str) -> float:
     value = float(text)
     if math.isnan(value) or math.isinf(value):
         raise ValueError("not a finite number")
+    if abs(value) > WEEK:
+        raise ValueError(f"more than a week ({WEEK:g} s)")
     return value
 
 
@@ -115,6 +131,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "shell command that causes the failover; run once, --failover-after seconds "
                "after warmup"),
     OptionSpec("failover-after", _seconds, 5.0, "seconds after warmup to run the command"),
+    OptionSpec("failover-timeout", _seconds, 300.0,
+               "seconds the failover command may run; then its whole process group is "
+               "killed and the verdict is at best unknown"),
+    OptionSpec("expect", str, "failover",
+               "what the drill must show: failover (a change of primary or a write outage; "
+               "none seen: unknown), no-failover (a change of primary, or an outage above "
+               "--max-write-rto, fails), or any (a plain load test)"),
     OptionSpec("fault", str, None,
                "built-in fault ACTION[:SECONDS] on the lab given by --lab-dir: kill-primary, "
                "stop-primary, switchover, kill-manager; SECONDS after warmup (default: "
@@ -153,7 +176,19 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("quiet", parse_bool, False, "print only the report", flag=True),
 )
 OPTION_NAMES = tuple(o.name for o in OPTIONS)
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,40}")  # fullmatch: no trailing newline
+EXPECTATIONS = ("failover", "no-failover", "any")
+
+
+def check_schema_name(name: str) -> None:
+    """A plain lower-case identifier that is not a system schema (pg_catalog, pg_toast,
+    pg_temp*, every pg_ name PostgreSQL reserves, information_schema)."""
+    if not IDENTIFIER.fullmatch(name):
+        raise ConfigError(f"schema must be a plain lower-case identifier "
+                          f"(letters, digits, _), got {name!r}")
+    if name.startswith("pg_") or name == "information_schema":
+        raise ConfigError(f"schema {name} is a system schema: ptor keeps its tables in a "
+                          "schema of their own (the default is ptor)")
 
 
 @dataclass(frozen=True)
@@ -179,6 +214,8 @@ class Scenario:
     latency_samples: int
     failover_command: Optional[str]
     failover_after: float
+    failover_timeout: float
+    expect: str
     fault: tuple  # ((action, seconds after warmup), ...), in time order
     lab_dir: Optional[str]
     max_outage: float
@@ -234,8 +271,43 @@ class WorkerSpec:
     ops_limit: int = 0  # 0: until told to stop
 
 
+class ScenarioFileParser(configargparse.ConfigFileParser):
+    """Scenario files: `key = value` lines; `[section]` headers are ignored; comments are
+    whole lines starting with `#` or `;`. A `#` or `;` inside a value is part of it (a
+    shell command may need both: an inline comment must never cut a failover command
+    short). A key given twice, or a line that is not `key = value`, is an error. A UTF-8
+    byte order mark is accepted."""
+
+    def get_syntax_description(self) -> str:
+        return ("key = value lines; [section] headers ignored; whole-line comments start "
+                "with # or ;")
+
+    def parse(self, stream) -> dict:
+        items: dict = {}
+        for number, line in enumerate(stream, 1):
+            text = (line.lstrip("\ufeff") if number == 1 else line).strip()
+            if not text or text[0] in "#;" or (text[0] == "[" and text[-1] == "]"):
+                continue
+            key, equals, value = text.partition("=")
+            key = key.strip()
+            if not equals or not key:
+                raise configargparse.ConfigFileParserException(
+                    f"line {number} is not a key = value line")
+            if key in items:
+                raise configargparse.ConfigFileParserException(
+                    f"key '{key[:60]}' is given twice (again on line {number})")
+            items[key] = value.strip()
+        return items
+
+
 class _Parser(configargparse.ArgumentParser):
-    """argparse that raises ConfigError instead of printing usage and exiting."""
+    """argparse that raises ConfigError instead of printing usage and exiting, and takes no
+    abbreviation of an option (`--rese` is not `--reset`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("config_file_parser_class", ScenarioFileParser)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise ConfigError(_friendly_argparse_message(message))
@@ -261,7 +333,6 @@ def build_parser() -> configargparse.ArgumentParser:
         prog="ptor",
         description="Run a write load against a PostgreSQL HA cluster, let a failover "
         "happen, and prove its write RTO and its data loss (RPO).",
-        config_file_parser_class=configargparse.DefaultConfigFileParser,
         formatter_class=configargparse.ArgumentDefaultsHelpFormatter,
         add_env_var_help=True,
         auto_env_var_prefix=None,
@@ -278,7 +349,7 @@ def build_parser() -> configargparse.ArgumentParser:
         else:
             kwargs["type"] = opt.type
         parser.add_argument("--" + opt.name, **kwargs)
-    parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     return parser
 
 
@@ -297,7 +368,7 @@ def check_scenario_file(path: str) -> None:
     """Refuse an unreadable file or an unknown key, naming it and the closest valid key."""
     try:
         with open(path, encoding="utf-8") as stream:
-            items = configargparse.DefaultConfigFileParser().parse(stream)
+            items = ScenarioFileParser().parse(stream)
     except OSError as exc:
         raise ConfigError(f"cannot read scenario file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -310,6 +381,43 @@ def check_scenario_file(path: str) -> None:
             raise ConfigError(_unknown_message(f"unknown key '{key}' in {path}", name))
 
 
+MESSAGE_CHARS = 500
+
+
+def check_output_paths(scenario: Scenario) -> None:
+    """Every place the run will write must be usable before anything connects: the report
+    folder (created if missing), and the folder of each export file. Called as a drill or
+    `ptor reconcile` starts (parsing a scenario never looks at the file system)."""
+    _check_output_paths(dataclasses.asdict(scenario))
+
+
+def _check_output_paths(values: dict) -> None:
+    report_dir = values["report_dir"]
+    if not report_dir:
+        raise ConfigError("report-dir must name a folder")
+    existing = os.path.abspath(report_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f"report-dir {report_dir!r} cannot be used: {existing!r} is not a "
+                          "folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"report-dir {report_dir!r} cannot be used: {existing!r} is not "
+                          "writable")
+    for key in ("report_json", "prometheus_file", "junit_xml"):
+        path = values.get(key)
+        if not path:
+            continue
+        name = key.replace("_", "-")
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise ConfigError(f"{name} {path!r} is a folder; give a file name")
+        if not os.path.isdir(folder):
+            raise ConfigError(f"{name} {path!r}: its folder {folder!r} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"{name} {path!r}: its folder {folder!r} is not writable")
+
+
 def one_safe_line(parse):
     """Error messages quote the value that was wrong: a DSN pasted into the wrong key
     carries its password, a file name may hold a line break. Every ConfigError leaving
@@ -320,6 +428,8 @@ def one_safe_line(parse):
             return parse(*args, **kwargs)
         except ConfigError as exc:
             text = redact(str(exc)).replace("\r", "\\r").replace("\n", "\\n")
+            if len(text) > MESSAGE_CHARS:  # a 5 MB key is named by its start
+                text = text[:MESSAGE_CHARS] + "..."
             raise ConfigError(text) from None
     return wrapped
 
@@ -388,9 +498,23 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
         raise ConfigError("latency-samples must be between 1 and 100000")
     if not 16 <= values["payload_bytes"] <= 1_000_000:
         raise ConfigError("payload-bytes must be between 16 and 1000000")
-    if not IDENTIFIER.match(values["schema"]):
-        raise ConfigError(f"schema must be a plain lower-case identifier "
-                          f"(letters, digits, _), got {values['schema']!r}")
+    check_schema_name(values["schema"])
+    if values["expect"] not in EXPECTATIONS:
+        raise ConfigError(f"expect must be one of {', '.join(EXPECTATIONS)}, "
+                          f"got {values['expect']!r}")
+    if values["failover_timeout"] <= 0:
+        raise ConfigError(f"failover-timeout must be above 0 seconds "
+                          f"(got {values['failover_timeout']})")
+    if 0 < values["statement_timeout"] < 0.001:
+        raise ConfigError(f"statement-timeout must be 0 (none) or at least 0.001 s: "
+                          f"PostgreSQL would read {values['statement_timeout']} s as no limit")
+    for opt in OPTIONS:  # what scenario.ini cannot hold on one line is refused here
+        value = values.get(opt.dest)
+        if isinstance(value, str):
+            if "\n" in value or "\r" in value:
+                raise ConfigError(f"{opt.name} must be one line: a line break cannot be kept "
+                                  "in a scenario file")
+            values[opt.dest] = value.strip()
     if values.get("failover_command") is not None and not values["failover_command"].strip():
         values["failover_command"] = None
     values["fault"] = parse_faults(values.get("fault"), values["failover_after"])
@@ -398,6 +522,9 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
         raise ConfigError("--fault acts on a ptor-lab lab: give its directory with --lab-dir "
                           "(or use --failover-command for any other cluster)")
     return Scenario(config_file=config_file, **values)
+
+
+_check_output_paths = one_safe_line(_check_output_paths)
 
 
 def parse_faults(specs, default_at: float) -> tuple:
@@ -435,10 +562,32 @@ def check_dsn(name: str, dsn: str) -> None:
     try:
         parse_dsn(dsn)
     except ProgrammingError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "cannot be parsed"
-        reason = reason.replace("invalid dsn: ", "")
         raise ConfigError(f"{name} is not a valid libpq connection string: "
-                          f"{redact(reason, dsn_secrets(dsn))}") from None
+                          f"{dsn_problem(str(exc))} (its text is not shown: it may hold a "
+                          "password)") from None
+
+
+# libpq's parse errors quote the text they stumbled on, which may be a password (with
+# `password=Head Tail`, libpq names "Tail"): ptor names the kind of problem instead.
+_DSN_PROBLEMS = (
+    ("missing \"=\"", "a word without \"=\" (a value with spaces must be in single "
+                      "quotes)"),
+    ("unterminated quoted string", "an unterminated quoted value"),
+    ("invalid connection option", "an unknown keyword"),
+    ("percent-encoded", "an invalid percent-encoded character in the URI"),
+    ("invalid URI", "an invalid URI"),
+    ("invalid integer", "a keyword that takes a number given something else"),
+    ("unexpected spaces", "unexpected spaces in the URI"),
+    ("end of string", "a URI cut short"),
+)
+
+
+def dsn_problem(libpq_error: str) -> str:
+    """The kind of problem a libpq parse error describes, without any of the DSN's text."""
+    for marker, problem in _DSN_PROBLEMS:
+        if marker in libpq_error:
+            return problem
+    return "libpq cannot parse it"
 
 
 def worker_specs(scenario: Scenario, run_tag: str, seed: int) -> list[WorkerSpec]:
@@ -486,8 +635,7 @@ def parse_history(argv: Sequence[str], env: Optional[dict] = None) -> HistoryQue
     env = dict(os.environ if env is None else env)
     by_name = {o.name: o for o in OPTIONS}
     parser = _Parser(prog="ptor history", description="Recent drills, newest first, with "
-                     "trends.", config_file_parser_class=configargparse.DefaultConfigFileParser,
-                     ignore_unknown_config_file_keys=True)
+                     "trends.", ignore_unknown_config_file_keys=True)
     parser.add_argument("-c", "--config", is_config_file=True, env_var=CONFIG_ENV,
                         help="a scenario file: its repo-pgdsn, report-dir and schema are used")
     for name in ("repo-pgdsn", "report-dir", "schema", "rto-conn-timeout"):
@@ -502,8 +650,7 @@ def parse_history(argv: Sequence[str], env: Optional[dict] = None) -> HistoryQue
         check_dsn("repo-pgdsn", ns.repo_pgdsn)
     if not 1 <= ns.limit <= 10000:
         raise ConfigError(f"limit must be between 1 and 10000 (got {ns.limit})")
-    if not IDENTIFIER.match(ns.schema):
-        raise ConfigError(f"schema must be a plain lower-case identifier, got {ns.schema!r}")
+    check_schema_name(ns.schema)
     folders_asked = any(a == "--report-dir" or a.startswith("--report-dir=") for a in argv)
     repo = None if folders_asked else (ns.repo_pgdsn or None)  # an explicit flag wins
     if repo is None and not os.path.isdir(ns.report_dir):

@@ -26,7 +26,7 @@ import psycopg2
 
 from . import db, exports, lock, messages, report, schema
 from .config import Scenario, worker_specs
-from .errors import ClusterError, RecorderError
+from .errors import ClusterError, PtorError, RecorderError
 from .faults import FaultSchedule, LabAction, ShellCommand
 from .ledger import LedgerSpec, spill
 from .ledger import postgres as pg_ledger
@@ -70,6 +70,7 @@ class DrillOutcome:
     deadline_reached: bool = False  # max-run-seconds ended the load
     faults_planned: int = 0
     lock_lost_to: Optional[str] = None  # another drill took the cluster's lock meanwhile
+    lock_failed: Optional[str] = None  # the lock's keeper died: the lock was not kept
     lock_retaken: int = 0  # times the lock was taken again on a new primary
     reconciled_later: bool = False  # by `ptor reconcile`, after the coordinator died
     cpu_samples: list = field(default_factory=list)  # (t, harness cores, machine busy %)
@@ -80,6 +81,12 @@ class DrillOutcome:
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def make_run_dir(path: str) -> None:
+    """The run's folder, readable by its owner only (it describes a cluster)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
 
 
 class Drill:
@@ -104,11 +111,19 @@ class Drill:
         self.current_phase = ""
         self.primary_lock: Optional[lock.LockKeeper] = None
         self.repo_lock = None
+        self.schedule: Optional[FaultSchedule] = None
+        self.output_failures: list[str] = []
 
     def request_stop(self, signal_name: str) -> None:
         """Asked from a signal handler: end the load at the next tick, then drain,
-        reconcile and report as usual."""
+        reconcile and report as usual (a fault under way is let finish)."""
         self.stop_signal = signal_name
+
+    def kill_faults(self) -> None:
+        """Asked from a signal handler on a second signal: kill a failover command under
+        way, its whole process group."""
+        if self.schedule is not None:
+            self.schedule.kill()
 
     def seconds_left(self) -> Optional[float]:
         """Time left before --max-run-seconds (None: no deadline)."""
@@ -235,9 +250,13 @@ class Drill:
         """Run the drill and return its report (also recorded in the ledger)."""
         s = self.scenario
         try:
-            self.take_locks()
-            self.check()
-            os.makedirs(self.run_dir, exist_ok=True)
+            try:
+                self.take_locks()
+                self.check()
+            except PtorError as exc:
+                self.record_early_failure(str(exc))
+                raise
+            make_run_dir(self.run_dir)
             with self.open_ledger() as ledger:
                 ledger.create_run(time.time(), s.as_public_dict())
                 seed = s.seed if s.seed is not None else random.SystemRandom().randrange(2**31)
@@ -254,17 +273,52 @@ class Drill:
         later `ptor reconcile` both end."""
         self.reconcile()
         self.outcome.lock_lost_to = self.primary_lock.lost_to
+        self.outcome.lock_failed = self.primary_lock.failed
         self.outcome.lock_retaken = self.primary_lock.retaken
         result = report.build(self.outcome)
         self.ledger.finish_run(time.time(), result["verdict"], result)
         return result
 
+    def record_early_failure(self, error: str) -> None:
+        """A run that could not start (the cluster unreachable, another drill's lock)
+        leaves its reason in its folder, so `ptor history` can say why."""
+        error = self.scenario.redact(error)
+        log.error("%s", error)
+        with contextlib.suppress(OSError):
+            make_run_dir(self.run_dir)
+            report.write_json({"format": report.REPORT_FORMAT, "run_id": self.run_id,
+                               "run_dir": os.path.abspath(self.run_dir), "verdict": None,
+                               "error": error, "phases": dict(self.outcome.phases),
+                               "scenario": self.scenario.as_public_dict()},
+                              os.path.join(self.run_dir, "report.json"))
+
     def write_outputs(self, result: dict) -> None:
-        """report.json and the other files of the run's folder."""
-        report.write_json(result, os.path.join(self.run_dir, "report.json"))
-        not_drawn = exports.write_run_files(result, self.run_dir)
-        if not_drawn:
-            log.info("no timeline.png: %s", not_drawn)
+        """Every output of the run, for a drill and for `ptor reconcile` alike: report.json
+        and the other files of the run's folder, then each export the scenario asks for.
+        One that fails never skips the others; each failure is one sentence in
+        `output_failures`."""
+        s = self.scenario
+        jobs = [("report.json in the run folder",
+                 lambda: report.write_json(result, os.path.join(self.run_dir, "report.json"))),
+                ("the run folder's files", lambda: exports.write_run_files(result,
+                                                                           self.run_dir))]
+        if s.report_json:
+            jobs.append((f"--report-json {s.report_json}",
+                         lambda: report.write_json(result, s.report_json)))
+        if s.prometheus_file:
+            jobs.append((f"--prometheus-file {s.prometheus_file}", lambda: exports.write_atomic(
+                s.prometheus_file, exports.prometheus_text(result))))
+        if s.junit_xml:
+            jobs.append((f"--junit-xml {s.junit_xml}", lambda: exports.write_atomic(
+                s.junit_xml, exports.junit_xml(result))))
+        for what, job in jobs:
+            try:
+                not_drawn = job()
+            except OSError as exc:
+                self.output_failures.append(f"cannot write {what}: {exc.strerror or exc}")
+                continue
+            if isinstance(not_drawn, str):
+                log.info("no timeline.png: %s", not_drawn)
 
     def reconcile_later(self) -> dict:
         """`ptor reconcile --run`: finish a run whose coordinator died (SIGKILL, a lost
@@ -346,7 +400,7 @@ class Drill:
             go.set()
             started = time.time()
             warm_end = started + s.warmup_duration
-            schedule = FaultSchedule(self.fault_plan(), warm_end)
+            schedule = self.schedule = FaultSchedule(self.fault_plan(), warm_end)
             self.outcome.faults_planned = len(schedule.plan)
             schedule.start()
             load_end = warm_end + s.duration
@@ -420,7 +474,7 @@ class Drill:
         plan = []
         if s.failover_command:
             plan.append((s.failover_after, ShellCommand(
-                s.failover_command, timeout=max(60.0, s.max_outage), redact=s.redact)))
+                s.failover_command, timeout=s.failover_timeout, redact=s.redact)))
         plan += [(at, LabAction(action, s.lab_dir)) for action, at in s.fault]
         return plan
 

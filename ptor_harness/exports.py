@@ -9,10 +9,12 @@ written, so a collector or a CI system never reads half a file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
 import os
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from typing import Optional
@@ -27,13 +29,22 @@ STATUSES = ("pass", "fail", "unknown")
 
 
 def write_atomic(path: str, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename it into place."""
+    """Write `text` to `path` atomically: a temporary file created exclusively in the same
+    folder under an unpredictable name (mkstemp: mode 0600, never following a planted
+    symlink), fsynced, then renamed over `path`. Readers see the old file or the new one,
+    never half of one; the files describe a cluster, so only their owner reads them."""
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def phase_at(phases: dict, at: float) -> str:

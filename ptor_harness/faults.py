@@ -7,13 +7,16 @@ drill keeps watching the load meanwhile.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
-OUTPUT_TAIL = 4000
+OUTPUT_KEEP = 8192  # bytes kept from the start and from the end of a command's output
 
 
 # The built-in fault actions (`--fault`, `ptor-lab fault`); each lab stack implements the
@@ -31,13 +34,62 @@ class FaultRecord:
     exit_code: Optional[int] = None
     output: str = ""
     error: Optional[str] = None
+    stderr_first_line: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def failed(self) -> bool:
+        """It did not run to a clean end: could not start, exited non-zero, was killed or
+        timed out. A drill whose fault failed proves nothing about a failover."""
+        return self.error is not None or self.exit_code not in (0, None) or \
+            self.ended_at is None
+
+    def failure(self) -> str:
+        """One sentence: why the fault failed, with the first line of its stderr."""
+        why = self.error or (f"was killed by {signal.Signals(-self.exit_code).name}"
+                             if self.exit_code is not None and self.exit_code < 0
+                             else f"exited with status {self.exit_code}")
+        said = f": {self.stderr_first_line}" if self.stderr_first_line else ""
+        return f"the fault {self.name} {why}{said}"
+
+
+class BoundedOutput:
+    """A stream's first and last OUTPUT_KEEP bytes: a command that prints 64 MB does not
+    grow ptor's memory."""
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def feed(self, chunk: bytes) -> None:
+        room = OUTPUT_KEEP - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > OUTPUT_KEEP:
+                self.dropped += len(self.tail) - OUTPUT_KEEP
+                del self.tail[:len(self.tail) - OUTPUT_KEEP]
+
+    def drain(self, stream) -> None:
+        for chunk in iter(lambda: stream.read(65536), b""):
+            self.feed(chunk)
+
+    def text(self) -> str:
+        middle = f"\n[... {self.dropped} bytes left out ...]\n" if self.dropped else ""
+        return (bytes(self.head).decode("utf-8", "replace") + middle
+                + bytes(self.tail).decode("utf-8", "replace"))
+
 
 class ShellCommand:
-    """`--failover-command`: a shell command, bounded in time, its output kept (redacted)."""
+    """`--failover-command`: a shell command in a session (process group) of its own, so
+    Ctrl-C in the terminal never reaches it half-way (ptor decides: a first signal lets it
+    finish, a second one or its timeout kills the whole group, not only the shell), its
+    output kept bounded and redacted."""
 
     name = "failover-command"
 
@@ -45,23 +97,45 @@ class ShellCommand:
         self.command = command
         self.timeout = timeout
         self.redact = redact
+        self.process: Optional[subprocess.Popen] = None
+
+    def kill(self) -> None:
+        """Kill the command's whole process group (its children included), if it runs."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
 
     def fire(self) -> FaultRecord:
         record = FaultRecord(self.name, self.redact(self.command), time.time())
+        stdout, stderr = BoundedOutput(), BoundedOutput()
         try:
-            done = subprocess.run(self.command, shell=True, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  timeout=self.timeout, check=False)
-            record.exit_code = done.returncode
-            output = done.stdout.decode("utf-8", "replace")
-        except subprocess.TimeoutExpired as exc:
-            record.error = f"did not finish within {self.timeout:g} s and was killed"
-            output = (exc.stdout or b"").decode("utf-8", "replace")
+            self.process = subprocess.Popen(self.command, shell=True, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            start_new_session=True)
         except OSError as exc:
             record.error = f"could not be started: {exc.strerror}"
-            output = ""
+            record.ended_at = time.time()
+            return record
+        readers = [threading.Thread(target=out.drain, args=(pipe,), daemon=True)
+                   for out, pipe in ((stdout, self.process.stdout),
+                                     (stderr, self.process.stderr))]
+        for reader in readers:
+            reader.start()
+        try:
+            record.exit_code = self.process.wait(self.timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            record.exit_code = self.process.wait()
+            record.error = (f"did not finish within {self.timeout:g} s (failover-timeout); "
+                            "its process group was killed")
+        for reader in readers:
+            reader.join(5)
         record.ended_at = time.time()
-        record.output = self.redact(output[-OUTPUT_TAIL:])
+        errors = stderr.text()
+        record.output = self.redact(stdout.text() + errors)
+        first = next((line.strip() for line in errors.splitlines() if line.strip()), "")
+        record.stderr_first_line = self.redact(first[:300])
         return record
 
 
@@ -133,6 +207,13 @@ class FaultSchedule:
         fresh = self.fired[start:]
         self.reported += len(fresh)
         return [(start + i + 1, at, name) for i, (at, name) in enumerate(fresh)]
+
+    def kill(self) -> None:
+        """Kill whatever trigger runs now (those that can be killed: shell commands)."""
+        for _at, trigger in self.plan:
+            kill = getattr(trigger, "kill", None)
+            if kill is not None:
+                kill()
 
     def cancel_and_join(self) -> None:
         """Fire nothing more; wait for a fault already under way to finish."""

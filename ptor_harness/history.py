@@ -47,20 +47,63 @@ class RunSummary:
     reason: str = ""
 
 
-def summarize(run_id: str, started_at: Optional[float], report: Optional[dict]) -> RunSummary:
-    """The history's view of one run's report (None: the run left no report)."""
+class NotAReport(ValueError):
+    """A report.json that is not one ptor wrote (partial, malformed or hostile)."""
+
+
+def _number(value, kind=(int, float)) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind) or \
+            (isinstance(value, float) and not math.isfinite(value)):
+        raise NotAReport("a figure is not a number")
+    return value
+
+
+def summarize(run_id: str, started_at: Optional[float], report) -> RunSummary:
+    """The history's view of one run's report (None: the run left no report). Raises
+    NotAReport for anything that is not a report ptor wrote."""
     if not report:
         return RunSummary(run_id, started_at, None, reason="no report: the run did not finish")
-    rto, rpo, ops = report["rto"], report["rpo"], report["ops"]
-    names = [f["name"] for f in report.get("faults", [])]
-    return RunSummary(
-        run_id, started_at if started_at is not None else report["phases"].get("check"),
-        report["verdict"], rto["write_seconds"], rto["detection_seconds"],
-        rpo["lost_acknowledged_ops"], ops["indeterminate"], ops["ok"], ", ".join(names),
-        "; ".join(report.get("verdict_reasons", []))[:120])
+    if not isinstance(report, dict):
+        raise NotAReport("not a JSON object")
+    if report.get("verdict") is None and isinstance(report.get("error"), str):
+        return RunSummary(run_id, started_at, None,  # it could not start: say why
+                          reason=f"did not start: {report['error'][:120]}")
+    try:
+        rto, rpo, ops = report["rto"], report["rpo"], report["ops"]
+        verdict = report["verdict"]
+        if verdict not in ("pass", "fail", "unknown"):
+            raise NotAReport("no verdict")
+        names = [str(f["name"]) for f in report.get("faults") or []]
+        reasons = [str(r) for r in report.get("verdict_reasons") or []]
+        began = report.get("phases", {}).get("check")
+        return RunSummary(
+            run_id, started_at if started_at is not None else _number(began), verdict,
+            _number(rto["write_seconds"]), _number(rto["detection_seconds"]),
+            _number(rpo["lost_acknowledged_ops"], int), _number(ops["indeterminate"], int),
+            _number(ops["ok"], int), ", ".join(names)[:120], "; ".join(reasons)[:120])
+    except (KeyError, TypeError, AttributeError):
+        raise NotAReport("figures are missing") from None
 
 
-def from_repo(dsn: str, schema: str, limit: int, timeout: float) -> list[RunSummary]:
+def summaries(rows, skipped: list[str]) -> list[RunSummary]:
+    """(run id, started at, report text or dict or None) -> summaries; a run whose report
+    cannot be read is left out, with one line in `skipped`."""
+    out = []
+    for run_id, started, report in rows:
+        try:
+            if isinstance(report, str):
+                report = json.loads(report)
+            out.append(summarize(run_id, started, report))
+        except (ValueError, RecursionError) as exc:
+            skipped.append(f"skipped run {str(run_id)[:40]}: its report is not one ptor "
+                           f"wrote ({str(exc)[:80]})")
+    return out
+
+
+def from_repo(dsn: str, schema: str, limit: int, timeout: float,
+              skipped: Optional[list] = None) -> list[RunSummary]:
     """The newest `limit` runs recorded in a PostgreSQL repo, newest first."""
     try:
         conn = db.connect(dsn, "ptor-history", timeout, 30.0)
@@ -76,26 +119,42 @@ def from_repo(dsn: str, schema: str, limit: int, timeout: float) -> list[RunSumm
                            f"{db.error_label(exc)}") from None
     finally:
         conn.close()
-    return [summarize(run_id, started, json.loads(report) if report else None)
-            for run_id, started, report in rows]
+    return summaries(rows, skipped if skipped is not None else [])
 
 
-def from_report_dir(path: str, limit: int) -> list[RunSummary]:
+REPORT_BYTES = 64 * 1024 * 1024  # a report.json larger than this is not read
+
+
+def from_report_dir(path: str, limit: int, skipped: Optional[list] = None) -> list[RunSummary]:
     """The newest `limit` run folders under `path` (their names start with the UTC time
-    the run began), newest first."""
-    runs = []
-    for name in sorted(os.listdir(path), reverse=True):
+    the run began), newest first. A folder whose report.json is not a ptor report is
+    left out, with one line in `skipped`."""
+    skipped = skipped if skipped is not None else []
+    try:
+        names = sorted(os.listdir(path), reverse=True)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ClusterError(f"cannot read the report folder {path!r}: {exc.strerror}") from None
+    runs: list[RunSummary] = []
+    for name in names:
         folder = os.path.join(path, name)
+        report_path = os.path.join(folder, "report.json")
         if not any(os.path.exists(os.path.join(folder, f)) for f in ("ptor.log", "report.json")):
             continue  # not a run folder
         report = None
         try:
-            with open(os.path.join(folder, "report.json"), encoding="utf-8") as src:
-                report = json.load(src)
-        except (OSError, ValueError):
+            if os.path.getsize(report_path) > REPORT_BYTES:
+                skipped.append(f"skipped run {name[:40]}: its report.json is too large")
+                continue
+            with open(report_path, encoding="utf-8") as src:
+                report = src.read()
+        except FileNotFoundError:
             pass
-        started = _time_from_run_id(name)
-        runs.append(summarize(name, started, report))
+        except (OSError, UnicodeDecodeError):
+            skipped.append(f"skipped run {name[:40]}: its report.json cannot be read")
+            continue
+        runs += summaries([(name, _time_from_run_id(name), report)], skipped)
         if len(runs) >= limit:
             break
     return runs

@@ -52,7 +52,9 @@ def try_lock(conn, schema: str) -> Optional[str]:
     name, addr, since = row
     who = name[len("ptor-lock "):] if name and name.startswith("ptor-lock ") else None
     holder = f"run {who}" if who else f"session {name or '(unnamed)'}"
-    return f"{holder} from {addr or 'a local socket'}, since {since:%Y-%m-%d %H:%M:%S %Z}"
+    # another role's session shows no details without pg_read_all_stats: all NULL
+    when = f", since {since:%Y-%m-%d %H:%M:%S %Z}" if since is not None else ""
+    return f"{holder} from {addr or 'a local socket or a hidden address'}{when}"
 
 
 def acquire(dsn: str, what: str, schema: str, run_id: str, timeout: float,
@@ -120,6 +122,7 @@ class LockKeeper:
         self.retaken = 0
         self.lost_to: Optional[str] = None
         self.stopped = threading.Event()
+        self.died: Optional[str] = None
         self.thread = threading.Thread(target=self._run, name="ptor-lock", daemon=True)
 
     def start(self) -> None:
@@ -179,7 +182,21 @@ class LockKeeper:
         self.retaken += holder is None
         return holder is None
 
+    @property
+    def failed(self) -> Optional[str]:
+        """Why the keeper stopped holding the lock without being told to (its thread died
+        of an error): the drill can no longer claim the cluster was its own alone."""
+        return self.died
+
     def _run(self) -> None:
+        try:
+            self._keep()
+        except BaseException as exc:  # a keeper that dies must not keep a lock in silence
+            self.died = f"the drill lock's keeper failed: {db.error_label(exc)}"
+            with contextlib.suppress(Exception):
+                self.conn.close()  # and the lock it held is released for good
+
+    def _keep(self) -> None:
         held = True
         followed = time.monotonic()
         while not self.stopped.wait(self.interval):

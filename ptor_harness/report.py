@@ -12,7 +12,10 @@ Report format history:
       worker_order), `rpo.unverifiable_ops` and examples, `rpo.first_lost_ack_at`,
       `rpo.last_lost_ack_at`; `rpo.window_seconds` is now the first to the last lost
       acknowledgement, with `rpo.first_lost_before_fault_seconds` and
-      `rpo.last_lost_before_fault_seconds`; lost examples say how each loss was found.
+      `rpo.last_lost_before_fault_seconds`; lost examples say how each loss was found;
+      `expectation` (expected, observed: primary_changed, write_outage,
+      longest_outage_seconds, not_recovered); checks `faults ran` and `expect ...`;
+      faults carry `stderr_first_line`; `indeterminate.unrecorded_applied`.
 """
 
 from __future__ import annotations
@@ -189,6 +192,8 @@ def build(outcome) -> dict:
         "timeline": metrics.timeline() if metrics else [],
         "errors": list(outcome.errors),
     }
+    report["expectation"] = {"expected": s.expect,
+                             "observed": observed_failover(report, outcome)}
     verdict, reasons, warnings, found = judge(report, outcome)
     report["verdict"] = verdict
     report["verdict_reasons"] = reasons
@@ -270,6 +275,8 @@ def checks(report: dict, outcome) -> list[dict]:
     if outcome.reconciled_later:
         incomplete.append("the run's coordinator died; its data was reconciled later, its "
                           "load and faults were not followed to the end")
+    if outcome.lock_failed:
+        incomplete.append(f"{outcome.lock_failed}: another drill could have run meanwhile")
     if outcome.lock_lost_to:
         incomplete.append(f"another drill took this cluster's lock during the run "
                           f"({outcome.lock_lost_to}): its load may have changed the rows")
@@ -278,7 +285,65 @@ def checks(report: dict, outcome) -> list[dict]:
                           f"({len(outcome.faults)} of {outcome.faults_planned})")
     out.append(_check("drill completed", UNKNOWN if incomplete else PASS,
                       "; ".join(incomplete) or report["stop_reason"] or "completed"))
+    out.append(faults_check(outcome))
+    out.append(expectation_check(report["expectation"], s.max_write_rto))
     return out
+
+
+def faults_check(outcome) -> dict:
+    """A fault that could not start, exited non-zero, timed out or was killed proves
+    nothing about a failover: at best unknown, never a pass."""
+    failed = [fault for fault in outcome.faults if fault.failed]
+    if failed:
+        return _check("faults ran", UNKNOWN, "; ".join(f.failure() for f in failed))
+    if not outcome.faults:
+        return _check("faults ran", PASS, "ptor injected no fault")
+    return _check("faults ran", PASS, f"{len(outcome.faults)} fault(s) ran to a clean end")
+
+
+def observed_failover(report: dict, outcome) -> dict:
+    """What the drill saw of a failover: a change of primary (address, port, system,
+    timeline: among the primaries the workers and ptor's checks reached) and write
+    outages."""
+    primaries = {(i.addr, i.port, i.system_id, i.timeline) for i in outcome.identities
+                 if i.in_recovery is False}
+    for ident in (outcome.primary_before, outcome.primary_after):
+        if ident is not None:
+            primaries.add((ident.addr, ident.port, ident.system_id, ident.timeline))
+    longest = max((w["write_rto_seconds"] or 0.0 for w in report["windows"]), default=None)
+    return {"primary_changed": len(primaries) > 1, "write_outage": bool(report["windows"]),
+            "longest_outage_seconds": longest,
+            "not_recovered": any(not w["recovered"] for w in report["windows"])}
+
+
+def expectation_check(expectation: dict, max_write_rto: Optional[float]) -> dict:
+    """--expect: failover (none seen: unknown), no-failover (a change of primary or an
+    outage above max-write-rto fails), any (not checked)."""
+    expected, seen = expectation["expected"], expectation["observed"]
+    name = f"expect {expected}"
+    if expected == "any":
+        return _check(name, PASS, "a plain load test: no failover expected or ruled out")
+    saw = []
+    if seen["primary_changed"]:
+        saw.append("the primary changed")
+    if seen["write_outage"]:
+        longest = seen["longest_outage_seconds"]
+        saw.append("writes stopped" + ("" if seen["not_recovered"] or longest is None
+                                       else f" for up to {longest:.3f} s"))
+    if expected == "failover":
+        if saw:
+            return _check(name, PASS, "a failover was observed: " + " and ".join(saw))
+        return _check(name, UNKNOWN, "no failover was observed: the primary never changed "
+                      "and writes never stopped")
+    if seen["primary_changed"]:
+        return _check(name, FAIL, "the primary changed in a drill that must not fail over")
+    longest = seen["longest_outage_seconds"]
+    if seen["write_outage"] and (seen["not_recovered"] or (
+            max_write_rto is not None and longest is not None and longest > max_write_rto)):
+        return _check(name, FAIL, "writes stopped for longer than max-write-rto in a drill "
+                      "that must not fail over")
+    return _check(name, PASS, "no failover: the primary never changed"
+                  + (f"; writes stopped for up to {longest:.3f} s" if saw else ""))
 
 
 def judge(report: dict, outcome) -> tuple[str, list[str], list[str], list[dict]]:
@@ -291,10 +356,6 @@ def judge(report: dict, outcome) -> tuple[str, list[str], list[str], list[dict]]
     if outcome.worker_crashes:
         warnings.append(f"{len(outcome.worker_crashes)} worker(s) crashed; their ops up to "
                         "the crash are in the ledger")
-    for fault in outcome.faults:
-        if fault.error or fault.exit_code not in (0, None):
-            why = fault.error or f"exited with {fault.exit_code}"
-            warnings.append(f"fault {fault.name}: {why}")
     if outcome.faults and not report["windows"]:
         warnings.append("faults were injected but no client saw an outage")
     harness = report["harness"]

@@ -15,13 +15,14 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from typing import Optional
 
 import psutil
 
 from ..faults import FAULT_ACTIONS
-from .pg import LabError, LabUser, Node, alive, bindir, port_free, wait_gone
+from .pg import DATA, LabError, LabUser, Node, alive, bindir, port_free, wait_gone
 
 STATE = "lab.json"
 
@@ -53,12 +54,9 @@ class Daemon:
         return os.path.join(self.lab.dir, "logs", f"{self.name}.log")
 
     def running(self) -> bool:
-        if not alive(self.pid):
-            return False
-        try:
-            return os.path.basename(self.argv[0]) in " ".join(psutil.Process(self.pid).cmdline())
-        except psutil.Error:
-            return False
+        """Is the recorded PID this daemon: running the program the lab started (its
+        executable, not a name on a command line)?"""
+        return alive(self.pid, program=self.argv[0])
 
     def start(self) -> None:
         """Start as the lab user, detached: a shell puts the program in the background
@@ -152,10 +150,12 @@ class Lab:
         for name, daemon in self.daemons.items():
             self.state["daemons"][name] = {"argv": daemon.argv, "pid": daemon.pid,
                                            "env": daemon.env}
-        path = os.path.join(self.dir, STATE)
-        with open(path + ".tmp", "w") as out:
+        # a temporary file of an unpredictable name, created exclusively, then renamed
+        fd, tmp = tempfile.mkstemp(prefix=f".{STATE}.", dir=self.dir)
+        with os.fdopen(fd, "w") as out:
             json.dump(self.state, out, indent=2, sort_keys=True)
-        os.replace(path + ".tmp", path)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, os.path.join(self.dir, STATE))
 
     def role(self, name: str) -> str:
         return self.state["nodes"][name]["role"]
@@ -189,10 +189,10 @@ class Lab:
                                "--port-base")
         user = LabUser()
         os.makedirs(lab_dir, exist_ok=True)
-        os.chmod(lab_dir, 0o755)
-        user.chown(lab_dir)  # managers (pg_autoctl, patroni) create files next to pgdata
+        os.chmod(lab_dir, 0o755)  # root's: the state file here decides what root signals
         user.check_reachable(lab_dir)
-        for sub in ("sock", "logs"):
+        # the lab user's: managers (pg_autoctl, patroni) create files next to pgdata
+        for sub in (DATA, "sock", "logs"):
             os.makedirs(os.path.join(lab_dir, sub), exist_ok=True)
             user.chown(os.path.join(lab_dir, sub))
         return user
@@ -214,10 +214,10 @@ class Lab:
         """Re-read the state file: a fault fired by another process (ptor's fault thread, a
         `ptor-lab fault`) may have restarted managers under new PIDs since this object was
         built."""
-        path = os.path.join(self.dir, STATE)
-        if os.path.exists(path):
-            with open(path) as src:
-                self.adopt(json.load(src))
+        from . import read_state
+
+        if os.path.exists(os.path.join(self.dir, STATE)):
+            self.adopt(read_state(self.dir))
 
     def down(self, wipe: bool = False) -> None:
         """Stop every process this lab started (managers first, by the PIDs the state file

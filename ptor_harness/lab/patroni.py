@@ -16,7 +16,7 @@ import time
 import urllib.request
 
 from .base import Lab, find_program, wait_until
-from .pg import LabError
+from .pg import DATA, LabError
 from .streaming import postgres_settings
 
 PACKAGES = "patroni etcd-server haproxy"
@@ -126,7 +126,7 @@ class PatroniLab(Lab):
 
     def build(self) -> None:
         etcd_port = self.port(5)
-        etcd_dir = os.path.join(self.dir, "etcd")
+        etcd_dir = os.path.join(self.dir, DATA, "etcd")  # etcd creates it: the lab user's
         scope = self.state["scope"]
         self.daemon("etcd", [
             program("etcd"), "--name", f"{scope}-etcd", "--data-dir", etcd_dir,
@@ -147,7 +147,7 @@ class PatroniLab(Lab):
             self.write(self.config_path(name), PATRONI_YML.format(
                 scope=scope, name=name, rest=self.rest(name), etcd=etcd_port, port=node.port,
                 datadir=node.datadir, bindir=self.bin, user=self.user.name,
-                pgpass=os.path.join(self.dir, f"{name}.pgpass"),
+                pgpass=os.path.join(self.dir, DATA, f"{name}.pgpass"),  # Patroni writes it
                 sock=os.path.join(self.dir, "sock")))
             self.manager(name).start()
             if name == "pa1":

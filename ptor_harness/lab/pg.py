@@ -117,13 +117,37 @@ def port_free(port: int) -> bool:
             return False
 
 
-def alive(pid: Optional[int], datadir: Optional[str] = None) -> bool:
-    """Is `pid` a live (not zombie) process, and, if a datadir is given, its postmaster?"""
+def runs_program(proc: psutil.Process, program: str) -> bool:
+    """Is `proc` running `program`: its executable is that file, or, for a script (Patroni
+    is one), the script's interpreter with the script as its first argument? A name on
+    the command line proves nothing: any process can claim any argv[0]."""
+    try:
+        target = os.path.realpath(shutil.which(program) or program)
+        exe = os.path.realpath(proc.exe())
+        if exe == target:
+            return True
+        with open(target, "rb") as head:
+            line = head.readline(256)
+        if not line.startswith(b"#!"):
+            return False
+        interpreter = os.path.realpath(line[2:].split()[0].decode("utf-8", "replace"))
+        args = proc.cmdline()[1:]
+        return exe == interpreter and bool(args) and os.path.realpath(args[0]) == target
+    except (OSError, IndexError, psutil.Error):
+        return False
+
+
+def alive(pid: Optional[int], datadir: Optional[str] = None,
+          program: Optional[str] = None) -> bool:
+    """Is `pid` a live (not zombie) process; with `datadir`, that data directory's
+    postmaster; with `program`, running that program (see runs_program)?"""
     if not pid:
         return False
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if program is not None and not runs_program(proc, program):
             return False
         if datadir is not None:
             cmdline = " ".join(proc.cmdline())
@@ -150,6 +174,11 @@ def wait_gone(pid: int, timeout: float = 15) -> None:
         time.sleep(0.05)
 
 
+# The lab user's own folder inside a lab: data directories, and whatever the managers
+# create next to them. The lab's folder itself, and its state file, stay root's.
+DATA = "data"
+
+
 class Node:
     """One PostgreSQL server of the lab: a data directory, a port, a postmaster PID."""
 
@@ -157,7 +186,7 @@ class Node:
                  pid: Optional[int] = None) -> None:
         self.name = name
         self.lab_dir = lab_dir
-        self.datadir = os.path.join(lab_dir, name)
+        self.datadir = os.path.join(lab_dir, DATA, name)
         self.port = port
         self.user = user
         self.bin = bin_dir
@@ -204,9 +233,12 @@ class Node:
         self.user.chown(path)
 
     def running(self) -> bool:
-        if not alive(self.pid, self.datadir):
+        """Is our postmaster up: the PID we recorded (or its postmaster.pid names) runs
+        this lab's own postgres binary on this data directory."""
+        postgres = self.tool("postgres")
+        if not alive(self.pid, self.datadir, postgres):
             self.pid = self.pid_from_file()
-        return alive(self.pid, self.datadir)
+        return alive(self.pid, self.datadir, postgres)
 
     def wait_reaped(self, timeout: float = 15) -> None:
         """PostgreSQL refuses to start while its lock files name a PID that still exists,

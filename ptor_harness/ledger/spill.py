@@ -16,8 +16,11 @@ died says so and ends without a verdict.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
+
+from ..ops import KIND_NAMES, OUTCOMES
 
 SPILL_FILE = "ledger-spill.jsonl"
 BATCH_PARTS = ("intents", "ops", "identities", "retracts")
@@ -45,7 +48,8 @@ class Spill:
         """Add one batch (intents, ops, identities, retracts) and push it to the OS, so a
         crash of the recorder after this call does not lose it."""
         if self._file is None:
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._file = open(fd, "a", encoding="utf-8")  # noqa: SIM115 - kept open
         self._file.write(json.dumps(dict(zip(BATCH_PARTS, batch)), separators=(",", ":")))
         self._file.write("\n")
         self._file.flush()
@@ -72,24 +76,70 @@ class Spill:
             self._file = None
 
 
+BIGINT = 2 ** 63
+_INT = ("int", False)
+_INT_OR_NONE = ("int", True)
+_FLOAT_OR_NONE = ("float", True)
+_TEXT_OR_NONE = ("text", True)
+# The shape of each part's rows, field by field: (type, may be null).
+ROW_SHAPES = {
+    "intents": (_INT, _INT, ("kind", False), _INT),
+    "ops": (_INT, _INT, ("kind", False), _INT, _FLOAT_OR_NONE, _FLOAT_OR_NONE,
+            ("outcome", True), _TEXT_OR_NONE, _INT_OR_NONE, _INT_OR_NONE, _INT_OR_NONE),
+    "identities": (_INT, _INT, ("float", False), _TEXT_OR_NONE, _INT_OR_NONE,
+                   ("bool", True), _TEXT_OR_NONE, _INT_OR_NONE, _FLOAT_OR_NONE),
+    "retracts": (_INT, _INT),
+}
+TEXT_CHARS = 1000  # longer than any label ptor writes (errors: 200, addresses, ids)
+
+
+def _valid(value, kind: str, nullable: bool) -> bool:
+    if value is None:
+        return nullable
+    if kind == "int":
+        return type(value) is int and -BIGINT <= value < BIGINT
+    if kind == "float":
+        return type(value) in (int, float) and math.isfinite(value) and abs(value) < 1e12
+    if kind == "text":
+        return type(value) is str and len(value) <= TEXT_CHARS
+    if kind == "bool":
+        return type(value) is bool
+    if kind == "kind":
+        return value in KIND_NAMES
+    return value in OUTCOMES  # "outcome"
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
 def read_batches(path: str) -> Iterator[tuple[list, ...]]:
     """Stream a spill file's batches, rows as tuples again. Every complete line ends with
-    a newline; a last line without one was cut short by a crash mid-write and is skipped."""
+    a newline; a last line without one was cut short by a crash mid-write and is skipped.
+    Anything but the recorder's own batches, to the type and range of every field, is one
+    clear error: a spill file goes into the ledger that decides the verdict."""
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if not line.endswith("\n"):
                 return
             try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
+                record = json.loads(line, parse_constant=_reject_constant)
+                if not isinstance(record, dict) or set(record) != set(BATCH_PARTS):
                     raise ValueError
-                batch = tuple([tuple(row) for row in record.get(part, [])]
-                              for part in BATCH_PARTS)
-                if any(not isinstance(record.get(part, []), list) for part in BATCH_PARTS):
-                    raise ValueError
-            except (ValueError, TypeError):
+                batch = []
+                for part in BATCH_PARTS:
+                    rows, shape = record[part], ROW_SHAPES[part]
+                    if not isinstance(rows, list):
+                        raise ValueError
+                    for row in rows:
+                        if not isinstance(row, list) or len(row) != len(shape) or not all(
+                                _valid(v, kind, nullable)
+                                for v, (kind, nullable) in zip(row, shape)):
+                            raise ValueError
+                    batch.append([tuple(row) for row in rows])
+            except (ValueError, TypeError, RecursionError):
                 raise ValueError(f"{path}: line {number} is not a spilled batch") from None
-            yield batch
+            yield tuple(batch)
 
 
 REPLAY_COMMIT_BATCHES = 100  # batches per transaction while replaying

@@ -35,6 +35,7 @@ class SqliteLedger(Ledger):
         self.path = path
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.conn = sqlite3.connect(path, timeout=30, isolation_level="DEFERRED")
+        os.chmod(path, 0o600)  # its WAL and shared-memory files take the same mode
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self.conn.executescript(SCHEMA)

@@ -24,6 +24,6 @@ def test_in_doubt_ops_are_resolved_applied_and_not_applied(make_lab, run_ptor):
     # while its commit, already flushed locally, waited for replication (kept)
     assert r["ops"]["indeterminate"] == 2 * workers
     assert r["indeterminate"] == {"applied": workers, "not_applied": workers,
-                                  "superseded": 0}
+                                  "superseded": 0, "unrecorded_applied": 0}
     assert r["rpo"]["lost_acknowledged_ops"] == 0 and r["verdict"] == "pass"
     assert r["validation"]["mismatched_rows"] == 0 and r["anomalies"]["phantom_rows"] == 0

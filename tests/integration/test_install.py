@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ptor_harness.cli import package_version
+from ptor_harness.config import package_version
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -85,11 +85,14 @@ def test_auto_failover_survives_losing_its_keeper(auto_failover_lab, run_ptor):
     primary = lab.current_primary()
     run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "2",
                    "--warmup-duration", "1", "--duration", "12", "--lab-dir", lab.dir,
-                   "--fault", "kill-manager:1")
+                   "--fault", "kill-manager:1", "--expect", "no-failover")
     assert run.code == 0, run
     r = run.report
     assert r["verdict"] == "pass" and r["windows"] == [] and r["rto"]["write_seconds"] == 0
     assert "faults were injected but no client saw an outage" in r["warnings"]
+    assert r["expectation"]["observed"] == {"primary_changed": False, "write_outage": False,
+                                            "longest_outage_seconds": None,
+                                            "not_recovered": False}
     (record,) = r["faults"]
     assert record["ended_at"] - record["started_at"] >= 8  # the keeper stayed down 8 s
     assert f"{primary.name} primary/primary" in record["output"]

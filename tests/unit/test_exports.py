@@ -42,7 +42,7 @@ def test_junit_xml_has_one_case_per_check():
     r = report.build(outcome(["--max-write-rto", "1"], validated=False))
     suite = ET.fromstring(exports.junit_xml(r)).find("testsuite")
     cases = {c.get("name"): c for c in suite.findall("testcase")}
-    assert suite.get("tests") == str(len(cases)) == "6"
+    assert suite.get("tests") == str(len(cases)) == "8"
     assert suite.get("failures") == "1" and suite.get("errors") == "2"
     assert "above max-write-rto 1 s" in cases["max-write-rto"].find("failure").get("message")
     assert cases["max-lost-acknowledged"].find("error") is not None

@@ -9,3 +9,49 @@ def test_only_a_higher_timeline_of_the_same_cluster_is_newer():
     assert not is_newer(("7301", 1), ("7301", 2))  # an old primary still up: stay
     assert not is_newer(("9999", 5), ("7301", 1))  # another cluster altogether
     assert not is_newer(None, ("7301", 1)) and not is_newer(("7301", 2), None)
+
+
+def test_a_holder_whose_details_are_hidden_is_still_named():
+    """Another role's session, seen without pg_read_all_stats: no name, address or start."""
+    from ptor_harness.lock import try_lock
+
+    class Cursor:
+        rows = iter([(False,), (None, None, None)])
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def execute(self, *args):
+            pass
+
+        def fetchone(self):
+            return next(self.rows)
+
+    class Conn:
+        def cursor(self):
+            return Cursor()
+
+    assert try_lock(Conn(), "ptor") == "session (unnamed) from a local socket or a hidden " \
+                                       "address"
+
+
+def test_a_keeper_whose_thread_dies_says_so():
+    """If the keeper's thread dies, the verdict can no longer be a pass (report checks)."""
+    from ptor_harness.lock import LockKeeper
+
+    class Broken:
+        def close(self):
+            pass
+
+    keeper = LockKeeper.__new__(LockKeeper)
+    keeper.conn, keeper.died = Broken(), None
+
+    def explode():
+        raise RuntimeError("boom")
+
+    keeper._keep = explode
+    keeper._run()
+    assert keeper.failed == "the drill lock's keeper failed: RuntimeError: boom"

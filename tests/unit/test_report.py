@@ -96,7 +96,8 @@ def test_checks_behind_a_pass():
     r = report.build(outcome(["--max-write-rto", "10"]))
     assert statuses(r) == {"writes recovered": "pass", "max-write-rto": "pass",
                            "max-detection-time": "pass", "max-lost-acknowledged": "pass",
-                           "anomalies": "pass", "drill completed": "pass"}
+                           "anomalies": "pass", "drill completed": "pass",
+                           "faults ran": "pass", "expect failover": "pass"}
     assert r["checks"][1]["detail"] == "write RTO 3.500 s (limit 10 s)"
 
 
@@ -129,3 +130,56 @@ def test_a_lock_taken_by_another_drill_makes_the_verdict_unknown():
     o.lock_lost_to = "run 2 from 127.0.0.1"
     r = report.build(o)
     assert r["verdict"] == "unknown" and r["lock"]["lost_to"] == "run 2 from 127.0.0.1"
+
+
+def test_a_failover_command_that_failed_is_never_a_pass():
+    """exit 127 from a typo'd ssh: the fault never ran, so nothing about a failover was
+    tested: unknown, with the status and the first line of its stderr (masked)."""
+    o = outcome()
+    o.faults = [FaultRecord("failover-command", "sshh pg1", 1.5, 1.6, 127, "",
+                            stderr_first_line="sh: 1: sshh: not found password=********")]
+    r = report.build(o)
+    assert r["verdict"] == "unknown" and report.exit_code(r) == 4
+    assert statuses(r)["faults ran"] == "unknown"
+    assert r["verdict_reasons"] == ["the fault failover-command exited with status 127: sh: 1: "
+                                    "sshh: not found password=********"]
+    killed = outcome()
+    killed.faults = [FaultRecord("failover-command", "x", 1.5, 9.0, -9, "",
+                                 error="did not finish within 5 s (failover-timeout); its "
+                                       "process group was killed")]
+    assert "failover-timeout" in report.build(killed)["verdict_reasons"][0]
+
+
+def test_no_failover_observed_is_unknown_unless_none_was_expected():
+    quiet = [op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 2.0), op(3, INSERT, 3, 3.0)]
+    calm = outcome(ops=quiet, rows=[(1, 1), (2, 2), (3, 3)])
+    calm.identities = [identity(0, 1, 6001, at=0.1)]
+    r = report.build(calm)
+    assert r["verdict"] == "unknown" and statuses(r)["expect failover"] == "unknown"
+    assert r["expectation"] == {"expected": "failover", "observed": {
+        "primary_changed": False, "write_outage": False, "longest_outage_seconds": None,
+        "not_recovered": False}}
+    assert "no failover was observed" in r["verdict_reasons"][0]
+    for expect in ("any", "no-failover"):
+        o = outcome(["--expect", expect], ops=quiet, rows=[(1, 1), (2, 2), (3, 3)])
+        o.identities = [identity(0, 1, 6001, at=0.1)]
+        assert report.build(o)["verdict"] == "pass", expect
+
+
+def test_an_unwanted_failover_fails_a_no_failover_drill():
+    r = report.build(outcome(["--expect", "no-failover"]))  # the primary moved 6001 -> 6002
+    assert r["verdict"] == "fail" and statuses(r)["expect no-failover"] == "fail"
+    assert r["expectation"]["observed"]["primary_changed"] is True
+    o = outcome(["--expect", "no-failover", "--max-write-rto", "1"])
+    o.identities = [identity(0, 1, 6001, at=0.1), identity(0, 2, 6001, at=3.0)]  # a blip
+    blip = report.build(o)
+    assert statuses(blip)["expect no-failover"] == "fail"  # 3.5 s outage > 1 s
+    assert "longer than max-write-rto" in " ".join(blip["verdict_reasons"])
+
+
+def test_a_lock_keeper_that_died_makes_the_verdict_unknown():
+    o = outcome()
+    o.lock_failed = "the drill lock's keeper failed: OperationalError: gone"
+    r = report.build(o)
+    assert r["verdict"] == "unknown"
+    assert "keeper failed" in r["verdict_reasons"][0]

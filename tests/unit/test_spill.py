@@ -6,10 +6,10 @@ from hypothesis import strategies as st
 
 from ptor_harness.ledger.spill import Spill, read_batches
 
-BATCH_1 = ([], [(0, 1, "i", 1, 1.5, 1.75, "ok", None, 0, 1),
-                (0, 2, "u", 1, 2.0, 2.25, "error", "tab\there\nnewline", 0, None)],
-           [(0, 0, 1.0, "127.0.0.1", 5432, False, "7301", 1)], [])
-BATCH_2 = ([(1, 65, "d", 9)], [], [], [(1, 65)])
+BATCH_1 = ([], [(0, 1, "I", 1, 1.5, 1.75, "ok", None, 0, 1, None),
+                (0, 2, "U", 1, 2.0, 2.25, "failed", "tab\there\nnewline", 0, None, None)],
+           [(0, 0, 1.0, "127.0.0.1", 5432, False, "7301", 1, 0.5)], [])
+BATCH_2 = ([(1, 65, "D", 9)], [], [], [(1, 65)])
 
 
 def test_batches_come_back_as_written(tmp_path):
@@ -54,3 +54,23 @@ def test_any_file_reads_as_batches_or_one_clear_error(tmp_path_factory, lines):
     else:
         assert all(len(batch) == 4 and all(isinstance(part, list) for part in batch)
                    for batch in batches)
+
+
+@pytest.mark.parametrize("line", [
+    "{}",  # no parts at all
+    '{"intents": [], "ops": ["0,1,I"], "identities": [], "retracts": []}',  # a string row
+    '{"intents": [], "ops": [[0, 1, "I", 1, NaN, 1.0, "ok", null, 0, 1, null]], '
+    '"identities": [], "retracts": []}',  # NaN
+    '{"intents": [[0, 100000000000000000000000, "I", 1]], "ops": [], "identities": [], '
+    '"retracts": []}',  # 10^23: no bigint
+    '{"intents": [[0, 1, "X", 1]], "ops": [], "identities": [], "retracts": []}',
+    '{"intents": [[0, 1, "I"]], "ops": [], "identities": [], "retracts": []}',  # too short
+    '{"intents": [[true, 1, "I", 1]], "ops": [], "identities": [], "retracts": []}',
+    '{"intents": [], "ops": [[0, 1, "I", 1, 1.0, 1.0, "maybe", null, 0, 1, null]], '
+    '"identities": [], "retracts": []}',  # no such outcome
+])
+def test_anything_but_the_recorders_rows_is_refused(tmp_path, line):
+    path = tmp_path / "spill.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(ValueError, match="line 1 is not a spilled batch"):
+        list(read_batches(str(path)))
