@@ -63,7 +63,7 @@ def _number(value, kind=(int, float)) -> Optional[float]:
 def summarize(run_id: str, started_at: Optional[float], report) -> RunSummary:
     """The history's view of one run's report (None: the run left no report). Raises
     NotAReport for anything that is not a report ptor wrote."""
-    if not report:
+    if report is None:
         return RunSummary(run_id, started_at, None, reason="no report: the run did not finish")
     if not isinstance(report, dict):
         raise NotAReport("not a JSON object")

@@ -69,7 +69,8 @@ def test_a_partitioned_repo_holds_the_load_back_and_loses_nothing(make_lab, run_
         run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", repo.dsn(),
                        "--init", "--parallel-workers", "3", "--warmup-duration", "1",
                        "--failover-after", "1", "--duration", str(cut + 3),
-                       "--full-data-validation", "--failover-command", fault)
+                       "--full-data-validation", "--failover-command", fault,
+                       "--expect", "no-failover")
     finally:
         repo.down()
     assert run.code == 0, run

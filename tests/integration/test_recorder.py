@@ -17,7 +17,7 @@ def test_every_op_reaches_the_ledger(make_lab, run_ptor, ledger, repo_mode):
     lab = make_lab("sync")
     args = ["--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", str(workers),
             "--ops-per-worker", str(per_worker), "--warmup-duration", "0", "--duration", "120",
-            "--full-data-validation"]
+            "--full-data-validation", "--expect", "any"]
     run = run_ptor(*args, *ledger_args(lab, ledger, repo_mode))
     assert run.code == 0, run
     r = run.report
@@ -55,7 +55,7 @@ def test_the_repo_going_away_for_a_while_loses_nothing(make_lab, run_ptor):
     run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", lab.repo_dsn(),
                    "--init", "--parallel-workers", "3", "--warmup-duration", "1",
                    "--failover-after", "1", "--duration", "8", "--full-data-validation",
-                   "--failover-command", outage)
+                   "--failover-command", outage, "--expect", "no-failover")
     assert run.code == 0, run
     r = run.report
     assert r["faults"][0]["exit_code"] == 0
@@ -69,7 +69,8 @@ def test_the_repo_going_away_for_a_while_loses_nothing(make_lab, run_ptor):
 def _async_repo_drill(lab, *extra):
     return ["--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", lab.repo_dsn(), "--init",
             "--async-repo-mode", "--parallel-workers", "3", "--warmup-duration", "1",
-            "--failover-after", "1", "--full-data-validation", *extra]
+            "--failover-after", "1", "--full-data-validation", "--expect", "no-failover",
+            *extra]
 
 
 def test_async_repo_mode_spills_while_the_repo_is_away_and_replays(make_lab, run_ptor):

@@ -39,8 +39,10 @@ def wait_for_log(tmp_path, text, proc, timeout=60.0):
 
 
 def drill_args(lab, *extra):
+    """These drills test ptor's own behaviour, most without a failover: a plain load
+    unless a test says otherwise (test_trust.py holds --expect's default to account)."""
     return ["--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "3",
-            "--warmup-duration", "0.5", *extra]
+            "--warmup-duration", "0.5", "--expect", "any", *extra]
 
 
 def test_sigterm_mid_load_stops_drains_reconciles_and_reports(make_lab, tmp_path):
@@ -140,6 +142,10 @@ def test_run_folder_and_outputs_parse(make_lab, run_ptor, tmp_path):
     assert sorted(os.listdir(folder)) == ["junit.xml", "ledger.sqlite", "metrics.prom",
                                           "ptor.log", "report.json", "scenario.ini",
                                           "timeline.csv", "timeline.png"]
+    # they describe a cluster: the folder and every file in it are the owner's alone
+    assert os.stat(folder).st_mode & 0o777 == 0o700
+    assert {name: os.stat(os.path.join(folder, name)).st_mode & 0o777
+            for name in os.listdir(folder)} == dict.fromkeys(os.listdir(folder), 0o600)
     families = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
     assert families["ptor_write_rto_seconds"].samples[0].value == \
         run.report["rto"]["write_seconds"] > 0

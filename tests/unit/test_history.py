@@ -55,3 +55,34 @@ def test_json_output():
     data = json.loads(history.as_json([run("r2", rto=2.5), run("r1", rto=1.0)]))
     assert [r["run_id"] for r in data["runs"]] == ["r2", "r1"]
     assert data["regressions"][0].startswith("write RTO 2.50 s")
+
+
+def test_hostile_reports_are_skipped_with_one_line_each(tmp_path):
+    """Partial, malformed or hostile report.json files never stop `ptor history`."""
+    import json as jsonlib
+
+    from ptor_harness import history as hist
+
+    bad = {"20261101T000000Z-aaaaaa": "[]",
+           "20261101T000001Z-bbbbbb": "{}",
+           "20261101T000002Z-cccccc": '{"verdict": "pass"}',
+           "20261101T000003Z-dddddd": '{"verdict": "pass", "rto": 5, "rpo": {}, "ops": {}}',
+           "20261101T000004Z-eeeeee": "[" * 50000 + "]" * 50000,
+           "20261101T000005Z-ffffff": '{"verdict": "pass", "rto": {"write_seconds": "x", '
+                                      '"detection_seconds": null}, "rpo": {"lost_acknowled'
+                                      'ged_ops": 0}, "ops": {"indeterminate": 0, "ok": 1}}'}
+    for name, text in bad.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text(text)
+    (tmp_path / "20261101T000006Z-999999").mkdir()
+    (tmp_path / "20261101T000006Z-999999" / "report.json").write_bytes(b"\xff\xfe{")
+    early = tmp_path / "20261101T000007Z-777777"
+    early.mkdir()
+    (early / "report.json").write_text(jsonlib.dumps({"verdict": None, "error": "cannot "
+                                                      "connect to the primary: refused"}))
+    skipped = []
+    runs = hist.from_report_dir(str(tmp_path), 20, skipped)
+    assert [r.run_id for r in runs] == ["20261101T000007Z-777777"]
+    assert runs[0].reason == "did not start: cannot connect to the primary: refused"
+    assert len(skipped) == 7 and all(line.startswith("skipped run ") for line in skipped)
+    jsonlib.loads(hist.as_json(runs))  # still valid JSON
