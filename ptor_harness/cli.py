@@ -277,49 +277,59 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def run_command(argv: Optional[Sequence[str]] = None) -> int:
-    """`ptor`, `ptor history` or `ptor reconcile`, by the first word."""
+    """`ptor`, `ptor history` or `ptor reconcile`, by the first word; whatever goes wrong
+    in any of them is one sentence on stderr, never a traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     hide_passwords_from_ps()  # DSN passwords, by their pattern, before anything else
     if argv[:1] == ["--version"]:
         print(f"ptor {package_version()}")
         return 0
     if argv[:1] == ["history"]:
-        return show_history(argv[1:])
+        return guarded(lambda: show_history(argv[1:]), argv)
     if argv[:1] == ["reconcile"]:
-        return reconcile_run_later(argv[1:])
-    scenario = None
-    try:
-        scenario = parse_scenario(argv)
-        hide_passwords_from_ps(scenario.secrets)
-        setup_logging(scenario.quiet, scenario.secrets)
-        if scenario.reset:
-            return reset(scenario)
-        check_output_paths(scenario)
-        from .coordinator import Drill
+        return guarded(lambda: reconcile_run_later(argv[1:]), argv)
+    return guarded(lambda: run_drill(argv), argv)
 
-        progress = scenario.progress
-        if progress is None:
-            progress = sys.stderr.isatty() and not scenario.quiet
-        drill = Drill(scenario, progress=progress)
-        log_to_file(os.path.join(drill.run_dir, "ptor.log"), scenario.secrets)
-        with stop_on_signals(drill):
-            result = drill.run()
-        return finish(drill, result)
+
+def guarded(command, argv: list) -> int:
+    """Run one command. A user's error (PtorError) is one sentence with its exit code; a
+    bug in ptor is one line on screen and its traceback in a file."""
+    secrets = tuple(s for arg in argv for s in dsn_secrets(arg)) if argv else ()
+    try:
+        return command()
     except PtorError as exc:
-        secrets = scenario.secrets if scenario else ()
         sys.stderr.write(f"ptor: error: {redact(str(exc), secrets)}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("ptor: interrupted\n")
         return 130
-    except Exception as exc:  # a bug in ptor: one line on screen, the traceback in a file
-        secrets = scenario.secrets if scenario else ()
+    except Exception as exc:
         fd, path = tempfile.mkstemp(prefix="ptor-crash-", suffix=".log")
         with os.fdopen(fd, "w") as out:
             out.write(redact(traceback.format_exc(), secrets))
-        sys.stderr.write(f"ptor: internal error: {redact(str(exc), secrets)} "
+        sys.stderr.write(f"ptor: internal error: {redact(str(exc), secrets)[:500]} "
                          f"(details in {path}; please report it)\n")
         return EXIT_CLUSTER if isinstance(exc, psycopg2.Error) else EXIT_FAIL
+
+
+def run_drill(argv: list) -> int:
+    """`ptor [options]`: a drill (or --reset)."""
+    scenario = parse_scenario(argv)
+    hide_passwords_from_ps(scenario.secrets)
+    setup_logging(scenario.quiet, scenario.secrets)
+    if scenario.reset:
+        return reset(scenario)
+    check_output_paths(scenario)
+    from .coordinator import Drill
+
+    progress = scenario.progress
+    if progress is None:
+        progress = sys.stderr.isatty() and not scenario.quiet
+    drill = Drill(scenario, progress=progress)
+    log_to_file(os.path.join(drill.run_dir, "ptor.log"), scenario.secrets)
+    with stop_on_signals(drill):
+        result = drill.run()
+    return finish(drill, result)
 
 
 if __name__ == "__main__":

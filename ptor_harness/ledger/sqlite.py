@@ -10,6 +10,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 
+from ..errors import ClusterError
 from . import ADDED_COLUMNS, Ledger
 
 SCHEMA = """
@@ -34,6 +35,12 @@ class SqliteLedger(Ledger):
         super().__init__(run_id)
         self.path = path
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        try:
+            self._open(path, durable)
+        except sqlite3.Error as exc:  # a damaged or foreign file in a run folder
+            raise ClusterError(f"the embedded ledger {path} cannot be used: {exc}") from None
+
+    def _open(self, path: str, durable: bool) -> None:
         self.conn = sqlite3.connect(path, timeout=30, isolation_level="DEFERRED")
         os.chmod(path, 0o600)  # its WAL and shared-memory files take the same mode
         self.conn.execute("PRAGMA journal_mode=WAL")

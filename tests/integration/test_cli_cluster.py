@@ -2,10 +2,15 @@
 
 import glob
 import os
+import subprocess
+import sys
+import urllib.parse
 
 import psycopg2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from .conftest import free_port_base
+from .conftest import free_port_base, ptor_env
 
 
 def test_unreachable_cluster_exits_3_with_one_sentence(run_ptor):
@@ -77,3 +82,44 @@ def test_passwords_never_leave_ptor(make_lab, run_ptor):
     for text in outputs:
         assert secret not in text
     assert "********" in outputs[2]  # the scenario in the report shows the mask
+
+
+SECRET_DSNS = st.builds(
+    lambda password, form: (password, {
+        "keyword": "host=127.0.0.1 port={port} dbname=x password='"
+                   + password.replace("\\", "\\\\").replace("'", "\\'") + "'",
+        "unquoted": f"host=127.0.0.1 port={{port}} dbname=x password={password} ",
+        "ssl": "host=127.0.0.1 port={port} dbname=x sslpassword='"
+               + password.replace("\\", "\\\\").replace("'", "\\'") + "'",
+        "uri": f"postgresql://u:{urllib.parse.quote(password, safe='')}@127.0.0.1:{{port}}/x",
+        "query": "postgresql://u@127.0.0.1:{port}/x?password="
+                 + urllib.parse.quote(password, safe=""),
+        "broken-uri": f"postgresql://u:{password}@127.0.0.1:{{port}}/x",
+        "broken-keyword": f"host=127.0.0.1 port={{port}} password={password} tail",
+    }[form]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")),
+            min_size=4, max_size=16).map(lambda p: "Zq9" + p),
+    st.sampled_from(["keyword", "unquoted", "ssl", "uri", "query", "broken-uri",
+                     "broken-keyword"]))
+
+
+@settings(max_examples=25, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=SECRET_DSNS)
+def test_a_password_in_any_dsn_form_never_leaves_ptor(tmp_path_factory, case):
+    """Valid or broken, in any form: the password is in no output of ptor's, whatever
+    ptor makes of the DSN (exit 2 for one it cannot parse, 3 for an unreachable server)."""
+    password, template = case
+    out = tmp_path_factory.mktemp("runs")
+    dsn = template.replace("{port}", str(free_port_base(1)))
+    done = subprocess.run([sys.executable, "-m", "ptor_harness.cli", "--primary-pgdsn", dsn,
+                           "--rto-conn-timeout", "0.2", "--report-dir", str(out)],
+                          capture_output=True, text=True, env=ptor_env(),
+                          stdin=subprocess.DEVNULL, timeout=60, check=False)
+    assert done.returncode in (2, 3), done.stderr
+    assert "Traceback" not in done.stderr
+    texts = [done.stdout, done.stderr] + [p.read_text(errors="replace")
+                                          for p in out.rglob("*") if p.is_file()]
+    encoded = urllib.parse.quote(password, safe="")
+    for text in texts:
+        assert password not in text and encoded not in text

@@ -205,7 +205,8 @@ def test_no_output_ever_shows_a_password(make_lab, tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert len(titles) >= 4 and not any(secret in t for t in titles), titles
-    assert "password=********" in titles[0]  # the coordinator's own, rewritten
+    # the coordinator's own, rewritten, and still found by `pgrep ptor`
+    assert titles[0].startswith("ptor ") and "password=********" in titles[0]
     assert secret not in out and secret not in err
     files = [p for p in (tmp_path / "runs").rglob("*") if p.is_file()] + [prom, junit]
     assert len(files) >= 8
@@ -328,12 +329,19 @@ def test_a_run_whose_coordinator_was_killed_is_reconciled_later(make_lab, tmp_pa
         return subprocess.run(
             [sys.executable, "-m", "ptor_harness.cli", "reconcile", *args, *repo,
              "--primary-pgdsn", lab.primary_dsn(), "--report-dir", str(tmp_path / "runs"),
-             "--report-json", str(tmp_path / "later.json")],
+             "--report-json", str(tmp_path / "later.json"),
+             "--prometheus-file", str(tmp_path / "later.prom"),
+             "--junit-xml", str(tmp_path / "later.xml")],
             capture_output=True, text=True, env=ptor_env(), timeout=120, check=False)
 
     done = reconcile("--run", run_id)
     assert done.returncode == 4, done.stderr  # the drill itself never completed
     r = json.loads((tmp_path / "later.json").read_text())
+    # every export a drill writes, ptor reconcile writes too
+    families = {f.name: f for f in text_string_to_metric_families(
+        (tmp_path / "later.prom").read_text())}
+    assert families["ptor_lost_acknowledged_ops"].samples[0].value == 0
+    assert ET.parse(tmp_path / "later.xml").getroot().find("testsuite") is not None
     assert r["run_id"] == run_id and r["stop_reason"].startswith("reconciled later")
     # the phases journaled while the load ran (by the journal thread) came back from it
     assert r["phases"]["warmup"] <= r["phases"]["load"] < r["phases"]["reconcile"]

@@ -58,3 +58,14 @@ def test_a_format_1_ledger_gains_the_version_chain_columns(tmp_path):
     (ident,) = ledger.identities()
     assert ident.timeline == 1 and ident.started_at is None
     ledger.close()
+
+
+def test_a_damaged_ledger_file_is_one_sentence(tmp_path):
+    import pytest
+
+    from ptor_harness.errors import ClusterError
+
+    path = tmp_path / "ledger.sqlite"
+    path.write_bytes(b"this is not a database, it is a run folder someone broke" * 100)
+    with pytest.raises(ClusterError, match="the embedded ledger .* cannot be used"):
+        LedgerSpec("run1", None, "ptor", str(path), durable=True).open()
