@@ -33,6 +33,7 @@ from .ledger import postgres as pg_ledger
 from .ledger.journal import PhaseJournal
 from .metrics import RunMetrics, latency_summary
 from .ops import Identity
+from .probe import ProbeBoard, ProbeGap, ProbeSpec, run_probe
 from .recorder import run_recorder
 from .saturation import CpuSampler
 from .validation import ValidationIncomplete, confirm_primary, reconcile_run
@@ -71,6 +72,8 @@ class DrillOutcome:
     faults_planned: int = 0
     lock_lost_to: Optional[str] = None  # another drill took the cluster's lock meanwhile
     lock_failed: Optional[str] = None  # the lock's keeper died: the lock was not kept
+    probe_gaps: list = field(default_factory=list)  # ProbeGap: outages as the probe saw them
+    connect_samples: list = field(default_factory=list)  # (at, connection attempts so far)
     lock_retaken: int = 0  # times the lock was taken again on a new primary
     reconciled_later: bool = False  # by `ptor reconcile`, after the coordinator died
     cpu_samples: list = field(default_factory=list)  # (t, harness cores, machine busy %)
@@ -385,11 +388,17 @@ class Drill:
             args=(self.ledger_spec, q, {w: p[1] for w, p in enumerate(pipes)}, events,
                   os.getpid()))
         recorder.start()
+        probe_board = ProbeBoard.create(ctx, s.parallel_workers)
+        probe = ctx.Process(target=run_probe, name="ptor-probe", args=(
+            ProbeSpec(s.primary_pgdsn, s.schema, s.rto_conn_timeout, s.statement_timeout),
+            probe_board.array, events, stop, abort))
+        probe.start()
         workers = []
         for spec in worker_specs(s, self.run_id, seed):
             proc = ctx.Process(target=run_worker, name=f"ptor-worker-{spec.worker}",
                                args=(spec, q, pipes[spec.worker][0], board.array,
-                                     s.parallel_workers, go, stop, abort, events))
+                                     s.parallel_workers, go, stop, abort, events,
+                                     probe_board.array))
             proc.start()
             workers.append(proc)
         watcher = LoadWatcher(s, board, self.progress, lambda: self.current_phase)
@@ -440,6 +449,8 @@ class Drill:
                     break
                 self.check_workers(workers, board)
                 watcher.tick(now)
+                self.outcome.connect_samples.append(
+                    (now, board.total("connects") + probe_board.attempts))
                 sampler.sample(now, q.qsize())
                 if watcher.outage_seconds(now) > s.max_outage:
                     self.outcome.max_outage_exceeded = True
@@ -467,6 +478,10 @@ class Drill:
                 schedule.cancel_and_join()
                 self.outcome.faults = list(schedule.records)
             self.stop_processes(workers, recorder, q, events, abort, board)
+            probe.join(5)
+            if probe.is_alive():
+                probe.kill()
+            self.collect_events(events, abort)  # the probe's last gap
 
     def fault_plan(self) -> list:
         """(seconds after warmup, trigger) for the failover command and every --fault."""
@@ -530,6 +545,8 @@ class Drill:
                 log.error("%s", error)
         elif isinstance(event, messages.RecorderFinished):
             self.outcome.recorder_totals = event
+        elif isinstance(event, ProbeGap):
+            self.outcome.probe_gaps.append(event)
 
     def stop_processes(self, workers, recorder, q, events, abort, board) -> None:
         """Workers end their stream and exit; then the recorder drains and exits.

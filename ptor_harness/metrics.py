@@ -237,18 +237,47 @@ class RunMetrics:
         return out
 
 
-def fault_figures(windows: list[Window], injected_at: float) -> dict:
+def fault_figures(windows: list[Window], injected_at: float,
+                  probe_failures: Iterable[float] = ()) -> dict:
     """Detection time and injection -> first ok, for the outage a fault caused: the first
-    window still open at the injection or starting after it."""
+    window still open at the injection or starting after it. The outage is detected by
+    the first failed op or the probe's first failed check, whichever came first (the
+    probe checks every 10 ms even while the workers are idle between ops)."""
     for window in windows:
         if window.first_bad >= injected_at or (window.end or math.inf) > injected_at:
             first_ok = window.first_ok
+            seen = min([window.first_bad] + [t for t in probe_failures
+                                             if injected_at <= t <= window.first_bad])
             return {
-                "detection_seconds": max(0.0, window.first_bad - injected_at),
+                "detection_seconds": max(0.0, seen - injected_at),
                 "injection_to_first_ok_seconds":
                     None if first_ok is None else max(0.0, first_ok - injected_at),
             }
     return {"detection_seconds": None, "injection_to_first_ok_seconds": None}
+
+
+def probe_view(window: dict, gaps: list) -> Optional[dict]:
+    """The probe's own view of an outage window (a summary dict): the probe gap that
+    overlaps it, or None (the probe saw no failure then)."""
+    end = window["end"] if window["end"] is not None else math.inf
+    for gap in gaps:
+        back = gap.first_write if gap.first_write is not None else math.inf
+        if gap.first_failure <= end and back >= window["start"]:
+            return {"last_ok": gap.last_ok, "first_failure": gap.first_failure,
+                    "first_write": gap.first_write, "seconds": gap.seconds}
+    return None
+
+
+def attempts_per_second(samples: list[tuple[float, float]], start: float,
+                        end: Optional[float]) -> Optional[float]:
+    """Connection attempts per second between `start` and `end`, from (time, attempts so
+    far) samples; None without samples covering the span."""
+    inside = [(t, n) for t, n in samples if start <= t <= (end if end is not None else math.inf)]
+    before = [n for t, n in samples if t < start]
+    if not inside or inside[-1][0] <= start:
+        return None
+    first = before[-1] if before else inside[0][1]
+    return (inside[-1][1] - first) / max(1e-3, inside[-1][0] - start)
 
 
 def rto_summary(windows: list[Window]) -> dict:

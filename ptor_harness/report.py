@@ -15,7 +15,9 @@ Report format history:
       `rpo.last_lost_before_fault_seconds`; lost examples say how each loss was found;
       `expectation` (expected, observed: primary_changed, write_outage,
       longest_outage_seconds, not_recovered); checks `faults ran` and `expect ...`;
-      faults carry `stderr_first_line`; `indeterminate.unrecorded_applied`.
+      faults carry `stderr_first_line`; `indeterminate.unrecorded_applied`; the probe:
+      `rto.probe_seconds`, `rto.probe_first_write_at`, and per window `probe` (last_ok,
+      first_failure, first_write, seconds) and `connect_attempts_per_second`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from . import saturation
 from .charts import terminal_chart
 from .errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
 from .exports import write_atomic
-from .metrics import fault_figures, rto_summary
+from .metrics import attempts_per_second, fault_figures, probe_view, rto_summary
 from .reconcile import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
 
 REPORT_FORMAT = 3
@@ -93,7 +95,8 @@ def build(outcome) -> dict:
     windows = metrics.windows() if metrics else []
     rto = rto_summary(windows)
     injected = outcome.faults[0].started_at if outcome.faults else None
-    fault = fault_figures(windows, injected) if injected is not None else {
+    probe_failures = [gap.first_failure for gap in outcome.probe_gaps]
+    fault = fault_figures(windows, injected, probe_failures) if injected is not None else {
         "detection_seconds": None, "injection_to_first_ok_seconds": None}
     findings = outcome.findings
     totals = metrics.totals() if metrics else {"ok": 0, "failed": 0, "indeterminate": 0}
@@ -177,9 +180,9 @@ def build(outcome) -> dict:
             "op_ok_max_seconds": metrics.latency.max if metrics and metrics.latency.n else None,
             "check": outcome.latency,
         },
-        "faults": [dict(f.as_dict(), **fault_figures(windows, f.started_at))
+        "faults": [dict(f.as_dict(), **fault_figures(windows, f.started_at, probe_failures))
                    for f in outcome.faults],
-        "windows": [w.summary() for w in windows],
+        "windows": [window_summary(w, outcome) for w in windows],
         "workers": [
             {"worker": w.worker, "ok": w.ok, "failed": w.failed,
              "indeterminate": w.indeterminate + w.unresolved_intents,
@@ -192,6 +195,7 @@ def build(outcome) -> dict:
         "timeline": metrics.timeline() if metrics else [],
         "errors": list(outcome.errors),
     }
+    report["rto"].update(probe_rto(report["windows"]))
     report["expectation"] = {"expected": s.expect,
                              "observed": observed_failover(report, outcome)}
     verdict, reasons, warnings, found = judge(report, outcome)
@@ -200,6 +204,27 @@ def build(outcome) -> dict:
     report["warnings"] = warnings
     report["checks"] = found
     return masked(report, s.redact)
+
+
+def probe_rto(windows: list[dict]) -> dict:
+    """The probe's own view of the outage that set the write RTO: from its last answer to
+    its first write after (every 10 ms, one session: no per-worker reconnects), beside the
+    workers' RTO, which counts until each worker's own first acknowledged op."""
+    worst = max((w for w in windows if w["write_rto_seconds"] is not None),
+                key=lambda w: w["write_rto_seconds"], default=None)
+    probe = worst["probe"] if worst else None
+    return {"probe_seconds": probe["seconds"] if probe else None,
+            "probe_first_write_at": probe["first_write"] if probe else None}
+
+
+def window_summary(window, outcome) -> dict:
+    """An outage window as the workers saw it, with the probe's own view of it and the
+    connection attempts per second ptor made meanwhile (workers and probe)."""
+    summary = window.summary()
+    summary["probe"] = probe_view(summary, outcome.probe_gaps)
+    summary["connect_attempts_per_second"] = attempts_per_second(
+        outcome.connect_samples, summary["first_failure"], summary["end"])
+    return summary
 
 
 def masked(value, redact):
@@ -415,6 +440,7 @@ def render(report: dict) -> str:
             "worker_min_seconds", "worker_median_seconds", "worker_max_seconds"))],
         ["detection time", _s(r["rto"]["detection_seconds"])],
         ["fault injection -> first ok write", _s(r["rto"]["injection_to_first_ok_seconds"])],
+        ["probe: last answer -> first write", _s(r["rto"].get("probe_seconds"))],
         ["lost acknowledged ops (RPO)", _n(r["rpo"]["lost_acknowledged_ops"])],
         ["RPO window", _s(r["rpo"]["window_seconds"])],
         ["ops ok / failed / in doubt", " / ".join(_n(r["ops"][k]) for k in (

@@ -149,12 +149,13 @@ def drop_marked(conn, schema: str) -> list[str]:
     return dropped
 
 
-def heartbeat(conn, schema: str) -> int:
-    """Make one real write and return its value: proof that this server accepts writes."""
+def heartbeat(conn, schema: str, row: int = 1) -> int:
+    """Make one real write and return its value: proof that this server accepts writes.
+    Row 1 is reconciliation's, row 2 the probe's."""
     try:
         with conn.cursor() as cur:
             cur.execute(
-                f"INSERT INTO {heartbeat_table(schema)} (id, beat) VALUES (1, 1) "
+                f"INSERT INTO {heartbeat_table(schema)} (id, beat) VALUES ({int(row)}, 1) "
                 "ON CONFLICT (id) DO UPDATE SET beat = "
                 f"{heartbeat_table(schema)}.beat + 1, at = now() RETURNING beat"
             )

@@ -25,14 +25,15 @@ import psycopg2
 from . import db, messages
 from .config import WorkerSpec
 from .ops import DELETE, FAILED, INDETERMINATE, INSERT, OK, UPDATE
+from .probe import ProbeBoard
 from .schema import payload
 from .workload import Workload
 
 BLOCK = 64  # ops planned (and, in sync mode, made durable) at a time
 FLUSH_OPS = 64  # outcomes per Queue message at most (about 2.7 kB: one atomic pipe write)
 FLUSH_SECONDS = 0.1  # and at least this often
-BACKOFF_FIRST = 0.01
-BACKOFF_MAX = 0.2
+BACKOFF_FIRST = 0.01  # retrying alone (the probe silent): from this ...
+BACKOFF_MAX = 1.0  # ... to this, doubling
 STOP_POLL = 0.01  # seconds between looks at the stop and abort events
 
 
@@ -59,7 +60,7 @@ class WorkerBoard:
 
     # draining: the worker sends no more ops and is handing its records to the recorder
     FIELDS = ("ok", "failed", "indeterminate", "last_ok", "last_bad", "connected", "draining",
-              "ended")
+              "ended", "connects")
 
     def __init__(self, array, workers: int) -> None:
         self.array = array
@@ -79,6 +80,11 @@ class WorkerBoard:
     def slot(self, worker: int, field: str) -> int:
         """The array index of one worker's field (a worker keeps its hot ones)."""
         return worker * self.width + self.FIELDS.index(field)
+
+    def total(self, field: str) -> float:
+        """One field summed over the workers."""
+        offset = self.FIELDS.index(field)
+        return sum(self.array[w * self.width + offset] for w in range(self.workers))
 
     def snapshot(self) -> list[dict]:
         values = list(self.array)
@@ -139,14 +145,17 @@ class Worker:
         self.stop_polled = now
         return self.stop.is_set() or self.aborted()
 
-    def __init__(self, spec: WorkerSpec, queue, ack_conn, board: WorkerBoard, stop, abort):
+    def __init__(self, spec: WorkerSpec, queue, ack_conn, board: WorkerBoard, stop, abort,
+                 probe: Optional[ProbeBoard] = None):
         self.spec = spec
+        self.probe = probe
         self.queue = queue
         self.ack_conn = ack_conn
         self.board = board
         self.board_array = board.array
         self.ok_slot = board.slot(spec.worker, "ok")
         self.last_ok_slot = board.slot(spec.worker, "last_ok")
+        self.connects_slot = board.slot(spec.worker, "connects")
         self.stop = stop
         self.abort = abort
         self.parent = os.getppid()
@@ -212,11 +221,16 @@ class Worker:
         self.board.set(self.spec.worker, "connected", 0)
 
     def reconnect(self) -> None:
-        """Connect to a writable primary, backing off briefly between attempts."""
+        """Connect to a writable primary. The first attempt is at once; after a failed one
+        the worker waits for the probe's word that a primary took a write (probe.py), so
+        it neither finds the new primary late nor storms a recovering cluster; if the
+        probe has gone silent, it retries on its own with backoff."""
         backoff = BACKOFF_FIRST
         while True:
             if self.stopping():
                 raise Stopped()
+            generation = self.probe.generation if self.probe is not None else 0.0
+            self.board_array[self.connects_slot] += 1
             try:
                 conn = db.connect(self.spec.primary_pgdsn, self.app_name,
                                   self.spec.rto_conn_timeout, self.spec.statement_timeout)
@@ -236,7 +250,10 @@ class Worker:
                     return
             except psycopg2.Error:
                 pass
-            self.stop.wait(backoff)
+            if self.probe is not None:
+                self.probe.wait_for_primary(generation, backoff, self.stopping)
+            else:
+                self.stop.wait(backoff)
             backoff = min(BACKOFF_MAX, backoff * 2)
 
     # --- ops -------------------------------------------------------------------------
@@ -338,11 +355,12 @@ class Worker:
 
 
 def run_worker(spec: WorkerSpec, queue, ack_conn, board_array, workers: int, go, stop, abort,
-               events) -> None:
+               events, probe_array=None) -> None:
     """Process entry point (spawn context): build the worker here, connections included."""
     messages.ignore_stop_signals()
     board = WorkerBoard(board_array, workers)
-    worker = Worker(spec, queue, ack_conn, board, stop, abort)
+    probe = ProbeBoard(probe_array) if probe_array is not None else None
+    worker = Worker(spec, queue, ack_conn, board, stop, abort, probe)
     try:
         worker.run(go)
     except Stopped:

@@ -104,6 +104,7 @@ def demo(args: argparse.Namespace) -> int:
     started = time.time()
     lab = stacks()[args.stack].up(lab_dir, args.port_base or DEFAULT_PORTS[args.stack])
     print(f"ptor-lab: lab up in {time.time() - started:.1f} s", flush=True)
+    os.makedirs(args.report_dir, exist_ok=True)  # its report file goes in there
     report_json = os.path.join(args.report_dir, f"demo-{args.stack}.json")
     try:
         code = ptor_cli.main([

@@ -46,13 +46,19 @@ def test_demo_is_a_passing_drill_that_leaves_nothing_behind(capsys, tmp_path):
     """README's main command (`bash .ci/demo` runs `ptor-lab demo`): a lab, a drill with a
     kill of the primary, the report, and the lab gone afterwards."""
     base = free_port_base()
+    reports = tmp_path / "not-yet"  # a fresh clone has no report folder: the demo makes it
     assert lab_cli.main(["demo", "--port-base", str(base), "--workers", "2",
-                         "--report-dir", str(tmp_path)]) == 0
+                         "--report-dir", str(reports)]) == 0
     out = capsys.readouterr().out
     assert "verdict                            PASS" in out
+    # it ends by naming its run folder and picture
+    run_dir = json.loads((reports / "demo-streaming.json").read_text())["run_dir"]
+    assert f"ptor-lab: run folder {run_dir}" in out
+    assert f"ptor-lab: picture {run_dir}/timeline.png" in out
+    assert os.path.getsize(os.path.join(run_dir, "timeline.png")) > 10000
     lab_line = next(line for line in out.splitlines() if "starting the streaming lab" in line)
     lab_dir = lab_line.rsplit(" in ", 1)[1]
-    report = json.loads((tmp_path / "demo-streaming.json").read_text())
+    report = json.loads((reports / "demo-streaming.json").read_text())
     assert report["verdict"] == "pass" and report["rto"]["write_seconds"] > 0
     assert report["rpo"]["lost_acknowledged_ops"] == 0
     assert report["validation"]["mode"] == "full" and report["validation"]["completed"]

@@ -1,0 +1,194 @@
+"""The writability probe: one process that tells the workers the moment a primary accepts
+writes again, and ptor's own 10 ms view of every outage.
+
+A worker that loses its session cannot know when the cluster is back. Retrying at once
+storms a recovering cluster (N workers, hundreds of connection attempts a second each);
+backing off finds the new primary up to the backoff late: with a backoff growing to 0.2 s,
+ptor's write RTO came out 150-170 ms longer than an independent 10 ms probe's on
+multi-second outages. So one probe retries for everybody, every PROBE_INTERVAL (10 ms: at
+most 100 connection attempts a second, whatever --parallel-workers is), and the moment it
+has written to a primary it raises a generation counter in shared memory. A waiting worker
+tries again at once (within WAKE_POLL), and otherwise stays off the cluster; only when the
+probe has gone silent does it retry on its own, with backoff.
+
+While the cluster is healthy the probe keeps one session and runs a SELECT 1 every
+PROBE_INTERVAL (each bounded on the client: a frozen server never answers), so an outage is
+seen within one interval even while the workers are idle between ops. Its own gaps (last
+answer, first failure, first write after) go to the coordinator as `ProbeGap` messages and
+into the report beside the workers' figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import psycopg2
+
+from . import db, messages
+from .errors import ClusterError
+from .schema import heartbeat
+
+PROBE_INTERVAL = 0.01  # seconds between the probe's attempts (and its health checks)
+PROBE_SILENT = 0.5  # a probe not heard from for this long is gone: workers retry alone
+WAKE_POLL = 0.002  # how often a waiting worker looks at the generation
+PROBE_ROW = 2  # the probe's heartbeat row (reconciliation's is 1)
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """What the probe process needs of the scenario, and nothing more."""
+
+    primary_pgdsn: str
+    schema: str
+    rto_conn_timeout: float
+    statement_timeout: float
+
+
+@dataclass(frozen=True)
+class ProbeGap:
+    """One outage as the probe saw it: its last answer, its first failure, and its first
+    write after (None: writes never came back while it ran)."""
+
+    last_ok: Optional[float]
+    first_failure: float
+    first_write: Optional[float]
+
+    @property
+    def seconds(self) -> Optional[float]:
+        if self.first_write is None or self.last_ok is None:
+            return None
+        return self.first_write - self.last_ok
+
+
+class ProbeBoard:
+    """The probe's shared slots (a lock-free array the workers read): generation (times a
+    primary accepted the probe's write after a failure), attempts (its connection
+    attempts), alive_at (its last loop, epoch seconds)."""
+
+    FIELDS = ("generation", "attempts", "alive_at", "safety")
+
+    def __init__(self, array) -> None:
+        self.array = array
+
+    @classmethod
+    def create(cls, ctx, workers: int) -> ProbeBoard:
+        """`safety`: how long a worker waits for the probe's word before trying on its own
+        anyway (the probe may be content while the worker is not, e.g. a proxy that sent
+        the worker to a standby): long enough that the workers' own attempts stay under
+        PROBE_INTERVAL's rate in total, whatever their number."""
+        board = cls(ctx.Array("d", len(cls.FIELDS), lock=False))
+        board.array[3] = max(1.0, workers * PROBE_INTERVAL * 2)
+        return board
+
+    @property
+    def generation(self) -> float:
+        return self.array[0]
+
+    @property
+    def attempts(self) -> float:
+        return self.array[1]
+
+    def silent(self, now: float) -> bool:
+        return now - self.array[2] > PROBE_SILENT
+
+    def wait_for_primary(self, generation: float, backoff: float, stopping) -> None:
+        """A worker's wait after a failed connection attempt: until the probe has written to
+        a primary since `generation` was read; at most the safety interval while the probe
+        runs, and `backoff` seconds once it is silent; `stopping()` ends it early."""
+        started = time.monotonic()
+        while self.array[0] == generation and not stopping():
+            waited = time.monotonic() - started
+            if waited >= self.array[3] or (waited >= backoff and self.silent(time.time())):
+                return
+            time.sleep(WAKE_POLL)
+
+
+class Probe:
+    """The probe's loop; `run_probe` is its process entry point."""
+
+    def __init__(self, spec: ProbeSpec, board: ProbeBoard, events, stop, abort) -> None:
+        self.spec = spec
+        self.board = board
+        self.events = events
+        self.stop = stop
+        self.abort = abort
+        self.parent = os.getppid()
+        self.conn = None
+        self.last_ok: Optional[float] = None
+        self.failed_at: Optional[float] = None
+
+    def bound(self) -> float:
+        """How long one check may take: a connect, or a statement on a frozen server."""
+        return self.spec.rto_conn_timeout + max(self.spec.statement_timeout, 1.0)
+
+    def connect(self) -> bool:
+        """One attempt: a session on a server that is not in recovery and takes a write."""
+        self.board.array[1] += 1
+        conn = None
+        try:
+            conn = db.connect(self.spec.primary_pgdsn, "ptor-probe", self.spec.rto_conn_timeout,
+                              self.spec.statement_timeout)
+            with db.bounded(conn, self.bound()):
+                if db.server_identity(conn, -1, 0).in_recovery:
+                    conn.close()
+                    return False
+                heartbeat(conn, self.spec.schema, PROBE_ROW)
+        except (psycopg2.Error, ClusterError):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            return False
+        self.conn = conn
+        return True
+
+    def healthy(self) -> bool:
+        """The session still answers (within the bound)."""
+        try:
+            with db.bounded(self.conn, self.bound()), self.conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            return True
+        except psycopg2.Error:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = None
+            return False
+
+    def step(self) -> None:
+        now = time.time()
+        if self.conn is not None:
+            if self.healthy():
+                self.last_ok = time.time()
+                return
+            self.failed_at = time.time()
+            return
+        if self.connect():
+            written = time.time()
+            self.board.array[0] += 1
+            if self.failed_at is not None:
+                self.events.put(ProbeGap(self.last_ok, self.failed_at, written))
+                self.failed_at = None
+            self.last_ok = written
+        elif self.failed_at is None and self.last_ok is not None:
+            self.failed_at = now
+
+    def run(self) -> None:
+        while not self.stop.is_set() and not self.abort.is_set() and \
+                os.getppid() == self.parent:
+            started = time.monotonic()
+            self.board.array[2] = time.time()
+            self.step()
+            self.stop.wait(max(0.0, PROBE_INTERVAL - (time.monotonic() - started)))
+        if self.failed_at is not None:  # writes never came back while it ran
+            self.events.put(ProbeGap(self.last_ok, self.failed_at, None))
+        if self.conn is not None:
+            self.conn.close()
+
+
+def run_probe(spec: ProbeSpec, board_array, events, stop, abort) -> None:
+    """Process entry point (spawn context)."""
+    messages.ignore_stop_signals()
+    Probe(spec, ProbeBoard(board_array), events, stop, abort).run()
