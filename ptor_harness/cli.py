@@ -60,6 +60,8 @@ def setup_logging(quiet: bool, secrets: tuple = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("ptor: %(message)s"))
     handler.addFilter(RedactingFilter(secrets))
+    # a record meant for the run's log file only (the terminal gets its own sentence)
+    handler.addFilter(lambda record: not getattr(record, "file_only", False))
     handler.setLevel(logging.WARNING if quiet else logging.INFO)
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO)  # the run's log file keeps everything, even when quiet

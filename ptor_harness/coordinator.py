@@ -286,7 +286,7 @@ class Drill:
         """A run that could not start (the cluster unreachable, another drill's lock)
         leaves its reason in its folder, so `ptor history` can say why."""
         error = self.scenario.redact(error)
-        log.error("%s", error)
+        log.error("%s", error, extra={"file_only": True})  # the CLI says it on stderr
         with contextlib.suppress(OSError):
             make_run_dir(self.run_dir)
             report.write_json({"format": report.REPORT_FORMAT, "run_id": self.run_id,

@@ -122,8 +122,11 @@ class Probe:
         self.failed_at: Optional[float] = None
 
     def bound(self) -> float:
-        """How long one check may take: a connect, or a statement on a frozen server."""
-        return self.spec.rto_conn_timeout + max(self.spec.statement_timeout, 1.0)
+        """How long one check may take beyond its connect (a SELECT 1, or the identity
+        and the write of a new session): rto-conn-timeout, as a connect attempt. A frozen
+        or partitioned server never answers, and the probe must not wait on it longer than
+        a worker would wait to connect."""
+        return self.spec.rto_conn_timeout
 
     def connect(self) -> bool:
         """One attempt: a session on a server that is not in recovery and takes a write."""

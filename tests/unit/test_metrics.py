@@ -109,3 +109,16 @@ def test_latency_histogram_percentiles_within_bucket_error():
     assert h.percentile(99) == pytest.approx(0.99, rel=0.05)
     assert h.percentile(100) == pytest.approx(1.0)
     assert LatencyHistogram().percentile(50) is None
+
+
+def test_detection_counts_the_probes_first_failure():
+    from ptor_harness.metrics import RunMetrics, fault_figures
+
+    m = RunMetrics()
+    m.add_worker(0, [op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 3.0, FAILED),
+                     op(3, INSERT, 3, 5.0)])
+    windows = m.windows()
+    assert fault_figures(windows, 2.0)["detection_seconds"] == 1.0
+    # the probe saw it 20 ms after the injection, while the worker was idle
+    assert fault_figures(windows, 2.0, [2.02])["detection_seconds"] == 0.020000000000000018
+    assert fault_figures(windows, 2.0, [1.5])["detection_seconds"] == 1.0  # before: not it
