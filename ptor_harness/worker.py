@@ -138,12 +138,16 @@ class Worker:
     def stopping(self) -> bool:
         """Asked before every op, so it looks at the shared events (a semaphore each, and a
         getppid system call) at most every STOP_POLL seconds: stopping stays prompt and
-        the check costs the load nothing measurable."""
+        the check costs the load nothing measurable. Once it has said yes it says yes
+        for good: a caller that asks again right after must not be told no."""
+        if self.told_to_stop:
+            return True
         now = time.monotonic()
         if now - self.stop_polled < STOP_POLL:
             return False
         self.stop_polled = now
-        return self.stop.is_set() or self.aborted()
+        self.told_to_stop = self.stop.is_set() or self.aborted()
+        return self.told_to_stop
 
     def __init__(self, spec: WorkerSpec, queue, ack_conn, board: WorkerBoard, stop, abort,
                  probe: Optional[ProbeBoard] = None):
@@ -160,6 +164,7 @@ class Worker:
         self.abort = abort
         self.parent = os.getppid()
         self.stop_polled = 0.0
+        self.told_to_stop = False
         self.workload = Workload(spec.seed, spec.insert_percent, spec.update_percent,
                                  spec.delete_percent)
         self.conn = None
