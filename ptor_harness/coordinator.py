@@ -189,19 +189,26 @@ class Drill:
                               s.statement_timeout, autocommit=False)
         except psycopg2.Error as exc:
             raise ClusterError(f"cannot connect to the primary: {db.error_label(exc)}") from None
+        # A commit waiting for a synchronous standby that is gone never returns, and no
+        # statement_timeout ends that wait: the whole preparation is bounded on the client.
+        bound = 4 * (s.statement_timeout + s.rto_conn_timeout) if s.statement_timeout else None
         try:
-            identity = db.server_identity(conn, -1, 0)
-            if identity.in_recovery:
-                raise ClusterError("the primary DSN leads to a server in recovery (a standby);"
-                                   " point it at the primary or add "
-                                   "target_session_attrs=read-write")
-            self.outcome.primary_before = identity
-            if s.init:
-                schema.init_primary(conn, s.schema, s.parallel_workers)
-            schema.check_tables(conn, s.schema, s.parallel_workers)
-            schema.truncate_worker_tables(conn, s.schema, s.parallel_workers)
+            with db.bounded(conn, bound) if bound else contextlib.nullcontext():
+                identity = db.server_identity(conn, -1, 0)
+                if identity.in_recovery:
+                    raise ClusterError("the primary DSN leads to a server in recovery (a "
+                                       "standby); point it at the primary or add "
+                                       "target_session_attrs=read-write")
+                self.outcome.primary_before = identity
+                if s.init:
+                    schema.init_primary(conn, s.schema, s.parallel_workers)
+                schema.check_tables(conn, s.schema, s.parallel_workers)
+                schema.truncate_worker_tables(conn, s.schema, s.parallel_workers)
         except psycopg2.Error as exc:
-            raise ClusterError(f"cannot prepare the primary: {db.error_label(exc)}") from None
+            why = db.error_label(exc) if not (bound and conn.closed) else (
+                f"no answer within {bound:g} s (a synchronous standby that is gone holds "
+                "every commit)")
+            raise ClusterError(f"cannot prepare the primary: {why}") from None
         finally:
             conn.close()
         if s.repo_pgdsn:

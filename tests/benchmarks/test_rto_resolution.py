@@ -57,12 +57,28 @@ def lab_cli(lab, *args: str) -> str:
                      *args[1:]])
 
 
-def one_round(lab, tmp_path, delay: float) -> tuple:
+def ensure_pair(lab) -> tuple:
+    """The primary and a streaming synchronous standby. A rewound old primary that cannot
+    follow the new timeline (it wrote WAL past the fork point) is cloned afresh."""
+    from ptor_harness.lab.pg import LabError
+
     lab.reload()  # the previous round moved the primary
     old, new = lab.named("primary"), lab.named("standby")
+    primary, standby = lab.nodes[old], lab.nodes[new]
+    try:
+        lab.wait_replication(primary, "sync", timeout=15)
+    except LabError:
+        standby.stop()
+        lab.clone(standby, primary)
+        standby.start()
+        lab.attach_standby(primary)
+    return old, new
+
+
+def one_round(lab, tmp_path, delay: float) -> tuple:
+    old, new = ensure_pair(lab)
     lab.nodes[old].query(
         "CREATE TABLE IF NOT EXISTS ptor_probe (id bigserial PRIMARY KEY, at timestamptz)")
-    lab.wait_replication(lab.nodes[old], "sync")
     if delay:
         fault = ["--failover-command", f"{lab_cli(lab, 'stop-node', old)} && sleep {delay:g} "
                  f"&& {lab_cli(lab, 'failover')}", "--failover-after", "2"]

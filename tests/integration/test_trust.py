@@ -170,3 +170,42 @@ def test_user_tables_with_ptors_names_survive_init_drill_and_reset(make_lab, run
     assert node.query("SELECT obj_description('public.worker_0'::regclass, 'pg_class')") == \
         [(None,)]
     assert node.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'ptor'") == [(1,)]
+
+
+def test_a_second_signal_kills_the_failover_commands_whole_group(make_lab, tmp_path):
+    lab = make_lab("sync")
+    pids = tmp_path / "pids"
+    argv = [sys.executable, "-m", "ptor_harness.cli", "--report-dir", str(tmp_path / "runs"),
+            *drill(lab, "--duration", "60", "--failover-after", "0.3", "--failover-command",
+                   f"sh -c 'sleep 60 & echo $! > {pids}; wait'")]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ptor_env(), stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pids.read_text())
+    os.killpg(proc.pid, signal.SIGINT)  # the first: let the command finish ...
+    time.sleep(0.5)
+    assert psutil.pid_exists(child)
+    os.killpg(proc.pid, signal.SIGINT)  # ... the second: now, the command's group too
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "exiting now" in err
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(child) and psutil.Process(child).status() != \
+            psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not psutil.pid_exists(child) or \
+        psutil.Process(child).status() == psutil.STATUS_ZOMBIE, "the command's child lived on"
+
+
+def test_a_primary_whose_sync_standby_is_gone_is_refused_in_bounded_time(make_lab, run_ptor):
+    """Every commit waits for a synchronous standby that is gone, and no statement_timeout
+    ends that wait: ptor's preparation is bounded on the client, exit 3 with a hint."""
+    lab = make_lab("sync")
+    lab.stop_node("node2")
+    started = time.monotonic()
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--statement-timeout", "1",
+                   "--rto-conn-timeout", "0.5", timeout=60)
+    assert run.code == 3, run
+    assert time.monotonic() - started < 20
+    assert "a synchronous standby that is gone" in run.stderr.strip().splitlines()[-1]
