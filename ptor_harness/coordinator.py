@@ -606,7 +606,7 @@ class Drill:
         self.outcome.identities = ledger.identities()
         metrics = RunMetrics()
         for worker in range(s.parallel_workers):
-            metrics.add_worker(worker, ledger.ops_by_seq(worker))
+            metrics.add_timings(worker, ledger.op_timings(worker))
         self.outcome.metrics = metrics
         budget = min(s.max_outage, 60.0)
         left = self.seconds_left()

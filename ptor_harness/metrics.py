@@ -161,42 +161,48 @@ class RunMetrics:
         return total
 
     def add_worker(self, worker: int, ops: Iterable[Op]) -> WorkerStats:
+        """A worker's ops, in seq order."""
+        return self.add_timings(worker, ((op.kind, op.t_start, op.t_end, op.outcome)
+                                         for op in ops))
+
+    def add_timings(self, worker: int, timings: Iterable[tuple]) -> WorkerStats:
+        """A worker's (kind, t_start, t_end, outcome) in seq order: all this pass needs, so
+        a large ledger is read with four columns (Ledger.op_timings), not eleven."""
         stats = WorkerStats(worker)
         self.workers[worker] = stats
         current: Optional[Gap] = None
         last_ok: Optional[float] = None
-        for op in ops:
-            if op.outcome is None:  # intent durable, outcome never recorded: in doubt
+        for kind, t_start, t_end, outcome in timings:
+            if outcome is None:  # intent durable, outcome never recorded: in doubt
                 stats.unresolved_intents += 1
                 continue
-            t_end = op.t_end
             if stats.first_t is None:
-                stats.first_t = op.t_start
+                stats.first_t = t_start
             stats.last_t = t_end
             bucket = self.seconds.get(int(t_end))
             if bucket is None:
                 bucket = self.seconds[int(t_end)] = [0, 0, 0, LatencyHistogram()]
-            if op.outcome == OK:
+            if outcome == OK:
                 stats.ok += 1
-                stats.by_kind[KIND_NAMES[op.kind]] += 1
+                stats.by_kind[KIND_NAMES[kind]] += 1
                 bucket[0] += 1
-                bucket[3].add(t_end - op.t_start)
+                bucket[3].add(t_end - t_start)
                 if current is not None:
                     current.end = t_end
                     stats.gaps.append(current)
                     current = None
                 last_ok = t_end
             else:
-                if op.outcome == FAILED:
+                if outcome == FAILED:
                     stats.failed += 1
                     bucket[1] += 1
                 else:
                     stats.indeterminate += 1
                     bucket[2] += 1
                 if current is None:
-                    current = Gap(worker, last_ok if last_ok is not None else op.t_start,
+                    current = Gap(worker, last_ok if last_ok is not None else t_start,
                                   t_end, had_ok_before=last_ok is not None)
-                if op.outcome == FAILED:
+                if outcome == FAILED:
                     current.failed += 1
                 else:
                     current.indeterminate += 1

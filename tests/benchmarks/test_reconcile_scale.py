@@ -72,7 +72,7 @@ def reconcile_in_child(dsn: str, path: str, full: bool, out) -> None:
     ledger.analyze()
     metrics = RunMetrics()
     for worker in range(WORKERS):
-        metrics.add_worker(worker, ledger.ops_by_seq(worker))
+        metrics.add_timings(worker, ledger.op_timings(worker))
     conn, _ = confirm_primary(dsn, "ptor", 5.0, time.monotonic() + 30, 0.0)
     findings = reconcile_run(conn, ledger, "ptor", WORKERS, RUN, PAYLOAD, full, [])
     conn.close()

@@ -67,12 +67,36 @@ def ensure_pair(lab) -> tuple:
     primary, standby = lab.nodes[old], lab.nodes[new]
     try:
         lab.wait_replication(primary, "sync", timeout=15)
+        replays(primary)
     except LabError:
         standby.stop()
         lab.clone(standby, primary)
         standby.start()
         lab.attach_standby(primary)
+        replays(primary)
     return old, new
+
+
+def replays(primary, timeout: float = 10.0) -> None:
+    """The standby replays what the primary writes now (streaming alone can be a moment
+    before it finds it cannot follow): a write that does not wait for it, then its replay
+    position, or LabError."""
+    from ptor_harness.lab.base import wait_until
+
+    conn = primary.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET synchronous_commit = local")
+            cur.execute("CREATE TABLE IF NOT EXISTS ptor_probe (id bigserial PRIMARY KEY, "
+                        "at timestamptz)")
+            cur.execute("INSERT INTO ptor_probe (at) VALUES (now())")
+            cur.execute("SELECT pg_current_wal_lsn()::text")
+            lsn = cur.fetchone()[0]
+    finally:
+        conn.close()
+    wait_until("the standby to replay", lambda: primary.query(
+        "SELECT 1 FROM pg_stat_replication WHERE replay_lsn >= %s::pg_lsn", (lsn,)),
+        timeout, 0.05)
 
 
 def one_round(lab, tmp_path, delay: float) -> tuple:
