@@ -276,14 +276,16 @@ def probe_view(window: dict, gaps: list) -> Optional[dict]:
 
 def attempts_per_second(samples: list[tuple[float, float]], start: float,
                         end: Optional[float]) -> Optional[float]:
-    """Connection attempts per second between `start` and `end`, from (time, attempts so
-    far) samples; None without samples covering the span."""
+    """Connection attempts per second between `start` and `end` (over one second at least),
+    from (time, attempts so far) samples; None without samples covering the span."""
     inside = [(t, n) for t, n in samples if start <= t <= (end if end is not None else math.inf)]
     before = [n for t, n in samples if t < start]
     if not inside or inside[-1][0] <= start:
         return None
     first = before[-1] if before else inside[0][1]
-    return (inside[-1][1] - first) / max(1e-3, inside[-1][0] - start)
+    # per second of outage, and over one second at least: a 0.1 s outage's dozen attempts
+    # are a dozen that second, not 120 a second
+    return (inside[-1][1] - first) / max(1.0, inside[-1][0] - start)
 
 
 def rto_summary(windows: list[Window]) -> dict:

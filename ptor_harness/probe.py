@@ -6,8 +6,9 @@ storms a recovering cluster (N workers, hundreds of connection attempts a second
 backing off finds the new primary up to the backoff late: with a backoff growing to 0.2 s,
 ptor's write RTO came out 150-170 ms longer than an independent 10 ms probe's on
 multi-second outages. So one probe retries for everybody, every PROBE_INTERVAL (10 ms: at
-most 100 connection attempts a second, whatever --parallel-workers is), and the moment it
-has written to a primary it raises a generation counter in shared memory. A waiting worker
+most about 90 connection attempts a second, whatever --parallel-workers is), and the
+moment it reaches a primary (a server out of recovery) it raises a generation counter in
+shared memory, then writes to it. A waiting worker
 tries again at once (within WAKE_POLL), and otherwise stays off the cluster; only when the
 probe has gone silent does it retry on its own, with backoff.
 
@@ -32,9 +33,12 @@ from . import db, messages
 from .errors import ClusterError
 from .schema import heartbeat
 
-PROBE_INTERVAL = 0.01  # seconds between the probe's attempts (and its health checks)
+# Seconds between the probe's attempts (and its health checks): about 90 a second, so that
+# with the workers' own attempts (one as each loses its session, one as the probe wakes
+# it) ptor stays under 100 connection attempts a second during an outage.
+PROBE_INTERVAL = 0.011
 PROBE_SILENT = 0.5  # a probe not heard from for this long is gone: workers retry alone
-WAKE_POLL = 0.002  # how often a waiting worker looks at the generation
+WAKE_POLL = 0.001  # how often a waiting worker looks at the generation
 PROBE_ROW = 2  # the probe's heartbeat row (reconciliation's is 1)
 
 
@@ -65,8 +69,8 @@ class ProbeGap:
 
 
 class ProbeBoard:
-    """The probe's shared slots (a lock-free array the workers read): generation (times a
-    primary accepted the probe's write after a failure), attempts (its connection
+    """The probe's shared slots (a lock-free array the workers read): generation (times the
+    probe reached a primary after a failure), attempts (its connection
     attempts), alive_at (its last loop, epoch seconds)."""
 
     FIELDS = ("generation", "attempts", "alive_at", "safety")
@@ -129,16 +133,21 @@ class Probe:
         return self.spec.rto_conn_timeout
 
     def connect(self) -> bool:
-        """One attempt: a session on a server that is not in recovery and takes a write."""
+        """One attempt: a session on a server that is not in recovery. The workers are woken
+        the moment it says so (every round trip saved is resolution); then the probe
+        writes, and its own view of the outage ends at that write."""
         self.board.array[1] += 1
         conn = None
         try:
             conn = db.connect(self.spec.primary_pgdsn, "ptor-probe", self.spec.rto_conn_timeout,
                               self.spec.statement_timeout)
             with db.bounded(conn, self.bound()):
-                if db.server_identity(conn, -1, 0).in_recovery:
-                    conn.close()
-                    return False
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_is_in_recovery()")
+                    if cur.fetchone()[0]:
+                        conn.close()
+                        return False
+                self.board.array[0] += 1  # wake the workers
                 heartbeat(conn, self.spec.schema, PROBE_ROW)
         except (psycopg2.Error, ClusterError):
             if conn is not None:
@@ -170,7 +179,6 @@ class Probe:
             return
         if self.connect():
             written = time.time()
-            self.board.array[0] += 1
             if self.failed_at is not None:
                 self.events.put(ProbeGap(self.last_ok, self.failed_at, written))
                 self.failed_at = None

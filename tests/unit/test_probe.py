@@ -55,4 +55,5 @@ def test_the_probes_view_of_a_window_and_the_attempts_meanwhile():
     assert probe_view({"start": 20.0, "first_failure": 20.0, "end": 21.0}, gaps) is None
     samples = [(10.0, 100.0), (10.5, 150.0), (11.0, 200.0), (13.0, 400.0), (14.0, 401.0)]
     assert attempts_per_second(samples, 10.1, 13.0) == pytest.approx((400 - 100) / 2.9)
+    assert attempts_per_second(samples, 10.1, 10.6) == 50.0  # over one second at least
     assert attempts_per_second([], 10.1, 13.0) is None
