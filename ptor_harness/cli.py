@@ -262,7 +262,15 @@ def emit(text: str) -> None:
     except BrokenPipeError:
         raise OutputClosed() from None
     except OSError as exc:
+        discard_stdout()  # what is still buffered must not fail again at exit
         raise ClusterError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+
+def discard_stdout() -> None:
+    """Point standard output at /dev/null: the interpreter flushes it at exit, and a flush
+    that fails again (a closed pipe, a full disk) would turn the exit code into 120."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -270,8 +278,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return run_command(argv)
     except OutputClosed:
-        with contextlib.suppress(OSError):  # no error at exit for the lost pipe either
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        discard_stdout()
         return 0
     except PtorError as exc:  # from emit, outside any command's own handling
         sys.stderr.write(f"ptor: error: {exc}\n")
