@@ -165,7 +165,10 @@ class QueueingPooler:
             if hold is not None and hold.is_set():
                 self.held += 1  # queued, never relayed
                 continue
-            dst.sendall(data)
+            try:
+                dst.sendall(data)
+            except OSError:  # the other side was closed: the stand-in is shutting down
+                return
             if mark is not None:
                 seen = (seen + data)[-64:]
                 if self.READY in seen:
