@@ -248,7 +248,7 @@ def fault_figures(windows: list[Window], injected_at: float,
     """Detection time and injection -> first ok, for the outage a fault caused: the first
     window still open at the injection or starting after it. The outage is detected by
     the first failed op or the probe's first failed check, whichever came first (the
-    probe checks every 10 ms even while the workers are idle between ops)."""
+    probe checks every 11 ms even while the workers are idle between ops)."""
     for window in windows:
         if window.first_bad >= injected_at or (window.end or math.inf) > injected_at:
             first_ok = window.first_ok

@@ -1,16 +1,16 @@
 """The writability probe: one process that tells the workers the moment a primary accepts
-writes again, and ptor's own 10 ms view of every outage.
+writes again, and ptor's own view of every outage, one check every 11 ms.
 
 A worker that loses its session cannot know when the cluster is back. Retrying at once
 storms a recovering cluster (N workers, hundreds of connection attempts a second each);
 backing off finds the new primary up to the backoff late: with a backoff growing to 0.2 s,
 ptor's write RTO came out 150-170 ms longer than an independent 10 ms probe's on
-multi-second outages. So one probe retries for everybody, every PROBE_INTERVAL (10 ms: at
-most about 90 connection attempts a second, whatever --parallel-workers is), and the
-moment it reaches a primary (a server out of recovery) it raises a generation counter in
-shared memory, then writes to it. A waiting worker
-tries again at once (within WAKE_POLL), and otherwise stays off the cluster; only when the
-probe has gone silent does it retry on its own, with backoff.
+multi-second outages. So one probe retries for everybody, every PROBE_INTERVAL (11 ms:
+about 90 connection attempts a second, whatever --parallel-workers is), and the moment it
+reaches a primary (a server out of recovery) it raises a generation counter in shared
+memory, then writes to it. A waiting worker tries again at once (within WAKE_POLL), and
+otherwise stays off the cluster; it retries on its own only after a safety interval, or
+with backoff once the probe has gone silent.
 
 While the cluster is healthy the probe keeps one session and runs a SELECT 1 every
 PROBE_INTERVAL (each bounded on the client: a frozen server never answers), so an outage is
@@ -100,7 +100,7 @@ class ProbeBoard:
         return now - self.array[2] > PROBE_SILENT
 
     def wait_for_primary(self, generation: float, backoff: float, stopping) -> None:
-        """A worker's wait after a failed connection attempt: until the probe has written to
+        """A worker's wait after a failed connection attempt: until the probe has reached
         a primary since `generation` was read; at most the safety interval while the probe
         runs, and `backoff` seconds once it is silent; `stopping()` ends it early."""
         started = time.monotonic()

@@ -208,7 +208,7 @@ def build(outcome) -> dict:
 
 def probe_rto(windows: list[dict]) -> dict:
     """The probe's own view of the outage that set the write RTO: from its last answer to
-    its first write after (every 10 ms, one session: no per-worker reconnects), beside the
+    its first write after (every 11 ms, one session: no per-worker reconnects), beside the
     workers' RTO, which counts until each worker's own first acknowledged op."""
     worst = max((w for w in windows if w["write_rto_seconds"] is not None),
                 key=lambda w: w["write_rto_seconds"], default=None)
