@@ -21,22 +21,10 @@ from typing import Optional
 
 import psycopg2
 
-from . import db, lock, report
-from .config import (
-    Scenario,
-    check_output_paths,
-    package_version,
-    parse_history,
-    parse_scenario,
-)
-from .errors import (
-    EXIT_CLUSTER,
-    EXIT_FAIL,
-    EXIT_INTERRUPTED,
-    ClusterError,
-    ConfigError,
-    PtorError,
-)
+from . import db, lock
+from .config import Scenario, check_output_paths, package_version, parse_history, parse_scenario
+from .errors import EXIT_CLUSTER, EXIT_FAIL, EXIT_INTERRUPTED, ClusterError, ConfigError, PtorError
+from .outputs import report
 from .redact import MASK, dsn_secrets, redact
 from .schema import drop_marked
 
@@ -110,7 +98,7 @@ def reconcile_run_later(argv: list) -> int:
         check_output_paths(scenario)
         hide_passwords_from_ps(scenario.secrets)
         setup_logging(scenario.quiet, scenario.secrets)
-        from .coordinator import Drill
+        from .drill.coordinator import Drill
 
         drill = Drill(scenario, run_id=run_id)
         if os.path.isdir(drill.run_dir):  # the run's own log goes on
@@ -125,7 +113,7 @@ def reconcile_run_later(argv: list) -> int:
 
 def show_history(argv: list) -> int:
     """`ptor history`: recent runs from the repo (or the run folders), newest first."""
-    from . import history
+    from .outputs import history
 
     skipped: list[str] = []
     try:
@@ -329,7 +317,7 @@ def run_drill(argv: list) -> int:
     if scenario.reset:
         return reset(scenario)
     check_output_paths(scenario)
-    from .coordinator import Drill
+    from .drill.coordinator import Drill
 
     progress = scenario.progress
     if progress is None:

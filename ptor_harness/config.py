@@ -21,7 +21,7 @@ from typing import Any, Optional
 import configargparse
 
 from .errors import ConfigError
-from .faults import FAULT_ACTIONS
+from .lab.actions import FAULT_ACTIONS
 from .redact import dsn_secrets, redact
 
 ENV_PREFIX = "PTOR_"

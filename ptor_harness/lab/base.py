@@ -21,7 +21,7 @@ from typing import Optional
 
 import psutil
 
-from ..faults import FAULT_ACTIONS
+from .actions import FAULT_ACTIONS
 from .pg import DATA, LabError, LabUser, Node, alive, bindir, port_free, wait_gone
 
 STATE = "lab.json"

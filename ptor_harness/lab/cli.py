@@ -25,8 +25,8 @@ from typing import Optional
 
 from tabulate import tabulate
 
-from ..faults import FAULT_ACTIONS
 from . import load_lab, stacks
+from .actions import FAULT_ACTIONS
 from .base import Lab
 from .pg import LabError
 from .streaming import StreamingLab

@@ -12,8 +12,8 @@ import time
 
 from ptor_harness import db, schema
 from ptor_harness.ledger.sqlite import SqliteLedger
-from ptor_harness.metrics import RunMetrics
-from ptor_harness.validation import confirm_primary, reconcile_run
+from ptor_harness.verify.metrics import RunMetrics
+from ptor_harness.verify.validation import confirm_primary, reconcile_run
 
 SIZES = [int(n) for n in os.environ.get("PTOR_BENCH_RECONCILE_OPS",
                                         "1000000,10000000").split(",")]

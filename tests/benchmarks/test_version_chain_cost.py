@@ -6,7 +6,7 @@ cluster and load generator on CPUs of their own (the issue's target: within 5 %)
 import os
 import statistics
 
-from ptor_harness.worker import op_statements
+from ptor_harness.drill.worker import op_statements
 
 from .conftest import pgbench_script_tps, placement
 from .test_load import CLIENTS, set_synchronous_commit

@@ -7,7 +7,7 @@ import pytest
 
 from ptor_harness import db, schema
 from ptor_harness.ops import INSERT
-from ptor_harness.validation import ValidationIncomplete, confirm_primary, reconcile_run
+from ptor_harness.verify.validation import ValidationIncomplete, confirm_primary, reconcile_run
 
 from ..unit.synthetic import op
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from ptor_harness import charts, report
+from ptor_harness.outputs import charts, report
 
 from .test_report import outcome
 

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ptor_harness import exports, report
 from ptor_harness.config import parse_scenario
+from ptor_harness.outputs import exports, report
 
 from .test_report import outcome
 

@@ -5,8 +5,8 @@ import shutil
 import pytest
 
 from ptor_harness.config import parse_faults
+from ptor_harness.drill.faults import FaultRecord, FaultSchedule
 from ptor_harness.errors import ConfigError
-from ptor_harness.faults import FaultRecord, FaultSchedule
 from ptor_harness.lab import autofailover, patroni
 from ptor_harness.lab.pg import LabError
 

@@ -2,8 +2,8 @@
 
 import json
 
-from ptor_harness import history, report
-from ptor_harness.history import RunSummary
+from ptor_harness.outputs import history, report
+from ptor_harness.outputs.history import RunSummary
 
 from .test_report import outcome
 
@@ -61,7 +61,7 @@ def test_hostile_reports_are_skipped_with_one_line_each(tmp_path):
     """Partial, malformed or hostile report.json files never stop `ptor history`."""
     import json as jsonlib
 
-    from ptor_harness import history as hist
+    from ptor_harness.outputs import history as hist
 
     bad = {"20261101T000000Z-aaaaaa": "[]",
            "20261101T000001Z-bbbbbb": "{}",

@@ -2,8 +2,8 @@
 
 import pytest
 
-from ptor_harness.metrics import LatencyHistogram, RunMetrics, fault_figures, rto_summary
 from ptor_harness.ops import FAILED, INDETERMINATE, INSERT
+from ptor_harness.verify.metrics import LatencyHistogram, RunMetrics, fault_figures, rto_summary
 
 from .synthetic import intent, op
 
@@ -112,7 +112,7 @@ def test_latency_histogram_percentiles_within_bucket_error():
 
 
 def test_detection_counts_the_probes_first_failure():
-    from ptor_harness.metrics import RunMetrics, fault_figures
+    from ptor_harness.verify.metrics import RunMetrics, fault_figures
 
     m = RunMetrics()
     m.add_worker(0, [op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 3.0, FAILED),

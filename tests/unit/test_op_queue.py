@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from ptor_harness import messages
+from ptor_harness.drill import messages
 
 WRITERS, VICTIMS = 6, 4
 

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from ptor_harness.metrics import attempts_per_second, probe_view
-from ptor_harness.probe import ProbeBoard, ProbeGap
+from ptor_harness.drill.probe import ProbeBoard, ProbeGap
+from ptor_harness.verify.metrics import attempts_per_second, probe_view
 
 
 class Ctx:

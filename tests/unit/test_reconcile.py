@@ -3,7 +3,7 @@
 import pytest
 
 from ptor_harness.ops import DELETE, FAILED, INDETERMINATE, INSERT, UPDATE
-from ptor_harness.reconcile import Reconciler, rpo_window
+from ptor_harness.verify.reconcile import Reconciler, rpo_window
 
 from .synthetic import intent, op
 
@@ -134,7 +134,7 @@ def test_a_lost_delete_is_a_resurrected_row_with_its_example():
 
 
 def test_split_brain_writes_are_acks_after_a_newer_primary_served():
-    from ptor_harness.validation import newer_primary_since, stale_lookup
+    from ptor_harness.verify.validation import newer_primary_since, stale_lookup
 
     from .synthetic import identity
 
@@ -157,7 +157,7 @@ def test_split_brain_writes_are_acks_after_a_newer_primary_served():
 
 
 def test_a_restart_in_place_is_no_split_brain():
-    from ptor_harness.validation import stale_lookup
+    from ptor_harness.verify.validation import stale_lookup
 
     from .synthetic import identity
 

@@ -23,9 +23,9 @@ histories never found lost).
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ptor_harness.drill.workload import Workload
 from ptor_harness.ops import DELETE, FAILED, INDETERMINATE, INSERT, OK, Op
-from ptor_harness.reconcile import Reconciler
-from ptor_harness.workload import Workload
+from ptor_harness.verify.reconcile import Reconciler
 
 OUTCOMES = st.sampled_from([(OK, True), (OK, True), (OK, True), (FAILED, False),
                             (INDETERMINATE, True), (INDETERMINATE, False)])

@@ -1,12 +1,12 @@
 """Verdicts and the rendered report, from synthetic drill outcomes."""
 
-from ptor_harness import report
 from ptor_harness.config import parse_scenario
-from ptor_harness.coordinator import DrillOutcome
-from ptor_harness.faults import FaultRecord
-from ptor_harness.metrics import RunMetrics
+from ptor_harness.drill.coordinator import DrillOutcome
+from ptor_harness.drill.faults import FaultRecord
 from ptor_harness.ops import INDETERMINATE, INSERT
-from ptor_harness.reconcile import Reconciler
+from ptor_harness.outputs import report
+from ptor_harness.verify.metrics import RunMetrics
+from ptor_harness.verify.reconcile import Reconciler
 
 from .synthetic import identity, op
 

@@ -1,6 +1,7 @@
 """The harness saturation guard's judgement, on synthetic CPU samples."""
 
-from ptor_harness import report, saturation
+from ptor_harness.drill import saturation
+from ptor_harness.outputs import report
 
 from .test_report import outcome
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from ptor_harness.config import WEEK, parse_scenario
 from ptor_harness.errors import ConfigError
-from ptor_harness.exports import scenario_ini
+from ptor_harness.outputs.exports import scenario_ini
 
 # one-line text with the characters INI parsers like to eat: ; # quotes % = and unicode
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")) |

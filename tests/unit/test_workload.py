@@ -2,8 +2,8 @@
 
 from collections import Counter
 
+from ptor_harness.drill.workload import Workload
 from ptor_harness.ops import DELETE, FAILED, INDETERMINATE, INSERT, OK, UPDATE
-from ptor_harness.workload import Workload
 
 
 def run(workload, outcome_of, rounds=200, block=50):

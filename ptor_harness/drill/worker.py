@@ -22,11 +22,12 @@ from typing import Optional
 
 import psycopg2
 
-from . import db, messages
-from .config import WorkerSpec
-from .ops import DELETE, FAILED, INDETERMINATE, INSERT, OK, UPDATE
+from .. import db
+from ..config import WorkerSpec
+from ..ops import DELETE, FAILED, INDETERMINATE, INSERT, OK, UPDATE
+from ..schema import payload
+from . import messages
 from .probe import ProbeBoard
-from .schema import payload
 from .workload import Workload
 
 BLOCK = 64  # ops planned (and, in sync mode, made durable) at a time

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Optional
 
-from .config import Scenario
+from ..config import Scenario
 from .worker import WorkerBoard
 
 log = logging.getLogger("ptor")

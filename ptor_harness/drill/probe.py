@@ -29,9 +29,10 @@ from typing import Optional
 
 import psycopg2
 
-from . import db, messages
-from .errors import ClusterError
-from .schema import heartbeat
+from .. import db
+from ..errors import ClusterError
+from ..schema import heartbeat
+from . import messages
 
 # Seconds between the probe's attempts (and its health checks): about 90 a second, so that
 # with the workers' own attempts (one as each loses its session, one as the probe wakes

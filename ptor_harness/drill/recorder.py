@@ -23,11 +23,11 @@ from typing import Optional
 
 import psycopg2
 
+from ..db import error_label
+from ..errors import RecorderError
+from ..ledger import LedgerSpec
+from ..ledger.spill import Spill, replay
 from . import messages
-from .db import error_label
-from .errors import RecorderError
-from .ledger import LedgerSpec
-from .ledger.spill import Spill, replay
 
 MAX_BATCH_MESSAGES = 2000
 

@@ -29,12 +29,12 @@ from typing import Optional
 
 from tabulate import tabulate
 
-from . import saturation
+from ..drill import saturation
+from ..errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
+from ..verify.metrics import attempts_per_second, fault_figures, probe_view, rto_summary
+from ..verify.reconcile import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
 from .charts import terminal_chart
-from .errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
 from .exports import write_atomic
-from .metrics import attempts_per_second, fault_figures, probe_view, rto_summary
-from .reconcile import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
 
 REPORT_FORMAT = 3
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"

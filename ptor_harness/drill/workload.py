@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from .ops import DELETE, FAILED, INDETERMINATE, INSERT, OK, UPDATE
+from ..ops import DELETE, FAILED, INDETERMINATE, INSERT, OK, UPDATE
 
 
 class LiveKeys:

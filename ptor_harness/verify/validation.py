@@ -8,12 +8,12 @@ from typing import Callable, Optional
 
 import psycopg2
 
-from . import db
-from .errors import ClusterError
-from .ledger import Ledger
-from .ops import Identity
+from .. import db
+from ..errors import ClusterError
+from ..ledger import Ledger
+from ..ops import Identity
+from ..schema import heartbeat, worker_table
 from .reconcile import Findings, Reconciler
-from .schema import heartbeat, worker_table
 
 
 class ValidationIncomplete(Exception):

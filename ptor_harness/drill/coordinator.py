@@ -24,19 +24,21 @@ from typing import Optional
 
 import psycopg2
 
-from . import db, exports, lock, messages, report, schema
-from .config import Scenario, worker_specs
-from .errors import ClusterError, PtorError, RecorderError
+from .. import db, lock, schema
+from ..config import Scenario, worker_specs
+from ..errors import ClusterError, PtorError, RecorderError
+from ..ledger import LedgerSpec, spill
+from ..ledger import postgres as pg_ledger
+from ..ledger.journal import PhaseJournal
+from ..ops import Identity
+from ..outputs import exports, report
+from ..verify.metrics import RunMetrics, latency_summary
+from ..verify.validation import ValidationIncomplete, confirm_primary, reconcile_run
+from . import messages
 from .faults import FaultSchedule, LabAction, ShellCommand
-from .ledger import LedgerSpec, spill
-from .ledger import postgres as pg_ledger
-from .ledger.journal import PhaseJournal
-from .metrics import RunMetrics, latency_summary
-from .ops import Identity
 from .probe import ProbeBoard, ProbeGap, ProbeSpec, run_probe
 from .recorder import run_recorder
 from .saturation import CpuSampler
-from .validation import ValidationIncomplete, confirm_primary, reconcile_run
 from .watcher import LoadWatcher
 from .worker import WorkerBoard, run_worker
 

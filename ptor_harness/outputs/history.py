@@ -21,8 +21,8 @@ from typing import Optional
 import psycopg2
 from tabulate import tabulate
 
-from . import db
-from .errors import ClusterError
+from .. import db
+from ..errors import ClusterError
 
 SPARKS = "▁▂▃▄▅▆▇█"
 # A write RTO this many times the median of the earlier runs (and at least this many

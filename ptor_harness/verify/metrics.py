@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .ops import FAILED, INDETERMINATE, KIND_NAMES, OK, Op
+from ..ops import FAILED, INDETERMINATE, KIND_NAMES, OK, Op
 
 # Latency histogram: 16 buckets per factor of two, from 10 microseconds to ~80 seconds.
 _EDGES = [1e-5 * 2 ** (i / 16) for i in range(16 * 23 + 1)]

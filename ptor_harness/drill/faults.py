@@ -19,12 +19,6 @@ from typing import Callable, Optional
 OUTPUT_KEEP = 8192  # bytes kept from the start and from the end of a command's output
 
 
-# The built-in fault actions (`--fault`, `ptor-lab fault`); each lab stack implements the
-# ones it can (hang-primary and split-brain: the streaming lab only).
-FAULT_ACTIONS = ("kill-primary", "stop-primary", "switchover", "kill-manager", "hang-primary",
-                 "split-brain")
-
-
 @dataclass
 class FaultRecord:
     name: str
@@ -148,8 +142,8 @@ class LabAction:
         self.lab_dir = lab_dir
 
     def fire(self) -> FaultRecord:
-        from .lab import load_lab
-        from .lab.pg import LabError
+        from ..lab import load_lab
+        from ..lab.pg import LabError
 
         record = FaultRecord(self.name, f"{self.name} on {self.lab_dir}", time.time())
         try:

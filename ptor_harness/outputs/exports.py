@@ -19,9 +19,9 @@ import time
 import xml.etree.ElementTree as ET
 from typing import Optional
 
+from ..config import OPTIONS
+from ..verify.reconcile import ANOMALY_CLASSES
 from .charts import timeline_png
-from .config import OPTIONS
-from .reconcile import ANOMALY_CLASSES
 
 TIMELINE_COLUMNS = ("second", "seconds_since_warmup", "phase", "ok", "failed",
                     "indeterminate", "latency_p50_seconds", "latency_p99_seconds", "in_outage")

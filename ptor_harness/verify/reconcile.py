@@ -45,7 +45,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .ops import DELETE, FAILED, INSERT, KIND_NAMES, OK, UPDATE, Op
+from ..ops import DELETE, FAILED, INSERT, KIND_NAMES, OK, UPDATE, Op
 
 EXAMPLES = 10
 # The anomaly classes, each with the Findings field that holds its examples.
