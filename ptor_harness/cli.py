@@ -11,7 +11,6 @@ import dataclasses
 import logging
 import multiprocessing
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -23,8 +22,9 @@ import psycopg2
 
 from . import db, lock
 from .config import Scenario, check_output_paths, package_version, parse_history, parse_scenario
-from .errors import EXIT_CLUSTER, EXIT_FAIL, EXIT_INTERRUPTED, ClusterError, ConfigError, PtorError
-from .outputs import report
+from .config.parse import parse_reconcile
+from .errors import EXIT_CLUSTER, EXIT_FAIL, EXIT_INTERRUPTED, ClusterError, PtorError
+from .outputs import render, report
 from .redact import MASK, dsn_secrets, redact
 from .schema import drop_marked
 
@@ -66,14 +66,11 @@ def log_to_file(path: str, secrets: tuple) -> None:
     log.addHandler(handler)
 
 
-RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
-
-
 def finish(drill, result: dict) -> int:
     """One ending for a drill and for `ptor reconcile`: the report on the terminal, a
-    sentence for each output that could not be written (Drill.write_outputs wrote every
-    other one), and the exit code."""
-    emit(report.render(result))
+    sentence for each output that could not be written (the drill wrote every other one),
+    and the exit code."""
+    emit(render.render(result))
     for failure in drill.output_failures:
         sys.stderr.write(f"ptor: error: {drill.scenario.redact(failure)}\n")
     if result["interrupted"]:
@@ -84,31 +81,16 @@ def finish(drill, result: dict) -> int:
 def reconcile_run_later(argv: list) -> int:
     """`ptor reconcile --run RUN_ID [scenario options]`: reconcile a run whose coordinator
     died, from its ledger and the primary, and write its report."""
-    scenario = None
-    try:
-        if "--run" not in argv or argv.index("--run") + 1 >= len(argv):
-            raise ConfigError("ptor reconcile needs --run RUN_ID (a folder name under "
-                              "--report-dir, or a run in the repo's history)")
-        at = argv.index("--run")
-        run_id, rest = argv[at + 1], argv[:at] + argv[at + 2:]
-        if not RUN_ID.match(run_id):
-            raise ConfigError(f"--run takes a run id such as 20261125T210627Z-90a45e, "
-                              f"not {run_id!r}")
-        scenario = parse_scenario(rest)
-        check_output_paths(scenario)
-        hide_passwords_from_ps(scenario.secrets)
-        setup_logging(scenario.quiet, scenario.secrets)
-        from .drill.coordinator import Drill
+    run_id, scenario = parse_reconcile(argv)
+    check_output_paths(scenario)
+    hide_passwords_from_ps(scenario.secrets)
+    setup_logging(scenario.outputs.quiet, scenario.secrets)
+    from .drill.later import LateReconciliation
 
-        drill = Drill(scenario, run_id=run_id)
-        if os.path.isdir(drill.run_dir):  # the run's own log goes on
-            log_to_file(os.path.join(drill.run_dir, "ptor.log"), scenario.secrets)
-        result = drill.reconcile_later()
-        return finish(drill, result)
-    except PtorError as exc:
-        secrets = scenario.secrets if scenario else ()
-        sys.stderr.write(f"ptor: error: {redact(str(exc), secrets)}\n")
-        return exc.exit_code
+    drill = LateReconciliation(scenario, run_id=run_id)
+    if os.path.isdir(drill.run_dir):  # the run's own log goes on
+        log_to_file(os.path.join(drill.run_dir, "ptor.log"), scenario.secrets)
+    return finish(drill, drill.run())
 
 
 def show_history(argv: list) -> int:
@@ -140,30 +122,25 @@ def show_history(argv: list) -> int:
 
 def reset(scenario: Scenario) -> int:
     """Drop ptor's own objects (and only those) from the primary and the repo."""
-    targets = [("primary", scenario.primary_pgdsn)]
-    if scenario.repo_pgdsn:
-        targets.append(("repo", scenario.repo_pgdsn))
+    targets = [("primary", scenario.connection.primary_pgdsn)]
+    if scenario.connection.repo_pgdsn:
+        targets.append(("repo", scenario.connection.repo_pgdsn))
+    c = scenario.connection
     for name, dsn in targets:
-        held = lock.acquire(dsn, name, scenario.schema, "reset", scenario.rto_conn_timeout,
-                            scenario.statement_timeout)  # never under a running drill
+        held = lock.acquire(dsn, name, c.schema, "reset", c.rto_conn_timeout,
+                            c.statement_timeout)  # never under a running drill
         try:
-            conn = db.connect(dsn, "ptor-reset", scenario.rto_conn_timeout, autocommit=False)
+            conn = db.connect(dsn, "ptor-reset", c.rto_conn_timeout, autocommit=False)
         except psycopg2.Error as exc:
             held.close()
-            raise_cluster(f"cannot connect to the {name}: {db.error_label(exc)}")
+            raise ClusterError(f"cannot connect to the {name}: {db.error_label(exc)}") from None
         try:
-            dropped = drop_marked(conn, scenario.schema)
+            dropped = drop_marked(conn, c.schema)
         finally:
             conn.close()
             held.close()
         log.info("%s: dropped %s", name, ", ".join(dropped) if dropped else "nothing")
     return 0
-
-
-def raise_cluster(message: str) -> None:
-    from .errors import ClusterError
-
-    raise ClusterError(message)
 
 
 @contextlib.contextmanager
@@ -274,18 +251,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def run_command(argv: Optional[Sequence[str]] = None) -> int:
-    """`ptor`, `ptor history` or `ptor reconcile`, by the first word; whatever goes wrong
-    in any of them is one sentence on stderr, never a traceback."""
+    """`ptor [drill]`, `ptor history` or `ptor reconcile`, by the first word
+    (config.parse.COMMANDS); whatever goes wrong in any of them is one sentence on stderr,
+    never a traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     hide_passwords_from_ps()  # DSN passwords, by their pattern, before anything else
     if argv[:1] == ["--version"]:
         print(f"ptor {package_version()}")
         return 0
-    if argv[:1] == ["history"]:
-        return guarded(lambda: show_history(argv[1:]), argv)
-    if argv[:1] == ["reconcile"]:
-        return guarded(lambda: reconcile_run_later(argv[1:]), argv)
-    return guarded(lambda: run_drill(argv), argv)
+    commands = {"drill": run_drill, "reconcile": reconcile_run_later,
+                "history": show_history}
+    if argv[:1] and argv[0] in commands:
+        return guarded(lambda: commands[argv[0]](argv[1:]), argv)
+    return guarded(lambda: run_drill(argv), argv)  # bare `ptor [options]`: a drill
 
 
 def guarded(command, argv: list) -> int:
@@ -313,15 +291,15 @@ def run_drill(argv: list) -> int:
     """`ptor [options]`: a drill (or --reset)."""
     scenario = parse_scenario(argv)
     hide_passwords_from_ps(scenario.secrets)
-    setup_logging(scenario.quiet, scenario.secrets)
-    if scenario.reset:
+    setup_logging(scenario.outputs.quiet, scenario.secrets)
+    if scenario.preparation.reset:
         return reset(scenario)
     check_output_paths(scenario)
     from .drill.coordinator import Drill
 
-    progress = scenario.progress
+    progress = scenario.outputs.progress
     if progress is None:
-        progress = sys.stderr.isatty() and not scenario.quiet
+        progress = sys.stderr.isatty() and not scenario.outputs.quiet
     drill = Drill(scenario, progress=progress)
     log_to_file(os.path.join(drill.run_dir, "ptor.log"), scenario.secrets)
     with stop_on_signals(drill):

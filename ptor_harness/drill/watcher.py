@@ -8,7 +8,6 @@ import sys
 import time
 from typing import Optional
 
-from ..config import Scenario
 from .worker import WorkerBoard
 
 log = logging.getLogger("ptor")
@@ -18,9 +17,7 @@ class LoadWatcher:
     """Reads the live board: is the cluster in an outage, since when, healthy for how long;
     prints a one-line progress when asked."""
 
-    def __init__(self, scenario: Scenario, board: WorkerBoard, progress: bool,
-                 phase=lambda: "") -> None:
-        self.scenario = scenario
+    def __init__(self, board: WorkerBoard, progress: bool, phase=lambda: "") -> None:
         self.board = board
         self.progress = progress
         self.phase = phase

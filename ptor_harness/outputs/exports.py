@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
+import logging
 import math
 import os
 import tempfile
@@ -20,12 +22,14 @@ import xml.etree.ElementTree as ET
 from typing import Optional
 
 from ..config import OPTIONS
+from ..config.scenario import Outputs
 from ..verify.reconcile import ANOMALY_CLASSES
 from .charts import timeline_png
 
 TIMELINE_COLUMNS = ("second", "seconds_since_warmup", "phase", "ok", "failed",
                     "indeterminate", "latency_p50_seconds", "latency_p99_seconds", "in_outage")
 STATUSES = ("pass", "fail", "unknown")
+log = logging.getLogger("ptor")
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -204,6 +208,11 @@ def scenario_ini(public: dict, run_id: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_json(report: dict, path: str) -> None:
+    """report.json: the report as sorted, indented JSON."""
+    write_atomic(path, json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+
+
 def write_run_files(report: dict, run_dir: str) -> Optional[str]:
     """Everything a person or a tool looks for in the run's folder; returns why the
     timeline picture was not drawn, if it was not."""
@@ -216,3 +225,31 @@ def write_run_files(report: dict, run_dir: str) -> Optional[str]:
         return timeline_png(report, os.path.join(run_dir, "timeline.png"))
     except Exception as exc:  # a picture must never cost the run its report
         return f"drawing it failed: {type(exc).__name__}: {exc}"
+
+
+def write_outputs(report: dict, run_dir: str, outputs: Outputs) -> list[str]:
+    """Every output of a run, for a drill and for `ptor reconcile` alike: report.json and
+    the other files of the run's folder, then each export the scenario asks for. One that
+    fails never skips the others; returns one sentence for each that failed."""
+    jobs = [("report.json in the run folder",
+             lambda: write_json(report, os.path.join(run_dir, "report.json"))),
+            ("the run folder's files", lambda: write_run_files(report, run_dir))]
+    if outputs.report_json:
+        jobs.append((f"--report-json {outputs.report_json}",
+                     lambda: write_json(report, outputs.report_json)))
+    if outputs.prometheus_file:
+        jobs.append((f"--prometheus-file {outputs.prometheus_file}",
+                     lambda: write_atomic(outputs.prometheus_file, prometheus_text(report))))
+    if outputs.junit_xml:
+        jobs.append((f"--junit-xml {outputs.junit_xml}",
+                     lambda: write_atomic(outputs.junit_xml, junit_xml(report))))
+    failures = []
+    for what, job in jobs:
+        try:
+            not_drawn = job()
+        except OSError as exc:
+            failures.append(f"cannot write {what}: {exc.strerror or exc}")
+            continue
+        if isinstance(not_drawn, str):
+            log.info("no timeline.png: %s", not_drawn)
+    return failures

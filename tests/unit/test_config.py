@@ -20,22 +20,22 @@ def test_precedence_flag_over_env_over_file_over_default(tmp_path):
                           "warmup-duration = 7\nseed = 1\n")
     env = {"PTOR_PARALLEL_WORKERS": "5", "PTOR_SEED": "2"}
     s = parse_scenario(["-c", ini, "--seed", "3"], env)
-    assert s.seed == 3  # flag beats env and file
-    assert s.parallel_workers == 5  # env beats file
-    assert s.warmup_duration == 7.0  # file beats default
-    assert s.duration == 60.0  # default
+    assert s.load.seed == 3  # flag beats env and file
+    assert s.load.parallel_workers == 5  # env beats file
+    assert s.load.warmup_duration == 7.0  # file beats default
+    assert s.load.duration == 60.0  # default
     assert s.config_file == ini
 
 
 def test_original_env_var_names_work():
     s = parse_scenario([], {"PRIMARY_PGDSN": DSN, "REPO_PGDSN": DSN + " user=x"})
-    assert s.primary_pgdsn == DSN
-    assert s.repo_pgdsn == DSN + " user=x"
+    assert s.connection.primary_pgdsn == DSN
+    assert s.connection.repo_pgdsn == DSN + " user=x"
 
 
 def test_config_file_from_env(tmp_path):
     ini = write(tmp_path, f"primary-pgdsn = {DSN}\nparallel-workers = 2\n")
-    assert parse_scenario([], {"PTOR_CONFIG": ini}).parallel_workers == 2
+    assert parse_scenario([], {"PTOR_CONFIG": ini}).load.parallel_workers == 2
 
 
 @pytest.mark.parametrize("argv, value", [
@@ -46,19 +46,19 @@ def test_config_file_from_env(tmp_path):
 ])
 def test_boolean_flags_accept_original_forms(argv, value):
     s = parse_scenario(["--primary-pgdsn", DSN] + argv, {})
-    assert s.full_data_validation is value
+    assert s.preparation.full_data_validation is value
 
 
 def test_boolean_in_file_and_env(tmp_path):
     ini = write(tmp_path, f"primary-pgdsn = {DSN}\nasync-repo-mode = true\n")
-    assert parse_scenario(["-c", ini], {}).async_repo_mode is True
-    assert parse_scenario(["-c", ini], {"PTOR_ASYNC_REPO_MODE": "false"}).async_repo_mode \
+    assert parse_scenario(["-c", ini], {}).load.async_repo_mode is True
+    assert parse_scenario(["-c", ini], {"PTOR_ASYNC_REPO_MODE": "false"}).load.async_repo_mode \
         is False
 
 
 def test_fractional_rto_conn_timeout_in_seconds():
     assert parse_scenario(["--primary-pgdsn", DSN, "--rto-conn-timeout", "0.25"],
-                          {}).rto_conn_timeout == 0.25
+                          {}).connection.rto_conn_timeout == 0.25
 
 
 @pytest.mark.parametrize("argv, fragment", [

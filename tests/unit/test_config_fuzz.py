@@ -29,8 +29,9 @@ def check(argv, env):
         assert SECRET not in message
         return
     assert isinstance(scenario, Scenario)
-    assert scenario.parallel_workers >= 1
-    assert scenario.insert_percent + scenario.update_percent + scenario.delete_percent == 100
+    assert scenario.load.parallel_workers >= 1
+    load = scenario.load
+    assert load.insert_percent + load.update_percent + load.delete_percent == 100
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)

@@ -1,10 +1,10 @@
 """Verdicts and the rendered report, from synthetic drill outcomes."""
 
 from ptor_harness.config import parse_scenario
-from ptor_harness.drill.coordinator import DrillOutcome
 from ptor_harness.drill.faults import FaultRecord
 from ptor_harness.ops import INDETERMINATE, INSERT
-from ptor_harness.outputs import report
+from ptor_harness.outcome import DrillOutcome, Stop
+from ptor_harness.outputs import exports, render, report
 from ptor_harness.verify.metrics import RunMetrics
 from ptor_harness.verify.reconcile import Reconciler
 
@@ -73,11 +73,11 @@ def test_validation_that_did_not_run_is_unknown_never_pass():
 
 def test_render_and_json_never_show_passwords(tmp_path):
     r = report.build(outcome())
-    text = report.render(r)
+    text = render.render(r)
     assert "verdict                            PASS" in text
     assert "lost acknowledged ops (RPO)        0" in text
     path = tmp_path / "r.json"
-    report.write_json(r, str(path))
+    exports.write_json(r, str(path))
     assert "zz9" not in text and "zz9" not in path.read_text()
 
 
@@ -103,7 +103,7 @@ def test_checks_behind_a_pass():
 
 def test_an_interrupted_drill_is_never_a_pass():
     o = outcome()
-    o.interrupted = "SIGTERM"
+    o.stopped(Stop.SIGNAL, "interrupted by SIGTERM", "SIGTERM")
     r = report.build(o)
     assert r["verdict"] == "unknown" and r["interrupted"] == "SIGTERM"
     assert r["verdict_reasons"] == ["the drill was interrupted by SIGTERM"]
@@ -111,7 +111,7 @@ def test_an_interrupted_drill_is_never_a_pass():
 
 def test_a_loss_still_fails_an_interrupted_drill():
     o = outcome(rows=[(1, 1)])
-    o.interrupted = "SIGINT"
+    o.stopped(Stop.SIGNAL, "interrupted by SIGINT", "SIGINT")
     r = report.build(o)
     assert r["verdict"] == "fail" and len(r["verdict_reasons"]) == 2
 
@@ -119,7 +119,7 @@ def test_a_loss_still_fails_an_interrupted_drill():
 def test_faults_that_never_fired_make_the_verdict_unknown():
     o = outcome()
     o.faults_planned = 2  # one of two fired before max-run-seconds
-    o.deadline_reached = True
+    o.stopped(Stop.DEADLINE, "max-run-seconds (9 s) reached")
     r = report.build(o)
     assert r["verdict"] == "unknown" and r["deadline_reached"] is True
     assert "every planned fault was injected (1 of 2)" in r["verdict_reasons"][0]
@@ -127,7 +127,7 @@ def test_faults_that_never_fired_make_the_verdict_unknown():
 
 def test_a_lock_taken_by_another_drill_makes_the_verdict_unknown():
     o = outcome()
-    o.lock_lost_to = "run 2 from 127.0.0.1"
+    o.lock.lost_to = "run 2 from 127.0.0.1"
     r = report.build(o)
     assert r["verdict"] == "unknown" and r["lock"]["lost_to"] == "run 2 from 127.0.0.1"
 
@@ -179,7 +179,7 @@ def test_an_unwanted_failover_fails_a_no_failover_drill():
 
 def test_a_lock_keeper_that_died_makes_the_verdict_unknown():
     o = outcome()
-    o.lock_failed = "the drill lock's keeper failed: OperationalError: gone"
+    o.lock.failed = "the drill lock's keeper failed: OperationalError: gone"
     r = report.build(o)
     assert r["verdict"] == "unknown"
     assert "keeper failed" in r["verdict_reasons"][0]

@@ -1,7 +1,8 @@
 """The harness saturation guard's judgement, on synthetic CPU samples."""
 
-from ptor_harness.drill import saturation
+from ptor_harness.drill import cpu_sampler
 from ptor_harness.outputs import report
+from ptor_harness.verify import saturation
 
 from .test_report import outcome
 
@@ -36,7 +37,7 @@ def test_only_the_load_phase_counts():
 def test_the_report_warns_when_the_harness_set_the_pace():
     o = outcome()
     o.phases = {"warmup": 0.0, "load": 0.0, "drain": 10.0}
-    o.cpu_samples, o.cpu_cores = samples([(99.0, 1.5)] * 10), 2
+    o.harness.cpu_samples, o.harness.cpu_cores = samples([(99.0, 1.5)] * 10), 2
     r = report.build(o)
     assert r["harness"]["harness_limited"] is True
     assert any(w.startswith("the harness, not only the cluster, set the pace")
@@ -45,18 +46,18 @@ def test_the_report_warns_when_the_harness_set_the_pace():
 
 def test_a_full_queue_to_the_recorder_is_reported():
     o = outcome()
-    o.queue_peak, o.queue_capacity = 120, 20000
+    o.harness.queue_peak, o.harness.queue_capacity = 120, 20000
     r = report.build(o)
     assert r["harness"]["queue_peak_messages"] == 120
     assert not any("recorder fell behind" in w for w in r["warnings"])
-    o.queue_peak = 20000
+    o.harness.queue_peak = 20000
     r = report.build(o)
     assert any(w.startswith("the recorder fell behind: the queue to it was full")
                for w in r["warnings"])
 
 
 def test_the_sampler_keeps_the_deepest_queue_it_saw():
-    sampler = saturation.CpuSampler([])
+    sampler = cpu_sampler.CpuSampler([])
     for now, depth in ((0.0, 3), (0.05, 40), (0.1, 7)):
         sampler.sample(now, depth)
     assert sampler.queue_peak == 40

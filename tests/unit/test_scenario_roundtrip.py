@@ -65,7 +65,7 @@ def test_a_hand_written_file_keeps_hashes_and_semicolons_in_values(tmp_path):
                     "failover-command = ssh pg1 'kill -9 $(pgrep postgres) ; echo #done'\n",
                     encoding="utf-8")
     s = parse_scenario(["-c", str(path)], {})
-    assert s.failover_command == "ssh pg1 'kill -9 $(pgrep postgres) ; echo #done'"
+    assert s.faults.failover_command == "ssh pg1 'kill -9 $(pgrep postgres) ; echo #done'"
 
 
 @pytest.mark.parametrize("text, fragment", [

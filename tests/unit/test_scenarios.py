@@ -15,7 +15,7 @@ SCENARIOS = os.path.join(HERE, "..", "..", "scenarios")
 def test_scenario_file_is_valid(path):
     scenario = parse_scenario(["-c", path], {})
     assert scenario.config_file == path
-    assert scenario.primary_pgdsn
+    assert scenario.connection.primary_pgdsn
 
 
 def test_every_key_is_documented():

@@ -1,0 +1,177 @@
+"""Every option ptor takes: its name, section, type, default and help, in one table.
+
+The flag (`--name`), the env var (`PTOR_NAME`, or the original tool's name) and the
+scenario-file key (`name = value`) all follow from one `OptionSpec`, and its section says
+which part of the `Scenario` (scenario.py) holds the value.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+ENV_PREFIX = "PTOR_"
+
+
+def package_version() -> str:
+    """The installed package's version (setup.cfg), or "unknown" from a bare checkout."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("ptor")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+# The original tool's env var names, kept working.
+LEGACY_ENV = {"primary-pgdsn": "PRIMARY_PGDSN", "repo-pgdsn": "REPO_PGDSN"}
+CONFIG_ENV = "PTOR_CONFIG"
+
+
+def parse_bool(text: Any) -> bool:
+    """Booleans as people write them in INI files, env vars and `--flag=value`."""
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on", "y", "t"):
+        return True
+    if value in ("0", "false", "no", "off", "n", "f", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r} (use true or false)")
+
+
+parse_bool.__name__ = "boolean"
+
+
+WEEK = 7 * 24 * 3600.0  # the longest any seconds option may be
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError("not a finite number")
+    if abs(value) > WEEK:
+        raise ValueError(f"more than a week ({WEEK:g} s)")
+    return value
+
+
+_seconds.__name__ = "number of seconds"
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option: its flag name, type, default and help; the env var follows from the name."""
+
+    name: str
+    section: str  # the Scenario section that holds it (SECTIONS)
+    type: Any
+    default: Any
+    help: str
+    flag: bool = False  # boolean: `--name`, `--name=false`, `name = true` in INI
+    multiple: bool = False  # may be given several times (and as a comma-separated list)
+
+    @property
+    def env(self) -> str:
+        return LEGACY_ENV.get(self.name, ENV_PREFIX + self.name.upper().replace("-", "_"))
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+
+OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec("primary-pgdsn", "connection", str, None,
+               "libpq DSN or URI of the primary endpoint (multi-host with "
+               "target_session_attrs=read-write, a proxy, or a cloud endpoint)"),
+    OptionSpec("repo-pgdsn", "connection", str, None,
+               "DSN of the PostgreSQL repo that keeps the ledger; when empty, an embedded "
+               "SQLite ledger is kept in the run's output folder"),
+    OptionSpec("parallel-workers", "load", int, 10, "worker processes; each owns one table"),
+    OptionSpec("init", "preparation", parse_bool, False,
+               "create ptor's schema and worker tables (idempotent), then run the drill",
+               flag=True),
+    OptionSpec("reset", "preparation", parse_bool, False,
+               "drop ptor's own objects from the primary and the repo, then exit", flag=True),
+    OptionSpec("warmup-duration", "load", _seconds, 10.0,
+               "seconds of load before the drill proper"),
+    OptionSpec("duration", "load", _seconds, 60.0,
+               "seconds of load after warmup; the load also ends once the outage has been "
+               "over for --observe-after seconds"),
+    OptionSpec("ops-per-worker", "load", int, 0,
+               "stop each worker after this many ops (like pgbench -t); 0: no limit"),
+    OptionSpec("observe-after", "load", _seconds, 5.0,
+               "seconds of healthy writes to observe after an outage before ending the load"),
+    OptionSpec("insert-percent", "load", int, 50, "share of INSERT ops"),
+    OptionSpec("update-percent", "load", int, 30, "share of UPDATE ops"),
+    OptionSpec("delete-percent", "load", int, 20, "share of DELETE ops"),
+    OptionSpec("full-data-validation", "preparation", parse_bool, False,
+               "compare every row on the primary (payloads, phantoms), not only the keys "
+               "the run touched", flag=True),
+    OptionSpec("async-repo-mode", "load", parse_bool, False,
+               "queue ledger writes without waiting for durability (flushed before "
+               "reconciliation)", flag=True),
+    OptionSpec("rto-conn-timeout", "connection", _seconds, 2.0,
+               "seconds (fractions allowed) one connect attempt may take; used on every "
+               "reconnect"),
+    OptionSpec("check-primary-latency", "preparation", parse_bool, False,
+               "measure connect time and SELECT 1 round trips before the load", flag=True),
+    OptionSpec("latency-samples", "preparation", int, 50,
+               "SELECT 1 round trips for --check-primary-latency"),
+    OptionSpec("failover-command", "faults", str, None,
+               "shell command that causes the failover; run once, --failover-after seconds "
+               "after warmup"),
+    OptionSpec("failover-after", "faults", _seconds, 5.0,
+               "seconds after warmup to run the command"),
+    OptionSpec("failover-timeout", "faults", _seconds, 300.0,
+               "seconds the failover command may run; then its whole process group is "
+               "killed and the verdict is at best unknown"),
+    OptionSpec("expect", "thresholds", str, "failover",
+               "what the drill must show: failover (a change of primary or a write outage; "
+               "none seen: unknown), no-failover (a change of primary, or an outage above "
+               "--max-write-rto, fails), or any (a plain load test)"),
+    OptionSpec("fault", "faults", str, None,
+               "built-in fault ACTION[:SECONDS] on the lab given by --lab-dir: kill-primary, "
+               "stop-primary, switchover, kill-manager; SECONDS after warmup (default: "
+               "failover-after); repeat the flag, or separate with commas, for several",
+               multiple=True),
+    OptionSpec("lab-dir", "faults", str, None,
+               "directory of the ptor-lab lab that --fault acts on"),
+    OptionSpec("max-outage", "thresholds", _seconds, 120.0,
+               "give up when no primary accepts writes for this many seconds"),
+    OptionSpec("max-write-rto", "thresholds", _seconds, None,
+               "fail the drill when the cluster's write RTO exceeds this many seconds"),
+    OptionSpec("max-lost-acknowledged", "thresholds", int, 0,
+               "fail the drill when more acknowledged ops than this are lost"),
+    OptionSpec("max-detection-time", "thresholds", _seconds, None,
+               "fail the drill when the first failed or in-doubt op came more than this many "
+               "seconds after the fault was injected"),
+    OptionSpec("max-run-seconds", "thresholds", _seconds, None,
+               "hard deadline for the whole run: when it passes, the load stops, the ledger "
+               "is drained and what can be reconciled is reported"),
+    OptionSpec("statement-timeout", "connection", _seconds, 10.0,
+               "seconds any one statement may run before the server cancels it (0: none)"),
+    OptionSpec("report-json", "outputs", str, None,
+               "write the machine-readable report to this file"),
+    OptionSpec("report-dir", "outputs", str, "ptor-runs",
+               "each run writes a time-stamped folder here: report.json, timeline.csv, "
+               "ptor.log, scenario.ini (secrets masked), and the embedded ledger"),
+    OptionSpec("prometheus-file", "outputs", str, None,
+               "also write the run's figures and verdict to this file in Prometheus text "
+               "format (for node_exporter's textfile collector)"),
+    OptionSpec("junit-xml", "outputs", str, None,
+               "also write the drill as JUnit XML test cases to this file (for CI systems)"),
+    OptionSpec("progress", "outputs", parse_bool, None,
+               "print a live one-line progress every second (default: only when stderr is "
+               "a terminal)", flag=True),
+    OptionSpec("schema", "connection", str, "ptor", "schema that holds ptor's own tables"),
+    OptionSpec("payload-bytes", "load", int, 64, "bytes of payload each op writes"),
+    OptionSpec("seed", "load", int, None, "seed for a reproducible op mix"),
+    OptionSpec("quiet", "outputs", parse_bool, False, "print only the report", flag=True),
+)
+OPTION_NAMES = tuple(o.name for o in OPTIONS)
+SECTIONS = ("connection", "load", "preparation", "faults", "thresholds", "outputs")
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,40}")  # fullmatch: no trailing newline
+EXPECTATIONS = ("failover", "no-failover", "any")
+
+

@@ -1,0 +1,218 @@
+"""The rules a scenario's values must follow: each value alone, and the values together.
+
+Every rule broken is one sentence naming the option (ConfigError, exit 2); a DSN's text is
+never quoted, since it may hold a password.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import os
+from typing import Optional
+
+from ..errors import ConfigError
+from ..lab.actions import FAULT_ACTIONS
+from ..redact import redact
+from .options import EXPECTATIONS, IDENTIFIER, OPTIONS, _seconds
+from .scenario import Scenario
+
+MESSAGE_CHARS = 500
+
+
+def check_schema_name(name: str) -> None:
+    """A plain lower-case identifier that is not a system schema (pg_catalog, pg_toast,
+    pg_temp*, every pg_ name PostgreSQL reserves, information_schema)."""
+    if not IDENTIFIER.fullmatch(name):
+        raise ConfigError(f"schema must be a plain lower-case identifier "
+                          f"(letters, digits, _), got {name!r}")
+    if name.startswith("pg_") or name == "information_schema":
+        raise ConfigError(f"schema {name} is a system schema: ptor keeps its tables in a "
+                          "schema of their own (the default is ptor)")
+
+
+def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
+    """Check every value and the rules between them; build the frozen Scenario."""
+    primary = values.get("primary_pgdsn")
+    if not primary:
+        raise ConfigError("no primary given: set --primary-pgdsn, PRIMARY_PGDSN or "
+                          "primary-pgdsn in the scenario file")
+    check_dsn("primary-pgdsn", primary)
+    if values.get("repo_pgdsn"):
+        check_dsn("repo-pgdsn", values["repo_pgdsn"])
+    else:
+        values["repo_pgdsn"] = None
+    percents = [values[k] for k in ("insert_percent", "update_percent", "delete_percent")]
+    if any(p < 0 for p in percents):
+        raise ConfigError("insert-, update- and delete-percent must not be negative "
+                          f"(got {percents[0]}/{percents[1]}/{percents[2]})")
+    if sum(percents) != 100:
+        raise ConfigError("insert-, update- and delete-percent must add up to 100 "
+                          f"(got {percents[0]}+{percents[1]}+{percents[2]}={sum(percents)})")
+    if values["insert_percent"] == 0:
+        raise ConfigError("insert-percent must be above 0: updates and deletes need rows "
+                          "that the run inserted")
+    if not 1 <= values["parallel_workers"] <= 512:
+        raise ConfigError(f"parallel-workers must be between 1 and 512 "
+                          f"(got {values['parallel_workers']})")
+    for key in ("warmup_duration", "duration", "observe_after", "failover_after",
+                "statement_timeout"):
+        if values[key] < 0:
+            raise ConfigError(f"{key.replace('_', '-')} must not be negative "
+                              f"(got {values[key]})")
+    for key in ("rto_conn_timeout", "max_outage"):
+        if values[key] <= 0:
+            raise ConfigError(f"{key.replace('_', '-')} must be above 0 seconds "
+                              f"(got {values[key]})")
+    for key in ("max_write_rto", "max_detection_time"):
+        if values.get(key) is not None and values[key] < 0:
+            raise ConfigError(f"{key.replace('_', '-')} must not be negative "
+                              f"(got {values[key]})")
+    if values.get("max_run_seconds") is not None and values["max_run_seconds"] <= 0:
+        raise ConfigError(f"max-run-seconds must be above 0 (got {values['max_run_seconds']})")
+    if values["max_lost_acknowledged"] < 0:
+        raise ConfigError("max-lost-acknowledged must not be negative")
+    if values["ops_per_worker"] < 0:
+        raise ConfigError(f"ops-per-worker must not be negative (got {values['ops_per_worker']})")
+    if not 1 <= values["latency_samples"] <= 100000:
+        raise ConfigError("latency-samples must be between 1 and 100000")
+    if not 16 <= values["payload_bytes"] <= 1_000_000:
+        raise ConfigError("payload-bytes must be between 16 and 1000000")
+    check_schema_name(values["schema"])
+    if values["expect"] not in EXPECTATIONS:
+        raise ConfigError(f"expect must be one of {', '.join(EXPECTATIONS)}, "
+                          f"got {values['expect']!r}")
+    if values["failover_timeout"] <= 0:
+        raise ConfigError(f"failover-timeout must be above 0 seconds "
+                          f"(got {values['failover_timeout']})")
+    if 0 < values["statement_timeout"] < 0.001:
+        raise ConfigError(f"statement-timeout must be 0 (none) or at least 0.001 s: "
+                          f"PostgreSQL would read {values['statement_timeout']} s as no limit")
+    for opt in OPTIONS:  # what scenario.ini cannot hold on one line is refused here
+        value = values.get(opt.dest)
+        if isinstance(value, str):
+            if "\n" in value or "\r" in value:
+                raise ConfigError(f"{opt.name} must be one line: a line break cannot be kept "
+                                  "in a scenario file")
+            values[opt.dest] = value.strip()
+    if values.get("failover_command") is not None and not values["failover_command"].strip():
+        values["failover_command"] = None
+    values["fault"] = parse_faults(values.get("fault"), values["failover_after"])
+    if values["fault"] and not values.get("lab_dir"):
+        raise ConfigError("--fault acts on a ptor-lab lab: give its directory with --lab-dir "
+                          "(or use --failover-command for any other cluster)")
+    return Scenario.from_values(values, config_file)
+
+
+def parse_faults(specs, default_at: float) -> tuple:
+    """`ACTION[:SECONDS]` items (flags repeated, or comma-separated, or an INI list) into
+    ((action, seconds), ...) sorted by time."""
+    items = []
+    for spec in specs or ():
+        for part in str(spec).strip().strip("[]").split(","):
+            part = part.strip().strip("'\"")
+            if not part:
+                continue
+            action, _, at = part.partition(":")
+            action = action.strip()
+            if action not in FAULT_ACTIONS:
+                close = difflib.get_close_matches(action, FAULT_ACTIONS, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else \
+                    f"; faults: {', '.join(FAULT_ACTIONS)}"
+                raise ConfigError(f"unknown fault '{action}'{hint}")
+            try:
+                seconds = _seconds(at) if at.strip() else default_at
+            except ValueError:
+                raise ConfigError(f"fault '{part}': the time after ':' must be a number of "
+                                  "seconds") from None
+            if seconds < 0:
+                raise ConfigError(f"fault '{part}': the time must not be negative")
+            items.append((action, seconds))
+    return tuple(sorted(items, key=lambda item: item[1]))
+
+
+def check_dsn(name: str, dsn: str) -> None:
+    """A DSN libpq cannot parse is a usage error; the message never shows the password."""
+    from psycopg2 import ProgrammingError
+    from psycopg2.extensions import parse_dsn
+
+    try:
+        parse_dsn(dsn)
+    except ProgrammingError as exc:
+        raise ConfigError(f"{name} is not a valid libpq connection string: "
+                          f"{dsn_problem(str(exc))} (its text is not shown: it may hold a "
+                          "password)") from None
+
+
+# libpq's parse errors quote the text they stumbled on, which may be a password (with
+# `password=Head Tail`, libpq names "Tail"): ptor names the kind of problem instead.
+_DSN_PROBLEMS = (
+    ("missing \"=\"", "a word without \"=\" (a value with spaces must be in single "
+                      "quotes)"),
+    ("unterminated quoted string", "an unterminated quoted value"),
+    ("invalid connection option", "an unknown keyword"),
+    ("percent-encoded", "an invalid percent-encoded character in the URI"),
+    ("invalid URI", "an invalid URI"),
+    ("invalid integer", "a keyword that takes a number given something else"),
+    ("unexpected spaces", "unexpected spaces in the URI"),
+    ("end of string", "a URI cut short"),
+)
+
+
+def dsn_problem(libpq_error: str) -> str:
+    """The kind of problem a libpq parse error describes, without any of the DSN's text."""
+    for marker, problem in _DSN_PROBLEMS:
+        if marker in libpq_error:
+            return problem
+    return "libpq cannot parse it"
+
+
+def one_safe_line(parse):
+    """Error messages quote the value that was wrong: a DSN pasted into the wrong key
+    carries its password, a file name may hold a line break. Every ConfigError leaving
+    `parse` has passwords masked and line breaks escaped, so it stays one line."""
+    @functools.wraps(parse)
+    def wrapped(*args, **kwargs):
+        try:
+            return parse(*args, **kwargs)
+        except ConfigError as exc:
+            text = redact(str(exc)).replace("\r", "\\r").replace("\n", "\\n")
+            if len(text) > MESSAGE_CHARS:  # a 5 MB key is named by its start
+                text = text[:MESSAGE_CHARS] + "..."
+            raise ConfigError(text) from None
+    return wrapped
+
+
+@one_safe_line
+def check_output_paths(scenario: Scenario) -> None:
+    """Every place the run will write must be usable before anything connects: the report
+    folder (created if missing), and the folder of each export file. Called as a drill or
+    `ptor reconcile` starts (parsing a scenario never looks at the file system)."""
+    _check_output_paths(scenario.values())
+
+
+def _check_output_paths(values: dict) -> None:
+    report_dir = values["report_dir"]
+    if not report_dir:
+        raise ConfigError("report-dir must name a folder")
+    existing = os.path.abspath(report_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f"report-dir {report_dir!r} cannot be used: {existing!r} is not a "
+                          "folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"report-dir {report_dir!r} cannot be used: {existing!r} is not "
+                          "writable")
+    for key in ("report_json", "prometheus_file", "junit_xml"):
+        path = values.get(key)
+        if not path:
+            continue
+        name = key.replace("_", "-")
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise ConfigError(f"{name} {path!r} is a folder; give a file name")
+        if not os.path.isdir(folder):
+            raise ConfigError(f"{name} {path!r}: its folder {folder!r} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"{name} {path!r}: its folder {folder!r} is not writable")

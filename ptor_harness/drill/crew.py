@@ -1,0 +1,181 @@
+"""The drill's processes: the recorder, the probe and the workers, started and stopped as one.
+
+Spawn context: every child opens its own connections. The crew owns the queue to the
+recorder, the event queue back to the coordinator, the live boards and the go / stop /
+abort events; it turns what the processes report (a crash, the recorder's totals, the
+probe's outage) into the run's outcome. The coordinator decides when; the crew does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import queue as queue_module
+import signal
+import time
+
+from ..config import Scenario, worker_specs
+from ..errors import RecorderError
+from ..ledger import LedgerSpec
+from ..outcome import DrillOutcome
+from . import messages
+from .probe import ProbeBoard, ProbeGap, ProbeSpec, run_probe
+from .recorder import run_recorder
+from .worker import WorkerBoard, run_worker
+
+log = logging.getLogger("ptor")
+QUEUE_MESSAGES = 20000  # ops waiting for the recorder before a worker waits for it
+
+
+class Crew:
+    """The processes of one drill and the channels between them."""
+
+    def __init__(self, scenario: Scenario, ledger_spec: LedgerSpec, outcome: DrillOutcome,
+                 seed: int) -> None:
+        self.outcome = outcome
+        conn, workers = scenario.connection, scenario.load.parallel_workers
+        self.grace = conn.statement_timeout + conn.rto_conn_timeout + 10.0
+        ctx = multiprocessing.get_context("spawn")
+        self.queue = messages.op_queue(ctx, QUEUE_MESSAGES)
+        self.events = messages.op_queue(ctx)
+        self.go, self.stop, self.abort = ctx.Event(), ctx.Event(), ctx.Event()
+        self.board = WorkerBoard.create(ctx, workers)
+        self.probe_board = ProbeBoard.create(ctx, workers)
+        pipes = [ctx.Pipe(duplex=False) for _ in range(workers)]
+        self.recorder = ctx.Process(
+            target=run_recorder, name="ptor-recorder",
+            args=(ledger_spec, self.queue, {w: p[1] for w, p in enumerate(pipes)},
+                  self.events, os.getpid()))
+        self.probe = ctx.Process(target=run_probe, name="ptor-probe", args=(
+            ProbeSpec(conn.primary_pgdsn, conn.schema, conn.rto_conn_timeout,
+                      conn.statement_timeout),
+            self.probe_board.array, self.events, self.stop, self.abort))
+        self.workers = [
+            ctx.Process(target=run_worker, name=f"ptor-worker-{spec.worker}",
+                        args=(spec, self.queue, pipes[spec.worker][0], self.board.array,
+                              workers, self.go, self.stop, self.abort, self.events,
+                              self.probe_board.array))
+            for spec in worker_specs(scenario, outcome.run_id, seed)]
+
+    def start(self) -> None:
+        """Start every process; the workers wait for `go`."""
+        self.recorder.start()
+        self.probe.start()
+        for proc in self.workers:
+            proc.start()
+
+    @property
+    def pids(self) -> list[int]:
+        """ptor's own processes that carry the load (for the CPU sampler)."""
+        return [os.getpid(), self.recorder.pid] + [p.pid for p in self.workers]
+
+    def connect_attempts(self) -> int:
+        """Connection attempts so far, by the workers and the probe."""
+        return self.board.total("connects") + self.probe_board.attempts
+
+    def all_workers_ended(self) -> bool:
+        return all(not p.is_alive() for p in self.workers)
+
+    def poll(self) -> None:
+        """Take in what the processes reported, and notice a worker or a recorder gone
+        without a word."""
+        self.collect_events()
+        self.check_workers()
+        if not self.abort.is_set() and not self.recorder.is_alive():
+            self.abort.set()
+            self.outcome.errors.append("the recorder process died")
+
+    def collect_events(self) -> None:
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue_module.Empty:
+                return
+            self.handle_event(event)
+
+    def handle_event(self, event) -> None:
+        outcome = self.outcome
+        if isinstance(event, messages.WorkerCrashed):
+            self.worker_died(messages.WorkerCrashed(event.worker, f"crashed: {event.error}",
+                                                    event.traceback))
+        elif isinstance(event, messages.RecorderCrashed):
+            self.abort.set()
+            error = f"the recorder failed: {event.error}"
+            if error not in outcome.errors:  # a give-up is told, then the exit
+                outcome.errors.append(error)
+                log.error("%s", error)
+        elif isinstance(event, messages.RecorderFinished):
+            outcome.recorder_totals = event
+        elif isinstance(event, ProbeGap):
+            outcome.probe_gaps.append(event)
+
+    def worker_died(self, crash: messages.WorkerCrashed) -> None:
+        """Record a worker's death once, whether its own report or its exit came first."""
+        if any(c.worker == crash.worker for c in self.outcome.worker_crashes):
+            return
+        self.outcome.worker_crashes.append(crash)
+        self.outcome.errors.append(f"worker {crash.worker} {crash.error}")
+        log.error("worker %d %s; the others carry on", crash.worker, crash.error)
+
+    def check_workers(self) -> None:
+        """A worker process gone without ending its stream (SIGKILL, OOM killer) is noticed
+        at the next tick: reported, and taken out of outage tracking. Its ops in flight are
+        durable intents without an outcome: in doubt, resolved at reconciliation."""
+        for w, proc in enumerate(self.workers):
+            if proc.exitcode is None or self.board.get(w, "ended"):
+                continue
+            self.board.set(w, "ended", 1)
+            code = proc.exitcode
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            self.worker_died(messages.WorkerCrashed(w, f"died ({how})", ""))
+
+    def stop_all(self) -> None:
+        """Workers end their stream and exit; then the recorder drains and exits; then the
+        probe. Raises RecorderError when the ledger was not finished.
+
+        A worker that is draining (it sends no more ops) but still alive is only waiting
+        for the recorder to take what it queued (a full queue, a process that exits only
+        once its queue is flushed): it is waited for as long as the recorder lives, never
+        killed with records the ledger has not taken. Only a worker still in its load
+        (stuck past every statement bound) is killed after the grace: its ops then end in
+        doubt (intents in sync repo mode; in async repo mode, rows past what the ledger
+        holds of it, see Reconciler.add_worker)."""
+        self.stop.set()
+        self.go.set()
+        deadline = time.monotonic() + self.grace
+        for proc in self.workers:
+            proc.join(max(0.1, deadline - time.monotonic()))
+        for w, proc in enumerate(self.workers):
+            while proc.is_alive() and self.board.get(w, "draining") and \
+                    self.recorder.is_alive():
+                self.collect_events()
+                proc.join(0.2)
+            if proc.is_alive():
+                log.error("%s did not stop in %.0f s; killing it", proc.name, self.grace)
+                proc.kill()
+                proc.join(5)
+        try:
+            self.stop_recorder()
+        finally:
+            self.probe.join(5)
+            if self.probe.is_alive():
+                self.probe.kill()
+            self.collect_events()  # the probe's last gap
+
+    def stop_recorder(self) -> None:
+        recorder, outcome = self.recorder, self.outcome
+        if recorder.is_alive():
+            self.queue.put((messages.RECORDER_STOP,))
+        while recorder.is_alive():
+            self.collect_events()
+            recorder.join(0.2)
+        self.collect_events()
+        if outcome.recorder_totals is None:
+            # the last event may still be in flight after the process exited
+            with contextlib.suppress(queue_module.Empty):
+                self.handle_event(self.events.get(timeout=2))
+        if outcome.recorder_totals is None:
+            raise RecorderError("the recorder did not finish writing the ledger; "
+                                + "; ".join(outcome.errors or ["no reason given"]))

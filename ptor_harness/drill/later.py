@@ -1,0 +1,75 @@
+"""`ptor reconcile --run RUN_ID`: finish a run whose coordinator died, later.
+
+A coordinator killed mid-drill (SIGKILL, a lost host) leaves a ledger without a verdict.
+This reconciles that ledger against the primary exactly as the drill would have, and ends
+the same way (report, ledger verdict, every export): a `Drill` whose load already ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import psycopg2
+
+from .. import db
+from ..errors import ClusterError
+from ..ledger import spill
+from ..outcome import Stop
+from ..outputs import exports
+from .coordinator import Drill
+
+log = logging.getLogger("ptor")
+
+
+class LateReconciliation(Drill):
+    """The run's own shape (workers, schema, payload size) comes from the ledger; the DSNs
+    from this invocation, since the ledger keeps them with passwords masked."""
+
+    def run(self) -> dict:
+        path = self.ledger_spec.sqlite_path
+        if path and not os.path.exists(path):
+            raise ClusterError(f"no embedded ledger for run {self.run_id} at {path}; give "
+                               "the --report-dir it ran with, or --repo-pgdsn if it used one")
+        try:
+            self.locks.take()
+            with self.open_ledger():
+                stored = self.ledger.stored_scenario()
+                if stored is None:
+                    raise ClusterError(f"the ledger has no run {self.run_id}")
+                s = self.scenario
+                self.scenario = self.outcome.scenario = s.replace(
+                    parallel_workers=stored["parallel_workers"], schema=stored["schema"],
+                    payload_bytes=stored["payload_bytes"],
+                    full_data_validation=s.preparation.full_data_validation
+                    or stored["full_data_validation"])
+                for at, name, _ in self.ledger.events():
+                    if name.startswith("phase:"):
+                        self.outcome.phases[name[len("phase:"):]] = at
+                self.outcome.stopped(Stop.RECONCILED_LATER, "reconciled later by ptor "
+                                     "reconcile: the run's coordinator did not finish it")
+                self.replay_spill_file()
+                result = self.conclude()
+        finally:
+            self.locks.release()
+        self.output_failures = exports.write_outputs(result, self.run_dir,
+                                                     self.scenario.outputs)
+        return result
+
+    def replay_spill_file(self) -> None:
+        """A spill file left by a recorder that gave up on the repo goes into the ledger
+        first (rows already there are skipped), so reconciliation sees every op."""
+        path = self.ledger_spec.spill_path
+        if not path or not os.path.exists(path):
+            return
+        try:
+            rows = spill.replay(self.ledger, path)
+        except psycopg2.Error as exc:
+            raise ClusterError(f"cannot replay the spill file {path} into the repo: "
+                               f"{db.error_label(exc)}") from None
+        except ValueError as exc:  # not a file the recorder wrote, or damaged
+            raise ClusterError(f"cannot replay the spill file: {exc}") from None
+        os.unlink(path)
+        log.info("replayed %d ledger rows from the spill file %s", rows, path)
+        self.outcome.stop = self.outcome.stop.noting(
+            f"{rows} ledger rows replayed from its spill file")

@@ -1,0 +1,150 @@
+"""Before the load: the drill lock, and a cluster and repo fit to run on.
+
+One drill at a time per cluster (the lock on the primary, kept across failovers by a
+keeper thread, and on the PostgreSQL repo), taken before anything is touched. Then the
+primary is reached and must be a primary, ptor's tables are prepared (only ptor's own,
+marked ones: see schema.py), the repo's ledger tables are checked, and, when asked, the
+primary's latency is measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from typing import Optional
+
+import psycopg2
+
+from .. import db, lock, schema
+from ..config import Scenario
+from ..config.scenario import Connection
+from ..errors import ClusterError
+from ..ledger import postgres as pg_ledger
+from ..ops import Identity
+from ..outcome import LockStatus
+from ..verify.metrics import latency_summary
+
+
+class DrillLocks:
+    """The drill lock on the primary (kept by a keeper thread) and on the repo."""
+
+    def __init__(self, connection: Connection, run_id: str) -> None:
+        self.connection = connection
+        self.run_id = run_id
+        self.primary: Optional[lock.LockKeeper] = None
+        self.repo = None
+
+    def take(self) -> None:
+        c = self.connection
+        conn = lock.acquire(c.primary_pgdsn, "primary", c.schema, self.run_id,
+                            c.rto_conn_timeout, c.statement_timeout)
+        self.primary = lock.LockKeeper(conn, c.primary_pgdsn, c.schema, self.run_id,
+                                       c.rto_conn_timeout, c.statement_timeout)
+        self.primary.start()
+        if c.repo_pgdsn:
+            self.repo = lock.acquire(c.repo_pgdsn, "repo", c.schema, self.run_id,
+                                     c.rto_conn_timeout, c.statement_timeout)
+
+    def status(self) -> LockStatus:
+        """How the primary's lock was kept during the run."""
+        keeper = self.primary
+        if keeper is None:
+            return LockStatus()
+        return LockStatus(retaken=keeper.retaken, lost_to=keeper.lost_to,
+                          failed=keeper.failed)
+
+    def release(self) -> None:
+        if self.primary is not None:
+            self.primary.release()
+        if self.repo is not None:
+            self.repo.close()
+
+
+def check_cluster(scenario: Scenario) -> tuple[Identity, Optional[dict]]:
+    """Reach the primary (and the repo), prepare tables, measure latency if asked; returns
+    the primary's identity and the latency check (None when not asked)."""
+    s = scenario
+    lab_dir = s.faults.lab_dir
+    if s.faults.fault and not os.path.exists(os.path.join(lab_dir, "lab.json")):
+        raise ClusterError(f"lab-dir {lab_dir} holds no ptor-lab lab (no lab.json); "
+                           "start one with ptor-lab up")
+    identity = prepare_primary(s.connection, s.load.parallel_workers, s.preparation.init)
+    if s.connection.repo_pgdsn:
+        check_repo(s.connection, s.preparation.init)
+    latency = None
+    if s.preparation.check_primary_latency:
+        latency = measure_latency(s.connection, s.preparation.latency_samples)
+    return identity, latency
+
+
+def prepare_primary(c: Connection, workers: int, init: bool) -> Identity:
+    """The primary's identity, with ptor's worker tables there (created with --init) and
+    empty."""
+    try:
+        conn = db.connect(c.primary_pgdsn, "ptor-check", c.rto_conn_timeout,
+                          c.statement_timeout, autocommit=False)
+    except psycopg2.Error as exc:
+        raise ClusterError(f"cannot connect to the primary: {db.error_label(exc)}") from None
+    # A commit waiting for a synchronous standby that is gone never returns, and no
+    # statement_timeout ends that wait: the whole preparation is bounded on the client.
+    bound = 4 * (c.statement_timeout + c.rto_conn_timeout) if c.statement_timeout else None
+    try:
+        with db.bounded(conn, bound) if bound else contextlib.nullcontext():
+            identity = db.server_identity(conn, -1, 0)
+            if identity.in_recovery:
+                raise ClusterError("the primary DSN leads to a server in recovery (a "
+                                   "standby); point it at the primary or add "
+                                   "target_session_attrs=read-write")
+            if init:
+                schema.init_primary(conn, c.schema, workers)
+            schema.check_tables(conn, c.schema, workers)
+            schema.truncate_worker_tables(conn, c.schema, workers)
+    except psycopg2.Error as exc:
+        why = db.error_label(exc) if not (bound and conn.closed) else (
+            f"no answer within {bound:g} s (a synchronous standby that is gone holds "
+            "every commit)")
+        raise ClusterError(f"cannot prepare the primary: {why}") from None
+    finally:
+        conn.close()
+    return identity
+
+
+def check_repo(c: Connection, init: bool) -> None:
+    """The repo's ledger tables are there and of this ledger format (created or upgraded
+    with --init)."""
+    try:
+        conn = db.connect(c.repo_pgdsn, "ptor-check", c.rto_conn_timeout, autocommit=False)
+    except psycopg2.Error as exc:
+        raise ClusterError(f"cannot connect to the repo: {db.error_label(exc)}") from None
+    try:
+        if init:
+            pg_ledger.init_repo(conn, c.schema)
+        missing = pg_ledger.missing_repo_tables(conn, c.schema)
+        if missing:
+            raise ClusterError(f"ptor's ledger tables are missing in the repo, or are "
+                               f"from an older ptor ({missing[0]}); run with --init to "
+                               f"create or upgrade them")
+    except psycopg2.Error as exc:
+        raise ClusterError(f"cannot prepare the repo: {db.error_label(exc)}") from None
+    finally:
+        conn.close()
+
+
+def measure_latency(c: Connection, samples: int) -> dict:
+    """Connect time over a few connects, and SELECT 1 round trips on one session."""
+    connects, round_trips = [], []
+    for _ in range(min(5, samples)):
+        t0 = time.perf_counter()
+        conn = db.connect(c.primary_pgdsn, "ptor-latency", c.rto_conn_timeout)
+        connects.append(time.perf_counter() - t0)
+        conn.close()
+    conn = db.connect(c.primary_pgdsn, "ptor-latency", c.rto_conn_timeout)
+    with conn.cursor() as cur:
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            cur.execute("SELECT 1")
+            cur.fetchone()
+            round_trips.append(time.perf_counter() - t0)
+    conn.close()
+    return {"connect": latency_summary(connects), "select1": latency_summary(round_trips)}

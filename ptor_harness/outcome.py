@@ -1,0 +1,119 @@
+"""The run's outcome: what a drill gathered, typed, for the report to turn into figures.
+
+It sits below both the coordinator, which fills it in as the drill goes, and the report,
+which reads it; neither computes anything the other needs. Why the load stopped is one
+`StopReason` (a kind and its sentence), not a set of flags set in pairs.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # for the annotations only: the outcome imports no process code
+    from .config import Scenario
+    from .drill.faults import FaultRecord
+    from .drill.messages import RecorderFinished, WorkerCrashed
+    from .drill.probe import ProbeGap
+    from .ops import Identity
+    from .verify.metrics import RunMetrics
+    from .verify.reconcile import Findings
+
+
+class Stop(enum.Enum):
+    """Why the load ended."""
+
+    DURATION = "duration"  # --duration passed and every fault had returned
+    OBSERVED = "observed"  # the outage was over and writes were healthy --observe-after s
+    WORKERS_ENDED = "workers-ended"  # every worker ended (--ops-per-worker, or crashes)
+    RECORDER_FAILED = "recorder-failed"  # the ledger could not be kept
+    SIGNAL = "signal"  # SIGINT / SIGTERM
+    DEADLINE = "deadline"  # --max-run-seconds
+    MAX_OUTAGE = "max-outage"  # no primary accepted writes for --max-outage s
+    RECONCILED_LATER = "reconciled-later"  # `ptor reconcile`: the coordinator had died
+
+
+@dataclass(frozen=True)
+class StopReason:
+    """One reason the load stopped, with the sentence the report shows."""
+
+    kind: Stop
+    detail: str
+    signal: Optional[str] = None  # the signal's name, for Stop.SIGNAL
+
+    def noting(self, more: str) -> StopReason:
+        """The same reason with one more clause (e.g. a spill file replayed later)."""
+        return StopReason(self.kind, f"{self.detail}; {more}", self.signal)
+
+
+@dataclass
+class LockStatus:
+    """The drill lock as it was kept during the run (see lock.py)."""
+
+    retaken: int = 0  # times taken again on a new primary
+    lost_to: Optional[str] = None  # another drill took the cluster's lock meanwhile
+    failed: Optional[str] = None  # the keeper died: the lock was not kept
+
+
+@dataclass
+class HarnessLoad:
+    """How hard ptor itself worked during the load (see saturation.py)."""
+
+    cpu_samples: list[tuple[float, float, float]] = field(default_factory=list)
+    cpu_cores: int = 1
+    queue_peak: int = 0  # most messages waiting for the recorder at once
+    queue_capacity: int = 0
+
+
+@dataclass
+class DrillOutcome:
+    """Everything the report needs, gathered by the coordinator (not computed by it)."""
+
+    run_id: str
+    run_dir: str
+    scenario: Scenario
+    ledger_kind: str
+    phases: dict[str, float] = field(default_factory=dict)
+    seed: Optional[int] = None
+    primary_before: Optional[Identity] = None
+    primary_after: Optional[Identity] = None
+    latency: Optional[dict] = None  # --check-primary-latency: connect and SELECT 1 summaries
+    faults: list[FaultRecord] = field(default_factory=list)
+    faults_planned: int = 0
+    stop: Optional[StopReason] = None
+    errors: list[str] = field(default_factory=list)
+    worker_crashes: list[WorkerCrashed] = field(default_factory=list)
+    recorder_totals: Optional[RecorderFinished] = None
+    metrics: Optional[RunMetrics] = None
+    findings: Optional[Findings] = None
+    validation_error: Optional[str] = None
+    identities: list[Identity] = field(default_factory=list)
+    lock: LockStatus = field(default_factory=LockStatus)
+    probe_gaps: list[ProbeGap] = field(default_factory=list)  # outages as the probe saw them
+    connect_samples: list[tuple[float, int]] = field(default_factory=list)  # (at, attempts)
+    harness: HarnessLoad = field(default_factory=HarnessLoad)
+
+    def stopped(self, kind: Stop, detail: str, signal: Optional[str] = None) -> None:
+        self.stop = StopReason(kind, detail, signal)
+
+    @property
+    def stop_reason(self) -> str:
+        return self.stop.detail if self.stop else ""
+
+    @property
+    def interrupted(self) -> Optional[str]:
+        """The signal's name when a signal ended the load."""
+        return self.stop.signal if self.stop and self.stop.kind is Stop.SIGNAL else None
+
+    @property
+    def deadline_reached(self) -> bool:
+        return bool(self.stop and self.stop.kind is Stop.DEADLINE)
+
+    @property
+    def max_outage_exceeded(self) -> bool:
+        return bool(self.stop and self.stop.kind is Stop.MAX_OUTAGE)
+
+    @property
+    def reconciled_later(self) -> bool:
+        return bool(self.stop and self.stop.kind is Stop.RECONCILED_LATER)

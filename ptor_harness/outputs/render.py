@@ -1,0 +1,125 @@
+"""The terminal report: the report dict (report.py) as tables, for a person to read.
+
+It reads only the serialised report, the same one report.json holds, so what the terminal
+shows and what a machine reads can never differ.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from tabulate import tabulate
+
+from .charts import terminal_chart
+from .report import primary_moves
+
+
+def _s(value: Optional[float], digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}f} s"
+
+
+def _n(value) -> str:
+    return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def render(report: dict) -> str:
+    """The terminal report: summary, servers, outage windows, per worker, validation."""
+    r = report
+    t0 = r["phases"].get("warmup") or 0.0
+    rel = lambda t: "-" if t is None else f"+{t - t0:.3f}"  # noqa: E731
+    summary = [
+        ["verdict", r["verdict"].upper()],
+        ["write RTO (cluster)", _s(r["rto"]["write_seconds"]) if r["rto"]["recovered"]
+         else "not recovered"],
+        ["worker RTO min / median / max", " / ".join(_s(r["rto"][k]) for k in (
+            "worker_min_seconds", "worker_median_seconds", "worker_max_seconds"))],
+        ["detection time", _s(r["rto"]["detection_seconds"])],
+        ["fault injection -> first ok write", _s(r["rto"]["injection_to_first_ok_seconds"])],
+        ["probe: last answer -> first write", _s(r["rto"].get("probe_seconds"))],
+        ["lost acknowledged ops (RPO)", _n(r["rpo"]["lost_acknowledged_ops"])],
+        ["RPO window", _s(r["rpo"]["window_seconds"])],
+        ["ops ok / failed / in doubt", " / ".join(_n(r["ops"][k]) for k in (
+            "ok", "failed", "indeterminate"))],
+        ["in doubt: applied / not applied", " / ".join(_n(r["indeterminate"][k]) for k in (
+            "applied", "not_applied"))],
+        ["op latency p50 / p99", " / ".join(_s(r["latency"][k], 4) for k in (
+            "op_ok_p50_seconds", "op_ok_p99_seconds"))],
+        ["ledger", r["ledger"]],
+        ["run", r["run_id"]],
+    ]
+    parts = ["Summary", tabulate(summary, tablefmt="simple")]
+    for title, items in (("Why", r["verdict_reasons"]), ("Warnings", r["warnings"]),
+                         ("Errors", r["errors"])):
+        if items:
+            parts += ["", title] + [f"  - {item}" for item in items]
+    chart = terminal_chart(r)
+    if chart:
+        parts += [""] + chart
+    servers = r["servers"]
+    rows = [["primary before", (servers["primary_before"] or {}).get("label", "-")],
+            ["primary after", (servers["primary_after"] or {}).get("label", "-")]]
+    parts += ["", "Servers", tabulate(rows, tablefmt="simple")]
+    moves = primary_moves(servers["identity_changes"])
+    if moves:
+        rows = [[rel(m["first"]), rel(m["last"]), m["workers"], m["from"], m["to"]]
+                for m in moves]
+        parts += ["", "Primary changes seen by the workers",
+                  tabulate(rows, headers=["first", "last", "workers", "from", "to"])]
+    if r["faults"]:
+        rows = [[f["name"], rel(f["started_at"]),
+                 _s((f["ended_at"] or f["started_at"]) - f["started_at"]),
+                 f["error"] or f"exit {f['exit_code']}", _s(f["detection_seconds"]),
+                 _s(f["injection_to_first_ok_seconds"])] for f in r["faults"]]
+        parts += ["", "Faults", tabulate(rows, headers=["fault", "at", "took", "result",
+                                                        "detection", "to first ok"])]
+    if r["latency"]["check"]:
+        check = r["latency"]["check"]
+        rows = [[name, _s(v.get("min"), 4), _s(v.get("median"), 4), _s(v.get("p99"), 4),
+                 v.get("samples")] for name, v in (("connect", check["connect"]),
+                                                   ("SELECT 1", check["select1"]))]
+        parts += ["", "Primary latency", tabulate(rows, headers=["", "min", "median", "p99",
+                                                                 "samples"])]
+    if r["windows"]:
+        rows = [[i + 1, rel(w["start"]), rel(w["first_failure"]), rel(w["end"]),
+                 _s(w["write_rto_seconds"]), w["workers_affected"],
+                 _s(w["worker_rto_min"]), _s(w["worker_rto_median"]), w["failed_ops"],
+                 w["indeterminate_ops"]] for i, w in enumerate(r["windows"])]
+        parts += ["", "Outage windows (seconds from the start of the load)",
+                  tabulate(rows, headers=["#", "last ok", "first failure", "all back",
+                                          "write RTO", "workers", "min", "median", "failed",
+                                          "in doubt"])]
+    rows = [[w["worker"], w["ok"], w["failed"], w["indeterminate"], w["outages"],
+             _s(w["longest_gap_seconds"])] for w in r["workers"]]
+    parts += ["", "Workers", tabulate(rows, headers=["worker", "ok", "failed", "in doubt",
+                                                     "outages", "longest gap"])]
+    v, a = r["validation"], r["anomalies"]
+    rows = [["mode", v["mode"]], ["completed", "yes" if v["completed"] else
+                                  f"no: {v['error']}"],
+            ["rows checked", _n(v["rows_checked"])], ["keys checked", _n(v["keys_checked"])],
+            ["mismatched rows", _n(v["mismatched_rows"])]]
+    if r["rpo"]["lost_by_kind"]:
+        rows += [[f"lost acknowledged {k}s", n] for k, n in r["rpo"]["lost_by_kind"].items()]
+    if r["rpo"]["lost_by_evidence"]:
+        rows += [[f"lost, found by {k.replace('_', ' ')}", n]
+                 for k, n in r["rpo"]["lost_by_evidence"].items()]
+        rows += [["acked ops no evidence can place (assumed kept)",
+                  _n(r["rpo"]["unverifiable_ops"])]]
+    rows += [["phantom rows", _n(a["phantom_rows"])], ["holes", _n(a["holes"])],
+             ["resurrected rows (lost deletes)", _n(a["resurrected_rows"])],
+             ["acked updates/deletes that found no row", _n(v["noop_writes"])],
+             ["split-brain writes", _n(a["split_brain_writes"])],
+             ["failed ops found applied", _n(a["failed_but_applied"])],
+             ["rows with a payload no op wrote", _n(v["checksum_mismatches"])]]
+    parts += ["", "Validation", tabulate(rows, tablefmt="simple")]
+    if r["rpo"]["examples"]:
+        rows = [[e["worker"], e["key"], e["seq"], e["kind"], rel(e["committed_at"]),
+                 e.get("found_by", "-").replace("_", " ")] for e in r["rpo"]["examples"]]
+        parts += ["", "Lost acknowledged ops (examples)",
+                  tabulate(rows, headers=["worker", "key", "seq", "kind", "acknowledged at",
+                                          "found by"])]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,215 @@
+"""The verdict: small checks over the drill's figures, merged by priority.
+
+Each check looks at the typed `Figures` (and the scenario's thresholds) and returns pass,
+fail or unknown with one sentence. The verdict merges them the way Jepsen's `merge-valid`
+does: any fail fails, else any unknown is unknown, else pass. A check that could not be
+made (data not validated, a fault that did not run, a drill cut short) is unknown, never a
+pass. The JUnit test cases and the Prometheus figures derive from the same checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Optional
+
+from ..outcome import LockStatus, StopReason
+
+if TYPE_CHECKING:
+    from ..drill.faults import FaultRecord
+
+PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
+PRIORITY = {FAIL: 2, UNKNOWN: 1, PASS: 0}
+# anomalies judged here; resurrected rows are lost deletes, judged with the loss
+JUDGED_ANOMALIES = ("phantom_rows", "holes", "failed_but_applied", "split_brain_writes")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "status": self.status, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the drill saw of a failover."""
+
+    primary_changed: bool
+    write_outage: bool
+    longest_outage_seconds: Optional[float]
+    not_recovered: bool
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What the verdict is judged on, as the report derived it."""
+
+    write_rto: Optional[float]
+    recovered: bool
+    outage_windows: int
+    detection: Optional[float]
+    lost: Optional[int]  # None: the data was not validated
+    validation_error: Optional[str]
+    anomalies: dict[str, Optional[int]]
+    wrong_payloads: Optional[int]
+    ops_ok: int
+    stop: Optional[StopReason]
+    interrupted: Optional[str]
+    reconciled_later: bool
+    max_outage_exceeded: bool
+    lock: LockStatus
+    faults: Sequence[FaultRecord]
+    faults_planned: int
+    expected: str
+    observed: Observed
+
+
+class Thresholds:
+    """What the checks need of the scenario (its thresholds section)."""
+
+    max_write_rto: Optional[float]
+    max_detection_time: Optional[float]
+    max_lost_acknowledged: int
+
+
+def limit(value: Optional[float], bound: Optional[float], what: str, name: str) -> Check:
+    """A figure against its optional threshold (seconds)."""
+    if value is None:
+        return Check(name, PASS, f"no {what} was measured")
+    if bound is not None and value > bound:
+        return Check(name, FAIL, f"{what} {value:.3f} s is above {name} {bound:g} s")
+    within = f" (limit {bound:g} s)" if bound is not None else ""
+    return Check(name, PASS, f"{what} {value:.3f} s{within}")
+
+
+def writes_recovered(f: Figures, t: Thresholds) -> Check:
+    if f.max_outage_exceeded or not f.recovered:
+        return Check("writes recovered", FAIL,
+                     "writes did not come back (no primary accepted writes again)")
+    return Check("writes recovered", PASS, f"{f.outage_windows} outage window(s), all "
+                 "recovered")
+
+
+def write_rto(f: Figures, t: Thresholds) -> Check:
+    return limit(f.write_rto, t.max_write_rto, "write RTO", "max-write-rto")
+
+
+def detection(f: Figures, t: Thresholds) -> Check:
+    return limit(f.detection, t.max_detection_time, "detection time", "max-detection-time")
+
+
+def lost_acknowledged(f: Figures, t: Thresholds) -> Check:
+    name, allowed = "max-lost-acknowledged", t.max_lost_acknowledged
+    if f.lost is None:
+        return Check(name, UNKNOWN, "data was not validated: "
+                     + (f.validation_error or "no reason"))
+    if f.lost > allowed:
+        return Check(name, FAIL, f"{f.lost} acknowledged ops were lost "
+                     f"(max-lost-acknowledged is {allowed})")
+    return Check(name, PASS, f"{f.lost} acknowledged ops lost (max {allowed})")
+
+
+def anomalies(f: Figures, t: Thresholds) -> Check:
+    found = [f"{f.anomalies[key]} {key.replace('_', ' ')}" for key in JUDGED_ANOMALIES
+             if f.anomalies.get(key)]
+    if f.wrong_payloads:
+        found.append(f"{f.wrong_payloads} rows with a wrong payload")
+    if found:
+        return Check("anomalies", FAIL, ", ".join(found))
+    if f.lost is None:
+        return Check("anomalies", UNKNOWN, "data was not validated")
+    return Check("anomalies", PASS, "no phantom rows, holes, failed ops found applied, "
+                 "split-brain writes or wrong payloads")
+
+
+def drill_completed(f: Figures, t: Thresholds) -> Check:
+    incomplete = []
+    if f.ops_ok == 0:
+        incomplete.append("no op was acknowledged at all")
+    if f.interrupted:
+        incomplete.append(f"the drill was interrupted by {f.interrupted}")
+    if f.reconciled_later:
+        incomplete.append("the run's coordinator died; its data was reconciled later, its "
+                          "load and faults were not followed to the end")
+    if f.lock.failed:
+        incomplete.append(f"{f.lock.failed}: another drill could have run meanwhile")
+    if f.lock.lost_to:
+        incomplete.append(f"another drill took this cluster's lock during the run "
+                          f"({f.lock.lost_to}): its load may have changed the rows")
+    if len(f.faults) < f.faults_planned:
+        incomplete.append(f"the run ended before every planned fault was injected "
+                          f"({len(f.faults)} of {f.faults_planned})")
+    if incomplete:
+        return Check("drill completed", UNKNOWN, "; ".join(incomplete))
+    return Check("drill completed", PASS, (f.stop.detail if f.stop else "") or "completed")
+
+
+def faults_ran(f: Figures, t: Thresholds) -> Check:
+    """A fault that could not start, exited non-zero, timed out or was killed proves
+    nothing about a failover: at best unknown, never a pass."""
+    failed = [fault for fault in f.faults if fault.failed]
+    if failed:
+        return Check("faults ran", UNKNOWN, "; ".join(fault.failure() for fault in failed))
+    if not f.faults:
+        return Check("faults ran", PASS, "ptor injected no fault")
+    return Check("faults ran", PASS, f"{len(f.faults)} fault(s) ran to a clean end")
+
+
+def expectation(f: Figures, t: Thresholds) -> Check:
+    """--expect: failover (none seen: unknown), no-failover (a change of primary or an
+    outage above max-write-rto fails), any (not checked)."""
+    expected, seen = f.expected, f.observed
+    name = f"expect {expected}"
+    if expected == "any":
+        return Check(name, PASS, "a plain load test: no failover expected or ruled out")
+    longest = seen.longest_outage_seconds
+    saw = []
+    if seen.primary_changed:
+        saw.append("the primary changed")
+    if seen.write_outage:
+        saw.append("writes stopped" + ("" if seen.not_recovered or longest is None
+                                       else f" for up to {longest:.3f} s"))
+    if expected == "failover":
+        if saw:
+            return Check(name, PASS, "a failover was observed: " + " and ".join(saw))
+        return Check(name, UNKNOWN, "no failover was observed: the primary never changed "
+                     "and writes never stopped")
+    if seen.primary_changed:
+        return Check(name, FAIL, "the primary changed in a drill that must not fail over")
+    bound = t.max_write_rto
+    if seen.write_outage and (seen.not_recovered or (
+            bound is not None and longest is not None and longest > bound)):
+        return Check(name, FAIL, "writes stopped for longer than max-write-rto in a drill "
+                     "that must not fail over")
+    return Check(name, PASS, "no failover: the primary never changed"
+                 + (f"; writes stopped for up to {longest:.3f} s" if saw else ""))
+
+
+CHECKS: tuple[Callable[[Figures, Thresholds], Check], ...] = (
+    writes_recovered, write_rto, detection, lost_acknowledged, anomalies, drill_completed,
+    faults_ran, expectation)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str
+    reasons: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+
+def merge(checks: Sequence[Check]) -> Verdict:
+    """The worst status wins (fail > unknown > pass); the reasons are the sentences of the
+    checks that did not pass, fails first."""
+    status = max((c.status for c in checks), key=PRIORITY.__getitem__, default=PASS)
+    reasons = [c.detail for c in checks if c.status == FAIL] + \
+        [c.detail for c in checks if c.status == UNKNOWN]
+    return Verdict(status, reasons, list(checks))
+
+
+def judge(figures: Figures, thresholds: Thresholds) -> Verdict:
+    """Every check of the drill, merged into its verdict."""
+    return merge([check(figures, thresholds) for check in CHECKS])
