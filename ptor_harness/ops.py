@@ -3,6 +3,10 @@
 Workers build plain tuples in `Op` field order (cheap to pickle across the Queue); the ledger,
 reconciliation and metrics read them back as `Op`. `LEDGER_FORMAT` versions that layout.
 
+The records' layout is written once, here (`OP_RECORD`, `INTENT_RECORD`,
+`IDENTITY_RECORD`): both ledger schemas, their column lists and the spill file's row
+shapes derive from it.
+
 Format history:
   1 — first version: worker, seq, kind, key, t_start, t_end, outcome, error, session, rows.
   2 — `prev_seq` on ops (the version chain) and `started_at` on identities (a restart of
@@ -11,6 +15,7 @@ Format history:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
 LEDGER_FORMAT = 2
@@ -82,3 +87,47 @@ class Identity(NamedTuple):
         """A short human name for the server, as the report prints it."""
         where = f"{self.addr or 'local'}:{self.port}"
         return f"{where} (system {self.system_id}, timeline {self.timeline})"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a record the ledger keeps: its name, what values it takes (for the
+    spill file's strict reading), whether it may be NULL, and its type in each ledger."""
+
+    name: str
+    kind: str  # int, float, text, bool, kind (an op kind), outcome (an op outcome)
+    nullable: bool
+    pg_type: str
+    sqlite_type: str
+
+
+def _int(name: str, nullable: bool = False, pg_type: str = "int") -> Field:
+    return Field(name, "int", nullable, pg_type, "INTEGER")
+
+
+def _float(name: str, nullable: bool = True) -> Field:
+    return Field(name, "float", nullable, "double precision", "REAL")
+
+
+def _text(name: str) -> Field:
+    return Field(name, "text", True, "text", "TEXT")
+
+
+# An op (ledger_op): `Op`'s fields, in its order.
+OP_RECORD = (
+    _int("worker"), _int("seq", pg_type="bigint"), Field("kind", "kind", False, "char(1)", "TEXT"),
+    _int("key", pg_type="bigint"), _float("t_start"), _float("t_end"),
+    Field("outcome", "outcome", True, "text", "TEXT"), _text("error"),
+    _int("session", True), _int("rows", True), _int("prev_seq", True, "bigint"))
+# An intent (ledger_intent): what a worker is about to send, durable before it is sent.
+INTENT_RECORD = OP_RECORD[:4]
+# A session's identity (ledger_session): `Identity`'s fields, in its order.
+IDENTITY_RECORD = (
+    _int("worker"), _int("session"), _float("at", nullable=False), _text("addr"),
+    _int("port", True), Field("in_recovery", "bool", True, "boolean", "INTEGER"),
+    _text("system_id"), _int("timeline", True), _float("started_at"))
+
+
+def columns(record: tuple[Field, ...]) -> str:
+    """A record's column list, as SQL names it."""
+    return ", ".join(f.name for f in record)

@@ -35,6 +35,14 @@ def payload(run_tag: str, worker: int, seq: int, size: int) -> str:
     return (base * (size // len(base) + 1))[:size]
 
 
+# `payload` rebuilt by the server from a row's last_seq, for the full validation (which
+# compares on the server, so no payload crosses the network): PAYLOAD_SQL over the alias b
+# that PAYLOAD_BASE_SQL (a LATERAL subquery) defines; named parameters tag, worker, size.
+# Held equal to `payload` by tests/integration/test_validation.py.
+PAYLOAD_BASE_SQL = "(SELECT %(tag)s || ':' || %(worker)s || ':' || last_seq || ':' AS b)"
+PAYLOAD_SQL = "left(repeat(b, %(size)s / length(b) + 1), %(size)s)"
+
+
 WORKER_COLUMNS = ("id bigint PRIMARY KEY, last_seq bigint NOT NULL, prev_seq bigint, "
                   "payload text NOT NULL, written_at timestamptz NOT NULL")
 HEARTBEAT_COLUMNS = ("id int PRIMARY KEY, beat bigint NOT NULL, "

@@ -27,7 +27,13 @@ from ..db import error_label
 from ..errors import RecorderError
 from ..ledger import LedgerSpec
 from ..ledger.spill import Spill, replay
+from ..retry import Backoff, Retry, RetryExhausted
 from . import messages
+
+# A repo that went away (its session is gone): wait for it, first after REPO_DELAY
+# seconds, then twice as long each time, up to REPO_MAX_DELAY.
+REPO_GONE = (psycopg2.OperationalError, psycopg2.InterfaceError)
+REPO_DELAY, REPO_MAX_DELAY = 0.05, 1.0
 
 MAX_BATCH_MESSAGES = 2000
 
@@ -45,7 +51,7 @@ class Recorder:
         self.run_id = run_id
         self.repo_lost_at = 0.0
         self.next_attempt = 0.0
-        self.delay = 0.05
+        self.backoff = Backoff(REPO_DELAY, REPO_MAX_DELAY)
         self.gave_up: Optional[str] = None
         self.queue = queue
         self.ack_conns = ack_conns
@@ -121,28 +127,29 @@ class Recorder:
             self.ledger.write(*rows)
             self.ledger.commit()
             return
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        except REPO_GONE as exc:
             if self.outage_limit <= 0:
                 raise
             error = exc
         if self.spill is not None:
             self.repo_lost_at = time.monotonic()
-            self.next_attempt, self.delay = self.repo_lost_at + 0.05, 0.05
+            self.backoff.reset()
+            self.next_attempt = self.repo_lost_at + self.backoff.next()
             self.spill.append(rows)
             return
-        deadline = time.monotonic() + self.outage_limit
-        delay = 0.05
-        while time.monotonic() < deadline:
-            time.sleep(delay)
-            delay = min(1.0, delay * 2)
-            try:
-                self.ledger.reconnect()
-                self.ledger.write(*rows, again=True)
-                self.ledger.commit()
-                self.repo_reconnects += 1
-                return
-            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-                error = exc
+        def write_again() -> None:
+            self.ledger.reconnect()
+            self.ledger.write(*rows, again=True)
+            self.ledger.commit()
+
+        try:
+            Retry(self.outage_limit, REPO_DELAY, REPO_MAX_DELAY, retry_on=REPO_GONE,
+                  wait_first=True)(write_again)
+        except RetryExhausted as exhausted:
+            error = exhausted.last_error or error
+        else:
+            self.repo_reconnects += 1
+            return
         raise RecorderError(f"the repo stayed unreachable for {self.outage_limit:g} s "
                             f"(max-outage): {error_label(error)}; every op sent is in the "
                             f"ledger as an intent at least: {self.reconcile_hint()}")
@@ -158,11 +165,10 @@ class Recorder:
         try:
             self.ledger.reconnect()
             replay(self.ledger, self.spill.path)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        except REPO_GONE as exc:
             if now - self.repo_lost_at >= self.outage_limit:
                 self.give_up(exc)
-            self.delay = min(1.0, self.delay * 2)
-            self.next_attempt = now + self.delay
+            self.next_attempt = now + self.backoff.next()
             return False
         self.spill.discard()
         self.repo_reconnects += 1

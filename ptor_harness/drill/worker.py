@@ -25,6 +25,7 @@ import psycopg2
 from .. import db
 from ..config import WorkerSpec
 from ..ops import DELETE, FAILED, INDETERMINATE, INSERT, OK, UPDATE
+from ..retry import Backoff
 from ..schema import payload
 from . import messages
 from .probe import ProbeBoard
@@ -231,7 +232,7 @@ class Worker:
         the worker waits for the probe's word that a primary took a write (probe.py), so
         it neither finds the new primary late nor storms a recovering cluster; if the
         probe has gone silent, it retries on its own with backoff."""
-        backoff = BACKOFF_FIRST
+        delays = Backoff(BACKOFF_FIRST, BACKOFF_MAX)
         while True:
             if self.stopping():
                 raise Stopped()
@@ -256,11 +257,11 @@ class Worker:
                     return
             except psycopg2.Error:
                 pass
+            delay = delays.next()
             if self.probe is not None:
-                self.probe.wait_for_primary(generation, backoff, self.stopping)
+                self.probe.wait_for_primary(generation, delay, self.stopping)
             else:
-                self.stop.wait(backoff)
-            backoff = min(BACKOFF_MAX, backoff * 2)
+                self.stop.wait(delay)
 
     # --- ops -------------------------------------------------------------------------
 

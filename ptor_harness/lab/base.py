@@ -21,10 +21,10 @@ from typing import Optional
 
 import psutil
 
+from ..retry import Retry, RetryExhausted
 from .actions import FAULT_ACTIONS
 from .pg import DATA, LabError, LabUser, Node, alive, bindir, port_free, wait_gone
-
-STATE = "lab.json"
+from .state import STATE, read_state
 
 
 def find_program(name: str, packages: str) -> str:
@@ -214,8 +214,6 @@ class Lab:
         """Re-read the state file: a fault fired by another process (ptor's fault thread, a
         `ptor-lab fault`) may have restarted managers under new PIDs since this object was
         built."""
-        from . import read_state
-
         if os.path.exists(os.path.join(self.dir, STATE)):
             self.adopt(read_state(self.dir))
 
@@ -293,16 +291,9 @@ class Lab:
 
 def wait_until(what: str, check, timeout: float, interval: float = 0.1):
     """Poll `check()` until it returns something truthy; LabError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception as exc:  # a server that is still coming up
-            last_error = exc
-        if time.monotonic() > deadline:
-            detail = f" (last error: {str(last_error).strip()[:120]})" if last_error else ""
-            raise LabError(f"timed out after {timeout:g} s waiting for {what}{detail}")
-        time.sleep(interval)
+    try:  # an exception is a server that is still coming up
+        return Retry(timeout, interval, accept=bool)(check)
+    except RetryExhausted as exc:
+        last_error = exc.last_error
+        detail = f" (last error: {str(last_error).strip()[:120]})" if last_error else ""
+        raise LabError(f"timed out after {timeout:g} s waiting for {what}{detail}") from None

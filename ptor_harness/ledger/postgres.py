@@ -12,23 +12,14 @@ import psycopg2
 
 from .. import db
 from ..errors import ClusterError
-from ..schema import MARK, drop_marked
-from . import ADDED_COLUMNS, Ledger, copy_rows
+from ..schema import MARK
+from .base import ADDED_COLUMNS, RECORD_TABLES, Ledger, copy_rows, record_table_ddl
 
 TABLES = {
     "ledger_run": "run_id text PRIMARY KEY, started_at double precision, "
                   "finished_at double precision, scenario text, verdict text, report text, "
                   "format int",
-    "ledger_intent": "run_id text NOT NULL, worker int NOT NULL, seq bigint NOT NULL, "
-                     "kind char(1) NOT NULL, key bigint NOT NULL, "
-                     "PRIMARY KEY (run_id, worker, seq)",
-    "ledger_op": "run_id text NOT NULL, worker int NOT NULL, seq bigint NOT NULL, "
-                 "kind char(1) NOT NULL, key bigint NOT NULL, t_start double precision, "
-                 "t_end double precision, outcome text, error text, session int, rows int, "
-                 "prev_seq bigint, PRIMARY KEY (run_id, worker, seq)",
-    "ledger_session": "run_id text NOT NULL, worker int, session int, at double precision, "
-                      "addr text, port int, in_recovery boolean, system_id text, timeline int, "
-                      "started_at double precision",
+    **{table: record_table_ddl(table, postgres=True) for table in RECORD_TABLES},
     "ledger_event": "run_id text NOT NULL, at double precision, name text, detail text",
 }
 _cursor_names = itertools.count()
@@ -64,10 +55,6 @@ def missing_repo_tables(conn, schema: str) -> list[str]:
     missing = [f"{schema}.{t}" for t in TABLES if t not in present]
     return missing + [f"{schema}.{table}.{column}" for table, column, _t, _s in ADDED_COLUMNS
                       if table in present and (table, column) not in columns]
-
-
-def reset_repo(conn, schema: str) -> list[str]:
-    return drop_marked(conn, schema)
 
 
 class PostgresLedger(Ledger):

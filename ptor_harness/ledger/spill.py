@@ -20,7 +20,7 @@ import math
 import os
 from collections.abc import Iterator
 
-from ..ops import KIND_NAMES, OUTCOMES
+from ..ops import IDENTITY_RECORD, INTENT_RECORD, KIND_NAMES, OP_RECORD, OUTCOMES
 
 SPILL_FILE = "ledger-spill.jsonl"
 BATCH_PARTS = ("intents", "ops", "identities", "retracts")
@@ -77,19 +77,11 @@ class Spill:
 
 
 BIGINT = 2 ** 63
-_INT = ("int", False)
-_INT_OR_NONE = ("int", True)
-_FLOAT_OR_NONE = ("float", True)
-_TEXT_OR_NONE = ("text", True)
-# The shape of each part's rows, field by field: (type, may be null).
-ROW_SHAPES = {
-    "intents": (_INT, _INT, ("kind", False), _INT),
-    "ops": (_INT, _INT, ("kind", False), _INT, _FLOAT_OR_NONE, _FLOAT_OR_NONE,
-            ("outcome", True), _TEXT_OR_NONE, _INT_OR_NONE, _INT_OR_NONE, _INT_OR_NONE),
-    "identities": (_INT, _INT, ("float", False), _TEXT_OR_NONE, _INT_OR_NONE,
-                   ("bool", True), _TEXT_OR_NONE, _INT_OR_NONE, _FLOAT_OR_NONE),
-    "retracts": (_INT, _INT),
-}
+# The shape of each part's rows, field by field: (kind, may be null), from the records'
+# one layout (ops.py); a retract is (worker, first seq taken back).
+ROW_SHAPES = {part: tuple((f.kind, f.nullable) for f in record) for part, record in (
+    ("intents", INTENT_RECORD), ("ops", OP_RECORD), ("identities", IDENTITY_RECORD))}
+ROW_SHAPES["retracts"] = (("int", False), ("int", False))
 TEXT_CHARS = 1000  # longer than any label ptor writes (errors: 200, addresses, ids)
 
 

@@ -11,21 +11,16 @@ import sqlite3
 from collections.abc import Iterator
 
 from ..errors import ClusterError
-from . import ADDED_COLUMNS, Ledger
+from .base import ADDED_COLUMNS, RECORD_TABLES, Ledger, record_table_ddl
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS ledger_run (run_id TEXT PRIMARY KEY, started_at REAL,
-    finished_at REAL, scenario TEXT, verdict TEXT, report TEXT, format INTEGER);
-CREATE TABLE IF NOT EXISTS ledger_intent (run_id TEXT, worker INTEGER, seq INTEGER,
-    kind TEXT, key INTEGER, PRIMARY KEY (run_id, worker, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ledger_op (run_id TEXT, worker INTEGER, seq INTEGER, kind TEXT,
-    key INTEGER, t_start REAL, t_end REAL, outcome TEXT, error TEXT, session INTEGER,
-    rows INTEGER, prev_seq INTEGER, PRIMARY KEY (run_id, worker, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ledger_session (run_id TEXT, worker INTEGER, session INTEGER,
-    at REAL, addr TEXT, port INTEGER, in_recovery INTEGER, system_id TEXT, timeline INTEGER,
-    started_at REAL);
-CREATE TABLE IF NOT EXISTS ledger_event (run_id TEXT, at REAL, name TEXT, detail TEXT);
-"""
+SCHEMA = "".join(
+    ["CREATE TABLE IF NOT EXISTS ledger_run (run_id TEXT PRIMARY KEY, started_at REAL, "
+     "finished_at REAL, scenario TEXT, verdict TEXT, report TEXT, format INTEGER);\n"]
+    + [f"CREATE TABLE IF NOT EXISTS {table} ({record_table_ddl(table, postgres=False)})"
+       + (" WITHOUT ROWID" if key else "") + ";\n"
+       for table, (_record, key) in RECORD_TABLES.items()]
+    + ["CREATE TABLE IF NOT EXISTS ledger_event (run_id TEXT, at REAL, name TEXT, "
+       "detail TEXT);\n"])
 
 
 class SqliteLedger(Ledger):

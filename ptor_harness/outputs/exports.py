@@ -23,7 +23,7 @@ from typing import Optional
 
 from ..config import OPTIONS
 from ..config.scenario import Outputs
-from ..verify.reconcile import ANOMALY_CLASSES
+from ..verify.findings import ANOMALY_CLASSES
 from .charts import timeline_png
 
 TIMELINE_COLUMNS = ("second", "seconds_since_warmup", "phase", "ok", "failed",

@@ -29,8 +29,8 @@ from typing import Optional
 from ..errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
 from ..outcome import DrillOutcome
 from ..verify import checks, saturation
+from ..verify.findings import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
 from ..verify.metrics import attempts_per_second, fault_figures, probe_view, rto_summary
-from ..verify.reconcile import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
 
 REPORT_FORMAT = 3
 EXIT_CODES = {checks.PASS: EXIT_PASS, checks.FAIL: EXIT_FAIL, checks.UNKNOWN: EXIT_UNKNOWN}

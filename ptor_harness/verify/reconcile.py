@@ -28,137 +28,18 @@ the delete is in the history its chain is, and if it is not, no version of the k
 (the row would still be there). In-doubt ops are resolved the same way: a worker never
 touches a key again after an op on it ended in doubt (workload.py), so an in-doubt op is
 the last op on its key; `superseded` counts any that were not, and is 0 by construction.
-
-A hole is a lost `ok` op of a worker below a kept later op of the same worker on the same
-server: WAL is linear, so that means corruption or split brain. Losing a suffix before a
-failover is not a hole. An acknowledged update or delete whose rowcount was 0 matched no
-row, so it has no effect to find: it is counted (`noop_writes`, a sign its row was already
-lost) but never as a loss or a hole. A split-brain write is an `ok` op acknowledged by a
-server after a newer primary of the same cluster (a higher timeline) had already served a
-client.
+The anomalies (holes, no-op writes, split-brain writes) are defined in findings.py.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..ops import DELETE, FAILED, INSERT, KIND_NAMES, OK, UPDATE, Op
-
-EXAMPLES = 10
-# The anomaly classes, each with the Findings field that holds its examples.
-ANOMALY_CLASSES = ("phantom_rows", "holes", "failed_but_applied", "split_brain_writes",
-                   "resurrected_rows")
-EXAMPLES_OF = {"phantom_rows": "phantom_examples", "holes": "hole_examples",
-               "failed_but_applied": "failed_applied_examples",
-               "split_brain_writes": "split_brain_examples",
-               "resurrected_rows": "resurrected_examples"}
-# How a lost op was found (see the module's docstring).
-FINAL_STATE, VERSION_CHAIN, WORKER_ORDER = "final_state", "version_chain", "worker_order"
-EVIDENCE = (FINAL_STATE, VERSION_CHAIN, WORKER_ORDER)
-
-
-@dataclass
-class Findings:
-    """Everything reconciliation found, summed over workers."""
-
-    rows_checked: int = 0
-    keys_checked: int = 0
-    mismatched_rows: int = 0
-    lost: dict = field(default_factory=lambda: {k: 0 for k in KIND_NAMES.values()})
-    lost_by_evidence: dict = field(default_factory=lambda: {e: 0 for e in EVIDENCE})
-    lost_examples: list = field(default_factory=list)
-    first_lost_ack: Optional[float] = None  # acknowledgement times of the lost ops
-    last_lost_ack: Optional[float] = None
-    unverifiable: int = 0  # acknowledged ops no evidence shows kept or lost: assumed kept
-    unverifiable_examples: list = field(default_factory=list)
-    applied: int = 0
-    not_applied: int = 0
-    unrecorded_applied: int = 0  # rows of ops a killed worker never reported (async mode)
-    superseded: int = 0
-    phantom_rows: int = 0
-    phantom_examples: list = field(default_factory=list)
-    failed_but_applied: int = 0
-    checksum_mismatches: int = 0
-    holes: int = 0
-    hole_examples: list = field(default_factory=list)
-    noop_writes: int = 0  # acknowledged updates/deletes that matched no row (rowcount 0)
-    resurrected_rows: int = 0  # acknowledged deletes undone (also counted as lost deletes)
-    resurrected_examples: list = field(default_factory=list)
-    split_brain_writes: int = 0  # acknowledged by a server no longer the newest primary
-    split_brain_examples: list = field(default_factory=list)
-    failed_applied_examples: list = field(default_factory=list)
-    checksum_examples: list = field(default_factory=list)
-    # (worker, server) -> highest kept seq; lost (worker, seq, key, server) for hole finding
-    _surviving: dict = field(default_factory=dict)
-    _lost: list = field(default_factory=list)
-    _unverifiable: list = field(default_factory=list)  # (worker, seq), few
-
-    @property
-    def lost_total(self) -> int:
-        return sum(self.lost.values())
-
-    def _example(self, bucket: list, item: dict) -> None:
-        if len(bucket) < EXAMPLES:
-            bucket.append(item)
-
-    def as_dict(self) -> dict:
-        return {name: (dict(value) if isinstance(value, dict) else value)
-                for name, value in vars(self).items() if not name.startswith("_")}
-
-
-class _Unit:
-    """Acknowledged ops of one key whose fate only the worker's order can tell: all kept
-    or all lost together (a deleted key's chain), or a single op."""
-
-    __slots__ = ("key", "ops", "kept")
-
-    def __init__(self, key: int, ops: list[Op]) -> None:
-        self.key = key
-        self.ops = ops
-        self.kept: Optional[bool] = None
-
-
-class _WorkerOrder:
-    """Per worker and server: the highest kept seq and the lowest lost seq, and the units
-    waiting for them."""
-
-    def __init__(self, server_of: Callable, worker: int, final_server: object) -> None:
-        self.server_of = server_of
-        self.worker = worker
-        self.final_server = final_server
-        self.top: dict = {}
-        self.bottom: dict = {}
-        self.pending: list[_Unit] = []
-        # in-doubt deletes of absent rows: applied exactly when some op under them was kept
-        self.doubt_deletes: list[list[_Unit]] = []
-
-    def kept(self, op: Op) -> None:
-        server = self.server_of(self.worker, op.session)
-        if server is not None and op.seq > self.top.get(server, 0):
-            self.top[server] = op.seq
-
-    def lost(self, op: Op) -> None:
-        server = self.server_of(self.worker, op.session)
-        if server is not None and op.seq < self.bottom.get(server, op.seq + 1):
-            self.bottom[server] = op.seq
-
-    def decide(self, unit: _Unit) -> Optional[bool]:
-        """True (kept), False (lost) or None (not decided by what is known so far). Kept
-        wins a contradiction: ptor never reports a loss it cannot show."""
-        lost = False
-        for op in unit.ops:
-            server = self.server_of(self.worker, op.session)
-            if server is None:
-                continue
-            if server == self.final_server or op.seq < self.top.get(server, 0):
-                return True
-            bottom = self.bottom.get(server)
-            if bottom is not None and op.seq > bottom:
-                lost = True
-        return False if lost else None
+from .findings import FINAL_STATE, VERSION_CHAIN, WORKER_ORDER, Findings
+from .worker_order import Unit, WorkerOrder
 
 
 class Reconciler:
@@ -176,7 +57,7 @@ class Reconciler:
         self.stale = stale
         self.final_server = final_server
         self.findings = Findings()
-        self.order: Optional[_WorkerOrder] = None
+        self.order: Optional[WorkerOrder] = None
         self.recorded_up_to: Optional[int] = None
 
     def add_worker(self, worker: int, ops_by_key: Iterable[Op],
@@ -186,7 +67,7 @@ class Reconciler:
         one whose record a killed worker never handed over: in doubt and applied
         (`unrecorded_applied`), not a phantom."""
         self.recorded_up_to = recorded_up_to
-        self.order = _WorkerOrder(self.server_of, worker, self.final_server)
+        self.order = WorkerOrder(self.server_of, worker, self.final_server)
         ops_groups = itertools.groupby(ops_by_key, key=lambda op: op.key)
         rows: Iterator[tuple] = iter(rows_by_key)
         row = next(rows, None)
@@ -350,7 +231,7 @@ class Reconciler:
             self.order.kept(op)
         bad = self._chain_losses(worker, below, chain, unknown) or bad
         for op in unknown:
-            self._defer(_Unit(key, [op]))
+            self._defer(Unit(key, [op]))
         return bad
 
     def _judge_absent(self, worker: int, key: int, ops: list[Op], live: list[Op]) -> bool:
@@ -371,12 +252,12 @@ class Reconciler:
             below = [op for op in acked if op.seq < delete.seq]
             chain, unknown = self._walk(worker, key, delete, below, ops)
             bad = self._chain_losses(worker, below, chain, unknown)
-            self._defer(_Unit(key, [delete, *chain]))  # kept or lost as a whole
+            self._defer(Unit(key, [delete, *chain]))  # kept or lost as a whole
             for op in unknown:
-                self._defer(_Unit(key, [op]))
+                self._defer(Unit(key, [op]))
             return bad
         if doubt_delete is not None:  # applied exactly when something under it was kept
-            units = [_Unit(key, [op]) for op in acked]
+            units = [Unit(key, [op]) for op in acked]
             self.order.doubt_deletes.append(units)
             for unit in units:
                 self._defer(unit)
@@ -454,7 +335,7 @@ class Reconciler:
 
     # --- worker order --------------------------------------------------------------------
 
-    def _defer(self, unit: _Unit) -> None:
+    def _defer(self, unit: Unit) -> None:
         """Decide a unit now if the worker's order already does, else at the worker's end."""
         decided = self.order.decide(unit)
         if decided is None:
@@ -462,7 +343,7 @@ class Reconciler:
         else:
             self._resolve(unit, decided)
 
-    def _resolve(self, unit: _Unit, kept: bool) -> None:
+    def _resolve(self, unit: Unit, kept: bool) -> None:
         unit.kept = kept
         for op in unit.ops:
             if kept:
@@ -512,21 +393,3 @@ class Reconciler:
                 f._example(f.hole_examples, {"worker": worker, "key": key, "seq": seq,
                                              "surviving_seq": top})
         return f
-
-
-def rpo_window(first_lost_ack: Optional[float], last_lost_ack: Optional[float],
-               fault_at: Optional[float]) -> dict:
-    """The RPO in time: how long acknowledged writes were being lost (the first to the last
-    lost acknowledgement; 0 when nothing, or a single instant, was lost) and how far each
-    end lies before the fault (negative: acknowledged after it). `fault_at` is the first
-    fault injection, or the first failed op when ptor injected none."""
-    if first_lost_ack is None or last_lost_ack is None:
-        return {"window_seconds": 0.0, "first_lost_before_fault_seconds": None,
-                "last_lost_before_fault_seconds": None}
-    return {
-        "window_seconds": last_lost_ack - first_lost_ack,
-        "first_lost_before_fault_seconds": None if fault_at is None
-        else fault_at - first_lost_ack,
-        "last_lost_before_fault_seconds": None if fault_at is None
-        else fault_at - last_lost_ack,
-    }

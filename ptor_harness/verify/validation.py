@@ -12,12 +12,18 @@ from .. import db
 from ..errors import ClusterError
 from ..ledger import Ledger
 from ..ops import Identity
-from ..schema import heartbeat, worker_table
-from .reconcile import Findings, Reconciler
+from ..retry import Retry, RetryExhausted
+from ..schema import PAYLOAD_BASE_SQL, PAYLOAD_SQL, heartbeat, worker_table
+from .findings import Findings
+from .reconcile import Reconciler
 
 
 class ValidationIncomplete(Exception):
     """Reconciliation could not finish; the message says why."""
+
+
+class InRecovery(Exception):
+    """The server reached is a standby: not one to reconcile against (yet)."""
 
 
 def confirm_primary(dsn: str, schema: str, timeout: float, deadline: float,
@@ -27,28 +33,29 @@ def confirm_primary(dsn: str, schema: str, timeout: float, deadline: float,
     Returns (connection, identity). A promoted standby accepts writes only after it has
     replayed all the WAL it received, so reading after this sees everything it kept.
     """
-    last_error = "no attempt made"
-    while True:
-        conn = None
+    def attempt():
+        conn = db.connect(dsn, "ptor-validation", timeout, statement_timeout,
+                          autocommit=False)
         try:
-            conn = db.connect(dsn, "ptor-validation", timeout, statement_timeout,
-                              autocommit=False)
             with db.bounded(conn, timeout + statement_timeout):
                 identity = db.server_identity(conn, -1, 0)
-                if not identity.in_recovery:
-                    heartbeat(conn, schema)
-            if not identity.in_recovery:
-                return conn, identity
+                if identity.in_recovery:
+                    raise InRecovery("the server reached is in recovery (a standby)")
+                heartbeat(conn, schema)
+        except BaseException:
             conn.close()
-            last_error = "the server reached is in recovery (a standby)"
-        except (psycopg2.Error, ClusterError) as exc:
-            last_error = db.error_label(exc)
-            if conn is not None:
-                conn.close()
-        if time.monotonic() >= deadline:
-            raise ValidationIncomplete(f"no confirmed primary to reconcile against: "
-                                       f"{last_error}")
-        time.sleep(0.2)
+            raise
+        return conn, identity
+
+    try:
+        return Retry(deadline - time.monotonic(), 0.2,
+                     retry_on=(psycopg2.Error, ClusterError, InRecovery))(attempt)
+    except RetryExhausted as exc:
+        error = exc.last_error
+        why = "no attempt made" if error is None else str(error) \
+            if isinstance(error, InRecovery) else db.error_label(error)
+        raise ValidationIncomplete(f"no confirmed primary to reconcile against: "
+                                   f"{why}") from None
 
 
 def primary_rows(conn, schema: str, worker: int, run_tag: str = "",
@@ -64,10 +71,9 @@ def primary_rows(conn, schema: str, worker: int, run_tag: str = "",
         cursor.execute(f"SELECT id, last_seq FROM {table} ORDER BY id")
     else:
         cursor.execute(
-            f"SELECT id, last_seq, payload IS NOT DISTINCT FROM "
-            f"left(repeat(b, %(size)s / length(b) + 1), %(size)s) FROM {table}, "
-            f"LATERAL (SELECT %(tag)s || ':' || %(worker)s || ':' || last_seq || ':' AS b) p "
-            f"ORDER BY id", {"size": payload_bytes, "tag": run_tag, "worker": worker})
+            f"SELECT id, last_seq, payload IS NOT DISTINCT FROM {PAYLOAD_SQL} FROM {table}, "
+            f"LATERAL {PAYLOAD_BASE_SQL} p ORDER BY id",
+            {"size": payload_bytes, "tag": run_tag, "worker": worker})
     try:
         yield from cursor
     finally:

@@ -75,3 +75,21 @@ def test_the_full_check_finds_a_payload_no_op_wrote(make_lab, run_ptor):
     assert full.checksum_mismatches == 1 and full.mismatched_rows == 1
     assert full.checksum_examples == [{"worker": 1, "key": key, "last_seq": last_seq}]
     assert quick.checksum_mismatches == 0 and quick.mismatched_rows == 0
+
+
+def test_the_servers_payload_rule_is_the_workers(make_lab):
+    """The full check rebuilds each row's payload in SQL (schema.PAYLOAD_SQL); it must be
+    byte for byte the one the worker wrote (schema.payload), for short and long payloads,
+    sizes that are and are not a multiple of the pattern, and large seqs."""
+    lab = make_lab("sync")
+    conn = db.connect(lab.primary_dsn(), "ptor-test", 2.0)
+    cases = [("20261126T101010Z-abcdef", w, seq, size) for w in (0, 7, 511)
+             for seq in (1, 42, 9_999_999_999) for size in (16, 31, 64, 100, 4096)]
+    with conn.cursor() as cur:
+        for tag, worker, seq, size in cases:
+            cur.execute(f"SELECT {schema.PAYLOAD_SQL} FROM (VALUES (%(seq)s::bigint)) "
+                        f"v(last_seq), LATERAL {schema.PAYLOAD_BASE_SQL} p",
+                        {"tag": tag, "worker": worker, "seq": seq, "size": size})
+            assert cur.fetchone()[0] == schema.payload(tag, worker, seq, size), \
+                (worker, seq, size)
+    conn.close()

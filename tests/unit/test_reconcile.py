@@ -3,7 +3,8 @@
 import pytest
 
 from ptor_harness.ops import DELETE, FAILED, INDETERMINATE, INSERT, UPDATE
-from ptor_harness.verify.reconcile import Reconciler, rpo_window
+from ptor_harness.verify.findings import rpo_window
+from ptor_harness.verify.reconcile import Reconciler
 
 from .synthetic import intent, op
 

@@ -1,0 +1,227 @@
+"""The ledger's interface and what both backends share: the record tables' layout (from
+ops.py), the SQL that reads ops back, COPY text. See ledger/__init__.py for the tables."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from typing import Optional
+
+from ..ops import (
+    IDENTITY_RECORD,
+    INTENT_RECORD,
+    LEDGER_FORMAT,
+    OP_RECORD,
+    Field,
+    Identity,
+    Op,
+    columns,
+)
+
+OP_COLUMNS = columns(OP_RECORD)
+INTENT_COLUMNS = columns(INTENT_RECORD)
+SESSION_COLUMNS = columns(IDENTITY_RECORD)
+# The ledger tables that hold records (ops.py), each with its primary key (if any).
+RECORD_TABLES = {"ledger_intent": (INTENT_RECORD, "run_id, worker, seq"),
+                 "ledger_op": (OP_RECORD, "run_id, worker, seq"),
+                 "ledger_session": (IDENTITY_RECORD, None)}
+# Columns that ledger format 2 added to format-1 tables: (table, column, PostgreSQL type,
+# SQLite type). A ledger from an older ptor gains them (NULL in its old rows).
+ADDED_COLUMNS = tuple((table, f.name, f.pg_type, f.sqlite_type)
+                      for table, name in (("ledger_op", "prev_seq"),
+                                          ("ledger_session", "started_at"))
+                      for f in RECORD_TABLES[table][0] if f.name == name)
+
+# The merged view of a worker's ops: outcomes, plus intents that never got one (in doubt).
+_MERGED = (
+    "SELECT " + OP_COLUMNS + " FROM ledger_op WHERE run_id = %s AND worker = %s "
+    "UNION ALL "
+    "SELECT " + ", ".join([f"i.{f.name}" for f in INTENT_RECORD]
+                          + ["NULL"] * (len(OP_RECORD) - len(INTENT_RECORD))) + " "
+    "FROM ledger_intent i WHERE i.run_id = %s AND i.worker = %s AND NOT EXISTS ("
+    " SELECT 1 FROM ledger_op o WHERE o.run_id = i.run_id AND o.worker = i.worker "
+    " AND o.seq = i.seq)"
+)
+
+
+class Ledger(ABC):
+    """A run's journal. One instance per process; not shared across processes."""
+
+    paramstyle = "%s"
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    # --- backend specifics ---------------------------------------------------------------
+
+    @abstractmethod
+    def _execute(self, sql: str, params: tuple = ()) -> None:
+        """Run one statement in the current transaction."""
+
+    @abstractmethod
+    def _query(self, sql: str, params: tuple = ()) -> Iterator[tuple]:
+        """Stream the rows of a query without holding them all in memory."""
+
+    @abstractmethod
+    def _append(self, table: str, columns: str, rows: list[tuple]) -> None:
+        """Append many rows to a table, as fast as the backend allows."""
+
+    def _append_again(self, table: str, columns: str, rows: list[tuple]) -> None:
+        """Append rows that may already be there (by primary key); see `write`."""
+        raise NotImplementedError
+
+    def reconnect(self) -> None:
+        """Open a new session after the repo went away (a local file needs none)."""
+        return None
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Make everything written so far durable."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection."""
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.paramstyle == "%s" else sql.replace("%s", self.paramstyle)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def create_run(self, started_at: float, scenario: dict) -> None:
+        self._execute(self._sql("INSERT INTO ledger_run (run_id, started_at, scenario, format)"
+                                " VALUES (%s, %s, %s, %s)"),
+                      (self.run_id, started_at, json.dumps(scenario, sort_keys=True),
+                       LEDGER_FORMAT))
+        self.commit()
+
+    def write(self, intents: list[tuple], ops: list[tuple], identities: list[tuple],
+              retracts: list[tuple], again: bool = False) -> None:
+        """Write one batch; the caller commits (group commit across workers). `again`: the
+        same batch once more after its commit was cut off, which may or may not have
+        landed, so rows already there are skipped."""
+        run = self.run_id
+        append = self._append_again if again else self._append
+        if intents:
+            append("ledger_intent", "run_id, " + INTENT_COLUMNS,
+                   [(run, *i) for i in intents])
+        if ops:
+            append("ledger_op", "run_id, " + OP_COLUMNS, [(run, *o) for o in ops])
+        if identities:
+            append("ledger_session", "run_id, " + SESSION_COLUMNS,
+                   [(run, *i) for i in identities])
+        for worker, first_seq in retracts:
+            self._execute(self._sql("DELETE FROM ledger_intent WHERE run_id = %s AND "
+                                    "worker = %s AND seq >= %s"), (run, worker, first_seq))
+
+    def record_event(self, at: float, name: str, detail: Optional[dict] = None) -> None:
+        self._execute(self._sql("INSERT INTO ledger_event (run_id, at, name, detail) "
+                                "VALUES (%s, %s, %s, %s)"),
+                      (self.run_id, at, name, json.dumps(detail or {}, sort_keys=True)))
+        self.commit()
+
+    def finish_run(self, finished_at: float, verdict: str, report: dict) -> None:
+        self._execute(self._sql("UPDATE ledger_run SET finished_at = %s, verdict = %s, "
+                                "report = %s WHERE run_id = %s"),
+                      (finished_at, verdict, json.dumps(report, sort_keys=True), self.run_id))
+        self.commit()
+
+    # --- reading -------------------------------------------------------------------------
+
+    def analyze(self) -> None:
+        """Refresh planner statistics once the load is over: tables that grew from empty
+        during the run otherwise get nested-loop plans that are quadratic in the ledger."""
+        for table in ("ledger_op", "ledger_intent", "ledger_session"):
+            self._execute(f"ANALYZE {table}")
+        self.commit()
+
+    def ops_by_seq(self, worker: int) -> Iterator[Op]:
+        """A worker's ops in the order it ran them; intents without outcome are in doubt."""
+        sql = self._sql(_MERGED + " ORDER BY 2")
+        return (Op(*row) for row in self._query(sql, (self.run_id, worker) * 2))
+
+    def op_timings(self, worker: int) -> Iterator[tuple]:
+        """(kind, t_start, t_end, outcome) of a worker's ops in seq order (intents without
+        outcome: None times and outcome): the metrics pass reads four columns, not eleven,
+        which on a ledger of millions is a third of its time."""
+        sql = self._sql(
+            "SELECT seq, kind, t_start, t_end, outcome FROM ledger_op WHERE run_id = %s AND "
+            "worker = %s UNION ALL SELECT i.seq, i.kind, NULL, NULL, NULL FROM ledger_intent i "
+            "WHERE i.run_id = %s AND i.worker = %s AND NOT EXISTS (SELECT 1 FROM ledger_op o "
+            "WHERE o.run_id = i.run_id AND o.worker = i.worker AND o.seq = i.seq) ORDER BY 1")
+        return (row[1:] for row in self._query(sql, (self.run_id, worker) * 2))
+
+    def ops_by_key(self, worker: int) -> Iterator[Op]:
+        """A worker's ops grouped by key, each key's ops in seq order (for the merge join)."""
+        sql = self._sql(_MERGED + " ORDER BY 4, 2")
+        return (Op(*row) for row in self._query(sql, (self.run_id, worker) * 2))
+
+    def identities(self) -> list[Identity]:
+        sql = self._sql("SELECT " + SESSION_COLUMNS + " FROM ledger_session WHERE run_id = %s "
+                        "ORDER BY at, worker")
+        return [Identity(w, s, at, a, p, None if r is None else bool(r), sid, tl, started)
+                for w, s, at, a, p, r, sid, tl, started in self._query(sql, (self.run_id,))]
+
+    def stored_scenario(self) -> Optional[dict]:
+        """The run's scenario as it was recorded at its start (passwords masked), or None
+        when the ledger does not know the run."""
+        sql = self._sql("SELECT scenario FROM ledger_run WHERE run_id = %s")
+        for (scenario,) in self._query(sql, (self.run_id,)):
+            return json.loads(scenario)
+        return None
+
+    def events(self) -> list[tuple[float, str, dict]]:
+        sql = self._sql("SELECT at, name, detail FROM ledger_event WHERE run_id = %s "
+                        "ORDER BY at")
+        return [(at, name, json.loads(detail)) for at, name, detail in
+                self._query(sql, (self.run_id,))]
+
+    def last_seq(self, worker: int) -> Optional[int]:
+        """The highest seq the ledger holds of a worker (intent or outcome)."""
+        sql = self._sql("SELECT max(seq) FROM (SELECT max(seq) AS seq FROM ledger_op WHERE "
+                        "run_id = %s AND worker = %s UNION ALL SELECT max(seq) FROM "
+                        "ledger_intent WHERE run_id = %s AND worker = %s) m")
+        return next(iter(self._query(sql, (self.run_id, worker) * 2)))[0]
+
+    def count(self, table: str) -> int:
+        assert table in ("ledger_op", "ledger_intent", "ledger_session")
+        sql = self._sql(f"SELECT count(*) FROM {table} WHERE run_id = %s")
+        return next(iter(self._query(sql, (self.run_id,))))[0]
+
+
+def record_table_ddl(table: str, postgres: bool) -> str:
+    """The column definitions of a record table (see RECORD_TABLES) in one ledger's SQL:
+    run_id, then the record's fields, then its primary key."""
+    record, key = RECORD_TABLES[table]
+
+    def column(f: Field) -> str:
+        kind = f.pg_type if postgres else f.sqlite_type
+        return f"{f.name} {kind}" + ("" if f.nullable else " NOT NULL")
+
+    parts = ["run_id text NOT NULL" if postgres else "run_id TEXT NOT NULL"]
+    parts += [column(f) for f in record]
+    if key:
+        parts.append(f"PRIMARY KEY ({key})")
+    return ", ".join(parts)
+
+
+def copy_rows(rows: Iterable[tuple]) -> str:
+    """Rows as PostgreSQL COPY text: tab-separated, \\N for NULL, specials escaped."""
+    out = []
+    for row in rows:
+        fields = []
+        for value in row:
+            if value is None:
+                fields.append("\\N")
+            elif isinstance(value, bool):
+                fields.append("t" if value else "f")
+            elif isinstance(value, float):
+                fields.append(repr(value))
+            else:
+                text = str(value)
+                if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+                    text = (text.replace("\\", "\\\\").replace("\t", "\\t")
+                            .replace("\n", "\\n").replace("\r", "\\r"))
+                fields.append(text)
+        out.append("\t".join(fields))
+    return "\n".join(out) + "\n" if out else ""

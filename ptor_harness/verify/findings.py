@@ -1,0 +1,97 @@
+"""What reconciliation finds (reconcile.py fills it in): lost acknowledged ops by kind and
+by evidence, ops in doubt resolved, anomalies with examples; and the RPO in time.
+
+A hole is a lost `ok` op of a worker below a kept later op of the same worker on the same
+server: WAL is linear, so that means corruption or split brain. Losing a suffix before a
+failover is not a hole. An acknowledged update or delete whose rowcount was 0 matched no
+row, so it has no effect to find: it is counted (`noop_writes`, a sign its row was already
+lost) but never as a loss or a hole. A split-brain write is an `ok` op acknowledged by a
+server after a newer primary of the same cluster (a higher timeline) had already served a
+client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..ops import KIND_NAMES
+
+EXAMPLES = 10
+# The anomaly classes, each with the Findings field that holds its examples.
+ANOMALY_CLASSES = ("phantom_rows", "holes", "failed_but_applied", "split_brain_writes",
+                   "resurrected_rows")
+EXAMPLES_OF = {"phantom_rows": "phantom_examples", "holes": "hole_examples",
+               "failed_but_applied": "failed_applied_examples",
+               "split_brain_writes": "split_brain_examples",
+               "resurrected_rows": "resurrected_examples"}
+# How a lost op was found (see the module's docstring).
+FINAL_STATE, VERSION_CHAIN, WORKER_ORDER = "final_state", "version_chain", "worker_order"
+EVIDENCE = (FINAL_STATE, VERSION_CHAIN, WORKER_ORDER)
+
+
+@dataclass
+class Findings:
+    """Everything reconciliation found, summed over workers."""
+
+    rows_checked: int = 0
+    keys_checked: int = 0
+    mismatched_rows: int = 0
+    lost: dict = field(default_factory=lambda: {k: 0 for k in KIND_NAMES.values()})
+    lost_by_evidence: dict = field(default_factory=lambda: {e: 0 for e in EVIDENCE})
+    lost_examples: list = field(default_factory=list)
+    first_lost_ack: Optional[float] = None  # acknowledgement times of the lost ops
+    last_lost_ack: Optional[float] = None
+    unverifiable: int = 0  # acknowledged ops no evidence shows kept or lost: assumed kept
+    unverifiable_examples: list = field(default_factory=list)
+    applied: int = 0
+    not_applied: int = 0
+    unrecorded_applied: int = 0  # rows of ops a killed worker never reported (async mode)
+    superseded: int = 0
+    phantom_rows: int = 0
+    phantom_examples: list = field(default_factory=list)
+    failed_but_applied: int = 0
+    checksum_mismatches: int = 0
+    holes: int = 0
+    hole_examples: list = field(default_factory=list)
+    noop_writes: int = 0  # acknowledged updates/deletes that matched no row (rowcount 0)
+    resurrected_rows: int = 0  # acknowledged deletes undone (also counted as lost deletes)
+    resurrected_examples: list = field(default_factory=list)
+    split_brain_writes: int = 0  # acknowledged by a server no longer the newest primary
+    split_brain_examples: list = field(default_factory=list)
+    failed_applied_examples: list = field(default_factory=list)
+    checksum_examples: list = field(default_factory=list)
+    # (worker, server) -> highest kept seq; lost (worker, seq, key, server) for hole finding
+    _surviving: dict = field(default_factory=dict)
+    _lost: list = field(default_factory=list)
+    _unverifiable: list = field(default_factory=list)  # (worker, seq), few
+
+    @property
+    def lost_total(self) -> int:
+        return sum(self.lost.values())
+
+    def _example(self, bucket: list, item: dict) -> None:
+        if len(bucket) < EXAMPLES:
+            bucket.append(item)
+
+    def as_dict(self) -> dict:
+        return {name: (dict(value) if isinstance(value, dict) else value)
+                for name, value in vars(self).items() if not name.startswith("_")}
+
+
+def rpo_window(first_lost_ack: Optional[float], last_lost_ack: Optional[float],
+               fault_at: Optional[float]) -> dict:
+    """The RPO in time: how long acknowledged writes were being lost (the first to the last
+    lost acknowledgement; 0 when nothing, or a single instant, was lost) and how far each
+    end lies before the fault (negative: acknowledged after it). `fault_at` is the first
+    fault injection, or the first failed op when ptor injected none."""
+    if first_lost_ack is None or last_lost_ack is None:
+        return {"window_seconds": 0.0, "first_lost_before_fault_seconds": None,
+                "last_lost_before_fault_seconds": None}
+    return {
+        "window_seconds": last_lost_ack - first_lost_ack,
+        "first_lost_before_fault_seconds": None if fault_at is None
+        else fault_at - first_lost_ack,
+        "last_lost_before_fault_seconds": None if fault_at is None
+        else fault_at - last_lost_ack,
+    }

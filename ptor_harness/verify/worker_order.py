@@ -1,0 +1,65 @@
+"""Worker order: the third kind of evidence (see reconcile.py).
+
+One worker's ops are sequential and one server's history is linear, so of the ops one
+worker ran on one server the new primary keeps a prefix in seq order. `WorkerOrder` keeps,
+per server, the highest kept and the lowest lost seq, and decides the units that waited
+for them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from ..ops import Op
+
+
+class Unit:
+    """Acknowledged ops of one key whose fate only the worker's order can tell: all kept
+    or all lost together (a deleted key's chain), or a single op."""
+
+    __slots__ = ("key", "ops", "kept")
+
+    def __init__(self, key: int, ops: list[Op]) -> None:
+        self.key = key
+        self.ops = ops
+        self.kept: Optional[bool] = None
+
+
+class WorkerOrder:
+    """Per worker and server: the highest kept seq and the lowest lost seq, and the units
+    waiting for them."""
+
+    def __init__(self, server_of: Callable, worker: int, final_server: object) -> None:
+        self.server_of = server_of
+        self.worker = worker
+        self.final_server = final_server
+        self.top: dict = {}
+        self.bottom: dict = {}
+        self.pending: list[Unit] = []
+        # in-doubt deletes of absent rows: applied exactly when some op under them was kept
+        self.doubt_deletes: list[list[Unit]] = []
+
+    def kept(self, op: Op) -> None:
+        server = self.server_of(self.worker, op.session)
+        if server is not None and op.seq > self.top.get(server, 0):
+            self.top[server] = op.seq
+
+    def lost(self, op: Op) -> None:
+        server = self.server_of(self.worker, op.session)
+        if server is not None and op.seq < self.bottom.get(server, op.seq + 1):
+            self.bottom[server] = op.seq
+
+    def decide(self, unit: Unit) -> Optional[bool]:
+        """True (kept), False (lost) or None (not decided by what is known so far). Kept
+        wins a contradiction: ptor never reports a loss it cannot show."""
+        lost = False
+        for op in unit.ops:
+            server = self.server_of(self.worker, op.session)
+            if server is None:
+                continue
+            if server == self.final_server or op.seq < self.top.get(server, 0):
+                return True
+            bottom = self.bottom.get(server)
+            if bottom is not None and op.seq > bottom:
+                lost = True
+        return False if lost else None
