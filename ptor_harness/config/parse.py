@@ -18,7 +18,14 @@ from typing import Any, Optional
 import configargparse
 
 from ..errors import ConfigError
-from .options import CONFIG_ENV, OPTION_NAMES, OPTIONS, package_version, parse_bool
+from .options import (
+    CONFIG_ENV,
+    OPTION_NAMES,
+    OPTIONS,
+    SECTIONS,
+    package_version,
+    parse_bool,
+)
 from .rules import check_dsn, check_schema_name, one_safe_line, validate
 from .scenario import Scenario
 
@@ -119,6 +126,7 @@ def build_parser(command: str = "drill") -> configargparse.ArgumentParser:
         parser.add_argument("--run", dest="run_id", type=run_id, required=True,
                             help="the run to finish: its folder name under --report-dir, "
                             "or its id in the repo's history")
+    groups = {name: parser.add_argument_group(f"{name} options") for name in SECTIONS}
     for opt in OPTIONS:
         kwargs: dict[str, Any] = {"dest": opt.dest, "default": opt.default, "help": opt.help,
                                   "env_var": opt.env}
@@ -128,7 +136,7 @@ def build_parser(command: str = "drill") -> configargparse.ArgumentParser:
             kwargs.update(action="append", type=opt.type)
         else:
             kwargs["type"] = opt.type
-        parser.add_argument("--" + opt.name, **kwargs)
+        groups[opt.section].add_argument("--" + opt.name, **kwargs)
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     return parser
 

@@ -1,6 +1,6 @@
 """RTO, detection time and the throughput timeline, computed from ops alone (pure).
 
-Definitions (DESIGN.md):
+Definitions (docs/design.md, "Metrics"):
 - a worker's outage ("gap") starts at the completion of its last `ok` op before a run of
   failed / in-doubt ops and ends at the completion of its first `ok` op after it;
 - a cluster outage window is a set of worker gaps that overlap in time; its write RTO is

@@ -1,5 +1,5 @@
 """Benchmarks on a real lab (`tox -e bench`): they print ratios measured in the same run and
-check them against DESIGN.md's numbers. Never part of the default test run."""
+check them against the numbers in docs/design.md. Never part of the default test run."""
 
 import contextlib
 import json

@@ -1,5 +1,5 @@
 """Load: ptor's committed ops/s against pgbench running the same single-row mix with the same
-clients against the same sync-replicated lab, side by side (DESIGN.md: within 90 % with
+clients against the same sync-replicated lab, side by side (docs/design.md: within 90 % with
 synchronous_commit on, 80 % with it off; sync repo mode at least 80 % of async)."""
 
 import os

@@ -1,4 +1,4 @@
-"""Reconciliation at scale (DESIGN.md: 10 million ledger ops checked in under 60 s on a
+"""Reconciliation at scale (docs/design.md: 10 million ledger ops checked in under 60 s on a
 2-core machine, memory flat). A synthetic run of N ops over 8 workers is written straight
 into an embedded ledger and the lab primary's tables (SQL does it in seconds); then a fresh
 process does what the coordinator does after a load (ANALYZE, per-worker metrics, confirm
