@@ -21,6 +21,8 @@ import time
 import xml.etree.ElementTree as ET
 from typing import Optional
 
+from prometheus_client import CollectorRegistry, Gauge, generate_latest, write_to_textfile
+
 from ..config import OPTIONS
 from ..config.scenario import Outputs
 from ..verify.findings import ANOMALY_CLASSES
@@ -85,32 +87,22 @@ def _num(value: Optional[float]) -> str:
     return "" if value is None else f"{value:.6f}"
 
 
-def _prom_value(value) -> str:
-    if value is None:
-        return "NaN"
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float) and math.isinf(value):
-        return "+Inf"
-    return repr(float(value)) if isinstance(value, float) else str(value)
+def _gauge_value(value) -> float:
+    """A figure as a gauge's value: NaN where it could not be measured."""
+    return math.nan if value is None else float(value)
 
 
-def _prom_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def prometheus_text(report: dict) -> str:
-    """The run's figures and verdict as Prometheus gauges (a NaN where a figure could not
-    be measured, so an alert on it never fires on a guess)."""
-    lines: list[str] = []
+def prometheus_registry(report: dict) -> CollectorRegistry:
+    """The run's figures and verdict as Prometheus gauges in a registry of their own (a NaN
+    where a figure could not be measured, so an alert on it never fires on a guess)."""
+    registry = CollectorRegistry(auto_describe=False)
 
     def gauge(name: str, help_text: str, samples: list[tuple[dict, object]]) -> None:
-        lines.append(f"# HELP ptor_{name} {help_text}")
-        lines.append(f"# TYPE ptor_{name} gauge")
+        labelnames = list(samples[0][0]) if samples else []
+        metric = Gauge(f"ptor_{name}", help_text, labelnames, registry=registry)
         for labels, value in samples:
-            text = ",".join(f'{k}="{_prom_label(str(v))}"' for k, v in labels.items())
-            lines.append(f"ptor_{name}{{{text}}} {_prom_value(value)}" if text
-                         else f"ptor_{name} {_prom_value(value)}")
+            (metric.labels(**{k: str(v) for k, v in labels.items()}) if labelnames
+             else metric).set(_gauge_value(value))
 
     rto, rpo, ops = report["rto"], report["rpo"], report["ops"]
     gauge("run_info", "The last drill: its run id, verdict and ledger backend.",
@@ -149,7 +141,12 @@ def prometheus_text(report: dict) -> str:
           [({}, phases.get("check"))])
     gauge("run_end_timestamp_seconds", "When the last drill's report was made (Unix time).",
           [({}, phases.get("report", phases.get("drain")))])
-    return "\n".join(lines) + "\n"
+    return registry
+
+
+def prometheus_text(report: dict) -> str:
+    """The registry in Prometheus text format (metrics.prom in the run folder)."""
+    return generate_latest(prometheus_registry(report)).decode("utf-8")
 
 
 def junit_xml(report: dict) -> str:
@@ -239,7 +236,8 @@ def write_outputs(report: dict, run_dir: str, outputs: Outputs) -> list[str]:
                      lambda: write_json(report, outputs.report_json)))
     if outputs.prometheus_file:
         jobs.append((f"--prometheus-file {outputs.prometheus_file}",
-                     lambda: write_atomic(outputs.prometheus_file, prometheus_text(report))))
+                     lambda: write_to_textfile(outputs.prometheus_file,
+                                               prometheus_registry(report))))
     if outputs.junit_xml:
         jobs.append((f"--junit-xml {outputs.junit_xml}",
                      lambda: write_atomic(outputs.junit_xml, junit_xml(report))))
