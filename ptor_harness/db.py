@@ -9,6 +9,8 @@ the established connection then runs on psycopg2's ordinary blocking path at ful
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import math
 import os
 import random
@@ -102,6 +104,56 @@ def connect(dsn: str, application_name: str, timeout: float,
     return conn
 
 
+class Watchdog:
+    """One thread per process that runs an action at its deadline unless disarmed first.
+
+    `bounded` arms it for every bounded block (the probe's ~90 checks a second among them):
+    one long-lived thread and a heap of deadlines, not a thread per block."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.heap: list[tuple[float, int, Callable[[], None]]] = []
+        self.armed: set[int] = set()
+        self.tokens = itertools.count()
+        self.thread: Optional[threading.Thread] = None
+
+    def arm(self, seconds: float, action: Callable[[], None]) -> int:
+        with self.cond:
+            token = next(self.tokens)
+            heapq.heappush(self.heap, (time.monotonic() + seconds, token, action))
+            self.armed.add(token)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self.run, name="ptor-watchdog",
+                                               daemon=True)
+                self.thread.start()
+            self.cond.notify()
+            return token
+
+    def disarm(self, token: int) -> None:
+        """After this returns, the action of `token` has run already or never will."""
+        with self.cond:
+            self.armed.discard(token)
+
+    def run(self) -> None:
+        with self.cond:
+            while True:
+                while self.heap and self.heap[0][1] not in self.armed:
+                    heapq.heappop(self.heap)  # disarmed: forget it
+                if not self.heap:
+                    self.cond.wait()
+                    continue
+                wait = self.heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self.cond.wait(wait)
+                    continue
+                _, token, action = heapq.heappop(self.heap)
+                self.armed.discard(token)
+                action()  # under the lock: a disarm never returns while it runs
+
+
+WATCHDOG = Watchdog()
+
+
 @contextlib.contextmanager
 def bounded(conn, seconds: float) -> Iterator[None]:
     """Cut `conn` (see cut_socket) if the block is still running after `seconds`.
@@ -110,23 +162,11 @@ def bounded(conn, seconds: float) -> Iterator[None]:
     (pgbouncer) accepts a client while no server is available and queues its statements,
     the identity check a worker makes as it connects included, for minutes. The block then
     fails with a connection error instead. A block that ends in time is never cut."""
-    lock = threading.Lock()
-    state = {"done": False}
-
-    def expire() -> None:
-        with lock:
-            if not state["done"]:
-                cut_socket(conn)
-
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    timer.start()
+    token = WATCHDOG.arm(seconds, lambda: cut_socket(conn))
     try:
         yield
     finally:
-        with lock:
-            state["done"] = True
-        timer.cancel()
+        WATCHDOG.disarm(token)
 
 
 def host_attempts(dsn: str, parsed: dict) -> list[str]:
