@@ -171,7 +171,7 @@ def stop_on_signals(drill):
             signal.signal(sig, handler)
 
 
-DSN_FLAGS = ("--primary-pgdsn", "--repo-pgdsn")
+DSN_FLAGS = ("--primary-pgdsn", "--repo-pgdsn", "--node-dsn")
 
 
 def masked_argv(argv: list[str], secrets: tuple[str, ...] = ()) -> list[str]:
@@ -255,6 +255,7 @@ def run_command(argv: Optional[Sequence[str]] = None) -> int:
     (config.parse.COMMANDS); whatever goes wrong in any of them is one sentence on stderr,
     never a traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    db.share_between_threads()  # the coordinator's threads use PostgreSQL side by side
     hide_passwords_from_ps()  # DSN passwords, by their pattern, before anything else
     if argv[:1] == ["--version"]:
         print(f"ptor {package_version()}")

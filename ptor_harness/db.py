@@ -63,6 +63,49 @@ def _deadline_wait(per_host_seconds: float) -> Callable:
     return wait
 
 
+def _wait_for_ever(conn) -> None:
+    """psycopg2's blocking wait, as a wait callback: poll until the operation is done; a
+    connect keeps its DSN's connect_timeout, which libpq does not apply to the callback's
+    (asynchronous) path itself."""
+    if conn.status == extensions.STATUS_SETUP:
+        limit = 0.0
+        with contextlib.suppress(Exception):
+            limit = float(extensions.parse_dsn(conn.dsn).get("connect_timeout") or 0)
+        if limit > 0:
+            return _deadline_wait(limit)(conn)
+    while True:
+        status = conn.poll()
+        if status == extensions.POLL_OK:
+            return
+        if status == extensions.POLL_READ:
+            select.select([conn.fileno()], [], [])
+        elif status == extensions.POLL_WRITE:
+            select.select([], [conn.fileno()], [])
+        else:
+            raise psycopg2.OperationalError(f"unexpected poll status {status}")
+
+
+_thread = threading.local()  # .wait: the deadline wait of a connect under way in a thread
+_shared_waits = False
+
+
+def _per_thread_wait(conn) -> None:
+    (getattr(_thread, "wait", None) or _wait_for_ever)(conn)
+
+
+def share_between_threads() -> None:
+    """For a process whose threads talk to PostgreSQL at the same time (the coordinator:
+    lock keeper, journal, faults; the node observer: a thread per node). psycopg2's wait
+    callback is one for the whole process: swapping it in for a connect, as `connect` does
+    in a single-threaded process, would switch a query running meanwhile in another thread
+    to the callback's path and then pull the callback from under it ("wait callback not
+    available"). Here one callback stays, and each thread's connect deadline is its own.
+    (Single-threaded processes, the workers, keep psycopg2's faster blocking path.)"""
+    global _shared_waits
+    _shared_waits = True
+    extensions.set_wait_callback(_per_thread_wait)
+
+
 TCP_USER_TIMEOUT = 10.0  # seconds unacknowledged data may wait before the session is cut
 
 
@@ -200,14 +243,20 @@ def _connect_first_host(dsn: str, parsed: dict, timeout: float, kwargs: dict):
     """The first host that answers within `timeout` seconds (see host_attempts)."""
     error: Optional[Exception] = None
     for attempt in host_attempts(dsn, parsed):
-        previous = extensions.get_wait_callback()
-        extensions.set_wait_callback(_deadline_wait(timeout))
+        if _shared_waits:
+            _thread.wait = _deadline_wait(timeout)
+        else:
+            previous = extensions.get_wait_callback()
+            extensions.set_wait_callback(_deadline_wait(timeout))
         try:
             return psycopg2.connect(attempt, **kwargs)
         except psycopg2.OperationalError as exc:
             error = exc
         finally:
-            extensions.set_wait_callback(previous)
+            if _shared_waits:
+                _thread.wait = None
+            else:
+                extensions.set_wait_callback(previous)
     assert error is not None
     raise error
 

@@ -11,6 +11,7 @@ Format history:
   1 — first version: worker, seq, kind, key, t_start, t_end, outcome, error, session, rows.
   2 — `prev_seq` on ops (the version chain) and `started_at` on identities (a restart of
       the same server is a new server).
+  3 — the node observer's samples (`ledger_node_sample`, `ledger_replication`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
-LEDGER_FORMAT = 2
+LEDGER_FORMAT = 3
 
 INSERT = "I"
 UPDATE = "U"
@@ -126,6 +127,60 @@ IDENTITY_RECORD = (
     _int("worker"), _int("session"), _float("at", nullable=False), _text("addr"),
     _int("port", True), Field("in_recovery", "bool", True, "boolean", "INTEGER"),
     _text("system_id"), _int("timeline", True), _float("started_at"))
+
+
+# A node observer's sample of one node (ledger_node_sample): see drill/observer.py.
+NODE_SAMPLE_RECORD = (
+    Field("node", "text", False, "text", "TEXT"), _float("at", nullable=False),
+    _float("took"), Field("reachable", "bool", False, "boolean", "INTEGER"),
+    Field("in_recovery", "bool", True, "boolean", "INTEGER"), _int("timeline", True),
+    _text("system_id"), _int("wal_lsn", True, "bigint"), _int("receive_lsn", True, "bigint"),
+    _int("replay_lsn", True, "bigint"), _float("replay_at"),
+    Field("monitor", "bool", True, "boolean", "INTEGER"), _text("error"))
+# One row of a primary's pg_stat_replication in such a sample (ledger_replication).
+REPLICATION_RECORD = (
+    Field("node", "text", False, "text", "TEXT"), _float("at", nullable=False),
+    _text("application_name"), _text("state"), _text("sync_state"),
+    _int("sent_lsn", True, "bigint"), _int("write_lsn", True, "bigint"),
+    _int("flush_lsn", True, "bigint"), _int("replay_lsn", True, "bigint"),
+    _float("write_lag"), _float("flush_lag"), _float("replay_lag"))
+
+
+class NodeSample(NamedTuple):
+    """One sample of one node by the node observer. `reachable` False: it did not answer
+    within the sample's bound (`error` says how); the other fields are then None. A field
+    the observer's role may not read (no pg_monitor) is None too, with `monitor` False."""
+
+    node: str
+    at: float
+    took: Optional[float]
+    reachable: bool
+    in_recovery: Optional[bool]
+    timeline: Optional[int]
+    system_id: Optional[str]
+    wal_lsn: Optional[int]  # a primary's current WAL position (bytes)
+    receive_lsn: Optional[int]  # a standby's: received, and replayed
+    replay_lsn: Optional[int]
+    replay_at: Optional[float]  # commit time of the last transaction a standby replayed
+    monitor: Optional[bool]  # the observer's role is superuser or has pg_monitor
+    error: Optional[str]
+
+
+class ReplicationRow(NamedTuple):
+    """A standby as its primary saw it (pg_stat_replication), in one sample."""
+
+    node: str  # the primary's name
+    at: float
+    application_name: Optional[str]
+    state: Optional[str]
+    sync_state: Optional[str]
+    sent_lsn: Optional[int]
+    write_lsn: Optional[int]
+    flush_lsn: Optional[int]
+    replay_lsn: Optional[int]
+    write_lag: Optional[float]
+    flush_lag: Optional[float]
+    replay_lag: Optional[float]
 
 
 def columns(record: tuple[Field, ...]) -> str:

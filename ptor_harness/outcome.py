@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # for the annotations only: the outcome imports no process co
     from .drill.faults import FaultRecord
     from .drill.messages import RecorderFinished, WorkerCrashed
     from .drill.probe import ProbeGap
-    from .ops import Identity
+    from .ops import Identity, NodeSample, ReplicationRow
     from .verify.metrics import RunMetrics
     from .verify.reconcile import Findings
 
@@ -67,6 +67,17 @@ class HarnessLoad:
 
 
 @dataclass
+class ObserverStatus:
+    """The node observer during the run: which nodes, found how, what it delivered."""
+
+    nodes: list[str] = field(default_factory=list)
+    found: str = "off"  # where the nodes came from, or why it was off
+    sent: int = 0  # samples handed to the recorder
+    dropped: int = 0  # samples dropped because the recorder's queue was full
+    failure: Optional[str] = None  # it died or had to be killed
+
+
+@dataclass
 class DrillOutcome:
     """Everything the report needs, gathered by the coordinator (not computed by it)."""
 
@@ -93,6 +104,9 @@ class DrillOutcome:
     probe_gaps: list[ProbeGap] = field(default_factory=list)  # outages as the probe saw them
     connect_samples: list[tuple[float, int]] = field(default_factory=list)  # (at, attempts)
     harness: HarnessLoad = field(default_factory=HarnessLoad)
+    observer: ObserverStatus = field(default_factory=ObserverStatus)
+    node_samples: list[NodeSample] = field(default_factory=list)  # from the ledger
+    replication: list[ReplicationRow] = field(default_factory=list)
 
     def stopped(self, kind: Stop, detail: str, signal: Optional[str] = None) -> None:
         self.stop = StopReason(kind, detail, signal)

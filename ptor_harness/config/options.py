@@ -136,7 +136,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "failover-after); repeat the flag, or separate with commas, for several",
                multiple=True),
     OptionSpec("lab-dir", "faults", str, None,
-               "directory of the ptor-lab lab that --fault acts on"),
+               "directory of the ptor-lab lab that --fault acts on (its nodes are also the "
+               "ones the node observer watches)"),
+    OptionSpec("node-dsn", "observer", str, None,
+               "a node for the node observer to watch (repeat the flag for each); default: "
+               "the hosts of a multi-host primary DSN, or the nodes of --lab-dir",
+               multiple=True),
+    OptionSpec("observe-interval", "observer", _seconds, 0.1,
+               "seconds between the node observer's samples of each node (0: no observer)"),
     OptionSpec("max-outage", "thresholds", _seconds, 120.0,
                "give up when no primary accepts writes for this many seconds"),
     OptionSpec("max-write-rto", "thresholds", _seconds, None,
@@ -170,7 +177,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("quiet", "outputs", parse_bool, False, "print only the report", flag=True),
 )
 OPTION_NAMES = tuple(o.name for o in OPTIONS)
-SECTIONS = ("connection", "load", "preparation", "faults", "thresholds", "outputs")
+SECTIONS = ("connection", "load", "preparation", "faults", "observer", "thresholds", "outputs")
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,40}")  # fullmatch: no trailing newline
 EXPECTATIONS = ("failover", "no-failover", "any")
 

@@ -101,7 +101,23 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
     if values["fault"] and not values.get("lab_dir"):
         raise ConfigError("--fault acts on a ptor-lab lab: give its directory with --lab-dir "
                           "(or use --failover-command for any other cluster)")
+    values["node_dsn"] = parse_node_dsns(values.get("node_dsn"))
+    if values["observe_interval"] != 0 and not 0.01 <= values["observe_interval"] <= 60:
+        raise ConfigError(f"observe-interval must be 0 (no observer) or between 0.01 and 60 "
+                          f"seconds (got {values['observe_interval']})")
     return Scenario.from_values(values, config_file)
+
+
+def parse_node_dsns(specs) -> tuple:
+    """--node-dsn values (the flag repeated, or DSNs separated by ';' in one value) as a
+    tuple of checked DSNs."""
+    dsns = []
+    for spec in specs or ():
+        for part in str(spec).split(";"):
+            if part.strip():
+                check_dsn("node-dsn", part.strip())
+                dsns.append(part.strip())
+    return tuple(dsns)
 
 
 def parse_faults(specs, default_at: float) -> tuple:

@@ -66,6 +66,14 @@ class Faults:
 
 
 @dataclass(frozen=True)
+class Observer:
+    """The node observer: which nodes it watches, how often."""
+
+    node_dsn: tuple  # DSNs given with --node-dsn, in order
+    observe_interval: float
+
+
+@dataclass(frozen=True)
 class Thresholds:
     """What the verdict holds the drill to."""
 
@@ -90,7 +98,8 @@ class Outputs:
 
 
 SECTION_TYPES = {"connection": Connection, "load": Load, "preparation": Preparation,
-                 "faults": Faults, "thresholds": Thresholds, "outputs": Outputs}
+                 "faults": Faults, "observer": Observer, "thresholds": Thresholds,
+                 "outputs": Outputs}
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ class Scenario:
     load: Load
     preparation: Preparation
     faults: Faults
+    observer: Observer
     thresholds: Thresholds
     outputs: Outputs
     config_file: Optional[str] = None
@@ -130,16 +140,25 @@ class Scenario:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Passwords carried by the DSNs, masked wherever text leaves ptor."""
-        return dsn_secrets(self.connection.primary_pgdsn) + \
+        found = dsn_secrets(self.connection.primary_pgdsn) + \
             dsn_secrets(self.connection.repo_pgdsn)
+        for dsn in self.observer.node_dsn:
+            found += dsn_secrets(dsn)
+        return found
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
 
     def as_public_dict(self) -> dict:
         """The scenario as reports store it: every value flat, passwords masked."""
-        out = {name: self.redact(value) if isinstance(value, str) else value
-               for name, value in self.values().items()}
+        def public(value):
+            if isinstance(value, str):
+                return self.redact(value)
+            if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+                return tuple(self.redact(v) for v in value)  # node DSNs
+            return value
+
+        out = {name: public(value) for name, value in self.values().items()}
         out["config_file"] = self.redact(self.config_file) if self.config_file else None
         return out
 

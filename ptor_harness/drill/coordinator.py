@@ -245,6 +245,8 @@ class Drill:
             ledger.reconnect()
             ledger.analyze()
         outcome.identities = ledger.identities()
+        outcome.node_samples = ledger.node_samples()
+        outcome.replication = ledger.replication_rows()
         metrics = RunMetrics()
         for worker in range(s.load.parallel_workers):
             metrics.add_timings(worker, ledger.op_timings(worker))

@@ -19,8 +19,9 @@ import time
 from ..config import Scenario, worker_specs
 from ..errors import RecorderError
 from ..ledger import LedgerSpec
-from ..outcome import DrillOutcome
+from ..outcome import DrillOutcome, ObserverStatus
 from . import messages
+from .observer import ObserverFinished, ObserverSpec, nodes_to_observe, run_observer
 from .probe import ProbeBoard, ProbeGap, ProbeSpec, run_probe
 from .recorder import run_recorder
 from .worker import WorkerBoard, run_worker
@@ -43,7 +44,9 @@ class Crew:
         self.go, self.stop, self.abort = ctx.Event(), ctx.Event(), ctx.Event()
         self.board = WorkerBoard.create(ctx, workers)
         self.probe_board = ProbeBoard.create(ctx, workers)
-        pipes = [ctx.Pipe(duplex=False) for _ in range(workers)]
+        # Kept for the whole drill: while the coordinator holds every pipe's read end too,
+        # the recorder's acknowledgement to a killed worker is never a broken pipe.
+        self.pipes = pipes = [ctx.Pipe(duplex=False) for _ in range(workers)]
         self.recorder = ctx.Process(
             target=run_recorder, name="ptor-recorder",
             args=(ledger_spec, self.queue, {w: p[1] for w, p in enumerate(pipes)},
@@ -52,6 +55,13 @@ class Crew:
             ProbeSpec(conn.primary_pgdsn, conn.schema, conn.rto_conn_timeout,
                       conn.statement_timeout),
             self.probe_board.array, self.events, self.stop, self.abort))
+        nodes, self.nodes_from = nodes_to_observe(scenario)
+        outcome.observer = ObserverStatus(nodes=[n.name for n in nodes],
+                                          found=self.nodes_from)
+        self.observer = ctx.Process(
+            target=run_observer, name="ptor-observer",
+            args=(ObserverSpec(nodes, scenario.observer.observe_interval), self.queue,
+                  self.stop, self.events)) if nodes else None
         self.workers = [
             ctx.Process(target=run_worker, name=f"ptor-worker-{spec.worker}",
                         args=(spec, self.queue, pipes[spec.worker][0], self.board.array,
@@ -63,6 +73,8 @@ class Crew:
         """Start every process; the workers wait for `go`."""
         self.recorder.start()
         self.probe.start()
+        if self.observer is not None:
+            self.observer.start()
         for proc in self.workers:
             proc.start()
 
@@ -110,6 +122,8 @@ class Crew:
             outcome.recorder_totals = event
         elif isinstance(event, ProbeGap):
             outcome.probe_gaps.append(event)
+        elif isinstance(event, ObserverFinished):
+            outcome.observer.sent, outcome.observer.dropped = event.samples, event.dropped
 
     def worker_died(self, crash: messages.WorkerCrashed) -> None:
         """Record a worker's death once, whether its own report or its exit came first."""
@@ -156,6 +170,7 @@ class Crew:
                 log.error("%s did not stop in %.0f s; killing it", proc.name, self.grace)
                 proc.kill()
                 proc.join(5)
+        self.stop_observer()  # its last samples reach the recorder before the stop does
         try:
             self.stop_recorder()
         finally:
@@ -163,6 +178,20 @@ class Crew:
             if self.probe.is_alive():
                 self.probe.kill()
             self.collect_events()  # the probe's last gap
+
+    def stop_observer(self) -> None:
+        """The observer ends on `stop` within a few intervals; one that does not is killed
+        (its samples are a view of the drill, never part of the verdict's proof)."""
+        if self.observer is None:
+            return
+        self.observer.join(10)
+        if self.observer.is_alive():
+            self.observer.kill()
+            self.observer.join(5)
+            self.outcome.observer.failure = "the node observer did not stop and was killed"
+        elif self.observer.exitcode:
+            self.outcome.observer.failure = (f"the node observer exited with status "
+                                             f"{self.observer.exitcode}")
 
     def stop_recorder(self) -> None:
         recorder, outcome = self.recorder, self.outcome

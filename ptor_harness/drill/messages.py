@@ -82,6 +82,8 @@ OPS = "ops"  # (OPS, worker, [op tuple, ...])
 INTENTS = "intents"  # (INTENTS, worker, block, [(seq, kind, key), ...]) -> ack with `block`
 RETRACT = "retract"  # (RETRACT, worker, first_seq): intents from first_seq on were never sent
 IDENTITY = "identity"  # (IDENTITY, identity tuple)
+NODES = "nodes"  # (NODES, -1, [node sample tuple, ...]) from the node observer
+REPLICATION = "replication"  # (REPLICATION, -1, [replication row tuple, ...]), likewise
 WORKER_END = "end"  # (WORKER_END, worker): the worker sends nothing after this
 RECORDER_STOP = "stop"  # (RECORDER_STOP,): from the coordinator, after all workers ended
 

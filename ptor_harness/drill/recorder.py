@@ -84,6 +84,8 @@ class Recorder:
         ops: list[tuple] = []
         identities: list[tuple] = []
         retracts: list[tuple] = []
+        node_samples: list[tuple] = []
+        replication: list[tuple] = []
         acks: dict[int, int] = {}
         stop = False
         for message in batch:
@@ -96,6 +98,10 @@ class Recorder:
                 acks[worker] = block_no
             elif tag == messages.IDENTITY:
                 identities.append(message[1])
+            elif tag == messages.NODES:
+                node_samples.extend(message[2])
+            elif tag == messages.REPLICATION:
+                replication.extend(message[2])
             elif tag == messages.RETRACT:
                 retracts.append((message[1], message[2]))
             elif tag == messages.WORKER_END:
@@ -104,8 +110,8 @@ class Recorder:
                 stop = True
             else:
                 raise ValueError(f"unknown message tag {tag!r}")
-        if intents or ops or identities or retracts:
-            self.store(intents, ops, identities, retracts)
+        if intents or ops or identities or retracts or node_samples or replication:
+            self.store(intents, ops, identities, retracts, node_samples, replication)
         self.ops += len(ops)
         self.intents += len(intents)
         self.identities += len(identities)

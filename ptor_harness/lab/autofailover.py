@@ -44,6 +44,7 @@ class AutoFailoverLab(Lab):
     """monitor + node1 + node2 under pg_autoctl, and a repo server."""
 
     stack = "auto-failover"
+    dbname = DBNAME
     node_names = ("node1", "node2")
 
     @classmethod

@@ -117,6 +117,7 @@ class Lab:
     implement the fault abilities they support."""
 
     stack = ""
+    dbname = "postgres"  # the database ptor's drills use on this stack
     node_names: tuple = ()
 
     def __init__(self, lab_dir: str, state: dict) -> None:
@@ -236,6 +237,10 @@ class Lab:
 
     def repo_dsn(self) -> str:
         return self.nodes["repo"].dsn()
+
+    def node_dsns(self) -> dict[str, str]:
+        """Each data node by name, reached directly (for the node observer)."""
+        return {node.name: node.dsn(self.dbname) for node in self.data_nodes()}
 
     def data_nodes(self) -> list:
         return [self.nodes[n] for n in self.node_names]

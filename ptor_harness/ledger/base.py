@@ -12,20 +12,28 @@ from ..ops import (
     IDENTITY_RECORD,
     INTENT_RECORD,
     LEDGER_FORMAT,
+    NODE_SAMPLE_RECORD,
     OP_RECORD,
+    REPLICATION_RECORD,
     Field,
     Identity,
+    NodeSample,
     Op,
+    ReplicationRow,
     columns,
 )
 
 OP_COLUMNS = columns(OP_RECORD)
 INTENT_COLUMNS = columns(INTENT_RECORD)
 SESSION_COLUMNS = columns(IDENTITY_RECORD)
+NODE_SAMPLE_COLUMNS = columns(NODE_SAMPLE_RECORD)
+REPLICATION_COLUMNS = columns(REPLICATION_RECORD)
 # The ledger tables that hold records (ops.py), each with its primary key (if any).
 RECORD_TABLES = {"ledger_intent": (INTENT_RECORD, "run_id, worker, seq"),
                  "ledger_op": (OP_RECORD, "run_id, worker, seq"),
-                 "ledger_session": (IDENTITY_RECORD, None)}
+                 "ledger_session": (IDENTITY_RECORD, None),
+                 "ledger_node_sample": (NODE_SAMPLE_RECORD, None),
+                 "ledger_replication": (REPLICATION_RECORD, None)}
 # Columns that ledger format 2 added to format-1 tables: (table, column, PostgreSQL type,
 # SQLite type). A ledger from an older ptor gains them (NULL in its old rows).
 ADDED_COLUMNS = tuple((table, f.name, f.pg_type, f.sqlite_type)
@@ -96,7 +104,8 @@ class Ledger(ABC):
         self.commit()
 
     def write(self, intents: list[tuple], ops: list[tuple], identities: list[tuple],
-              retracts: list[tuple], again: bool = False) -> None:
+              retracts: list[tuple], node_samples: list[tuple] = (),
+              replication: list[tuple] = (), again: bool = False) -> None:
         """Write one batch; the caller commits (group commit across workers). `again`: the
         same batch once more after its commit was cut off, which may or may not have
         landed, so rows already there are skipped."""
@@ -110,6 +119,12 @@ class Ledger(ABC):
         if identities:
             append("ledger_session", "run_id, " + SESSION_COLUMNS,
                    [(run, *i) for i in identities])
+        if node_samples:
+            append("ledger_node_sample", "run_id, " + NODE_SAMPLE_COLUMNS,
+                   [(run, *s) for s in node_samples])
+        if replication:
+            append("ledger_replication", "run_id, " + REPLICATION_COLUMNS,
+                   [(run, *r) for r in replication])
         for worker, first_seq in retracts:
             self._execute(self._sql("DELETE FROM ledger_intent WHERE run_id = %s AND "
                                     "worker = %s AND seq >= %s"), (run, worker, first_seq))
@@ -162,6 +177,21 @@ class Ledger(ABC):
         return [Identity(w, s, at, a, p, None if r is None else bool(r), sid, tl, started)
                 for w, s, at, a, p, r, sid, tl, started in self._query(sql, (self.run_id,))]
 
+    def node_samples(self) -> list[NodeSample]:
+        """The node observer's samples, in time order (booleans as booleans again)."""
+        sql = self._sql("SELECT " + NODE_SAMPLE_COLUMNS + " FROM ledger_node_sample WHERE "
+                        "run_id = %s ORDER BY at, node")
+        flags = ("reachable", "in_recovery", "monitor")
+        return [NodeSample(*(v if f.name not in flags or v is None else bool(v)
+                             for f, v in zip(NODE_SAMPLE_RECORD, row)))
+                for row in self._query(sql, (self.run_id,))]
+
+    def replication_rows(self) -> list[ReplicationRow]:
+        """The primaries' pg_stat_replication rows, in time order."""
+        sql = self._sql("SELECT " + REPLICATION_COLUMNS + " FROM ledger_replication WHERE "
+                        "run_id = %s ORDER BY at, node")
+        return [ReplicationRow(*row) for row in self._query(sql, (self.run_id,))]
+
     def stored_scenario(self) -> Optional[dict]:
         """The run's scenario as it was recorded at its start (passwords masked), or None
         when the ledger does not know the run."""
@@ -184,7 +214,7 @@ class Ledger(ABC):
         return next(iter(self._query(sql, (self.run_id, worker) * 2)))[0]
 
     def count(self, table: str) -> int:
-        assert table in ("ledger_op", "ledger_intent", "ledger_session")
+        assert table in RECORD_TABLES
         sql = self._sql(f"SELECT count(*) FROM {table} WHERE run_id = %s")
         return next(iter(self._query(sql, (self.run_id,))))[0]
 

@@ -9,6 +9,8 @@ import itertools
 from collections.abc import Iterator
 
 import psycopg2
+from psycopg2 import extensions
+from psycopg2.extras import execute_values
 
 from .. import db
 from ..errors import ClusterError
@@ -92,6 +94,9 @@ class PostgresLedger(Ledger):
         """COPY into a session's temporary table, then move what is new across; the staging
         table is emptied after every batch, so a replay of many batches in one transaction
         stays linear (each batch moves only its own rows)."""
+        if not self._can_copy():
+            self._insert(table, columns, rows, " ON CONFLICT DO NOTHING")
+            return
         with self.conn.cursor() as cur:
             cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS again_{table} (LIKE {table}) "
                         "ON COMMIT DELETE ROWS")
@@ -115,7 +120,22 @@ class PostgresLedger(Ledger):
             cursor.close()
             self.conn.commit()
 
+    @staticmethod
+    def _can_copy() -> bool:
+        """COPY cannot run through a wait callback (psycopg2's green mode), which a process
+        whose threads share PostgreSQL has (db.share_between_threads: `ptor reconcile`
+        replaying a spill file); there, rows go in as multi-row INSERTs."""
+        return extensions.get_wait_callback() is None
+
+    def _insert(self, table: str, columns: str, rows: list[tuple], suffix: str = "") -> None:
+        with self.conn.cursor() as cur:
+            execute_values(cur, f"INSERT INTO {table} ({columns}) VALUES %s{suffix}", rows,
+                           page_size=1000)
+
     def _append(self, table: str, columns: str, rows: list[tuple]) -> None:
+        if not self._can_copy():
+            self._insert(table, columns, rows)
+            return
         with self.conn.cursor() as cur:
             cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO(copy_rows(rows)))
 

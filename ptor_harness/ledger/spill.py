@@ -20,10 +20,19 @@ import math
 import os
 from collections.abc import Iterator
 
-from ..ops import IDENTITY_RECORD, INTENT_RECORD, KIND_NAMES, OP_RECORD, OUTCOMES
+from ..ops import (
+    IDENTITY_RECORD,
+    INTENT_RECORD,
+    KIND_NAMES,
+    NODE_SAMPLE_RECORD,
+    OP_RECORD,
+    OUTCOMES,
+    REPLICATION_RECORD,
+)
 
 SPILL_FILE = "ledger-spill.jsonl"
-BATCH_PARTS = ("intents", "ops", "identities", "retracts")
+BATCH_PARTS = ("intents", "ops", "identities", "retracts", "node_samples", "replication")
+OPTIONAL_PARTS = ("node_samples", "replication")  # absent from an older ptor's file
 
 
 def spill_path(run_dir: str) -> str:
@@ -80,7 +89,8 @@ BIGINT = 2 ** 63
 # The shape of each part's rows, field by field: (kind, may be null), from the records'
 # one layout (ops.py); a retract is (worker, first seq taken back).
 ROW_SHAPES = {part: tuple((f.kind, f.nullable) for f in record) for part, record in (
-    ("intents", INTENT_RECORD), ("ops", OP_RECORD), ("identities", IDENTITY_RECORD))}
+    ("intents", INTENT_RECORD), ("ops", OP_RECORD), ("identities", IDENTITY_RECORD),
+    ("node_samples", NODE_SAMPLE_RECORD), ("replication", REPLICATION_RECORD))}
 ROW_SHAPES["retracts"] = (("int", False), ("int", False))
 TEXT_CHARS = 1000  # longer than any label ptor writes (errors: 200, addresses, ids)
 
@@ -116,10 +126,14 @@ def read_batches(path: str) -> Iterator[tuple[list, ...]]:
                 return
             try:
                 record = json.loads(line, parse_constant=_reject_constant)
-                if not isinstance(record, dict) or set(record) != set(BATCH_PARTS):
+                if not isinstance(record, dict) or not (
+                        set(BATCH_PARTS) - set(OPTIONAL_PARTS) <= set(record) <=
+                        set(BATCH_PARTS)):
                     raise ValueError
                 batch = []
                 for part in BATCH_PARTS:
+                    if part not in record:  # an optional part: the batch ends before it
+                        break
                     rows, shape = record[part], ROW_SHAPES[part]
                     if not isinstance(rows, list):
                         raise ValueError

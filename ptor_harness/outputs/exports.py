@@ -187,6 +187,8 @@ def junit_xml(report: dict) -> str:
 def _ini_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return "; ".join(value)  # node DSNs
     if isinstance(value, (list, tuple)):  # faults: ((action, seconds), ...)
         return ", ".join(f"{a}:{t:g}" for a, t in value)
     return str(value)

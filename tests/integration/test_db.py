@@ -206,3 +206,66 @@ def test_a_statement_a_pooler_queues_is_bounded_on_the_client(make_lab):
         assert db.server_identity(direct, 0, 2).port == lab.nodes["node1"].port
     finally:
         pooler.close()
+
+
+SHARED_THREADS = """
+import sys, threading, time
+import psycopg2
+from ptor_harness import db
+
+db.share_between_threads()
+dsn, dead = sys.argv[1], sys.argv[2]
+errors, queries, connects = [], [0], [0]
+stop = time.monotonic() + 3
+
+def query():
+    conn = db.connect(dsn, "t-query", 2.0)
+    with conn.cursor() as cur:
+        while time.monotonic() < stop:
+            try:
+                cur.execute("SELECT pg_sleep(0.001)")
+                queries[0] += 1
+            except psycopg2.Error as exc:
+                errors.append(str(exc))
+                return
+
+def connect():
+    while time.monotonic() < stop:
+        for target in (dsn, dead):
+            try:
+                db.connect(target, "t-connect", 0.05).close()
+            except psycopg2.OperationalError:
+                pass
+            connects[0] += 1
+
+threads = [threading.Thread(target=query) for _ in range(3)] + \\
+    [threading.Thread(target=connect) for _ in range(2)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(queries[0], connects[0], errors)
+"""
+
+
+def test_threads_that_connect_and_query_side_by_side_never_trip_each_other(make_lab):
+    """The coordinator's threads (lock keeper, journal, faults) and the observer's (one
+    per node) use PostgreSQL at the same time: a connect with its deadline in one thread
+    must never switch a query in another to a wait callback that then vanishes ("wait
+    callback not available", seen as a failed lab fault). Connect deadlines still hold:
+    a host that accepts TCP and never answers costs 0.05 s, not libpq's 2 s."""
+    import subprocess
+    import sys
+
+    lab = make_lab("sync")
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(50)
+    dead = f"host=127.0.0.1 port={silent.getsockname()[1]} dbname=x user=y"
+    try:
+        out = subprocess.run([sys.executable, "-c", SHARED_THREADS,
+                              lab.nodes[lab.named("primary")].dsn(), dead],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+    finally:
+        silent.close()
+    queries, connects, errors = out.split(" ", 2)
+    assert errors.strip() == "[]"
+    assert int(queries) > 300 and int(connects) > 40  # both kept going throughout
