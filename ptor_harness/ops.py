@@ -146,6 +146,11 @@ REPLICATION_RECORD = (
     _float("write_lag"), _float("flush_lag"), _float("replay_lag"))
 
 
+# The observer's name for its samples of the primary DSN itself (any role): what a client
+# reaches there, beside the cluster's nodes.
+ENDPOINT = "endpoint"
+
+
 class NodeSample(NamedTuple):
     """One sample of one node by the node observer. `reachable` False: it did not answer
     within the sample's bound (`error` says how); the other fields are then None. A field

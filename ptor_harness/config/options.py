@@ -153,6 +153,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("max-detection-time", "thresholds", _seconds, None,
                "fail the drill when the first failed or in-doubt op came more than this many "
                "seconds after the fault was injected"),
+    OptionSpec("brownout-threshold", "thresholds", float, 0.5,
+               "a second after warmup with fewer ok ops than this share of the warmup's "
+               "rate is a brownout second (reported, not judged)"),
     OptionSpec("max-run-seconds", "thresholds", _seconds, None,
                "hard deadline for the whole run: when it passes, the load stops, the ledger "
                "is drained and what can be reconciled is reported"),

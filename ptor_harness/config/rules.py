@@ -102,6 +102,9 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
         raise ConfigError("--fault acts on a ptor-lab lab: give its directory with --lab-dir "
                           "(or use --failover-command for any other cluster)")
     values["node_dsn"] = parse_node_dsns(values.get("node_dsn"))
+    if not 0 < values["brownout_threshold"] <= 1:
+        raise ConfigError(f"brownout-threshold must be a share above 0 and at most 1 "
+                          f"(got {values['brownout_threshold']})")
     if values["observe_interval"] != 0 and not 0.01 <= values["observe_interval"] <= 60:
         raise ConfigError(f"observe-interval must be 0 (no observer) or between 0.01 and 60 "
                           f"seconds (got {values['observe_interval']})")

@@ -82,6 +82,7 @@ class Thresholds:
     max_write_rto: Optional[float]
     max_lost_acknowledged: int
     max_detection_time: Optional[float]
+    brownout_threshold: float
     max_run_seconds: Optional[float]
 
 

@@ -30,7 +30,7 @@ from psycopg2.extensions import make_dsn, parse_dsn
 
 from .. import db
 from ..config import Scenario
-from ..ops import NodeSample, ReplicationRow
+from ..ops import ENDPOINT, NodeSample, ReplicationRow
 from . import messages
 
 FLUSH_SECONDS = 0.5  # samples go to the recorder at least this often
@@ -85,6 +85,15 @@ class ObserverSpec:
 
 
 def nodes_to_observe(scenario: Scenario) -> tuple[tuple[NodeSpec, ...], str]:
+    """The nodes to watch (the endpoint last) and where they came from, or none and why."""
+    nodes, found = cluster_nodes(scenario)
+    if not nodes:
+        return (), found
+    endpoint = NodeSpec(ENDPOINT, any_role(scenario.connection.primary_pgdsn))
+    return nodes + (endpoint,), found
+
+
+def cluster_nodes(scenario: Scenario) -> tuple[tuple[NodeSpec, ...], str]:
     """The nodes to watch and where they came from, or no nodes and why: --node-dsn, else
     the lab of --lab-dir, else the hosts of a multi-host primary DSN. Every node is
     reached with target_session_attrs=any: a standby is a node to watch too."""

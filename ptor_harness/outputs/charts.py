@@ -61,13 +61,32 @@ def terminal_chart(report: dict, width: int = 64) -> list[str]:
         if 0 <= i < len(marks):
             marks[i] = "F"
     unit = "1 s" if step == 1 else f"{step:g} s"
+    lanes = node_lanes(report, origin, step, len(buckets))
     return [f"Timeline (one column = {unit}; bars: ok ops, peak {peak / step:,.0f}/s)",
             f"  ok       {bars}",
             f"  errors   {errors.rstrip()}",
             f"  outage   {outage.rstrip()}",
             f"  events   {''.join(marks).rstrip()}",
+            *[f"  {name[:8]:8s} {lane.rstrip()}" for name, lane in lanes],
             "           (× failed or in-doubt ops, ━ outage, W warmup, L load, F fault, "
-            "D drain)"]
+            "D drain" + ("; nodes: P primary, s standby, · unreachable)" if lanes else ")")]
+
+
+LANE_MARKS = {"primary": "P", "standby": "s", "unreachable": "·"}
+
+
+def node_lanes(report: dict, origin: float, step: float, count: int) -> list[tuple[str, str]]:
+    """One line per node: its state at the end of each column (the node observer's)."""
+    out = []
+    for name, segments in ((report.get("nodes") or {}).get("lanes") or {}).items():
+        lane = [" "] * count
+        for segment in segments:
+            first = max(0, int((segment["from"] - origin) // step))
+            last = min(count - 1, int((segment["to"] - origin) // step))
+            for i in range(first, last + 1):
+                lane[i] = LANE_MARKS[segment["state"]]
+        out.append((name, "".join(lane)))
+    return out
 
 
 def timeline_png(report: dict, path: str) -> Optional[str]:
@@ -84,8 +103,17 @@ def timeline_png(report: dict, path: str) -> Optional[str]:
         return "the run has no timeline"
     origin = report["phases"].get("warmup", rows[0]["t"])
     xs = [row["t"] - origin for row in rows]
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(10, 5.5),
-                                      gridspec_kw={"height_ratios": [3, 2]})
+    nodes = report.get("nodes") or {}
+    lanes, lag = nodes.get("lanes") or {}, nodes.get("replay_lag_bytes") or {}
+    extra = [part for part, wanted in (("lanes", lanes), ("lag", lag)) if wanted]
+    fig, axes = plt.subplots(2 + len(extra), 1, sharex=True,
+                             figsize=(10, 5.5 + 1.4 * len(extra)),
+                             gridspec_kw={"height_ratios": [3, 2] + [1.4] * len(extra)})
+    top, bottom = axes[0], axes[1]
+    if lanes:
+        draw_lanes(axes[2], lanes, origin)
+    if lag:
+        draw_lag(axes[-1], lag, origin)
     top.bar(xs, [row["ok"] for row in rows], width=1.0, align="edge", color="#2b7bba",
             label="ok ops/s")
     top.bar(xs, [row["failed"] + row["indeterminate"] for row in rows], width=1.0,
@@ -94,7 +122,7 @@ def timeline_png(report: dict, path: str) -> Optional[str]:
                 color="#2b7bba", label="p50")
     bottom.plot([x + 0.5 for x in xs], [1000 * (row["latency_p99"] or 0) for row in rows],
                 color="#ff7f0e", label="p99")
-    for axis in (top, bottom):
+    for axis in axes:
         for window in report["windows"]:
             end = window["end"] if window["end"] is not None else rows[-1]["t"] + 1
             axis.axvspan(window["start"] - origin, end - origin, color="#d62728", alpha=0.12)
@@ -115,10 +143,52 @@ def timeline_png(report: dict, path: str) -> Optional[str]:
     top.set_ylabel("ops per second")
     top.legend(loc="lower left", fontsize=8)
     bottom.set_ylabel("ok latency (ms)")
-    bottom.set_xlabel("seconds from the start of the warmup (shaded: outage; dashed: fault)")
+    axes[-1].set_xlabel("seconds from the start of the warmup (shaded: outage; dashed: fault)")
     bottom.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     os.chmod(path, 0o600)
     plt.close(fig)
     return None
+
+
+LANE_COLOURS = {"primary": "#2ca02c", "standby": "#1f77b4", "unreachable": "#d62728"}
+
+
+def draw_lanes(axis, lanes: dict, origin: float) -> None:
+    """A lane per node: primary, standby or unreachable over time (the node observer's
+    samples), with the timeline written where it changes."""
+    names = list(lanes)
+    for row, name in enumerate(names):
+        last_timeline = None
+        for segment in lanes[name]:
+            start = segment["from"] - origin
+            width = max(0.05, segment["to"] - segment["from"])
+            axis.broken_barh([(start, width)], (row - 0.35, 0.7),
+                             color=LANE_COLOURS[segment["state"]])
+            if segment["state"] == "primary" and segment["timeline"] != last_timeline:
+                axis.annotate(f"tl {segment['timeline']}", (start, row), fontsize=7,
+                              va="center", ha="left", color="white")
+                last_timeline = segment["timeline"]
+    axis.set_yticks(range(len(names)), names, fontsize=8)
+    axis.set_ylim(-0.6, len(names) - 0.4)
+    axis.set_ylabel("nodes", fontsize=8)
+    handles = [axis.bar(0, 0, color=c, label=s) for s, c in LANE_COLOURS.items()]
+    axis.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7,
+                ncol=3, frameon=False)
+
+
+def draw_lag(axis, lag: dict, origin: float) -> None:
+    """Each standby's replay lag in bytes, as its primary saw it."""
+    for name, points in lag.items():
+        xs: list[float] = []
+        ys: list[float] = []
+        for t, lag_bytes in points:
+            if xs and t - origin - xs[-1] > 1.0:  # no samples meanwhile: leave a gap
+                xs.append(math.nan)
+                ys.append(math.nan)
+            xs.append(t - origin)
+            ys.append(lag_bytes)
+        axis.plot(xs, ys, label=name, linewidth=1)
+    axis.set_ylabel("replay lag (bytes)", fontsize=8)
+    axis.legend(loc="upper left", fontsize=7)

@@ -77,6 +77,7 @@ def render(report: dict) -> str:
                  _s(f["injection_to_first_ok_seconds"])] for f in r["faults"]]
         parts += ["", "Faults", tabulate(rows, headers=["fault", "at", "took", "result",
                                                         "detection", "to first ok"])]
+    parts += anatomy_tables(r, rel)
     if r["latency"]["check"]:
         check = r["latency"]["check"]
         rows = [[name, _s(v.get("min"), 4), _s(v.get("median"), 4), _s(v.get("p99"), 4),
@@ -123,3 +124,41 @@ def render(report: dict) -> str:
                   tabulate(rows, headers=["worker", "key", "seq", "kind", "acknowledged at",
                                           "found by"])]
     return "\n".join(parts) + "\n"
+
+
+def anatomy_tables(r: dict, rel) -> list[str]:
+    """The failover as the nodes and the clients saw it, step by step; how far each
+    standby was behind at the fault; two primaries at once; brownout."""
+    parts: list[str] = []
+    nodes, a = r.get("nodes") or {}, r.get("anatomy") or {}
+    if nodes.get("observer") != "on":
+        return ["", f"Node observer: {nodes.get('found', 'off')}"] if nodes else []
+    if a.get("events"):
+        rows = [[rel(e["at"]), _s(e["seconds_after_fault"]), e["name"], e["source"],
+                 e["detail"]] for e in a["events"]]
+        parts += ["", "Failover anatomy (observer samples every "
+                  f"{r['scenario'].get('observe_interval', 0):g} s)",
+                  tabulate(rows, headers=["at", "after fault", "event", "source", "detail"])]
+        split = [f"{k.split('_')[0]} {_s(a[k])}" for k in (
+            "detection_seconds", "promotion_seconds", "routing_seconds")]
+        parts.append("write outage: " + ", ".join(split))
+    if a.get("replication_at_fault"):
+        rows = [[x["standby"], x["seen_by"], x["sync_state"] or "-",
+                 _n(x["sent_bytes_behind"]), _n(x["flushed_bytes_behind"]),
+                 _n(x["replayed_bytes_behind"]), _s(x["replay_lag_seconds"])]
+                for x in a["replication_at_fault"]]
+        parts += ["", "Replication at the fault (bytes behind the primary)",
+                  tabulate(rows, headers=["standby", "seen by", "sync", "sent", "flushed",
+                                          "replayed", "replay lag"])]
+    for both in a.get("two_primaries") or []:
+        parts += ["", f"TWO PRIMARIES: {' and '.join(both['nodes'])} both primary from "
+                  f"{rel(both['start'])} to {rel(both['end'])} ({_s(both['seconds'])})"]
+    if nodes.get("unknown_fields"):
+        parts += ["", f"Node observer: {nodes['unknown_fields']}"]
+    brown = r.get("brownout") or {}
+    if brown.get("periods"):
+        spans = ", ".join(f"{rel(p['start'])}..{rel(p['end'])}" for p in brown["periods"])
+        parts += ["", f"Brownout (below {brown['threshold']:.0%} of the warmup's "
+                  f"{brown['warmup_ok_per_second']:,} ok/s): {_s(brown['seconds'], 0)} "
+                  f"({spans})"]
+    return parts

@@ -18,6 +18,13 @@ Report format history:
       faults carry `stderr_first_line`; `indeterminate.unrecorded_applied`; the probe:
       `rto.probe_seconds`, `rto.probe_first_write_at`, and per window `probe` (last_ok,
       first_failure, first_write, seconds) and `connect_attempts_per_second`.
+  4 — the node observer: `nodes` (observer on/off and why, where the nodes came from,
+      samples sent / dropped, per node samples and pg_monitor, `unknown_fields`, `lanes`:
+      each node's states over time) and `anatomy` (old / new primary, `events` with
+      time, source and resolution, `detection_seconds`, `promotion_seconds`,
+      `routing_seconds`, `replication_at_fault`, `two_primaries`,
+      `service_available_seconds`); `brownout` (threshold, warmup rate, periods);
+      `rto.service_available_seconds`, `rto.sla_percent`, `rpo.lost_bytes`.
 """
 
 from __future__ import annotations
@@ -29,10 +36,18 @@ from typing import Optional
 from ..errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
 from ..outcome import DrillOutcome
 from ..verify import checks, saturation
+from ..verify.anatomy import anatomy, lag_series, role_lanes
 from ..verify.findings import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
-from ..verify.metrics import attempts_per_second, fault_figures, probe_view, rto_summary
+from ..verify.metrics import (
+    attempts_per_second,
+    brownout,
+    fault_figures,
+    probe_view,
+    rto_summary,
+    sla_percent,
+)
 
-REPORT_FORMAT = 3
+REPORT_FORMAT = 4
 EXIT_CODES = {checks.PASS: EXIT_PASS, checks.FAIL: EXIT_FAIL, checks.UNKNOWN: EXIT_UNKNOWN}
 
 
@@ -186,7 +201,16 @@ def build(outcome: DrillOutcome) -> dict:
         "recorder": vars(outcome.recorder_totals) if outcome.recorder_totals else None,
         "timeline": metrics.timeline() if metrics else [],
         "errors": list(outcome.errors),
+        "nodes": nodes_section(outcome),
+        "anatomy": failover_anatomy(outcome, windows, fault_at, fault),
+        "brownout": brownout(metrics.timeline() if metrics else [],
+                             outcome.phases.get("warmup"), outcome.phases.get("load"),
+                             outcome.phases.get("drain"), s.thresholds.brownout_threshold),
     }
+    report["rto"]["service_available_seconds"] = report["anatomy"]["service_available_seconds"]
+    report["rto"]["sla_percent"] = sla_percent(rto["write_seconds"])
+    report["rpo"]["lost_bytes"] = None if findings is None else s.load.payload_bytes * (
+        findings.lost["insert"] + findings.lost["update"])
     report["rto"].update(probe_rto(report["windows"]))
     observed = observed_failover(report["windows"], outcome)
     report["expectation"] = {"expected": s.thresholds.expect,
@@ -264,6 +288,49 @@ def warnings(report: dict, outcome: DrillOutcome) -> list[str]:
                    f"workers wrote to (timeline {newest}): two primaries were "
                    "reachable; the figures are against the older one")
     return out
+
+
+def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[float],
+                     fault: dict) -> dict:
+    """The anatomy (verify/anatomy.py) of the outage ptor's fault caused, or of the first
+    outage when a person failed the cluster over."""
+    injected = outcome.faults[0] if outcome.faults else None
+    if injected is not None:
+        detection, to_ok = fault["detection_seconds"], fault["injection_to_first_ok_seconds"]
+        detected = None if detection is None else fault_at + detection
+        first_ok = None if to_ok is None else fault_at + to_ok
+    else:
+        detected = windows[0].first_bad if windows else None
+        first_ok = windows[0].first_ok if windows else None
+    return anatomy(outcome.node_samples, outcome.replication, fault_at,
+                   injected.name if injected else None, detected, first_ok)
+
+
+def nodes_section(outcome: DrillOutcome) -> dict:
+    """What the node observer watched, what it delivered, what it could not read, and each
+    node's states over time."""
+    o, samples = outcome.observer, outcome.node_samples
+    nodes = {}
+    for name in o.nodes:
+        mine = [x for x in samples if x.node == name]
+        monitor = {x.monitor for x in mine if x.monitor is not None}
+        nodes[name] = {"samples": len(mine), "reachable": sum(1 for x in mine if x.reachable),
+                       "pg_monitor": None if not monitor else all(monitor)}
+    unread = [name for name, info in nodes.items() if info["pg_monitor"] is False]
+    return {
+        "observer": "on" if o.nodes else "off",
+        "found": o.found,
+        "samples_sent": o.sent,
+        "samples_dropped": o.dropped,
+        "failure": o.failure,
+        "nodes": nodes,
+        "unknown_fields": None if not unread else (
+            f"on {', '.join(unread)} ptor's role is neither superuser nor a member of "
+            "pg_monitor: WAL positions and standbys' progress there are unknown (GRANT "
+            "pg_monitor TO the role ptor connects as, to fill them)"),
+        "lanes": role_lanes(samples),
+        "replay_lag_bytes": lag_series(samples, outcome.replication),
+    }
 
 
 def probe_rto(windows: list[dict]) -> dict:

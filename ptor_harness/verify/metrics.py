@@ -243,6 +243,44 @@ class RunMetrics:
         return out
 
 
+SECONDS_PER_DAY = 86400.0
+
+
+def sla_percent(outage_seconds: Optional[float]) -> Optional[float]:
+    """Availability if this outage happened once a day, as the original tool computed its
+    SLA: (86,400 - outage s) / 86,400 x 100."""
+    if outage_seconds is None:
+        return None
+    return round(max(0.0, SECONDS_PER_DAY - outage_seconds) / SECONDS_PER_DAY * 100, 5)
+
+
+def brownout(timeline: list[dict], warm_from: Optional[float], warm_to: Optional[float],
+             load_to: Optional[float], threshold: float) -> dict:
+    """Brownout: the seconds after warmup in which ok ops per second stayed below
+    `threshold` x the warmup's rate, merged into periods. An outage that "never happened"
+    because every commit waited half a second is still a brownout. Seconds with no op at
+    all count as zero. Needs at least one whole second of warmup."""
+    counts = {row["t"]: row["ok"] for row in timeline}
+    if warm_from is None or warm_to is None or load_to is None or warm_to - warm_from < 1:
+        return {"threshold": threshold, "warmup_ok_per_second": None, "seconds": None,
+                "periods": []}
+    warm = [counts.get(t, 0) for t in range(int(warm_from) + 1, int(warm_to))] or \
+        [counts.get(int(warm_from), 0)]
+    rate = sum(warm) / len(warm)
+    periods: list[dict] = []
+    for t in range(int(warm_to) + 1, int(load_to)):  # whole seconds only
+        if counts.get(t, 0) < threshold * rate:
+            if periods and periods[-1]["end"] == t:
+                periods[-1]["end"] = t + 1
+            else:
+                periods.append({"start": float(t), "end": t + 1})
+    for period in periods:
+        period["end"] = float(period["end"])
+        period["seconds"] = period["end"] - period["start"]
+    return {"threshold": threshold, "warmup_ok_per_second": round(rate, 1),
+            "seconds": sum(p["seconds"] for p in periods), "periods": periods}
+
+
 def fault_figures(windows: list[Window], injected_at: float,
                   probe_failures: Iterable[float] = ()) -> dict:
     """Detection time and injection -> first ok, for the outage a fault caused: the first

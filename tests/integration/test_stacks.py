@@ -16,6 +16,7 @@ import pytest
 from ptor_harness.lab.autofailover import AutoFailoverLab
 from ptor_harness.lab.patroni import PatroniLab
 
+from .anatomy_checks import CANONICAL, check_against_own_observations, check_in_order
 from .conftest import free_port_base, lab_dir, remove_lab
 
 BOUNDS = {("auto-failover", "kill-primary"): 20.0, ("patroni", "kill-primary"): 15.0,
@@ -68,6 +69,11 @@ def drill(lab, run_ptor, fault, moves_to_other=True):
     assert after["timeline"] > before["timeline"]
     moves = {(c["from"], c["to"]) for c in r["servers"]["identity_changes"]}
     assert moves == {(before["label"], after["label"])}
+    if fault == "kill-primary":  # the node observer watched the lab's nodes
+        check_in_order(r, CANONICAL[:5])
+        check_against_own_observations(r, new)
+        assert (r["anatomy"]["old_primary"], r["anatomy"]["new_primary"]) == (old.name,
+                                                                              new.name)
     return r
 
 

@@ -1,0 +1,283 @@
+"""The failover's anatomy: what the nodes said, in order, beside what the clients saw (pure).
+
+From the node observer's samples (drill/observer.py) and the clients' figures: the old
+primary going away (unreachable, or demoted), a standby promoted, writes acknowledged
+again through the endpoint, the old primary back as a standby, a synchronous standby
+streaming again. Each event has its time, its source, and for an observer event the
+sample before it (the event happened in between: the observer's resolution). The write
+outage splits into detection (fault to first client error), promotion (to the standby's
+promotion) and routing (to the first acknowledged write). Also: how far each standby was
+behind at the fault, any time two nodes were primaries at once, and when the endpoint took
+connections again (Service Available).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+from ..ops import ENDPOINT, NodeSample, ReplicationRow
+
+SYNC_STATES = ("sync", "quorum")
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    at: float
+    source: str
+    detail: str = ""
+    after: Optional[float] = None  # an observer event happened between `after` and `at`
+
+    def as_dict(self, origin: Optional[float]) -> dict:
+        out = asdict(self)
+        out["seconds_after_fault"] = None if origin is None else round(self.at - origin, 6)
+        return out
+
+
+def by_node(samples: Sequence[NodeSample]) -> dict[str, list[NodeSample]]:
+    """The cluster's nodes' samples, each node's in time order (the endpoint apart)."""
+    out: dict[str, list[NodeSample]] = {}
+    for sample in sorted(samples, key=lambda s: s.at):
+        if sample.node != ENDPOINT:
+            out.setdefault(sample.node, []).append(sample)
+    return out
+
+
+def is_primary(sample: NodeSample) -> bool:
+    return sample.reachable and sample.in_recovery is False
+
+
+def primary_at(nodes: dict[str, list[NodeSample]], at: float) -> Optional[NodeSample]:
+    """The last sample before `at` of the node that was primary then (the latest, if two
+    said so)."""
+    found = None
+    for samples in nodes.values():
+        last = next((s for s in reversed(samples) if s.at < at and s.reachable), None)
+        if last is not None and is_primary(last) and (found is None or last.at > found.at):
+            found = last
+    return found
+
+
+def first_change(samples: list[NodeSample], since: float, test) -> Optional[Event]:
+    """The first sample at or after `since` for which `test(sample)` holds, as an event
+    (its name and detail filled in by the caller), with the sample before it."""
+    before = None
+    for sample in samples:
+        if sample.at >= since and test(sample):
+            return Event("", sample.at, f"observer: {sample.node}",
+                         after=before.at if before else None)
+        before = sample
+    return None
+
+
+def failover_events(nodes: dict[str, list[NodeSample]],
+                    replication: Sequence[ReplicationRow], fault_at: float,
+                    ) -> tuple[list[Event], Optional[str], Optional[str]]:
+    """The nodes' side of the failover: the old primary lost, a standby promoted, the old
+    primary rejoined, redundancy restored. Returns the events, the old and the new
+    primary's names."""
+    events: list[Event] = []
+    old = primary_at(nodes, fault_at)
+    if old is None:
+        return events, None, None
+    lost = first_change(nodes[old.node], fault_at, lambda s: not is_primary(s))
+    if lost is not None:
+        sample = next(s for s in nodes[old.node] if s.at == lost.at)
+        how = "unreachable" if not sample.reachable else "demoted (in recovery)"
+        events.append(Event(f"old primary {how}", lost.at, lost.source,
+                            sample.error or "", lost.after))
+    promoted, new = None, None
+    for name, samples in nodes.items():
+        if name == old.node:
+            continue
+        change = first_change(samples, fault_at, is_primary)
+        if change is not None and (promoted is None or change.at < promoted.at):
+            promoted, new = change, name
+    if promoted is None:
+        return events, old.node, None
+    timeline = next(s.timeline for s in nodes[new] if s.at == promoted.at)
+    events.append(Event("standby promoted", promoted.at, promoted.source,
+                        f"{new} now primary, timeline {timeline} (was {old.timeline})",
+                        promoted.after))
+    rejoined = first_change(nodes[old.node], promoted.at,
+                            lambda s: s.reachable and s.in_recovery is True
+                            and s.receive_lsn is not None)
+    if rejoined is not None:
+        events.append(Event("old primary rejoined", rejoined.at, rejoined.source,
+                            f"{old.node} streaming from {new}", rejoined.after))
+    was_sync = any(r.node == old.node and r.at == old.at and r.sync_state in SYNC_STATES
+                   for r in replication)
+    wanted = SYNC_STATES if was_sync else ("sync", "quorum", "async", "potential")
+    restored = next((r for r in replication if r.node == new and r.at >= promoted.at
+                     and r.state == "streaming" and r.sync_state in wanted), None)
+    if restored is not None:
+        events.append(Event("redundancy restored", restored.at, f"observer: {new}",
+                            f"{restored.application_name or 'a standby'} streaming, "
+                            f"{restored.sync_state}"))
+    return events, old.node, new
+
+
+def replication_at_fault(nodes: dict[str, list[NodeSample]],
+                         replication: Sequence[ReplicationRow],
+                         fault_at: float) -> list[dict]:
+    """How far each standby was behind the primary at the last sample before the fault:
+    as the primary saw it (pg_stat_replication: sent, flushed, replayed bytes; replay lag)
+    and as each standby saw itself (received and replayed bytes behind the primary's WAL
+    position at that sample)."""
+    old = primary_at(nodes, fault_at)
+    if old is None or old.wal_lsn is None:
+        return []
+    wal = old.wal_lsn
+    behind = lambda lsn: None if lsn is None else max(0, wal - lsn)  # noqa: E731
+    out = [{"standby": r.application_name, "seen_by": f"primary {old.node}",
+            "state": r.state, "sync_state": r.sync_state,
+            "sent_bytes_behind": behind(r.sent_lsn),
+            "flushed_bytes_behind": behind(r.flush_lsn),
+            "replayed_bytes_behind": behind(r.replay_lsn), "replay_lag_seconds": r.replay_lag,
+            "at": r.at}
+           for r in replication if r.node == old.node and r.at == old.at]
+    for name, samples in nodes.items():
+        last = next((s for s in reversed(samples) if s.at < fault_at), None)
+        if name == old.node or last is None or not last.reachable or not last.in_recovery:
+            continue
+        out.append({"standby": name, "seen_by": "itself", "state": None, "sync_state": None,
+                    "sent_bytes_behind": None, "flushed_bytes_behind": behind(last.receive_lsn),
+                    "replayed_bytes_behind": behind(last.replay_lsn),
+                    "replay_lag_seconds": None if last.replay_at is None
+                    else max(0.0, last.at - last.replay_at), "at": last.at})
+    return out
+
+
+def primary_spans(samples: list[NodeSample]) -> list[tuple[float, float]]:
+    """The spans in which a node's consecutive samples said it was a primary."""
+    spans, start, last = [], None, None
+    for sample in samples:
+        if is_primary(sample):
+            start = sample.at if start is None else start
+            last = sample.at
+        elif start is not None:
+            spans.append((start, last))
+            start = None
+    if start is not None:
+        spans.append((start, last))
+    return spans
+
+
+def two_primaries(nodes: dict[str, list[NodeSample]]) -> list[dict]:
+    """Every interval in which two nodes of one cluster (same system identifier, where
+    known) both said they were the primary: the split-brain exposure."""
+    spans = {name: primary_spans(samples) for name, samples in nodes.items()}
+    system = {name: next((s.system_id for s in samples if s.system_id), None)
+              for name, samples in nodes.items()}
+    names = sorted(spans)
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if system[a] and system[b] and system[a] != system[b]:
+                continue  # two clusters, not two primaries of one
+            for a_start, a_end in spans[a]:
+                for b_start, b_end in spans[b]:
+                    start, end = max(a_start, b_start), min(a_end, b_end)
+                    if start <= end:
+                        out.append({"nodes": [a, b], "start": start, "end": end,
+                                    "seconds": end - start})
+    return sorted(out, key=lambda d: d["start"])
+
+
+def service_available(samples: Sequence[NodeSample], fault_at: float) -> Optional[float]:
+    """Fault to the endpoint's first successful connection, any role, after it failed
+    (the original tool's "Service Available"); 0 when it never failed; None when the
+    endpoint was not sampled after the fault."""
+    after = [s for s in sorted(samples, key=lambda s: s.at)
+             if s.node == ENDPOINT and s.at >= fault_at]
+    if not after:
+        return None
+    down = next((i for i, s in enumerate(after) if not s.reachable), None)
+    if down is None:
+        return 0.0
+    back = next((s for s in after[down:] if s.reachable), None)
+    return None if back is None else back.at - fault_at
+
+
+def role_lanes(samples: Sequence[NodeSample]) -> dict[str, list[dict]]:
+    """Each node's (and the endpoint's) states over time, runs of equal samples merged:
+    primary, standby or unreachable, with the timeline (the charts' lanes)."""
+    lanes: dict[str, list[dict]] = {}
+    for sample in sorted(samples, key=lambda s: s.at):
+        state = ("unreachable" if not sample.reachable else "standby" if sample.in_recovery
+                 else "primary")
+        lane = lanes.setdefault(sample.node, [])
+        if lane and lane[-1]["state"] == state and lane[-1]["timeline"] == sample.timeline:
+            lane[-1]["to"] = sample.at
+        else:
+            lane.append({"state": state, "timeline": sample.timeline, "from": sample.at,
+                         "to": sample.at})
+    return lanes
+
+
+LAG_POINTS = 2000  # per standby, at most, in the report
+
+
+def lag_series(samples: Sequence[NodeSample],
+               replication: Sequence[ReplicationRow]) -> dict[str, list[list[float]]]:
+    """Each standby's replay lag in bytes over time, as its primary saw it (the primary's
+    WAL position minus the standby's replayed position, at each sample): the lag curve."""
+    wal = {(s.node, s.at): s.wal_lsn for s in samples if s.wal_lsn is not None}
+    series: dict[str, list[list[float]]] = {}
+    for row in sorted(replication, key=lambda r: r.at):
+        position = wal.get((row.node, row.at))
+        if position is None or row.replay_lsn is None:
+            continue
+        series.setdefault(row.application_name or "standby", []).append(
+            [row.at, max(0, position - row.replay_lsn)])
+    for name, points in series.items():
+        stride = -(-len(points) // LAG_POINTS)
+        series[name] = points[::stride]
+    return series
+
+
+def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow],
+            fault_at: Optional[float], fault_name: Optional[str],
+            detected_at: Optional[float], first_ok_at: Optional[float]) -> dict:
+    """The anatomy section of the report. `fault_at`: ptor's injection, else the first
+    client error (a person failed the cluster over); `detected_at`: the first client
+    error; `first_ok_at`: the first acknowledged write after the outage."""
+    nodes = by_node(samples)
+    events: list[Event] = []
+    old = new = None
+    if fault_at is not None:
+        if fault_name:
+            events.append(Event("fault injected", fault_at, "ptor", fault_name))
+        node_events, old, new = failover_events(nodes, replication, fault_at)
+        events += node_events
+    if detected_at is not None:
+        events.append(Event("first client error", detected_at, "workers and probe"))
+    if first_ok_at is not None:
+        events.append(Event("writes acknowledged again", first_ok_at, "workers",
+                            "first acknowledged write through the endpoint"))
+    events.sort(key=lambda e: e.at)
+    promoted = next((e for e in events if e.name == "standby promoted"), None)
+    if promoted is not None:
+        # The observer saw the promotion up to one interval late: a write acknowledged
+        # through the endpoint after the sample before it bounds it from above.
+        bound = first_ok_at if first_ok_at is not None and first_ok_at > (
+            promoted.after or -math.inf) else math.inf
+        promoted = min(promoted.at, bound)
+    return {
+        "old_primary": old,
+        "new_primary": new,
+        "events": [e.as_dict(fault_at) for e in events],
+        "detection_seconds": None if None in (fault_at, detected_at)
+        else detected_at - fault_at,
+        "promotion_seconds": None if None in (promoted, detected_at)
+        else promoted - detected_at,
+        "routing_seconds": None if None in (promoted, first_ok_at) else first_ok_at - promoted,
+        "replication_at_fault": [] if fault_at is None
+        else replication_at_fault(nodes, replication, fault_at),
+        "two_primaries": two_primaries(nodes),
+        "service_available_seconds": None if fault_at is None
+        else service_available(samples, fault_at),
+    }

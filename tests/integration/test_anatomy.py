@@ -1,0 +1,140 @@
+"""The failover's anatomy on a real streaming pair, checked against the test's own
+observations; the lag at the fault against the test's own WAL sampling; an observer whose
+nodes are unreachable or lack privileges."""
+
+import threading
+import time
+
+import pytest
+
+from .anatomy_checks import (
+    CANONICAL,
+    TOLERANCE,
+    check_against_own_observations,
+    check_in_order,
+    walsender_start,
+)
+
+
+def test_kill_primary_anatomy_event_by_event(make_lab, run_ptor):
+    lab = make_lab("sync")
+    old = lab.nodes[lab.named("primary")]
+    new = lab.nodes[lab.named("standby")]
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "3",
+                   "--warmup-duration", "1.5", "--duration", "60", "--observe-after", "6",
+                   "--lab-dir", lab.dir, "--fault", "kill-primary:1")
+    assert run.code == 0, run
+    r = run.report
+    found = check_in_order(r, CANONICAL)
+    check_against_own_observations(r, new, r["run_dir"])
+    started = walsender_start(new)  # the old primary streaming from the new one again
+    assert 0 <= found["old primary rejoined"]["at"] - started <= TOLERANCE
+    assert 0 <= found["redundancy restored"]["at"] - started <= TOLERANCE
+    a = r["anatomy"]
+    assert (a["old_primary"], a["new_primary"]) == (old.name, new.name)
+    parts = a["detection_seconds"] + a["promotion_seconds"] + a["routing_seconds"]
+    assert parts == pytest.approx(r["rto"]["injection_to_first_ok_seconds"], abs=0.001)
+    assert a["replication_at_fault"][0]["sync_state"] == "sync"
+    assert a["two_primaries"] == []
+    assert r["rto"]["service_available_seconds"] is not None
+    assert r["rto"]["sla_percent"] > 99.99
+    assert r["rpo"]["lost_bytes"] == 0
+    assert r["nodes"]["observer"] == "on" and r["nodes"]["samples_dropped"] == 0
+    assert set(r["nodes"]["lanes"]) == {old.name, new.name, "endpoint"}
+    assert [s["state"] for s in r["nodes"]["lanes"][old.name]][:2] == ["primary",
+                                                                      "unreachable"]
+
+
+class WalSampler(threading.Thread):
+    """The test's own view of the primary's WAL position, every 10 ms."""
+
+    def __init__(self, node):
+        super().__init__(daemon=True)
+        self.node, self.points, self.stop = node, [], threading.Event()
+
+    def run(self):
+        conn = self.node.connect()
+        with conn.cursor() as cur:
+            while not self.stop.is_set():
+                cur.execute("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8")
+                self.points.append((time.time(), cur.fetchone()[0]))
+                time.sleep(0.01)
+        conn.close()
+
+    def at(self, t):
+        before = max((p for p in self.points if p[0] <= t), default=None)
+        after = min((p for p in self.points if p[0] >= t), default=None)
+        if before is None or after is None or after[0] == before[0]:
+            return (before or after)[1]
+        share = (t - before[0]) / (after[0] - before[0])
+        return before[1] + share * (after[1] - before[1])
+
+
+def test_lag_at_the_fault_matches_the_wal_distance_the_test_measures(make_lab, run_ptor):
+    """An asynchronous standby whose replay is paused falls behind by every byte the load
+    writes: the lag ptor reports at the fault is within 10 % of the distance between the
+    primary's WAL position (sampled by the test every 10 ms) and the standby's paused
+    replay position (read by the test)."""
+    lab = make_lab("async")
+    primary = lab.nodes[lab.named("primary")]
+    standby = lab.nodes[lab.named("standby")]
+    run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "4",
+             "--warmup-duration", "0", "--ops-per-worker", "10", "--expect", "any")
+    standby.query("SELECT pg_wal_replay_pause()")
+    time.sleep(0.3)
+    (replayed,) = standby.query("SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8")[0]
+    sampler = WalSampler(primary)
+    sampler.start()
+    try:
+        run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--parallel-workers", "4",
+                       "--payload-bytes", "8192", "--warmup-duration", "1", "--duration",
+                       "4", "--failover-command", "true", "--failover-after", "3",
+                       "--expect", "any")
+    finally:
+        sampler.stop.set()
+        sampler.join()
+        standby.query("SELECT pg_wal_replay_resume()")
+    assert run.code == 0, run
+    seen = next(x for x in run.report["anatomy"]["replication_at_fault"]
+                if x["seen_by"].startswith("primary"))
+    truth = sampler.at(seen["at"]) - replayed
+    assert truth > 1_000_000  # a megabyte or more behind: the check means something
+    assert seen["replayed_bytes_behind"] == pytest.approx(truth, rel=0.10)
+    itself = next(x for x in run.report["anatomy"]["replication_at_fault"]
+                  if x["seen_by"] == "itself")
+    assert itself["replayed_bytes_behind"] == pytest.approx(sampler.at(itself["at"]) -
+                                                            replayed, rel=0.10)
+
+
+def test_unreachable_and_unprivileged_nodes_change_nothing_but_say_so(make_lab, run_ptor):
+    """One node that never answers, one reached as a role without pg_monitor: the drill's
+    figures are whole (pass, nothing lost), the unreachable node's samples all say so,
+    and the report names the privilege that would fill the unknown fields."""
+    import socket
+
+    lab = make_lab("sync")
+    primary = lab.nodes[lab.named("primary")]
+    primary.query("CREATE ROLE watcher LOGIN")
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(10)
+    dead_port = silent.getsockname()[1]
+    dead = f"host=127.0.0.1 port={dead_port} dbname=postgres user=x"
+    watcher = f"host=127.0.0.1 port={primary.port} dbname=postgres user=watcher"
+    try:
+        run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers",
+                       "2", "--warmup-duration", "0.5", "--duration", "3", "--expect", "any",
+                       "--node-dsn", dead, "--node-dsn", watcher)
+    finally:
+        silent.close()
+    assert run.code == 0, run
+    r = run.report
+    assert r["verdict"] == "pass" and r["rpo"]["lost_acknowledged_ops"] == 0
+    assert r["ops"]["ok"] > 0
+    nodes = r["nodes"]["nodes"]
+    dead_name = f"127.0.0.1:{dead_port}"
+    assert nodes[dead_name]["samples"] > 5 and nodes[dead_name]["reachable"] == 0
+    watched = nodes[f"127.0.0.1:{primary.port}"]
+    assert watched["reachable"] > 5 and watched["pg_monitor"] is False
+    assert "pg_monitor" in r["nodes"]["unknown_fields"]
+    assert f"127.0.0.1:{primary.port}" in r["nodes"]["unknown_fields"]

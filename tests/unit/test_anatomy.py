@@ -1,0 +1,152 @@
+"""The failover's anatomy from synthetic observer samples: events in order with their
+sources, the outage's breakdown, replication at the fault, two primaries at once, Service
+Available, lanes and the lag curve; and the report's SLA, RPO bytes and brownout."""
+
+import pytest
+
+from ptor_harness.ops import ENDPOINT, NodeSample, ReplicationRow
+from ptor_harness.verify import anatomy as a
+from ptor_harness.verify.metrics import brownout, sla_percent
+
+SYSTEM = "7300"
+
+
+def sample(node, at, role, timeline=1, wal=None, received=None, replayed=None,
+           monitor=True, system=SYSTEM):
+    if role == "down":
+        return NodeSample(node, at, 0.05, False, None, None, None, None, None, None, None,
+                          None, "OperationalError: refused")
+    return NodeSample(node, at, 0.001, True, role == "standby", timeline, system, wal,
+                      received, replayed, at - 0.01 if role == "standby" else None, monitor,
+                      None)
+
+
+def kill_and_promote(rejoin=True):
+    """node1 primary until it is killed at 1.0; node2 promoted (timeline 2) seen at 1.3;
+    node1 back as a standby streaming from 2.0; node2 streams to it (sync) from 2.1."""
+    samples, replication = [], []
+    for i in range(30):
+        t = round(i * 0.1, 1)
+        if t < 1.0:
+            samples.append(sample("node1", t, "primary", wal=1000 + 100 * i))
+            samples.append(sample("node2", t + 0.001, "standby", received=950 + 100 * i,
+                                  replayed=900 + 100 * i))
+            replication.append(ReplicationRow("node1", t, "standby", "streaming", "sync",
+                                              1000 + 100 * i, 980 + 100 * i, 950 + 100 * i,
+                                              900 + 100 * i, 0.001, 0.002, 0.003))
+        else:
+            back = rejoin and t >= 2.0
+            samples.append(sample("node1", t, "standby" if back else "down", timeline=2,
+                                  received=5000 if back else None))
+            promoted = t >= 1.3
+            samples.append(sample("node2", t + 0.001, "primary" if promoted else "standby",
+                                  timeline=2 if promoted else 1, wal=4000 + i))
+            if t >= 2.1:
+                replication.append(ReplicationRow("node2", t + 0.001, "standby", "streaming",
+                                                  "sync", 1, 1, 1, 1, 0.0, 0.0, 0.0))
+        samples.append(sample(ENDPOINT, t + 0.002,
+                              "down" if 1.0 <= t < 1.2 else "primary"))
+    return samples, replication
+
+
+def test_events_in_order_each_with_its_source():
+    samples, replication = kill_and_promote()
+    out = a.anatomy(samples, replication, 1.0, "kill-primary", 1.02, 1.35)
+    names = [e["name"] for e in out["events"]]
+    assert names == ["fault injected", "old primary unreachable", "first client error",
+                     "standby promoted", "writes acknowledged again", "old primary rejoined",
+                     "redundancy restored"]
+    by = {e["name"]: e for e in out["events"]}
+    assert by["old primary unreachable"]["at"] == 1.0
+    assert by["old primary unreachable"]["source"] == "observer: node1"
+    assert by["standby promoted"]["at"] == pytest.approx(1.301)
+    assert by["standby promoted"]["after"] == pytest.approx(1.201)  # the resolution
+    assert "timeline 2 (was 1)" in by["standby promoted"]["detail"]
+    assert by["old primary rejoined"]["at"] == 2.0
+    assert by["redundancy restored"]["at"] == pytest.approx(2.101)
+    assert out["old_primary"] == "node1" and out["new_primary"] == "node2"
+    assert out["detection_seconds"] == pytest.approx(0.02)
+    assert out["promotion_seconds"] == pytest.approx(1.301 - 1.02)
+    assert out["routing_seconds"] == pytest.approx(1.35 - 1.301)
+
+
+def test_a_promotion_seen_after_the_first_write_is_bounded_by_it():
+    """The observer samples every 0.1 s: when a write was acknowledged through the endpoint
+    between the sample before the promotion and the one that showed it, the promotion
+    happened before that write (routing 0, never negative)."""
+    samples, replication = kill_and_promote()
+    out = a.anatomy(samples, replication, 1.0, "kill-primary", 1.02, 1.25)
+    assert out["promotion_seconds"] == pytest.approx(1.25 - 1.02)
+    assert out["routing_seconds"] == 0.0
+
+
+def test_replication_at_the_fault_from_both_sides():
+    samples, replication = kill_and_promote()
+    rows = a.anatomy(samples, replication, 1.0, "kill-primary", 1.02, 1.35)[
+        "replication_at_fault"]
+    primary_view, standby_view = rows
+    # last primary sample before the fault: wal 1900; standby sent 1900, flushed 1850 ...
+    assert primary_view["seen_by"] == "primary node1" and primary_view["sync_state"] == "sync"
+    assert (primary_view["sent_bytes_behind"], primary_view["flushed_bytes_behind"],
+            primary_view["replayed_bytes_behind"]) == (0, 50, 100)
+    assert standby_view["standby"] == "node2" and standby_view["seen_by"] == "itself"
+    assert standby_view["flushed_bytes_behind"] == 50  # received 1850 of 1900
+    assert standby_view["replay_lag_seconds"] == pytest.approx(0.01)
+
+
+def test_no_rejoin_and_no_redundancy_are_left_out():
+    samples, replication = kill_and_promote(rejoin=False)
+    replication = [r for r in replication if r.node == "node1"]
+    names = [e["name"] for e in a.anatomy(samples, replication, 1.0, "kill-primary", 1.02,
+                                          1.35)["events"]]
+    assert "old primary rejoined" not in names and "redundancy restored" not in names
+
+
+def test_a_demoted_primary_is_not_unreachable():
+    samples = [sample("node1", 0.0, "primary"), sample("node2", 0.0, "standby"),
+               sample("node1", 1.0, "standby", timeline=2),
+               sample("node2", 1.0, "primary", timeline=2)]
+    events = a.anatomy(samples, [], 0.5, "switchover", None, None)["events"]
+    assert [e["name"] for e in events] == ["fault injected", "old primary demoted (in recovery)",
+                                           "standby promoted"]
+
+
+def test_two_primaries_of_one_cluster_at_once():
+    samples = [sample("node1", t / 10, "primary") for t in range(20)]
+    samples += [sample("node2", t / 10, "standby" if t < 8 else "primary") for t in range(20)]
+    samples += [sample("other", t / 10, "primary", system="9999") for t in range(20)]
+    both = a.two_primaries(a.by_node(samples))
+    assert both == [{"nodes": ["node1", "node2"], "start": 0.8, "end": 1.9,
+                     "seconds": pytest.approx(1.1)}]
+
+
+def test_service_available_counts_from_the_fault_to_the_first_connection():
+    samples, _ = kill_and_promote()
+    assert a.service_available(samples, 1.0) == pytest.approx(0.202)
+    steady = [sample(ENDPOINT, t / 10, "primary") for t in range(20)]
+    assert a.service_available(steady, 1.0) == 0.0
+    assert a.service_available(steady, 5.0) is None  # not sampled after the fault
+
+
+def test_lanes_merge_equal_samples_and_the_lag_curve_follows_the_primary():
+    samples, replication = kill_and_promote()
+    lanes = a.role_lanes(samples)
+    assert [seg["state"] for seg in lanes["node1"]] == ["primary", "unreachable", "standby"]
+    assert [seg["timeline"] for seg in lanes["node2"]] == [1, 2]
+    lag = a.lag_series(samples, replication)["standby"]
+    assert lag[0] == [0.0, 100] and len(lag) == 10 + 9  # before the fault, and after 2.1
+
+
+def test_sla_rpo_bytes_and_brownout():
+    assert sla_percent(8.64) == 99.99
+    assert sla_percent(None) is None
+    timeline = [{"t": t, "ok": 100} for t in range(100, 110)]
+    timeline += [{"t": 110, "ok": 40}, {"t": 111, "ok": 0}, {"t": 113, "ok": 90},
+                 {"t": 114, "ok": 30}]
+    found = brownout(timeline, 100.0, 110.0, 116.0, 0.5)
+    assert found["warmup_ok_per_second"] == 100.0
+    # 111 (0 ok), 112 (no op at all) below 50; 113 fine; 114 below; 115 nothing
+    assert found["periods"] == [{"start": 111.0, "end": 113.0, "seconds": 2.0},
+                                {"start": 114.0, "end": 116.0, "seconds": 2.0}]
+    assert found["seconds"] == 4.0
+    assert brownout(timeline, 100.0, 100.5, 116.0, 0.5)["seconds"] is None  # no warmup
