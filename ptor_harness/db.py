@@ -24,7 +24,7 @@ from typing import Callable, Optional
 import psycopg2
 from psycopg2 import extensions
 
-from .ops import FAILED, INDETERMINATE, Identity
+from .ops import FAILED, INDETERMINATE, NOT_REPLICATED, SYNC_WAIT_CANCELLED, Identity
 
 # SQLSTATE classes where the server definitely rejected the statement, so nothing committed.
 _REJECTED_CLASSES = ("22", "23", "25", "40", "42", "44", "53", "54", "55")
@@ -293,6 +293,14 @@ def error_label(exc: BaseException) -> str:
     code = getattr(exc, "pgcode", None)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"{code}: {text}"[:200] if code else f"{type(exc).__name__}: {text}"[:200]
+
+
+def notice_label(notices: list) -> Optional[str]:
+    """What an acknowledged op's notices say that matters for its fate (or None)."""
+    for notice in notices:
+        if SYNC_WAIT_CANCELLED in notice:
+            return NOT_REPLICATED
+    return None
 
 
 def classify(exc: BaseException, sent: bool) -> str:

@@ -31,6 +31,13 @@ FAILED = "failed"
 INDETERMINATE = "indeterminate"
 OUTCOMES = (OK, FAILED, INDETERMINATE)
 
+# The warning PostgreSQL sends with a commit whose wait for synchronous replication was
+# cancelled (a driver's query timeout, a pooler's cancel): acknowledged, but committed
+# locally only. An ok op keeps NOT_REPLICATED in its error field, so its loss can say why.
+SYNC_WAIT_CANCELLED = "canceling wait for synchronous replication"
+NOT_REPLICATED = "not replicated: the wait for synchronous replication was cancelled"
+READ_ONLY = "25006"  # SQLSTATE of a write refused by a server in recovery (or read-only)
+
 
 class Op(NamedTuple):
     """One op as the ledger holds it.

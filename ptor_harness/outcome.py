@@ -107,6 +107,8 @@ class DrillOutcome:
     observer: ObserverStatus = field(default_factory=ObserverStatus)
     node_samples: list[NodeSample] = field(default_factory=list)  # from the ledger
     replication: list[ReplicationRow] = field(default_factory=list)
+    # writes refused as read-only (SQLSTATE 25006): count, first and last time
+    refused_writes: tuple = (0, None, None)
 
     def stopped(self, kind: Stop, detail: str, signal: Optional[str] = None) -> None:
         self.stop = StopReason(kind, detail, signal)

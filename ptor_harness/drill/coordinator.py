@@ -24,6 +24,7 @@ from ..config import Scenario
 from ..errors import PtorError
 from ..ledger import LedgerSpec, spill
 from ..ledger.journal import PhaseJournal
+from ..ops import READ_ONLY
 from ..outcome import DrillOutcome, Stop, StopReason
 from ..outputs import exports, report
 from ..verify.metrics import RunMetrics
@@ -247,6 +248,7 @@ class Drill:
         outcome.identities = ledger.identities()
         outcome.node_samples = ledger.node_samples()
         outcome.replication = ledger.replication_rows()
+        outcome.refused_writes = ledger.refused_writes(READ_ONLY)
         metrics = RunMetrics()
         for worker in range(s.load.parallel_workers):
             metrics.add_timings(worker, ledger.op_timings(worker))

@@ -61,7 +61,7 @@ class Crew:
         self.observer = ctx.Process(
             target=run_observer, name="ptor-observer",
             args=(ObserverSpec(nodes, scenario.observer.observe_interval), self.queue,
-                  self.stop, self.events)) if nodes else None
+                  self.stop, self.events, os.getpid())) if nodes else None
         self.workers = [
             ctx.Process(target=run_worker, name=f"ptor-worker-{spec.worker}",
                         args=(spec, self.queue, pipes[spec.worker][0], self.board.array,
@@ -73,10 +73,10 @@ class Crew:
         """Start every process; the workers wait for `go`."""
         self.recorder.start()
         self.probe.start()
-        if self.observer is not None:
-            self.observer.start()
         for proc in self.workers:
             proc.start()
+        if self.observer is not None:
+            self.observer.start()
 
     @property
     def pids(self) -> list[int]:

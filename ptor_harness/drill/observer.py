@@ -205,20 +205,23 @@ class NodeWatcher(threading.Thread):
                 self.conn = None
 
 
-def run_observer(spec: ObserverSpec, q, stop, events) -> None:
-    """Process entry point: watch every node until `stop`, sending samples to the
-    recorder every FLUSH_SECONDS; the last samples go before the process exits."""
+def run_observer(spec: ObserverSpec, q, stop, events, parent_pid: int) -> None:
+    """Process entry point: watch every node until `stop` (or until the coordinator is
+    gone), sending samples to the recorder every FLUSH_SECONDS; the last samples go before
+    the process exits."""
     messages.ignore_stop_signals()
     db.share_between_threads()
     out: list = []
     lock = threading.Lock()
-    watchers = [NodeWatcher(node, spec, out, lock, stop) for node in spec.nodes]
+    halt = threading.Event()  # the watchers' own stop: the drill's, or the parent's death
+    watchers = [NodeWatcher(node, spec, out, lock, halt) for node in spec.nodes]
     for watcher in watchers:
         watcher.start()
     sent = dropped = 0
     while True:
-        stopping = stop.wait(FLUSH_SECONDS)
+        stopping = stop.wait(FLUSH_SECONDS) or os.getppid() != parent_pid
         if stopping:
+            halt.set()
             for watcher in watchers:
                 watcher.join(spec.bound * 2 + 1)
         with lock:

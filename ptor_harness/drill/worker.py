@@ -285,6 +285,9 @@ class Worker:
             if rows and kind != INSERT:
                 prev_seq = self.cur.fetchone()[0]
             outcome = OK
+            if self.conn.notices:  # rare: e.g. a cancelled wait for a synchronous standby
+                error = db.notice_label(self.conn.notices)
+                del self.conn.notices[:]
         except psycopg2.Error as exc:
             outcome = db.classify(exc, sent=True)
             error = db.error_label(exc)

@@ -192,6 +192,14 @@ class Ledger(ABC):
                         "run_id = %s ORDER BY at, node")
         return [ReplicationRow(*row) for row in self._query(sql, (self.run_id,))]
 
+    def refused_writes(self, sqlstate: str) -> tuple[int, Optional[float], Optional[float]]:
+        """Ops refused with `sqlstate` (a write on a read-only server: stale routing): how
+        many, the first and the last refusal's time."""
+        sql = self._sql("SELECT count(*), min(t_end), max(t_end) FROM ledger_op WHERE "
+                        "run_id = %s AND outcome = 'failed' AND error LIKE %s")
+        count, first, last = next(iter(self._query(sql, (self.run_id, sqlstate + ":%"))))
+        return count, first, last
+
     def stored_scenario(self) -> Optional[dict]:
         """The run's scenario as it was recorded at its start (passwords masked), or None
         when the ledger does not know the run."""

@@ -98,7 +98,9 @@ def prometheus_registry(report: dict) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
 
     def gauge(name: str, help_text: str, samples: list[tuple[dict, object]]) -> None:
-        labelnames = list(samples[0][0]) if samples else []
+        if not samples:  # nothing to say (no standby seen): no series, never a made-up 0
+            return
+        labelnames = list(samples[0][0])
         metric = Gauge(f"ptor_{name}", help_text, labelnames, registry=registry)
         for labels, value in samples:
             (metric.labels(**{k: str(v) for k, v in labels.items()}) if labelnames
@@ -134,6 +136,26 @@ def prometheus_registry(report: dict) -> CollectorRegistry:
     gauge("anomalies", "Anomalies found by reconciliation, by kind.",
           [({"kind": k}, report["anomalies"][k])
            for k in ANOMALY_CLASSES])
+    anatomy = report.get("anatomy") or {}
+    gauge("outage_part_seconds", "The write outage by part: detection, promotion, routing "
+          "(the node observer's view).",
+          [({"part": part}, anatomy.get(f"{part}_seconds"))
+           for part in ("detection", "promotion", "routing")])
+    gauge("service_available_seconds", "Fault to the endpoint's first connection, any role.",
+          [({}, rto.get("service_available_seconds"))])
+    gauge("sla_percent", "Availability if this write outage happened once a day.",
+          [({}, rto.get("sla_percent"))])
+    gauge("lost_bytes", "Payload bytes of the lost acknowledged ops.",
+          [({}, rpo.get("lost_bytes"))])
+    gauge("brownout_seconds", "Seconds below the brownout threshold of the warmup's rate.",
+          [({}, (report.get("brownout") or {}).get("seconds"))])
+    gauge("two_primaries_seconds", "Time two nodes of the cluster were primaries at once.",
+          [({}, sum(x["seconds"] for x in anatomy.get("two_primaries") or []))])
+    lag = [x for x in anatomy.get("replication_at_fault") or []
+           if x["seen_by"].startswith("primary")]
+    gauge("standby_replay_lag_bytes_at_fault", "How far each standby's replay was behind the "
+          "primary at the fault (pg_stat_replication).",
+          [({"standby": x["standby"] or "standby"}, x["replayed_bytes_behind"]) for x in lag])
     gauge("interrupted", "1 when a signal ended the last drill.",
           [({}, report["interrupted"] is not None)])
     phases = report["phases"]

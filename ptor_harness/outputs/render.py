@@ -110,6 +110,8 @@ def render(report: dict) -> str:
                  for k, n in r["rpo"]["lost_by_evidence"].items()]
         rows += [["acked ops no evidence can place (assumed kept)",
                   _n(r["rpo"]["unverifiable_ops"])]]
+    causes = r["rpo"].get("lost_by_cause") or {}
+    rows += [[f"lost, cause: {k.replace('_', ' ')}", n] for k, n in causes.items() if n]
     rows += [["phantom rows", _n(a["phantom_rows"])], ["holes", _n(a["holes"])],
              ["resurrected rows (lost deletes)", _n(a["resurrected_rows"])],
              ["acked updates/deletes that found no row", _n(v["noop_writes"])],
@@ -131,8 +133,14 @@ def anatomy_tables(r: dict, rel) -> list[str]:
     standby was behind at the fault; two primaries at once; brownout."""
     parts: list[str] = []
     nodes, a = r.get("nodes") or {}, r.get("anatomy") or {}
+    stale = a.get("stale_routing") or {}
+    if stale.get("refused_writes"):
+        parts += ["", f"Stale routing: {stale['refused_writes']:,} writes refused as read-only "
+                  f"(SQLSTATE 25006) from {rel(stale['first_at'])} to {rel(stale['last_at'])} "
+                  f"({_s(stale['seconds'])}): clients were left on a server that was no "
+                  "longer the primary"]
     if nodes.get("observer") != "on":
-        return ["", f"Node observer: {nodes.get('found', 'off')}"] if nodes else []
+        return parts + (["", f"Node observer: {nodes.get('found', 'off')}"] if nodes else [])
     if a.get("events"):
         rows = [[rel(e["at"]), _s(e["seconds_after_fault"]), e["name"], e["source"],
                  e["detail"]] for e in a["events"]]
@@ -153,6 +161,9 @@ def anatomy_tables(r: dict, rel) -> list[str]:
     for both in a.get("two_primaries") or []:
         parts += ["", f"TWO PRIMARIES: {' and '.join(both['nodes'])} both primary from "
                   f"{rel(both['start'])} to {rel(both['end'])} ({_s(both['seconds'])})"]
+    for name, info in (nodes.get("nodes") or {}).items():
+        if info.get("never_reached"):
+            parts += ["", f"Node observer: {name} never answered ({info['never_reached']})"]
     if nodes.get("unknown_fields"):
         parts += ["", f"Node observer: {nodes['unknown_fields']}"]
     brown = r.get("brownout") or {}

@@ -36,7 +36,6 @@ from typing import Optional
 from ..errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
 from ..outcome import DrillOutcome
 from ..verify import checks, saturation
-from ..verify.anatomy import anatomy, lag_series, role_lanes
 from ..verify.findings import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
 from ..verify.metrics import (
     attempts_per_second,
@@ -46,6 +45,7 @@ from ..verify.metrics import (
     rto_summary,
     sla_percent,
 )
+from .nodes import failover_anatomy, lost_by_cause, nodes_section
 
 REPORT_FORMAT = 4
 EXIT_CODES = {checks.PASS: EXIT_PASS, checks.FAIL: EXIT_FAIL, checks.UNKNOWN: EXIT_UNKNOWN}
@@ -211,6 +211,12 @@ def build(outcome: DrillOutcome) -> dict:
     report["rto"]["sla_percent"] = sla_percent(rto["write_seconds"])
     report["rpo"]["lost_bytes"] = None if findings is None else s.load.payload_bytes * (
         findings.lost["insert"] + findings.lost["update"])
+    report["rpo"]["lost_by_cause"] = None if findings is None else lost_by_cause(
+        findings.lost_by_cause, report["anatomy"]["replication_at_fault"])
+    refused, first, last = outcome.refused_writes
+    report["anatomy"]["stale_routing"] = {
+        "refused_writes": refused, "first_at": first, "last_at": last,
+        "seconds": None if first is None else last - first}
     report["rto"].update(probe_rto(report["windows"]))
     observed = observed_failover(report["windows"], outcome)
     report["expectation"] = {"expected": s.thresholds.expect,
@@ -280,6 +286,13 @@ def warnings(report: dict, outcome: DrillOutcome) -> list[str]:
     if harness["queue_capacity"] and harness["queue_peak_messages"] >= harness["queue_capacity"]:
         out.append(f"the recorder fell behind: the queue to it was full "
                    f"({harness['queue_capacity']} messages), so workers waited for it")
+    observer = outcome.observer
+    if observer.failure:
+        out.append(f"{observer.failure}: the failover's anatomy may be incomplete (the "
+                   "verdict does not depend on it)")
+    if observer.dropped:
+        out.append(f"the node observer dropped {observer.dropped} samples: the recorder's "
+                   "queue was full")
     after = outcome.primary_after
     newest = max((i.timeline for i in outcome.identities if not i.in_recovery and after
                   and i.system_id == after.system_id and i.timeline is not None), default=None)
@@ -288,49 +301,6 @@ def warnings(report: dict, outcome: DrillOutcome) -> list[str]:
                    f"workers wrote to (timeline {newest}): two primaries were "
                    "reachable; the figures are against the older one")
     return out
-
-
-def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[float],
-                     fault: dict) -> dict:
-    """The anatomy (verify/anatomy.py) of the outage ptor's fault caused, or of the first
-    outage when a person failed the cluster over."""
-    injected = outcome.faults[0] if outcome.faults else None
-    if injected is not None:
-        detection, to_ok = fault["detection_seconds"], fault["injection_to_first_ok_seconds"]
-        detected = None if detection is None else fault_at + detection
-        first_ok = None if to_ok is None else fault_at + to_ok
-    else:
-        detected = windows[0].first_bad if windows else None
-        first_ok = windows[0].first_ok if windows else None
-    return anatomy(outcome.node_samples, outcome.replication, fault_at,
-                   injected.name if injected else None, detected, first_ok)
-
-
-def nodes_section(outcome: DrillOutcome) -> dict:
-    """What the node observer watched, what it delivered, what it could not read, and each
-    node's states over time."""
-    o, samples = outcome.observer, outcome.node_samples
-    nodes = {}
-    for name in o.nodes:
-        mine = [x for x in samples if x.node == name]
-        monitor = {x.monitor for x in mine if x.monitor is not None}
-        nodes[name] = {"samples": len(mine), "reachable": sum(1 for x in mine if x.reachable),
-                       "pg_monitor": None if not monitor else all(monitor)}
-    unread = [name for name, info in nodes.items() if info["pg_monitor"] is False]
-    return {
-        "observer": "on" if o.nodes else "off",
-        "found": o.found,
-        "samples_sent": o.sent,
-        "samples_dropped": o.dropped,
-        "failure": o.failure,
-        "nodes": nodes,
-        "unknown_fields": None if not unread else (
-            f"on {', '.join(unread)} ptor's role is neither superuser nor a member of "
-            "pg_monitor: WAL positions and standbys' progress there are unknown (GRANT "
-            "pg_monitor TO the role ptor connects as, to fill them)"),
-        "lanes": role_lanes(samples),
-        "replay_lag_bytes": lag_series(samples, outcome.replication),
-    }
 
 
 def probe_rto(windows: list[dict]) -> dict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..ops import KIND_NAMES
+from ..ops import KIND_NAMES, NOT_REPLICATED
 
 EXAMPLES = 10
 # The anomaly classes, each with the Findings field that holds its examples.
@@ -28,6 +28,19 @@ EXAMPLES_OF = {"phantom_rows": "phantom_examples", "holes": "hole_examples",
 # How a lost op was found (see the module's docstring).
 FINAL_STATE, VERSION_CHAIN, WORKER_ORDER = "final_state", "version_chain", "worker_order"
 EVIDENCE = (FINAL_STATE, VERSION_CHAIN, WORKER_ORDER)
+# Why a lost op was lost, as far as the ledger tells: its commit's wait for the synchronous
+# standby was cancelled (PostgreSQL's warning came with the acknowledgement); it was
+# acknowledged by a server after a newer primary had served (split brain); or neither
+# (the report then looks at the replication mode at the fault).
+SYNC_WAIT_CANCELLED, SPLIT_BRAIN, OTHER_CAUSE = "sync_wait_cancelled", "split_brain", "other"
+CAUSES = (SYNC_WAIT_CANCELLED, SPLIT_BRAIN, OTHER_CAUSE)
+
+
+def cause_of(error: Optional[str], acknowledged_by_stale_primary: bool) -> str:
+    """Why an acknowledged op was lost, from what its acknowledgement said (see CAUSES)."""
+    if error == NOT_REPLICATED:
+        return SYNC_WAIT_CANCELLED
+    return SPLIT_BRAIN if acknowledged_by_stale_primary else OTHER_CAUSE
 
 
 @dataclass
@@ -39,6 +52,8 @@ class Findings:
     mismatched_rows: int = 0
     lost: dict = field(default_factory=lambda: {k: 0 for k in KIND_NAMES.values()})
     lost_by_evidence: dict = field(default_factory=lambda: {e: 0 for e in EVIDENCE})
+    # why each was lost, where the ledger can tell: see Reconciler._lose
+    lost_by_cause: dict = field(default_factory=lambda: {c: 0 for c in CAUSES})
     lost_examples: list = field(default_factory=list)
     first_lost_ack: Optional[float] = None  # acknowledgement times of the lost ops
     last_lost_ack: Optional[float] = None

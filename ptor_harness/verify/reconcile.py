@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator
 from typing import Callable, Optional
 
 from ..ops import DELETE, FAILED, INSERT, KIND_NAMES, OK, UPDATE, Op
-from .findings import FINAL_STATE, VERSION_CHAIN, WORKER_ORDER, Findings
+from .findings import FINAL_STATE, VERSION_CHAIN, WORKER_ORDER, Findings, cause_of
 from .worker_order import Unit, WorkerOrder
 
 
@@ -111,9 +111,13 @@ class Reconciler:
         f = self.findings
         f.lost[KIND_NAMES[op.kind]] += 1
         f.lost_by_evidence[evidence] += 1
+        stale = self.stale is not None and op.t_end is not None and \
+            self.stale(worker, op.session, op.t_end) is not None
+        cause = cause_of(op.error, stale)
+        f.lost_by_cause[cause] += 1
         f._example(f.lost_examples, {"worker": worker, "key": op.key, "seq": op.seq,
                                      "kind": KIND_NAMES[op.kind], "committed_at": op.t_end,
-                                     "found_by": evidence})
+                                     "found_by": evidence, "cause": cause})
         if op.t_end is not None:
             if f.first_lost_ack is None or op.t_end < f.first_lost_ack:
                 f.first_lost_ack = op.t_end

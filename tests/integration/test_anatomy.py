@@ -134,6 +134,7 @@ def test_unreachable_and_unprivileged_nodes_change_nothing_but_say_so(make_lab, 
     nodes = r["nodes"]["nodes"]
     dead_name = f"127.0.0.1:{dead_port}"
     assert nodes[dead_name]["samples"] > 5 and nodes[dead_name]["reachable"] == 0
+    assert "timed out" in nodes[dead_name]["never_reached"]
     watched = nodes[f"127.0.0.1:{primary.port}"]
     assert watched["reachable"] > 5 and watched["pg_monitor"] is False
     assert "pg_monitor" in r["nodes"]["unknown_fields"]

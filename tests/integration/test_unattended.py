@@ -1,6 +1,7 @@
 """Unattended drills on a real lab: signals, the deadline, one drill at a time, and the run
 folder's files read back by their parsers."""
 
+import contextlib
 import json
 import os
 import re
@@ -36,6 +37,23 @@ def wait_for_log(tmp_path, text, proc, timeout=60.0):
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
     raise AssertionError(f"ptor never logged {text!r}")
+
+
+def wait_for_ops(tmp_path, worker, proc, timeout=60.0):
+    """Until the run's embedded ledger holds an op of `worker` (it is past its start-up:
+    spawned processes take a while to import and connect on a busy machine)."""
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in (tmp_path / "runs").glob("*/ledger.sqlite"):
+            with contextlib.closing(sqlite3.connect(str(path), timeout=5)) as db:
+                if db.execute("SELECT 1 FROM ledger_op WHERE worker = ? LIMIT 1",
+                              (worker,)).fetchone():
+                    return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError(f"worker {worker} never recorded an op")
 
 
 def drill_args(lab, *extra):
@@ -232,11 +250,12 @@ def test_a_killed_worker_is_noticed_within_a_second_and_the_others_carry_on(make
     proc = start_ptor(tmp_path, *drill_args(lab, "--duration", "5",
                                              "--full-data-validation"))
     wait_for_log(tmp_path, "phase load", proc)
-    # the coordinator starts the recorder, the probe, then workers 0, 1, 2, each a
-    # spawn_main child
+    wait_for_ops(tmp_path, 1, proc)
+    # the coordinator starts the recorder, the probe, workers 0, 1, 2, then the node
+    # observer, each a spawn_main child
     spawned = sorted((c for c in psutil.Process(proc.pid).children()
                       if "spawn_main" in " ".join(c.cmdline())), key=lambda c: c.pid)
-    assert len(spawned) == 5
+    assert len(spawned) == 6
     victim = spawned[3]  # worker 1
     killed_at = time.time()
     victim.kill()
@@ -276,7 +295,7 @@ def test_workers_killed_in_a_row_under_a_busy_load_never_wedge_the_others(make_l
     wait_for_log(tmp_path, "phase load", proc)
     spawned = sorted((c for c in psutil.Process(proc.pid).children()
                       if "spawn_main" in " ".join(c.cmdline())), key=lambda c: c.pid)
-    assert len(spawned) == 10  # the recorder, the probe, then workers 0..7
+    assert len(spawned) == 11  # the recorder, the probe, workers 0..7, the observer
     for victim in spawned[2:10:2]:  # workers 0, 2, 4, 6
         time.sleep(0.3)
         victim.kill()

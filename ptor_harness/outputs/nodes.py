@@ -1,0 +1,69 @@
+"""The node observer's part of the report: what it watched and delivered, the failover's
+anatomy (verify/anatomy.py) for the outage that matters, and why lost ops were lost."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..outcome import DrillOutcome
+from ..verify.anatomy import anatomy, lag_series, role_lanes
+
+
+def lost_by_cause(counts: dict, at_fault: list[dict]) -> dict:
+    """Why the lost acknowledged ops were lost: a cancelled wait for the synchronous
+    standby (PostgreSQL said so with the acknowledgement), split brain, and the rest by
+    the replication mode the observer saw at the fault: asynchronous lag when no standby
+    was synchronous, unexplained when one was, not attributed when nothing was seen."""
+    modes = {x["sync_state"] for x in at_fault if x["seen_by"].startswith("primary")}
+    other = counts.get("other", 0)
+    sync = bool(modes & {"sync", "quorum"})
+    return {"sync_wait_cancelled": counts.get("sync_wait_cancelled", 0),
+            "split_brain": counts.get("split_brain", 0),
+            "asynchronous_lag": other if modes and not sync else 0,
+            "unexplained": other if sync else 0,
+            "not_attributed": 0 if modes else other}
+
+
+def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[float],
+                     fault: dict) -> dict:
+    """The anatomy (verify/anatomy.py) of the outage ptor's fault caused, or of the first
+    outage when a person failed the cluster over."""
+    injected = outcome.faults[0] if outcome.faults else None
+    if injected is not None:
+        detection, to_ok = fault["detection_seconds"], fault["injection_to_first_ok_seconds"]
+        detected = None if detection is None else fault_at + detection
+        first_ok = None if to_ok is None else fault_at + to_ok
+    else:
+        detected = windows[0].first_bad if windows else None
+        first_ok = windows[0].first_ok if windows else None
+    return anatomy(outcome.node_samples, outcome.replication, fault_at,
+                   injected.name if injected else None, detected, first_ok)
+
+
+def nodes_section(outcome: DrillOutcome) -> dict:
+    """What the node observer watched, what it delivered, what it could not read, and each
+    node's states over time."""
+    o, samples = outcome.observer, outcome.node_samples
+    nodes = {}
+    for name in o.nodes:
+        mine = [x for x in samples if x.node == name]
+        monitor = {x.monitor for x in mine if x.monitor is not None}
+        reached = sum(1 for x in mine if x.reachable)
+        nodes[name] = {"samples": len(mine), "reachable": reached,
+                       "pg_monitor": None if not monitor else all(monitor),
+                       "never_reached": None if reached or not mine else mine[-1].error}
+    unread = [name for name, info in nodes.items() if info["pg_monitor"] is False]
+    return {
+        "observer": "on" if o.nodes else "off",
+        "found": o.found,
+        "samples_sent": o.sent,
+        "samples_dropped": o.dropped,
+        "failure": o.failure,
+        "nodes": nodes,
+        "unknown_fields": None if not unread else (
+            f"on {', '.join(unread)} ptor's role is neither superuser nor a member of "
+            "pg_monitor: WAL positions and standbys' progress there are unknown (GRANT "
+            "pg_monitor TO the role ptor connects as, to fill them)"),
+        "lanes": role_lanes(samples),
+        "replay_lag_bytes": lag_series(samples, outcome.replication),
+    }
