@@ -41,6 +41,7 @@ def render(report: dict) -> str:
         ["detection time", _s(r["rto"]["detection_seconds"])],
         ["fault injection -> first ok write", _s(r["rto"]["injection_to_first_ok_seconds"])],
         ["probe: last answer -> first write", _s(r["rto"].get("probe_seconds"))],
+        ["read RTO (endpoint, any role)", _s(r["rto"].get("read_seconds"))],
         ["lost acknowledged ops (RPO)", _n(r["rpo"]["lost_acknowledged_ops"])],
         ["RPO window", _s(r["rpo"]["window_seconds"])],
         ["ops ok / failed / in doubt", " / ".join(_n(r["ops"][k]) for k in (

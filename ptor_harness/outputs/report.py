@@ -34,6 +34,7 @@ import os
 from typing import Optional
 
 from ..errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
+from ..ops import ENDPOINT
 from ..outcome import DrillOutcome
 from ..verify import checks, saturation
 from ..verify.findings import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
@@ -208,6 +209,7 @@ def build(outcome: DrillOutcome) -> dict:
                              outcome.phases.get("drain"), s.thresholds.brownout_threshold),
     }
     report["rto"]["service_available_seconds"] = report["anatomy"]["service_available_seconds"]
+    report["rto"]["read_seconds"] = report["anatomy"]["read_outage_seconds"].get(ENDPOINT)
     report["rto"]["sla_percent"] = sla_percent(rto["write_seconds"])
     report["rpo"]["lost_bytes"] = None if findings is None else s.load.payload_bytes * (
         findings.lost["insert"] + findings.lost["update"])

@@ -39,11 +39,7 @@ class Event:
 
 def by_node(samples: Sequence[NodeSample]) -> dict[str, list[NodeSample]]:
     """The cluster's nodes' samples, each node's in time order (the endpoint apart)."""
-    out: dict[str, list[NodeSample]] = {}
-    for sample in sorted(samples, key=lambda s: s.at):
-        if sample.node != ENDPOINT:
-            out.setdefault(sample.node, []).append(sample)
-    return out
+    return {name: mine for name, mine in by_name(samples).items() if name != ENDPOINT}
 
 
 def is_primary(sample: NodeSample) -> bool:
@@ -202,6 +198,37 @@ def service_available(samples: Sequence[NodeSample], fault_at: float) -> Optiona
     return None if back is None else back.at - fault_at
 
 
+def read_outages(samples: Sequence[NodeSample], fault_at: float) -> dict:
+    """Read availability: for the endpoint and for each node, the longest span from a
+    sample that answered a SELECT to the next one that did again, among the spans in which
+    it did not answer at or after the fault (0 when it always answered; None when it was
+    not sampled after the fault or never answered again)."""
+    out: dict = {}
+    for name, mine in by_name(samples).items():
+        after = [s for s in mine if s.at >= fault_at]
+        if not after:
+            out[name] = None
+            continue
+        longest, last_ok, down = 0.0, None, False
+        for sample in mine:
+            if sample.reachable:
+                if down and last_ok is not None:
+                    longest = max(longest, sample.at - last_ok)
+                last_ok, down = sample.at, False
+            elif sample.at >= fault_at:
+                down = True
+        out[name] = None if down else longest
+    return out
+
+
+def by_name(samples: Sequence[NodeSample]) -> dict[str, list[NodeSample]]:
+    """Every sampled name's samples (the endpoint's too), in time order."""
+    out: dict[str, list[NodeSample]] = {}
+    for sample in sorted(samples, key=lambda s: s.at):
+        out.setdefault(sample.node, []).append(sample)
+    return out
+
+
 def role_lanes(samples: Sequence[NodeSample]) -> dict[str, list[dict]]:
     """Each node's (and the endpoint's) states over time, runs of equal samples merged:
     primary, standby or unreachable, with the timeline (the charts' lanes)."""
@@ -280,4 +307,5 @@ def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow]
         "two_primaries": two_primaries(nodes),
         "service_available_seconds": None if fault_at is None
         else service_available(samples, fault_at),
+        "read_outage_seconds": {} if fault_at is None else read_outages(samples, fault_at),
     }

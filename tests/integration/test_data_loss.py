@@ -144,3 +144,43 @@ def test_split_brain_loss_equals_the_old_primarys_wal(make_lab, run_ptor):
     assert r["rpo"]["lost_acknowledged_ops"] == len(acknowledged)
     assert r["anomalies"]["split_brain_writes"] == drill.report["anomalies"][
         "split_brain_writes"]
+
+
+CANCEL_SYNC_WAITS = """
+import sys, time
+import psycopg2
+conn = psycopg2.connect(sys.argv[1])
+conn.autocommit = True
+until = time.monotonic() + float(sys.argv[2])
+with conn.cursor() as cur:
+    while time.monotonic() < until:
+        cur.execute("SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity "
+                    "WHERE wait_event = 'SyncRep'")
+        time.sleep(0.02)
+"""
+
+
+def test_cancelled_sync_waits_are_the_cause_of_every_loss(make_lab, run_ptor):
+    """A synchronous pair whose standby goes away: commits wait for it, and cancel requests
+    end the waits (as a driver's query timeout or a pooler would); PostgreSQL acknowledges
+    each with its warning that the commit is local only. Then the primary is killed and the
+    stale standby promoted. The count equals the old primary's WAL, and every lost op
+    carries that cause, which ptor captured from the acknowledgement."""
+    import shlex
+    import sys
+
+    lab = make_lab("sync")
+    keep_decodable_history(lab)
+    primary = lab.nodes["node1"]
+    cancel = " ".join([sys.executable, "-c", shlex.quote(CANCEL_SYNC_WAITS),
+                       shlex.quote(primary.dsn()), "2.5"])
+    command = " && ".join([lab_command(lab, "stop-node", "node2"), cancel,
+                           lab_command(lab, "failover")])
+    run, acknowledged, in_doubt = truth_and_report(
+        lab, run_ptor, "sqlite", False, "--primary-pgdsn", lab.primary_dsn(),
+        "--parallel-workers", "4", "--failover-command", command)
+    check_against_truth("sync-cancelled", run, acknowledged, in_doubt)
+    rpo = run.report["rpo"]
+    assert len(acknowledged) > 100, "the cancelled waits must have acknowledged commits"
+    assert rpo["lost_by_cause"]["sync_wait_cancelled"] == rpo["lost_acknowledged_ops"]
+    assert all(e["cause"] == "sync_wait_cancelled" for e in rpo["examples"])

@@ -150,3 +150,13 @@ def test_sla_rpo_bytes_and_brownout():
                                 {"start": 114.0, "end": 116.0, "seconds": 2.0}]
     assert found["seconds"] == 4.0
     assert brownout(timeline, 100.0, 100.5, 116.0, 0.5)["seconds"] is None  # no warmup
+
+
+def test_read_outages_of_the_endpoint_and_each_node():
+    samples, _ = kill_and_promote()
+    outages = a.read_outages(samples, 1.0)
+    assert outages[ENDPOINT] == pytest.approx(1.202 - 0.902)  # down 1.0-1.2
+    assert outages["node1"] == pytest.approx(2.0 - 0.9)  # killed, back as a standby
+    assert outages["node2"] == 0.0
+    gone, _ = kill_and_promote(rejoin=False)
+    assert a.read_outages(gone, 1.0)["node1"] is None  # never answered again
