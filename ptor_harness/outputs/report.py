@@ -24,7 +24,9 @@ Report format history:
       time, source and resolution, `detection_seconds`, `promotion_seconds`,
       `routing_seconds`, `replication_at_fault`, `two_primaries`,
       `service_available_seconds`); `brownout` (threshold, warmup rate, periods);
-      `rto.service_available_seconds`, `rto.sla_percent`, `rpo.lost_bytes`.
+      `rto.service_available_seconds`, `rto.sla_percent`, `rto.read_seconds`,
+      `rpo.lost_bytes`, `rpo.lost_by_cause`, `anatomy.read_outage_seconds`,
+      `anatomy.stale_routing`; lost examples carry their `cause`.
 """
 
 from __future__ import annotations
