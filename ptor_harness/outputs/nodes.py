@@ -24,6 +24,19 @@ def lost_by_cause(counts: dict, at_fault: list[dict]) -> dict:
             "not_attributed": 0 if modes else other}
 
 
+def stale_routing(outcome: DrillOutcome, fault_at: Optional[float]) -> dict:
+    """Clients sent to a server that was no longer the primary: writes refused as
+    read-only (SQLSTATE 25006), and sessions the endpoint led to a standby after the fault
+    (a worker checks every session it opens and looks again)."""
+    refused, first, last = outcome.refused_writes
+    landed = [i.at for i in outcome.identities
+              if i.in_recovery and fault_at is not None and i.at >= fault_at]
+    times = [t for t in (first, last) if t is not None] + landed
+    return {"refused_writes": refused, "standby_sessions": len(landed),
+            "first_at": min(times, default=None), "last_at": max(times, default=None),
+            "seconds": max(times) - min(times) if times else None}
+
+
 def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[float],
                      fault: dict) -> dict:
     """The anatomy (verify/anatomy.py) of the outage ptor's fault caused, or of the first

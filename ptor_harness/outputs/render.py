@@ -135,11 +135,12 @@ def anatomy_tables(r: dict, rel) -> list[str]:
     parts: list[str] = []
     nodes, a = r.get("nodes") or {}, r.get("anatomy") or {}
     stale = a.get("stale_routing") or {}
-    if stale.get("refused_writes"):
+    if stale.get("refused_writes") or stale.get("standby_sessions"):
         parts += ["", f"Stale routing: {stale['refused_writes']:,} writes refused as read-only "
-                  f"(SQLSTATE 25006) from {rel(stale['first_at'])} to {rel(stale['last_at'])} "
-                  f"({_s(stale['seconds'])}): clients were left on a server that was no "
-                  "longer the primary"]
+                  f"(SQLSTATE 25006) and {stale['standby_sessions']:,} sessions that landed "
+                  f"on a standby, from {rel(stale['first_at'])} to {rel(stale['last_at'])} "
+                  f"({_s(stale['seconds'])}): clients were sent to a server that was not the "
+                  "primary"]
     if nodes.get("observer") != "on":
         return parts + (["", f"Node observer: {nodes.get('found', 'off')}"] if nodes else [])
     if a.get("events"):

@@ -48,7 +48,7 @@ from ..verify.metrics import (
     rto_summary,
     sla_percent,
 )
-from .nodes import failover_anatomy, lost_by_cause, nodes_section
+from .nodes import failover_anatomy, lost_by_cause, nodes_section, stale_routing
 
 REPORT_FORMAT = 4
 EXIT_CODES = {checks.PASS: EXIT_PASS, checks.FAIL: EXIT_FAIL, checks.UNKNOWN: EXIT_UNKNOWN}
@@ -217,10 +217,7 @@ def build(outcome: DrillOutcome) -> dict:
         findings.lost["insert"] + findings.lost["update"])
     report["rpo"]["lost_by_cause"] = None if findings is None else lost_by_cause(
         findings.lost_by_cause, report["anatomy"]["replication_at_fault"])
-    refused, first, last = outcome.refused_writes
-    report["anatomy"]["stale_routing"] = {
-        "refused_writes": refused, "first_at": first, "last_at": last,
-        "seconds": None if first is None else last - first}
+    report["anatomy"]["stale_routing"] = stale_routing(outcome, fault_at)
     report["rto"].update(probe_rto(report["windows"]))
     observed = observed_failover(report["windows"], outcome)
     report["expectation"] = {"expected": s.thresholds.expect,

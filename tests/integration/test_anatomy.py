@@ -139,3 +139,23 @@ def test_unreachable_and_unprivileged_nodes_change_nothing_but_say_so(make_lab, 
     assert watched["reachable"] > 5 and watched["pg_monitor"] is False
     assert "pg_monitor" in r["nodes"]["unknown_fields"]
     assert f"127.0.0.1:{primary.port}" in r["nodes"]["unknown_fields"]
+
+
+def test_an_endpoint_left_on_the_demoted_node_is_stale_routing(make_lab, run_ptor):
+    """A DSN fixed on the old primary (no target_session_attrs, as a pooler or a static
+    config would leave clients): after the kill the node comes back as a standby and every
+    session the workers open there lands on it. The drill does not hang: it fails when
+    writes stay away past --max-outage, and reports the stale routing and its length."""
+    lab = make_lab("sync")
+    old = lab.nodes[lab.named("primary")]
+    started = time.monotonic()
+    run = run_ptor("--primary-pgdsn", old.dsn(), "--init", "--parallel-workers", "2",
+                   "--warmup-duration", "1", "--duration", "60", "--max-outage", "8",
+                   "--lab-dir", lab.dir, "--fault", "kill-primary:1")
+    assert time.monotonic() - started < 60
+    r = run.report
+    assert run.code == 1 and r["verdict"] == "fail", run
+    assert r["rto"]["recovered"] is False
+    stale = r["anatomy"]["stale_routing"]
+    assert stale["standby_sessions"] > 0 and stale["seconds"] > 1.0, stale
+    assert "Stale routing" in run.stdout

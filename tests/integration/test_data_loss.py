@@ -123,6 +123,10 @@ def test_split_brain_loss_equals_the_old_primarys_wal(make_lab, run_ptor):
                      "--init", "--parallel-workers", "4", "--warmup-duration", "1",
                      "--duration", "6", "--lab-dir", lab.dir, "--fault", "split-brain:1")
     assert drill.code == 1 and drill.report["anomalies"]["split_brain_writes"] > 0, drill
+    # the node observer saw both nodes answer as primary at once, for as long as it lasted
+    both = drill.report["anatomy"]["two_primaries"]
+    assert both and all(sorted(x["nodes"]) == ["node1", "node2"] for x in both), both
+    assert sum(x["seconds"] for x in both) > 1.0, both
     new = lab.nodes["node2"]
     later = run_ptor("reconcile", "--run", drill.report["run_id"], "--primary-pgdsn",
                      new.dsn(), "--full-data-validation")
