@@ -57,8 +57,10 @@ def nodes_section(outcome: DrillOutcome) -> dict:
     """What the node observer watched, what it delivered, what it could not read, and each
     node's states over time."""
     o, samples = outcome.observer, outcome.node_samples
+    # `ptor reconcile` did not run the observer: the drill's samples are in the ledger
+    names = o.nodes or list(dict.fromkeys(x.node for x in samples))
     nodes = {}
-    for name in o.nodes:
+    for name in names:
         mine = [x for x in samples if x.node == name]
         monitor = {x.monitor for x in mine if x.monitor is not None}
         reached = sum(1 for x in mine if x.reachable)
@@ -67,8 +69,8 @@ def nodes_section(outcome: DrillOutcome) -> dict:
                        "never_reached": None if reached or not mine else mine[-1].error}
     unread = [name for name, info in nodes.items() if info["pg_monitor"] is False]
     return {
-        "observer": "on" if o.nodes else "off",
-        "found": o.found,
+        "observer": "on" if names else "off",
+        "found": o.found if o.nodes or not names else "the run's ledger",
         "samples_sent": o.sent,
         "samples_dropped": o.dropped,
         "failure": o.failure,

@@ -164,7 +164,7 @@ with conn.cursor() as cur:
 """
 
 
-def test_cancelled_sync_waits_are_the_cause_of_every_loss(make_lab, run_ptor):
+def test_cancelled_sync_waits_are_the_cause_of_every_loss(make_lab, run_ptor, tmp_path):
     """A synchronous pair whose standby goes away: commits wait for it, and cancel requests
     end the waits (as a driver's query timeout or a pooler would); PostgreSQL acknowledges
     each with its warning that the commit is local only. Then the primary is killed and the
@@ -176,8 +176,10 @@ def test_cancelled_sync_waits_are_the_cause_of_every_loss(make_lab, run_ptor):
     lab = make_lab("sync")
     keep_decodable_history(lab)
     primary = lab.nodes["node1"]
-    cancel = " ".join([sys.executable, "-c", shlex.quote(CANCEL_SYNC_WAITS),
-                       shlex.quote(primary.dsn()), "2.5"])
+    script = tmp_path / "cancel_sync_waits.py"
+    script.write_text(CANCEL_SYNC_WAITS)
+    cancel = " ".join([sys.executable, shlex.quote(str(script)), shlex.quote(primary.dsn()),
+                       "2.5"])
     command = " && ".join([lab_command(lab, "stop-node", "node2"), cancel,
                            lab_command(lab, "failover")])
     run, acknowledged, in_doubt = truth_and_report(
