@@ -58,6 +58,10 @@ SELECT pg_is_in_recovery(),
                       extract(epoch FROM replay_lag)::float8))
            FROM pg_stat_replication) END
 """
+# The endpoint (maybe a proxy or a pooler, where a prepared statement may not survive) is
+# asked only what a client reaches there: the same columns, the rest NULL.
+ENDPOINT_SQL = ("SELECT pg_is_in_recovery(), NULL::int, NULL::int8, NULL::int8, NULL::int8, "
+                "NULL::float8, NULL::json")
 # Asked once per session: may this role read everything (superuser or pg_monitor)?
 PRIVILEGE_SQL = ("SELECT current_setting('is_superuser') = 'on' "
                  "OR pg_has_role(current_user, 'pg_monitor', 'USAGE')")
@@ -143,6 +147,7 @@ class NodeWatcher(threading.Thread):
         self.lock = lock
         self.stop_event = stop
         self.conn = None
+        self.sql = SAMPLE_SQL
         self.monitor: Optional[bool] = None
         self.system_id: Optional[str] = None
 
@@ -165,7 +170,7 @@ class NodeWatcher(threading.Thread):
             if self.conn is None:
                 self.open()
             with db.bounded(self.conn, self.spec.bound), self.conn.cursor() as cur:
-                cur.execute(SAMPLE_SQL)
+                cur.execute(self.sql)
                 in_recovery, timeline, wal, received, replayed, replay_at, standbys = \
                     cur.fetchone()
         except (psycopg2.Error, OSError) as exc:
@@ -187,6 +192,11 @@ class NodeWatcher(threading.Thread):
             with db.bounded(conn, self.spec.bound), conn.cursor() as cur:
                 cur.execute(PRIVILEGE_SQL)
                 self.monitor = bool(cur.fetchone()[0])
+                if self.node.name == ENDPOINT:
+                    self.sql = ENDPOINT_SQL
+                else:  # planned once: most of an unprepared sample's cost is planning
+                    cur.execute("PREPARE ptor_sample AS " + SAMPLE_SQL)
+                    self.sql = "EXECUTE ptor_sample"
                 try:
                     cur.execute("SELECT system_identifier::text FROM pg_control_system()")
                     self.system_id = cur.fetchone()[0]

@@ -105,3 +105,25 @@ def pgbench_script_tps(lab, table: str, script: str, clients: int, seconds: int)
                          "-T", str(seconds), "-f", path, "postgres"], cwd=lab.dir,
                         timeout=seconds + 60)
     return float(re.search(r"tps = ([\d.]+)", done.stdout).group(1))
+
+
+def alternate(rounds: int, first, second) -> tuple[float, float, float]:
+    """Run `first()` and `second()` in turn, `rounds` times each (so drift on the machine
+    affects both alike); return the median of each and the median of the rounds' ratios
+    second / first (one disturbed round does not decide)."""
+    import statistics
+
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(first())
+        b.append(second())
+    return (statistics.median(a), statistics.median(b),
+            statistics.median(y / x for x, y in zip(a, b)))
+
+
+def print_ratios(title: str, first: str, second: str, rows: list) -> None:
+    """A table of (synchronous_commit, first's median, second's median, median ratio)."""
+    print(f"\n{title}")
+    print(f"{'synchronous_commit':>18} {first:>11} {second:>11} {'median ratio':>13}")
+    for commit, a, b, ratio in rows:
+        print(f"{commit:>18} {a:11.0f} {b:11.0f} {ratio:13.3f}")

@@ -4,11 +4,10 @@ used before (no RETURNING) and with today's, in alternating rounds against the s
 cluster and load generator on CPUs of their own (the issue's target: within 5 %)."""
 
 import os
-import statistics
 
 from ptor_harness.drill.worker import op_statements
 
-from .conftest import pgbench_script_tps, placement
+from .conftest import alternate, pgbench_script_tps, placement, print_ratios
 from .test_load import CLIENTS, set_synchronous_commit
 
 SECONDS = int(os.environ.get("PTOR_BENCH_CHAIN_SECONDS", "8"))
@@ -50,22 +49,13 @@ def test_the_version_chain_costs_the_load_under_5_percent(bench_lab, capsys):
     with placement(lab, "apart") as split:
         for commit in ("on", "off"):
             set_synchronous_commit(lab, commit)
-            before, after = [], []
-            for _ in range(ROUNDS):  # alternate, so drift affects both alike
-                before.append(tps(lab, BEFORE))
-                after.append(tps(lab, today()))
-            # the median of each pair's ratio: one round disturbed by the machine does
-            # not decide
-            ratio = statistics.median(a / b for a, b in zip(after, before))
-            rows.append((commit, statistics.median(before), statistics.median(after), ratio))
+            rows.append((commit, *alternate(ROUNDS, lambda: tps(lab, BEFORE),
+                                            lambda: tps(lab, today()))))
         set_synchronous_commit(lab, "on")
     lab.nodes[lab.named("primary")].query(f"DROP TABLE IF EXISTS {TABLE}")
     with capsys.disabled():
-        print(f"\nversion chain, {CLIENTS} clients, {ROUNDS} x {SECONDS} s alternating, "
-              f"50/30/20 mix{', cluster and pgbench on CPUs of their own' if split else ''}")
-        print(f"{'synchronous_commit':>18} {'before tps':>11} {'with chain':>11} "
-              f"{'median ratio':>13}")
-        for commit, before, after, ratio in rows:
-            print(f"{commit:>18} {before:11.0f} {after:11.0f} {ratio:13.3f}")
+        print_ratios(f"version chain, {CLIENTS} clients, {ROUNDS} x {SECONDS} s alternating, "
+                     f"50/30/20 mix{', cluster and pgbench on CPUs of their own' if split else ''}",
+                     "before tps", "with chain", rows)
     for commit, _before, _after, ratio in rows:
         assert ratio >= 0.95, f"the version chain costs over 5 % ({commit})"
