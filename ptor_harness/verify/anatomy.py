@@ -98,9 +98,16 @@ def failover_events(nodes: dict[str, list[NodeSample]],
     events.append(Event("standby promoted", promoted.at, promoted.source,
                         f"{new} now primary, timeline {timeline} (was {old.timeline})",
                         promoted.after))
+    # streaming from the new primary: its WAL receiver gets the new timeline (a standby
+    # restarted in recovery may show a received position before it streams at all)
     rejoined = first_change(nodes[old.node], promoted.at,
                             lambda s: s.reachable and s.in_recovery is True
-                            and s.receive_lsn is not None)
+                            and timeline is not None and s.timeline == timeline)
+    if len(nodes) == 2:  # the new primary's only possible standby is the old primary
+        streaming = next((r for r in replication if r.node == new and r.at >= promoted.at
+                          and r.state in ("streaming", "catchup")), None)
+        if streaming is not None and (rejoined is None or streaming.at < rejoined.at):
+            rejoined = Event("", streaming.at, f"observer: {new}")  # seen by the primary
     if rejoined is not None:
         events.append(Event("old primary rejoined", rejoined.at, rejoined.source,
                             f"{old.node} streaming from {new}", rejoined.after))

@@ -16,7 +16,13 @@ import pytest
 from ptor_harness.lab.autofailover import AutoFailoverLab
 from ptor_harness.lab.patroni import PatroniLab
 
-from .anatomy_checks import CANONICAL, check_against_own_observations, check_in_order
+from .anatomy_checks import (
+    CANONICAL,
+    StandbyWatcher,
+    check_against_own_observations,
+    check_in_order,
+    check_rejoin,
+)
 from .conftest import free_port_base, lab_dir, remove_lab
 
 BOUNDS = {("auto-failover", "kill-primary"): 20.0, ("patroni", "kill-primary"): 15.0,
@@ -48,11 +54,14 @@ def drill(lab, run_ptor, fault, moves_to_other=True):
     lab.wait_settled(120)
     old = lab.current_primary()
     new = next(n for n in lab.data_nodes() if n.name != old.name) if moves_to_other else old
-    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", lab.repo_dsn(),
-                   "--init", "--parallel-workers", "3", "--warmup-duration", "1",
-                   "--duration", "60", "--observe-after", "1.5", "--lab-dir", lab.dir,
-                   "--fault", f"{fault}:1", "--full-data-validation", "--max-write-rto",
-                   str(BOUNDS[(lab.stack, fault)]))
+    with StandbyWatcher(new) as watcher:
+        run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", lab.repo_dsn(),
+                       "--init", "--parallel-workers", "3", "--warmup-duration", "1",
+                       "--duration", "60", "--lab-dir", lab.dir,
+                       # a kill is watched until the crashed node is back and streaming
+                       "--observe-after", "12" if fault == "kill-primary" else "1.5",
+                       "--fault", f"{fault}:1", "--full-data-validation", "--max-write-rto",
+                       str(BOUNDS[(lab.stack, fault)]))
     assert run.code == 0, run
     r = run.report
     assert r["verdict"] == "pass"
@@ -70,8 +79,9 @@ def drill(lab, run_ptor, fault, moves_to_other=True):
     moves = {(c["from"], c["to"]) for c in r["servers"]["identity_changes"]}
     assert moves == {(before["label"], after["label"])}
     if fault == "kill-primary":  # the node observer watched the lab's nodes
-        check_in_order(r, CANONICAL[:5])
+        check_in_order(r, CANONICAL)
         check_against_own_observations(r, new)
+        check_rejoin(r, watcher)  # the crashed node streaming from the new primary
         assert (r["anatomy"]["old_primary"], r["anatomy"]["new_primary"]) == (old.name,
                                                                               new.name)
     return r

@@ -107,8 +107,9 @@ def test_a_demoted_primary_is_not_unreachable():
                sample("node1", 1.0, "standby", timeline=2),
                sample("node2", 1.0, "primary", timeline=2)]
     events = a.anatomy(samples, [], 0.5, "switchover", None, None)["events"]
+    # a switchover: the old primary is demoted, and follows the new one's timeline at once
     assert [e["name"] for e in events] == ["fault injected", "old primary demoted (in recovery)",
-                                           "standby promoted"]
+                                           "standby promoted", "old primary rejoined"]
 
 
 def test_two_primaries_of_one_cluster_at_once():
