@@ -122,13 +122,13 @@ class StandbyWatcher(threading.Thread):
                     if t >= since and (sync if synchronous else streaming))
 
 
-def check_rejoin(report: dict, watcher: StandbyWatcher) -> None:
+def check_rejoin(report: dict, watcher: StandbyWatcher, tolerance: float = TOLERANCE) -> None:
     """The old primary streaming again, and a synchronous standby again, each within
-    TOLERANCE of when the test saw it on the new primary."""
+    `tolerance` of when the test saw it on the new primary."""
     found = events(report)
     since = found["standby promoted"]["after"] or found["standby promoted"]["at"]
     rejoined = watcher.first(since)
-    assert abs(found["old primary rejoined"]["at"] - rejoined) <= TOLERANCE, (
+    assert abs(found["old primary rejoined"]["at"] - rejoined) <= tolerance, (
         found["old primary rejoined"], rejoined, report["anatomy"]["events"])
     restored = watcher.first(since, synchronous=True)
-    assert abs(found["redundancy restored"]["at"] - restored) <= TOLERANCE, restored
+    assert abs(found["redundancy restored"]["at"] - restored) <= tolerance, restored

@@ -81,7 +81,10 @@ def drill(lab, run_ptor, fault, moves_to_other=True):
     if fault == "kill-primary":  # the node observer watched the lab's nodes
         check_in_order(r, CANONICAL)
         check_against_own_observations(r, new)
-        check_rejoin(r, watcher)  # the crashed node streaming from the new primary
+        # the crashed node streaming from the new primary: on a loaded 2-core CI machine,
+        # running a whole HA stack beside the suite, the observer's samples of a node that
+        # is restarting lag (0.37 s seen once): 0.5 s here, 0.2 s on the streaming pair
+        check_rejoin(r, watcher, tolerance=0.5)
         assert (r["anatomy"]["old_primary"], r["anatomy"]["new_primary"]) == (old.name,
                                                                               new.name)
     return r
