@@ -132,3 +132,10 @@ def check_rejoin(report: dict, watcher: StandbyWatcher, tolerance: float = TOLER
         found["old primary rejoined"], rejoined, report["anatomy"]["events"])
     restored = watcher.first(since, synchronous=True)
     assert abs(found["redundancy restored"]["at"] - restored) <= tolerance, restored
+
+
+def rejoin_delay(report: dict, watcher: StandbyWatcher) -> float:
+    """How long after the test saw the new primary's walsender ptor reported the rejoin."""
+    found = events(report)
+    since = found["standby promoted"]["after"] or found["standby promoted"]["at"]
+    return found["old primary rejoined"]["at"] - watcher.first(since)
