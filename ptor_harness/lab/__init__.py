@@ -14,9 +14,10 @@ from .state import STACK_NAMES, read_state
 def stacks() -> dict:
     from .autofailover import AutoFailoverLab
     from .patroni import PatroniLab
+    from .repmgr import RepmgrLab
     from .streaming import StreamingLab
 
-    found = {cls.stack: cls for cls in (StreamingLab, AutoFailoverLab, PatroniLab)}
+    found = {cls.stack: cls for cls in (StreamingLab, AutoFailoverLab, PatroniLab, RepmgrLab)}
     assert tuple(found) == STACK_NAMES  # the state file's check knows them by name
     return found
 

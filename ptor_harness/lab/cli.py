@@ -1,12 +1,12 @@
 """`ptor-lab`: real local PostgreSQL HA clusters for demos and tests.
 
-  ptor-lab up --dir D [--stack streaming|auto-failover|patroni] [--port-base P]
-                      [--mode sync|async]
+  ptor-lab up --dir D [--stack streaming|auto-failover|patroni|repmgr] [--port-base P]
+                      [--mode sync|async] [--nodes 2|3]
   ptor-lab status --dir D
   ptor-lab fault --dir D ACTION      kill-primary, stop-primary, switchover, kill-manager
   ptor-lab failover --dir D          streaming: crash the primary, promote the standby
-  ptor-lab stop-node --dir D NODE    streaming: crash one node (or --immediate shutdown)
-  ptor-lab start-node --dir D NODE   streaming
+  ptor-lab stop-node --dir D NODE    streaming, repmgr: crash one node (or --immediate)
+  ptor-lab start-node --dir D NODE   streaming, repmgr
   ptor-lab down --dir D [--wipe]     stop what the lab started, by PID
   ptor-lab demo [--stack S]          up, a full drill with a kill, report, down
 """
@@ -32,7 +32,7 @@ from .pg import LabError
 from .streaming import StreamingLab
 
 DEFAULT_DIR = os.path.join(tempfile.gettempdir(), "ptor-lab")
-DEFAULT_PORTS = {"streaming": 6041, "auto-failover": 6010, "patroni": 6020}
+DEFAULT_PORTS = {"streaming": 6041, "auto-failover": 6010, "patroni": 6020, "repmgr": 6030}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,9 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--stack", choices=tuple(DEFAULT_PORTS), default="streaming")
     up.add_argument("--port-base", type=int, default=None,
                     help="first port (default: streaming 6041, auto-failover 6010, "
-                         "patroni 6020)")
-    up.add_argument("--mode", choices=("sync", "async"), default="sync",
-                    help="async: the standby is asynchronous (streaming only)")
+                         "patroni 6020, repmgr 6030)")
+    up.add_argument("--mode", choices=("sync", "async"), default=None,
+                    help="sync or async replication (streaming: sync by default; repmgr: "
+                         "async, repmgr's default; the other stacks are sync)")
+    up.add_argument("--nodes", type=int, choices=(2, 3), default=None,
+                    help="data nodes (repmgr: 2 or 3; the other stacks have 2)")
     fault = add("fault", "inject a fault: " + ", ".join(FAULT_ACTIONS))
     fault.add_argument("action", choices=FAULT_ACTIONS)
     add("status", "show each node's role, timeline and replication state")
@@ -67,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="up, a drill with a failover and its report, down")
     demo.add_argument("--stack", choices=tuple(DEFAULT_PORTS), default="streaming")
     demo.add_argument("--port-base", type=int, default=None)
+    demo.add_argument("--mode", choices=("sync", "async"), default=None,
+                      help="the lab's replication (default: the stack's own)")
     demo.add_argument("--workers", type=int, default=4)
     demo.add_argument("--keep", action="store_true", help="leave the lab running afterwards")
     demo.add_argument("--report-dir", default="ptor-runs")
@@ -102,7 +107,9 @@ def demo(args: argparse.Namespace) -> int:
     os.chmod(lab_dir, 0o755)
     print(f"ptor-lab: starting the {args.stack} lab in {lab_dir}", flush=True)
     started = time.time()
-    lab = stacks()[args.stack].up(lab_dir, args.port_base or DEFAULT_PORTS[args.stack])
+    shape = {"mode": args.mode} if args.mode else {}
+    lab = stacks()[args.stack].up(lab_dir, args.port_base or DEFAULT_PORTS[args.stack],
+                                  **shape)
     print(f"ptor-lab: lab up in {time.time() - started:.1f} s", flush=True)
     os.makedirs(args.report_dir, exist_ok=True)  # its report file goes in there
     report_json = os.path.join(args.report_dir, f"demo-{args.stack}.json")
@@ -136,7 +143,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "up":
             started = time.time()
             cls = stacks()[args.stack]
-            lab = cls.up(args.dir, args.port_base or DEFAULT_PORTS[args.stack], args.mode)
+            shape = {key: value for key, value in (("mode", args.mode), ("nodes", args.nodes))
+                     if value is not None}
+            if "nodes" in shape and args.stack != "repmgr":
+                raise LabError(f"the {args.stack} lab has two data nodes; --nodes is for "
+                               "the repmgr lab")
+            lab = cls.up(args.dir, args.port_base or DEFAULT_PORTS[args.stack], **shape)
             print(f"# {args.stack} lab up in {time.time() - started:.1f} s in {lab.dir}")
             print_dsns(lab)
             return 0
@@ -147,8 +159,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print_dsns(lab)
         elif args.command == "fault":
             print(lab.fault(args.action))
-        elif args.command in ("failover", "stop-node", "start-node") and \
-                not isinstance(lab, StreamingLab):
+        elif (args.command == "failover" and not isinstance(lab, StreamingLab)
+              or args.command in ("stop-node", "start-node") and not hasattr(lab, "stop_node")):
             raise LabError(f"{args.command} is for the streaming lab; the {lab.stack} lab "
                            "has a failover manager: use ptor-lab fault")
         elif args.command == "failover":

@@ -13,7 +13,7 @@ import stat
 from .pg import LabError
 
 STATE = "lab.json"
-STACK_NAMES = ("streaming", "auto-failover", "patroni")
+STACK_NAMES = ("streaming", "auto-failover", "patroni", "repmgr")
 STATE_BYTES = 1024 * 1024
 
 

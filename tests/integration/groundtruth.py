@@ -16,9 +16,10 @@ import re
 import signal
 from typing import NamedTuple, Optional
 
-from ptor_harness.ops import DELETE
+from ptor_harness.ledger import LedgerSpec
+from ptor_harness.ops import DELETE, KIND_NAMES, OK
 
-from .conftest import free_port_base
+from .conftest import free_port_base, lab_command
 
 SLOT = "ptor_truth"
 CHANGE = re.compile(r"^table [^.]+\.worker_(\d+): (INSERT|UPDATE|DELETE): id\[bigint\]:(\d+)"
@@ -43,8 +44,13 @@ def lsn(text: str) -> int:
 
 def keep_decodable_history(lab) -> None:
     """Make the lab's primary (node1) keep a decodable record of every commit from now on:
-    wal_level=logical (a fast restart) and a logical slot."""
+    wal_level=logical (a fast restart, unless the lab runs with it: repmgr's) and a
+    logical slot."""
     primary = lab.nodes["node1"]
+    if primary.query("SHOW wal_level")[0][0] == "logical":
+        primary.query("SELECT pg_create_logical_replication_slot(%s, 'test_decoding')",
+                      (SLOT,))
+        return
     primary.query("ALTER SYSTEM SET wal_level = logical")
     primary.kill(signal.SIGINT)  # fast shutdown: everything flushed and sent
     primary.start()
@@ -109,3 +115,52 @@ def lost_ops(commits: list[Commit], switch: int, ops_of_worker) -> list:
                 assert (op.kind, op.key) == (commit.kind, commit.key), (op, commit)
             named.append(op)
     return named
+
+
+def failover_command(lab, steps: str) -> str:
+    parts = []
+    for step in steps.split("; "):
+        words = step.split()
+        parts.append(" ".join(words) if words[0] == "sleep" else lab_command(lab, *words))
+    return " && ".join(parts)
+
+
+def truth_and_report(lab, run_ptor, ledger: str, async_repo: bool, *args):
+    """Run the drill, then return (its report, the acknowledged ops the old primary's WAL
+    shows lost, the in-doubt ones)."""
+    repo = ["--repo-pgdsn", lab.repo_dsn()] if ledger == "postgresql" else []
+    run = run_ptor("--init", "--warmup-duration", "1", "--failover-after", "1",
+                   "--observe-after", "3", "--duration", "40", "--full-data-validation",
+                   *repo, *(["--async-repo-mode"] if async_repo else []), *args)
+    r = run.report
+    assert r is not None and r["validation"]["completed"] is True, run
+    new = lab.nodes["node2"]
+    after = r["servers"]["primary_after"]
+    assert after["port"] == new.port and after["timeline"] == 2, after
+    spec = LedgerSpec(r["run_id"], repo[1] if repo else None, "ptor",
+                      os.path.join(r["run_dir"], "ledger.sqlite"), durable=True)
+    reader = spec.open()
+    try:
+        truth = lost_ops(commits_of(lab.nodes["node1"]), switch_point(new, 2),
+                         reader.ops_by_seq)
+    finally:
+        reader.close()
+    return run, [op for op in truth if op.outcome == OK], [op for op in truth if op.in_doubt]
+
+
+def check_against_truth(name: str, run, acknowledged: list, in_doubt: list) -> None:
+    r = run.report
+    rpo = r["rpo"]
+    by_kind = {name: sum(1 for op in acknowledged if op.kind == kind)
+               for kind, name in KIND_NAMES.items()}
+    print(f"\n[{name}] WAL past the switch point: {len(acknowledged) + len(in_doubt)} "
+          f"commits of ptor ops, {len(acknowledged)} acknowledged ({by_kind}), "
+          f"{len(in_doubt)} in doubt; ptor: lost {rpo['lost_acknowledged_ops']} by "
+          f"{rpo['lost_by_evidence']}, unverifiable {rpo['unverifiable_ops']}, ops ok "
+          f"{r['ops']['ok']}, in doubt {r['ops']['indeterminate']}")
+    assert rpo["lost_acknowledged_ops"] == len(acknowledged)
+    assert rpo["lost_by_kind"] == by_kind
+    assert r["indeterminate"]["not_applied"] >= len(in_doubt)
+    assert r["indeterminate"]["unrecorded_applied"] == 0
+    assert r["anomalies"]["holes"] == 0 and r["anomalies"]["phantom_rows"] == 0
+    assert (run.code, r["verdict"]) == ((1, "fail") if acknowledged else (0, "pass")), run

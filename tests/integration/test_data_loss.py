@@ -12,10 +12,18 @@ import os
 import pytest
 
 from ptor_harness.ledger import LedgerSpec
-from ptor_harness.ops import KIND_NAMES, OK
+from ptor_harness.ops import OK
 
 from .conftest import lab_command
-from .groundtruth import commits_of, keep_decodable_history, lost_ops, switch_point
+from .groundtruth import (
+    check_against_truth,
+    commits_of,
+    failover_command,
+    keep_decodable_history,
+    lost_ops,
+    switch_point,
+    truth_and_report,
+)
 
 BEHIND = "stop-node node2; sleep 3; failover"  # an async standby falls behind, then wins
 # name: (lab mode, failover steps, ledger, async repo mode, lost commits expected)
@@ -31,55 +39,6 @@ SCENARIOS = {
     "async-crash": ("async", "failover", "sqlite", False, "any"),
     "sync-crash": ("sync", "failover", "sqlite", False, "none"),
 }
-
-
-def failover_command(lab, steps: str) -> str:
-    parts = []
-    for step in steps.split("; "):
-        words = step.split()
-        parts.append(" ".join(words) if words[0] == "sleep" else lab_command(lab, *words))
-    return " && ".join(parts)
-
-
-def truth_and_report(lab, run_ptor, ledger: str, async_repo: bool, *args):
-    """Run the drill, then return (its report, the acknowledged ops the old primary's WAL
-    shows lost, the in-doubt ones)."""
-    repo = ["--repo-pgdsn", lab.repo_dsn()] if ledger == "postgresql" else []
-    run = run_ptor("--init", "--warmup-duration", "1", "--failover-after", "1",
-                   "--observe-after", "3", "--duration", "40", "--full-data-validation",
-                   *repo, *(["--async-repo-mode"] if async_repo else []), *args)
-    r = run.report
-    assert r is not None and r["validation"]["completed"] is True, run
-    new = lab.nodes["node2"]
-    after = r["servers"]["primary_after"]
-    assert after["port"] == new.port and after["timeline"] == 2, after
-    spec = LedgerSpec(r["run_id"], repo[1] if repo else None, "ptor",
-                      os.path.join(r["run_dir"], "ledger.sqlite"), durable=True)
-    reader = spec.open()
-    try:
-        truth = lost_ops(commits_of(lab.nodes["node1"]), switch_point(new, 2),
-                         reader.ops_by_seq)
-    finally:
-        reader.close()
-    return run, [op for op in truth if op.outcome == OK], [op for op in truth if op.in_doubt]
-
-
-def check_against_truth(name: str, run, acknowledged: list, in_doubt: list) -> None:
-    r = run.report
-    rpo = r["rpo"]
-    by_kind = {name: sum(1 for op in acknowledged if op.kind == kind)
-               for kind, name in KIND_NAMES.items()}
-    print(f"\n[{name}] WAL past the switch point: {len(acknowledged) + len(in_doubt)} "
-          f"commits of ptor ops, {len(acknowledged)} acknowledged ({by_kind}), "
-          f"{len(in_doubt)} in doubt; ptor: lost {rpo['lost_acknowledged_ops']} by "
-          f"{rpo['lost_by_evidence']}, unverifiable {rpo['unverifiable_ops']}, ops ok "
-          f"{r['ops']['ok']}, in doubt {r['ops']['indeterminate']}")
-    assert rpo["lost_acknowledged_ops"] == len(acknowledged)
-    assert rpo["lost_by_kind"] == by_kind
-    assert r["indeterminate"]["not_applied"] >= len(in_doubt)
-    assert r["indeterminate"]["unrecorded_applied"] == 0
-    assert r["anomalies"]["holes"] == 0 and r["anomalies"]["phantom_rows"] == 0
-    assert (run.code, r["verdict"]) == ((1, "fail") if acknowledged else (0, "pass")), run
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

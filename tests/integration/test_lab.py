@@ -69,3 +69,23 @@ def test_demo_is_a_passing_drill_that_leaves_nothing_behind(capsys, tmp_path):
     assert report["servers"]["primary_after"]["port"] == base + 1
     assert not os.path.exists(lab_dir) and lab_processes(lab_dir) == []
     assert all(port_free(base + i) for i in range(3))
+
+
+def test_nodes_is_the_repmgr_labs_alone(capsys, scratch_dir):
+    assert lab_cli.main(["up", "--dir", scratch_dir + "/lab", "--nodes", "3"]) == 3
+    assert "--nodes is for the repmgr lab" in capsys.readouterr().err
+    assert not os.path.exists(scratch_dir + "/lab/lab.json")
+
+
+def test_repmgr_demo_passes_and_leaves_nothing_behind(capsys, tmp_path):
+    """`ptor-lab demo --stack repmgr --mode sync`: repmgrd fails over, nothing is lost."""
+    assert lab_cli.main(["demo", "--stack", "repmgr", "--mode", "sync", "--port-base",
+                         str(free_port_base()), "--workers", "2", "--report-dir",
+                         str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "verdict                            PASS" in out
+    report = json.loads((tmp_path / "demo-repmgr.json").read_text())
+    assert report["servers"]["primary_after"]["timeline"] == 2
+    lab_dir = next(line for line in out.splitlines()
+                   if "starting the repmgr lab" in line).rsplit(" in ", 1)[1]
+    assert not os.path.exists(lab_dir) and lab_processes(lab_dir) == []
