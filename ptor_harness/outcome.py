@@ -99,6 +99,9 @@ class DrillOutcome:
     metrics: Optional[RunMetrics] = None
     findings: Optional[Findings] = None
     validation_error: Optional[str] = None
+    # where reconciliation read the truth: "endpoint", or the node the observer watches
+    # when the endpoint led to no primary (a pooler left on the demoted node)
+    reconciled_on: Optional[str] = None
     identities: list[Identity] = field(default_factory=list)
     lock: LockStatus = field(default_factory=LockStatus)
     probe_gaps: list[ProbeGap] = field(default_factory=list)  # outages as the probe saw them

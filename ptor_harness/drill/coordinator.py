@@ -24,7 +24,7 @@ from ..config import Scenario
 from ..errors import PtorError
 from ..ledger import LedgerSpec, spill
 from ..ledger.journal import PhaseJournal
-from ..ops import READ_ONLY
+from ..ops import ENDPOINT, READ_ONLY
 from ..outcome import DrillOutcome, Stop, StopReason
 from ..outputs import exports, report
 from ..verify.metrics import RunMetrics
@@ -32,6 +32,7 @@ from ..verify.validation import ValidationIncomplete, confirm_primary, reconcile
 from .cpu_sampler import CpuSampler
 from .crew import QUEUE_MESSAGES, Crew
 from .faults import FaultSchedule, LabAction, ShellCommand
+from .observer import cluster_nodes
 from .preflight import DrillLocks, check_cluster
 from .stoprules import StopRules
 from .watcher import LoadWatcher
@@ -258,9 +259,13 @@ class Drill:
         if left is not None:  # past the run's deadline, allow a short bounded check only
             budget = min(budget, max(left, 5.0))
         deadline = time.monotonic() + budget
+        before = outcome.primary_before
+        servers = [(ENDPOINT, c.primary_pgdsn)] + [
+            (node.name, node.dsn) for node in cluster_nodes(s)[0]]
         try:
-            conn, identity = confirm_primary(c.primary_pgdsn, c.schema, c.rto_conn_timeout,
-                                             deadline, c.statement_timeout)
+            conn, identity, outcome.reconciled_on = confirm_primary(
+                servers, c.schema, c.rto_conn_timeout, deadline, c.statement_timeout,
+                before.system_id if before else None)
         except ValidationIncomplete as exc:
             outcome.validation_error = s.redact(str(exc))
             return

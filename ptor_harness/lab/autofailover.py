@@ -144,7 +144,7 @@ class AutoFailoverLab(Lab):
             return states == [("primary", "primary"), ("secondary", "secondary")]
         wait_until("a primary and a secondary", healthy, timeout, 0.2)
 
-    def primary_dsn(self) -> str:
+    def direct_dsn(self) -> str:
         ports = ",".join(str(n.port) for n in self.data_nodes())
         return (f"host=127.0.0.1,127.0.0.1 port={ports} dbname={DBNAME} "
                 f"user={self.user.name} target_session_attrs=read-write connect_timeout=2")

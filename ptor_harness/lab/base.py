@@ -233,6 +233,16 @@ class Lab:
     # --- what the lab offers ptor --------------------------------------------------------
 
     def primary_dsn(self) -> str:
+        """What clients use: through the lab's pooler when it has one (one host, no
+        target_session_attrs: a pooler's clients cannot pick a node), else the stack's own
+        way to the primary."""
+        pooler = self.state.get("pooler")
+        if pooler:
+            return (f"host=127.0.0.1 port={pooler['port']} dbname={self.dbname} "
+                    f"user={self.user.name} connect_timeout=2")
+        return self.direct_dsn()
+
+    def direct_dsn(self) -> str:
         raise NotImplementedError
 
     def repo_dsn(self) -> str:

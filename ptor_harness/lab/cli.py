@@ -1,7 +1,8 @@
 """`ptor-lab`: real local PostgreSQL HA clusters for demos and tests.
 
   ptor-lab up --dir D [--stack streaming|auto-failover|patroni|repmgr] [--port-base P]
-                      [--mode sync|async] [--nodes 2|3]
+                      [--mode sync|async] [--nodes 2|3] [--pooler pgbouncer]
+                      [--pool-mode session|transaction] [--pooler-fencing repoint|none]
   ptor-lab status --dir D
   ptor-lab fault --dir D ACTION      kill-primary, stop-primary, switchover, kill-manager
   ptor-lab failover --dir D          streaming: crash the primary, promote the standby
@@ -25,10 +26,11 @@ from typing import Optional
 
 from tabulate import tabulate
 
-from . import load_lab, stacks
+from . import load_lab, pooler, stacks
 from .actions import FAULT_ACTIONS
 from .base import Lab
 from .pg import LabError
+from .state import STATE
 from .streaming import StreamingLab
 
 DEFAULT_DIR = os.path.join(tempfile.gettempdir(), "ptor-lab")
@@ -55,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
                          "async, repmgr's default; the other stacks are sync)")
     up.add_argument("--nodes", type=int, choices=(2, 3), default=None,
                     help="data nodes (repmgr: 2 or 3; the other stacks have 2)")
+    add_pooler_options(up)
     fault = add("fault", "inject a fault: " + ", ".join(FAULT_ACTIONS))
     fault.add_argument("action", choices=FAULT_ACTIONS)
     add("status", "show each node's role, timeline and replication state")
@@ -73,9 +76,40 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--mode", choices=("sync", "async"), default=None,
                       help="the lab's replication (default: the stack's own)")
     demo.add_argument("--workers", type=int, default=4)
+    add_pooler_options(demo)
     demo.add_argument("--keep", action="store_true", help="leave the lab running afterwards")
     demo.add_argument("--report-dir", default="ptor-runs")
     return parser
+
+
+def add_pooler_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pooler", choices=("none", "pgbouncer"), default="none",
+                        help="a connection pooler in front: clients connect through it")
+    parser.add_argument("--pool-mode", choices=pooler.POOL_MODES, default="session")
+    parser.add_argument("--pooler-fencing", choices=pooler.FENCING, default="repoint",
+                        help="none: the pooler stays on the old primary after a failover "
+                             "(the stuck-client case, on purpose)")
+
+
+def bring_up(args: argparse.Namespace, lab_dir: str) -> Lab:
+    """`up` and `demo`: the stack, then its pooler if asked; a pooler that cannot start
+    takes the lab down with it."""
+    shape = {key: value for key, value in (("mode", args.mode),
+                                           ("nodes", getattr(args, "nodes", None)))
+             if value is not None}
+    if "nodes" in shape and args.stack != "repmgr":
+        raise LabError(f"the {args.stack} lab has two data nodes; --nodes is for the repmgr "
+                       "lab")
+    lab = stacks()[args.stack].up(lab_dir, args.port_base or DEFAULT_PORTS[args.stack],
+                                  **shape)
+    if args.pooler == "pgbouncer":
+        try:
+            pooler.add(lab, args.pool_mode, args.pooler_fencing)
+        except BaseException:
+            lab.down(wipe=False)
+            os.remove(os.path.join(lab.dir, STATE))
+            raise
+    return lab
 
 
 def print_dsns(lab: Lab) -> None:
@@ -107,9 +141,7 @@ def demo(args: argparse.Namespace) -> int:
     os.chmod(lab_dir, 0o755)
     print(f"ptor-lab: starting the {args.stack} lab in {lab_dir}", flush=True)
     started = time.time()
-    shape = {"mode": args.mode} if args.mode else {}
-    lab = stacks()[args.stack].up(lab_dir, args.port_base or DEFAULT_PORTS[args.stack],
-                                  **shape)
+    lab = bring_up(args, lab_dir)
     print(f"ptor-lab: lab up in {time.time() - started:.1f} s", flush=True)
     os.makedirs(args.report_dir, exist_ok=True)  # its report file goes in there
     report_json = os.path.join(args.report_dir, f"demo-{args.stack}.json")
@@ -142,13 +174,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return demo(args)
         if args.command == "up":
             started = time.time()
-            cls = stacks()[args.stack]
-            shape = {key: value for key, value in (("mode", args.mode), ("nodes", args.nodes))
-                     if value is not None}
-            if "nodes" in shape and args.stack != "repmgr":
-                raise LabError(f"the {args.stack} lab has two data nodes; --nodes is for "
-                               "the repmgr lab")
-            lab = cls.up(args.dir, args.port_base or DEFAULT_PORTS[args.stack], **shape)
+            lab = bring_up(args, args.dir)
             print(f"# {args.stack} lab up in {time.time() - started:.1f} s in {lab.dir}")
             print_dsns(lab)
             return 0

@@ -164,7 +164,11 @@ class PatroniLab(Lab):
     def manager(self, name: str):
         return self.daemon(name + "-patroni", [program("patroni"), self.config_path(name)])
 
-    def primary_dsn(self) -> str:
+    def front_port(self) -> int:
+        """HAProxy's write port: where a pooler in front of this lab leads."""
+        return self.port(0)
+
+    def direct_dsn(self) -> str:
         """Through HAProxy, as the original tool's Patroni users ran it."""
         return (f"host=127.0.0.1 port={self.port(0)} dbname=postgres user={self.user.name} "
                 "connect_timeout=2")
@@ -201,7 +205,7 @@ class PatroniLab(Lab):
     def write_through_proxy(self) -> bool:
         import psycopg2
 
-        conn = psycopg2.connect(self.primary_dsn())
+        conn = psycopg2.connect(self.direct_dsn())
         try:
             conn.autocommit = True
             with conn.cursor() as cur:

@@ -25,6 +25,7 @@ import time
 
 from .base import Lab, wait_until
 from .pg import LabError, Node, bindir
+from .pooler import hook_path, route_writes
 from .streaming import postgres_settings
 
 PACKAGES = "postgresql-15-repmgr"
@@ -94,12 +95,15 @@ class RepmgrLab(Lab):
         node = self.nodes[name]
         conf = self.conf_path(name)
         repmgr = f"{self.tool('repmgr')} -f {conf} --log-to-file"
+        hook = hook_path(self)
         settings = dict(TUNING, **{
             "node_id": str(self.node_id(name)), "node_name": f"'{name}'",
             "conninfo": f"'{self.conninfo(node)}'", "data_directory": f"'{node.datadir}'",
             "pg_bindir": f"'{self.bin}'", "log_file": f"'{self.repmgrd(name).logfile}'",
             "repmgrd_pid_file": f"'{os.path.join(self.dir, 'sock', name + '-repmgrd.pid')}'",
-            "promote_command": f"'{repmgr} standby promote'",
+            # repmgr's documented pooler pattern: the promotion repoints pgbouncer
+            "promote_command": f"'{repmgr} standby promote && {{ test ! -x {hook} || "
+                               f"{hook} {node.port}; }}'",
             "follow_command": f"'{repmgr} standby follow --upstream-node-id=%n'",
             "service_start_command": f"'{node.tool('pg_ctl')} -D {node.datadir} -l "
                                      f"{node.logfile} -w -t 60 start'",
@@ -177,7 +181,7 @@ class RepmgrLab(Lab):
             conf.write("\n".join(kept + [f"port = {node.port}"]) + "\n")
         self.user.chown(path)
 
-    def primary_dsn(self) -> str:
+    def direct_dsn(self) -> str:
         """Multi-host DSN over the data nodes: libpq finds whichever is writable."""
         hosts = ",".join("127.0.0.1" for _ in self.node_names)
         ports = ",".join(str(n.port) for n in self.data_nodes())
@@ -312,6 +316,7 @@ class RepmgrLab(Lab):
         self.save()
         self.repmgr(candidate, "standby", "promote")
         new = self.nodes[candidate]
+        route_writes(self, new)
         for sibling in self.node_names:
             if sibling not in (old, candidate):
                 self.repmgr(sibling, "standby", "follow", f"--upstream-node-id="

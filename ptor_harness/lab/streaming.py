@@ -16,6 +16,7 @@ import time
 
 from .base import Lab, wait_until
 from .pg import LabError, Node
+from .pooler import route_writes
 
 STANDBY_NAME = "standby"
 SETTINGS = {
@@ -73,7 +74,7 @@ class StreamingLab(Lab):
         self.save()
         self.attach_standby(primary)
 
-    def primary_dsn(self) -> str:
+    def direct_dsn(self) -> str:
         """Multi-host DSN over both data nodes: libpq finds whichever is writable."""
         ports = ",".join(str(n.port) for n in self.data_nodes())
         return (f"host=127.0.0.1,127.0.0.1 port={ports} dbname=postgres "
@@ -120,6 +121,7 @@ class StreamingLab(Lab):
         node.query("ALTER SYSTEM RESET synchronous_standby_names")
         node.query("SELECT pg_reload_conf()")
         node.promote()
+        route_writes(self, node)
 
     def rejoin(self, old: Node, new: Node) -> str:
         """Bring a former primary back as a standby of `new`: pg_rewind, else re-clone."""

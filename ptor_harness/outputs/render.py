@@ -103,6 +103,9 @@ def render(report: dict) -> str:
     rows = [["mode", v["mode"]], ["completed", "yes" if v["completed"] else
                                   f"no: {v['error']}"],
             ["rows checked", _n(v["rows_checked"])], ["keys checked", _n(v["keys_checked"])],
+            ["reconciled on", v.get("reconciled_on") or "-" if v.get("reconciled_on") in (
+                None, "endpoint") else f"{v['reconciled_on']} (the endpoint led to no "
+                "primary)"],
             ["mismatched rows", _n(v["mismatched_rows"])]]
     if r["rpo"]["lost_by_kind"]:
         rows += [[f"lost acknowledged {k}s", n] for k, n in r["rpo"]["lost_by_kind"].items()]

@@ -172,6 +172,7 @@ def build(outcome: DrillOutcome) -> dict:
             "mode": "full" if s.preparation.full_data_validation else "quick",
             "completed": findings is not None,
             "error": outcome.validation_error,
+            "reconciled_on": outcome.reconciled_on,
             "rows_checked": findings.rows_checked if findings else None,
             "keys_checked": findings.keys_checked if findings else None,
             "mismatched_rows": findings.mismatched_rows if findings else None,

@@ -4,6 +4,7 @@ reconciler. Any failure here yields the verdict "unknown" with its reason, never
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Callable, Optional
 
 import psycopg2
@@ -11,7 +12,7 @@ import psycopg2
 from .. import db
 from ..errors import ClusterError
 from ..ledger import Ledger
-from ..ops import Identity
+from ..ops import ENDPOINT, Identity
 from ..retry import Retry, RetryExhausted
 from ..schema import PAYLOAD_BASE_SQL, PAYLOAD_SQL, heartbeat, worker_table
 from .findings import Findings
@@ -26,26 +27,46 @@ class InRecovery(Exception):
     """The server reached is a standby: not one to reconcile against (yet)."""
 
 
-def confirm_primary(dsn: str, schema: str, timeout: float, deadline: float,
-                    statement_timeout: float):
+def confirm_primary(servers: Sequence[tuple[str, str]], schema: str, timeout: float,
+                    deadline: float, statement_timeout: float,
+                    system: Optional[str] = None):
     """Connect until `deadline` to a server that is not in recovery and accepts a write.
 
-    Returns (connection, identity). A promoted standby accepts writes only after it has
-    replayed all the WAL it received, so reading after this sees everything it kept.
+    `servers` are (label, DSN) in order of preference: the endpoint first, then the nodes
+    the observer watches. A node counts only when it is of the cluster the drill wrote to
+    (`system`, its system identifier): where the endpoint leads to a standby (a pooler left
+    on the demoted node), the new primary still holds the truth of what was kept. Each
+    round tries the endpoint first, so a primary it reaches always wins.
+
+    Returns (connection, identity, label). A promoted standby accepts writes only after it
+    has replayed all the WAL it received, so reading after this sees everything it kept.
     """
-    def attempt():
+    def one(label: str, dsn: str):
         conn = db.connect(dsn, "ptor-validation", timeout, statement_timeout,
                           autocommit=False)
         try:
             with db.bounded(conn, timeout + statement_timeout):
                 identity = db.server_identity(conn, -1, 0)
                 if identity.in_recovery:
-                    raise InRecovery("the server reached is in recovery (a standby)")
+                    raise InRecovery(f"the server reached through the {label} is in "
+                                     "recovery (a standby)" if label == ENDPOINT else
+                                     f"{label} is in recovery")
+                if label != ENDPOINT and (system is None or identity.system_id != system):
+                    raise ClusterError(f"{label} is not of the cluster the drill wrote to")
                 heartbeat(conn, schema)
         except BaseException:
             conn.close()
             raise
-        return conn, identity
+        return conn, identity, label
+
+    def attempt():
+        first_error = None
+        for label, dsn in servers:
+            try:
+                return one(label, dsn)
+            except (psycopg2.Error, ClusterError, InRecovery) as exc:
+                first_error = first_error or exc
+        raise first_error
 
     try:
         return Retry(deadline - time.monotonic(), 0.2,
@@ -53,7 +74,7 @@ def confirm_primary(dsn: str, schema: str, timeout: float, deadline: float,
     except RetryExhausted as exc:
         error = exc.last_error
         why = "no attempt made" if error is None else str(error) \
-            if isinstance(error, InRecovery) else db.error_label(error)
+            if isinstance(error, (InRecovery, ClusterError)) else db.error_label(error)
         raise ValidationIncomplete(f"no confirmed primary to reconcile against: "
                                    f"{why}") from None
 

@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from ptor_harness.lab import pooler
 from ptor_harness.lab.repmgr import RepmgrLab
 
 from .anatomy_checks import CANONICAL, check_against_own_observations, check_in_order
@@ -132,3 +133,23 @@ def test_three_nodes_the_third_follows_the_new_primary(run_ptor):
         assert standbys == set(lab.node_names) - {new.name}
     finally:
         remove_lab(lab)
+
+
+def test_pgbouncer_is_repointed_by_repmgrs_promote_command(sync_lab, run_ptor):
+    """repmgr's documented pooler pattern: promote_command promotes, then rewrites
+    pgbouncer's target and reloads it. Clients see only pgbouncer."""
+    pooler.add(sync_lab, "session", "repoint")
+    try:
+        old = sync_lab.current_primary()
+        new = next(n for n in sync_lab.data_nodes() if n.name != old.name)
+        assert pooler.target(sync_lab) == old.port
+        run = drill(sync_lab, run_ptor, "kill-primary")
+        assert run.code == 0, run
+        r = run.report
+        assert r["scenario"]["primary_pgdsn"].startswith(
+            f"host=127.0.0.1 port={sync_lab.state['pooler']['port']} ")
+        assert r["verdict"] == "pass" and r["rpo"]["lost_acknowledged_ops"] == 0
+        check_moved(r, old, new)
+        assert pooler.target(sync_lab) == new.port  # by repmgrd's promote_command
+    finally:
+        pooler.remove(sync_lab)

@@ -13,6 +13,7 @@ import os
 
 import pytest
 
+from ptor_harness.lab import pooler
 from ptor_harness.lab.autofailover import AutoFailoverLab
 from ptor_harness.lab.patroni import PatroniLab
 
@@ -147,3 +148,17 @@ def test_failover_and_failback_in_one_drill(make_lab, run_ptor):
     assert r["servers"]["primary_after"]["timeline"] == 3
     assert r["rpo"]["lost_acknowledged_ops"] == 0
     assert r["validation"]["mismatched_rows"] == 0
+
+
+def test_patroni_behind_pgbouncer_and_haproxy(patroni_lab, run_ptor):
+    """pgbouncer in front of HAProxy (Patroni users' layout): HAProxy routes, pgbouncer
+    reconnects through it; nothing repoints the pooler."""
+    pooler.add(patroni_lab, "transaction", "repoint")
+    try:
+        assert pooler.target(patroni_lab) == patroni_lab.front_port()
+        r = drill(patroni_lab, run_ptor, "kill-primary")
+        assert r["scenario"]["primary_pgdsn"].startswith(
+            f"host=127.0.0.1 port={patroni_lab.state['pooler']['port']} ")
+        assert pooler.target(patroni_lab) == patroni_lab.front_port()
+    finally:
+        pooler.remove(patroni_lab)

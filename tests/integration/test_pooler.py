@@ -1,0 +1,82 @@
+"""pgbouncer (Debian's) in front of the streaming lab: clients connect only to the pooler.
+
+Fenced (the lab's promote step repoints pgbouncer and reloads it), writes come back and
+the RTO includes pgbouncer's reconnect. Unfenced (`--pooler-fencing none`), pgbouncer stays
+on the demoted node, which rejoins as a standby: every session lands on a standby. ptor must
+then fail the drill, report the stale routing with its duration, stop without hanging, and
+still settle every in-doubt op and the loss count, reading the truth from the new primary
+the node observer found (the endpoint leads to no primary).
+"""
+
+import os
+
+from ptor_harness.lab import pooler
+from ptor_harness.lab.streaming import StreamingLab
+
+from .conftest import free_port_base, lab_dir, remove_lab
+
+
+def pooled_lab(fencing: str, pool_mode: str = "session") -> StreamingLab:
+    lab = StreamingLab.up(os.path.join(lab_dir(), "lab"), free_port_base(4), "sync")
+    try:
+        pooler.add(lab, pool_mode, fencing)
+    except BaseException:
+        remove_lab(lab)
+        raise
+    return lab
+
+
+def kill_primary_drill(lab, run_ptor, *extra: str):
+    return run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "3",
+                    "--warmup-duration", "1", "--observe-after", "2", "--lab-dir", lab.dir,
+                    "--fault", "kill-primary:1", "--full-data-validation", *extra)
+
+
+def test_fenced_pooler_follows_the_promotion(run_ptor):
+    for pool_mode in ("session", "transaction"):
+        lab = pooled_lab("repoint", pool_mode)
+        try:
+            port = lab.state["pooler"]["port"]
+            assert lab.primary_dsn().startswith(f"host=127.0.0.1 port={port} ")
+            assert pooler.target(lab) == lab.nodes["node1"].port
+            run = kill_primary_drill(lab, run_ptor, "--duration", "60")
+            assert run.code == 0, (run, [c for c in (run.report or {}).get("checks", [])
+                                         if c["status"] != "pass"])
+            r = run.report
+            assert r["verdict"] == "pass" and r["rto"]["recovered"] is True
+            assert 0 < r["rto"]["write_seconds"] < 10
+            assert r["rpo"]["lost_acknowledged_ops"] == 0
+            assert r["validation"]["reconciled_on"] == "endpoint"
+            assert r["servers"]["primary_after"]["port"] == lab.nodes["node2"].port
+            assert pooler.target(lab) == lab.nodes["node2"].port  # repointed and reloaded
+            assert r["anatomy"]["stale_routing"]["standby_sessions"] == 0
+        finally:
+            remove_lab(lab)
+
+
+def test_unfenced_pooler_is_stale_routing_and_fails(run_ptor):
+    lab = pooled_lab("none")
+    try:
+        run = kill_primary_drill(lab, run_ptor, "--duration", "12")
+        r = run.report
+        assert (run.code, r["verdict"]) == (1, "fail"), run
+        assert "writes did not come back" in " ".join(r["verdict_reasons"])
+        assert r["rto"]["recovered"] is False
+        stale = r["anatomy"]["stale_routing"]
+        assert stale["standby_sessions"] > 0 and stale["seconds"] > 3, stale
+        assert pooler.target(lab) == lab.nodes["node1"].port  # left on the demoted node
+        assert lab.nodes["node1"].query("SELECT pg_is_in_recovery()")[0][0] is True
+        # the truth from the new primary, which the observer found beside the endpoint
+        v = r["validation"]
+        assert v["completed"] is True and v["reconciled_on"] == "node2", v
+        assert r["servers"]["primary_after"]["port"] == lab.nodes["node2"].port
+        assert r["rpo"]["lost_acknowledged_ops"] == 0  # synchronous: nothing lost
+        undecided = r["ops"]["indeterminate"] - r["indeterminate"]["applied"] - \
+            r["indeterminate"]["not_applied"] - r["indeterminate"]["superseded"]
+        assert undecided == 0, r["indeterminate"]
+        # no hang: the load stopped at its duration and the workers left within seconds
+        phases = r["phases"]
+        assert phases["reconcile"] - phases["drain"] < 5, phases
+        assert r["stop_reason"] == "duration reached"
+    finally:
+        remove_lab(lab)
