@@ -12,7 +12,7 @@ import os
 from typing import Optional
 
 from ..errors import ConfigError
-from ..lab.actions import FAULT_ACTIONS
+from ..lab.actions import FAULT_ACTIONS, split_action
 from ..redact import redact
 from .options import EXPECTATIONS, IDENTIFIER, OPTIONS, _seconds
 from .scenario import Scenario
@@ -134,11 +134,16 @@ def parse_faults(specs, default_at: float) -> tuple:
                 continue
             action, _, at = part.partition(":")
             action = action.strip()
-            if action not in FAULT_ACTIONS:
-                close = difflib.get_close_matches(action, FAULT_ACTIONS, n=1)
+            try:
+                split_action(action)
+            except ValueError as exc:
+                name = action.partition("=")[0].strip()
+                if name in FAULT_ACTIONS:
+                    raise ConfigError(str(exc)) from None
+                close = difflib.get_close_matches(name, FAULT_ACTIONS, n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else \
                     f"; faults: {', '.join(FAULT_ACTIONS)}"
-                raise ConfigError(f"unknown fault '{action}'{hint}")
+                raise ConfigError(f"unknown fault '{name}'{hint}") from None
             try:
                 seconds = _seconds(at) if at.strip() else default_at
             except ValueError:

@@ -98,6 +98,9 @@ class AutoFailoverLab(Lab):
         return {name: (reported, goal) for name, reported, goal in self.monitor_query(
             "SELECT nodename, reportedstate, goalstate FROM pgautofailover.node")}
 
+    def manager(self, name: str):
+        return self.keeper(name)
+
     def keeper(self, name: str):
         return self.daemon(name + "-keeper", [pg_autoctl(), "run", "--pgdata",
                                               self.nodes[name].datadir], env=self.env)

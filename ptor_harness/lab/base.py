@@ -22,8 +22,9 @@ from typing import Optional
 import psutil
 
 from ..retry import Retry, RetryExhausted
-from .actions import FAULT_ACTIONS
+from .actions import FAULT_ACTIONS, split_action
 from .pg import DATA, LabError, LabUser, Node, alive, bindir, port_free, wait_gone
+from .shared_faults import SharedFaults
 from .state import STATE, read_state
 
 
@@ -112,9 +113,9 @@ class Daemon:
                     os.kill(proc.pid, signal.SIGKILL)
 
 
-class Lab:
+class Lab(SharedFaults):
     """Base of every lab stack. Subclasses set `stack`, build themselves in `build()`, and
-    implement the fault abilities they support."""
+    implement the fault abilities they support (beside the shared ones)."""
 
     stack = ""
     dbname = "postgres"  # the database ptor's drills use on this stack
@@ -268,12 +269,14 @@ class Lab:
 
     def fault(self, action: str) -> str:
         """Inject a fault by name; returns a one-line description of what was done."""
-        if action not in FAULT_ACTIONS:
-            raise LabError(f"unknown fault {action!r}; faults: {', '.join(FAULT_ACTIONS)}")
-        method = getattr(self, action.replace("-", "_"), None)
+        try:
+            name, seconds = split_action(action)
+        except ValueError as exc:
+            raise LabError(f"{exc}; faults: {', '.join(FAULT_ACTIONS)}") from None
+        method = getattr(self, name.replace("-", "_"), None)
         if method is None:
-            raise LabError(f"the {self.stack} lab cannot {action}")
-        return method()
+            raise LabError(f"the {self.stack} lab cannot {name}")
+        return method() if seconds is None else method(seconds)
 
     def status(self) -> list[dict]:
         rows = []
@@ -298,7 +301,10 @@ class Lab:
                     row["replication"] = f"unreachable: {str(exc).strip()[:60]}"
             rows.append(row)
         for name, daemon in self.daemons.items():
-            rows.append({"node": name, "port": None, "role": "daemon",
+            pooler = self.state.get("pooler") if name == "pgbouncer" else None
+            rows.append({"node": name, "port": pooler["port"] if pooler else None,
+                         "role": f"pooler ({pooler['pool_mode']}, fencing "
+                                 f"{pooler['fencing']})" if pooler else "daemon",
                          "running": daemon.running(),
                          "pid": daemon.pid if daemon.running() else None})
         return rows

@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="data nodes (repmgr: 2 or 3; the other stacks have 2)")
     add_pooler_options(up)
     fault = add("fault", "inject a fault: " + ", ".join(FAULT_ACTIONS))
-    fault.add_argument("action", choices=FAULT_ACTIONS)
+    fault.add_argument("action", help="one of: " + ", ".join(FAULT_ACTIONS) + " (blip=SECONDS, "
+                       "cancel-sync-waits[=SECONDS])")
     add("status", "show each node's role, timeline and replication state")
     add("failover", "crash the primary (SIGKILL) and promote the standby")
     stop = add("stop-node", "crash one node (SIGKILL) or shut it down immediately")

@@ -117,6 +117,9 @@ class RepmgrLab(Lab):
         return self.user.run([self.tool("repmgr"), "-f", self.conf_path(name), *args],
                              cwd=self.dir, check=check, timeout=timeout)
 
+    def manager(self, name: str):
+        return self.repmgrd(name)
+
     def repmgrd(self, name: str):
         return self.daemon(f"{name}-repmgrd", [self.tool("repmgrd"), "-f",
                                                self.conf_path(name), "--daemonize=false"])

@@ -224,6 +224,35 @@ class StreamingLab(Lab):
         return f"promoted {new_name} with {old_name} still a writable primary; ptor's " \
                "sessions did not spread over both"
 
+    def kill_standby_then_primary(self) -> str:
+        """Crash the standby, 1 s later the primary; then start the standby as it is (it
+        has only what it received before its crash) and promote it: what the primary
+        committed alone is lost unless it waited for the standby (sync)."""
+        standby = self.named("standby")
+        if standby is None:
+            raise LabError("the lab has no standby")
+        self.nodes[standby].kill(signal.SIGKILL)
+        time.sleep(1.0)
+        return f"crashed the standby {standby}, 1 s later: " + self.failover(
+            signal.SIGKILL, rejoin=True)
+
+    def restart_cluster(self) -> str:
+        """Every data node down at once (immediate shutdown), then up again: the primary
+        first, then the standby, which streams again."""
+        primary, standby = self.named("primary"), self.named("standby")
+        if primary is None or standby is None:
+            raise LabError("the lab has no primary/standby pair")
+        started = time.monotonic()
+        for name in (primary, standby):
+            self.nodes[name].kill(signal.SIGQUIT)
+        self.nodes[primary].start()
+        self.nodes[standby].start()
+        self.save()
+        self.wait_replication(self.nodes[primary],
+                              "sync" if self.state["mode"] == "sync" else "async")
+        return f"stopped {primary} and {standby} (immediate), started them again; " \
+               f"{standby} streaming after {time.monotonic() - started:.1f} s"
+
     def stop_node(self, name: str, crash: bool = True) -> None:
         if name not in self.nodes:
             raise LabError(f"no node {name!r}; nodes: {', '.join(self.nodes)}")

@@ -60,23 +60,22 @@ def confirm_primary(servers: Sequence[tuple[str, str]], schema: str, timeout: fl
         return conn, identity, label
 
     def attempt():
-        first_error = None
+        why = []
         for label, dsn in servers:
             try:
                 return one(label, dsn)
-            except (psycopg2.Error, ClusterError, InRecovery) as exc:
-                first_error = first_error or exc
-        raise first_error
+            except (InRecovery, ClusterError) as exc:
+                why.append(str(exc))
+            except psycopg2.Error as exc:
+                why.append(f"{label}: {db.error_label(exc)}")
+        raise InRecovery("; ".join(why))
 
     try:
-        return Retry(deadline - time.monotonic(), 0.2,
-                     retry_on=(psycopg2.Error, ClusterError, InRecovery))(attempt)
+        return Retry(deadline - time.monotonic(), 0.2, retry_on=(InRecovery,))(attempt)
     except RetryExhausted as exc:
         error = exc.last_error
-        why = "no attempt made" if error is None else str(error) \
-            if isinstance(error, (InRecovery, ClusterError)) else db.error_label(error)
         raise ValidationIncomplete(f"no confirmed primary to reconcile against: "
-                                   f"{why}") from None
+                                   f"{error or 'no attempt made'}") from None
 
 
 def primary_rows(conn, schema: str, worker: int, run_tag: str = "",

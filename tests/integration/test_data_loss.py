@@ -109,37 +109,18 @@ def test_split_brain_loss_equals_the_old_primarys_wal(make_lab, run_ptor):
         "split_brain_writes"]
 
 
-CANCEL_SYNC_WAITS = """
-import sys, time
-import psycopg2
-conn = psycopg2.connect(sys.argv[1])
-conn.autocommit = True
-until = time.monotonic() + float(sys.argv[2])
-with conn.cursor() as cur:
-    while time.monotonic() < until:
-        cur.execute("SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity "
-                    "WHERE wait_event = 'SyncRep'")
-        time.sleep(0.02)
-"""
-
-
-def test_cancelled_sync_waits_are_the_cause_of_every_loss(make_lab, run_ptor, tmp_path):
+def test_cancelled_sync_waits_are_the_cause_of_every_loss(make_lab, run_ptor):
     """A synchronous pair whose standby goes away: commits wait for it, and cancel requests
     end the waits (as a driver's query timeout or a pooler would); PostgreSQL acknowledges
     each with its warning that the commit is local only. Then the primary is killed and the
     stale standby promoted. The count equals the old primary's WAL, and every lost op
-    carries that cause, which ptor captured from the acknowledgement."""
-    import shlex
-    import sys
-
+    carries that cause, which ptor captured from the acknowledgement. The lab's own
+    faults stop the standby and cancel the waits (what `--fault stop-sync-standby,
+    cancel-sync-waits=2.5` does in a drill)."""
     lab = make_lab("sync")
     keep_decodable_history(lab)
-    primary = lab.nodes["node1"]
-    script = tmp_path / "cancel_sync_waits.py"
-    script.write_text(CANCEL_SYNC_WAITS)
-    cancel = " ".join([sys.executable, shlex.quote(str(script)), shlex.quote(primary.dsn()),
-                       "2.5"])
-    command = " && ".join([lab_command(lab, "stop-node", "node2"), cancel,
+    command = " && ".join([lab_command(lab, "fault", "stop-sync-standby"),
+                           lab_command(lab, "fault", "cancel-sync-waits=2.5"),
                            lab_command(lab, "failover")])
     run, acknowledged, in_doubt = truth_and_report(
         lab, run_ptor, "sqlite", False, "--primary-pgdsn", lab.primary_dsn(),

@@ -124,6 +124,40 @@ def test_patroni_restarts_a_stopped_primary_in_place(patroni_lab, run_ptor):
     drill(patroni_lab, run_ptor, "stop-primary", moves_to_other=False)
 
 
+def blip_drill(lab, run_ptor, seconds: float, fails_over: bool) -> dict:
+    """Freeze the primary node (postgres and its manager) for `seconds`: shorter than the
+    stack's failover threshold it must not fail over, longer it must."""
+    lab.wait_settled(120)
+    old = lab.current_primary()
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "2",
+                   "--warmup-duration", "1", "--lab-dir", lab.dir, "--fault",
+                   f"blip={seconds:g}:1", "--observe-after", "2", "--duration",
+                   "60" if fails_over else str(seconds + 5), "--expect",
+                   "failover" if fails_over else "no-failover", "--max-write-rto", "30",
+                   "--full-data-validation")
+    assert run.code == 0, run
+    r = run.report
+    assert r["verdict"] == "pass" and r["rpo"]["lost_acknowledged_ops"] == 0
+    assert r["expectation"]["observed"]["primary_changed"] is fails_over
+    assert (r["servers"]["primary_after"]["port"] != old.port) is fails_over
+    (record,) = r["faults"]
+    assert record["ended_at"] - record["started_at"] >= seconds
+    lab.wait_settled(120)  # the frozen node, resumed, is a member again
+    return r
+
+
+@pytest.mark.parametrize("seconds, fails_over", [(1, False), (12, True)])
+def test_auto_failover_blip(auto_failover_lab, run_ptor, seconds, fails_over):
+    """The tuned monitor marks a node unhealthy after 3 s and waits 3 s more to demote."""
+    blip_drill(auto_failover_lab, run_ptor, seconds, fails_over)
+
+
+@pytest.mark.parametrize("seconds, fails_over", [(2, False), (12, True)])
+def test_patroni_blip(patroni_lab, run_ptor, seconds, fails_over):
+    """The leader key lives 5 s (ttl): a shorter freeze keeps the leader."""
+    blip_drill(patroni_lab, run_ptor, seconds, fails_over)
+
+
 def test_failover_and_failback_in_one_drill(make_lab, run_ptor):
     lab = make_lab("sync")
     run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "3",

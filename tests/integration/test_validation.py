@@ -35,7 +35,8 @@ def test_primary_vanishing_mid_check_makes_validation_incomplete(make_lab):
                         "(id, last_seq, payload, written_at) VALUES (1, 1, 'x', now())")
     conn.commit()
     conn.close()
-    conn, _ = confirm_primary(lab.primary_dsn(), "ptor", 2.0, time.monotonic() + 10, 5.0)
+    conn, _, _ = confirm_primary([("endpoint", lab.primary_dsn())], "ptor", 2.0,
+                                 time.monotonic() + 10, 5.0)
     ledger = LedgerThatOutlivesThePrimary(lab.nodes["node1"])
     with pytest.raises(ValidationIncomplete, match="reading the primary failed mid-check"):
         reconcile_run(conn, ledger, "ptor", 2, "run", 64, False, [])
@@ -64,7 +65,8 @@ def test_the_full_check_finds_a_payload_no_op_wrote(make_lab, run_ptor):
                "WHERE id = %s", (key,))
     (path,) = glob.glob(os.path.join(run.out_dir, "*", "ledger.sqlite"))
     ledger = LedgerSpec(r["run_id"], None, "ptor", path, True).open()
-    conn, _ = confirm_primary(lab.primary_dsn(), "ptor", 2.0, time.monotonic() + 10, 5.0)
+    conn, _, _ = confirm_primary([("endpoint", lab.primary_dsn())], "ptor", 2.0,
+                                 time.monotonic() + 10, 5.0)
     try:
         size = r["scenario"]["payload_bytes"]
         full = reconcile_run(conn, ledger, "ptor", 2, r["run_id"], size, True, [])
@@ -93,3 +95,24 @@ def test_the_servers_payload_rule_is_the_workers(make_lab):
             assert cur.fetchone()[0] == schema.payload(tag, worker, seq, size), \
                 (worker, seq, size)
     conn.close()
+
+
+def test_a_node_of_another_cluster_is_never_the_truth(make_lab):
+    """Where the endpoint leads to a standby, a node the observer watches may stand in,
+    but only one of the cluster the drill wrote to (its system identifier)."""
+    lab, other = make_lab("sync"), make_lab("sync")
+    standby = ("endpoint", lab.nodes["node2"].dsn())
+    system = lab.nodes["node1"].query(
+        "SELECT system_identifier::text FROM pg_control_system()")[0][0]
+    conn = db.connect(lab.nodes["node1"].dsn(), "ptor-test", 2.0)
+    schema.init_primary(conn, "ptor", 1)
+    conn.close()
+    with pytest.raises(ValidationIncomplete, match="node9 is not of the cluster"):
+        confirm_primary([standby, ("node9", other.nodes["node1"].dsn())], "ptor", 2.0,
+                        time.monotonic() + 1, 5.0, system)
+    conn, identity, label = confirm_primary(
+        [standby, ("node9", other.nodes["node1"].dsn()), ("node1", lab.nodes["node1"].dsn())],
+        "ptor", 2.0, time.monotonic() + 5, 5.0, system)
+    conn.close()
+    assert (label, identity.port, identity.system_id) == ("node1", lab.nodes["node1"].port,
+                                                          system)

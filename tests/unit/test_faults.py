@@ -8,6 +8,7 @@ from ptor_harness.config import parse_faults
 from ptor_harness.drill.faults import FaultRecord, FaultSchedule
 from ptor_harness.errors import ConfigError
 from ptor_harness.lab import autofailover, patroni
+from ptor_harness.lab.actions import split_action
 from ptor_harness.lab.pg import LabError
 
 
@@ -17,6 +18,15 @@ def test_fault_specs_flags_lists_and_defaults():
     assert parse_faults(["[kill-primary:2, switchover:9.5]"], 1.0) == (
         ("kill-primary", 2.0), ("switchover", 9.5))
     assert parse_faults(None, 1.0) == ()
+    # faults with a length: NAME=SECONDS[:AT]
+    assert parse_faults(["blip=2.5:3", "cancel-sync-waits:1"], 5.0) == (
+        ("cancel-sync-waits", 1.0), ("blip=2.5", 3.0))
+
+
+def test_fault_lengths():
+    assert split_action("blip=2") == ("blip", 2.0)
+    assert split_action("cancel-sync-waits") == ("cancel-sync-waits", 3.0)
+    assert split_action("kill-primary") == ("kill-primary", None)
 
 
 @pytest.mark.parametrize("spec, fragment", [
@@ -24,6 +34,11 @@ def test_fault_specs_flags_lists_and_defaults():
     ("reboot", "faults: kill-primary"),
     ("switchover:-3", "must not be negative"),
     ("switchover:soon", "must be a number of seconds"),
+    ("blip", "needs its length: blip=SECONDS"),
+    ("blip=0", "must be above 0"),
+    ("blip=long", "must be a number of seconds"),
+    ("kill-primary=3", "takes no '=SECONDS'"),
+    ("blp=2", "did you mean 'blip'"),
 ])
 def test_bad_fault_specs(spec, fragment):
     with pytest.raises(ConfigError, match=fragment):
