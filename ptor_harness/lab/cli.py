@@ -148,7 +148,7 @@ def demo(args: argparse.Namespace) -> int:
     report_json = os.path.join(args.report_dir, f"demo-{args.stack}.json")
     try:
         code = ptor_cli.main([
-            "--primary-pgdsn", lab.primary_dsn(), "--init",
+            "--primary-pgdsn", lab.primary_dsn(), "--init", "--lab-dir", lab_dir,
             "--parallel-workers", str(args.workers), "--warmup-duration", "3",
             "--duration", "60", "--observe-after", "3",
             "--failover-after", "3", "--failover-command",
