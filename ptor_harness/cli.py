@@ -56,7 +56,7 @@ def setup_logging(quiet: bool, secrets: tuple = ()) -> None:
     log.propagate = False
 
 
-def log_to_file(path: str, secrets: tuple) -> None:
+def log_to_file(path: str, secrets: tuple) -> logging.Handler:
     """Also keep every log line of the run, with timestamps, in its folder."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # owner only
@@ -64,6 +64,7 @@ def log_to_file(path: str, secrets: tuple) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(RedactingFilter(secrets))
     log.addHandler(handler)
+    return handler
 
 
 def finish(drill, result: dict) -> int:
@@ -261,7 +262,7 @@ def run_command(argv: Optional[Sequence[str]] = None) -> int:
         print(f"ptor {package_version()}")
         return 0
     commands = {"drill": run_drill, "reconcile": reconcile_run_later,
-                "history": show_history}
+                "history": show_history, "campaign": run_campaign}
     if argv[:1] and argv[0] in commands:
         return guarded(lambda: commands[argv[0]](argv[1:]), argv)
     return guarded(lambda: run_drill(argv), argv)  # bare `ptor [options]`: a drill
@@ -306,6 +307,48 @@ def run_drill(argv: list) -> int:
     with stop_on_signals(drill):
         result = drill.run()
     return finish(drill, result)
+
+
+
+def run_campaign(argv: list) -> int:
+    """`ptor campaign [options]`: --rounds drills per cell of the --vary matrix, each after
+    the health gate; the campaign's report; its verdict's exit code (128 + N when a signal
+    ended it after the round under way)."""
+    from .campaign import outputs as campaign_outputs
+    from .campaign.plan import matrix
+    from .campaign.runner import Campaign
+    from .config.parse import parse_campaign
+
+    base, raw = parse_campaign(argv)
+    hide_passwords_from_ps(base.secrets)
+    setup_logging(base.outputs.quiet, base.secrets)
+    check_output_paths(base)
+    cells = matrix(base, raw)
+    for cell in cells:
+        check_output_paths(cell.scenario)
+
+    @contextlib.contextmanager
+    def round_logged(drill):
+        handler = log_to_file(os.path.join(drill.run_dir, "ptor.log"), base.secrets)
+        try:
+            yield
+        finally:
+            log.removeHandler(handler)
+            handler.close()
+
+    campaign = Campaign(base, cells, round_logged)
+    log.info("campaign %s: %d cell(s) x %d round(s) in %s", campaign.id, len(cells),
+             base.campaign.rounds, campaign.dir)
+    with stop_on_signals(campaign):
+        campaign.run()
+    result = campaign.summary()
+    failures = campaign_outputs.write_all(result, base.outputs)
+    emit(campaign_outputs.render(result))
+    for failure in failures:
+        sys.stderr.write(f"ptor: error: {base.redact(failure)}\n")
+    if result["interrupted"]:
+        return EXIT_INTERRUPTED + signal.Signals[result["interrupted"]].value
+    return report.EXIT_CODES[result["verdict"]]
 
 
 if __name__ == "__main__":

@@ -132,8 +132,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "--max-write-rto, fails), or any (a plain load test)"),
     OptionSpec("fault", "faults", str, None,
                "built-in fault ACTION[:SECONDS] on the lab given by --lab-dir: kill-primary, "
-               "stop-primary, switchover, kill-manager; SECONDS after warmup (default: "
-               "failover-after); repeat the flag, or separate with commas, for several",
+               "stop-primary, switchover, kill-manager, blip=LENGTH, stop-sync-standby, "
+               "cancel-sync-waits[=LENGTH] (and more on the streaming lab: see README); "
+               "SECONDS after warmup (default: failover-after); repeat the flag, or separate "
+               "with commas, for several",
                multiple=True),
     OptionSpec("lab-dir", "faults", str, None,
                "directory of the ptor-lab lab that --fault acts on (its nodes are also the "
@@ -178,9 +180,27 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("payload-bytes", "load", int, 64, "bytes of payload each op writes"),
     OptionSpec("seed", "load", int, None, "seed for a reproducible op mix"),
     OptionSpec("quiet", "outputs", parse_bool, False, "print only the report", flag=True),
+    OptionSpec("rounds", "campaign", int, 1,
+               "ptor campaign: drills per cell of the matrix, back to back"),
+    OptionSpec("vary", "campaign", str, None,
+               "ptor campaign: KEY=V1,V2[,...] runs a cell per value of that option (repeat "
+               "for a matrix of every combination; ';' between several in a scenario file)",
+               multiple=True),
+    OptionSpec("settle-timeout", "campaign", _seconds, 120.0,
+               "ptor campaign: between rounds, how long the cluster may take to be back in "
+               "its starting shape (a writable primary, and the streaming synchronous "
+               "standby if it had one); past it the round is unknown and the campaign stops"),
+    OptionSpec("max-write-rto-p95", "campaign", _seconds, None,
+               "ptor campaign: fail when a cell's 95th percentile write RTO exceeds this"),
+    OptionSpec("max-lost-acknowledged-total", "campaign", int, None,
+               "ptor campaign: fail when the rounds lost more acknowledged ops than this in "
+               "all (default: each drill's own max-lost-acknowledged judges its round)"),
+    OptionSpec("max-failed-rounds", "campaign", int, 0,
+               "ptor campaign: fail when more rounds than this failed"),
 )
 OPTION_NAMES = tuple(o.name for o in OPTIONS)
-SECTIONS = ("connection", "load", "preparation", "faults", "observer", "thresholds", "outputs")
+SECTIONS = ("connection", "load", "preparation", "faults", "observer", "thresholds", "outputs",
+            "campaign")
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,40}")  # fullmatch: no trailing newline
 EXPECTATIONS = ("failover", "no-failover", "any")
 

@@ -7,6 +7,7 @@ share the option table (options.py); every ConfigError leaving here is one safe 
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 import re
@@ -92,6 +93,8 @@ COMMANDS = {
     "reconcile": "finish a run whose coordinator died: reconcile its ledger against the "
                  "primary and write its report (--run RUN_ID)",
     "history": "recent drills, newest first, with trends",
+    "campaign": "many drills back to back (--rounds) over a matrix of scenarios (--vary), "
+                "judged as one distribution",
 }
 RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 
@@ -177,15 +180,25 @@ def parse_scenario(argv: Optional[Sequence[str]] = None,
 
 
 @one_safe_line
+def parse_campaign(argv: Sequence[str], env: Optional[dict] = None) -> tuple[Scenario, dict]:
+    """`ptor campaign [options]`: the base scenario, and the values as read, from which
+    campaign/plan.py builds a scenario per cell of the --vary matrix."""
+    scenario, _, raw = _parse(argv, env, "campaign")
+    return scenario, raw
+
+
+@one_safe_line
 def parse_reconcile(argv: Sequence[str], env: Optional[dict] = None) -> tuple[str, Scenario]:
     """`ptor reconcile --run RUN_ID [options]`: the run's id and the scenario to reach the
     primary and the repo with."""
-    scenario, ns = _parse(argv, env, "reconcile")
+    scenario, ns, _ = _parse(argv, env, "reconcile")
     return ns.run_id, scenario
 
 
 def _parse(argv: Optional[Sequence[str]], env: Optional[dict],
-           command: str) -> tuple[Scenario, Any]:
+           command: str) -> tuple[Scenario, Any, dict]:
+    """The validated scenario, the parsed namespace, and the options' values as read (before
+    validation: a campaign varies them, then validates each cell)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     env = dict(os.environ if env is None else env)
     config_file = _config_path(argv, env)
@@ -196,7 +209,8 @@ def _parse(argv: Optional[Sequence[str]], env: Optional[dict],
     for opt in OPTIONS:  # DefaultConfigFileParser hands us strings for flags: normalise
         if opt.flag and values[opt.dest] is not None:
             values[opt.dest] = parse_bool(values[opt.dest])
-    return validate(values, config_file), ns
+    raw = copy.deepcopy(values)
+    return validate(values, config_file), ns, raw
 
 
 @dataclass(frozen=True)

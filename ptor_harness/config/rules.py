@@ -108,7 +108,40 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
     if values["observe_interval"] != 0 and not 0.01 <= values["observe_interval"] <= 60:
         raise ConfigError(f"observe-interval must be 0 (no observer) or between 0.01 and 60 "
                           f"seconds (got {values['observe_interval']})")
+    check_campaign(values)
     return Scenario.from_values(values, config_file)
+
+
+def check_campaign(values: dict) -> None:
+    """The campaign section: its numbers, and --vary items in the form KEY=V1,V2 over an
+    option a drill has (their values are checked cell by cell, campaign/plan.py)."""
+    if not 1 <= values["rounds"] <= 1000:
+        raise ConfigError(f"rounds must be between 1 and 1000 (got {values['rounds']})")
+    if values["settle_timeout"] <= 0:
+        raise ConfigError("settle-timeout must be above 0 seconds")
+    if values["max_failed_rounds"] < 0 or (values.get("max_lost_acknowledged_total") or 0) < 0:
+        raise ConfigError("max-failed-rounds and max-lost-acknowledged-total must not be "
+                          "negative")
+    if values.get("max_write_rto_p95") is not None and values["max_write_rto_p95"] < 0:
+        raise ConfigError("max-write-rto-p95 must not be negative")
+    varied = []
+    for spec in values.get("vary") or ():
+        for item in str(spec).split(";"):
+            if not item.strip():
+                continue
+            key, has_values, listed = item.strip().partition("=")
+            key = key.strip()
+            opt = next((o for o in OPTIONS if o.name == key), None)
+            if not has_values or not [v for v in listed.split(",") if v.strip()]:
+                raise ConfigError(f"vary '{item.strip()}': give KEY=VALUE1,VALUE2")
+            if opt is None or opt.section in ("campaign", "outputs"):
+                close = difflib.get_close_matches(key, [o.name for o in OPTIONS], n=1)
+                raise ConfigError(f"vary '{key}': not an option a drill can vary" + (
+                    f"; did you mean '{close[0]}'?" if close else ""))
+            if key in (k for k, _ in varied):
+                raise ConfigError(f"vary '{key}' is given twice")
+            varied.append((key, tuple(v.strip() for v in listed.split(",") if v.strip())))
+    values["vary"] = tuple(f"{k}={','.join(vs)}" for k, vs in varied)
 
 
 def parse_node_dsns(specs) -> tuple:

@@ -98,9 +98,21 @@ class Outputs:
     quiet: bool
 
 
+@dataclass(frozen=True)
+class Campaign:
+    """`ptor campaign`: how many drills, over which matrix of scenarios, judged how."""
+
+    rounds: int
+    vary: tuple[str, ...]
+    settle_timeout: float
+    max_write_rto_p95: Optional[float]
+    max_lost_acknowledged_total: Optional[int]
+    max_failed_rounds: int
+
+
 SECTION_TYPES = {"connection": Connection, "load": Load, "preparation": Preparation,
                  "faults": Faults, "observer": Observer, "thresholds": Thresholds,
-                 "outputs": Outputs}
+                 "outputs": Outputs, "campaign": Campaign}
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,7 @@ class Scenario:
     observer: Observer
     thresholds: Thresholds
     outputs: Outputs
+    campaign: Campaign
     config_file: Optional[str] = None
 
     @classmethod

@@ -66,6 +66,26 @@ def scratch_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def auto_failover_lab():
+    """A pg_auto_failover lab shared by a module's tests (each drill leaves it healthy)."""
+    from ptor_harness.lab.autofailover import AutoFailoverLab
+
+    lab = AutoFailoverLab.up(os.path.join(lab_dir(), "lab"), free_port_base(4))
+    yield lab
+    remove_lab(lab)
+
+
+@pytest.fixture(scope="module")
+def patroni_lab():
+    """A Patroni + etcd + HAProxy lab shared by a module's tests."""
+    from ptor_harness.lab.patroni import PatroniLab
+
+    lab = PatroniLab.up(os.path.join(lab_dir(), "lab"), free_port_base(9))
+    yield lab
+    remove_lab(lab)
+
+
 @pytest.fixture
 def make_lab():
     labs = []
@@ -111,7 +131,8 @@ def run_ptor(tmp_path):
     def run(*args: str, timeout: float = 240) -> Run:
         report_path = str(tmp_path / f"report-{len(list(tmp_path.iterdir()))}.json")
         out_dir = str(tmp_path / "runs")
-        command = [args[0]] if args and args[0] in ("reconcile", "history") else []
+        command = [args[0]] if args and args[0] in ("reconcile", "history", "campaign") \
+            else []
         argv = [sys.executable, "-m", "ptor_harness.cli", *command, "--report-dir", out_dir,
                 "--report-json", report_path, *args[len(command):]]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,

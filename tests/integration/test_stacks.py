@@ -9,16 +9,12 @@ RTO bounds, from runs on this 2-core machine and LAB.md's measurements:
 - switchover: 1.3 s (pg_auto_failover) and 2.7 s (Patroni); bound 10 s.
 """
 
-import os
 
 import pytest
 
 from ptor_harness.lab import pooler
-from ptor_harness.lab.autofailover import AutoFailoverLab
-from ptor_harness.lab.patroni import PatroniLab
 
 from .anatomy_checks import CANONICAL, check_against_own_observations, check_in_order
-from .conftest import free_port_base, lab_dir, remove_lab
 
 BOUNDS = {("auto-failover", "kill-primary"): 20.0, ("patroni", "kill-primary"): 15.0,
           ("auto-failover", "switchover"): 10.0, ("patroni", "switchover"): 10.0,
@@ -26,20 +22,6 @@ BOUNDS = {("auto-failover", "kill-primary"): 20.0, ("patroni", "kill-primary"): 
           ("patroni", "stop-primary"): 10.0,
           # the leader key expires (ttl 5 s) and pa2 is promoted: about 4-5 s here.
           ("patroni", "kill-manager"): 15.0}
-
-
-@pytest.fixture(scope="module")
-def auto_failover_lab():
-    lab = AutoFailoverLab.up(os.path.join(lab_dir(), "lab"), free_port_base(4))
-    yield lab
-    remove_lab(lab)
-
-
-@pytest.fixture(scope="module")
-def patroni_lab():
-    lab = PatroniLab.up(os.path.join(lab_dir(), "lab"), free_port_base(9))
-    yield lab
-    remove_lab(lab)
 
 
 def drill(lab, run_ptor, fault, moves_to_other=True):

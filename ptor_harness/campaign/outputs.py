@@ -1,0 +1,168 @@
+"""What a campaign writes: campaign.json (versioned), campaign.csv (a row per round), the
+terminal table comparing the cells, JUnit (a suite per cell, a test case per round),
+Prometheus summary gauges (through prometheus_client, atomic), and a picture of write RTO
+and lost ops per cell (with matplotlib)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+import xml.etree.ElementTree as ET
+from typing import Optional
+
+from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+from tabulate import tabulate
+
+from ..outputs.exports import write_atomic, write_json
+from .stats import QUANTILES
+
+ROUND_COLUMNS = ("round", "cell", "verdict", "write_rto", "detection", "promotion", "routing",
+                 "lost_acknowledged", "brownout_seconds", "settle_seconds", "primary_before",
+                 "primary_after", "run_id", "started_at", "ended_at", "reason")
+
+
+def rounds_csv(report: dict) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(ROUND_COLUMNS)
+    for row in report["rounds"]:
+        writer.writerow(["" if row[k] is None else row[k] for k in ROUND_COLUMNS])
+    return out.getvalue()
+
+
+def _s(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def render(report: dict) -> str:
+    """The campaign on the terminal: the cells side by side, then the verdict."""
+    rows = []
+    for cell in report["cells"]:
+        w = cell["write_rto"]
+        rows.append([cell["label"], cell["rounds"], cell["passed"], cell["failed"],
+                     cell["unknown"], _s(w["min"]), _s(w["p50"]), _s(w["p95"]), _s(w["p99"]),
+                     _s(w["max"]), _s(cell["detection"]["p50"]), _s(cell["promotion"]["p50"]),
+                     _s(cell["routing"]["p50"]),
+                     "-" if cell["lost_acknowledged_total"] is None
+                     else cell["lost_acknowledged_total"]])
+    table = tabulate(rows, headers=["cell", "rounds", "pass", "fail", "unknown", "RTO min",
+                                    "p50", "p95", "p99", "max", "detect p50", "promote p50",
+                                    "route p50", "lost acked"])
+    lines = ["Campaign " + report["campaign_id"], table, "",
+             f"verdict: {report['verdict'].upper()}"]
+    lines += [f"  - {reason}" for reason in report["verdict_reasons"]]
+    lines.append(f"campaign folder: {report['campaign_dir']}")
+    return "\n".join(lines)
+
+
+def junit_xml(report: dict) -> str:
+    suites = ET.Element("testsuites", name=f"ptor {report['campaign_id']}")
+    for cell in report["cells"]:
+        mine = [r for r in report["rounds"] if r["cell"] == cell["label"]]
+        suite = ET.SubElement(suites, "testsuite", {
+            "name": cell["label"], "tests": str(len(mine)),
+            "failures": str(sum(r["verdict"] == "fail" for r in mine)),
+            "errors": str(sum(r["verdict"] == "unknown" for r in mine)), "skipped": "0",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S",
+                                       time.gmtime(report["started_at"]))})
+        for r in mine:
+            case = ET.SubElement(suite, "testcase", classname=f"ptor.campaign.{cell['label']}",
+                                 name=f"round {r['round']}",
+                                 time=f"{max(0.0, r['ended_at'] - r['started_at']):.3f}")
+            text = f"write RTO {_s(r['write_rto'])} s, lost {r['lost_acknowledged']}"
+            if r["verdict"] == "fail":
+                ET.SubElement(case, "failure", message=r["reason"], type="fail").text = text
+            elif r["verdict"] == "unknown":
+                ET.SubElement(case, "error", message=r["reason"], type="unknown").text = text
+            else:
+                ET.SubElement(case, "system-out").text = text
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+
+
+def prometheus_registry(report: dict) -> CollectorRegistry:
+    """Summary gauges: the campaign's verdict, and per cell its write RTO quantiles, round
+    counts by verdict and acknowledged ops lost. A figure nobody measured has no series."""
+    registry = CollectorRegistry()
+    verdict = Gauge("ptor_campaign_verdict", "1 for the campaign's verdict", ["verdict"],
+                    registry=registry)
+    for name in ("pass", "fail", "unknown"):
+        verdict.labels(name).set(1 if report["verdict"] == name else 0)
+    rto = Gauge("ptor_campaign_write_rto_seconds", "write RTO over the cell's rounds",
+                ["cell", "quantile"], registry=registry)
+    rounds = Gauge("ptor_campaign_rounds", "rounds of the cell by verdict", ["cell", "verdict"],
+                   registry=registry)
+    lost = Gauge("ptor_campaign_lost_acknowledged_ops", "acknowledged ops lost in the cell's "
+                 "rounds", ["cell"], registry=registry)
+    for cell in report["cells"]:
+        for key, quantile in [("min", "0")] + [(f"p{q}", str(q / 100)) for q in QUANTILES] \
+                + [("max", "1")]:
+            if cell["write_rto"][key] is not None:
+                rto.labels(cell["label"], quantile).set(cell["write_rto"][key])
+        for name in ("passed", "failed", "unknown"):
+            rounds.labels(cell["label"], name).set(cell[name])
+        if cell["lost_acknowledged_total"] is not None:
+            lost.labels(cell["label"]).set(cell["lost_acknowledged_total"])
+    return registry
+
+
+def picture(report: dict, path: str) -> Optional[str]:
+    """Write RTO and lost acknowledged ops per cell, one dot per round (a strip plot).
+    Returns why not, when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install ptor[plot])"
+    labels = [c["label"] for c in report["cells"]]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(6, 2 + 1.6 * len(labels)), 6),
+                                      sharex=True)
+    for index, label in enumerate(labels):
+        mine = [r for r in report["rounds"] if r["cell"] == label]
+        for axis, key in ((top, "write_rto"), (bottom, "lost_acknowledged")):
+            values = [r[key] for r in mine if r[key] is not None]
+            colors = ["tab:red" if r["verdict"] == "fail" else "tab:gray"
+                      if r["verdict"] == "unknown" else "tab:green"
+                      for r in mine if r[key] is not None]
+            axis.scatter([index] * len(values), values, c=colors, alpha=0.8)
+        cell = report["cells"][index]
+        if cell["write_rto"]["p50"] is not None:
+            top.hlines(cell["write_rto"]["p50"], index - 0.25, index + 0.25, colors="black")
+    top.set_ylabel("write RTO (s)")
+    bottom.set_ylabel("lost acknowledged ops")
+    bottom.set_xticks(range(len(labels)), labels, rotation=15)
+    top.set_title(f"{report['campaign_id']}: {report['verdict']}\n"
+                  "one dot per round (green pass, red fail, grey unknown); bar: median",
+                  fontsize=9)
+    bottom.yaxis.get_major_locator().set_params(integer=True)
+    bottom.set_ylim(bottom=-0.5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return None
+
+
+def write_all(report: dict, outputs) -> list[str]:
+    """Every campaign output; returns one sentence per output that could not be written."""
+    folder = report["campaign_dir"]
+    failures = []
+    jobs = [(os.path.join(folder, "campaign.json"), lambda p: write_json(report, p)),
+            (os.path.join(folder, "campaign.csv"), lambda p: write_atomic(p, rounds_csv(report))),
+            (os.path.join(folder, "junit.xml"), lambda p: write_atomic(p, junit_xml(report))),
+            (os.path.join(folder, "campaign.png"), lambda p: picture(report, p))]
+    if outputs.report_json:
+        jobs.append((outputs.report_json, lambda p: write_json(report, p)))
+    if outputs.junit_xml:
+        jobs.append((outputs.junit_xml, lambda p: write_atomic(p, junit_xml(report))))
+    if outputs.prometheus_file:
+        jobs.append((outputs.prometheus_file,
+                     lambda p: write_to_textfile(p, prometheus_registry(report))))
+    for path, job in jobs:
+        try:
+            job(path)
+        except OSError as exc:
+            failures.append(f"cannot write {path}: {exc.strerror or exc}")
+    return failures

@@ -1,0 +1,112 @@
+"""Campaigns on real labs: rounds back to back, percentiles from the rounds' own reports,
+the health gate, a matrix on a managed stack, and SIGTERM in the middle."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ptor_harness.campaign.stats import percentile
+
+from .conftest import lab_command, ptor_env
+
+COMMON = ["--init", "--parallel-workers", "2", "--warmup-duration", "1", "--duration", "30",
+          "--observe-after", "1.5", "--full-data-validation"]
+
+
+def campaign(run_ptor, lab, *args, timeout=600):
+    run = run_ptor("campaign", "--primary-pgdsn", lab.primary_dsn(), *COMMON, *args,
+                   timeout=timeout)
+    (folder,) = glob.glob(os.path.join(run.out_dir, "campaign-*"))
+    with open(os.path.join(folder, "campaign.json")) as src:
+        return run, json.load(src), folder
+
+
+def test_five_rounds_of_kill_primary(make_lab, run_ptor):
+    lab = make_lab("sync")
+    run, c, folder = campaign(run_ptor, lab, "--lab-dir", lab.dir, "--fault",
+                              "kill-primary:1", "--rounds", "5")
+    assert run.code == 0, run
+    assert c["verdict"] == "pass" and c["rounds_planned"] == 5 and len(c["rounds"]) == 5
+    assert run.report == c  # --report-json is the campaign's report
+    reports = []
+    for r in c["rounds"]:
+        assert r["verdict"] == "pass"
+        with open(os.path.join(r["run_dir"], "report.json")) as src:
+            reports.append(json.load(src))
+        assert os.path.dirname(r["run_dir"]) == folder
+    # the percentiles are the rounds' own figures, as each drill's report.json has them
+    rtos = [rep["rto"]["write_seconds"] for rep in reports]
+    (cell,) = c["cells"]
+    assert cell["write_rto"]["p50"] == pytest.approx(percentile(rtos, 50))
+    assert cell["write_rto"]["p95"] == pytest.approx(percentile(rtos, 95))
+    assert (cell["write_rto"]["min"], cell["write_rto"]["max"]) == (min(rtos), max(rtos))
+    assert cell["lost_acknowledged_total"] == 0
+    # each round fails over whatever is primary: failover and failback alternate
+    ports = [rep["servers"]["primary_before"]["port"] for rep in reports]
+    node1, node2 = lab.nodes["node1"].port, lab.nodes["node2"].port
+    assert ports == [node1, node2, node1, node2, node1]
+    for name in ("campaign.csv", "junit.xml", "campaign.png"):
+        assert os.path.getsize(os.path.join(folder, name)) > 0
+    assert "fault=" not in run.stdout and "all " in run.stdout  # one cell, named "all"
+
+
+def test_a_cluster_that_does_not_settle_stops_the_campaign(make_lab, run_ptor):
+    """The failover leaves no standby (the old primary stays down): round 2 would start on
+    a cluster without its synchronous standby, so it is unknown and the campaign stops."""
+    lab = make_lab("sync")
+    run, c, _ = campaign(run_ptor, lab, "--failover-command", lab_command(lab, "failover"),
+                         "--failover-after", "1", "--rounds", "3", "--settle-timeout", "3")
+    assert run.code == 4, run
+    assert c["verdict"] == "unknown"
+    first, second = c["rounds"]
+    assert first["verdict"] == "pass"
+    assert second["verdict"] == "unknown" and second["run_id"] is None
+    assert "no synchronous standby streams to the primary" in second["reason"]
+    assert c["stop_reason"] == "the cluster did not settle before round 2"
+    assert any("did not settle" in reason for reason in c["verdict_reasons"])
+
+
+def test_sigterm_ends_after_the_round_under_way(make_lab, tmp_path):
+    lab = make_lab("sync")
+    out = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ptor_harness.cli", "campaign", "--primary-pgdsn",
+         lab.primary_dsn(), *COMMON, "--lab-dir", lab.dir, "--fault", "kill-primary:1",
+         "--rounds", "5", "--report-dir", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ptor_env())
+    deadline = time.monotonic() + 120
+    while not glob.glob(str(out / "campaign-*" / "*" / "report.json")):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)  # during round 2
+    stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 128 + signal.SIGTERM, (stdout, stderr)
+    (path,) = glob.glob(str(out / "campaign-*" / "campaign.json"))
+    with open(path) as src:
+        c = json.load(src)
+    assert c["interrupted"] == "SIGTERM" and c["stop_reason"] == "SIGTERM received"
+    assert 1 <= len(c["rounds"]) < 5 and c["verdict"] == "unknown"
+    assert "Campaign " in stdout
+
+
+def test_switchover_against_kill_primary_on_patroni(patroni_lab, run_ptor):
+    """A 2-cell matrix, 3 rounds each, interleaved: switchover's median write RTO is below
+    kill-primary's on Patroni (a leader's TTL of 5 s against a planned handover)."""
+    lab = patroni_lab
+    lab.wait_settled(120)
+    run, c, _ = campaign(run_ptor, lab, "--lab-dir", lab.dir, "--fault", "kill-primary:1",
+                         "--vary", "fault=kill-primary:1,switchover:1", "--rounds", "3",
+                         timeout=900)
+    assert run.code == 0, run
+    cells = {cell["label"]: cell for cell in c["cells"]}
+    kill, switch = cells["fault=kill-primary:1"], cells["fault=switchover:1"]
+    assert kill["passed"] == switch["passed"] == 3
+    assert switch["write_rto"]["p50"] < kill["write_rto"]["p50"]
+    assert [r["cell"] for r in c["rounds"]][:2] == ["fault=kill-primary:1",
+                                                    "fault=switchover:1"]

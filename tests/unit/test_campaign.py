@@ -1,0 +1,142 @@
+"""A campaign's arithmetic and plan, on synthetic rounds: percentiles, per-cell summaries,
+the verdict's checks, the --vary matrix, and the files it writes."""
+
+import csv
+import io
+import xml.etree.ElementTree as ET
+
+import pytest
+from prometheus_client import generate_latest
+
+from ptor_harness.campaign import outputs, stats
+from ptor_harness.campaign.plan import matrix, schedule
+from ptor_harness.config.parse import parse_campaign
+from ptor_harness.errors import ConfigError
+
+DSN = "host=127.0.0.1 port=1 dbname=x user=y"
+
+
+def a_round(number, cell="all", verdict="pass", rto=1.0, lost=0, **more):
+    fields = dict(round=number, cell=cell, verdict=verdict, reason="", run_id=f"r{number}",
+                  run_dir=f"/runs/r{number}", started_at=100.0 * number,
+                  ended_at=100.0 * number + 9, settle_seconds=0.5, write_rto=rto,
+                  detection=0.1, promotion=0.5, routing=0.2, lost_acknowledged=lost,
+                  brownout_seconds=0.0, primary_before="a", primary_after="b")
+    fields.update(more)
+    return stats.Round(**fields)
+
+
+def test_percentiles_interpolate_between_ranks():
+    assert stats.percentile([4, 1, 3, 2], 50) == 2.5
+    assert stats.percentile([1, 2, 3, 4], 95) == pytest.approx(3.85)
+    assert stats.percentile([1, 2, 3, 4], 0) == 1 and stats.percentile([1, 2, 3, 4], 100) == 4
+    assert stats.percentile([7.0], 99) == 7.0
+    assert stats.percentile([], 50) is None
+    d = stats.distribution([3.0, None, 1.0, 2.0])
+    assert (d["n"], d["min"], d["p50"], d["max"]) == (3, 1.0, 2.0, 3.0)
+
+
+def test_cell_summary_counts_and_totals():
+    rounds = [a_round(1, "k", rto=5.0, lost=0), a_round(2, "k", "fail", rto=7.0, lost=3),
+              a_round(3, "s", rto=1.0, lost=0)]
+    k = stats.cell_summary("k", {"fault": "kill-primary"}, rounds)
+    assert (k["rounds"], k["passed"], k["failed"], k["unknown"]) == (2, 1, 1, 0)
+    assert k["write_rto"]["p50"] == 6.0 and k["lost_acknowledged_total"] == 3
+    assert k["lost_acknowledged_per_round"] == [0, 3]
+    unknown_loss = stats.cell_summary("k", {}, [a_round(1, "k", lost=None)])
+    assert unknown_loss["lost_acknowledged_total"] is None  # never a made-up 0
+
+
+LIMITS = stats.Limits(max_write_rto_p95=None, max_lost_acknowledged_total=None,
+                      max_failed_rounds=0)
+
+
+def judge(rounds, planned=None, limits=LIMITS, stopped=None):
+    cells = [stats.cell_summary("all", {}, rounds)]
+    return stats.judge(cells, rounds, planned or len(rounds), limits, stopped)
+
+
+def test_the_campaign_verdict():
+    assert judge([a_round(1), a_round(2)])[0] == "pass"
+    assert judge([a_round(1), a_round(2, verdict="fail")])[0] == "fail"
+    lenient = stats.Limits(None, None, max_failed_rounds=1)
+    assert judge([a_round(1), a_round(2, verdict="fail")], limits=lenient)[0] == "pass"
+    verdict, reasons, _ = judge([a_round(1, verdict="unknown", reason="no failover")])
+    assert verdict == "unknown" and "round 1 (all): no failover" in reasons[0]
+    verdict, reasons, _ = judge([a_round(1)], planned=5, stopped="SIGTERM received")
+    assert verdict == "unknown" and reasons == ["1 of 5 rounds ran (SIGTERM received)"]
+    p95 = stats.Limits(max_write_rto_p95=2.0, max_lost_acknowledged_total=None,
+                       max_failed_rounds=0)
+    verdict, reasons, _ = judge([a_round(i, rto=1.0 + i) for i in range(3)], limits=p95)
+    assert verdict == "fail" and "p95 write RTO 2.900 s" in reasons[0]
+    total = stats.Limits(None, max_lost_acknowledged_total=2, max_failed_rounds=5)
+    assert judge([a_round(1, lost=1), a_round(2, lost=2)], limits=total)[0] == "fail"
+    assert judge([a_round(1, lost=1), a_round(2, lost=None)], limits=total)[0] == "unknown"
+
+
+def test_the_matrix_and_its_interleaved_order():
+    base, raw = parse_campaign(["--primary-pgdsn", DSN, "--rounds", "2", "--vary",
+                                "parallel-workers=2,4", "--vary", "expect=failover,any"])
+    cells = matrix(base, raw)
+    assert [c.label for c in cells] == [
+        "parallel-workers=2, expect=failover", "parallel-workers=2, expect=any",
+        "parallel-workers=4, expect=failover", "parallel-workers=4, expect=any"]
+    assert cells[2].scenario.load.parallel_workers == 4
+    assert cells[1].scenario.thresholds.expect == "any"
+    order = schedule(cells, 2)
+    assert [(n, c.label) for n, c in order[:5]] == [
+        (1, cells[0].label), (1, cells[1].label), (1, cells[2].label), (1, cells[3].label),
+        (2, cells[0].label)]
+    plain, raw = parse_campaign(["--primary-pgdsn", DSN])
+    assert [c.label for c in matrix(plain, raw)] == ["all"]
+    faults, raw = parse_campaign(["--primary-pgdsn", DSN, "--lab-dir", "/tmp/x", "--fault",
+                                  "kill-primary:2", "--vary", "fault=switchover,blip=1"])
+    assert [c.scenario.faults.fault for c in matrix(faults, raw)] == [
+        (("switchover", 5.0),), (("blip=1", 5.0),)]  # the varied value replaces the base's
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--vary", "parallel-workers=2,lots"], "vary parallel-workers: 'lots' is not a valid"),
+    (["--vary", "parallel-workers=2,0"], "parallel-workers must be between 1 and 512"),
+    (["--vary", "paralel-workers=2"], "did you mean 'parallel-workers'"),
+    (["--vary", "rounds=2,3"], "not an option a drill can vary"),
+    (["--vary", "report-dir=a,b"], "not an option a drill can vary"),
+    (["--vary", "duration"], "give KEY=VALUE1,VALUE2"),
+    (["--vary", "duration=1", "--vary", "duration=2"], "given twice"),
+    (["--rounds", "0"], "rounds must be between 1 and 1000"),
+    (["--vary", "fault=reboot"], "unknown fault 'reboot'"),
+])
+def test_bad_campaigns_are_one_sentence(args, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        base, raw = parse_campaign(["--primary-pgdsn", DSN, "--lab-dir", "/tmp/x", *args])
+        matrix(base, raw)
+
+
+def synthetic_report():
+    rounds = [a_round(1, "k", rto=5.0), a_round(1, "s", rto=1.0),
+              a_round(2, "k", "fail", rto=6.0, lost=2, reason="2 lost"),
+              a_round(2, "s", "unknown", rto=None, lost=None, reason="no failover")]
+    cells = [stats.cell_summary(label, {}, rounds) for label in ("k", "s")]
+    verdict, reasons, checks = stats.judge(cells, rounds, 4, LIMITS, None)
+    return {"campaign_id": "campaign-x", "campaign_dir": "/c", "started_at": 0.0,
+            "verdict": verdict, "verdict_reasons": reasons, "cells": cells,
+            "rounds": [r.as_dict() for r in rounds]}
+
+
+def test_csv_junit_and_prometheus():
+    report = synthetic_report()
+    rows = list(csv.DictReader(io.StringIO(outputs.rounds_csv(report))))
+    assert [(r["round"], r["cell"], r["verdict"]) for r in rows] == [
+        ("1", "k", "pass"), ("1", "s", "pass"), ("2", "k", "fail"), ("2", "s", "unknown")]
+    assert rows[3]["write_rto"] == "" and rows[2]["lost_acknowledged"] == "2"
+    suites = ET.fromstring(outputs.junit_xml(report))
+    k, s = suites.findall("testsuite")
+    assert (k.get("name"), k.get("tests"), k.get("failures")) == ("k", "2", "1")
+    assert s.get("errors") == "1" and s.find("testcase/error").get("message") == "no failover"
+    text = generate_latest(outputs.prometheus_registry(report)).decode()
+    assert 'ptor_campaign_write_rto_seconds{cell="k",quantile="0.5"} 5.5' in text
+    assert 'ptor_campaign_rounds{cell="k",verdict="failed"} 1.0' in text
+    assert 'ptor_campaign_verdict{verdict="fail"} 1.0' in text
+    assert 'ptor_campaign_write_rto_seconds{cell="s",quantile="0.5"} 1.0' in text
+    assert 'ptor_campaign_lost_acknowledged_ops{cell="s"}' not in text  # unknown: no series
+    assert "verdict: FAIL" in outputs.render(report)
