@@ -54,7 +54,7 @@ def render(report: dict) -> str:
              f"verdict: {report['verdict'].upper()}"]
     lines += [f"  - {reason}" for reason in report["verdict_reasons"]]
     lines.append(f"campaign folder: {report['campaign_dir']}")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 def junit_xml(report: dict) -> str:
@@ -138,7 +138,8 @@ def picture(report: dict, path: str) -> Optional[str]:
                   "one dot per round (green pass, red fail, grey unknown); bar: median",
                   fontsize=9)
     bottom.yaxis.get_major_locator().set_params(integer=True)
-    bottom.set_ylim(bottom=-0.5)
+    most = max([r["lost_acknowledged"] or 0 for r in report["rounds"]], default=0)
+    bottom.set_ylim(-0.5, max(1, most) * 1.1 + 0.5)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
