@@ -112,12 +112,15 @@ def show_history(argv: list) -> int:
     except PtorError as exc:
         sys.stderr.write(f"ptor: error: {redact(str(exc), ())}\n")
         return exc.exit_code
+    campaigns = [] if query.repo_pgdsn else \
+        history.campaigns_from_report_dir(query.report_dir, query.limit, skipped)
     for line in skipped:
         sys.stderr.write(f"ptor: {redact(line, secrets)}\n")
     # masked field by field before it is serialised: masking JSON text could break it
     runs = [dataclasses.replace(run, reason=redact(run.reason, secrets),
                                 faults=redact(run.faults, secrets)) for run in runs]
-    emit(history.as_json(runs) if query.as_json else history.render(runs, source))
+    emit(history.as_json(runs, campaigns) if query.as_json else
+         history.render(runs, source) + history.render_campaigns(campaigns))
     return 0
 
 

@@ -160,6 +160,50 @@ def from_report_dir(path: str, limit: int, skipped: Optional[list] = None) -> li
     return runs
 
 
+def campaigns_from_report_dir(path: str, limit: int,
+                              skipped: Optional[list] = None) -> list[dict]:
+    """The newest `limit` campaign folders under `path`, newest first, as {id, started_at,
+    verdict, rounds, cells: [{label, rounds, passed, p50, p95}]} read from campaign.json."""
+    skipped = skipped if skipped is not None else []
+    try:
+        names = sorted((n for n in os.listdir(path) if n.startswith("campaign-")),
+                       reverse=True)
+    except OSError:
+        return []
+    found = []
+    for name in names[:limit]:
+        try:
+            with open(os.path.join(path, name, "campaign.json"), encoding="utf-8") as src:
+                data = json.loads(src.read(REPORT_BYTES))
+            cells = [{"label": str(c["label"]), "rounds": int(c["rounds"]),
+                      "passed": int(c["passed"]), "p50": _number(c["write_rto"]["p50"]),
+                      "p95": _number(c["write_rto"]["p95"])} for c in data["cells"]]
+            found.append({"id": name, "started_at": _number(data["started_at"]),
+                          "verdict": str(data["verdict"]), "rounds": len(data["rounds"]),
+                          "cells": cells})
+        except FileNotFoundError:
+            continue  # still running, or it never wrote its report
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+            skipped.append(f"skipped campaign {name[:50]}: its campaign.json is not one")
+    return found
+
+
+def render_campaigns(campaigns: list[dict]) -> str:
+    if not campaigns:
+        return ""
+    rows = []
+    for c in campaigns:
+        started = "-" if c["started_at"] is None else \
+            time.strftime("%Y-%m-%d %H:%M", time.gmtime(c["started_at"]))
+        for i, cell in enumerate(c["cells"]):
+            rows.append([started if i == 0 else "", c["id"] if i == 0 else "",
+                         c["verdict"].upper() if i == 0 else "", cell["label"],
+                         f"{cell['passed']}/{cell['rounds']}", _num(cell["p50"]),
+                         _num(cell["p95"])])
+    return "\nCampaigns, newest first (write RTO over each cell's rounds)\n" + tabulate(
+        rows, headers=["started", "campaign", "verdict", "cell", "passed", "p50", "p95"]) + "\n"
+
+
 def _time_from_run_id(run_id: str) -> Optional[float]:
     try:
         return float(calendar.timegm(time.strptime(run_id[:16], "%Y%m%dT%H%M%SZ")))
@@ -248,6 +292,6 @@ def render(runs: list[RunSummary], source: str) -> str:
     return "\n".join(parts) + "\n"
 
 
-def as_json(runs: list[RunSummary]) -> str:
-    return json.dumps({"runs": [asdict(r) for r in runs], "regressions": regressions(runs)},
-                      indent=2) + "\n"
+def as_json(runs: list[RunSummary], campaigns: Optional[list] = None) -> str:
+    return json.dumps({"runs": [asdict(r) for r in runs], "regressions": regressions(runs),
+                       "campaigns": campaigns or []}, indent=2) + "\n"

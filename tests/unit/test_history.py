@@ -86,3 +86,28 @@ def test_hostile_reports_are_skipped_with_one_line_each(tmp_path):
     assert runs[0].reason == "did not start: cannot connect to the primary: refused"
     assert len(skipped) == 7 and all(line.startswith("skipped run ") for line in skipped)
     jsonlib.loads(hist.as_json(runs))  # still valid JSON
+
+
+def test_campaigns_are_listed_with_their_percentiles(tmp_path):
+    from .test_campaign import synthetic_report
+
+    good = synthetic_report()
+    good["campaign_id"] = "campaign-20261126T100000Z-aaaaaa"
+    for name, text in (("campaign-20261126T100000Z-aaaaaa", json.dumps(good)),
+                       ("campaign-20261126T110000Z-bbbbbb", '{"cells": 3}'),
+                       ("campaign-20261126T120000Z-cccccc", None)):  # still running
+        (tmp_path / name).mkdir()
+        if text is not None:
+            (tmp_path / name / "campaign.json").write_text(text)
+    skipped = []
+    found = history.campaigns_from_report_dir(str(tmp_path), 10, skipped)
+    assert [c["id"] for c in found] == ["campaign-20261126T100000Z-aaaaaa"]
+    assert skipped == ["skipped campaign campaign-20261126T110000Z-bbbbbb: its campaign.json "
+                       "is not one"]
+    (c,) = found
+    assert c["verdict"] == "fail" and c["rounds"] == 4
+    assert [(x["label"], x["passed"], x["p50"]) for x in c["cells"]] == [("k", 1, 5.5),
+                                                                          ("s", 1, 1.0)]
+    text = history.render_campaigns(found)
+    assert "campaign-20261126T100000Z-aaaaaa  FAIL" in text and "5.50 s" in text
+    assert json.loads(history.as_json([], found))["campaigns"] == found
