@@ -262,10 +262,14 @@ class Drill:
         before = outcome.primary_before
         servers = [(ENDPOINT, c.primary_pgdsn)] + [
             (node.name, node.dsn) for node in cluster_nodes(s)[0]]
+        system = before.system_id if before else None
+        timelines = [i.timeline for i in outcome.identities + ([before] if before else [])
+                     if i.system_id == system and i.timeline is not None
+                     and not i.in_recovery]
         try:
             conn, identity, outcome.reconciled_on = confirm_primary(
                 servers, c.schema, c.rto_conn_timeout, deadline, c.statement_timeout,
-                before.system_id if before else None)
+                system, max(timelines, default=None))
         except ValidationIncomplete as exc:
             outcome.validation_error = s.redact(str(exc))
             return

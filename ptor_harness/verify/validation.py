@@ -18,6 +18,8 @@ from ..schema import PAYLOAD_BASE_SQL, PAYLOAD_SQL, heartbeat, worker_table
 from .findings import Findings
 from .reconcile import Reconciler
 
+STALE_GRACE = 15.0  # seconds
+
 
 class ValidationIncomplete(Exception):
     """Reconciliation could not finish; the message says why."""
@@ -29,7 +31,7 @@ class InRecovery(Exception):
 
 def confirm_primary(servers: Sequence[tuple[str, str]], schema: str, timeout: float,
                     deadline: float, statement_timeout: float,
-                    system: Optional[str] = None):
+                    system: Optional[str] = None, newest_timeline: Optional[int] = None):
     """Connect until `deadline` to a server that is not in recovery and accepts a write.
 
     `servers` are (label, DSN) in order of preference: the endpoint first, then the nodes
@@ -38,9 +40,21 @@ def confirm_primary(servers: Sequence[tuple[str, str]], schema: str, timeout: fl
     on the demoted node), the new primary still holds the truth of what was kept. Each
     round tries the endpoint first, so a primary it reaches always wins.
 
+    A primary on an older timeline than the newest the workers wrote to (`newest_timeline`,
+    of the same cluster) is stale: an old primary, thawed or not yet fenced, that still
+    accepts writes for a moment (a split-brain window) while the promoted node holds what
+    was acknowledged since. It is refused for a grace period (the next round tries again);
+    only a cluster that is still on the older timeline after it is read as it is, and its
+    label says so.
+
     Returns (connection, identity, label). A promoted standby accepts writes only after it
     has replayed all the WAL it received, so reading after this sees everything it kept.
     """
+    # a stale primary is refused for the first half of the time (at most STALE_GRACE):
+    # long enough for a thawed old primary to be fenced; past it, a cluster that went back
+    # to the older timeline is taken as it is, and what was written since is counted lost
+    stale_until = time.monotonic() + min(STALE_GRACE, (deadline - time.monotonic()) / 2)
+
     def one(label: str, dsn: str):
         conn = db.connect(dsn, "ptor-validation", timeout, statement_timeout,
                           autocommit=False)
@@ -53,6 +67,14 @@ def confirm_primary(servers: Sequence[tuple[str, str]], schema: str, timeout: fl
                                      f"{label} is in recovery")
                 if label != ENDPOINT and (system is None or identity.system_id != system):
                     raise ClusterError(f"{label} is not of the cluster the drill wrote to")
+                if newest_timeline is not None and identity.system_id == system and \
+                        (identity.timeline or 0) < newest_timeline:
+                    if time.monotonic() < stale_until:
+                        raise InRecovery(f"the primary reached through the {label} is stale: "
+                                         f"timeline {identity.timeline}, behind timeline "
+                                         f"{newest_timeline} that the workers wrote to")
+                    label += (f" (timeline {identity.timeline}: the cluster went back from "
+                              f"timeline {newest_timeline}, which the workers wrote to)")
                 heartbeat(conn, schema)
         except BaseException:
             conn.close()

@@ -110,3 +110,18 @@ def test_switchover_against_kill_primary_on_patroni(patroni_lab, run_ptor):
     assert switch["write_rto"]["p50"] < kill["write_rto"]["p50"]
     assert [r["cell"] for r in c["rounds"]][:2] == ["fault=kill-primary:1",
                                                     "fault=switchover:1"]
+
+
+def test_max_run_seconds_bounds_the_whole_campaign(make_lab, run_ptor):
+    """Each round gets what is left of --max-run-seconds; no round starts with less than
+    10 s left; the rounds not run make the campaign unknown."""
+    lab = make_lab("sync")
+    started = time.monotonic()
+    run, c, _ = campaign(run_ptor, lab, "--lab-dir", lab.dir, "--fault", "kill-primary:1",
+                         "--rounds", "20", "--max-run-seconds", "30")
+    took = time.monotonic() - started
+    assert run.code == 4, run
+    assert c["stop_reason"] == "max-run-seconds reached" and 1 <= len(c["rounds"]) < 20
+    assert any(reason.startswith(f"{len(c['rounds'])} of 20 rounds ran")
+               for reason in c["verdict_reasons"])
+    assert took < 30 + 30  # the last round's own deadline, then its drain and report

@@ -116,3 +116,33 @@ def test_a_node_of_another_cluster_is_never_the_truth(make_lab):
     conn.close()
     assert (label, identity.port, identity.system_id) == ("node1", lab.nodes["node1"].port,
                                                           system)
+
+
+def test_a_stale_primary_is_never_the_truth(make_lab):
+    """The old primary still accepts writes after the standby was promoted (thawed from a
+    freeze, or not yet fenced): on an older timeline than the one the workers wrote to, it
+    is refused while a grace lasts, and the promoted node is read instead."""
+    lab = make_lab("sync")
+    old, new = lab.nodes["node1"], lab.nodes["node2"]
+    conn = db.connect(old.dsn(), "ptor-test", 2.0)
+    schema.init_primary(conn, "ptor", 1)
+    conn.close()
+    old.query("ALTER SYSTEM RESET synchronous_standby_names")
+    old.query("SELECT pg_reload_conf()")
+    lab.promote(new)  # two primaries: node1 on timeline 1, node2 on timeline 2
+    system = old.query("SELECT system_identifier::text FROM pg_control_system()")[0][0]
+    conn, identity, label = confirm_primary(
+        [("endpoint", old.dsn()), ("node2", new.dsn())], "ptor", 2.0, time.monotonic() + 5,
+        5.0, system, 2)
+    conn.close()
+    assert (label, identity.port, identity.timeline) == ("node2", new.port, 2)
+    # a cluster still on the older timeline after the grace (here 2 s of a 4 s budget) is
+    # read as it is, and says so
+    started = time.monotonic()
+    conn, identity, label = confirm_primary([("endpoint", old.dsn())], "ptor", 2.0,
+                                            time.monotonic() + 4, 5.0, system, 2)
+    conn.close()
+    assert time.monotonic() - started >= 2.0  # refused while the grace lasted
+    assert identity.timeline == 1 and label == (
+        "endpoint (timeline 1: the cluster went back from timeline 2, which the workers "
+        "wrote to)")
