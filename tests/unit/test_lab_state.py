@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
@@ -74,6 +75,9 @@ def test_a_process_is_the_lab_s_only_if_it_runs_the_program():
     impostor = subprocess.Popen(["postgres", "30"], executable="/bin/sleep")
     try:
         proc = psutil.Process(impostor.pid)
+        deadline = time.monotonic() + 10  # between fork and exec the command line is empty
+        while not proc.cmdline() and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert proc.cmdline()[0] == "postgres"
         assert not runs_program(proc, "postgres")
         assert not runs_program(proc, "/usr/lib/postgresql/15/bin/postgres")
