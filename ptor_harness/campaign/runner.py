@@ -111,10 +111,9 @@ class Campaign:
             with self.round_context(drill):
                 result = drill.run()
         except PtorError as exc:  # the round could not start: say why, stop the campaign
-            self.rounds.append(stats.Round(
-                number, cell.label, UNKNOWN, f"could not start: {scenario.redact(str(exc))}",
-                None, None, started, time.time(), settled_in, None, None, None, None, None,
-                None, None, None))
+            self.rounds.append(stats.round_not_run(
+                number, cell.label, started, time.time(), settled_in,
+                f"could not start: {scenario.redact(str(exc))}"))
             log.warning("campaign: round %d (%s) could not start: %s", number, cell.label,
                         scenario.redact(str(exc)))
             return

@@ -61,11 +61,18 @@ def round_from_report(number: int, cell: str, report: dict, started_at: float,
                  label("primary_before"), label("primary_after"))
 
 
+def round_not_run(number: int, cell: str, started_at: float, ended_at: float,
+                  settle_seconds: Optional[float], reason: str) -> Round:
+    """A round that never ran a drill (the cluster did not settle, or the drill could not
+    start): unknown, with why, and no figures."""
+    return Round(number, cell, UNKNOWN, reason, None, None, started_at, ended_at,
+                 settle_seconds, None, None, None, None, None, None, None, None)
+
+
 def unsettled_round(number: int, cell: str, at: float, waited: float, why: str) -> Round:
     """A round that never ran because the cluster did not settle: unknown, with why."""
-    return Round(number, cell, UNKNOWN, f"the cluster did not settle within {waited:g} s: "
-                 f"{why}", None, None, at, at, waited, None, None, None, None, None, None,
-                 None, None)
+    return round_not_run(number, cell, at, at, waited,
+                         f"the cluster did not settle within {waited:g} s: {why}")
 
 
 def percentile(values: Sequence[float], q: float) -> Optional[float]:
