@@ -17,7 +17,7 @@ import time
 import psycopg2
 
 from .base import Lab, find_program, wait_until
-from .pg import LabError
+from .pg import LabError, query_once
 from .streaming import postgres_settings
 
 PACKAGES = "postgresql-15-auto-failover pg-auto-failover-cli"
@@ -82,16 +82,9 @@ class AutoFailoverLab(Lab):
 
     def monitor_query(self, sql: str) -> list:
         monitor = self.nodes["monitor"]
-        conn = psycopg2.connect(host=os.path.join(self.dir, "sock"), port=monitor.port,
-                                dbname="pg_auto_failover", user=self.user.name,
-                                connect_timeout=3, application_name="ptor-lab")
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
+        return query_once(psycopg2.connect(
+            host=os.path.join(self.dir, "sock"), port=monitor.port, dbname="pg_auto_failover",
+            user=self.user.name, connect_timeout=3, application_name="ptor-lab"), sql)
 
     def states(self) -> dict:
         """node name -> (reported state, goal state), as the monitor sees them."""

@@ -107,6 +107,18 @@ class LabUser:
                                "lab directory outside it (for example under /tmp)")
 
 
+def query_once(conn, sql: str, params: tuple = ()) -> list:
+    """One statement on a connection opened for it (autocommit), then closed: how the lab
+    asks its servers, the monitor and the pooler's console."""
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
 def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -318,13 +330,7 @@ class Node:
         return conn
 
     def query(self, sql: str, params: tuple = (), dbname: str = "postgres") -> list:
-        conn = self.connect(dbname=dbname)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql, params)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
+        return query_once(self.connect(dbname=dbname), sql, params)
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

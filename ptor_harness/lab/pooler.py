@@ -20,7 +20,7 @@ import signal
 from typing import Optional
 
 from .base import Daemon, Lab, find_program, wait_until
-from .pg import LabError, Node, port_free
+from .pg import LabError, Node, port_free, query_once
 
 PACKAGES = "pgbouncer"
 POOL_MODES = ("session", "transaction")
@@ -146,15 +146,9 @@ def admin(lab: Lab, command: str) -> list:
     """A command on pgbouncer's admin console (SHOW ..., RELOAD)."""
     import psycopg2
 
-    conn = psycopg2.connect(host="127.0.0.1", port=settings(lab)["port"], dbname="pgbouncer",
-                            user=lab.user.name, connect_timeout=3)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(command)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
+    return query_once(psycopg2.connect(host="127.0.0.1", port=settings(lab)["port"],
+                                       dbname="pgbouncer", user=lab.user.name,
+                                       connect_timeout=3), command)
 
 
 def target(lab: Lab) -> int:
