@@ -35,6 +35,10 @@ HOLDER = (
     "AND l.objid = hashtext(%s)::oid AND l.objsubid = 2 LIMIT 1")
 
 
+class LockHeld(ClusterError):
+    """Another ptor (a drill, or a campaign between its rounds) holds the drill lock."""
+
+
 def application_name(run_id: str) -> str:
     return f"ptor-lock {run_id}"
 
@@ -72,7 +76,7 @@ def acquire(dsn: str, what: str, schema: str, run_id: str, timeout: float,
                            f"{db.error_label(exc)}") from None
     if holder is not None:
         conn.close()
-        raise ClusterError(f"another ptor drill is running against this {what} (schema "
+        raise LockHeld(f"another ptor drill is running against this {what} (schema "
                            f"{schema}; {holder}); one drill at a time")
     return conn
 

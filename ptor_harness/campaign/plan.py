@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ..config import OPTIONS, Scenario, validate
 from ..config.options import parse_bool
 from ..errors import ConfigError
+from ..lab.settings import LAB_SETTINGS
 
 BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -23,6 +24,11 @@ class Cell:
     label: str
     changes: tuple[tuple[str, str], ...]
     scenario: Scenario
+
+    @property
+    def lab_settings(self) -> dict[str, str]:
+        """The varied settings the lab must have for this cell's rounds (pooler, ...)."""
+        return {key: value for key, value in self.changes if key in LAB_SETTINGS}
 
 
 def axes(vary: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
@@ -46,6 +52,8 @@ def matrix(base: Scenario, raw: dict) -> list[Cell]:
         label = ", ".join(f"{key}={value}" for key, value in changes)
         values = copy.deepcopy(raw)
         for key, text in changes:
+            if key in LAB_SETTINGS:  # the lab's, set before the cell's rounds
+                continue
             opt = BY_NAME[key]
             try:
                 values[opt.dest] = [text] if opt.multiple else \

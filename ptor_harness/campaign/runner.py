@@ -18,8 +18,11 @@ from typing import Callable, Optional
 
 from ..config import Scenario
 from ..errors import PtorError
+from ..lab import settings as lab_settings
+from ..lab.pg import LabError
 from ..verify.checks import UNKNOWN
 from . import settle, stats
+from .hold import ClusterHold
 from .plan import Cell, schedule
 
 log = logging.getLogger("ptor")
@@ -50,6 +53,10 @@ class Campaign:
         self.stop_signal: Optional[str] = None
         self.stop_reason: Optional[str] = None
         self.current = None  # the drill under way
+        self.hold = ClusterHold(base, self.id)
+        self.lab_start: dict[str, str] = {}  # the lab's settings as the campaign began
+        self.lab_now: dict[str, str] = {}  # the varied lab settings the campaign made
+        self.lab_dsn: Optional[str] = None  # where the varied pooler setting leads
 
     def request_stop(self, signal_name: str) -> None:
         """From a signal handler: the round under way ends as a drill does, and no other
@@ -69,8 +76,22 @@ class Campaign:
         return None if limit is None else limit - (time.monotonic() - self.started)
 
     def run(self) -> None:
-        os.makedirs(self.dir, mode=0o755, exist_ok=True)
-        shape = settle.starting_shape(self.base)
+        """Every round of the plan, each after the health gate, the cluster held by the
+        campaign (the drill lock) between rounds; ClusterError when another ptor holds
+        the cluster as the campaign begins."""
+        self.hold.take()
+        try:
+            os.makedirs(self.dir, mode=0o755, exist_ok=True)
+            shape = settle.starting_shape(self.base)
+            if any(cell.lab_settings for cell in self.cells):
+                self.lab_start = lab_settings.current(self.base.faults.lab_dir)
+            self.run_plan(shape)
+        finally:
+            self.hold.release()
+            self.restore_lab()
+
+    def run_plan(self, shape: settle.Shape) -> None:
+        active = self.base  # the scenario whose DSN leads to the cluster as it is set now
         for index, (number, cell) in enumerate(self.plan):
             if self.stop_signal:
                 self.stop_reason = f"{self.stop_signal} received"
@@ -80,22 +101,89 @@ class Campaign:
                 self.stop_reason = "max-run-seconds reached"
                 break
             settled_in = None
-            if index > 0:
-                settled, settled_in, why = settle.wait_settled(
-                    cell.scenario, shape, self.base.campaign.settle_timeout)
-                if not settled:
+            if index > 0 or cell.lab_settings != self.lab_now:
+                active, settled_in, why = self.gate(cell, active, shape, first=index == 0)
+                if why:
                     self.rounds.append(stats.unsettled_round(
                         number, cell.label, time.time(), settled_in, why))
                     self.stop_reason = f"the cluster did not settle before round {number}"
                     log.warning("campaign: %s (%s): stopping", self.stop_reason, why)
                     break
-            self.run_round(number, cell, settled_in, index)
+                taken_by = self.hold.try_take()  # on the primary it settled on
+                if taken_by is None and not self.hold.held:
+                    taken_by = "the campaign could not take the drill lock again"
+                if taken_by is not None:
+                    self.stop_reason = f"before round {number}: {taken_by}"
+                    log.warning("campaign: %s: stopping", self.stop_reason)
+                    break
+            active = self.with_lab_dsn(cell)
+            self.hold.release()  # the round's drill takes the lock itself
+            self.run_round(number, cell, active, settled_in, index)
             if self.rounds[-1].verdict == UNKNOWN and self.rounds[-1].run_dir is None:
                 self.stop_reason = f"round {number} could not start"
                 break
+            taken_by = self.hold.try_take()  # at once: no gap for another drill
+            if taken_by is not None:
+                self.stop_reason = f"after round {number}: {taken_by}"
+                log.warning("campaign: %s: stopping", self.stop_reason)
+                break
 
-    def run_round(self, number: int, cell: Cell, settled_in: Optional[float],
-                  index: int) -> None:
+    def gate(self, cell: Cell, active: Scenario, shape: settle.Shape, first: bool
+             ) -> tuple[Scenario, float, str]:
+        """The health gate before a round, through the DSN that leads to the cluster now;
+        then, when the cell needs other lab settings, those, and the gate again through
+        the DSN they lead to. Before the first round only the settings: the cluster was
+        just found in its starting shape, and the gate's test write needs the table the
+        first drill's --init creates. (the scenario to reach the cluster by, seconds
+        waited, what was missing: "" when settled)."""
+        timeout = self.base.campaign.settle_timeout
+        settled, waited, why = (True, 0.0, "") if first else \
+            settle.wait_settled(active, shape, timeout)
+        if not settled or cell.lab_settings == self.lab_now:
+            return active, waited, "" if settled else why
+        try:
+            active = self.set_lab(cell)
+        except (LabError, PtorError) as exc:
+            return active, waited, f"the lab could not be set for {cell.label}: {exc}"
+        if first:
+            return active, waited, ""
+        settled, more, why = settle.wait_settled(active, shape, timeout)
+        return active, waited + more, "" if settled else why
+
+    def with_lab_dsn(self, cell: Cell) -> Scenario:
+        """The cell's scenario, with the primary DSN the lab's settings lead to (pgbouncer's
+        or the stack's own) when the campaign varies the pooler."""
+        if self.lab_dsn is None:
+            return cell.scenario
+        c = cell.scenario.connection
+        return cell.scenario.replace(
+            primary_pgdsn=self.lab_dsn,
+            repo_pgdsn=c.repo_pgdsn if c.repo_pgdsn != c.primary_pgdsn else self.lab_dsn)
+
+    def set_lab(self, cell: Cell) -> Scenario:
+        """Give the lab the cell's settings (pooler, synchronous_commit): LabError when it
+        cannot take them."""
+        wanted = cell.lab_settings
+        log.info("campaign: setting the lab for %s", cell.label)
+        dsn = lab_settings.apply(self.base.faults.lab_dir, wanted)
+        if dsn is not None:
+            self.lab_dsn = dsn
+        self.lab_now = wanted
+        return self.with_lab_dsn(cell)
+
+    def restore_lab(self) -> None:
+        """Put back the lab settings the campaign varied, as they were when it began."""
+        if not self.lab_start or not self.lab_now:
+            return
+        back = {key: self.lab_start[key] for key in self.lab_now}
+        try:
+            lab_settings.apply(self.base.faults.lab_dir, back)
+        except Exception as exc:  # the campaign's report still counts: say it, go on
+            log.warning("campaign: could not put the lab's settings back (%s): %s",
+                        ", ".join(f"{k}={v}" for k, v in back.items()), exc)
+
+    def run_round(self, number: int, cell: Cell, scenario: Scenario,
+                  settled_in: Optional[float], index: int) -> None:
         from ..drill.coordinator import Drill
 
         left = self.seconds_left()
@@ -103,7 +191,7 @@ class Campaign:
                    "junit_xml": None, "progress": False}
         if left is not None:
             changes["max_run_seconds"] = left
-        scenario = cell.scenario.replace(**changes)
+        scenario = scenario.replace(**changes)
         started = time.time()
         drill = Drill(scenario)
         self.current = drill

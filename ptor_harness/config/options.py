@@ -129,7 +129,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("expect", "thresholds", str, "failover",
                "what the drill must show: failover (a change of primary or a write outage; "
                "none seen: unknown), no-failover (a change of primary, or an outage above "
-               "--max-write-rto, fails), or any (a plain load test)"),
+               "--max-write-rto, fails), no-promotion (a change of primary fails; writes that "
+               "do not come back within --max-outage are expected), or any (a plain load "
+               "test)"),
     OptionSpec("fault", "faults", str, None,
                "built-in fault ACTION[:SECONDS] on the lab given by --lab-dir: kill-primary, "
                "stop-primary, switchover, kill-manager, blip=LENGTH, stop-sync-standby, "
@@ -184,7 +186,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "ptor campaign: drills per cell of the matrix, back to back"),
     OptionSpec("vary", "campaign", str, None,
                "ptor campaign: KEY=V1,V2[,...] runs a cell per value of that option (repeat "
-               "for a matrix of every combination; ';' between several in a scenario file)",
+               "for a matrix of every combination; ';' between several in a scenario file); "
+               "with --lab-dir also the lab's pooler=none,pgbouncer and "
+               "synchronous-commit=on,off,...",
                multiple=True),
     OptionSpec("settle-timeout", "campaign", _seconds, 120.0,
                "ptor campaign: between rounds, how long the cluster may take to be back in "
@@ -202,6 +206,6 @@ OPTION_NAMES = tuple(o.name for o in OPTIONS)
 SECTIONS = ("connection", "load", "preparation", "faults", "observer", "thresholds", "outputs",
             "campaign")
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,40}")  # fullmatch: no trailing newline
-EXPECTATIONS = ("failover", "no-failover", "any")
+EXPECTATIONS = ("failover", "no-failover", "no-promotion", "any")
 
 

@@ -13,6 +13,7 @@ from typing import Optional
 
 from ..errors import ConfigError
 from ..lab.actions import FAULT_ACTIONS, split_action
+from ..lab.settings import LAB_SETTINGS
 from ..redact import redact
 from .options import EXPECTATIONS, IDENTIFIER, OPTIONS, _seconds
 from .scenario import Scenario
@@ -134,7 +135,9 @@ def check_campaign(values: dict) -> None:
             opt = next((o for o in OPTIONS if o.name == key), None)
             if not has_values or not [v for v in listed.split(",") if v.strip()]:
                 raise ConfigError(f"vary '{item.strip()}': give KEY=VALUE1,VALUE2")
-            if opt is None or opt.section in ("campaign", "outputs"):
+            if key in LAB_SETTINGS:
+                check_lab_setting(key, listed, values)
+            elif opt is None or opt.section in ("campaign", "outputs"):
                 close = difflib.get_close_matches(key, [o.name for o in OPTIONS], n=1)
                 raise ConfigError(f"vary '{key}': not an option a drill can vary" + (
                     f"; did you mean '{close[0]}'?" if close else ""))
@@ -142,6 +145,17 @@ def check_campaign(values: dict) -> None:
                 raise ConfigError(f"vary '{key}' is given twice")
             varied.append((key, tuple(v.strip() for v in listed.split(",") if v.strip())))
     values["vary"] = tuple(f"{k}={','.join(vs)}" for k, vs in varied)
+
+
+def check_lab_setting(key: str, listed: str, values: dict) -> None:
+    """A lab setting (lab/settings.py) varied by a campaign: only on a ptor lab, only the
+    values the lab can set."""
+    if not values.get("lab_dir"):
+        raise ConfigError(f"vary '{key}': a setting of a ptor lab; give --lab-dir")
+    allowed = LAB_SETTINGS[key]
+    for value in (v.strip() for v in listed.split(",") if v.strip()):
+        if value not in allowed:
+            raise ConfigError(f"vary {key}: '{value}' is not one of {', '.join(allowed)}")
 
 
 def parse_node_dsns(specs) -> tuple:

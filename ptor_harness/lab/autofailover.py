@@ -10,6 +10,7 @@ sockets kept inside the lab directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -34,6 +35,9 @@ DBNAME = "appdb"
 # How long kill-manager leaves a node without its pg_autoctl: the tuned unhealthy timeout
 # (3 s) plus the demote timeout (3 s), and room for the monitor's next health checks.
 MANAGER_DOWN_SECONDS = 8.0
+# How long a primary crashed while its standby was away stays down with the stale standby
+# back and running: longer than the monitor's failover (3 s unhealthy + 3 s demote timeout)
+NO_CANDIDATE_HOLD_SECONDS = 15.0
 
 
 def pg_autoctl() -> str:
@@ -172,11 +176,44 @@ class AutoFailoverLab(Lab):
 
     def kill_primary(self) -> str:
         name = self.primary_name()
+        other = next(n for n in self.node_names if n != name)
+        if not self.nodes[other].running():
+            return self.kill_primary_without_candidate(name, other)
         self.crash_node(name)
         started = time.monotonic()
         self.recover_node(name)
         return (f"killed pg_autoctl and postgres of {name}; the monitor failed over in "
                 f"{time.monotonic() - started:.1f} s; {name}'s pg_autoctl restarted")
+
+    def kill_primary_without_candidate(self, name: str, other: str) -> str:
+        """The primary crashes while its standby is away (e.g. after stop-sync-standby):
+        the standby's pg_autoctl is started again at once, so a standby that lacks the
+        commits acknowledged since it went away is there to be promoted. The monitor must
+        not promote it (pg_auto_failover's guard against data loss). After
+        NO_CANDIDATE_HOLD_SECONDS, the crashed node's pg_autoctl is restarted: it comes
+        back as the primary, with every commit it acknowledged, and the standby catches up.
+        What the monitor did meanwhile is in the output; a promotion is for the drill's
+        verdict to judge (--expect no-promotion)."""
+        self.crash_node(name)
+        self.keeper(other).start()
+        seen: list[str] = []
+        deadline = time.monotonic() + NO_CANDIDATE_HOLD_SECONDS
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):  # the monitor busy: ask again
+                reported, goal = self.states()[other]
+                if not seen or seen[-1] != f"{reported}/{goal}":
+                    seen.append(f"{reported}/{goal}")
+            time.sleep(0.2)
+        self.keeper(name).start()
+        wait_until(f"a primary again after {name} restarted",
+                   lambda: any(r in ("primary", "wait_primary")
+                               for r, _ in self.states().values()), 90, 0.2)
+        self.save()
+        now = ", ".join(f"{n} {r}/{g}" for n, (r, g) in sorted(self.states().items()))
+        return (f"killed pg_autoctl and postgres of {name} while {other} was away, then "
+                f"started {other}'s pg_autoctl; over {NO_CANDIDATE_HOLD_SECONDS:g} s the "
+                f"monitor had {other} {' -> '.join(seen) or 'unanswered'}; {name}'s "
+                f"pg_autoctl restarted: {now}")
 
     def stop_primary(self) -> str:
         name = self.primary_name()

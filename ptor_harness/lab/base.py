@@ -267,6 +267,15 @@ class Lab(SharedFaults):
                     continue
         raise LabError("no data node of the lab is a running primary")
 
+    def wait_settled(self, timeout: float = 90) -> None:
+        """Until one data node is primary and every other streams from it (the stacks
+        with a manager add what their manager must report)."""
+        def settled() -> bool:
+            (streaming,), = self.current_primary().query(
+                "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+            return streaming >= len(self.node_names) - 1
+        wait_until("one primary and every standby streaming", settled, timeout, 0.1)
+
     def fault(self, action: str) -> str:
         """Inject a fault by name; returns a one-line description of what was done."""
         try:

@@ -7,7 +7,8 @@ pgbouncer do it as those users do: a hook script rewrites the entry and sends RE
 pgbouncer's admin console. The repmgr lab runs it from its promote_command (repmgr's
 documented pattern), the streaming lab from its own promote step.
 
-`fencing="none"` leaves pgbouncer where it was, on purpose: clients stay on the demoted node
+`fencing="none"` leaves pgbouncer where it was, on purpose (on Patroni: on the primary's own
+port, not HAProxy's, as pgbouncer on the database host is): clients stay on the demoted node
 (the pooler keeps queueing them while it is down, and once it is back as a standby their
 writes are refused as read-only), the stuck-client case users report after failovers.
 """
@@ -41,10 +42,13 @@ def settings(lab: Lab) -> Optional[dict]:
 
 
 def target_port(lab: Lab) -> int:
-    """Where pgbouncer leads: HAProxy's write port on a stack that has one, else the
-    current primary."""
+    """Where pgbouncer leads: HAProxy's write port on a stack that has one (unless the
+    pooler is unfenced: then, as for pgbouncer on the database host, the primary's own
+    port, which nothing changes after a failover), else the current primary."""
     front = getattr(lab, "front_port", None)
-    return front() if front else lab.current_primary().port
+    if front and settings(lab)["fencing"] == "repoint":
+        return front()
+    return lab.current_primary().port
 
 
 def add(lab: Lab, pool_mode: str = "session", fencing: str = "repoint") -> None:

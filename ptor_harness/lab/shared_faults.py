@@ -75,8 +75,8 @@ class SharedFaults:
         quorum has another standby."""
         name = self.sync_standby()
         manager = self.manager(name)
-        if manager is not None:
-            manager.kill(signal.SIGKILL, tree=False)
+        if manager is not None:  # with every process it started: pg_autoctl's supervisor
+            manager.kill(signal.SIGKILL)  # would otherwise start postgres again at once
         self.nodes[name].kill(signal.SIGKILL)
         self.save()
         return f"crashed the synchronous standby {name}" + (

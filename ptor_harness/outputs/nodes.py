@@ -38,10 +38,11 @@ def stale_routing(outcome: DrillOutcome, fault_at: Optional[float]) -> dict:
 
 
 def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[float],
-                     fault: dict) -> dict:
-    """The anatomy (verify/anatomy.py) of the outage ptor's fault caused, or of the first
-    outage when a person failed the cluster over."""
-    injected = outcome.faults[0] if outcome.faults else None
+                     fault: dict, causing: Optional[int]) -> dict:
+    """The anatomy (verify/anatomy.py) of the outage ptor's fault caused (`causing`: the
+    index of the first fault an outage followed), or of the first outage when a person
+    failed the cluster over."""
+    injected = outcome.faults[causing] if causing is not None else None
     if injected is not None:
         detection, to_ok = fault["detection_seconds"], fault["injection_to_first_ok_seconds"]
         detected = None if detection is None else fault_at + detection

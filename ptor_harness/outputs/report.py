@@ -43,7 +43,8 @@ from ..verify.findings import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
 from ..verify.metrics import (
     attempts_per_second,
     brownout,
-    fault_figures,
+    figures_per_fault,
+    first_outage_fault,
     probe_view,
     rto_summary,
     sla_percent,
@@ -107,9 +108,12 @@ def build(outcome: DrillOutcome) -> dict:
     metrics = outcome.metrics
     windows = metrics.windows() if metrics else []
     rto = rto_summary(windows)
-    injected = outcome.faults[0].started_at if outcome.faults else None
     probe_failures = [gap.first_failure for gap in outcome.probe_gaps]
-    fault = fault_figures(windows, injected, probe_failures) if injected is not None else {
+    per_fault = figures_per_fault(windows, [f.started_at for f in outcome.faults],
+                                  probe_failures)
+    causing = first_outage_fault(per_fault)  # e.g. kill-primary after stop-sync-standby
+    injected = outcome.faults[causing].started_at if causing is not None else None
+    fault = per_fault[causing] if causing is not None else {
         "detection_seconds": None, "injection_to_first_ok_seconds": None}
     findings = outcome.findings
     totals = metrics.totals() if metrics else {"ok": 0, "failed": 0, "indeterminate": 0}
@@ -191,8 +195,8 @@ def build(outcome: DrillOutcome) -> dict:
             "op_ok_max_seconds": metrics.latency.max if metrics and metrics.latency.n else None,
             "check": outcome.latency,
         },
-        "faults": [dict(f.as_dict(), **fault_figures(windows, f.started_at, probe_failures))
-                   for f in outcome.faults],
+        "faults": [dict(f.as_dict(), **figures) for f, figures in zip(outcome.faults,
+                                                                        per_fault)],
         "windows": [window_summary(w, outcome) for w in windows],
         "workers": [
             {"worker": w.worker, "ok": w.ok, "failed": w.failed,
@@ -206,7 +210,7 @@ def build(outcome: DrillOutcome) -> dict:
         "timeline": metrics.timeline() if metrics else [],
         "errors": list(outcome.errors),
         "nodes": nodes_section(outcome),
-        "anatomy": failover_anatomy(outcome, windows, fault_at, fault),
+        "anatomy": failover_anatomy(outcome, windows, fault_at, fault, causing),
         "brownout": brownout(metrics.timeline() if metrics else [],
                              outcome.phases.get("warmup"), outcome.phases.get("load"),
                              outcome.phases.get("drain"), s.thresholds.brownout_threshold),

@@ -99,13 +99,17 @@ def failover_events(nodes: dict[str, list[NodeSample]],
                         f"{new} now primary, timeline {timeline} (was {old.timeline})",
                         promoted.after))
     # streaming from the new primary: its WAL receiver gets the new timeline (a standby
-    # restarted in recovery may show a received position before it streams at all)
+    # restarted in recovery may show a received position before it streams at all), or
+    # the new primary's walsender for it is "streaming". Not "catchup": a rejoining node
+    # first fetches the old timeline up to the switch point (catchup, then the walsender
+    # goes back to "startup"), and pg_auto_failover may then restart it or clone it anew:
+    # seen here as a catchup of under 0.1 s, seconds before the node really followed.
     rejoined = first_change(nodes[old.node], promoted.at,
                             lambda s: s.reachable and s.in_recovery is True
                             and timeline is not None and s.timeline == timeline)
     if len(nodes) == 2:  # the new primary's only possible standby is the old primary
         streaming = next((r for r in replication if r.node == new and r.at >= promoted.at
-                          and r.state in ("streaming", "catchup")), None)
+                          and r.state == "streaming"), None)
         if streaming is not None and (rejoined is None or streaming.at < rejoined.at):
             rejoined = Event("", streaming.at, f"observer: {new}")  # seen by the primary
     if rejoined is not None:

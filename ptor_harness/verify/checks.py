@@ -87,6 +87,9 @@ def limit(value: Optional[float], bound: Optional[float], what: str, name: str) 
 
 
 def writes_recovered(f: Figures, t: Thresholds) -> Check:
+    if f.expected == "no-promotion" and (f.max_outage_exceeded or not f.recovered):
+        return Check("writes recovered", PASS, "writes did not come back within "
+                     "max-outage: what a drill that must not promote a standby expects")
     if f.max_outage_exceeded or not f.recovered:
         return Check("writes recovered", FAIL,
                      "writes did not come back (no primary accepted writes again)")
@@ -161,12 +164,24 @@ def faults_ran(f: Figures, t: Thresholds) -> Check:
 
 def expectation(f: Figures, t: Thresholds) -> Check:
     """--expect: failover (none seen: unknown), no-failover (a change of primary or an
-    outage above max-write-rto fails), any (not checked)."""
+    outage above max-write-rto fails), no-promotion (a change of primary fails; writes
+    that never come back are the expected outcome: e.g. a manager that refuses to promote
+    a standby lacking acknowledged commits), any (not checked)."""
     expected, seen = f.expected, f.observed
     name = f"expect {expected}"
     if expected == "any":
         return Check(name, PASS, "a plain load test: no failover expected or ruled out")
     longest = seen.longest_outage_seconds
+    if expected == "no-promotion":
+        if seen.primary_changed:
+            return Check(name, FAIL, "another server became primary in a drill where no "
+                         "standby may be promoted")
+        if not seen.write_outage:
+            return Check(name, UNKNOWN, "writes never stopped: the drill did not take the "
+                         "primary away, so it proves nothing about promotion")
+        return Check(name, PASS, "no standby was promoted; writes " + (
+            "did not come back" if seen.not_recovered or longest is None
+            else f"came back on the same primary after {longest:.3f} s"))
     saw = []
     if seen.primary_changed:
         saw.append("the primary changed")

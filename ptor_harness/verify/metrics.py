@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -282,12 +282,16 @@ def brownout(timeline: list[dict], warm_from: Optional[float], warm_to: Optional
 
 
 def fault_figures(windows: list[Window], injected_at: float,
-                  probe_failures: Iterable[float] = ()) -> dict:
+                  probe_failures: Iterable[float] = (),
+                  next_injected_at: Optional[float] = None) -> dict:
     """Detection time and injection -> first ok, for the outage a fault caused: the first
-    window still open at the injection or starting after it. The outage is detected by
-    the first failed op or the probe's first failed check, whichever came first (the
-    probe checks every 11 ms even while the workers are idle between ops)."""
+    window still open at the injection or starting after it, and before the next fault
+    was injected (an outage that began after that is the next fault's). The outage is
+    detected by the first failed op or the probe's first failed check, whichever came
+    first (the probe checks every 11 ms even while the workers are idle between ops)."""
     for window in windows:
+        if next_injected_at is not None and window.first_bad >= next_injected_at:
+            break
         if window.first_bad >= injected_at or (window.end or math.inf) > injected_at:
             first_ok = window.first_ok
             seen = min([window.first_bad] + [t for t in probe_failures
@@ -298,6 +302,20 @@ def fault_figures(windows: list[Window], injected_at: float,
                     None if first_ok is None else max(0.0, first_ok - injected_at),
             }
     return {"detection_seconds": None, "injection_to_first_ok_seconds": None}
+
+
+def figures_per_fault(windows: list[Window], injected: Sequence[float],
+                      probe_failures: Sequence[float] = ()) -> list[dict]:
+    """fault_figures for each fault, in injection order, each bounded by the next."""
+    return [fault_figures(windows, at, probe_failures, following)
+            for at, following in zip(injected, list(injected[1:]) + [None])]
+
+
+def first_outage_fault(per_fault: Sequence[dict]) -> Optional[int]:
+    """The index of the first fault an outage followed (the drill's detection time and
+    RPO distances are measured from it), else of the first fault, else None."""
+    caused = [i for i, f in enumerate(per_fault) if f["detection_seconds"] is not None]
+    return caused[0] if caused else (0 if per_fault else None)
 
 
 def probe_view(window: dict, gaps: list) -> Optional[dict]:

@@ -79,14 +79,31 @@ def check_against_own_observations(report: dict, new_primary, run_dir=None) -> d
     return found
 
 
-class StandbyWatcher(threading.Thread):
+class Watching(threading.Thread):
+    """A test's own background watch: runs while its `with` block does."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.join()
+
+
+class StandbyWatcher(Watching):
     """The test's own view of the node that will be the new primary: every 20 ms, whether
-    a standby receives WAL from it (catching up or streaming), and whether one streams
-    synchronously."""
+    a standby streams from it (caught up: a walsender's short "catchup" of the old
+    timeline is not a rejoin, the node may still be restarted or cloned anew), and
+    whether one streams synchronously."""
 
     def __init__(self, node):
-        super().__init__(daemon=True)
-        self.node, self.points, self.stop = node, [], threading.Event()
+        super().__init__()
+        self.node, self.points = node, []
 
     def run(self):
         conn = None
@@ -95,8 +112,7 @@ class StandbyWatcher(threading.Thread):
                 if conn is None:
                     conn = self.node.connect(timeout=2)
                 with conn.cursor() as cur:
-                    cur.execute("SELECT count(*) FILTER (WHERE state IN ('streaming', "
-                                "'catchup')), "
+                    cur.execute("SELECT count(*) FILTER (WHERE state = 'streaming'), "
                                 "count(*) FILTER (WHERE state = 'streaming' AND sync_state "
                                 "IN ('sync', 'quorum')) FROM pg_stat_replication")
                     streaming, sync = cur.fetchone()
@@ -108,14 +124,6 @@ class StandbyWatcher(threading.Thread):
             time.sleep(0.02)
         if conn is not None:
             conn.close()
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.join()
 
     def first(self, since: float, synchronous: bool = False) -> float:
         return next(t for t, streaming, sync in self.points

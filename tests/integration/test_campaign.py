@@ -1,6 +1,7 @@
 """Campaigns on real labs: rounds back to back, percentiles from the rounds' own reports,
 the health gate, a matrix on a managed stack, and SIGTERM in the middle."""
 
+import contextlib
 import glob
 import json
 import os
@@ -11,8 +12,12 @@ import time
 
 import pytest
 
+from ptor_harness.campaign.hold import ClusterHold
 from ptor_harness.campaign.stats import percentile
+from ptor_harness.config import parse_scenario
+from ptor_harness.lock import LOCK_CLASS, application_name
 
+from .anatomy_checks import Watching
 from .conftest import lab_command, ptor_env
 
 COMMON = ["--init", "--parallel-workers", "2", "--warmup-duration", "1", "--duration", "30",
@@ -27,11 +32,39 @@ def campaign(run_ptor, lab, *args, timeout=600):
         return run, json.load(src), folder
 
 
+class NodePoller(Watching):
+    """One query on every data node of the lab, every `every` seconds, each answer's rows
+    kept (a node that does not answer is skipped for that turn)."""
+
+    def __init__(self, lab, sql, params=(), every=0.05):
+        super().__init__()
+        self.lab, self.sql, self.params, self.every = lab, sql, params, every
+        self.rows = set()
+
+    def run(self):
+        while not self.stop.wait(self.every):
+            for node in self.lab.data_nodes():
+                with contextlib.suppress(Exception):
+                    self.rows.update(node.query(self.sql, self.params))
+
+
+def lock_holders(lab) -> NodePoller:
+    """Who holds ptor's drill lock on either node (application names)."""
+    return NodePoller(lab, "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity "
+                      "a USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND "
+                      "l.classid = %s", (LOCK_CLASS,))
+
+
 def test_five_rounds_of_kill_primary(make_lab, run_ptor):
     lab = make_lab("sync")
-    run, c, folder = campaign(run_ptor, lab, "--lab-dir", lab.dir, "--fault",
-                              "kill-primary:1", "--rounds", "5")
+    with lock_holders(lab) as watcher:
+        run, c, folder = campaign(run_ptor, lab, "--lab-dir", lab.dir, "--fault",
+                                  "kill-primary:1", "--rounds", "5")
     assert run.code == 0, run
+    # the cluster was held by each round's drill and, between rounds, by the campaign
+    holders = {name for (name,) in watcher.rows}
+    assert application_name(c["campaign_id"]) in holders, holders
+    assert {application_name(r["run_id"]) for r in c["rounds"]} & holders
     assert c["verdict"] == "pass" and c["rounds_planned"] == 5 and len(c["rounds"]) == 5
     assert run.report == c  # --report-json is the campaign's report
     reports = []
@@ -125,3 +158,63 @@ def test_max_run_seconds_bounds_the_whole_campaign(make_lab, run_ptor):
     assert any(reason.startswith(f"{len(c['rounds'])} of 20 rounds ran")
                for reason in c["verdict_reasons"])
     assert took < 30 + 30  # the last round's own deadline, then its drain and report
+
+
+def test_a_campaign_holds_the_cluster_between_rounds(make_lab, run_ptor):
+    """What the campaign holds while no round runs keeps any other ptor out: a drill from
+    cron, or a second campaign, is refused with one sentence naming the campaign, until
+    the hold is let go."""
+    lab = make_lab("sync")
+    scenario = parse_scenario(["--primary-pgdsn", lab.primary_dsn()], {})
+    hold = ClusterHold(scenario, "campaign-test")
+    hold.take()
+    try:
+        drill = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--duration", "2",
+                         "--warmup-duration", "0", "--expect", "any")
+        assert drill.code == 3, drill
+        assert "another ptor drill is running against this primary" in drill.stderr
+        assert "run campaign-test" in drill.stderr
+        second = run_ptor("campaign", "--primary-pgdsn", lab.primary_dsn(), "--init",
+                          "--rounds", "2", "--duration", "2", "--warmup-duration", "0",
+                          "--expect", "any")
+        assert second.code == 3 and "run campaign-test" in second.stderr, second
+    finally:
+        hold.release()
+    after = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--duration", "2",
+                     "--warmup-duration", "0", "--expect", "any")
+    assert after.code == 0, after
+
+
+def test_a_matrix_of_lab_settings(make_lab, run_ptor):
+    """--vary pooler=none,pgbouncer and synchronous-commit=on,off on the streaming lab:
+    the lab is set before each cell's rounds (pgbouncer added or removed, the setting on
+    every node), each round's DSN is the one the lab's pooler setting leads to, and the
+    lab is left as it was found."""
+    lab = make_lab("sync")
+    with NodePoller(lab, "SELECT current_setting('synchronous_commit') WHERE NOT "
+                    "pg_is_in_recovery()", every=0.1) as watcher:  # the primary's
+        run, c, _ = campaign(run_ptor, lab, "--lab-dir", lab.dir, "--fault",
+                             "kill-primary:1", "--vary", "pooler=none,pgbouncer", "--vary",
+                             "synchronous-commit=on,off")
+    assert run.code in (0, 1), run  # synchronous_commit=off may lose acknowledged commits
+    assert [cell["label"] for cell in c["cells"]] == [
+        "pooler=none, synchronous-commit=on", "pooler=none, synchronous-commit=off",
+        "pooler=pgbouncer, synchronous-commit=on", "pooler=pgbouncer, synchronous-commit=off"]
+    assert len(c["rounds"]) == 4 and c["stop_reason"] is None
+    pooled = set()
+    for r in c["rounds"]:
+        with open(os.path.join(r["run_dir"], "report.json")) as src:
+            rep = json.load(src)
+        assert rep["rto"]["recovered"] is True and rep["validation"]["completed"] is True
+        if r["cell"].endswith("synchronous-commit=on"):
+            assert r["verdict"] == "pass" and r["lost_acknowledged"] == 0, r
+        if "pgbouncer" in r["cell"]:
+            pooled.add(rep["scenario"]["primary_pgdsn"].split()[1])
+        else:
+            assert "," in rep["scenario"]["primary_pgdsn"]  # the lab's multi-host DSN
+    assert len(pooled) == 1  # one pgbouncer, added once for both of its cells
+    assert {value for (value,) in watcher.rows} == {"on", "off"}, watcher.rows
+    lab.reload()
+    assert "pooler" not in lab.state  # put back as it was
+    for node in lab.data_nodes():
+        assert node.query("SHOW synchronous_commit")[0][0] == "on"

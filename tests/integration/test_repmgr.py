@@ -23,6 +23,7 @@ from .groundtruth import (
     keep_decodable_history,
     truth_and_report,
 )
+from .pooler_checks import check_stuck_on_the_demoted_node
 
 BOUND = 20.0
 
@@ -151,5 +152,22 @@ def test_pgbouncer_is_repointed_by_repmgrs_promote_command(sync_lab, run_ptor):
         assert r["verdict"] == "pass" and r["rpo"]["lost_acknowledged_ops"] == 0
         check_moved(r, old, new)
         assert pooler.target(sync_lab) == new.port  # by repmgrd's promote_command
+    finally:
+        pooler.remove(sync_lab)
+
+
+def test_unfenced_pgbouncer_leaves_clients_on_the_demoted_node(sync_lab, run_ptor):
+    """No repointing (`--pooler-fencing none`): repmgrd promotes the standby, the crashed
+    node rejoins as a standby, and pgbouncer still leads there."""
+    pooler.add(sync_lab, "session", "none")
+    try:
+        sync_lab.wait_settled(120)
+        old = sync_lab.current_primary()
+        new = next(n for n in sync_lab.data_nodes() if n.name != old.name)
+        run = run_ptor("--primary-pgdsn", sync_lab.primary_dsn(), "--init",
+                       "--parallel-workers", "3", "--warmup-duration", "1", "--duration",
+                       "12", "--lab-dir", sync_lab.dir, "--fault", "kill-primary:1",
+                       "--full-data-validation")
+        check_stuck_on_the_demoted_node(run, sync_lab, old, new)
     finally:
         pooler.remove(sync_lab)

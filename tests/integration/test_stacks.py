@@ -14,7 +14,14 @@ import pytest
 
 from ptor_harness.lab import pooler
 
-from .anatomy_checks import CANONICAL, check_against_own_observations, check_in_order
+from .anatomy_checks import (
+    CANONICAL,
+    StandbyWatcher,
+    check_against_own_observations,
+    check_in_order,
+    check_rejoin,
+)
+from .pooler_checks import check_stuck_on_the_demoted_node
 
 BOUNDS = {("auto-failover", "kill-primary"): 20.0, ("patroni", "kill-primary"): 15.0,
           ("auto-failover", "switchover"): 10.0, ("patroni", "switchover"): 10.0,
@@ -31,11 +38,15 @@ def drill(lab, run_ptor, fault, moves_to_other=True):
     lab.wait_settled(120)
     old = lab.current_primary()
     new = next(n for n in lab.data_nodes() if n.name != old.name) if moves_to_other else old
-    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", lab.repo_dsn(),
-                   "--init", "--parallel-workers", "3", "--warmup-duration", "1",
-                   "--duration", "60", "--observe-after", "1.5", "--lab-dir", lab.dir,
-                   "--fault", f"{fault}:1", "--full-data-validation", "--max-write-rto",
-                   str(BOUNDS[(lab.stack, fault)]))
+    # a kill is watched 15 s on, long enough for the crashed node's rejoin (pg_rewind or
+    # a new clone) and the restored synchronous standby
+    observe_after = "15" if fault == "kill-primary" else "1.5"
+    with StandbyWatcher(new) as watcher:
+        run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", lab.repo_dsn(),
+                       "--init", "--parallel-workers", "3", "--warmup-duration", "1",
+                       "--duration", "60", "--observe-after", observe_after, "--lab-dir",
+                       lab.dir, "--fault", f"{fault}:1", "--full-data-validation",
+                       "--max-write-rto", str(BOUNDS[(lab.stack, fault)]))
     assert run.code == 0, run
     r = run.report
     assert r["verdict"] == "pass"
@@ -53,8 +64,9 @@ def drill(lab, run_ptor, fault, moves_to_other=True):
     moves = {(c["from"], c["to"]) for c in r["servers"]["identity_changes"]}
     assert moves == {(before["label"], after["label"])}
     if fault == "kill-primary":  # the node observer watched the lab's nodes
-        check_in_order(r, CANONICAL[:5])
+        check_in_order(r, CANONICAL)
         check_against_own_observations(r, new)
+        check_rejoin(r, watcher)
         assert (r["anatomy"]["old_primary"], r["anatomy"]["new_primary"]) == (old.name,
                                                                               new.name)
     return r
@@ -88,6 +100,43 @@ def test_auto_failover_survives_losing_its_keeper(auto_failover_lab, run_ptor):
     assert r["servers"]["primary_after"]["port"] == primary.port
     assert r["rpo"]["lost_acknowledged_ops"] == 0
     lab.wait_settled(60)  # the restarted keeper reports again
+
+
+def test_auto_failover_never_promotes_a_standby_that_lacks_commits(auto_failover_lab,
+                                                                    run_ptor):
+    """The synchronous standby crashes and stays away while the load goes on (the monitor
+    lets the primary go on alone), then the primary crashes and the stale standby comes
+    back: pg_auto_failover must not promote it. Writes stay down past --max-outage, the
+    outcome --expect no-promotion asks for; the old primary, restarted after the fault's
+    hold, holds every acknowledged commit."""
+    lab = auto_failover_lab
+    lab.wait_settled(120)
+    old = lab.current_primary()
+    other = next(n for n in lab.data_nodes() if n.name != old.name)
+    timeline = old.query("SELECT timeline_id FROM pg_control_checkpoint()")[0][0]
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "2",
+                   "--warmup-duration", "1", "--duration", "60", "--lab-dir", lab.dir,
+                   "--fault", "stop-sync-standby:1, kill-primary:7", "--expect",
+                   "no-promotion", "--max-outage", "8", "--full-data-validation")
+    assert run.code == 0, run
+    r = run.report
+    assert r["verdict"] == "pass", r["verdict_reasons"]
+    assert r["rto"]["recovered"] is False and "max-outage" in r["stop_reason"], r["stop_reason"]
+    stop, kill = r["faults"]
+    assert stop["name"] == "stop-sync-standby" and kill["name"] == "kill-primary"
+    assert f"while {other.name} was away" in kill["output"], kill["output"]
+    assert f"{other.name} primary" not in kill["output"].split("restarted:")[0]
+    assert r["expectation"]["observed"]["primary_changed"] is False
+    assert r["rto"]["detection_seconds"] < 1  # measured from the kill, not the first fault
+    assert "standby promoted" not in [e["name"] for e in r["anatomy"]["events"]]
+    # the truth was read on the old primary, back on its own timeline: nothing lost
+    assert r["validation"]["completed"] and r["validation"]["rows_checked"] > 0
+    assert r["servers"]["primary_after"]["port"] == old.port
+    assert r["rpo"]["lost_acknowledged_ops"] == 0 and r["ops"]["ok"] > 0
+    lab.wait_settled(120)
+    assert lab.current_primary().name == old.name
+    assert old.query("SELECT timeline_id FROM pg_control_checkpoint()")[0][0] == timeline
+    assert other.query("SELECT pg_is_in_recovery()")[0][0] is True
 
 
 @pytest.mark.parametrize("fault", ["kill-primary", "switchover", "kill-manager"])
@@ -180,3 +229,22 @@ def test_patroni_behind_pgbouncer_and_haproxy(patroni_lab, run_ptor):
         assert pooler.target(patroni_lab) == patroni_lab.front_port()
     finally:
         pooler.remove(patroni_lab)
+
+
+def test_patroni_unfenced_pgbouncer_leaves_clients_on_the_demoted_node(patroni_lab, run_ptor):
+    """pgbouncer on the primary's own port, never repointed (`--pooler-fencing none`):
+    Patroni promotes the other node and restarts the crashed one as a replica; the
+    pooler's sessions land there."""
+    lab = patroni_lab
+    lab.wait_settled(120)
+    old = lab.current_primary()
+    new = next(n for n in lab.data_nodes() if n.name != old.name)
+    pooler.add(lab, "session", "none")
+    try:
+        assert pooler.target(lab) == old.port  # not HAProxy's
+        run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers",
+                       "3", "--warmup-duration", "1", "--duration", "20", "--lab-dir",
+                       lab.dir, "--fault", "kill-primary:1", "--full-data-validation")
+        check_stuck_on_the_demoted_node(run, lab, old, new)
+    finally:
+        pooler.remove(lab)

@@ -105,11 +105,26 @@ def test_the_matrix_and_its_interleaved_order():
     (["--vary", "duration=1", "--vary", "duration=2"], "given twice"),
     (["--rounds", "0"], "rounds must be between 1 and 1000"),
     (["--vary", "fault=reboot"], "unknown fault 'reboot'"),
+    (["--vary", "pooler=none,pgpool"], "vary pooler: 'pgpool' is not one of none, pgbouncer"),
+    (["--vary", "synchronous-commit=on,maybe"], "'maybe' is not one of on, off"),
 ])
 def test_bad_campaigns_are_one_sentence(args, fragment):
     with pytest.raises(ConfigError, match=fragment):
         base, raw = parse_campaign(["--primary-pgdsn", DSN, "--lab-dir", "/tmp/x", *args])
         matrix(base, raw)
+
+
+def test_lab_settings_are_cells_for_the_lab_not_options_of_the_drill():
+    base, raw = parse_campaign(["--primary-pgdsn", DSN, "--lab-dir", "/tmp/x", "--vary",
+                                "pooler=none,pgbouncer", "--vary",
+                                "synchronous-commit=on,off"])
+    cells = matrix(base, raw)
+    assert [c.label for c in cells][:2] == ["pooler=none, synchronous-commit=on",
+                                             "pooler=none, synchronous-commit=off"]
+    assert cells[3].lab_settings == {"pooler": "pgbouncer", "synchronous-commit": "off"}
+    assert all(c.scenario == base for c in cells)  # the drill's own options unchanged
+    with pytest.raises(ConfigError, match="a setting of a ptor lab; give --lab-dir"):
+        parse_campaign(["--primary-pgdsn", DSN, "--vary", "pooler=none,pgbouncer"])
 
 
 def synthetic_report():

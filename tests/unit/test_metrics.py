@@ -122,3 +122,23 @@ def test_detection_counts_the_probes_first_failure():
     # the probe saw it 20 ms after the injection, while the worker was idle
     assert fault_figures(windows, 2.0, [2.02])["detection_seconds"] == 0.020000000000000018
     assert fault_figures(windows, 2.0, [1.5])["detection_seconds"] == 1.0  # before: not it
+
+
+def test_an_outage_after_a_second_fault_is_that_faults():
+    """stop-sync-standby at 1 s (no outage), kill-primary at 7 s: the outage at 7.02 s
+    is detected 0.02 s after the kill, not 6.02 s after the first fault."""
+    from ptor_harness.verify.metrics import figures_per_fault, first_outage_fault
+
+    m = RunMetrics()
+    m.add_worker(0, ops_of(0, [(1, "ok"), (6.9, "ok"), (7.02, FAILED), (9.0, "ok")]))
+    per_fault = figures_per_fault(m.windows(), [1.0, 7.0])
+    assert per_fault[0]["detection_seconds"] is None
+    assert per_fault[1]["detection_seconds"] == pytest.approx(0.02)
+    assert first_outage_fault(per_fault) == 1
+    assert first_outage_fault([per_fault[0]]) == 0 and first_outage_fault([]) is None
+    # an outage still open when the second fault came stays the first fault's
+    open_at_second = RunMetrics()
+    open_at_second.add_worker(0, ops_of(0, [(1, "ok"), (2.0, FAILED), (9.0, "ok")]))
+    both = figures_per_fault(open_at_second.windows(), [1.5, 7.0])
+    assert both[0]["detection_seconds"] == pytest.approx(0.5)
+    assert first_outage_fault(both) == 0

@@ -177,6 +177,36 @@ def test_an_unwanted_failover_fails_a_no_failover_drill():
     assert "longer than max-write-rto" in " ".join(blip["verdict_reasons"])
 
 
+def test_no_promotion_expects_writes_that_never_come_back_on_the_same_primary():
+    """A manager that refuses to promote a standby lacking acknowledged commits: writes
+    stop and stay stopped. That passes under --expect no-promotion (no other primary, no
+    loss); a standby promoted fails it; and the same outage fails an ordinary drill."""
+    stuck = [op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 2.0, INDETERMINATE),
+             op(3, INSERT, 3, 4.5, INDETERMINATE)]
+
+    def drill(expect, primaries):
+        o = outcome(["--expect", expect], ops=stuck, rows=[(1, 1)])
+        o.identities = primaries
+        return report.build(o)
+
+    same = [identity(0, 1, 6001, at=0.1)]
+    r = drill("no-promotion", same)
+    assert r["rto"]["recovered"] is False
+    assert r["verdict"] == "pass", r["verdict_reasons"]
+    assert statuses(r)["expect no-promotion"] == "pass"
+    assert statuses(r)["writes recovered"] == "pass"
+    assert "no standby was promoted; writes did not come back" in " ".join(
+        c["detail"] for c in r["checks"])
+    promoted = drill("no-promotion", same + [identity(0, 2, 6002, 2, at=3.0)])
+    assert promoted["verdict"] == "fail"
+    assert statuses(promoted)["expect no-promotion"] == "fail"
+    ordinary = drill("failover", same)
+    assert ordinary["verdict"] == "fail" and statuses(ordinary)["writes recovered"] == "fail"
+    calm = outcome(["--expect", "no-promotion"], ops=[op(1, INSERT, 1, 1.0)], rows=[(1, 1)])
+    calm.identities = same
+    assert statuses(report.build(calm))["expect no-promotion"] == "unknown"  # no outage
+
+
 def test_a_lock_keeper_that_died_makes_the_verdict_unknown():
     o = outcome()
     o.lock.failed = "the drill lock's keeper failed: OperationalError: gone"
