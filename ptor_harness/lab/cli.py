@@ -169,7 +169,21 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of `ptor-lab`; returns the exit code. A reader that went away
+    (`ptor-lab status | head -1`) ends it quietly, never with a traceback."""
     args = _parser().parse_args(argv)
+    try:
+        code = run(args)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe cannot be handled
+        return code
+    except BrokenPipeError:
+        from ..cli import discard_stdout
+
+        discard_stdout()
+        return 0
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         if args.command == "demo":
             return demo(args)

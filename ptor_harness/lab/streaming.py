@@ -124,17 +124,28 @@ class StreamingLab(Lab):
         route_writes(self, node)
 
     def rejoin(self, old: Node, new: Node) -> str:
-        """Bring a former primary back as a standby of `new`: pg_rewind, else re-clone."""
-        how = "pg_rewind"
+        """Bring a former primary back as a standby of `new`: pg_rewind, else (it failed,
+        or the rewound node would not start) a fresh clone."""
+        # pg_rewind reads the source's timeline from its control file, which a promoted
+        # node updates only with its end-of-recovery checkpoint: under load that may not
+        # have finished, and the rewound node then asked for a minimum recovery point on
+        # the old timeline and refused to start (seen here after a failback under load)
+        new.query("CHECKPOINT")
         done = self.user.run([old.tool("pg_rewind"), "-D", old.datadir,
                               f"--source-server={new.dsn()}"], cwd=self.dir, check=False,
                              timeout=120)
+        how = "pg_rewind"
         if done.returncode == 0:
             self.make_standby(old, new)
+            try:
+                old.start()
+            except LabError:
+                how = "a fresh clone (the rewound node did not start)"
         else:
             how = "a fresh clone"
+        if how != "pg_rewind":
             self.clone(old, new)
-        old.start()
+            old.start()
         self.attach_standby(new)
         return how
 

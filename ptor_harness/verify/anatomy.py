@@ -99,18 +99,20 @@ def failover_events(nodes: dict[str, list[NodeSample]],
                         f"{new} now primary, timeline {timeline} (was {old.timeline})",
                         promoted.after))
     # streaming from the new primary: its WAL receiver gets the new timeline (a standby
-    # restarted in recovery may show a received position before it streams at all), or
-    # the new primary's walsender for it is "streaming". Not "catchup": a rejoining node
-    # first fetches the old timeline up to the switch point (catchup, then the walsender
-    # goes back to "startup"), and pg_auto_failover may then restart it or clone it anew:
-    # seen here as a catchup of under 0.1 s, seconds before the node really followed.
+    # restarted in recovery may show a received position before it streams at all). The
+    # new primary's walsender is no proof: a rejoining node first fetches its old
+    # timeline up to the switch point (catchup, even "streaming", then "startup" again),
+    # and pg_auto_failover may then restart it or clone it anew: seen here as walsenders
+    # of under 0.1 s, 1.4 to 5.4 s before the node really followed. Only when the old
+    # node's own samples never show it (e.g. the observer cannot reach it) does the new
+    # primary's view stand in.
     rejoined = first_change(nodes[old.node], promoted.at,
                             lambda s: s.reachable and s.in_recovery is True
                             and timeline is not None and s.timeline == timeline)
-    if len(nodes) == 2:  # the new primary's only possible standby is the old primary
+    if rejoined is None and len(nodes) == 2:  # the new primary's only possible standby
         streaming = next((r for r in replication if r.node == new and r.at >= promoted.at
                           and r.state == "streaming"), None)
-        if streaming is not None and (rejoined is None or streaming.at < rejoined.at):
+        if streaming is not None:
             rejoined = Event("", streaming.at, f"observer: {new}")  # seen by the primary
     if rejoined is not None:
         events.append(Event("old primary rejoined", rejoined.at, rejoined.source,

@@ -96,48 +96,63 @@ class Watching(threading.Thread):
 
 
 class StandbyWatcher(Watching):
-    """The test's own view of the node that will be the new primary: every 20 ms, whether
-    a standby streams from it (caught up: a walsender's short "catchup" of the old
-    timeline is not a rejoin, the node may still be restarted or cloned anew), and
-    whether one streams synchronously."""
+    """The test's own view, every 20 ms: of the old primary, whether its WAL receiver
+    streams and on which timeline (it follows the new primary once it streams the new
+    timeline; a rejoining node first fetches its old timeline up to the switch point, and
+    its manager may then restart or re-clone it); of the node that will be the new
+    primary, whether a standby streams from it synchronously."""
 
-    def __init__(self, node):
+    FOLLOWING = "SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'"
+    SYNC = ("SELECT count(*) > 0 FROM pg_stat_replication WHERE state = 'streaming' AND "
+            "sync_state IN ('sync', 'quorum')")
+
+    def __init__(self, new, old):
         super().__init__()
-        self.node, self.points = node, []
+        self.new, self.old = new, old
+        self.following: list[tuple[float, int]] = []  # (time, timeline the old one streams)
+        self.sync: list[float] = []  # times a synchronous standby streamed from the new one
+
+    def ask(self, conns: dict, node, sql: str) -> list:
+        """One statement on the node's session (a new one when the last was lost: the node
+        restarting under its manager); [] while it does not answer."""
+        try:
+            if node.name not in conns:
+                conns[node.name] = node.connect(timeout=2)
+            with conns[node.name].cursor() as cur:
+                cur.execute(sql)
+                return cur.fetchall()
+        except Exception:
+            conn = conns.pop(node.name, None)
+            if conn is not None:
+                conn.close()
+            return []
 
     def run(self):
-        conn = None
+        conns: dict = {}
         while not self.stop.is_set():
-            try:
-                if conn is None:
-                    conn = self.node.connect(timeout=2)
-                with conn.cursor() as cur:
-                    cur.execute("SELECT count(*) FILTER (WHERE state = 'streaming'), "
-                                "count(*) FILTER (WHERE state = 'streaming' AND sync_state "
-                                "IN ('sync', 'quorum')) FROM pg_stat_replication")
-                    streaming, sync = cur.fetchone()
-                self.points.append((time.time(), streaming > 0, sync > 0))
-            except Exception:  # the node restarting under its manager: a new session
-                if conn is not None:
-                    conn.close()
-                conn = None
+            now = time.time()
+            for (timeline,) in self.ask(conns, self.old, self.FOLLOWING):
+                self.following.append((now, timeline))
+            if self.ask(conns, self.new, self.SYNC) == [(True,)]:
+                self.sync.append(now)
             time.sleep(0.02)
-        if conn is not None:
+        for conn in conns.values():
             conn.close()
 
-    def first(self, since: float, synchronous: bool = False) -> float:
-        return next(t for t, streaming, sync in self.points
-                    if t >= since and (sync if synchronous else streaming))
+    def first_following(self, since: float, timeline: int) -> float:
+        return next(t for t, tli in self.following if t >= since and tli == timeline)
+
+    def first_sync(self, since: float) -> float:
+        return next(t for t in self.sync if t >= since)
 
 
 def check_rejoin(report: dict, watcher: StandbyWatcher) -> None:
-    """The old primary streaming again, and a synchronous standby again, each within
-    TOLERANCE of when the test saw it on the new primary."""
+    """The old primary streaming the new primary's timeline, and a synchronous standby
+    again, each within TOLERANCE of when the test saw it."""
     found = events(report)
     since = found["standby promoted"]["after"] or found["standby promoted"]["at"]
-    rejoined = watcher.first(since)
+    rejoined = watcher.first_following(since, report["servers"]["primary_after"]["timeline"])
     assert abs(found["old primary rejoined"]["at"] - rejoined) <= TOLERANCE, (
         found["old primary rejoined"], rejoined, report["anatomy"]["events"])
-    restored = watcher.first(since, synchronous=True)
+    restored = watcher.first_sync(since)
     assert abs(found["redundancy restored"]["at"] - restored) <= TOLERANCE, restored
-

@@ -20,7 +20,7 @@ def test_kill_primary_anatomy_event_by_event(make_lab, run_ptor):
     lab = make_lab("sync")
     old = lab.nodes[lab.named("primary")]
     new = lab.nodes[lab.named("standby")]
-    with StandbyWatcher(new) as watcher:
+    with StandbyWatcher(new, old) as watcher:
         run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers",
                        "3", "--warmup-duration", "1.5", "--duration", "60", "--observe-after",
                        "6", "--lab-dir", lab.dir, "--fault", "kill-primary:1")

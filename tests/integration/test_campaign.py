@@ -193,9 +193,10 @@ def test_a_matrix_of_lab_settings(make_lab, run_ptor):
     lab = make_lab("sync")
     with NodePoller(lab, "SELECT current_setting('synchronous_commit') WHERE NOT "
                     "pg_is_in_recovery()", every=0.1) as watcher:  # the primary's
-        run, c, _ = campaign(run_ptor, lab, "--lab-dir", lab.dir, "--fault",
-                             "kill-primary:1", "--vary", "pooler=none,pgbouncer", "--vary",
-                             "synchronous-commit=on,off")
+        run, c, folder = campaign(run_ptor, lab, "--lab-dir", lab.dir, "--fault",
+                                  "kill-primary:1", "--vary", "pooler=none,pgbouncer",
+                                  "--vary", "synchronous-commit=on,off",
+                                  "--prometheus-file", os.path.join(lab.dir, "c.prom"))
     assert run.code in (0, 1), run  # synchronous_commit=off may lose acknowledged commits
     assert [cell["label"] for cell in c["cells"]] == [
         "pooler=none, synchronous-commit=on", "pooler=none, synchronous-commit=off",
@@ -214,6 +215,23 @@ def test_a_matrix_of_lab_settings(make_lab, run_ptor):
             assert "," in rep["scenario"]["primary_pgdsn"]  # the lab's multi-host DSN
     assert len(pooled) == 1  # one pgbouncer, added once for both of its cells
     assert {value for (value,) in watcher.rows} == {"on", "off"}, watcher.rows
+    # progress: a line per round with its cell, verdict and RTO, and an ETA
+    for r in c["rounds"]:
+        line = f"campaign: round 1/1 of cell {r['cell']}: {r['verdict']}, write RTO " \
+            f"{r['write_rto']:.3f} s"
+        assert line in run.stderr, (line, run.stderr[-2000:])
+    assert run.stderr.count("s to go") == 4
+    # Prometheus: per cell the rounds by verdict, the RTO and the loss, as campaign.json
+    with open(os.path.join(lab.dir, "c.prom")) as src:
+        prom = src.read()
+    verdict = c["verdict"]
+    assert f'ptor_campaign_verdict{{verdict="{verdict}"}} 1.0' in prom
+    for cell in c["cells"]:
+        label = cell["label"]
+        assert f'ptor_campaign_write_rto_seconds{{cell="{label}",quantile="0.5"}} ' \
+            f'{cell["write_rto"]["p50"]!r}' in prom
+        assert f'ptor_campaign_lost_acknowledged_ops{{cell="{label}"}} ' \
+            f'{float(cell["lost_acknowledged_total"])!r}' in prom
     lab.reload()
     assert "pooler" not in lab.state  # put back as it was
     for node in lab.data_nodes():

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import psutil
 
@@ -23,6 +25,13 @@ def test_up_status_failover_down(capsys, scratch_dir):
     assert all(psutil.pid_exists(p) for p in pids)
     rows = {r["node"]: r for r in lab.status()}
     assert rows["node1"]["replication"] == "standby streaming/sync"
+    reader, writer = os.pipe()
+    os.close(reader)  # nobody reads: `ptor-lab status | head -0`
+    closed = subprocess.run([sys.executable, "-m", "ptor_harness.lab.cli", "status", "--dir",
+                             directory], stdout=writer, stderr=subprocess.PIPE, text=True,
+                            timeout=60, check=False)
+    os.close(writer)
+    assert closed.returncode == 0 and closed.stderr == "", closed.stderr
     assert rows["node2"]["in_recovery"] is True
     assert lab_cli.main(["failover", "--dir", directory]) == 0
     rows = {r["node"]: r for r in load_lab(directory).status()}

@@ -41,7 +41,7 @@ def drill(lab, run_ptor, fault, moves_to_other=True):
     # a kill is watched 15 s on, long enough for the crashed node's rejoin (pg_rewind or
     # a new clone) and the restored synchronous standby
     observe_after = "15" if fault == "kill-primary" else "1.5"
-    with StandbyWatcher(new) as watcher:
+    with StandbyWatcher(new, old) as watcher:
         run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", lab.repo_dsn(),
                        "--init", "--parallel-workers", "3", "--warmup-duration", "1",
                        "--duration", "60", "--observe-after", observe_after, "--lab-dir",
@@ -183,24 +183,29 @@ def test_auto_failover_blip(auto_failover_lab, run_ptor, seconds, fails_over):
     blip_drill(auto_failover_lab, run_ptor, seconds, fails_over)
 
 
-def test_patroni_blip(patroni_lab, run_ptor):
-    """The leader key lives 5 s (ttl): a shorter freeze keeps the leader. (A 12 s freeze of
-    the leader, run after the module's other drills, once left the promoted pa1 demoted
-    and pa2 primary again on its old timeline, and the lab unsettled: being looked into,
-    so not asserted here.)"""
-    blip_drill(patroni_lab, run_ptor, 2, False)
+@pytest.mark.parametrize("seconds, fails_over", [(2, False), (12, True)])
+def test_patroni_blip(patroni_lab, run_ptor, seconds, fails_over):
+    """The leader key lives 5 s (ttl): a shorter freeze keeps the leader, a longer one
+    loses it to the other node. (A 12 s freeze once left the lab unsettled, in the session
+    of 2026-11-26 afternoon; it settled in every run since, after the same drills.)"""
+    blip_drill(patroni_lab, run_ptor, seconds, fails_over)
 
 
-def test_failover_and_failback_in_one_drill(make_lab, run_ptor):
+@pytest.mark.parametrize("back", ["switchover", "stop-primary"])
+def test_failover_and_failback_in_one_drill(make_lab, run_ptor, back):
+    """A crash, then back under load. The failback by stop-primary once left the rewound
+    node unable to start (pg_rewind had read the promoted node's control file before its
+    end-of-recovery checkpoint): writes never came back. The lab now checkpoints first."""
     lab = make_lab("sync")
     run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "3",
                    "--warmup-duration", "1", "--duration", "60", "--observe-after", "1.5",
-                   "--lab-dir", lab.dir, "--fault", "kill-primary:1, switchover:4",
+                   "--lab-dir", lab.dir, "--fault", f"kill-primary:1, {back}:4",
                    "--full-data-validation")
     assert run.code == 0, run
     r = run.report
     assert r["rto"]["outage_windows"] == 2 and len(r["windows"]) == 2
-    assert [f["name"] for f in r["faults"]] == ["kill-primary", "switchover"]
+    assert [f["name"] for f in r["faults"]] == ["kill-primary", back]
+    assert "rejoined as standby" in r["faults"][1]["output"]
     first, second = r["faults"]
     assert second["started_at"] >= first["ended_at"]
     for fault, window in zip(r["faults"], r["windows"]):
