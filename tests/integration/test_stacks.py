@@ -187,7 +187,8 @@ def test_auto_failover_blip(auto_failover_lab, run_ptor, seconds, fails_over):
 def test_patroni_blip(patroni_lab, run_ptor, seconds, fails_over):
     """The leader key lives 5 s (ttl): a shorter freeze keeps the leader, a longer one
     loses it to the other node. (A 12 s freeze once left the lab unsettled, in the session
-    of 2026-11-26 afternoon; it settled in every run since, after the same drills.)"""
+    of 2026-11-26 afternoon; it settled in the three runs of the evening's session, each
+    after the same drills.)"""
     blip_drill(patroni_lab, run_ptor, seconds, fails_over)
 
 
