@@ -73,10 +73,22 @@ def check(scenario: Scenario, shape: Shape) -> None:
 
 
 def wait_settled(scenario: Scenario, shape: Shape, timeout: float) -> tuple[bool, float, str]:
-    """(settled, seconds waited, what was missing at the end)."""
+    """(settled, seconds waited, what was missing at the end). On a ptor lab its manager
+    must agree too (`Lab.wait_settled`): PostgreSQL may already report a synchronous
+    standby that Patroni does not yet count as one, and only the one it counts may be
+    promoted (seen here: a kill right after the gate, and no standby could take over)."""
     started = time.monotonic()
     try:
         Retry(timeout, 0.5, retry_on=(NotSettled,))(lambda: check(scenario, shape))
-        return True, time.monotonic() - started, ""
     except RetryExhausted as exc:
         return False, time.monotonic() - started, str(exc.last_error or "no answer")
+    lab_dir = scenario.faults.lab_dir
+    if lab_dir:
+        from ..lab import load_lab
+        from ..lab.pg import LabError
+
+        try:
+            load_lab(lab_dir).wait_settled(max(1.0, timeout - (time.monotonic() - started)))
+        except LabError as exc:
+            return False, time.monotonic() - started, f"the lab's manager: {exc}"
+    return True, time.monotonic() - started, ""
