@@ -194,7 +194,7 @@ def test_patroni_short_blip_keeps_the_leader(patroni_lab, run_ptor):
 
 def test_patroni_long_blip(run_ptor):
     """A 12 s freeze of the leader: pa-other is promoted and acknowledges writes. Then
-    Patroni either goes on with it (nothing lost), or (seen in two of five runs on
+    Patroni either goes on with it (nothing lost), or (seen in two of six runs on
     2026-11-26 evening, and once the afternoon before) the thawed old leader ends up
     leader again on its old timeline and the promoted node is rewound: everything
     acknowledged on the newer timeline is gone (22,174 and 21,832 ops, ptor's count equal
