@@ -22,7 +22,7 @@ def free_port_base(span: int = 3) -> int:
     """A base port with `span` free ports on 127.0.0.1, not handed out before here."""
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(21000, 39000, 10)
+        base = rng.randrange(20000, 32000, 10)
         if base not in _used_bases and all(port_free(base + i) for i in range(span)):
             _used_bases.add(base)
             return base

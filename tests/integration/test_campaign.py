@@ -34,18 +34,37 @@ def campaign(run_ptor, lab, *args, timeout=600):
 
 class NodePoller(Watching):
     """One query on every data node of the lab, every `every` seconds, each answer's rows
-    kept (a node that does not answer is skipped for that turn)."""
+    kept. Each node is asked on a session of the poller's own, kept open (a new session per
+    turn would cost more than the windows some tests look for); a node that does not
+    answer is skipped for that turn and connected to again on the next."""
 
-    def __init__(self, lab, sql, params=(), every=0.05):
+    def __init__(self, lab, sql, params=(), every=0.005):
         super().__init__()
         self.lab, self.sql, self.params, self.every = lab, sql, params, every
         self.rows = set()
+        self.sessions = {}
+
+    def ask(self, node):
+        conn = self.sessions.get(node.name)
+        if conn is None or conn.closed:
+            conn = self.sessions[node.name] = node.connect(timeout=1)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(self.sql, self.params)
+                self.rows.update(cur.fetchall())
+        except Exception:
+            conn.close()
+            raise
 
     def run(self):
-        while not self.stop.wait(self.every):
-            for node in self.lab.data_nodes():
-                with contextlib.suppress(Exception):
-                    self.rows.update(node.query(self.sql, self.params))
+        try:
+            while not self.stop.wait(self.every):
+                for node in self.lab.data_nodes():
+                    with contextlib.suppress(Exception):
+                        self.ask(node)
+        finally:
+            for conn in self.sessions.values():
+                conn.close()
 
 
 def lock_holders(lab) -> NodePoller:
