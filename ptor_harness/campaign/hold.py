@@ -6,6 +6,11 @@ the gap and empty the tables the next round relies on. So the campaign takes the
 itself before its first round and again after each round (once the cluster settled, on the
 primary it settled on), and lets go just before the next round's drill takes it.
 
+The lock is taken through the DSN the cluster is reached by at that moment: the campaign
+may have added or removed the lab's pooler since it began, so the DSN it was started with
+may lead nowhere now. A session that died meanwhile (its primary failed over, its pooler
+was removed) holds nothing, so it is replaced rather than trusted.
+
 A holder found at the start refuses the campaign (one sentence, like a drill's); one found
 between rounds stops the campaign with that reason."""
 
@@ -33,21 +38,33 @@ class ClusterHold:
     def held(self) -> bool:
         return self.conn is not None
 
-    def take(self) -> None:
-        """Hold the lock (nothing if held already). ClusterError when another ptor holds
-        it or the primary cannot be reached."""
-        if self.conn is not None:
+    def alive(self) -> bool:
+        """Does the holding session still answer (and so still hold the lock)?"""
+        if self.conn is None or self.conn.closed:
+            return False
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            return True
+        except psycopg2.Error:
+            return False
+
+    def take(self, dsn: str) -> None:
+        """Hold the lock through `dsn` (nothing if a live session holds it already).
+        ClusterError when another ptor holds it or the primary cannot be reached."""
+        if self.alive():
             return
+        self.release()
         c = self.scenario.connection
-        self.conn = lock.acquire(c.primary_pgdsn, "primary", c.schema, self.campaign_id,
+        self.conn = lock.acquire(dsn, "primary", c.schema, self.campaign_id,
                                  c.rto_conn_timeout, 5.0)
 
-    def try_take(self) -> Optional[str]:
+    def try_take(self, dsn: str) -> Optional[str]:
         """Right after a round: hold the lock if the primary answers; the holder's
         description if another ptor got there first, else None (an unreachable primary is
         asked again once the cluster settled)."""
         try:
-            self.take()
+            self.take(dsn)
         except lock.LockHeld as exc:
             return str(exc)
         except ClusterError:

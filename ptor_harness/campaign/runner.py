@@ -79,7 +79,7 @@ class Campaign:
         """Every round of the plan, each after the health gate, the cluster held by the
         campaign (the drill lock) between rounds; ClusterError when another ptor holds
         the cluster as the campaign begins."""
-        self.hold.take()
+        self.hold.take(self.base.connection.primary_pgdsn)
         try:
             os.makedirs(self.dir, mode=0o755, exist_ok=True)
             shape = settle.starting_shape(self.base)
@@ -109,7 +109,8 @@ class Campaign:
                     self.stop_reason = f"the cluster did not settle before round {number}"
                     log.warning("campaign: %s (%s): stopping", self.stop_reason, why)
                     break
-                taken_by = self.hold.try_take()  # on the primary it settled on
+                # on the primary it settled on, through the DSN that leads there now
+                taken_by = self.hold.try_take(active.connection.primary_pgdsn)
                 if taken_by is None and not self.hold.held:
                     taken_by = "the campaign could not take the drill lock again"
                 if taken_by is not None:
@@ -122,7 +123,7 @@ class Campaign:
             if self.rounds[-1].verdict == UNKNOWN and self.rounds[-1].run_dir is None:
                 self.stop_reason = f"round {number} could not start"
                 break
-            taken_by = self.hold.try_take()  # at once: no gap for another drill
+            taken_by = self.hold.try_take(active.connection.primary_pgdsn)  # at once
             if taken_by is not None:
                 self.stop_reason = f"after round {number}: {taken_by}"
                 log.warning("campaign: %s: stopping", self.stop_reason)

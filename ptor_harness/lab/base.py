@@ -23,7 +23,7 @@ import psutil
 
 from ..retry import Retry, RetryExhausted
 from .actions import FAULT_ACTIONS, split_action
-from .pg import DATA, LabError, LabUser, Node, alive, bindir, port_free, wait_gone
+from .pg import DATA, LabError, LabUser, Node, alive, bindir, port_free, port_users, wait_gone
 from .shared_faults import SharedFaults
 from .state import STATE, read_state
 
@@ -187,8 +187,8 @@ class Lab(SharedFaults):
                            f"{lab_dir} --wipe first")
         for port in ports:
             if not port_free(port):
-                raise LabError(f"port {port} on 127.0.0.1 is in use; choose another "
-                               "--port-base")
+                raise LabError(f"port {port} on 127.0.0.1 is in use ({port_users(port)}); "
+                               "choose another --port-base")
         user = LabUser()
         os.makedirs(lab_dir, exist_ok=True)
         os.chmod(lab_dir, 0o755)  # root's: the state file here decides what root signals

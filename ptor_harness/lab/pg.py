@@ -129,6 +129,38 @@ def port_free(port: int) -> bool:
             return False
 
 
+def port_users(port: int) -> str:
+    """Who has a TCP socket on `port` of this host, for an error that says why the port is
+    taken: "pid 123 (pgbouncer) LISTEN", or the sockets' states when no process owns them
+    any more (TIME_WAIT and the like)."""
+    try:
+        sockets = [c for c in psutil.net_connections(kind="tcp")
+                   if c.laddr and c.laddr.port == port]
+    except (psutil.Error, OSError):
+        return "unknown"
+    seen = []
+    for sock in sockets:
+        name = ""
+        if sock.pid:
+            with contextlib.suppress(psutil.Error):
+                name = f"pid {sock.pid} ({psutil.Process(sock.pid).name()}) "
+        seen.append(f"{name}{sock.status}")
+    counted = {what: seen.count(what) for what in seen}
+    return ", ".join(f"{what} x{n}" if n > 1 else what for what, n in counted.items()) \
+        or "no socket now"
+
+
+def wait_port_free(port: int, timeout: float) -> bool:
+    """Until `port` can be bound (a daemon just stopped may take a moment to let go of
+    it), at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not port_free(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def runs_program(proc: psutil.Process, program: str) -> bool:
     """Is `proc` running `program`: its executable is that file, or, for a script (Patroni
     is one), the script's interpreter with the script as its first argument? A name on

@@ -21,7 +21,7 @@ import signal
 from typing import Optional
 
 from .base import Daemon, Lab, find_program, wait_until
-from .pg import LabError, Node, port_free, query_once
+from .pg import LabError, Node, port_users, query_once, wait_port_free
 
 PACKAGES = "pgbouncer"
 POOL_MODES = ("session", "transaction")
@@ -66,9 +66,9 @@ def add(lab: Lab, pool_mode: str = "session", fencing: str = "repoint") -> None:
     port = max(info["port"] for info in lab.state["nodes"].values()) + 1
     if lab.state.get("daemons", {}).get("pgbouncer"):
         raise LabError("this lab already has a pooler")
-    if not port_free(port):
-        raise LabError(f"port {port} on 127.0.0.1 is in use (the pooler's, after the "
-                       "lab's nodes); choose another --port-base")
+    if not wait_port_free(port, 10):
+        raise LabError(f"port {port} on 127.0.0.1 is in use ({port_users(port)}): the "
+                       "pooler's, after the lab's nodes; choose another --port-base")
     folder = pooler_dir(lab)
     os.makedirs(folder, mode=0o755, exist_ok=True)
     lab.user.chown(folder)  # the hook (run as the lab user) rewrites the ini in here
@@ -167,6 +167,8 @@ def remove(lab: Lab) -> None:
     lab.reload()
     if "pgbouncer" in lab.daemons:
         lab.daemons.pop("pgbouncer").kill(signal.SIGKILL)
+        if settings(lab):  # the next pooler may want its port at once
+            wait_port_free(settings(lab)["port"], 10)
         lab.state["daemons"].pop("pgbouncer", None)
     lab.state.pop("pooler", None)
     if os.path.exists(hook_path(lab)):

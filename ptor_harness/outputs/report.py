@@ -242,6 +242,7 @@ def figures(report: dict, outcome: DrillOutcome, observed: checks.Observed) -> c
         outage_windows=report["rto"]["outage_windows"],
         detection=report["rto"]["detection_seconds"],
         lost=report["rpo"]["lost_acknowledged_ops"], validation_error=outcome.validation_error,
+        unverifiable=report["rpo"]["unverifiable_ops"] or 0,
         anomalies=report["anomalies"],
         wrong_payloads=report["validation"]["checksum_mismatches"],
         ops_ok=report["ops"]["ok"], stop=outcome.stop, interrupted=outcome.interrupted,

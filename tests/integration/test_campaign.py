@@ -15,6 +15,7 @@ import pytest
 from ptor_harness.campaign.hold import ClusterHold
 from ptor_harness.campaign.stats import percentile
 from ptor_harness.config import parse_scenario
+from ptor_harness.lab import pooler
 from ptor_harness.lock import LOCK_CLASS, application_name
 
 from .anatomy_checks import Watching
@@ -186,7 +187,7 @@ def test_a_campaign_holds_the_cluster_between_rounds(make_lab, run_ptor):
     lab = make_lab("sync")
     scenario = parse_scenario(["--primary-pgdsn", lab.primary_dsn()], {})
     hold = ClusterHold(scenario, "campaign-test")
-    hold.take()
+    hold.take(lab.primary_dsn())
     try:
         drill = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--duration", "2",
                          "--warmup-duration", "0", "--expect", "any")
@@ -202,6 +203,50 @@ def test_a_campaign_holds_the_cluster_between_rounds(make_lab, run_ptor):
     after = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--duration", "2",
                      "--warmup-duration", "0", "--expect", "any")
     assert after.code == 0, after
+
+
+def test_a_hold_whose_session_died_is_taken_again(make_lab, run_ptor):
+    """The campaign held the cluster through the lab's pgbouncer, and the next cell removes
+    it: that session holds nothing any more, so taking the hold again makes a new session
+    through the DSN that leads to the primary now, and other drills are kept out."""
+    lab = make_lab("sync")
+    pooler.add(lab, "session", "repoint")
+    scenario = parse_scenario(["--primary-pgdsn", lab.primary_dsn()], {})
+    hold = ClusterHold(scenario, "campaign-test")
+    hold.take(lab.primary_dsn())
+    try:
+        assert hold.alive()
+        pooler.remove(lab)
+        assert not hold.alive() and hold.held  # a session, but a dead one
+        hold.take(lab.direct_dsn())
+        assert hold.alive()
+        drill = run_ptor("--primary-pgdsn", lab.direct_dsn(), "--init", "--duration", "2",
+                         "--warmup-duration", "0", "--expect", "any")
+        assert drill.code == 3 and "run campaign-test" in drill.stderr, drill
+    finally:
+        hold.release()
+
+
+def test_a_campaign_begun_through_the_pooler_it_removes(make_lab, run_ptor):
+    """The campaign is given the lab's pgbouncer and varies pooler=none,pgbouncer: rounds
+    without the pooler run on the lab's own DSN, the campaign holds the cluster between
+    rounds through whichever DSN leads there at the time, and the lab gets its pooler
+    back at the end."""
+    lab = make_lab("sync")
+    pooler.add(lab, "session", "repoint")
+    with lock_holders(lab) as watcher:
+        run, c, _ = campaign(run_ptor, lab, "--lab-dir", lab.dir, "--fault",
+                             "kill-primary:1", "--vary", "pooler=none,pgbouncer")
+    assert run.code == 0, run
+    assert c["stop_reason"] is None and [r["verdict"] for r in c["rounds"]] == ["pass"] * 2
+    dsns = []
+    for r in c["rounds"]:
+        with open(os.path.join(r["run_dir"], "report.json")) as src:
+            dsns.append(json.load(src)["scenario"]["primary_pgdsn"])
+    assert "," in dsns[0] and "," not in dsns[1]  # the lab's multi-host DSN, then pgbouncer
+    assert application_name(c["campaign_id"]) in {name for (name,) in watcher.rows}
+    lab.reload()
+    assert lab.state.get("pooler") and lab.daemons["pgbouncer"].running()
 
 
 def test_a_matrix_of_lab_settings(make_lab, run_ptor):

@@ -3,6 +3,7 @@ the program the lab started."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ import psutil
 import pytest
 
 from ptor_harness.lab import read_state
-from ptor_harness.lab.pg import LabError, runs_program
+from ptor_harness.lab.pg import LabError, port_free, port_users, runs_program, wait_port_free
 
 GOOD = {"stack": "streaming", "mode": "sync", "user": "ptorlab", "bindir": "/usr/bin",
         "port_base": 6041, "created_at": 1.0, "daemons": {},
@@ -87,3 +88,14 @@ def test_a_process_is_the_lab_s_only_if_it_runs_the_program():
     finally:
         impostor.kill()
         impostor.wait()
+
+
+def test_a_taken_port_names_who_holds_it():
+    """A lab that cannot have its port says which process listens there."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert not port_free(port) and not wait_port_free(port, 0.2)
+        assert f"pid {os.getpid()} (" in port_users(port) and "LISTEN" in port_users(port)
+    assert wait_port_free(port, 5) and port_users(port) == "no socket now"

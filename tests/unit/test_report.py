@@ -2,7 +2,7 @@
 
 from ptor_harness.config import parse_scenario
 from ptor_harness.drill.faults import FaultRecord
-from ptor_harness.ops import INDETERMINATE, INSERT
+from ptor_harness.ops import DELETE, INDETERMINATE, INSERT
 from ptor_harness.outcome import DrillOutcome, Stop
 from ptor_harness.outputs import exports, render, report
 from ptor_harness.verify.metrics import RunMetrics
@@ -56,6 +56,25 @@ def test_lost_ack_fails_unless_allowed():
                                                 "worker_order": 0}
     allowed = report.build(outcome(["--max-lost-acknowledged", "1"], rows=[(1, 1)]))
     assert allowed["verdict"] == "pass"
+
+
+def test_ops_no_evidence_places_never_let_a_loss_over_the_allowance_pass():
+    """Key 2 inserted and deleted just before the cut, key 3's insert after it lost: the
+    two ops on key 2 are unverifiable (assumed kept, never reported lost). Within an
+    allowance that they could exceed, the verdict is unknown, never pass."""
+    ops = [op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 2.0), op(3, DELETE, 2, 3.0, prev=2),
+           op(4, INSERT, 3, 4.5)]
+    def build(allowed):
+        return report.build(outcome(["--max-lost-acknowledged", str(allowed)], rows=[(1, 1)],
+                                    ops=ops))
+    assert [r["rpo"]["lost_acknowledged_ops"] for r in (build(0), build(3))] == [1, 1]
+    assert build(0)["rpo"]["unverifiable_ops"] == 2
+    assert build(0)["verdict"] == "fail"
+    unsure = build(2)
+    assert unsure["verdict"] == "unknown" and report.exit_code(unsure) == 4
+    assert statuses(unsure)["max-lost-acknowledged"] == "unknown"
+    assert "2 more that no evidence shows kept or lost" in " ".join(unsure["verdict_reasons"])
+    assert build(3)["verdict"] == "pass"
 
 
 def test_rto_threshold():
