@@ -4,8 +4,18 @@ A second drill against the same primary would truncate the first one's tables an
 report into nonsense, so ptor takes `pg_try_advisory_lock` on the primary (and on a
 PostgreSQL repo) before it touches anything, and refuses to run when another ptor holds it.
 The key is derived from ptor's schema, so drills with different schemas do not block each
-other. PostgreSQL releases the lock when its session ends, so a crashed run (even one
-SIGKILLed) never blocks the next.
+other.
+
+The lock is a transaction-level one, in a transaction the lock's session keeps open (idle,
+with no snapshot and no transaction ID: it holds back neither vacuum nor anything that
+waits for older transactions; its idle-in-transaction and transaction timeouts are turned
+off for it alone). A session-level lock would not survive a pooler in transaction mode
+(pgbouncer's default for many users): the server session that took it goes back to the
+pool, still holding it, so a second ptor whose statement lands there is granted it again,
+and the lock outlives the run that took it. An open transaction pins one server session to
+its client in every pooling mode, and a pooler ends that server session when the client
+goes away in a transaction; without a pooler the transaction ends with the session. Either
+way a crashed run (even one SIGKILLed) never blocks the next.
 
 A failover ends the primary's session and with it the lock: `LockKeeper` notices, takes the
 lock again on the new primary, and records it if another session got there first (a second
@@ -27,7 +37,10 @@ from .db import cut_socket
 from .errors import ClusterError
 
 LOCK_CLASS = 0x70746F72  # "ptor"
-TRY_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(%s))"
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))"
+# for the lock's own transaction only (transaction_timeout exists from PostgreSQL 17 on)
+NO_TIMEOUTS = "SET LOCAL idle_in_transaction_session_timeout = 0"
+NO_TRANSACTION_TIMEOUT = "SET LOCAL transaction_timeout = 0"
 HOLDER = (
     "SELECT a.application_name, host(a.client_addr), a.backend_start "
     "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
@@ -44,13 +57,19 @@ def application_name(run_id: str) -> str:
 
 
 def try_lock(conn, schema: str) -> Optional[str]:
-    """Take the drill lock on this session; None when taken, else who holds it."""
+    """Take the drill lock in a transaction left open on this (autocommit) session; None
+    when taken, else who holds it (and the transaction is ended)."""
     with conn.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute(NO_TIMEOUTS)
+        if getattr(conn, "server_version", 0) >= 170000:
+            cur.execute(NO_TRANSACTION_TIMEOUT)
         cur.execute(TRY_LOCK, (LOCK_CLASS, schema))
         if cur.fetchone()[0]:
             return None
         cur.execute(HOLDER, (LOCK_CLASS, schema))
         row = cur.fetchone()
+        cur.execute("ROLLBACK")
     if row is None:
         return "another session (it has just ended)"
     name, addr, since = row
@@ -122,7 +141,7 @@ class LockKeeper:
         self.statement_timeout = statement_timeout
         self.interval = interval
         self.follow_every = follow_every
-        self.position = cluster_position(conn)
+        self.position = self._position_now()
         self.retaken = 0
         self.lost_to: Optional[str] = None
         self.stopped = threading.Event()
@@ -155,17 +174,22 @@ class LockKeeper:
         except psycopg2.Error:
             return None
 
+    def _position_now(self) -> Optional[tuple[str, int]]:
+        """The position of the primary the DSN leads to, on a session of its own: asked on
+        the lock's session, a query that fails (pg_control_system() for a role without
+        pg_monitor) would end the lock's transaction, and the lock with it."""
+        conn = self._session()
+        if conn is None:
+            return None
+        try:
+            return cluster_position(conn)
+        finally:
+            conn.close()
+
     def _newer_primary(self) -> bool:
         """Does the DSN now lead to a newer primary of the lock's cluster? An unreachable
         DSN says nothing."""
-        conn = self._session()
-        if conn is None:
-            return False
-        try:
-            there = cluster_position(conn)
-        finally:
-            conn.close()
-        return is_newer(there, self.position)
+        return is_newer(self._position_now(), self.position)
 
     def _retake(self) -> bool:
         cut_socket(self.conn)  # the old server may be frozen: close() must not wait on it
@@ -175,12 +199,13 @@ class LockKeeper:
         if conn is None:
             return False
         try:
+            position = cluster_position(conn)  # before the lock's transaction begins
             holder = try_lock(conn, self.schema)
         except psycopg2.Error:
             conn.close()
             return False
         self.conn = conn
-        self.position = cluster_position(conn) or self.position
+        self.position = position or self.position
         if holder is not None and self.lost_to is None:
             self.lost_to = holder
         self.retaken += holder is None

@@ -65,10 +65,13 @@ def test_a_partitioned_repo_holds_the_load_back_and_loses_nothing(make_lab, run_
         repo.up()
         lab = make_lab("sync")
         cut = TCP_USER_TIMEOUT + 5  # the kernel gives up at its next retransmission after it
+        # the load runs on 10 s past the heal: the recorder's reconnect (backing off while
+        # the link was down) and the workers' ops after it must fall inside the run (3 s
+        # did not, once, in CI)
         fault = f"{repo.shell('cut')} && sleep {cut:g} && {repo.shell('heal')}"
         run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", repo.dsn(),
                        "--init", "--parallel-workers", "3", "--warmup-duration", "1",
-                       "--failover-after", "1", "--duration", str(cut + 3),
+                       "--failover-after", "1", "--duration", str(cut + 10),
                        "--full-data-validation", "--failover-command", fault,
                        "--expect", "no-failover")
     finally:

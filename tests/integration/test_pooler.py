@@ -9,7 +9,11 @@ the node observer found (the endpoint leads to no primary).
 """
 
 import os
+import time
 
+import pytest
+
+from ptor_harness import lock
 from ptor_harness.lab import pooler
 from ptor_harness.lab.streaming import StreamingLab
 
@@ -60,5 +64,36 @@ def test_unfenced_pooler_is_stale_routing_and_fails(run_ptor):
     try:
         run = kill_primary_drill(lab, run_ptor, "--duration", "12")
         check_stuck_on_the_demoted_node(run, lab, lab.nodes["node1"], lab.nodes["node2"])
+    finally:
+        remove_lab(lab)
+
+
+def test_the_drill_lock_holds_and_lets_go_through_transaction_pooling():
+    """Behind pgbouncer in transaction mode, consecutive statements of one client may run on
+    different server sessions, and a session's state outlives the client that set it. The
+    drill lock must still keep a second ptor out while it is held (whichever server
+    session the second one's statements land on) and be free once its holder is gone."""
+    lab = pooled_lab("repoint", "transaction")
+    try:
+        dsn = lab.primary_dsn()
+        held = lock.acquire(dsn, "primary", "ptor", "run-a", 5, 5)
+        try:
+            # held in a transaction left open, which holds back no vacuum (no snapshot)
+            assert lab.current_primary().query(
+                "SELECT state, backend_xmin FROM pg_stat_activity WHERE application_name "
+                "= 'ptor-lock run-a'") == [("idle in transaction", None)]
+            for attempt in range(20):
+                with pytest.raises(lock.LockHeld, match="run run-a"):
+                    lock.acquire(dsn, "primary", "ptor", f"run-b{attempt}", 5, 5)
+        finally:
+            held.close()
+        deadline = time.monotonic() + 10
+        while True:  # pgbouncer ends the server session a vanished client left in a
+            try:     # transaction as soon as it notices the client is gone
+                lock.acquire(dsn, "primary", "ptor", "run-c", 5, 5).close()
+                break
+            except lock.LockHeld:
+                assert time.monotonic() < deadline, "the lock outlived its holder"
+                time.sleep(0.1)
     finally:
         remove_lab(lab)
