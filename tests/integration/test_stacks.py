@@ -198,7 +198,11 @@ def test_patroni_long_blip(run_ptor):
     2026-11-26 evening, and once the afternoon before) the thawed old leader ends up
     leader again on its old timeline and the promoted node is rewound: everything
     acknowledged on the newer timeline is gone (22,174 and 21,832 ops, ptor's count equal
-    each time to the ledger's acknowledged ops on the newer timeline). ptor must tell which:
+    each time to the ledger's acknowledged ops on the newer timeline). The cause, in the
+    lab's Patroni logs: the thawed leader renews with a new etcd lease and writes the leader
+    key unconditionally from its stale view (Patroni 3.0.2's etcd3 `_update_leader`; upstream
+    now compares the key's value first), so the promoted node sees another lock owner and
+    demotes itself. ptor must tell which outcome happened:
     pass with 0 lost, or fail with exactly the ops the promoted node acknowledged, the
     reconciliation saying the cluster went back. A lab of its own: the second outcome may
     leave it unsettled for the module's other drills."""
