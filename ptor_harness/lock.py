@@ -1,21 +1,20 @@
-"""One drill at a time per cluster: a session-level advisory lock held for the whole run.
+"""One drill at a time per cluster: an advisory lock held for the whole run.
 
 A second drill against the same primary would truncate the first one's tables and turn its
-report into nonsense, so ptor takes `pg_try_advisory_lock` on the primary (and on a
+report into nonsense, so ptor takes an advisory lock on the primary (and on a
 PostgreSQL repo) before it touches anything, and refuses to run when another ptor holds it.
 The key is derived from ptor's schema, so drills with different schemas do not block each
 other.
 
-The lock is a transaction-level one, in a transaction the lock's session keeps open (idle,
-with no snapshot and no transaction ID: it holds back neither vacuum nor anything that
-waits for older transactions; its idle-in-transaction and transaction timeouts are turned
-off for it alone). A session-level lock would not survive a pooler in transaction mode
-(pgbouncer's default for many users): the server session that took it goes back to the
-pool, still holding it, so a second ptor whose statement lands there is granted it again,
-and the lock outlives the run that took it. An open transaction pins one server session to
-its client in every pooling mode, and a pooler ends that server session when the client
-goes away in a transaction; without a pooler the transaction ends with the session. Either
-way a crashed run (even one SIGKILLed) never blocks the next.
+The lock is a transaction-level one (`pg_try_advisory_xact_lock`), in a transaction the
+lock's session keeps open: idle, with no snapshot and no transaction ID, so it holds back
+no vacuum; its idle-in-transaction and transaction timeouts are turned off for it alone. A
+session-level lock would not survive a pooler in transaction mode: the server session that
+took it goes back to the pool, still holding it, so a second ptor whose statement lands
+there is granted it again, and the lock outlives the run that took it. An open transaction
+pins one server session to its client in every pooling mode, and a pooler ends that server
+session when the client goes away in a transaction; without a pooler the transaction ends
+with the session. Either way a crashed run (even one SIGKILLed) never blocks the next.
 
 A failover ends the primary's session and with it the lock: `LockKeeper` notices, takes the
 lock again on the new primary, and records it if another session got there first (a second
