@@ -22,6 +22,8 @@ from typing import Optional
 import psutil
 import psycopg2
 
+from ..retry import Retry, RetryExhausted
+
 LAB_USER = "ptorlab"
 
 
@@ -153,12 +155,10 @@ def port_users(port: int) -> str:
 def wait_port_free(port: int, timeout: float) -> bool:
     """Until `port` can be bound (a daemon just stopped may take a moment to let go of
     it), at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not port_free(port):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
+    try:
+        return Retry(timeout, 0.1, accept=bool)(lambda: port_free(port))
+    except RetryExhausted:
+        return False
 
 
 def runs_program(proc: psutil.Process, program: str) -> bool:
