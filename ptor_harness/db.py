@@ -261,13 +261,18 @@ def _connect_first_host(dsn: str, parsed: dict, timeout: float, kwargs: dict):
     raise error
 
 
-_IDENTITY_SQL = """
+# When the server's postmaster started (epoch seconds): the identity records it, and every
+# op returns it, so a worker sees when its statements start running on another server
+# without its connection breaking (behind a transaction pooler that was repointed).
+SERVER_STARTED_SQL = "date_part('epoch', pg_postmaster_start_time())"
+
+_IDENTITY_SQL = f"""
 SELECT host(inet_server_addr()), inet_server_port(), pg_is_in_recovery(),
        CASE WHEN pg_is_in_recovery()
             THEN (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1)
             ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
        END,
-       extract(epoch FROM pg_postmaster_start_time())::float8
+       {SERVER_STARTED_SQL}
 """
 
 

@@ -21,10 +21,11 @@ from ..errors import RecorderError
 from ..ledger import LedgerSpec
 from ..outcome import DrillOutcome, ObserverStatus
 from . import messages
+from .board import WorkerBoard
 from .observer import ObserverFinished, ObserverSpec, nodes_to_observe, run_observer
 from .probe import ProbeBoard, ProbeGap, ProbeSpec, run_probe
 from .recorder import run_recorder
-from .worker import WorkerBoard, run_worker
+from .worker import run_worker
 
 log = logging.getLogger("ptor")
 QUEUE_MESSAGES = 20000  # ops waiting for the recorder before a worker waits for it

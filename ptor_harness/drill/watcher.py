@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Optional
 
-from .worker import WorkerBoard
+from .board import WorkerBoard
 
 log = logging.getLogger("ptor")
 

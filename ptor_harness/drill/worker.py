@@ -6,8 +6,8 @@ of them is sent, so a harness crash can leave an op in doubt but never missing f
 ledger; the next block's intents are sent ahead so the wait overlaps the current block's
 work. Outcomes travel in batches to the recorder over the shared Queue.
 
-The worker shares a few live counters with the coordinator through `WorkerBoard` (a
-lock-free shared array: each worker writes only its own slots).
+The worker shares a few live counters with the coordinator through `WorkerBoard`
+(board.py).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ..ops import DELETE, FAILED, INDETERMINATE, INSERT, OK, UPDATE
 from ..retry import Backoff
 from ..schema import payload
 from . import messages
+from .board import WorkerBoard
 from .probe import ProbeBoard
 from .workload import Workload
 
@@ -46,52 +47,21 @@ def op_statements(table: str) -> dict[str, str]:
     chain (ops.Op.prev_seq), in the same round trip. The UPDATE keeps it in the row itself
     (`prev_seq = last_seq`: SET reads the version being replaced) and returns it; this
     costs no second index scan, which joining the row to itself did (measured: 17 % of
-    the load with synchronous_commit off)."""
+    the load with synchronous_commit off).
+
+    Every statement also returns when its server's postmaster started: behind a
+    transaction pooler a connection outlives its server (the pooler, repointed after a
+    failover, runs the next transaction on the promoted node without an error), so the
+    identity read at connect says nothing about the server of a later op. A different
+    start time is a different server, or the same one restarted (Worker.follow_server)."""
+    started = db.SERVER_STARTED_SQL
     return {
         INSERT: f"INSERT INTO {table} (id, last_seq, payload, written_at) "
-                "VALUES (%s, %s, %s, to_timestamp(%s))",
+                f"VALUES (%s, %s, %s, to_timestamp(%s)) RETURNING {started}",
         UPDATE: f"UPDATE {table} SET prev_seq = last_seq, last_seq = %s, payload = %s, "
-                "written_at = to_timestamp(%s) WHERE id = %s RETURNING prev_seq",
-        DELETE: f"DELETE FROM {table} WHERE id = %s RETURNING last_seq",
+                f"written_at = to_timestamp(%s) WHERE id = %s RETURNING prev_seq, {started}",
+        DELETE: f"DELETE FROM {table} WHERE id = %s RETURNING last_seq, {started}",
     }
-
-
-class WorkerBoard:
-    """Live per-worker counters in shared memory, read by the coordinator for progress,
-    outage tracking and the observe-after rule. Slots per worker: see FIELDS."""
-
-    # draining: the worker sends no more ops and is handing its records to the recorder
-    FIELDS = ("ok", "failed", "indeterminate", "last_ok", "last_bad", "connected", "draining",
-              "ended", "connects")
-
-    def __init__(self, array, workers: int) -> None:
-        self.array = array
-        self.workers = workers
-        self.width = len(self.FIELDS)
-
-    @classmethod
-    def create(cls, ctx, workers: int) -> WorkerBoard:
-        return cls(ctx.Array("d", workers * len(cls.FIELDS), lock=False), workers)
-
-    def get(self, worker: int, field: str) -> float:
-        return self.array[self.slot(worker, field)]
-
-    def set(self, worker: int, field: str, value: float) -> None:
-        self.array[self.slot(worker, field)] = value
-
-    def slot(self, worker: int, field: str) -> int:
-        """The array index of one worker's field (a worker keeps its hot ones)."""
-        return worker * self.width + self.FIELDS.index(field)
-
-    def total(self, field: str) -> float:
-        """One field summed over the workers."""
-        offset = self.FIELDS.index(field)
-        return sum(self.array[w * self.width + offset] for w in range(self.workers))
-
-    def snapshot(self) -> list[dict]:
-        values = list(self.array)
-        return [dict(zip(self.FIELDS, values[w * self.width:(w + 1) * self.width]))
-                for w in range(self.workers)]
 
 
 class Stopped(Exception):
@@ -173,6 +143,7 @@ class Worker:
         self.cur = None
         self.fd = -1  # the session's socket, for the watchdog
         self.session = 0
+        self.server_started: Optional[float] = None  # of the server the session is on
         self.outbox: list[tuple] = []
         self.last_flush = time.monotonic()
         self.counts = {OK: 0, FAILED: 0, INDETERMINATE: 0}
@@ -252,6 +223,7 @@ class Worker:
                 if identity.in_recovery:
                     conn.close()  # a standby: keep looking for the primary
                 else:
+                    self.server_started = identity.started_at
                     self.conn, self.cur, self.fd = conn, conn.cursor(), conn.fileno()
                     self.board.set(self.spec.worker, "connected", 1)
                     return
@@ -272,7 +244,7 @@ class Worker:
             else None
         t_start = time.time()
         error = None
-        rows = prev_seq = None
+        rows = prev_seq = started = None
         self.in_flight = (t_start, self.fd)
         try:
             if kind == INSERT:
@@ -282,8 +254,11 @@ class Worker:
             else:
                 self.cur.execute(self.sql[UPDATE], (seq, data, t_start, key))
             rows = self.cur.rowcount
-            if rows and kind != INSERT:
-                prev_seq = self.cur.fetchone()[0]
+            if rows:
+                returned = self.cur.fetchone()
+                started = returned[-1]
+                if kind != INSERT:
+                    prev_seq = returned[0]
             outcome = OK
             if self.conn.notices:  # rare: e.g. a cancelled wait for a synchronous standby
                 error = db.notice_label(self.conn.notices)
@@ -293,6 +268,9 @@ class Worker:
             error = db.error_label(exc)
         self.in_flight = None
         t_end = time.time()
+        session = self.session
+        if outcome == OK and started != self.server_started:
+            session = self.follow_server(started, t_end)
         self.workload.settle(kind, key, outcome)
         self.counts[outcome] += 1
         board, w = self.board, spec.worker
@@ -303,10 +281,45 @@ class Worker:
             board.set(w, outcome, self.counts[outcome])
             board.set(w, "last_bad", t_end)
             self.drop_connection()
-        self.outbox.append((w, seq, kind, key, t_start, t_end, outcome, error, self.session,
+        self.outbox.append((w, seq, kind, key, t_start, t_end, outcome, error, session,
                             rows, prev_seq))
         if len(self.outbox) >= FLUSH_OPS or time.monotonic() - self.last_flush > FLUSH_SECONDS:
             self.flush()
+
+    def follow_server(self, started: Optional[float], acked_at: float) -> int:
+        """The session number of an op just acknowledged whose server may not be the one
+        the session's identity names (`started`: its postmaster's start, as the op returned
+        it; None for an update or delete that matched no row, which returned nothing).
+
+        A different server (a transaction pooler moved the connection) begins a new
+        session, whose identity is read at once and counts from the op's acknowledgement.
+        Should it come from yet another server (the pooler moved again in between), the
+        op gets a session with no identity: its server unknown, never a wrong one. A
+        failed read drops the connection; the op stays acknowledged."""
+        try:
+            with db.bounded(self.conn, self.spec.rto_conn_timeout):
+                if started is None:  # rare: the op changed no row
+                    self.cur.execute(f"SELECT {db.SERVER_STARTED_SQL}")
+                    started = self.cur.fetchone()[0]
+                    if started == self.server_started:
+                        return self.session
+                self.session += 1
+                op_session = self.session
+                identity = db.server_identity(self.conn, self.spec.worker, self.session)
+        except psycopg2.Error:
+            self.drop_connection()
+            self.session += 1  # the op's server is unknown; the next connect starts anew
+            return self.session
+        if identity.started_at == started:
+            identity = identity._replace(at=acked_at)
+        else:
+            self.session += 1
+            identity = identity._replace(session=self.session)
+        self.send((messages.IDENTITY, tuple(identity)))
+        # a server that cannot say when it started must not make every op ask again
+        self.server_started = identity.started_at if identity.started_at is not None \
+            else started
+        return op_session
 
     def run_block(self, block: list) -> Optional[int]:
         """Execute a planned block; on stop, return the seq of the first op not sent."""

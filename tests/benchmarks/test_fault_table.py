@@ -21,11 +21,12 @@ FAULTS = {
                             "cancel-sync-waits", "kill-standby-then-primary",
                             "restart-cluster", "hang-primary", "stop-sync-standby"],
     ("auto-failover", "sync"): ["kill-primary", "stop-primary", "switchover", "kill-manager",
-                                "blip=1", "blip=12", "stop-sync-standby"],
+                                "blip=1", "blip=12", "cancel-sync-waits",
+                                "stop-sync-standby"],
     ("patroni", "sync"): ["kill-primary", "stop-primary", "switchover", "kill-manager",
-                          "blip=2", "blip=12", "stop-sync-standby"],
+                          "blip=2", "blip=12", "cancel-sync-waits", "stop-sync-standby"],
     ("repmgr", "sync"): ["kill-primary", "stop-primary", "switchover", "kill-manager",
-                         "blip=2", "stop-sync-standby"],
+                         "blip=2", "cancel-sync-waits", "stop-sync-standby"],
 }
 ROWS: list[dict] = []
 

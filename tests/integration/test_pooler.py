@@ -9,6 +9,7 @@ the node observer found (the endpoint leads to no primary).
 """
 
 import os
+import sys
 
 import pytest
 
@@ -16,8 +17,11 @@ from ptor_harness import lock
 from ptor_harness.lab import pooler
 from ptor_harness.lab.base import wait_until
 from ptor_harness.lab.streaming import StreamingLab
+from ptor_harness.ledger import LedgerSpec
+from ptor_harness.ops import OK
 
 from .conftest import free_port_base, lab_dir, remove_lab
+from .groundtruth import commits_of, keep_decodable_history, lost_ops, switch_point
 from .pooler_checks import check_stuck_on_the_demoted_node
 
 
@@ -91,5 +95,92 @@ def test_the_drill_lock_holds_and_lets_go_through_transaction_pooling():
         # as it notices the client is gone (LabError if the lock outlives its holder)
         wait_until("the lock to be free once its holder is gone",
                    lambda: lock.acquire(dsn, "primary", "ptor", "run-c", 5, 5), 10).close()
+    finally:
+        remove_lab(lab)
+
+
+# The failover of the next test, run by ptor as its --failover-command: the standby is
+# promoted while the old primary stays writable, then pgbouncer is repointed and reloaded.
+# pgbouncer closes its server connections to the old primary as each is released, so a
+# client between transactions goes on on the promoted node without an error.
+REPOINT_WITHOUT_FENCING = """
+import sys, time
+from ptor_harness.lab import load_lab, pooler
+lab = load_lab(sys.argv[1])
+old, new = lab.nodes["node1"], lab.nodes["node2"]
+for node in (old, new):  # neither waits for a synchronous standby any more
+    node.query("ALTER SYSTEM RESET synchronous_standby_names")
+    node.query("SELECT pg_reload_conf()")
+new.promote()
+promoted = time.time()
+time.sleep(1)
+pooler.route_writes(lab, new)
+lab.set_role("node2", "primary")
+lab.set_role("node1", "split primary")
+lab.save()
+print(f"promoted node2 at {promoted!r}; node1 still writable; pgbouncer repointed")
+"""
+
+
+def test_a_repointed_transaction_pooler_moves_clients_and_each_op_keeps_its_server(
+        run_ptor, tmp_path):
+    """Behind pgbouncer in transaction mode a client's connection outlives its server: after
+    the repoint the workers' next transactions run on the promoted node with no error and no
+    reconnect, so the identity read when they connected names the wrong server. Each op
+    returns its server's start time and a worker that sees it change reads the identity
+    again (a new session). Checked against the old primary's WAL: every acknowledged op
+    that started after the promotion is placed on the server that committed it, the loss is
+    exactly the old primary's acknowledged commits past the switch point, no op is taken
+    for a hole, and the split-brain writes are exactly those the old primary acknowledged
+    after a client was first served by the promoted node."""
+    lab = pooled_lab("repoint", "transaction")
+    try:
+        keep_decodable_history(lab)
+        script = tmp_path / "repoint.py"
+        script.write_text(REPOINT_WITHOUT_FENCING)
+        run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init",
+                       "--parallel-workers", "3", "--warmup-duration", "1",
+                       "--failover-after", "1", "--observe-after", "3", "--duration", "20",
+                       "--full-data-validation", "--expect", "any", "--failover-command",
+                       f"{sys.executable} {script} {lab.dir}")
+        r = run.report
+        assert r is not None and r["validation"]["completed"] is True, run
+        assert r["faults"][0]["exit_code"] == 0, r["faults"]
+        promoted = float(r["faults"][0]["output"].split(" at ")[1].split(";")[0])
+        old, new = lab.nodes["node1"], lab.nodes["node2"]
+        assert r["servers"]["primary_after"]["port"] == new.port
+        # the premise: no worker saw an error; they moved inside their connections
+        assert r["ops"]["failed"] == 0 and r["ops"]["indeterminate"] == 0, r["ops"]
+        spec = LedgerSpec(r["run_id"], None, "ptor", os.path.join(r["run_dir"],
+                                                                   "ledger.sqlite"),
+                          durable=True)
+        reader = spec.open()
+        try:
+            truth = lost_ops(commits_of(old), switch_point(new, 2), reader.ops_by_seq)
+            identities = reader.identities()
+            ops = [op for w in range(3) for op in reader.ops_by_seq(w)]
+        finally:
+            reader.close()
+        port_of = {(i.worker, i.session): i.port for i in identities}
+        on_old = {(op.worker, op.seq) for op in truth}
+        checked = 0
+        for op in ops:
+            if op.outcome != OK or op.t_start <= promoted or (op.kind != "I" and not op.rows):
+                continue
+            expected = old.port if (op.worker, op.seq) in on_old else new.port
+            assert port_of.get((op.worker, op.session)) == expected, op
+            checked += 1
+        moved = [i for i in identities if i.port == new.port and not i.in_recovery]
+        assert {i.worker for i in moved} == {0, 1, 2}  # every worker followed the pooler
+        assert checked > 1000
+        acknowledged = [op for op in truth if op.outcome == OK]
+        rpo = r["rpo"]
+        assert rpo["lost_acknowledged_ops"] == len(acknowledged) > 0
+        assert rpo["unverifiable_ops"] == 0
+        assert r["anomalies"]["holes"] == 0 and r["anomalies"]["phantom_rows"] == 0
+        since = min(i.at for i in moved)
+        assert r["anomalies"]["split_brain_writes"] == sum(
+            1 for op in acknowledged if op.t_end > since)
+        assert run.code == 1 and r["verdict"] == "fail"
     finally:
         remove_lab(lab)
