@@ -276,6 +276,17 @@ SELECT host(inet_server_addr()), inet_server_port(), pg_is_in_recovery(),
 """
 
 
+def behind_pooler(conn) -> bool:
+    """Whether something between ptor and the server answers the connection for it: the
+    cancel key a server hands its client names its own backend, while a pooler (pgbouncer,
+    Odyssey, Supavisor) makes up its own. Only through a pooler can a connection's
+    statements run on another server without the connection breaking; a TCP proxy
+    (HAProxy) passes the server's key through."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        return cur.fetchone()[0] != conn.get_backend_pid()
+
+
 def server_identity(conn, worker: int, session: int) -> Identity:
     """Ask the server who it is: address, port, role, system identifier, timeline, and when
     its postmaster started."""

@@ -73,7 +73,8 @@ class Op(NamedTuple):
 
 class Identity(NamedTuple):
     """What a worker's session was connected to; a change of identity is a failover seen
-    from the client."""
+    from the client. A session is one connection, or behind a pooler the part of one that
+    ran on one server (the worker starts a new session when its ops' server changes)."""
 
     worker: int
     session: int

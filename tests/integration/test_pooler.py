@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from ptor_harness import lock
+from ptor_harness import db, lock
 from ptor_harness.lab import pooler
 from ptor_harness.lab.base import wait_until
 from ptor_harness.lab.streaming import StreamingLab
@@ -135,6 +135,13 @@ def test_a_repointed_transaction_pooler_moves_clients_and_each_op_keeps_its_serv
     after a client was first served by the promoted node."""
     lab = pooled_lab("repoint", "transaction")
     try:
+        # workers ask each op's server only through a pooler (the lab's direct DSN: not)
+        for dsn, pooled in ((lab.primary_dsn(), True), (lab.direct_dsn(), False)):
+            conn = db.connect(dsn, "ptor-test", 5)
+            try:
+                assert db.behind_pooler(conn) is pooled, dsn
+            finally:
+                conn.close()
         keep_decodable_history(lab)
         script = tmp_path / "repoint.py"
         script.write_text(REPOINT_WITHOUT_FENCING)

@@ -15,6 +15,7 @@ import sqlite3
 
 import pytest
 
+from ptor_harness import db
 from ptor_harness.lab import pooler
 
 from .anatomy_checks import (
@@ -283,6 +284,15 @@ def test_patroni_behind_pgbouncer_and_haproxy(patroni_lab, run_ptor):
     pooler.add(patroni_lab, "transaction", "repoint")
     try:
         assert pooler.target(patroni_lab) == patroni_lab.front_port()
+        # a worker makes each op name its server only where a connection can change
+        # servers: through pgbouncer, not through HAProxy (a TCP proxy)
+        for dsn, pooled in ((patroni_lab.primary_dsn(), True),
+                            (patroni_lab.direct_dsn(), False)):
+            conn = db.connect(dsn, "ptor-test", 5)
+            try:
+                assert db.behind_pooler(conn) is pooled, dsn
+            finally:
+                conn.close()
         r = drill(patroni_lab, run_ptor, "kill-primary")
         assert r["scenario"]["primary_pgdsn"].startswith(
             f"host=127.0.0.1 port={patroni_lab.state['pooler']['port']} ")
