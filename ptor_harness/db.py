@@ -24,7 +24,15 @@ from typing import Callable, Optional
 import psycopg2
 from psycopg2 import extensions
 
-from .ops import FAILED, INDETERMINATE, NOT_REPLICATED, SYNC_WAIT_CANCELLED, Identity
+from .ops import (
+    FAILED,
+    INDETERMINATE,
+    NOT_REPLICATED,
+    OK,
+    OWN_TIMEOUT_NOT_REPLICATED,
+    SYNC_WAIT_CANCELLED,
+    Identity,
+)
 
 # SQLSTATE classes where the server definitely rejected the statement, so nothing committed.
 _REJECTED_CLASSES = ("22", "23", "25", "40", "42", "44", "53", "54", "55")
@@ -109,12 +117,22 @@ def share_between_threads() -> None:
 TCP_USER_TIMEOUT = 10.0  # seconds unacknowledged data may wait before the session is cut
 
 
+# statement_timeout for the session, set only on a server session that is the
+# connection's own: behind a pooler in transaction mode a SET would stay on whichever
+# server session ran it and bound the statements of the pool's other clients (the user's
+# applications among them) long after ptor has gone. There the client-side bounds (the
+# op watchdog, `bounded`) are ptor's only ones. See behind_pooler.
+_SESSION_TIMEOUT_SQL = ("SELECT set_config('statement_timeout', %s, false) "
+                        "WHERE pg_backend_pid() = %s")
+
+
 def connect(dsn: str, application_name: str, timeout: float,
             statement_timeout: float = 0.0, autocommit: bool = True):
     """Open a connection that names itself and never waits forever.
 
     `timeout` bounds each host attempt (fractional seconds); `statement_timeout` (seconds,
-    0 for none) bounds every statement of the session. TCP keepalives make a silently dead
+    0 for none) bounds every statement of the session (not behind a pooler: see
+    _SESSION_TIMEOUT_SQL). TCP keepalives make a silently dead
     peer visible while the session is idle, and tcp_user_timeout while data waits for its
     acknowledgement (a partitioned repo mid-COPY would otherwise hold the recorder for the
     kernel's ~15 minutes of retransmissions). Raises psycopg2.Error on failure.
@@ -138,7 +156,8 @@ def connect(dsn: str, application_name: str, timeout: float,
         conn.autocommit = autocommit
         if statement_timeout > 0:
             with bounded(conn, timeout), conn.cursor() as cur:
-                cur.execute("SET statement_timeout = %s", (f"{int(statement_timeout * 1000)}ms",))
+                cur.execute(_SESSION_TIMEOUT_SQL, (f"{int(statement_timeout * 1000)}ms",
+                                                   conn.get_backend_pid()))
             if not autocommit:
                 conn.commit()
     except Exception:
@@ -317,6 +336,20 @@ def notice_label(notices: list) -> Optional[str]:
         if SYNC_WAIT_CANCELLED in notice:
             return NOT_REPLICATED
     return None
+
+
+def acknowledged_outcome(notice: Optional[str], took: float,
+                         own_timeout: float) -> tuple[str, Optional[str]]:
+    """(outcome, error) of a statement that returned: OK, with what its notices said
+    (`notice_label`), unless the warning of a cancelled wait for synchronous replication
+    came after `own_timeout` seconds (the session's own statement timeout, 0 for none):
+    then ptor's timeout did the cancelling (ops.OWN_TIMEOUT_NOT_REPLICATED), and the op is
+    in doubt. Someone else's cancel that late would need the statement held before it
+    began (a freeze), then a wait outlasting the freeze: taken for ptor's own, its op is
+    in doubt rather than acknowledged, so it can hide a loss but never make one up."""
+    if notice == NOT_REPLICATED and own_timeout > 0 and took >= own_timeout:
+        return INDETERMINATE, OWN_TIMEOUT_NOT_REPLICATED
+    return OK, notice
 
 
 def classify(exc: BaseException, sent: bool) -> str:

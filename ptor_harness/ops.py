@@ -36,6 +36,15 @@ OUTCOMES = (OK, FAILED, INDETERMINATE)
 # locally only. An ok op keeps NOT_REPLICATED in its error field, so its loss can say why.
 SYNC_WAIT_CANCELLED = "canceling wait for synchronous replication"
 NOT_REPLICATED = "not replicated: the wait for synchronous replication was cancelled"
+# The same warning when the cancel was ptor's own statement timeout. PostgreSQL stops a
+# statement's timeout before its commit, but one that expired while the server was frozen
+# (SIGSTOP, a hung VM) mid-statement is delivered as the server thaws and may first be
+# seen by the commit's wait for the synchronous standby: a local commit and the warning,
+# from a primary that may have been failed over meanwhile (seen: a 12 s freeze of a
+# pg_auto_failover primary, 10 s timeout, the op "lost"). ptor, whose timeout did it,
+# never takes it for an acknowledgement: the op is in doubt, settled by reconciliation.
+OWN_TIMEOUT_NOT_REPLICATED = ("in doubt: ptor's statement timeout cancelled the wait for "
+                              "synchronous replication (committed locally only)")
 READ_ONLY = "25006"  # SQLSTATE of a write refused by a server in recovery (or read-only)
 
 

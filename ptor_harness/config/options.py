@@ -164,7 +164,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "hard deadline for the whole run: when it passes, the load stops, the ledger "
                "is drained and what can be reconciled is reported"),
     OptionSpec("statement-timeout", "connection", _seconds, 10.0,
-               "seconds any one statement may run before the server cancels it (0: none)"),
+               "seconds any one statement may run before the server cancels it (0: none); "
+               "behind a pooler, where a SET would outlive ptor's client, only ptor's own "
+               "watchdog cuts an op, after this plus rto-conn-timeout"),
     OptionSpec("report-json", "outputs", str, None,
                "write the machine-readable report to this file"),
     OptionSpec("report-dir", "outputs", str, "ptor-runs",

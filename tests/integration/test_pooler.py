@@ -11,6 +11,7 @@ the node observer found (the endpoint leads to no primary).
 import os
 import sys
 
+import psycopg2
 import pytest
 
 from ptor_harness import db, lock
@@ -95,6 +96,35 @@ def test_the_drill_lock_holds_and_lets_go_through_transaction_pooling():
         # as it notices the client is gone (LabError if the lock outlives its holder)
         wait_until("the lock to be free once its holder is gone",
                    lambda: lock.acquire(dsn, "primary", "ptor", "run-c", 5, 5), 10).close()
+    finally:
+        remove_lab(lab)
+
+
+def test_no_setting_of_ptor_stays_on_a_pooled_server_session():
+    """Behind pgbouncer in transaction mode a SET runs on whichever server session the
+    pooler picked and stays there for the pool's next clients: ptor's statement_timeout
+    would bound the statements of the user's own applications after ptor has gone. ptor
+    sets it only on a connection that is its server session's own."""
+    lab = pooled_lab("repoint", "transaction")
+    try:
+        for _ in range(5):
+            db.connect(lab.primary_dsn(), "ptor-test", 5, statement_timeout=7).close()
+        other = psycopg2.connect(lab.primary_dsn())  # another client of the same pool
+        other.autocommit = True
+        try:
+            for _ in range(10):
+                with other.cursor() as cur:
+                    cur.execute("SHOW statement_timeout")
+                    assert cur.fetchone()[0] == "0"
+        finally:
+            other.close()
+        direct = db.connect(lab.direct_dsn(), "ptor-test", 5, statement_timeout=7)
+        try:
+            with direct.cursor() as cur:
+                cur.execute("SHOW statement_timeout")
+                assert cur.fetchone()[0] == "7s"
+        finally:
+            direct.close()
     finally:
         remove_lab(lab)
 

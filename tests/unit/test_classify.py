@@ -3,8 +3,8 @@
 import psycopg2
 import pytest
 
-from ptor_harness.db import classify, error_label
-from ptor_harness.ops import FAILED, INDETERMINATE
+from ptor_harness.db import acknowledged_outcome, classify, error_label
+from ptor_harness.ops import FAILED, INDETERMINATE, NOT_REPLICATED, OK, OWN_TIMEOUT_NOT_REPLICATED
 
 
 def server_error(base, code):
@@ -38,3 +38,16 @@ def test_error_label_keeps_sqlstate_and_first_line():
     assert error_label(exc) == "25006: server said 25006"
     multi = psycopg2.OperationalError("server closed the connection\n\tThis probably means")
     assert error_label(multi) == "OperationalError: server closed the connection"
+
+
+@pytest.mark.parametrize("notice, took, own_timeout, outcome, error", [
+    (None, 12.0, 10.0, OK, None),  # a slow commit with nothing to say
+    (NOT_REPLICATED, 0.3, 10.0, OK, NOT_REPLICATED),  # someone else cancelled the wait
+    (NOT_REPLICATED, 10.0, 10.0, INDETERMINATE, OWN_TIMEOUT_NOT_REPLICATED),  # ptor's own
+    (NOT_REPLICATED, 12.0, 10.0, INDETERMINATE, OWN_TIMEOUT_NOT_REPLICATED),  # after a freeze
+    (NOT_REPLICATED, 12.0, 0.0, OK, NOT_REPLICATED),  # no timeout of ptor's on the session
+])
+def test_a_commit_whose_wait_ptors_own_timeout_cancelled_is_in_doubt(notice, took,
+                                                                     own_timeout, outcome,
+                                                                     error):
+    assert acknowledged_outcome(notice, took, own_timeout) == (outcome, error)
