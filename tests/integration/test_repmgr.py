@@ -15,7 +15,12 @@ import pytest
 from ptor_harness.lab import pooler
 from ptor_harness.lab.repmgr import RepmgrLab
 
-from .anatomy_checks import CANONICAL, check_against_own_observations, check_in_order
+from .anatomy_checks import (
+    CANONICAL,
+    QUORUM_STAGES,
+    check_against_own_observations,
+    check_in_order,
+)
 from .conftest import free_port_base, lab_dir, remove_lab
 from .groundtruth import (
     check_against_truth,
@@ -73,7 +78,7 @@ def test_sync_failover_loses_nothing(sync_lab, run_ptor, fault):
     assert r["validation"]["completed"] and r["validation"]["mismatched_rows"] == 0
     check_moved(r, old, new)
     if fault != "switchover":  # a crash: the node observer saw every stage, in order
-        check_in_order(r, CANONICAL)
+        check_in_order(r, CANONICAL, QUORUM_STAGES)  # two nodes: the quorum is the old one
         check_against_own_observations(r, new)
         assert (r["anatomy"]["old_primary"], r["anatomy"]["new_primary"]) == (old.name,
                                                                               new.name)
