@@ -236,14 +236,14 @@ def test_patroni_long_blip(run_ptor):
 def ledger_acknowledged_by_timeline(run_dir: str, timeline: int) -> int:
     """From the embedded ledger: the ops acknowledged on sessions with a primary of a
     newer timeline than `timeline`."""
-    db = sqlite3.connect(os.path.join(run_dir, "ledger.sqlite"))
+    ledger = sqlite3.connect(os.path.join(run_dir, "ledger.sqlite"))
     try:
-        (count,) = db.execute(
+        (count,) = ledger.execute(
             "SELECT count(*) FROM ledger_op o JOIN ledger_session s ON s.run_id = o.run_id "
             "AND s.worker = o.worker AND s.session = o.session WHERE o.outcome = 'ok' "
             "AND NOT s.in_recovery AND s.timeline > ?", (timeline,)).fetchone()
     finally:
-        db.close()
+        ledger.close()
     return count
 
 
