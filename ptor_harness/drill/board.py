@@ -9,9 +9,10 @@ class WorkerBoard:
     """Live per-worker counters in shared memory, read by the coordinator for progress,
     outage tracking and the observe-after rule. Slots per worker: see FIELDS."""
 
+    # ready: started and past its first connect attempt, waiting for the go;
     # draining: the worker sends no more ops and is handing its records to the recorder
     FIELDS = ("ok", "failed", "indeterminate", "last_ok", "last_bad", "connected", "draining",
-              "ended", "connects")
+              "ended", "connects", "ready")
 
     def __init__(self, array, workers: int) -> None:
         self.array = array

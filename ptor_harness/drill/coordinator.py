@@ -39,6 +39,7 @@ from .watcher import LoadWatcher
 
 log = logging.getLogger("ptor")
 TICK = 0.05
+STARTUP_SECONDS = 60.0  # spawning the crew, before its connects (startup_budget)
 
 
 def new_run_id() -> str:
@@ -173,6 +174,13 @@ class Drill:
         watcher = LoadWatcher(crew.board, self.progress, lambda: self.current_phase)
         sampler = CpuSampler(crew.pids)
         try:
+            startup = self.startup_budget()
+            if not crew.wait_ready(startup, lambda: self.stop_signal is not None):
+                waiting = [w for w in range(s.load.parallel_workers)
+                           if not crew.board.get(w, "ready")]
+                if waiting and not crew.abort.is_set() and self.stop_signal is None:
+                    log.warning("worker(s) %s not started after %.0f s: the warmup begins "
+                                "without them", ", ".join(map(str, waiting)), startup)
             self.phase("warmup")
             crew.go.set()
             warm_end = time.time() + s.load.warmup_duration
@@ -212,6 +220,14 @@ class Drill:
                 self.schedule.cancel_and_join()
                 outcome.faults = list(self.schedule.records)
             crew.stop_all()
+
+    def startup_budget(self) -> float:
+        """How long the workers may take to start and make their first connect attempt:
+        a spawn and a bounded connect each, on a slow machine; never past the run's
+        deadline."""
+        budget = STARTUP_SECONDS + self.scenario.connection.rto_conn_timeout
+        left = self.seconds_left()
+        return budget if left is None else max(0.0, min(budget, left))
 
     def stopped(self, reason: StopReason) -> None:
         self.outcome.stop = reason

@@ -79,6 +79,22 @@ class Crew:
         if self.observer is not None:
             self.observer.start()
 
+    def wait_ready(self, timeout: float, interrupted) -> bool:
+        """Until every worker is ready (started, its first connect attempt made) or gone,
+        the recorder failed, `interrupted()` says so, or `timeout` seconds passed; True if
+        every live worker was ready. The warmup, and with it the fault schedule, starts
+        after this: spawning and importing takes a worker seconds on a busy machine."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll()
+            waiting = [w for w, proc in enumerate(self.workers)
+                       if not self.board.get(w, "ready") and proc.exitcode is None]
+            if not waiting:
+                return True
+            if self.abort.is_set() or interrupted() or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
     @property
     def pids(self) -> list[int]:
         """ptor's own processes that carry the load (for the CPU sampler)."""

@@ -187,35 +187,41 @@ class Worker:
             if self.stopping():
                 raise Stopped()
             generation = self.probe.generation if self.probe is not None else 0.0
-            self.board_array[self.connects_slot] += 1
-            try:
-                conn = db.connect(self.spec.primary_pgdsn, self.app_name,
-                                  self.spec.rto_conn_timeout, self.spec.statement_timeout)
-                try:
-                    self.session += 1
-                    with db.bounded(conn, self.spec.rto_conn_timeout):
-                        identity = db.server_identity(conn, self.spec.worker, self.session)
-                        pooled = db.behind_pooler(conn)
-                except Exception:
-                    conn.close()
-                    raise
-                self.send((messages.IDENTITY, tuple(identity)))
-                if identity.in_recovery:
-                    conn.close()  # a standby: keep looking for the primary
-                else:
-                    self.server_started = identity.started_at
-                    self.pooled = pooled
-                    self.sql = self.pooled_sql if pooled else self.direct_sql
-                    self.conn, self.cur, self.fd = conn, conn.cursor(), conn.fileno()
-                    self.board.set(self.spec.worker, "connected", 1)
-                    return
-            except psycopg2.Error:
-                pass
+            if self.connect_once():
+                return
             delay = delays.next()
             if self.probe is not None:
                 self.probe.wait_for_primary(generation, delay, self.stopping)
             else:
                 self.stop.wait(delay)
+
+    def connect_once(self) -> bool:
+        """One attempt to open a session on a writable primary; False if none was had (no
+        server, or a standby answered)."""
+        self.board_array[self.connects_slot] += 1
+        try:
+            conn = db.connect(self.spec.primary_pgdsn, self.app_name,
+                              self.spec.rto_conn_timeout, self.spec.statement_timeout)
+            try:
+                self.session += 1
+                with db.bounded(conn, self.spec.rto_conn_timeout):
+                    identity = db.server_identity(conn, self.spec.worker, self.session)
+                    pooled = db.behind_pooler(conn)
+            except Exception:
+                conn.close()
+                raise
+        except psycopg2.Error:
+            return False
+        self.send((messages.IDENTITY, tuple(identity)))
+        if identity.in_recovery:
+            conn.close()  # a standby: keep looking for the primary
+            return False
+        self.server_started = identity.started_at
+        self.pooled = pooled
+        self.sql = self.pooled_sql if pooled else self.direct_sql
+        self.conn, self.cur, self.fd = conn, conn.cursor(), conn.fileno()
+        self.board.set(self.spec.worker, "connected", 1)
+        return True
 
     # --- ops -------------------------------------------------------------------------
 
@@ -332,7 +338,13 @@ class Worker:
         return self.workload.plan(size) if size > 0 else []
 
     def run(self, go) -> None:
-        """Wait for the start signal, then load until told to stop (or the op limit)."""
+        """Connect, say so, wait for the start signal, then load until told to stop (or
+        the op limit). The warmup begins once every worker is ready (Crew.wait_ready): a
+        spawned worker takes seconds to start on a busy machine, and a fault fired at
+        --failover-after must find the load running, not still importing."""
+        if not self.stopping():
+            self.connect_once()  # a failed attempt is retried once the load begins
+        self.board.set(self.spec.worker, "ready", 1)
         while not go.wait(0.2):
             if self.stopping():
                 return self.finish([])

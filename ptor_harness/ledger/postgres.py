@@ -7,6 +7,7 @@ import contextlib
 import io
 import itertools
 from collections.abc import Iterator
+from typing import Optional
 
 import psycopg2
 from psycopg2 import extensions
@@ -25,6 +26,7 @@ TABLES = {
     "ledger_event": "run_id text NOT NULL, at double precision, name text, detail text",
 }
 _cursor_names = itertools.count()
+APPLICATION = "ptor-ledger"  # the ledger's sessions name themselves so on the repo
 
 
 def init_repo(conn, schema: str) -> None:
@@ -68,27 +70,68 @@ class PostgresLedger(Ledger):
     def __init__(self, dsn: str, schema: str, run_id: str, timeout: float = 5.0) -> None:
         super().__init__(run_id)
         self.dsn, self.schema, self.timeout = dsn, schema, timeout
+        self.backend: Optional[tuple] = None  # (pid, backend_start) of the session
         try:
             self.conn = self._session()
         except psycopg2.Error as exc:
             raise ClusterError(f"cannot connect to the repo: {db.error_label(exc)}") from None
 
     def _session(self):
-        conn = db.connect(self.dsn, "ptor-ledger", self.timeout, autocommit=False)
-        with conn.cursor() as cur:
-            cur.execute(f"SET search_path = {db.quote_ident(self.schema)}")
-            cur.execute("SHOW synchronous_commit")
-            if cur.fetchone()[0] == "off":  # a stronger setting of the repo's stays
-                cur.execute("SET synchronous_commit = on")
-        conn.commit()
+        conn = db.connect(self.dsn, APPLICATION, self.timeout, autocommit=False)
+        try:
+            with db.bounded(conn, self.timeout), conn.cursor() as cur:
+                cur.execute(f"SET search_path = {db.quote_ident(self.schema)}")
+                cur.execute("SHOW synchronous_commit")
+                if cur.fetchone()[0] == "off":  # a stronger setting of the repo's stays
+                    cur.execute("SET synchronous_commit = on")
+                # the server's own name for this session, unless a pooler stands between
+                # (its backend then serves other clients too: see end_session)
+                self.backend = None if db.behind_pooler(conn) else self._backend(cur)
+            conn.commit()
+        except Exception:
+            conn.close()
+            raise
         return conn
+
+    @staticmethod
+    def _backend(cur) -> Optional[tuple]:
+        cur.execute("SELECT pid, backend_start FROM pg_stat_activity "
+                    "WHERE pid = pg_backend_pid()")
+        return cur.fetchone()
 
     def reconnect(self) -> None:
         """A new session after the repo went away; raises psycopg2.Error while it is
-        still away."""
+        still away. The session it replaces is ended on the server (end_session)."""
         with contextlib.suppress(Exception):
             self.conn.close()
+        old = self.backend
         self.conn = self._session()
+        if old is not None:
+            self.end_session(old)
+
+    def end_session(self, backend: tuple) -> None:
+        """End this ledger's previous session on the server, if the server still runs it.
+
+        After a partition the client gave its session up, but the server may not know:
+        a backend whose client went silent lives until its own retransmissions reach the
+        client's host again (measured: 10.6 s after the link came back). Its transaction,
+        cut off mid-batch, holds the batch's keys, and the batch written again waits
+        behind it (ON CONFLICT waits for the conflicting transaction), and with it every
+        worker in sync repo mode. Ending it rolls back what it had not committed; the
+        batch written again then holds every row once either way. Only the session this
+        ledger opened is ended: the same pid, start time and application name, this
+        role's own (PostgreSQL lets a role end its own sessions); should the server
+        refuse, the batch waits as before."""
+        pid, started = backend
+        try:
+            with db.bounded(self.conn, self.timeout), self.conn.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE pid = %s AND backend_start = %s AND application_name = %s "
+                            "AND usename = current_user", (pid, started, APPLICATION))
+            self.conn.commit()
+        except psycopg2.Error:
+            with contextlib.suppress(psycopg2.Error):
+                self.conn.rollback()
 
     def _append_again(self, table: str, columns: str, rows: list[tuple]) -> None:
         """COPY into a session's temporary table, then move what is new across; the staging

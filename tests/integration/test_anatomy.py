@@ -80,7 +80,10 @@ def test_lag_at_the_fault_matches_the_wal_distance_the_test_measures(make_lab, r
     run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "4",
              "--warmup-duration", "0", "--ops-per-worker", "10", "--expect", "any")
     standby.query("SELECT pg_wal_replay_pause()")
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30  # the pause takes effect between records
+    while standby.query("SELECT pg_get_wal_replay_pause_state()") != [("paused",)]:
+        assert time.monotonic() < deadline, "the standby's replay never paused"
+        time.sleep(0.01)
     (replayed,) = standby.query("SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8")[0]
     sampler = WalSampler(primary)
     sampler.start()

@@ -165,14 +165,16 @@ class QueueingPooler:
             if hold is not None and hold.is_set():
                 self.held += 1  # queued, never relayed
                 continue
+            if mark is not None:
+                # marked before the client can see it: a client that answers the
+                # ReadyForQuery at once must find its statement held, not relayed
+                seen = (seen + data)[-64:]
+                if self.READY in seen:
+                    mark.set()
             try:
                 dst.sendall(data)
             except OSError:  # the other side was closed: the stand-in is shutting down
                 return
-            if mark is not None:
-                seen = (seen + data)[-64:]
-                if self.READY in seen:
-                    mark.set()
 
     def close(self) -> None:
         for sock in [self.listener, *self.sockets]:
@@ -202,7 +204,11 @@ def test_a_statement_a_pooler_queues_is_bounded_on_the_client(make_lab):
         direct = db.connect(lab.nodes["node1"].dsn(), "t", 1.0)
         with db.bounded(direct, 0.2):
             db.server_identity(direct, 0, 1)
-        time.sleep(0.4)
+        # the watchdog runs its actions in deadline order: once one armed after the
+        # block's deadline has run, the block's deadline is past and was let go
+        passed = threading.Event()
+        db.WATCHDOG.arm(0.3, passed.set)
+        assert passed.wait(30)
         assert db.server_identity(direct, 0, 2).port == lab.nodes["node1"].port
     finally:
         pooler.close()

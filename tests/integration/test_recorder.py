@@ -2,6 +2,7 @@
 
 import glob
 import os
+import time
 
 import pytest
 
@@ -160,3 +161,61 @@ def test_a_repo_that_never_returns_is_reconciled_later(make_lab, run_ptor, repo_
     assert r["ops"]["ok"] > 0 and r["rpo"]["lost_acknowledged_ops"] == 0
     # every op the workers ran is in the ledger: no row on the primary is unexplained
     assert r["anomalies"]["phantom_rows"] == 0 and r["validation"]["mismatched_rows"] == 0
+
+
+class SilentClose:
+    """The ledger's session as a partition leaves it: the client gives it up without a
+    word reaching the server (no Terminate message, no FIN), so the server keeps the
+    backend, idle in its cut-off transaction, for as long as the test holds it."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def close(self):
+        pass
+
+
+def test_a_batch_written_again_never_waits_for_the_session_a_partition_cut_off(make_lab):
+    """The recorder's batch was cut off mid-transaction; its session lives on, on the
+    server, holding the batch's keys. The ledger's new session ends that one (its own,
+    named by pid and start time) before writing the batch again, which then holds every
+    row once; a session of the same role that is not the ledger's is left alone."""
+    import psycopg2
+
+    from ptor_harness.ledger.postgres import PostgresLedger, init_repo
+
+    lab = make_lab("sync")
+    repo = lab.nodes["repo"]
+    setup = psycopg2.connect(lab.repo_dsn())
+    init_repo(setup, "ptor")
+    setup.close()
+    ledger = PostgresLedger(lab.repo_dsn(), "ptor", "partitioned-run")
+    bystander = psycopg2.connect(lab.repo_dsn(), application_name="someone-else")
+    bystander_backend = repo.query("SELECT pid, backend_start FROM pg_stat_activity "
+                                   "WHERE application_name = 'someone-else'")[0]
+    intents = [(0, seq, "i", seq) for seq in range(1, 65)]
+    ledger.write(intents, [], [], [])  # not committed: the commit is what the cut took
+    cut_off = ledger.conn
+    old_pid = cut_off.get_backend_pid()
+    assert repo.query("SELECT state FROM pg_stat_activity WHERE pid = %s",
+                      (old_pid,)) == [("idle in transaction",)]
+    try:
+        ledger.conn = SilentClose(cut_off)
+        ledger.reconnect()
+        deadline = time.monotonic() + 30
+        while repo.query("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (old_pid,)):
+            assert time.monotonic() < deadline, "the cut-off session still runs"
+            time.sleep(0.02)
+        ledger.write(intents, [], [], [], again=True)
+        ledger.commit()
+        assert repo.query("SELECT count(*), count(DISTINCT seq) FROM ptor.ledger_intent "
+                          "WHERE run_id = 'partitioned-run'") == [(64, 64)]
+        # only the ledger's own session: another of the same role is never ended
+        ledger.end_session(bystander_backend)
+        with bystander.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        bystander.close()
+        cut_off.close()
+        ledger.close()

@@ -185,7 +185,12 @@ def test_a_second_signal_kills_the_failover_commands_whole_group(make_lab, tmp_p
         time.sleep(0.05)
     child = int(pids.read_text())
     os.killpg(proc.pid, signal.SIGINT)  # the first: let the command finish ...
-    time.sleep(0.5)
+    # ptor has taken the first signal (it says so in its log) and the command lives on
+    deadline = time.monotonic() + 60
+    while not any("SIGINT: stopping the load" in Path(log).read_text()
+                  for log in glob.glob(str(tmp_path / "runs" / "*" / "ptor.log"))):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
     assert psutil.pid_exists(child)
     os.killpg(proc.pid, signal.SIGINT)  # ... the second: now, the command's group too
     _, err = proc.communicate(timeout=60)

@@ -39,21 +39,34 @@ def wait_for_log(tmp_path, text, proc, timeout=60.0):
     raise AssertionError(f"ptor never logged {text!r}")
 
 
-def wait_for_ops(tmp_path, worker, proc, timeout=60.0):
-    """Until the run's embedded ledger holds an op of `worker` (it is past its start-up:
-    spawned processes take a while to import and connect on a busy machine)."""
+ACKED_OP = "SELECT 1 FROM {schema}ledger_op WHERE worker = {mark} AND outcome = 'ok' LIMIT 1"
+
+
+def wait_for_ops(tmp_path, worker, proc, timeout=60.0, repo_dsn=None):
+    """Until the run's ledger (embedded, or the repo at `repo_dsn`) holds an acknowledged
+    op of `worker` (it is past its start-up: spawned processes take a while to import and
+    connect on a busy machine)."""
     import sqlite3
+
+    import psycopg2
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if repo_dsn is not None:
+            with contextlib.closing(psycopg2.connect(repo_dsn)) as conn, \
+                    conn.cursor() as cur:
+                cur.execute("SELECT to_regclass('ptor.ledger_op') IS NOT NULL")
+                if cur.fetchone()[0]:
+                    cur.execute(ACKED_OP.format(schema="ptor.", mark="%s"), (worker,))
+                    if cur.fetchone():
+                        return
         for path in (tmp_path / "runs").glob("*/ledger.sqlite"):
             with contextlib.closing(sqlite3.connect(str(path), timeout=5)) as db:
-                if db.execute("SELECT 1 FROM ledger_op WHERE worker = ? LIMIT 1",
-                              (worker,)).fetchone():
+                if db.execute(ACKED_OP.format(schema="", mark="?"), (worker,)).fetchone():
                     return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
-    raise AssertionError(f"worker {worker} never recorded an op")
+    raise AssertionError(f"worker {worker} never recorded an acknowledged op")
 
 
 def drill_args(lab, *extra):
@@ -68,7 +81,8 @@ def test_sigterm_mid_load_stops_drains_reconciles_and_reports(make_lab, tmp_path
     proc = start_ptor(tmp_path, *drill_args(lab, "--duration", "120",
                                              "--full-data-validation"))
     wait_for_log(tmp_path, "phase load", proc)
-    time.sleep(0.5)  # let ops be in flight: the signal must land mid-load
+    for worker in range(3):  # the signal must land mid-load, every worker writing
+        wait_for_ops(tmp_path, worker, proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err
@@ -337,7 +351,9 @@ def test_a_run_whose_coordinator_was_killed_is_reconciled_later(make_lab, tmp_pa
     proc = start_ptor(tmp_path, *drill_args(lab, "--duration", "120",
                                              "--full-data-validation", *repo))
     wait_for_log(tmp_path, "phase load", proc)
-    time.sleep(1.0)  # ops in flight and acknowledged
+    for worker in range(3):  # ops in flight and acknowledged, by every worker
+        wait_for_ops(tmp_path, worker, proc,
+                     repo_dsn=lab.repo_dsn() if ledger == "postgresql" else None)
     children = psutil.Process(proc.pid).children(recursive=True)
     proc.kill()  # the harness host dies
     proc.communicate(timeout=30)
