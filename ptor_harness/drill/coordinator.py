@@ -47,9 +47,16 @@ def new_run_id() -> str:
 
 
 def make_run_dir(path: str) -> None:
-    """The run's folder, readable by its owner only (it describes a cluster)."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    os.chmod(path, 0o700)
+    """The run's folder, readable by its owner only (it describes a cluster). One that
+    exists already (this run's, made earlier) keeps its mode: ptor changes no mode of a
+    folder it did not just create."""
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        return
+    os.chmod(path, 0o700)  # whatever the umask
 
 
 class Drill:

@@ -23,7 +23,11 @@ def stacks() -> dict:
 
 
 def load_lab(lab_dir: str) -> Lab:
-    """The lab recorded in `lab_dir`, as an instance of its own stack's class."""
+    """The lab recorded in `lab_dir`, as an instance of its own stack's class. A path no
+    lab can have (workdir.check_path) is refused before anything is read."""
+    from .workdir import check_path
+
+    lab_dir = check_path(lab_dir)
     state = read_state(lab_dir)
     return stacks()[state["stack"]](lab_dir, state)
 

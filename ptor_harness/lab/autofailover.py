@@ -60,8 +60,8 @@ class AutoFailoverLab(Lab):
         lab_dir = os.path.abspath(lab_dir)
         ports = {"monitor": (port_base, "monitor"), "node1": (port_base + 1, "primary"),
                  "node2": (port_base + 2, "standby"), "repo": (port_base + 3, "repo")}
-        cls.prepare_dir(lab_dir, [p for p, _ in ports.values()])
-        lab = cls(lab_dir, cls.new_state(lab_dir, port_base, mode, ports))
+        made = cls.prepare_dir(lab_dir, [p for p, _ in ports.values()])
+        lab = cls(lab_dir, cls.new_state(lab_dir, port_base, mode, ports, made))
         lab.start_built()
         return lab
 
@@ -105,6 +105,7 @@ class AutoFailoverLab(Lab):
     # --- build ---------------------------------------------------------------------------
 
     def build(self) -> None:
+        self.own("xdg")
         for sub in ("xdg", "xdg/config", "xdg/data", "xdg/run"):
             os.makedirs(os.path.join(self.dir, sub), mode=0o700, exist_ok=True)
             self.user.chown(os.path.join(self.dir, sub))

@@ -26,6 +26,7 @@ from .actions import FAULT_ACTIONS, split_action
 from .pg import DATA, LabError, LabUser, Node, alive, bindir, port_free, port_users, wait_gone
 from .shared_faults import SharedFaults
 from .state import STATE, read_state
+from .workdir import check_path, own_entry, remove_made, take
 
 
 def find_program(name: str, packages: str) -> str:
@@ -140,9 +141,12 @@ class Lab(SharedFaults):
     # --- state ---------------------------------------------------------------------------
 
     @classmethod
-    def new_state(cls, lab_dir: str, port_base: int, mode: str, ports: dict) -> dict:
+    def new_state(cls, lab_dir: str, port_base: int, mode: str, ports: dict,
+                  made: dict) -> dict:
+        """`made`: what prepare_dir made of the folder (workdir.take)."""
         return {"stack": cls.stack, "mode": mode, "user": LabUser().name, "bindir": bindir(),
                 "port_base": port_base, "created_at": time.time(), "daemons": {},
+                "made": made,
                 "nodes": {name: {"port": port, "role": role}
                           for name, (port, role) in ports.items()}}
 
@@ -180,24 +184,27 @@ class Lab(SharedFaults):
     # --- life ----------------------------------------------------------------------------
 
     @classmethod
-    def prepare_dir(cls, lab_dir: str, ports: list) -> LabUser:
-        """Check the directory and ports are free; make the directory the lab's."""
-        if os.path.exists(os.path.join(lab_dir, STATE)):
-            raise LabError(f"a lab already exists in {lab_dir}; run ptor-lab down --dir "
-                           f"{lab_dir} --wipe first")
+    def prepare_dir(cls, lab_dir: str, ports: list) -> dict:
+        """Check the folder and the ports; make the folder the lab's (a new one, or an
+        empty one taken as it is: workdir.take). Returns the record of what was made."""
+        check_path(lab_dir)
         for port in ports:
             if not port_free(port):
                 raise LabError(f"port {port} on 127.0.0.1 is in use ({port_users(port)}); "
                                "choose another --port-base")
         user = LabUser()
-        os.makedirs(lab_dir, exist_ok=True)
-        os.chmod(lab_dir, 0o755)  # root's: the state file here decides what root signals
-        user.check_reachable(lab_dir)
+        made = take(lab_dir, user)
         # the lab user's: managers (pg_autoctl, patroni) create files next to pgdata
         for sub in (DATA, "sock", "logs"):
-            os.makedirs(os.path.join(lab_dir, sub), exist_ok=True)
+            os.mkdir(os.path.join(lab_dir, sub))
             user.chown(os.path.join(lab_dir, sub))
-        return user
+            made["entries"].append(sub)
+        return made
+
+    def own(self, name: str) -> None:
+        """Record an entry the lab just made at the top of its folder (see workdir)."""
+        own_entry(self.state, name)
+        self.save()
 
     def start_built(self) -> None:
         """Build the stack; on any failure stop what was started and forget the lab."""
@@ -219,17 +226,17 @@ class Lab(SharedFaults):
         if os.path.exists(os.path.join(self.dir, STATE)):
             self.adopt(read_state(self.dir))
 
-    def down(self, wipe: bool = False) -> None:
+    def down(self, wipe: bool = False) -> list[str]:
         """Stop every process this lab started (managers first, by the PIDs the state file
-        records now)."""
+        records now); with `wipe`, remove what the lab made (workdir.remove_made). Returns what
+        a wipe left in the folder that is not the lab's."""
         self.reload()
         for daemon in self.daemons.values():
             daemon.kill(signal.SIGKILL)
         for node in self.nodes.values():
             node.stop()
         self.save()
-        if wipe:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        return remove_made(self.dir, self.state) if wipe else []
 
     # --- what the lab offers ptor --------------------------------------------------------
 

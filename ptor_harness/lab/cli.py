@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -32,6 +33,7 @@ from .base import Lab
 from .pg import LabError
 from .state import STATE
 from .streaming import StreamingLab
+from .workdir import LabDirError
 
 DEFAULT_DIR = os.path.join(tempfile.gettempdir(), "ptor-lab")
 DEFAULT_PORTS = {"streaming": 6041, "auto-failover": 6010, "patroni": 6020, "repmgr": 6030}
@@ -138,8 +140,11 @@ def demo(args: argparse.Namespace) -> int:
     """The quick start: a real failover drill on a fresh lab, end to end."""
     from .. import cli as ptor_cli
 
-    lab_dir = tempfile.mkdtemp(prefix="ptor-demo-", dir=tempfile.gettempdir())
-    os.chmod(lab_dir, 0o755)
+    # a folder of the demo's own, which the lab user can enter, around the lab's (which
+    # the lab creates, so its wipe removes it); removed at the end if nothing else is in it
+    around = tempfile.mkdtemp(prefix="ptor-demo-", dir=tempfile.gettempdir())
+    os.chmod(around, 0o755)
+    lab_dir = os.path.join(around, "lab")
     print(f"ptor-lab: starting the {args.stack} lab in {lab_dir}", flush=True)
     started = time.time()
     lab = bring_up(args, lab_dir)
@@ -164,8 +169,11 @@ def demo(args: argparse.Namespace) -> int:
             print(f"ptor-lab: lab left running in {lab_dir}")
             print_dsns(lab)
         else:
-            lab.down(wipe=True)
-            print("ptor-lab: lab stopped and removed")
+            left = lab.down(wipe=True)
+            if not left:
+                with contextlib.suppress(OSError):
+                    os.rmdir(around)
+            print("ptor-lab: lab stopped and " + removed(lab.dir, left))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -213,12 +221,21 @@ def run(args: argparse.Namespace) -> int:
             lab.start_node(args.node)
             print(f"started {args.node}")
         elif args.command == "down":
-            lab.down(wipe=args.wipe)
-            print("lab stopped" + (" and removed" if args.wipe else ""))
+            left = lab.down(wipe=args.wipe)
+            print("lab stopped" + (" and " + removed(lab.dir, left) if args.wipe else ""))
         return 0
     except LabError as exc:
         sys.stderr.write(f"ptor-lab: error: {exc}\n")
-        return 3
+        return 2 if isinstance(exc, LabDirError) else 3
+
+
+def removed(lab_dir: str, left: list[str]) -> str:
+    """What a wipe did, in words: everything gone, or what it left and why."""
+    if not left:
+        return "removed"
+    shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+    return (f"its files removed; left in {lab_dir}, not the lab's: {shown} (the folder stays "
+            "with them)")
 
 
 if __name__ == "__main__":

@@ -103,8 +103,8 @@ class PatroniLab(Lab):
         lab_dir = os.path.abspath(lab_dir)
         ports = {"pa1": (port_base + 1, "primary"), "pa2": (port_base + 2, "standby"),
                  "repo": (port_base + 8, "repo")}
-        cls.prepare_dir(lab_dir, [port_base + i for i in range(9)])
-        state = cls.new_state(lab_dir, port_base, mode, ports)
+        made = cls.prepare_dir(lab_dir, [port_base + i for i in range(9)])
+        state = cls.new_state(lab_dir, port_base, mode, ports, made)
         state["scope"] = f"ptor{port_base}"
         lab = cls(lab_dir, state)
         lab.start_built()
@@ -120,6 +120,9 @@ class PatroniLab(Lab):
         return os.path.join(self.dir, f"{name}.yml")
 
     def write(self, path: str, text: str) -> None:
+        """A configuration file of the lab's, recorded as the lab's (see workdir)."""
+        if os.path.dirname(path) == self.dir:
+            self.own(os.path.basename(path))
         with open(path, "w") as out:
             out.write(text)
         self.user.chown(path)

@@ -70,6 +70,7 @@ def add(lab: Lab, pool_mode: str = "session", fencing: str = "repoint") -> None:
         raise LabError(f"port {port} on 127.0.0.1 is in use ({port_users(port)}): the "
                        "pooler's, after the lab's nodes; choose another --port-base")
     folder = pooler_dir(lab)
+    lab.own(os.path.basename(folder))  # recorded first: a wipe finds it even after a crash
     os.makedirs(folder, mode=0o755, exist_ok=True)
     lab.user.chown(folder)  # the hook (run as the lab user) rewrites the ini in here
     lab.state["pooler"] = {"port": port, "pool_mode": pool_mode, "fencing": fencing}

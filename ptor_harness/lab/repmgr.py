@@ -67,8 +67,8 @@ class RepmgrLab(Lab):
         ports = {f"node{i + 1}": (port_base + i, "primary" if i == 0 else "standby")
                  for i in range(nodes)}
         ports["repo"] = (port_base + nodes, "repo")
-        cls.prepare_dir(lab_dir, [p for p, _ in ports.values()])
-        lab = cls(lab_dir, cls.new_state(lab_dir, port_base, mode, ports))
+        made = cls.prepare_dir(lab_dir, [p for p, _ in ports.values()])
+        lab = cls(lab_dir, cls.new_state(lab_dir, port_base, mode, ports, made))
         lab.start_built()
         return lab
 

@@ -55,8 +55,8 @@ class StreamingLab(Lab):
         lab_dir = os.path.abspath(lab_dir)
         ports = {"node1": (port_base, "primary"), "node2": (port_base + 1, "standby"),
                  "repo": (port_base + 2, "repo")}
-        cls.prepare_dir(lab_dir, [p for p, _ in ports.values()])
-        lab = cls(lab_dir, cls.new_state(lab_dir, port_base, mode, ports))
+        made = cls.prepare_dir(lab_dir, [p for p, _ in ports.values()])
+        lab = cls(lab_dir, cls.new_state(lab_dir, port_base, mode, ports, made))
         lab.start_built()
         return lab
 

@@ -77,6 +77,8 @@ def test_demo_is_a_passing_drill_that_leaves_nothing_behind(capsys, tmp_path):
     assert "promoted node2" in fault["output"]
     assert report["servers"]["primary_after"]["port"] == base + 1
     assert not os.path.exists(lab_dir) and lab_processes(lab_dir) == []
+    # the temporary folder the demo made around its lab went too, and nothing else
+    assert not os.path.exists(os.path.dirname(lab_dir))
     assert all(port_free(base + i) for i in range(3))
 
 
