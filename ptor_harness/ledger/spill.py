@@ -47,6 +47,7 @@ class Spill:
         self.total_rows = 0  # rows that ever went through the file
         self.total_batches = 0
         self._file = None
+        self.made = False  # this Spill created the file (only then does it remove it)
 
     @property
     def holding(self) -> bool:
@@ -57,7 +58,11 @@ class Spill:
         """Add one batch (intents, ops, identities, retracts) and push it to the OS, so a
         crash of the recorder after this call does not lose it."""
         if self._file is None:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            # created exclusively the first time: a file that was there already (nobody's
+            # but this Spill's may be) is never appended to, nor removed by discard
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if self.made else os.O_EXCL)
+            fd = os.open(self.path, flags, 0o600)
+            self.made = True
             self._file = open(fd, "a", encoding="utf-8")  # noqa: SIM115 - kept open
         self._file.write(json.dumps(dict(zip(BATCH_PARTS, batch)), separators=(",", ":")))
         self._file.write("\n")
@@ -75,8 +80,9 @@ class Spill:
         if self._file is not None:
             self._file.close()
             self._file = None
-        if os.path.exists(self.path):
+        if self.made and os.path.exists(self.path):
             os.unlink(self.path)
+            self.made = False
 
     def close(self) -> None:
         if self._file is not None:

@@ -74,3 +74,21 @@ def test_anything_but_the_recorders_rows_is_refused(tmp_path, line):
     path.write_text(line + "\n")
     with pytest.raises(ValueError, match="line 1 is not a spilled batch"):
         list(read_batches(str(path)))
+
+
+def test_the_spill_file_removes_only_itself(tmp_path):
+    """A user's file beside the spill file stays; a file already at its path (not the
+    spill's) is neither appended to nor removed."""
+    beside = tmp_path / "notes.txt"
+    beside.write_text("mine")
+    spill = Spill(str(tmp_path / "spill.jsonl"))
+    spill.append(BATCH_1)
+    spill.discard()
+    assert beside.read_text() == "mine" and not (tmp_path / "spill.jsonl").exists()
+    planted = tmp_path / "planted.jsonl"
+    planted.write_text("someone's\n")
+    other = Spill(str(planted))
+    with pytest.raises(FileExistsError):
+        other.append(BATCH_2)
+    other.discard()
+    assert planted.read_text() == "someone's\n"
