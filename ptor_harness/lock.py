@@ -34,6 +34,7 @@ import psycopg2
 from . import db
 from .db import cut_socket
 from .errors import ClusterError
+from .retry import Backoff
 
 LOCK_CLASS = 0x70746F72  # "ptor"
 TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))"
@@ -55,20 +56,32 @@ def application_name(run_id: str) -> str:
     return f"ptor-lock {run_id}"
 
 
+# A holder that ended between the try and the look at who holds the lock (a campaign's
+# hold whose pooler was just removed: its server session exits a moment after) is no
+# holder: try again, this many times, this far apart (Retry's doubling), before saying so.
+ENDED_HOLDER_TRIES, ENDED_HOLDER_DELAY = 6, 0.02
+
+
 def try_lock(conn, schema: str) -> Optional[str]:
     """Take the drill lock in a transaction left open on this (autocommit) session; None
     when taken, else who holds it (and the transaction is ended)."""
-    with conn.cursor() as cur:
-        cur.execute("BEGIN")
-        cur.execute(NO_TIMEOUTS)
-        if getattr(conn, "server_version", 0) >= 170000:
-            cur.execute(NO_TRANSACTION_TIMEOUT)
-        cur.execute(TRY_LOCK, (LOCK_CLASS, schema))
-        if cur.fetchone()[0]:
-            return None
-        cur.execute(HOLDER, (LOCK_CLASS, schema))
-        row = cur.fetchone()
-        cur.execute("ROLLBACK")
+    delays = Backoff(ENDED_HOLDER_DELAY, 1.0)
+    for attempt in range(ENDED_HOLDER_TRIES):
+        if attempt:
+            time.sleep(delays.next())
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(NO_TIMEOUTS)
+            if getattr(conn, "server_version", 0) >= 170000:
+                cur.execute(NO_TRANSACTION_TIMEOUT)
+            cur.execute(TRY_LOCK, (LOCK_CLASS, schema))
+            if cur.fetchone()[0]:
+                return None
+            cur.execute(HOLDER, (LOCK_CLASS, schema))
+            row = cur.fetchone()
+            cur.execute("ROLLBACK")
+        if row is not None:
+            break
     if row is None:
         return "another session (it has just ended)"
     name, addr, since = row

@@ -55,3 +55,36 @@ def test_a_keeper_whose_thread_dies_says_so():
     keeper._keep = explode
     keeper._run()
     assert keeper.failed == "the drill lock's keeper failed: RuntimeError: boom"
+
+
+def test_a_holder_that_ends_between_the_try_and_the_look_is_no_holder():
+    """The lock was held when tried, and its holder was gone when asked who it was (a
+    campaign's hold whose pooler was just removed): the lock is tried again and taken,
+    not refused; a holder that keeps ending is reported as such, in bounded tries."""
+    from ptor_harness import lock
+
+    def conn_with(rows):
+        class Cursor:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def execute(self, *args):
+                pass
+
+            def fetchone(self):
+                return next(rows)
+
+        class Conn:
+            def cursor(self):
+                return Cursor()
+
+        return Conn()
+
+    taken = conn_with(iter([(False,), None, (True,)]))
+    assert lock.try_lock(taken, "ptor") is None
+    ending = iter([(False,), None] * lock.ENDED_HOLDER_TRIES)
+    assert lock.try_lock(conn_with(ending), "ptor") == "another session (it has just ended)"
+    assert next(ending, "used up") == "used up"
