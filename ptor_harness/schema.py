@@ -6,6 +6,8 @@ objects with that mark, so a user's table that happens to share a name is never 
 
 from __future__ import annotations
 
+import hashlib
+
 import psycopg2
 
 from .db import quote_ident
@@ -28,11 +30,21 @@ def heartbeat_table(schema: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(HEARTBEAT)}"
 
 
+PAYLOAD_BLOCK = 128  # hex characters of one SHA-512 digest
+
+
 def payload(run_tag: str, worker: int, seq: int, size: int) -> str:
     """The payload op `seq` writes: derived from the op, so its checksum can be recomputed
-    from the ledger alone and a row written by any other op is told apart."""
+    from the ledger alone and a row written by any other op is told apart.
+
+    The hex digests of SHA-512 over the op's name and a block number, end to end: text
+    with no repeat for PostgreSQL's compression (pglz or lz4, both matching repeats) to
+    find, so a row of N payload bytes writes N bytes or more of WAL, as a user's data
+    does. (A repeated pattern compressed an 8,192-byte payload to 297 bytes of WAL.)"""
     base = f"{run_tag}:{worker}:{seq}:"
-    return (base * (size // len(base) + 1))[:size]
+    blocks = -(-size // PAYLOAD_BLOCK)
+    return "".join(hashlib.sha512(f"{base}{i}".encode()).hexdigest()
+                   for i in range(blocks))[:size]
 
 
 # `payload` rebuilt by the server from a row's last_seq, for the full validation (which
@@ -40,7 +52,9 @@ def payload(run_tag: str, worker: int, seq: int, size: int) -> str:
 # that PAYLOAD_BASE_SQL (a LATERAL subquery) defines; named parameters tag, worker, size.
 # Held equal to `payload` by tests/integration/test_validation.py.
 PAYLOAD_BASE_SQL = "(SELECT %(tag)s || ':' || %(worker)s || ':' || last_seq || ':' AS b)"
-PAYLOAD_SQL = "left(repeat(b, %(size)s / length(b) + 1), %(size)s)"
+PAYLOAD_SQL = (f"left((SELECT string_agg(encode(sha512(convert_to(b || i, 'UTF8')), 'hex'), "
+               f"'' ORDER BY i) FROM generate_series(0, (%(size)s - 1) / {PAYLOAD_BLOCK}) i), "
+               "%(size)s)")
 
 
 WORKER_COLUMNS = ("id bigint PRIMARY KEY, last_seq bigint NOT NULL, prev_seq bigint, "

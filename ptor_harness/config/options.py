@@ -181,7 +181,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "print a live one-line progress every second (default: only when stderr is "
                "a terminal)", flag=True),
     OptionSpec("schema", "connection", str, "ptor", "schema that holds ptor's own tables"),
-    OptionSpec("payload-bytes", "load", int, 64, "bytes of payload each op writes"),
+    OptionSpec("payload-bytes", "load", int, 64,
+               "bytes of payload each INSERT and UPDATE writes (16 to 1 MiB): text that "
+               "does not compress, so each such op writes at least this much WAL"),
     OptionSpec("seed", "load", int, None, "seed for a reproducible op mix"),
     OptionSpec("quiet", "outputs", parse_bool, False, "print only the report", flag=True),
     OptionSpec("rounds", "campaign", int, 1,

@@ -18,6 +18,8 @@ from ..redact import redact
 from .options import EXPECTATIONS, IDENTIFIER, OPTIONS, _seconds
 from .scenario import Scenario
 
+MAX_PAYLOAD_BYTES = 1024 * 1024  # an op's payload: at most 1 MiB of WAL
+
 MESSAGE_CHARS = 500
 
 
@@ -77,8 +79,9 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
         raise ConfigError(f"ops-per-worker must not be negative (got {values['ops_per_worker']})")
     if not 1 <= values["latency_samples"] <= 100000:
         raise ConfigError("latency-samples must be between 1 and 100000")
-    if not 16 <= values["payload_bytes"] <= 1_000_000:
-        raise ConfigError("payload-bytes must be between 16 and 1000000")
+    if not 16 <= values["payload_bytes"] <= MAX_PAYLOAD_BYTES:
+        raise ConfigError(f"payload-bytes must be between 16 and {MAX_PAYLOAD_BYTES} (1 MiB), "
+                          f"got {values['payload_bytes']}")
     check_schema_name(values["schema"])
     if values["expect"] not in EXPECTATIONS:
         raise ConfigError(f"expect must be one of {', '.join(EXPECTATIONS)}, "
