@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Optional
 if TYPE_CHECKING:  # for the annotations only: the outcome imports no process code
     from .config import Scenario
     from .drill.faults import FaultRecord
-    from .drill.messages import RecorderFinished, WorkerCrashed
+    from .drill.messages import RecorderFinished, WorkerCrashed, WorkerSchedule
     from .drill.probe import ProbeGap
     from .ops import Identity, NodeSample, ReplicationRow
     from .verify.metrics import RunMetrics
@@ -105,6 +105,7 @@ class DrillOutcome:
     identities: list[Identity] = field(default_factory=list)
     lock: LockStatus = field(default_factory=LockStatus)
     probe_gaps: list[ProbeGap] = field(default_factory=list)  # outages as the probe saw them
+    schedules: list[WorkerSchedule] = field(default_factory=list)  # --rate, per worker
     connect_samples: list[tuple[float, int]] = field(default_factory=list)  # (at, attempts)
     harness: HarnessLoad = field(default_factory=HarnessLoad)
     observer: ObserverStatus = field(default_factory=ObserverStatus)

@@ -98,6 +98,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("duration", "load", _seconds, 60.0,
                "seconds of load after warmup; the load also ends once the outage has been "
                "over for --observe-after seconds"),
+    OptionSpec("rate", "load", float, 0.0,
+               "target of ops per second over all workers, each due on a schedule like "
+               "pgbench -R (Poisson arrivals); ops due while no server takes writes are "
+               "skipped, not sent later as a burst; 0: as fast as the workers can"),
     OptionSpec("ops-per-worker", "load", int, 0,
                "stop each worker after this many ops (like pgbench -t); 0: no limit"),
     OptionSpec("observe-after", "load", _seconds, 5.0,

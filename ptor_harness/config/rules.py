@@ -19,6 +19,7 @@ from .options import EXPECTATIONS, IDENTIFIER, OPTIONS, _seconds
 from .scenario import Scenario
 
 MAX_PAYLOAD_BYTES = 1024 * 1024  # an op's payload: at most 1 MiB of WAL
+MAX_RATE = 10_000_000.0  # ops per second: a bound on --rate, far past any one harness
 
 MESSAGE_CHARS = 500
 
@@ -75,6 +76,9 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
         raise ConfigError(f"max-run-seconds must be above 0 (got {values['max_run_seconds']})")
     if values["max_lost_acknowledged"] < 0:
         raise ConfigError("max-lost-acknowledged must not be negative")
+    if not 0 <= values["rate"] <= MAX_RATE:
+        raise ConfigError(f"rate must be between 0 (no target) and {MAX_RATE:g} ops per "
+                          f"second, got {values['rate']:g}")
     if values["ops_per_worker"] < 0:
         raise ConfigError(f"ops-per-worker must not be negative (got {values['ops_per_worker']})")
     if not 1 <= values["latency_samples"] <= 100000:

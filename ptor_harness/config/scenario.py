@@ -33,6 +33,7 @@ class Load:
     parallel_workers: int
     warmup_duration: float
     duration: float
+    rate: float  # ops per second over all workers; 0: no target (a closed loop)
     ops_per_worker: int
     observe_after: float
     insert_percent: int
@@ -194,6 +195,7 @@ class WorkerSpec:
     statement_timeout: float
     sync_ledger: bool
     ops_limit: int = 0  # 0: until told to stop
+    rate: float = 0.0  # this worker's share of --rate; 0: as fast as it can
 
 
 def worker_specs(scenario: Scenario, run_tag: str, seed: int) -> list[WorkerSpec]:
@@ -216,6 +218,7 @@ def worker_specs(scenario: Scenario, run_tag: str, seed: int) -> list[WorkerSpec
             statement_timeout=conn.statement_timeout,
             sync_ledger=not load.async_repo_mode,
             ops_limit=load.ops_per_worker,
+            rate=load.rate / load.parallel_workers,
         )
         for w in range(load.parallel_workers)
     ]

@@ -139,6 +139,8 @@ class Crew:
             outcome.recorder_totals = event
         elif isinstance(event, ProbeGap):
             outcome.probe_gaps.append(event)
+        elif isinstance(event, messages.WorkerSchedule):
+            outcome.schedules.append(event)
         elif isinstance(event, ObserverFinished):
             outcome.observer.sent, outcome.observer.dropped = event.samples, event.dropped
 

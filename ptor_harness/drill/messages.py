@@ -128,3 +128,16 @@ def ignore_stop_signals() -> None:
     the coordinator decides how a drill stops, so its children ignore both and are told."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+@dataclass(frozen=True)
+class WorkerSchedule:
+    """A worker's share of --rate, as it went (schedule.py): ops sent and skipped, and the
+    packed histograms (LatencyHistogram.packed) of their schedule lag and, for
+    acknowledged ops, of their latency from when they were due."""
+
+    worker: int
+    sent: int
+    skipped: int
+    lag: tuple
+    from_due: tuple

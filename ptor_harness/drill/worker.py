@@ -30,6 +30,8 @@ from . import messages
 from .board import WorkerBoard
 from .op_watchdog import OpWatchdog
 from .probe import ProbeBoard
+from .schedule import Schedule
+from .statements import op_statements
 from .workload import Workload
 
 BLOCK = 64  # ops planned (and, in sync mode, made durable) at a time
@@ -38,38 +40,6 @@ FLUSH_SECONDS = 0.1  # and at least this often
 BACKOFF_FIRST = 0.01  # retrying alone (the probe silent): from this ...
 BACKOFF_MAX = 1.0  # ... to this, doubling
 STOP_POLL = 0.01  # seconds between looks at the stop and abort events
-
-
-def op_statements(table: str, report_server: bool = False) -> dict[str, str]:
-    """The one statement each kind of op runs (autocommit: one op, one transaction).
-
-    UPDATE and DELETE return the `last_seq` of the row version they replaced: the version
-    chain (ops.Op.prev_seq), in the same round trip. The UPDATE keeps it in the row itself
-    (`prev_seq = last_seq`: SET reads the version being replaced) and returns it; this
-    costs no second index scan, which joining the row to itself did (measured: 17 % of
-    the load with synchronous_commit off).
-
-    With `report_server` every statement also returns when its server's postmaster
-    started: behind a pooler a connection outlives its server (pgbouncer in transaction
-    mode, repointed after a failover, runs the next transaction on the promoted node
-    without an error), so the identity read at connect says nothing about the server of a
-    later op. A different start time is a different server, or the same one restarted
-    (Worker.follow_server). Only a connection through a pooler asks (db.behind_pooler):
-    measured with pgbench at synchronous_commit off, the start time (and the INSERT's
-    RETURNING that carries it) cost 14 % of the load."""
-    returning = {INSERT: [], UPDATE: ["prev_seq"], DELETE: ["last_seq"]}
-    if report_server:
-        for columns in returning.values():
-            columns.append(db.SERVER_STARTED_SQL)
-    statements = {
-        INSERT: f"INSERT INTO {table} (id, last_seq, payload, written_at) "
-                "VALUES (%s, %s, %s, to_timestamp(%s))",
-        UPDATE: f"UPDATE {table} SET prev_seq = last_seq, last_seq = %s, payload = %s, "
-                "written_at = to_timestamp(%s) WHERE id = %s",
-        DELETE: f"DELETE FROM {table} WHERE id = %s",
-    }
-    return {kind: sql + (f" RETURNING {', '.join(returning[kind])}" if returning[kind] else "")
-            for kind, sql in statements.items()}
 
 
 class Stopped(Exception):
@@ -135,6 +105,8 @@ class Worker:
         self.app_name = f"ptor-worker-{w}"
         self.in_flight: Optional[tuple[float, int]] = None  # (started, socket fd) of the op
         self.watchdog = OpWatchdog(self, spec.statement_timeout + spec.rto_conn_timeout)
+        # --rate: when each op is due (None: as fast as the worker can)
+        self.schedule = Schedule(spec.rate, spec.seed) if spec.rate > 0 else None
 
     # --- the Queue -------------------------------------------------------------------
 
@@ -257,6 +229,8 @@ class Worker:
             error = db.error_label(exc)
         self.in_flight = None
         t_end = time.time()
+        if self.schedule is not None:
+            self.schedule.done(t_start, t_end, outcome == OK)
         if error is not None and outcome == OK:
             # behind a pooler the session has no statement timeout of ptor's (db.connect)
             outcome, error = db.acknowledged_outcome(
@@ -326,6 +300,10 @@ class Worker:
                     self.reconnect()
                 except Stopped:
                     return seq
+                if self.schedule is not None:  # no burst of what fell due meanwhile
+                    self.schedule.skip_missed(time.time())
+            if self.schedule is not None and not self.schedule.wait_turn(self.stopping):
+                return seq
             self.execute(seq, kind, key)
         return None
 
@@ -349,6 +327,8 @@ class Worker:
             if self.stopping():
                 return self.finish([])
         self.watchdog.start()
+        if self.schedule is not None:
+            self.schedule.start(time.time())
         sync = self.spec.sync_ledger
         current = self.plan_next()
         current_no = self.send_intents(current) if sync and current else -1
@@ -386,9 +366,12 @@ def run_worker(spec: WorkerSpec, queue, ack_conn, board_array, workers: int, go,
     probe = ProbeBoard(probe_array) if probe_array is not None else None
     worker = Worker(spec, queue, ack_conn, board, stop, abort, probe)
     try:
-        worker.run(go)
-    except Stopped:
-        pass
+        with contextlib.suppress(Stopped):
+            worker.run(go)
+        if worker.schedule is not None:
+            plan = worker.schedule
+            events.put(messages.WorkerSchedule(spec.worker, plan.sent, plan.skipped,
+                                               plan.lag.packed(), plan.from_due.packed()))
     except BaseException as exc:  # report, with traceback, then end the stream if we can
         events.put(messages.WorkerCrashed(spec.worker, db.error_label(exc),
                                           messages.tail(traceback.format_exc())))

@@ -53,6 +53,15 @@ def render(report: dict) -> str:
         ["ledger", r["ledger"]],
         ["run", r["run_id"]],
     ]
+    load = r.get("load") or {}  # reports before the load section have none
+    if load.get("target_rate"):
+        due = load.get("latency_from_due_seconds") or {}
+        summary[-2:-2] = [
+            ["rate: achieved / target (ops/s)",
+             f"{_n(load.get('achieved_rate'))} / {_n(load['target_rate'])}"],
+            ["latency from due p50 / p99", f"{_s(due.get('p50'), 4)} / "
+                                           f"{_s(due.get('p99'), 4)}"],
+            ["ops skipped (due in an outage)", _n(load.get("skipped_ops"))]]
     parts = ["Summary", tabulate(summary, tablefmt="simple")]
     for title, items in (("Why", r["verdict_reasons"]), ("Warnings", r["warnings"]),
                          ("Errors", r["errors"])):

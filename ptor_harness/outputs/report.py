@@ -49,6 +49,7 @@ from ..verify.metrics import (
     rto_summary,
     sla_percent,
 )
+from ..verify.rate import load_figures, load_warnings
 from .nodes import failover_anatomy, lost_by_cause, nodes_section, stale_routing
 
 REPORT_FORMAT = 4
@@ -140,6 +141,9 @@ def build(outcome: DrillOutcome) -> dict:
         "interrupted": outcome.interrupted,
         "lock": {"retaken": outcome.lock.retaken, "lost_to": outcome.lock.lost_to},
         "harness": harness_figures(outcome),
+        "load": load_figures(s.load.rate, s.load.parallel_workers, outcome.schedules,
+                             totals["ok"], outcome.phases.get("warmup"),
+                             outcome.phases.get("drain")),
         "deadline_reached": outcome.deadline_reached,
         "rto": {
             "write_seconds": rto["write_seconds"],
@@ -283,6 +287,7 @@ def warnings(report: dict, outcome: DrillOutcome) -> list[str]:
                    "the crash are in the ledger")
     if outcome.faults and not report["windows"]:
         out.append("faults were injected but no client saw an outage")
+    out += load_warnings(report["load"])
     harness = report["harness"]
     if harness["harness_limited"]:
         out.append(f"the harness, not only the cluster, set the pace: the machine's "

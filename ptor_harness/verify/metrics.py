@@ -51,6 +51,20 @@ class LatencyHistogram:
         self.min = min(self.min, other.min)
         self.max = max(self.max, other.max)
 
+    def packed(self) -> tuple:
+        """The histogram in few bytes (its non-empty buckets), to travel between processes
+        in one message."""
+        return (tuple((i, c) for i, c in enumerate(self.counts) if c), self.n,
+                self.min, self.max)
+
+    @classmethod
+    def unpacked(cls, packed: tuple) -> LatencyHistogram:
+        hist = cls()
+        buckets, hist.n, hist.min, hist.max = packed
+        for index, count in buckets:
+            hist.counts[index] = count
+        return hist
+
     def percentile(self, p: float) -> Optional[float]:
         """Upper edge of the bucket holding the p-th percentile (p in 0..100)."""
         if not self.n:

@@ -1,11 +1,11 @@
 """What the version chain costs the load: ptor's UPDATE and DELETE return the version they
-replaced (worker.op_statements). The same 50/30/20 mix runs with the statement forms ptor
+replaced (statements.op_statements). The same 50/30/20 mix runs with the statement forms ptor
 used before (no RETURNING) and with today's, in alternating rounds against the same lab,
 cluster and load generator on CPUs of their own (the issue's target: within 5 %)."""
 
 import os
 
-from ptor_harness.drill.worker import op_statements
+from ptor_harness.drill.statements import op_statements
 
 from .conftest import alternate, pgbench_script_tps, placement, print_ratios
 from .test_load import CLIENTS, set_synchronous_commit

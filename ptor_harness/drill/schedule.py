@@ -1,0 +1,68 @@
+"""A worker's share of `--rate`: when each op is due, as pgbench's `-R` plans them.
+
+Arrivals are a Poisson process (exponential gaps at the worker's share of the rate), so
+the load is an open one: an op is due at its time whether or not the one before it has
+come back, and its latency counts from that time as well as from its send (the wait a
+slow or absent server makes clients queue for is in the figures, not hidden by the
+closed loop: coordinated omission). The rule for an outage: ops that fell due while the
+worker had no server to send them to are not sent afterwards as a burst; once it is
+connected again they are skipped (counted, never planned, so never lost nor in doubt)
+and the schedule goes on from the first one due after that moment. Ops that fall behind
+while the worker is connected (a harness or cluster too slow for the rate) are sent late,
+and their schedule lag says by how much.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Callable
+
+from ..verify.metrics import LatencyHistogram
+
+POLL = 0.01  # seconds between looks at the stop events while an op is not yet due
+
+
+class Schedule:
+    """The due times of one worker's ops, and what came of them."""
+
+    def __init__(self, rate: float, seed: int) -> None:
+        self.rate = rate  # ops per second, this worker's share
+        self.rng = random.Random(seed)
+        self.due = 0.0  # epoch seconds the next op is due
+        self.sent = 0
+        self.skipped = 0
+        self.lag = LatencyHistogram()  # send - due
+        self.from_due = LatencyHistogram()  # completion - due, for acknowledged ops
+
+    def start(self, now: float) -> None:
+        self.due = now + self.rng.expovariate(self.rate)
+
+    def advance(self) -> None:
+        self.due += self.rng.expovariate(self.rate)
+
+    def skip_missed(self, now: float) -> None:
+        """After an outage: every op due before `now` is skipped."""
+        while self.due < now:
+            self.skipped += 1
+            self.advance()
+
+    def wait_turn(self, stopping: Callable[[], bool],
+                  clock: Callable[[], float] = time.time,
+                  sleep: Callable[[float], None] = time.sleep) -> bool:
+        """Until the next op is due; False if told to stop meanwhile."""
+        while True:
+            left = self.due - clock()
+            if left <= 0:
+                return True
+            if stopping():
+                return False
+            sleep(min(left, POLL))
+
+    def done(self, sent_at: float, ended_at: float, acknowledged: bool) -> None:
+        """The op due now was sent at `sent_at` and came back at `ended_at`."""
+        self.sent += 1
+        self.lag.add(max(0.0, sent_at - self.due))
+        if acknowledged:
+            self.from_due.add(max(0.0, ended_at - self.due))
+        self.advance()

@@ -1,0 +1,73 @@
+"""The load's rate against its target (`--rate`): what the report's `load` section says,
+computed from the workers' schedules and the acknowledged ops alone (pure).
+
+- achieved rate: acknowledged ops per second from the start of the warmup to the drain;
+- schedule lag: how late an op was sent after it was due (0 when on time), p50 / p99 /
+  max over every op sent;
+- latency from when due: completion minus due time of acknowledged ops (what a client
+  of an open load waits, queueing in an outage included), beside the latency from send;
+- skipped ops: due while the worker had no server, and not sent (schedule.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional
+
+from .metrics import LatencyHistogram
+
+# Below this share of the target the report says the target was not reached.
+REACHED_SHARE = 0.95
+
+
+def _summary(hist: LatencyHistogram) -> dict:
+    return {"p50": hist.percentile(50), "p99": hist.percentile(99),
+            "max": hist.max if hist.n else None}
+
+
+def load_figures(target: float, workers: int, schedules: Sequence, acknowledged: int,
+                 load_from: Optional[float], load_to: Optional[float]) -> dict:
+    """The `load` section: `schedules` are the workers' WorkerSchedule reports."""
+    seconds = (load_to - load_from) if load_from is not None and load_to is not None \
+        else None
+    achieved = acknowledged / seconds if seconds and seconds > 0 else None
+    lag, from_due = LatencyHistogram(), LatencyHistogram()
+    for report in schedules:
+        lag.merge(LatencyHistogram.unpacked(report.lag))
+        from_due.merge(LatencyHistogram.unpacked(report.from_due))
+    figures = {
+        "target_rate": target or None,
+        "achieved_rate": None if achieved is None else round(achieved, 1),
+        "load_seconds": None if seconds is None else round(seconds, 3),
+        "skipped_ops": sum(r.skipped for r in schedules) if target else None,
+        "schedule_lag_seconds": _summary(lag) if target else None,
+        "latency_from_due_seconds": _summary(from_due) if target else None,
+        "workers_reporting": len(schedules) if target else None,
+        "target_reached": None,
+    }
+    if target and achieved is not None:
+        figures["target_reached"] = achieved >= REACHED_SHARE * target
+    if target:
+        figures["workers_expected"] = workers
+    return figures
+
+
+def load_warnings(figures: dict) -> list[str]:
+    """What a reader must know about the load's rate (never the verdict's business)."""
+    out = []
+    target, achieved = figures["target_rate"], figures["achieved_rate"]
+    if target and achieved is not None and not figures["target_reached"]:
+        lag = (figures["schedule_lag_seconds"] or {}).get("p99")
+        skipped = figures["skipped_ops"] or 0
+        why = (f"{skipped} ops fell due while no server took writes and were skipped"
+               if skipped else "")
+        late = (f"ops were sent up to {lag:.3f} s late (p99): the harness or the cluster "
+                "was too slow for the rate" if lag and lag > 0.01 else "")
+        reasons = "; ".join(r for r in (why, late) if r) or "the outage's time counts too"
+        out.append(f"the load reached {achieved:g} ops/s of the {target:g} targeted "
+                   f"({achieved / target:.0%}): {reasons}")
+    if target and figures["workers_reporting"] is not None and \
+            figures["workers_reporting"] < figures.get("workers_expected", 0):
+        out.append(f"schedule figures from {figures['workers_reporting']} of "
+                   f"{figures['workers_expected']} workers (the others died)")
+    return out

@@ -1,0 +1,84 @@
+"""--rate: each op's due time (Poisson arrivals), the no-burst rule after an outage, and
+the load figures the report builds from the workers' schedules."""
+
+import pytest
+
+from ptor_harness.drill.messages import WorkerSchedule
+from ptor_harness.drill.schedule import Schedule
+from ptor_harness.verify.rate import load_figures, load_warnings
+
+
+class Clock:
+    def __init__(self, now=1000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_arrivals_average_the_rate_and_ops_wait_for_their_turn():
+    clock = Clock()
+    plan = Schedule(200.0, seed=7)
+    plan.start(clock.now)
+    for _ in range(20000):
+        assert plan.wait_turn(lambda: False, clock, clock.sleep)
+        assert clock.now >= plan.due
+        plan.done(clock.now, clock.now + 0.001, True)
+    assert 20000 / (clock.now - 1000.0) == pytest.approx(200.0, rel=0.03)
+    assert plan.sent == 20000 and plan.skipped == 0
+    assert plan.lag.max < 0.011  # on time, up to one poll late at most
+
+
+def test_ops_due_during_an_outage_are_skipped_not_sent_as_a_burst():
+    plan = Schedule(100.0, seed=1)
+    plan.start(0.0)
+    plan.skip_missed(5.0)  # five seconds without a server
+    assert plan.skipped == pytest.approx(500, rel=0.15) and plan.due >= 5.0
+    assert plan.sent == 0
+
+
+def test_a_stop_while_waiting_ends_the_wait():
+    clock = Clock()
+    plan = Schedule(0.001, seed=3)  # the next op is due in about 1,000 s
+    plan.start(clock.now)
+    assert not plan.wait_turn(lambda: clock.now > 1002.0, clock, clock.sleep)
+
+
+def test_late_ops_count_their_lag_and_latency_from_when_due():
+    plan = Schedule(10.0, seed=2)
+    plan.start(0.0)
+    due = plan.due
+    plan.done(due + 0.5, due + 0.6, True)
+    assert plan.lag.max == pytest.approx(0.5, rel=0.05)
+    assert plan.from_due.max == pytest.approx(0.6, rel=0.05)
+
+
+def test_load_figures_say_when_the_target_was_not_reached():
+    def report(worker, lag, skipped):
+        plan = Schedule(500.0, seed=worker)
+        plan.start(0.0)
+        plan.done(plan.due + lag, plan.due + lag + 0.002, True)
+        plan.skipped = skipped
+        return WorkerSchedule(worker, plan.sent, plan.skipped, plan.lag.packed(),
+                              plan.from_due.packed())
+
+    on_target = load_figures(1000.0, 2, [report(0, 0.0, 0), report(1, 0.0, 0)], 9900,
+                             100.0, 110.0)
+    assert on_target["achieved_rate"] == 990.0 and on_target["target_reached"]
+    assert load_warnings(on_target) == []
+    behind = load_figures(1000.0, 2, [report(0, 0.25, 40), report(1, 0.3, 0)], 6000,
+                          100.0, 110.0)
+    assert behind["skipped_ops"] == 40 and not behind["target_reached"]
+    assert behind["schedule_lag_seconds"]["max"] == pytest.approx(0.3, rel=0.05)
+    (warning,) = load_warnings(behind)
+    assert "600 ops/s of the 1000 targeted (60%)" in warning
+    assert "40 ops fell due while no server took writes" in warning
+    no_target = load_figures(0.0, 2, [], 5000, 100.0, 110.0)
+    assert no_target["target_rate"] is None and no_target["achieved_rate"] == 500.0
+    assert no_target["skipped_ops"] is None and load_warnings(no_target) == []
+    one_died = load_figures(1000.0, 2, [report(0, 0.0, 0)], 9900, 100.0, 110.0)
+    assert load_warnings(one_died) == ["schedule figures from 1 of 2 workers (the others "
+                                       "died)"]
