@@ -49,7 +49,7 @@ from ..verify.metrics import (
     rto_summary,
     sla_percent,
 )
-from ..verify.rate import load_figures, load_warnings
+from ..verify.rate import BEFORE_FAULT, load_figures, load_warnings, wal_rate
 from .nodes import failover_anatomy, lost_by_cause, nodes_section, stale_routing
 
 REPORT_FORMAT = 4
@@ -143,7 +143,7 @@ def build(outcome: DrillOutcome) -> dict:
         "harness": harness_figures(outcome),
         "load": load_figures(s.load.rate, s.load.parallel_workers, outcome.schedules,
                              totals["ok"], outcome.phases.get("warmup"),
-                             outcome.phases.get("drain")),
+                             outcome.phases.get("drain"), outcome.node_samples),
         "deadline_reached": outcome.deadline_reached,
         "rto": {
             "write_seconds": rto["write_seconds"],
@@ -227,6 +227,8 @@ def build(outcome: DrillOutcome) -> dict:
     report["rpo"]["lost_by_cause"] = None if findings is None else lost_by_cause(
         findings.lost_by_cause, report["anatomy"]["replication_at_fault"])
     report["anatomy"]["stale_routing"] = stale_routing(outcome, fault_at)
+    report["anatomy"]["wal_bytes_per_second_before_fault"] = None if fault_at is None else \
+        wal_rate(outcome.node_samples, fault_at - BEFORE_FAULT, fault_at)
     report["rto"].update(probe_rto(report["windows"]))
     observed = observed_failover(report["windows"], outcome)
     report["expectation"] = {"expected": s.thresholds.expect,

@@ -6,7 +6,9 @@ computed from the workers' schedules and the acknowledged ops alone (pure).
   max over every op sent;
 - latency from when due: completion minus due time of acknowledged ops (what a client
   of an open load waits, queueing in an outage included), beside the latency from send;
-- skipped ops: due while the worker had no server, and not sent (schedule.py).
+- skipped ops: due while the worker had no server, and not sent (schedule.py);
+- WAL rate: the primary's WAL bytes per second, from the node observer's LSN samples
+  (`wal_rate`), over the load and over the seconds before the fault.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .metrics import LatencyHistogram
 
 # Below this share of the target the report says the target was not reached.
 REACHED_SHARE = 0.95
+BEFORE_FAULT = 5.0  # seconds before the fault the anatomy's WAL rate spans
 
 
 def _summary(hist: LatencyHistogram) -> dict:
@@ -26,8 +29,10 @@ def _summary(hist: LatencyHistogram) -> dict:
 
 
 def load_figures(target: float, workers: int, schedules: Sequence, acknowledged: int,
-                 load_from: Optional[float], load_to: Optional[float]) -> dict:
-    """The `load` section: `schedules` are the workers' WorkerSchedule reports."""
+                 load_from: Optional[float], load_to: Optional[float],
+                 node_samples: Sequence = ()) -> dict:
+    """The `load` section: `schedules` are the workers' WorkerSchedule reports,
+    `node_samples` the node observer's (for the primary's WAL rate)."""
     seconds = (load_to - load_from) if load_from is not None and load_to is not None \
         else None
     achieved = acknowledged / seconds if seconds and seconds > 0 else None
@@ -44,6 +49,7 @@ def load_figures(target: float, workers: int, schedules: Sequence, acknowledged:
         "latency_from_due_seconds": _summary(from_due) if target else None,
         "workers_reporting": len(schedules) if target else None,
         "target_reached": None,
+        "wal_bytes_per_second": wal_rate(node_samples, load_from, load_to),
     }
     if target and achieved is not None:
         figures["target_reached"] = achieved >= REACHED_SHARE * target
@@ -71,3 +77,27 @@ def load_warnings(figures: dict) -> list[str]:
         out.append(f"schedule figures from {figures['workers_reporting']} of "
                    f"{figures['workers_expected']} workers (the others died)")
     return out
+
+
+def wal_rate(samples: Sequence, start: Optional[float], end: Optional[float]) -> Optional[int]:
+    """A primary's WAL bytes per second between `start` and `end`, from the node
+    observer's samples: the WAL each node wrote while it was primary (consecutive samples
+    of it on one timeline), over the time those samples span. None without two such
+    samples in the span (no observer, or no primary seen)."""
+    if start is None or end is None or end <= start:
+        return None
+    written = spanned = 0.0
+    last: dict = {}
+    for sample in sorted(samples, key=lambda s: s.at):
+        if not start <= sample.at <= end:
+            continue
+        if not sample.reachable or sample.in_recovery or sample.wal_lsn is None:
+            last.pop(sample.node, None)
+            continue
+        before = last.get(sample.node)
+        if before is not None and before.timeline == sample.timeline and \
+                sample.wal_lsn >= before.wal_lsn:
+            written += sample.wal_lsn - before.wal_lsn
+            spanned += sample.at - before.at
+        last[sample.node] = sample
+    return round(written / spanned) if spanned > 0 else None

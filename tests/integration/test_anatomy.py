@@ -102,6 +102,12 @@ def test_lag_at_the_fault_matches_the_wal_distance_the_test_measures(make_lab, r
     truth = sampler.at(seen["at"]) - replayed
     assert truth > 1_000_000  # a megabyte or more behind: the check means something
     assert seen["replayed_bytes_behind"] == pytest.approx(truth, rel=0.10)
+    # the primary's WAL rate over the load, against the test's own samples of its LSN
+    phases = run.report["phases"]
+    truth_rate = (sampler.at(phases["drain"]) - sampler.at(phases["warmup"])) / (
+        phases["drain"] - phases["warmup"])
+    assert truth_rate > 1_000_000  # megabytes a second: 8 KiB payloads that do not compress
+    assert run.report["load"]["wal_bytes_per_second"] == pytest.approx(truth_rate, rel=0.10)
     itself = next(x for x in run.report["anatomy"]["replication_at_fault"]
                   if x["seen_by"] == "itself")
     assert itself["replayed_bytes_behind"] == pytest.approx(sampler.at(itself["at"]) -

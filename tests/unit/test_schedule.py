@@ -82,3 +82,24 @@ def test_load_figures_say_when_the_target_was_not_reached():
     one_died = load_figures(1000.0, 2, [report(0, 0.0, 0)], 9900, 100.0, 110.0)
     assert load_warnings(one_died) == ["schedule figures from 1 of 2 workers (the others "
                                        "died)"]
+
+
+def test_the_wal_rate_counts_each_primary_on_its_own_timeline_only():
+    from ptor_harness.ops import NodeSample
+    from ptor_harness.verify.rate import wal_rate
+
+    def sample(node, at, lsn, timeline=1, in_recovery=False, reachable=True):
+        return NodeSample(node, at, 0.001, reachable, in_recovery if reachable else None,
+                          timeline, "7301", lsn if reachable else None, None, None, None,
+                          True, None if reachable else "timeout")
+
+    samples = [sample("n1", 10.0, 1_000), sample("n1", 11.0, 2_001_000),
+               sample("n1", 12.0, 4_001_000), sample("n1", 12.5, None, reachable=False),
+               sample("n2", 12.0, 3_000_000, in_recovery=True),
+               sample("n2", 13.0, 3_500_000, timeline=2),  # promoted: its own count
+               sample("n2", 14.0, 4_500_000, timeline=2)]
+    # n1: 4,000,000 bytes in 2 s; n2: 1,000,000 in 1 s; the gap between them is no span
+    assert wal_rate(samples, 10.0, 14.0) == round(5_000_000 / 3.0)
+    assert wal_rate(samples, 10.0, 11.5) == 2_000_000
+    assert wal_rate(samples, 20.0, 30.0) is None and wal_rate([], 0.0, 1.0) is None
+    assert wal_rate(samples, None, 5.0) is None
