@@ -11,13 +11,9 @@ def test_only_a_higher_timeline_of_the_same_cluster_is_newer():
     assert not is_newer(None, ("7301", 1)) and not is_newer(("7301", 2), None)
 
 
-def test_a_holder_whose_details_are_hidden_is_still_named():
-    """Another role's session, seen without pg_read_all_stats: no name, address or start."""
-    from ptor_harness.lock import try_lock
-
+def fake_conn(rows):
+    """A session whose statements answer `rows` in turn (fetchone), whatever was asked."""
     class Cursor:
-        rows = iter([(False,), (None, None, None)])
-
         def __enter__(self):
             return self
 
@@ -28,14 +24,22 @@ def test_a_holder_whose_details_are_hidden_is_still_named():
             pass
 
         def fetchone(self):
-            return next(self.rows)
+            return next(rows)
 
     class Conn:
         def cursor(self):
             return Cursor()
 
-    assert try_lock(Conn(), "ptor") == "session (unnamed) from a local socket or a hidden " \
-                                       "address"
+    return Conn()
+
+
+def test_a_holder_whose_details_are_hidden_is_still_named():
+    """Another role's session, seen without pg_read_all_stats: no name, address or start."""
+    from ptor_harness.lock import try_lock
+
+    conn = fake_conn(iter([(False,), (None, None, None)]))
+    assert try_lock(conn, "ptor") == "session (unnamed) from a local socket or a hidden " \
+                                     "address"
 
 
 def test_a_keeper_whose_thread_dies_says_so():
@@ -63,28 +67,8 @@ def test_a_holder_that_ends_between_the_try_and_the_look_is_no_holder():
     not refused; a holder that keeps ending is reported as such, in bounded tries."""
     from ptor_harness import lock
 
-    def conn_with(rows):
-        class Cursor:
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return False
-
-            def execute(self, *args):
-                pass
-
-            def fetchone(self):
-                return next(rows)
-
-        class Conn:
-            def cursor(self):
-                return Cursor()
-
-        return Conn()
-
-    taken = conn_with(iter([(False,), None, (True,)]))
+    taken = fake_conn(iter([(False,), None, (True,)]))
     assert lock.try_lock(taken, "ptor") is None
     ending = iter([(False,), None] * lock.ENDED_HOLDER_TRIES)
-    assert lock.try_lock(conn_with(ending), "ptor") == "another session (it has just ended)"
+    assert lock.try_lock(fake_conn(ending), "ptor") == "another session (it has just ended)"
     assert next(ending, "used up") == "used up"
