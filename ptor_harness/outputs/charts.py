@@ -105,15 +105,19 @@ def timeline_png(report: dict, path: str) -> Optional[str]:
     xs = [row["t"] - origin for row in rows]
     nodes = report.get("nodes") or {}
     lanes, lag = nodes.get("lanes") or {}, nodes.get("replay_lag_bytes") or {}
-    extra = [part for part, wanted in (("lanes", lanes), ("lag", lag)) if wanted]
+    wal = (report.get("load") or {}).get("wal_timeline") or []
+    extra = [part for part, wanted in (("lanes", lanes), ("wal", wal), ("lag", lag))
+             if wanted]
     fig, axes = plt.subplots(2 + len(extra), 1, sharex=True,
                              figsize=(10, 5.5 + 1.4 * len(extra)),
                              gridspec_kw={"height_ratios": [3, 2] + [1.4] * len(extra)})
     top, bottom = axes[0], axes[1]
     if lanes:
-        draw_lanes(axes[2], lanes, origin)
+        draw_lanes(axes[2 + extra.index("lanes")], lanes, origin)
+    if wal:
+        draw_wal(axes[2 + extra.index("wal")], wal, origin)
     if lag:
-        draw_lag(axes[-1], lag, origin)
+        draw_lag(axes[2 + extra.index("lag")], lag, origin)
     top.bar(xs, [row["ok"] for row in rows], width=1.0, align="edge", color="#2b7bba",
             label="ok ops/s")
     top.bar(xs, [row["failed"] + row["indeterminate"] for row in rows], width=1.0,
@@ -176,6 +180,13 @@ def draw_lanes(axis, lanes: dict, origin: float) -> None:
     handles = [axis.bar(0, 0, color=c, label=s) for s, c in LANE_COLOURS.items()]
     axis.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7,
                 ncol=3, frameon=False)
+
+
+def draw_wal(axis, wal: list, origin: float) -> None:
+    """The primary's WAL written per second (the node observer's LSN samples), in MB/s."""
+    axis.bar([t - origin for t, _ in wal], [rate / 1e6 for _, rate in wal], width=1.0,
+             align="edge", color="#9467bd")
+    axis.set_ylabel("WAL (MB/s)", fontsize=8)
 
 
 def draw_lag(axis, lag: dict, origin: float) -> None:

@@ -50,6 +50,7 @@ def load_figures(target: float, workers: int, schedules: Sequence, acknowledged:
         "workers_reporting": len(schedules) if target else None,
         "target_reached": None,
         "wal_bytes_per_second": wal_rate(node_samples, load_from, load_to),
+        "wal_timeline": wal_timeline(node_samples),
     }
     if target and achieved is not None:
         figures["target_reached"] = achieved >= REACHED_SHARE * target
@@ -79,6 +80,38 @@ def load_warnings(figures: dict) -> list[str]:
     return out
 
 
+def _primary_steps(samples: Sequence):
+    """(from, to, bytes) for each pair of consecutive samples of one node while it was
+    primary on one timeline: the WAL it wrote between them."""
+    last: dict = {}
+    for sample in sorted(samples, key=lambda s: s.at):
+        if not sample.reachable or sample.in_recovery or sample.wal_lsn is None:
+            last.pop(sample.node, None)
+            continue
+        before = last.get(sample.node)
+        if before is not None and before.timeline == sample.timeline and \
+                sample.wal_lsn >= before.wal_lsn and sample.at > before.at:
+            yield before.at, sample.at, sample.wal_lsn - before.wal_lsn
+        last[sample.node] = sample
+
+
+def wal_timeline(samples: Sequence) -> list[list]:
+    """[second, WAL bytes per second] for each whole second the primary's samples cover
+    (the timeline's WAL lane); a step's bytes are spread over the seconds it spans."""
+    seconds: dict[int, list[float]] = {}
+    for start, end, written in _primary_steps(samples):
+        rate = written / (end - start)
+        second = int(start)
+        while second < end:
+            share = min(end, second + 1) - max(start, second)
+            into = seconds.setdefault(second, [0.0, 0.0])
+            into[0] += rate * share
+            into[1] += share
+            second += 1
+    return [[second, round(total / covered)] for second, (total, covered)
+            in sorted(seconds.items()) if covered > 0]
+
+
 def wal_rate(samples: Sequence, start: Optional[float], end: Optional[float]) -> Optional[int]:
     """A primary's WAL bytes per second between `start` and `end`, from the node
     observer's samples: the WAL each node wrote while it was primary (consecutive samples
@@ -86,18 +119,7 @@ def wal_rate(samples: Sequence, start: Optional[float], end: Optional[float]) ->
     samples in the span (no observer, or no primary seen)."""
     if start is None or end is None or end <= start:
         return None
-    written = spanned = 0.0
-    last: dict = {}
-    for sample in sorted(samples, key=lambda s: s.at):
-        if not start <= sample.at <= end:
-            continue
-        if not sample.reachable or sample.in_recovery or sample.wal_lsn is None:
-            last.pop(sample.node, None)
-            continue
-        before = last.get(sample.node)
-        if before is not None and before.timeline == sample.timeline and \
-                sample.wal_lsn >= before.wal_lsn:
-            written += sample.wal_lsn - before.wal_lsn
-            spanned += sample.at - before.at
-        last[sample.node] = sample
-    return round(written / spanned) if spanned > 0 else None
+    inside = [sample for sample in samples if start <= sample.at <= end]
+    steps = list(_primary_steps(inside))
+    spanned = sum(to - since for since, to, _ in steps)
+    return round(sum(b for _, _, b in steps) / spanned) if spanned > 0 else None

@@ -53,3 +53,14 @@ def test_png_of_a_drill_whose_writes_never_came_back(tmp_path):
     r["windows"][0]["end"] = None
     assert charts.timeline_png(r, str(tmp_path / "t.png")) is None
     assert (tmp_path / "t.png").stat().st_size > 0
+
+
+def test_png_gains_a_wal_lane_when_the_observer_saw_the_primarys_wal(tmp_path):
+    import matplotlib.image
+
+    r = drill_report()
+    r["load"]["wal_timeline"] = [[0, 1_500_000], [1, 2_000_000], [2, 0], [4, 3_000_000]]
+    path = str(tmp_path / "t.png")
+    assert charts.timeline_png(r, path) is None
+    height, width, _ = matplotlib.image.imread(path).shape
+    assert (width, height) == (1000, 550 + 140)  # one lane more

@@ -103,3 +103,18 @@ def test_the_wal_rate_counts_each_primary_on_its_own_timeline_only():
     assert wal_rate(samples, 10.0, 11.5) == 2_000_000
     assert wal_rate(samples, 20.0, 30.0) is None and wal_rate([], 0.0, 1.0) is None
     assert wal_rate(samples, None, 5.0) is None
+
+
+def test_the_wal_timeline_spreads_each_step_over_the_seconds_it_spans():
+    from ptor_harness.ops import NodeSample
+    from ptor_harness.verify.rate import wal_timeline
+
+    def sample(at, lsn, in_recovery=False):
+        return NodeSample("n1", at, 0.001, True, in_recovery, 1, "7301", lsn, None, None,
+                          None, True, None)
+
+    # 1 MB/s from 10.5 to 12.5, then a standby's samples (not the primary's WAL)
+    samples = [sample(10.5, 0), sample(11.5, 1_000_000), sample(12.5, 2_000_000),
+               sample(13.5, 9_000_000, in_recovery=True)]
+    assert wal_timeline(samples) == [[10, 1_000_000], [11, 1_000_000], [12, 1_000_000]]
+    assert wal_timeline([]) == []
