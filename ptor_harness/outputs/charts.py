@@ -62,17 +62,39 @@ def terminal_chart(report: dict, width: int = 64) -> list[str]:
             marks[i] = "F"
     unit = "1 s" if step == 1 else f"{step:g} s"
     lanes = node_lanes(report, origin, step, len(buckets))
+    wal = wal_lane(report, origin, step, len(buckets))
     return [f"Timeline (one column = {unit}; bars: ok ops, peak {peak / step:,.0f}/s)",
             f"  ok       {bars}",
             f"  errors   {errors.rstrip()}",
             f"  outage   {outage.rstrip()}",
             f"  events   {''.join(marks).rstrip()}",
+            *([f"  WAL      {wal[0].rstrip()}   (peak {wal[1] / 1e6:.2f} MB/s)"] if wal
+              else []),
             *[f"  {name[:8]:8s} {lane.rstrip()}" for name, lane in lanes],
             "           (× failed or in-doubt ops, ━ outage, W warmup, L load, F fault, "
             "D drain" + ("; nodes: P primary, s standby, · unreachable)" if lanes else ")")]
 
 
 LANE_MARKS = {"primary": "P", "standby": "s", "unreachable": "·"}
+
+
+def wal_lane(report: dict, origin: float, step: float, count: int) -> Optional[tuple]:
+    """The primary's WAL bytes per second as bars, one per column (the mean over its
+    seconds), and the peak; None without the observer's WAL samples."""
+    seconds = (report.get("load") or {}).get("wal_timeline") or []
+    if not seconds:
+        return None
+    sums, counts = [0.0] * count, [0] * count
+    for second, rate in seconds:
+        i = int((second - origin) // step)
+        if 0 <= i < count:
+            sums[i] += rate
+            counts[i] += 1
+    means = [total / n if n else None for total, n in zip(sums, counts)]
+    peak = max((m for m in means if m is not None), default=0.0) or 1.0
+    bars = "".join(" " if m is None else BARS[0] if m == 0 else
+                   BARS[max(1, round(m / peak * (len(BARS) - 1)))] for m in means)
+    return bars, peak
 
 
 def node_lanes(report: dict, origin: float, step: float, count: int) -> list[tuple[str, str]]:

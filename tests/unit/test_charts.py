@@ -64,3 +64,11 @@ def test_png_gains_a_wal_lane_when_the_observer_saw_the_primarys_wal(tmp_path):
     assert charts.timeline_png(r, path) is None
     height, width, _ = matplotlib.image.imread(path).shape
     assert (width, height) == (1000, 550 + 140)  # one lane more
+
+
+def test_terminal_chart_has_a_wal_lane_when_the_primarys_wal_was_seen():
+    r = drill_report()
+    assert not any(line.startswith("  WAL") for line in charts.terminal_chart(r))
+    r["load"]["wal_timeline"] = [[0, 1_000_000], [1, 2_000_000], [4, 500_000]]
+    (wal,) = [line for line in charts.terminal_chart(r) if line.startswith("  WAL")]
+    assert wal == "  WAL      ▄█  ▂   (peak 2.00 MB/s)"
