@@ -207,14 +207,24 @@ class Lab(SharedFaults):
         self.save()
 
     def start_built(self) -> None:
-        """Build the stack; on any failure stop what was started and forget the lab."""
+        """Build the stack; on any failure stop what was started (see abandon)."""
         self.save()
         try:
             self.build()
-        except BaseException:
-            self.down()
-            os.remove(os.path.join(self.dir, STATE))  # logs stay for a post-mortem
-            raise
+        except BaseException as exc:
+            self.abandon(exc)
+
+    def abandon(self, exc: BaseException) -> None:
+        """A lab that could not be built: stop what it started and keep its state file,
+        marked, so its folder stays recognisably the lab's (its logs for a post-mortem)
+        and `down --wipe` removes what it made; then fail with the reason."""
+        self.down()
+        self.state["failed"] = True
+        self.save()
+        if isinstance(exc, LabError):
+            raise LabError(f"{exc}; the lab's files stay in {self.dir} for a look: ptor-lab "
+                           f"down --dir {self.dir} --wipe removes them") from None
+        raise exc
 
     def build(self) -> None:
         raise NotImplementedError

@@ -31,7 +31,6 @@ from . import load_lab, pooler, stacks
 from .actions import FAULT_ACTIONS
 from .base import Lab
 from .pg import LabError
-from .state import STATE
 from .streaming import StreamingLab
 from .workdir import LabDirError
 
@@ -108,10 +107,8 @@ def bring_up(args: argparse.Namespace, lab_dir: str) -> Lab:
     if args.pooler == "pgbouncer":
         try:
             pooler.add(lab, args.pool_mode, args.pooler_fencing)
-        except BaseException:
-            lab.down(wipe=False)
-            os.remove(os.path.join(lab.dir, STATE))
-            raise
+        except BaseException as exc:
+            lab.abandon(exc)
     return lab
 
 

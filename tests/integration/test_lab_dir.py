@@ -155,3 +155,31 @@ def test_the_pooler_and_a_recloned_standby_remove_only_their_own(scratch_dir):
     assert left == []  # the data and pooler folders are the lab's: they went whole
     assert not os.path.exists(folder)
 
+
+
+def test_a_lab_that_could_not_be_built_stays_the_labs_until_wiped(capsys, scratch_dir):
+    """Its pooler's port is taken: the lab is stopped, its folder keeps a state file marked
+    failed (its logs for a post-mortem), a second `up` is told to wipe it first, and the
+    wipe removes every file the lab made."""
+    import socket
+
+    folder = os.path.join(scratch_dir, "lab")
+    base = free_port_base(4)
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", base + 3))  # the pooler's: after the lab's three nodes
+    blocker.listen(1)
+    try:
+        code = lab_cli.main(["up", "--dir", folder, "--port-base", str(base), "--pooler",
+                             "pgbouncer"])
+    finally:
+        blocker.close()
+    assert code == 3
+    line = one_sentence(capsys.readouterr().err)
+    assert "in use" in line and f"ptor-lab down --dir {folder} --wipe removes them" in line
+    lab = load_lab(folder)
+    assert lab.state["failed"] is True and lab_processes(folder) == []
+    assert os.path.exists(os.path.join(folder, "logs"))
+    assert lab_cli.main(["up", "--dir", folder, "--port-base", str(free_port_base())]) == 3
+    assert "a lab already exists" in capsys.readouterr().err
+    assert lab_cli.main(["down", "--dir", folder, "--wipe"]) == 0
+    assert not os.path.exists(folder) and os.listdir(scratch_dir) == []
