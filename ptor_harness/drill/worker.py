@@ -229,14 +229,14 @@ class Worker:
             error = db.error_label(exc)
         self.in_flight = None
         t_end = time.time()
-        if self.schedule is not None:
-            self.schedule.done(t_start, t_end, outcome == OK)
         if error is not None and outcome == OK:
             # behind a pooler the session has no statement timeout of ptor's (db.connect)
             outcome, error = db.acknowledged_outcome(
                 error, t_end - t_start, 0.0 if self.pooled else spec.statement_timeout)
             if outcome != OK:
                 rows = prev_seq = None  # as for any op without an acknowledgement
+        if self.schedule is not None:
+            self.schedule.done(t_start, t_end, outcome == OK)
         session = self.session
         if self.pooled and outcome == OK and started != self.server_started:
             session = self.follow_server(started, t_end)
