@@ -180,15 +180,21 @@ class Watchdog:
         self.thread: Optional[threading.Thread] = None
 
     def arm(self, seconds: float, action: Callable[[], None]) -> int:
+        """The thread is woken only when the new deadline comes before every one it sleeps
+        toward: bounds of one length arm in deadline order, so the probe's checks (about
+        90 a second, each bounded by seconds) wake it about once per bound, not on every
+        check."""
         with self.cond:
             token = next(self.tokens)
-            heapq.heappush(self.heap, (time.monotonic() + seconds, token, action))
+            entry = (time.monotonic() + seconds, token, action)
+            heapq.heappush(self.heap, entry)
             self.armed.add(token)
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self.run, name="ptor-watchdog",
                                                daemon=True)
                 self.thread.start()
-            self.cond.notify()
+            if self.heap[0] is entry:  # sooner than anything the thread waits for
+                self.cond.notify()
             return token
 
     def disarm(self, token: int) -> None:

@@ -110,6 +110,9 @@ class DrillOutcome:
     harness: HarnessLoad = field(default_factory=HarnessLoad)
     observer: ObserverStatus = field(default_factory=ObserverStatus)
     node_samples: list[NodeSample] = field(default_factory=list)  # from the ledger
+    # the primary's WAL position through the endpoint at the load's start, the end of
+    # the warmup and the drain (drill/wal_position.py): the WAL rate without an observer
+    wal_positions: list[NodeSample] = field(default_factory=list)
     replication: list[ReplicationRow] = field(default_factory=list)
     # writes refused as read-only (SQLSTATE 25006): count, first and last time
     refused_writes: tuple = (0, None, None)

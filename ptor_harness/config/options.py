@@ -104,6 +104,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "skipped, not sent later as a burst; 0: as fast as the workers can"),
     OptionSpec("ops-per-worker", "load", int, 0,
                "stop each worker after this many ops (like pgbench -t); 0: no limit"),
+    OptionSpec("ops-per-transaction", "load", int, 1,
+               "ops of one worker between BEGIN and COMMIT; the transaction is the unit of "
+               "acknowledgement (its ops ok, failed or in doubt together)"),
     OptionSpec("observe-after", "load", _seconds, 5.0,
                "seconds of healthy writes to observe after an outage before ending the load"),
     OptionSpec("insert-percent", "load", int, 50, "share of INSERT ops"),

@@ -19,6 +19,7 @@ from .options import EXPECTATIONS, IDENTIFIER, OPTIONS, _seconds
 from .scenario import Scenario
 
 MAX_PAYLOAD_BYTES = 1024 * 1024  # an op's payload: at most 1 MiB of WAL
+MAX_OPS_PER_TRANSACTION = 1000  # a block of intents holds whole transactions
 MAX_RATE = 10_000_000.0  # ops per second: a bound on --rate, far past any one harness
 
 MESSAGE_CHARS = 500
@@ -81,6 +82,9 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
                           f"second, got {values['rate']:g}")
     if values["ops_per_worker"] < 0:
         raise ConfigError(f"ops-per-worker must not be negative (got {values['ops_per_worker']})")
+    if not 1 <= values["ops_per_transaction"] <= MAX_OPS_PER_TRANSACTION:
+        raise ConfigError(f"ops-per-transaction must be between 1 and "
+                          f"{MAX_OPS_PER_TRANSACTION}, got {values['ops_per_transaction']}")
     if not 1 <= values["latency_samples"] <= 100000:
         raise ConfigError("latency-samples must be between 1 and 100000")
     if not 16 <= values["payload_bytes"] <= MAX_PAYLOAD_BYTES:

@@ -35,6 +35,7 @@ class Load:
     duration: float
     rate: float  # ops per second over all workers; 0: no target (a closed loop)
     ops_per_worker: int
+    ops_per_transaction: int  # ops between BEGIN and COMMIT (1: each op its own)
     observe_after: float
     insert_percent: int
     update_percent: int
@@ -196,6 +197,7 @@ class WorkerSpec:
     sync_ledger: bool
     ops_limit: int = 0  # 0: until told to stop
     rate: float = 0.0  # this worker's share of --rate; 0: as fast as it can
+    ops_per_transaction: int = 1
 
 
 def worker_specs(scenario: Scenario, run_tag: str, seed: int) -> list[WorkerSpec]:
@@ -219,6 +221,7 @@ def worker_specs(scenario: Scenario, run_tag: str, seed: int) -> list[WorkerSpec
             sync_ledger=not load.async_repo_mode,
             ops_limit=load.ops_per_worker,
             rate=load.rate / load.parallel_workers,
+            ops_per_transaction=load.ops_per_transaction,
         )
         for w in range(load.parallel_workers)
     ]

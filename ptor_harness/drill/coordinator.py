@@ -35,6 +35,7 @@ from .faults import FaultSchedule, LabAction, ShellCommand
 from .observer import cluster_nodes
 from .preflight import DrillLocks, check_cluster
 from .stoprules import StopRules
+from .wal_position import POSITION_TIMEOUT, WalPositions
 from .watcher import LoadWatcher
 
 log = logging.getLogger("ptor")
@@ -180,6 +181,9 @@ class Drill:
         crew.start()
         watcher = LoadWatcher(crew.board, self.progress, lambda: self.current_phase)
         sampler = CpuSampler(crew.pids)
+        c = s.connection
+        positions = WalPositions(c.primary_pgdsn, min(POSITION_TIMEOUT, c.rto_conn_timeout),
+                                 c.statement_timeout)
         try:
             startup = self.startup_budget()
             if not crew.wait_ready(startup, lambda: self.stop_signal is not None):
@@ -189,6 +193,7 @@ class Drill:
                     log.warning("worker(s) %s not started after %.0f s: the warmup begins "
                                 "without them", ", ".join(map(str, waiting)), startup)
             self.phase("warmup")
+            positions.read_soon()
             crew.go.set()
             warm_end = time.time() + s.load.warmup_duration
             self.schedule = FaultSchedule(self.fault_plan(), warm_end)
@@ -202,6 +207,7 @@ class Drill:
                 if not in_load and now >= warm_end:
                     in_load = True
                     self.phase("load")
+                    positions.read_soon()  # before a fault, as a rule (--failover-after)
                 for ordinal, at, name in self.schedule.newly_fired():
                     self.phase("fault" if ordinal == 1 else f"fault-{ordinal}", at=at,
                                action=name)
@@ -217,6 +223,7 @@ class Drill:
         finally:
             watcher.clear_line()
             self.phase("drain")
+            outcome.wal_positions = positions.finish()
             outcome.harness.cpu_samples = sampler.samples
             outcome.harness.cpu_cores = sampler.cores
             outcome.harness.queue_peak = sampler.queue_peak
@@ -273,7 +280,7 @@ class Drill:
         outcome.node_samples = ledger.node_samples()
         outcome.replication = ledger.replication_rows()
         outcome.refused_writes = ledger.refused_writes(READ_ONLY)
-        metrics = RunMetrics()
+        metrics = RunMetrics(s.load.ops_per_transaction)
         for worker in range(s.load.parallel_workers):
             metrics.add_timings(worker, ledger.op_timings(worker))
         outcome.metrics = metrics
@@ -301,7 +308,8 @@ class Drill:
             outcome.findings = reconcile_run(
                 conn, ledger, c.schema, s.load.parallel_workers, self.run_id,
                 s.load.payload_bytes, s.preparation.full_data_validation,
-                outcome.identities, identity, outcomes_only=s.load.async_repo_mode)
+                outcome.identities, identity, outcomes_only=s.load.async_repo_mode,
+                ops_per_transaction=s.load.ops_per_transaction)
         except ValidationIncomplete as exc:
             outcome.validation_error = s.redact(str(exc))
         finally:

@@ -1,6 +1,14 @@
 """The drill's processes: the recorder, the probe and the workers, started and stopped as one.
 
-Spawn context: every child opens its own connections. The crew owns the queue to the
+Forkserver context: a server process, started once per ptor process, imports ptor's
+process modules once (PRELOAD) and forks each child from there, so a child starts without
+an interpreter start and ptor's imports of its own (measured: about 0.2 s of CPU each, a
+second or more per drill) and still inherits none of the coordinator's threads, sockets or
+locks; every child opens its own connections. A child's parent is the fork server, which
+outlives a killed coordinator for as long as any child runs, so the children learn that
+the coordinator is gone from a pipe whose write end only it holds (`alive`,
+messages.coordinator_gone); after the drill the crew stops the server and waits for it.
+The crew owns the queue to the
 recorder, the event queue back to the coordinator, the live boards and the go / stop /
 abort events; it turns what the processes report (a crash, the recorder's totals, the
 probe's outage) into the run's outcome. The coordinator decides when; the crew does.
@@ -11,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import queue as queue_module
 import signal
@@ -28,6 +37,10 @@ from .recorder import run_recorder
 from .worker import run_worker
 
 log = logging.getLogger("ptor")
+# what the fork server imports before it forks any child (the main module's imports too,
+# which a child re-runs on start)
+PRELOAD = ["ptor_harness.cli", "ptor_harness.drill.worker", "ptor_harness.drill.recorder",
+           "ptor_harness.drill.probe", "ptor_harness.drill.observer"]
 QUEUE_MESSAGES = 20000  # ops waiting for the recorder before a worker waits for it
 
 
@@ -39,7 +52,8 @@ class Crew:
         self.outcome = outcome
         conn, workers = scenario.connection, scenario.load.parallel_workers
         self.grace = conn.statement_timeout + conn.rto_conn_timeout + 10.0
-        ctx = multiprocessing.get_context("spawn")
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
         self.queue = messages.op_queue(ctx, QUEUE_MESSAGES)
         self.events = messages.op_queue(ctx)
         self.go, self.stop, self.abort = ctx.Event(), ctx.Event(), ctx.Event()
@@ -48,25 +62,28 @@ class Crew:
         # Kept for the whole drill: while the coordinator holds every pipe's read end too,
         # the recorder's acknowledgement to a killed worker is never a broken pipe.
         self.pipes = pipes = [ctx.Pipe(duplex=False) for _ in range(workers)]
+        # Only the coordinator holds the write end: closed when it exits, so every child
+        # can tell (messages.coordinator_gone)
+        alive, self.alive = ctx.Pipe(duplex=False)
         self.recorder = ctx.Process(
             target=run_recorder, name="ptor-recorder",
             args=(ledger_spec, self.queue, {w: p[1] for w, p in enumerate(pipes)},
-                  self.events, os.getpid()))
+                  self.events, alive))
         self.probe = ctx.Process(target=run_probe, name="ptor-probe", args=(
             ProbeSpec(conn.primary_pgdsn, conn.schema, conn.rto_conn_timeout,
                       conn.statement_timeout),
-            self.probe_board.array, self.events, self.stop, self.abort))
+            self.probe_board.array, self.events, self.stop, self.abort, alive))
         nodes, self.nodes_from = nodes_to_observe(scenario)
         outcome.observer = ObserverStatus(nodes=[n.name for n in nodes],
                                           found=self.nodes_from)
         self.observer = ctx.Process(
             target=run_observer, name="ptor-observer",
             args=(ObserverSpec(nodes, scenario.observer.observe_interval), self.queue,
-                  self.stop, self.events, os.getpid())) if nodes else None
+                  self.stop, self.events, alive)) if nodes else None
         self.workers = [
             ctx.Process(target=run_worker, name=f"ptor-worker-{spec.worker}",
                         args=(spec, self.queue, pipes[spec.worker][0], self.board.array,
-                              workers, self.go, self.stop, self.abort, self.events,
+                              workers, self.go, self.stop, self.abort, alive, self.events,
                               self.probe_board.array))
             for spec in worker_specs(scenario, outcome.run_id, seed)]
 
@@ -197,6 +214,20 @@ class Crew:
             if self.probe.is_alive():
                 self.probe.kill()
             self.collect_events()  # the probe's last gap
+            self.stop_fork_server()
+
+    def stop_fork_server(self) -> None:
+        """The fork server exits once the coordinator and every child have closed its
+        pipe; end it here and wait for it, so that no process of the drill outlives the
+        coordinator (the next drill of a campaign starts another). Only when every child
+        has exited: the server waits for them. `_stop` is multiprocessing's own way, kept
+        since Python 3.4; without it the server still exits with the coordinator."""
+        children = [self.recorder, self.probe, *self.workers, self.observer]
+        if any(p is not None and p.is_alive() for p in children):
+            return
+        server = getattr(multiprocessing.forkserver, "_forkserver", None)
+        with contextlib.suppress(AttributeError, OSError):
+            server._stop()
 
     def stop_observer(self) -> None:
         """The observer ends on `stop` within a few intervals; one that does not is killed

@@ -41,6 +41,7 @@ class LateReconciliation(Drill):
                 self.scenario = self.outcome.scenario = s.replace(
                     parallel_workers=stored["parallel_workers"], schema=stored["schema"],
                     payload_bytes=stored["payload_bytes"],
+                    ops_per_transaction=stored.get("ops_per_transaction", 1),
                     full_data_validation=s.preparation.full_data_validation
                     or stored["full_data_validation"])
                 for at, name, _ in self.ledger.events():

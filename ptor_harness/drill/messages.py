@@ -123,6 +123,14 @@ class RecorderFinished:
     spilled_batches: int = 0
 
 
+def coordinator_gone(alive) -> bool:
+    """True once the coordinator has exited, however it ended (SIGKILL included). `alive`
+    is the read end of a pipe whose write end the coordinator alone holds (Crew), so it
+    reads as closed exactly then. A child's parent is the fork server, which outlives the
+    coordinator while any child holds its pipe: the parent's pid says nothing."""
+    return alive.poll()
+
+
 def ignore_stop_signals() -> None:
     """Ctrl-C reaches the whole process group and a service manager may TERM it all: only
     the coordinator decides how a drill stops, so its children ignore both and are told."""

@@ -215,10 +215,10 @@ class NodeWatcher(threading.Thread):
                 self.conn = None
 
 
-def run_observer(spec: ObserverSpec, q, stop, events, parent_pid: int) -> None:
+def run_observer(spec: ObserverSpec, q, stop, events, alive) -> None:
     """Process entry point: watch every node until `stop` (or until the coordinator is
-    gone), sending samples to the recorder every FLUSH_SECONDS; the last samples go before
-    the process exits."""
+    gone: messages.coordinator_gone), sending samples to the recorder every FLUSH_SECONDS;
+    the last samples go before the process exits."""
     messages.ignore_stop_signals()
     db.share_between_threads()
     out: list = []
@@ -229,7 +229,7 @@ def run_observer(spec: ObserverSpec, q, stop, events, parent_pid: int) -> None:
         watcher.start()
     sent = dropped = 0
     while True:
-        stopping = stop.wait(FLUSH_SECONDS) or os.getppid() != parent_pid
+        stopping = stop.wait(FLUSH_SECONDS) or messages.coordinator_gone(alive)
         if stopping:
             halt.set()
             for watcher in watchers:

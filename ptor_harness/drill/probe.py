@@ -22,7 +22,6 @@ into the report beside the workers' figures.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -115,13 +114,14 @@ class ProbeBoard:
 class Probe:
     """The probe's loop; `run_probe` is its process entry point."""
 
-    def __init__(self, spec: ProbeSpec, board: ProbeBoard, events, stop, abort) -> None:
+    def __init__(self, spec: ProbeSpec, board: ProbeBoard, events, stop, abort,
+                 alive) -> None:
         self.spec = spec
         self.board = board
         self.events = events
         self.stop = stop
         self.abort = abort
-        self.parent = os.getppid()
+        self.alive = alive  # messages.coordinator_gone
         self.conn = None
         self.last_ok: Optional[float] = None
         self.failed_at: Optional[float] = None
@@ -189,7 +189,7 @@ class Probe:
 
     def run(self) -> None:
         while not self.stop.is_set() and not self.abort.is_set() and \
-                os.getppid() == self.parent:
+                not messages.coordinator_gone(self.alive):
             started = time.monotonic()
             self.board.array[2] = time.time()
             self.step()
@@ -200,7 +200,7 @@ class Probe:
             self.conn.close()
 
 
-def run_probe(spec: ProbeSpec, board_array, events, stop, abort) -> None:
-    """Process entry point (spawn context)."""
+def run_probe(spec: ProbeSpec, board_array, events, stop, abort, alive) -> None:
+    """Process entry point (forked by the fork server: crew.py)."""
     messages.ignore_stop_signals()
-    Probe(spec, ProbeBoard(board_array), events, stop, abort).run()
+    Probe(spec, ProbeBoard(board_array), events, stop, abort, alive).run()

@@ -15,7 +15,6 @@ queue still goes to the spill file, and the file stays for `ptor reconcile --run
 
 from __future__ import annotations
 
-import os
 import queue as queue_module
 import time
 import traceback
@@ -60,7 +59,7 @@ class Recorder:
         self.identities = 0
         self.ended: set[int] = set()
 
-    def next_batch(self, parent_pid: int) -> list:
+    def next_batch(self, alive) -> list:
         """Block for the first message, then take whatever else is already there."""
         while True:
             try:
@@ -69,7 +68,7 @@ class Recorder:
             except queue_module.Empty:
                 if self.spill is not None and self.spill.holding:
                     self.replay_spill()  # the load is idle: catch up meanwhile
-                if os.getppid() != parent_pid:  # the coordinator is gone: flush and stop
+                if messages.coordinator_gone(alive):  # flush and stop
                     return [(messages.RECORDER_STOP,)]
         while len(batch) < MAX_BATCH_MESSAGES:
             try:
@@ -205,21 +204,22 @@ class Recorder:
         if self.gave_up:
             raise RecorderError(self.gave_up)
 
-    def run(self, parent_pid: int) -> None:
-        while self.write(self.next_batch(parent_pid)):
+    def run(self, alive) -> None:
+        while self.write(self.next_batch(alive)):
             pass
         self.finish()
 
 
-def run_recorder(spec: LedgerSpec, queue, ack_conns: dict, events, parent_pid: int) -> None:
-    """Process entry point: open the ledger here, drain until stopped, report the totals."""
+def run_recorder(spec: LedgerSpec, queue, ack_conns: dict, events, alive) -> None:
+    """Process entry point: open the ledger here, drain until stopped (or until the
+    coordinator is gone: messages.coordinator_gone), report the totals."""
     messages.ignore_stop_signals()
     try:
         ledger = spec.open()
         spill = Spill(spec.spill_path) if spec.spill_path and not spec.durable else None
         recorder = Recorder(ledger, queue, ack_conns, spec.outage_limit, spill, events,
                             spec.run_id)
-        recorder.run(parent_pid)
+        recorder.run(alive)
         ledger.close()
         events.put(messages.RecorderFinished(recorder.ops, recorder.intents,
                                              recorder.identities, None,

@@ -9,7 +9,8 @@ worker had no server to send them to are not sent afterwards as a burst; once it
 connected again they are skipped (counted, never planned, so never lost nor in doubt)
 and the schedule goes on from the first one due after that moment. Ops that fall behind
 while the worker is connected (a harness or cluster too slow for the rate) are sent late,
-and their schedule lag says by how much.
+and their schedule lag says by how much. With --ops-per-transaction a transaction is due,
+not an op: its ops go one after the other, and its latencies count to its COMMIT.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ POLL = 0.01  # seconds between looks at the stop events while an op is not yet d
 class Schedule:
     """The due times of one worker's ops, and what came of them."""
 
-    def __init__(self, rate: float, seed: int) -> None:
-        self.rate = rate  # ops per second, this worker's share
+    def __init__(self, rate: float, seed: int, ops_per_arrival: int = 1) -> None:
+        # one arrival is one transaction of `ops_per_arrival` ops (--ops-per-transaction),
+        # so arrivals come at this worker's share of the op rate over that
+        self.ops = ops_per_arrival
+        self.rate = rate / ops_per_arrival  # arrivals per second
         self.rng = random.Random(seed)
         self.due = 0.0  # epoch seconds the next op is due
         self.sent = 0
@@ -44,7 +48,7 @@ class Schedule:
     def skip_missed(self, now: float) -> None:
         """After an outage: every op due before `now` is skipped."""
         while self.due < now:
-            self.skipped += 1
+            self.skipped += self.ops
             self.advance()
 
     def wait_turn(self, stopping: Callable[[], bool],
@@ -59,9 +63,10 @@ class Schedule:
                 return False
             sleep(min(left, POLL))
 
-    def done(self, sent_at: float, ended_at: float, acknowledged: bool) -> None:
-        """The op due now was sent at `sent_at` and came back at `ended_at`."""
-        self.sent += 1
+    def done(self, sent_at: float, ended_at: float, acknowledged: bool, ops: int = 1) -> None:
+        """The op (or transaction of `ops` ops) due now was sent at `sent_at` and came back
+        at `ended_at`."""
+        self.sent += ops
         self.lag.add(max(0.0, sent_at - self.due))
         if acknowledged:
             self.from_due.add(max(0.0, ended_at - self.due))

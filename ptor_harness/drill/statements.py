@@ -1,13 +1,16 @@
-"""The one statement each kind of op runs, as the worker sends it."""
+"""The one statement each kind of op runs, as the worker sends it, and what it returns."""
 
 from __future__ import annotations
+
+from typing import Optional
 
 from .. import db
 from ..ops import DELETE, INSERT, UPDATE
 
 
 def op_statements(table: str, report_server: bool = False) -> dict[str, str]:
-    """The one statement each kind of op runs (autocommit: one op, one transaction).
+    """The one statement each kind of op runs (autocommit: alone, one op is one
+    transaction; `OpStatements` opens a longer one).
 
     UPDATE and DELETE return the `last_seq` of the row version they replaced: the version
     chain (ops.Op.prev_seq), in the same round trip. The UPDATE keeps it in the row itself
@@ -36,3 +39,41 @@ def op_statements(table: str, report_server: bool = False) -> dict[str, str]:
     }
     return {kind: sql + (f" RETURNING {', '.join(returning[kind])}" if returning[kind] else "")
             for kind, sql in statements.items()}
+
+
+class OpStatements:
+    """A worker table's statements, direct and through a pooler, each alone or opening a
+    transaction: `BEGIN; <op>` is one round trip (libpq returns the last statement's
+    result), so a transaction of N ops costs N + 1 round trips, its COMMIT the last."""
+
+    def __init__(self, table: str) -> None:
+        self.direct = op_statements(table)
+        self.pooled = op_statements(table, True)
+        self.direct_begin = {kind: "BEGIN; " + sql for kind, sql in self.direct.items()}
+        self.pooled_begin = {kind: "BEGIN; " + sql for kind, sql in self.pooled.items()}
+
+    def of(self, pooled: bool, begin: bool = False) -> dict[str, str]:
+        if begin:
+            return self.pooled_begin if pooled else self.direct_begin
+        return self.pooled if pooled else self.direct
+
+
+def send_op(cur, sql: dict[str, str], pooled: bool, kind: str, key: int, seq: int,
+            data: Optional[str], sent_at: float) -> tuple:
+    """Run one op's statement; (rows it changed, the `last_seq` it replaced, its server's
+    start time behind a pooler). Raises psycopg2.Error."""
+    prev_seq = started = None
+    if kind == INSERT:
+        cur.execute(sql[INSERT], (key, seq, data, sent_at))
+    elif kind == DELETE:
+        cur.execute(sql[DELETE], (key,))
+    else:
+        cur.execute(sql[UPDATE], (seq, data, sent_at, key))
+    rows = cur.rowcount
+    if rows and (kind != INSERT or pooled):
+        returned = cur.fetchone()
+        if kind != INSERT:
+            prev_seq = returned[0]
+        if pooled:
+            started = returned[-1]
+    return rows, prev_seq, started

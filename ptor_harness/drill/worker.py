@@ -1,20 +1,14 @@
-"""A worker process: one table, one connection at a time, one op per transaction.
+"""A worker process: one table, one connection at a time, one op per transaction (or
+--ops-per-transaction of them between BEGIN and COMMIT).
 
-Each op is journaled as Jepsen does: planned (its intent), then completed with an outcome.
-In sync repo mode the intents of a block of ops are durable in the ledger before the first
-of them is sent, so a harness crash can leave an op in doubt but never missing from the
-ledger; the next block's intents are sent ahead so the wait overlaps the current block's
-work. Outcomes travel in batches to the recorder over the shared Queue.
-
-The worker shares a few live counters with the coordinator through `WorkerBoard`
-(board.py).
+Each op is journaled, intent then outcome (op_journal.py): in sync repo mode a harness
+crash can leave an op in doubt but never missing from the ledger. The worker shares a few
+live counters with the coordinator through `WorkerBoard` (board.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import queue as queue_module
 import time
 import traceback
 from typing import Optional
@@ -23,27 +17,23 @@ import psycopg2
 
 from .. import db
 from ..config import WorkerSpec
-from ..ops import DELETE, FAILED, INDETERMINATE, INSERT, OK, UPDATE
+from ..ops import DELETE, FAILED, INDETERMINATE, OK
 from ..retry import Backoff
 from ..schema import payload
 from . import messages
 from .board import WorkerBoard
+from .op_journal import OpJournal, Stopped
 from .op_watchdog import OpWatchdog
 from .probe import ProbeBoard
 from .schedule import Schedule
-from .statements import op_statements
+from .statements import OpStatements, send_op
 from .workload import Workload
 
-BLOCK = 64  # ops planned (and, in sync mode, made durable) at a time
-FLUSH_OPS = 64  # outcomes per Queue message at most (about 2.7 kB: one atomic pipe write)
-FLUSH_SECONDS = 0.1  # and at least this often
+BLOCK = 64  # ops planned (and, in sync mode, made durable) at a time, at least
+NOT_SENT = "not sent: an earlier op of its transaction failed"
 BACKOFF_FIRST = 0.01  # retrying alone (the probe silent): from this ...
 BACKOFF_MAX = 1.0  # ... to this, doubling
 STOP_POLL = 0.01  # seconds between looks at the stop and abort events
-
-
-class Stopped(Exception):
-    """The coordinator asked the worker to stop (or to abort)."""
 
 
 class Worker:
@@ -52,11 +42,11 @@ class Worker:
     def aborted(self) -> bool:
         """Abort, or the coordinator is gone (SIGKILLed): a worker never loads a cluster
         that nobody watches."""
-        return self.abort.is_set() or os.getppid() != self.parent
+        return self.abort.is_set() or messages.coordinator_gone(self.alive)
 
     def stopping(self) -> bool:
         """Asked before every op, so it looks at the shared events (a semaphore each, and a
-        getppid system call) at most every STOP_POLL seconds: stopping stays prompt and
+        poll of the coordinator's pipe) at most every STOP_POLL seconds: stopping stays prompt and
         the check costs the load nothing measurable. Once it has said yes it says yes
         for good: a caller that asks again right after must not be told no."""
         if self.told_to_stop:
@@ -69,11 +59,10 @@ class Worker:
         return self.told_to_stop
 
     def __init__(self, spec: WorkerSpec, queue, ack_conn, board: WorkerBoard, stop, abort,
-                 probe: Optional[ProbeBoard] = None):
+                 alive, probe: Optional[ProbeBoard] = None):
         self.spec = spec
         self.probe = probe
-        self.queue = queue
-        self.ack_conn = ack_conn
+        self.journal = OpJournal(spec.worker, queue, ack_conn, self.aborted)
         self.board = board
         self.board_array = board.array
         self.ok_slot = board.slot(spec.worker, "ok")
@@ -81,7 +70,7 @@ class Worker:
         self.connects_slot = board.slot(spec.worker, "connects")
         self.stop = stop
         self.abort = abort
-        self.parent = os.getppid()
+        self.alive = alive  # messages.coordinator_gone
         self.stop_polled = 0.0
         self.told_to_stop = False
         self.workload = Workload(spec.seed, spec.insert_percent, spec.update_percent,
@@ -91,54 +80,22 @@ class Worker:
         self.fd = -1  # the session's socket, for the watchdog
         self.session = 0
         self.server_started: Optional[float] = None  # of the server the session is on
-        self.outbox: list[tuple] = []
-        self.last_flush = time.monotonic()
         self.counts = {OK: 0, FAILED: 0, INDETERMINATE: 0}
-        self.block_no = 0
-        self.acked_block = -1
         self.planned = 0
         w = spec.worker
         t = spec.table
-        self.direct_sql, self.pooled_sql = op_statements(t), op_statements(t, True)
-        self.sql = self.direct_sql
+        self.statements = OpStatements(t)
+        self.sql = self.statements.of(pooled=False)
+        # a block holds whole transactions (only --ops-per-worker cuts the last one short)
+        n = spec.ops_per_transaction
+        self.block_size = -(-BLOCK // n) * n
         self.pooled = False  # the session goes through a pooler: each op names its server
         self.app_name = f"ptor-worker-{w}"
         self.in_flight: Optional[tuple[float, int]] = None  # (started, socket fd) of the op
         self.watchdog = OpWatchdog(self, spec.statement_timeout + spec.rto_conn_timeout)
         # --rate: when each op is due (None: as fast as the worker can)
-        self.schedule = Schedule(spec.rate, spec.seed) if spec.rate > 0 else None
-
-    # --- the Queue -------------------------------------------------------------------
-
-    def send(self, message: tuple) -> None:
-        """Blocking put that never drops, but gives up if the run is aborted."""
-        while True:
-            try:
-                self.queue.put(message, timeout=0.2)
-                return
-            except queue_module.Full:
-                if self.aborted():
-                    raise Stopped() from None
-
-    def flush(self) -> None:
-        if self.outbox:
-            messages.put_split(self.send, messages.OPS, self.spec.worker, self.outbox)
-            self.outbox = []
-        self.last_flush = time.monotonic()
-
-    def send_intents(self, block: list) -> int:
-        block_no = self.block_no
-        self.block_no += 1
-        self.send((messages.INTENTS, self.spec.worker, block_no, block))
-        return block_no
-
-    def wait_durable(self, block_no: int) -> None:
-        """Wait for the recorder to confirm that intents up to `block_no` are durable."""
-        while self.acked_block < block_no:
-            if self.aborted():
-                raise Stopped()
-            if self.ack_conn.poll(0.2):
-                self.acked_block = self.ack_conn.recv()
+        self.schedule = Schedule(spec.rate, spec.seed, spec.ops_per_transaction) \
+            if spec.rate > 0 else None
 
     # --- connections -----------------------------------------------------------------
 
@@ -184,13 +141,13 @@ class Worker:
                 raise
         except psycopg2.Error:
             return False
-        self.send((messages.IDENTITY, tuple(identity)))
+        self.journal.send((messages.IDENTITY, tuple(identity)))
         if identity.in_recovery:
             conn.close()  # a standby: keep looking for the primary
             return False
         self.server_started = identity.started_at
         self.pooled = pooled
-        self.sql = self.pooled_sql if pooled else self.direct_sql
+        self.sql = self.statements.of(pooled)
         self.conn, self.cur, self.fd = conn, conn.cursor(), conn.fileno()
         self.board.set(self.spec.worker, "connected", 1)
         return True
@@ -207,19 +164,8 @@ class Worker:
         rows = prev_seq = started = None
         self.in_flight = (t_start, self.fd)
         try:
-            if kind == INSERT:
-                self.cur.execute(self.sql[INSERT], (key, seq, data, t_start))
-            elif kind == DELETE:
-                self.cur.execute(self.sql[DELETE], (key,))
-            else:
-                self.cur.execute(self.sql[UPDATE], (seq, data, t_start, key))
-            rows = self.cur.rowcount
-            if rows and (kind != INSERT or self.pooled):
-                returned = self.cur.fetchone()
-                if kind != INSERT:
-                    prev_seq = returned[0]
-                if self.pooled:
-                    started = returned[-1]
+            rows, prev_seq, started = send_op(self.cur, self.sql, self.pooled, kind, key, seq,
+                                              data, t_start)
             outcome = OK
             if self.conn.notices:  # rare: e.g. a cancelled wait for a synchronous standby
                 error = db.notice_label(self.conn.notices)
@@ -229,10 +175,8 @@ class Worker:
             error = db.error_label(exc)
         self.in_flight = None
         t_end = time.time()
-        if error is not None and outcome == OK:
-            # behind a pooler the session has no statement timeout of ptor's (db.connect)
-            outcome, error = db.acknowledged_outcome(
-                error, t_end - t_start, 0.0 if self.pooled else spec.statement_timeout)
+        if error is not None:
+            outcome, error = self.judge_acknowledgement(outcome, error, t_end - t_start)
             if outcome != OK:
                 rows = prev_seq = None  # as for any op without an acknowledgement
         if self.schedule is not None:
@@ -240,20 +184,89 @@ class Worker:
         session = self.session
         if self.pooled and outcome == OK and started != self.server_started:
             session = self.follow_server(started, t_end)
+        self.record(seq, kind, key, t_start, t_end, outcome, error, session, rows, prev_seq)
+        self.count(outcome, t_end)
+
+    def execute_transaction(self, ops: list) -> None:
+        """Run ops (seq, kind, key) between BEGIN and COMMIT, the COMMIT their one
+        acknowledgement: all ok, failed or in doubt together. An error before the COMMIT
+        was sent fails them all for certain (a server commits nothing without it); ops
+        after the failing one are never sent, and journaled failed with no effect."""
+        spec, cur, pooled = self.spec, self.cur, self.pooled
+        sent: list[tuple] = []  # (seq, kind, key, t_start, rows, prev_seq)
+        error = started = None
+        sql = self.statements.of(pooled, begin=True)
+        try:
+            for seq, kind, key in ops:
+                data = payload(spec.run_tag, spec.worker, seq, spec.payload_bytes) \
+                    if kind != DELETE else None
+                t_start = time.time()
+                self.in_flight = (t_start, self.fd)
+                sent.append((seq, kind, key, t_start, None, None))
+                rows, prev_seq, server = send_op(cur, sql, pooled, kind, key, seq, data,
+                                                 t_start)
+                sent[-1] = (seq, kind, key, t_start, rows, prev_seq)
+                started = server if server is not None else started
+                sql = self.sql
+            t_commit = time.time()
+            self.in_flight = (t_commit, self.fd)
+            try:
+                cur.execute("COMMIT")
+                outcome = OK
+                if self.conn.notices:
+                    error = db.notice_label(self.conn.notices)
+                    del self.conn.notices[:]
+            except psycopg2.Error as exc:
+                outcome, error = db.classify(exc, sent=True), db.error_label(exc)
+        except psycopg2.Error as exc:  # before the COMMIT: rolled back, nothing applied
+            outcome, error = FAILED, db.error_label(exc)
+            t_commit = time.time()
+        self.in_flight = None
+        t_end = time.time()
+        outcome, error = self.judge_acknowledgement(outcome, error, t_end - t_commit)
+        if self.schedule is not None:
+            self.schedule.done(sent[0][3], t_end, outcome == OK, len(ops))
+        session = self.session
+        if pooled and outcome == OK and started != self.server_started:
+            session = self.follow_server(started, t_end)
+        for seq, kind, key, t_start, rows, prev_seq in sent:
+            if outcome != OK:
+                rows = prev_seq = None
+            self.record(seq, kind, key, t_start, t_end, outcome, error, session, rows,
+                        prev_seq)
+        for seq, kind, key in ops[len(sent):]:
+            self.record(seq, kind, key, t_end, t_end, FAILED, NOT_SENT, session, None, None)
+        self.count(outcome, t_end)
+
+    def judge_acknowledgement(self, outcome: str, error: Optional[str],
+                              took: float) -> tuple[str, Optional[str]]:
+        """An acknowledgement that came with a warning may not be one (db)."""
+        if error is None or outcome != OK:
+            return outcome, error
+        # behind a pooler the session has no statement timeout of ptor's (db.connect)
+        return db.acknowledged_outcome(
+            error, took, 0.0 if self.pooled else self.spec.statement_timeout)
+
+    def record(self, seq: int, kind: str, key: int, t_start: float, t_end: float,
+               outcome: str, error: Optional[str], session: int, rows: Optional[int],
+               prev_seq: Optional[int]) -> None:
+        """One op's outcome, to the outbox (and its key back to the workload)."""
         self.workload.settle(kind, key, outcome)
         self.counts[outcome] += 1
-        board, w = self.board, spec.worker
+        self.journal.add((self.spec.worker, seq, kind, key, t_start, t_end, outcome, error,
+                          session, rows, prev_seq))
+
+    def count(self, outcome: str, t_end: float) -> None:
+        """The board's counters after an acknowledgement (or its absence, which also ends
+        the session: the next op connects anew)."""
         if outcome == OK:
             self.board_array[self.ok_slot] = self.counts[OK]
             self.board_array[self.last_ok_slot] = t_end
         else:
-            board.set(w, outcome, self.counts[outcome])
-            board.set(w, "last_bad", t_end)
+            w = self.spec.worker
+            self.board.set(w, outcome, self.counts[outcome])
+            self.board.set(w, "last_bad", t_end)
             self.drop_connection()
-        self.outbox.append((w, seq, kind, key, t_start, t_end, outcome, error, session,
-                            rows, prev_seq))
-        if len(self.outbox) >= FLUSH_OPS or time.monotonic() - self.last_flush > FLUSH_SECONDS:
-            self.flush()
 
     def follow_server(self, started: Optional[float], acked_at: float) -> int:
         """The session number of an op just acknowledged whose server may not be the one
@@ -284,15 +297,18 @@ class Worker:
         else:
             self.session += 1
             identity = identity._replace(session=self.session)
-        self.send((messages.IDENTITY, tuple(identity)))
+        self.journal.send((messages.IDENTITY, tuple(identity)))
         # a server that cannot say when it started must not make every op ask again
         self.server_started = identity.started_at if identity.started_at is not None \
             else started
         return op_session
 
     def run_block(self, block: list) -> Optional[int]:
-        """Execute a planned block; on stop, return the seq of the first op not sent."""
-        for seq, kind, key in block:
+        """Execute a planned block (whole transactions); on stop, return the seq of the
+        first op not sent."""
+        step = self.spec.ops_per_transaction
+        for start in range(0, len(block), step):
+            seq = block[start][0]
             if self.stopping():
                 return seq
             if self.conn is None:
@@ -304,14 +320,17 @@ class Worker:
                     self.schedule.skip_missed(time.time())
             if self.schedule is not None and not self.schedule.wait_turn(self.stopping):
                 return seq
-            self.execute(seq, kind, key)
+            if step == 1:
+                self.execute(*block[start])
+            else:
+                self.execute_transaction(block[start:start + step])
         return None
 
     def plan_next(self) -> list:
         """The next block of ops, shorter or empty once --ops-per-worker is reached."""
-        size = BLOCK
+        size = self.block_size
         if self.spec.ops_limit:
-            size = min(BLOCK, self.spec.ops_limit - self.planned)
+            size = min(size, self.spec.ops_limit - self.planned)
         self.planned += size
         return self.workload.plan(size) if size > 0 else []
 
@@ -331,18 +350,18 @@ class Worker:
             self.schedule.start(time.time())
         sync = self.spec.sync_ledger
         current = self.plan_next()
-        current_no = self.send_intents(current) if sync and current else -1
+        current_no = self.journal.send_intents(current) if sync and current else -1
         while current:
             upcoming = self.plan_next()
-            upcoming_no = self.send_intents(upcoming) if sync and upcoming else -1
+            upcoming_no = self.journal.send_intents(upcoming) if sync and upcoming else -1
             if sync:
-                self.wait_durable(current_no)
+                self.journal.wait_durable(current_no)
             unsent_from = self.run_block(current)
             if unsent_from is not None:
                 unsent = [op for op in current if op[0] >= unsent_from] + upcoming
                 return self.finish(unsent)
             if sync:
-                self.flush()  # outcomes of this block travel before the next wait
+                self.journal.flush()  # outcomes of this block travel before the next wait
             current, current_no = upcoming, upcoming_no
         return self.finish([])
 
@@ -351,20 +370,20 @@ class Worker:
         self.board.set(self.spec.worker, "draining", 1)
         self.workload.unplan(unsent)
         if unsent and self.spec.sync_ledger:
-            self.send((messages.RETRACT, self.spec.worker, unsent[0][0]))
-        self.flush()
+            self.journal.retract(unsent[0][0])
         self.drop_connection()
-        self.send((messages.WORKER_END, self.spec.worker))
+        self.journal.end()
         self.board.set(self.spec.worker, "ended", 1)
 
 
 def run_worker(spec: WorkerSpec, queue, ack_conn, board_array, workers: int, go, stop, abort,
-               events, probe_array=None) -> None:
-    """Process entry point (spawn context): build the worker here, connections included."""
+               alive, events, probe_array=None) -> None:
+    """Process entry point (forked by the fork server): build the worker here, connections
+    included."""
     messages.ignore_stop_signals()
     board = WorkerBoard(board_array, workers)
     probe = ProbeBoard(probe_array) if probe_array is not None else None
-    worker = Worker(spec, queue, ack_conn, board, stop, abort, probe)
+    worker = Worker(spec, queue, ack_conn, board, stop, abort, alive, probe)
     try:
         with contextlib.suppress(Stopped):
             worker.run(go)
@@ -376,8 +395,5 @@ def run_worker(spec: WorkerSpec, queue, ack_conn, board_array, workers: int, go,
         events.put(messages.WorkerCrashed(spec.worker, db.error_label(exc),
                                           messages.tail(traceback.format_exc())))
         board.set(spec.worker, "ended", 1)  # reported above; not a silent death
-        try:
-            worker.flush()
-            worker.send((messages.WORKER_END, spec.worker))
-        except Exception:
-            pass
+        with contextlib.suppress(Exception):
+            worker.journal.end()

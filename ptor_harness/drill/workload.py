@@ -32,8 +32,9 @@ class LiveKeys:
             self._keys.append(key)
 
     def take_random(self, rng: random.Random) -> int:
-        """Remove and return a random key."""
-        index = rng.randrange(len(self._keys))
+        """Remove and return a random key (uniform: `random()` is C, where `randrange` is
+        a few Python calls, which showed in the worker's cost per op)."""
+        index = int(rng.random() * len(self._keys))
         key = self._keys[index]
         last = self._keys.pop()
         del self._pos[key]
@@ -62,8 +63,9 @@ class Workload:
         """The next `count` ops. Updates and deletes need a live key; with none, insert."""
         planned = []
         rng = self.rng
+        draw_of = rng.random
         for _ in range(count):
-            draw = rng.randrange(100)
+            draw = int(draw_of() * 100)
             if draw < self.insert_cut or not self.live:
                 kind, key = INSERT, self.next_key
                 self.next_key += 1

@@ -126,6 +126,9 @@ def prometheus_registry(report: dict) -> CollectorRegistry:
           [({}, rto["recovered"])])
     gauge("lost_acknowledged_ops", "Acknowledged ops whose effect is not on the primary.",
           [({}, rpo["lost_acknowledged_ops"])])
+    gauge("lost_acknowledged_transactions", "Acknowledged transactions with a lost op (each "
+          "op is one unless --ops-per-transaction).",
+          [({}, rpo.get("lost_acknowledged_transactions"))])
     gauge("rpo_window_seconds", "First to last lost acknowledgement.",
           [({}, rpo["window_seconds"])])
     gauge("ops", "Ops of the last drill by outcome.",

@@ -62,6 +62,14 @@ def render(report: dict) -> str:
             ["latency from due p50 / p99", f"{_s(due.get('p50'), 4)} / "
                                            f"{_s(due.get('p99'), 4)}"],
             ["ops skipped (due in an outage)", _n(load.get("skipped_ops"))]]
+    txn = r.get("transactions") or {}
+    if txn.get("ops_per_transaction", 1) > 1:
+        at = next(i for i, row in enumerate(summary) if row[0].startswith("ops ok"))
+        summary[at + 1:at + 1] = [
+            [f"transactions ({txn['ops_per_transaction']} ops) ok / failed / in doubt",
+             " / ".join(_n(txn[k]) for k in ("ok", "failed", "indeterminate"))],
+            ["lost acknowledged transactions", _n(r["rpo"].get(
+                "lost_acknowledged_transactions"))]]
     parts = ["Summary", tabulate(summary, tablefmt="simple")]
     for title, items in (("Why", r["verdict_reasons"]), ("Warnings", r["warnings"]),
                          ("Errors", r["errors"])):

@@ -27,6 +27,12 @@ Report format history:
       `rto.service_available_seconds`, `rto.sla_percent`, `rto.read_seconds`,
       `rpo.lost_bytes`, `rpo.lost_by_cause`, `anatomy.read_outage_seconds`,
       `anatomy.stale_routing`; lost examples carry their `cause`.
+  5 — the load's shape: `load` (target and achieved rate, schedule lag, skipped ops,
+      latency from due, the primary's WAL rate and timeline),
+      `anatomy.wal_bytes_per_second_before_fault`; transactions (--ops-per-transaction):
+      `transactions` (ops_per_transaction, ok, failed, indeterminate),
+      `rpo.lost_acknowledged_transactions`, `anomalies.partial_transactions` and its
+      examples.
 """
 
 from __future__ import annotations
@@ -50,9 +56,10 @@ from ..verify.metrics import (
     sla_percent,
 )
 from ..verify.rate import BEFORE_FAULT, load_figures, load_warnings, wal_rate
+from ..verify.transactions import transaction_totals
 from .nodes import failover_anatomy, lost_by_cause, nodes_section, stale_routing
 
-REPORT_FORMAT = 4
+REPORT_FORMAT = 5
 EXIT_CODES = {checks.PASS: EXIT_PASS, checks.FAIL: EXIT_FAIL, checks.UNKNOWN: EXIT_UNKNOWN}
 
 
@@ -143,7 +150,8 @@ def build(outcome: DrillOutcome) -> dict:
         "harness": harness_figures(outcome),
         "load": load_figures(s.load.rate, s.load.parallel_workers, outcome.schedules,
                              totals["ok"], outcome.phases.get("warmup"),
-                             outcome.phases.get("drain"), outcome.node_samples),
+                             outcome.phases.get("drain"), outcome.node_samples,
+                             outcome.wal_positions),
         "deadline_reached": outcome.deadline_reached,
         "rto": {
             "write_seconds": rto["write_seconds"],
@@ -157,6 +165,7 @@ def build(outcome: DrillOutcome) -> dict:
         },
         "rpo": dict({
             "lost_acknowledged_ops": lost,
+            "lost_acknowledged_transactions": findings.lost_transactions if findings else None,
             "lost_by_kind": dict(findings.lost) if findings else None,
             "lost_by_evidence": dict(findings.lost_by_evidence) if findings else None,
             "unverifiable_ops": findings.unverifiable if findings else None,
@@ -170,6 +179,8 @@ def build(outcome: DrillOutcome) -> dict:
                                 "last_lost_before_fault_seconds": None})),
         "ops": {"ok": totals["ok"], "failed": totals["failed"],
                 "indeterminate": totals["indeterminate"], "ok_by_kind": by_kind},
+        "transactions": dict(transaction_totals(metrics.workers.values() if metrics else []),
+                             ops_per_transaction=s.load.ops_per_transaction),
         "indeterminate": {
             "applied": findings.applied if findings else None,
             "not_applied": findings.not_applied if findings else None,

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
 PRIORITY = {FAIL: 2, UNKNOWN: 1, PASS: 0}
 # anomalies judged here; resurrected rows are lost deletes, judged with the loss
-JUDGED_ANOMALIES = ("phantom_rows", "holes", "failed_but_applied", "split_brain_writes")
+JUDGED_ANOMALIES = ("phantom_rows", "holes", "failed_but_applied", "split_brain_writes",
+                    "partial_transactions")
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def anomalies(f: Figures, t: Thresholds) -> Check:
     if f.lost is None:
         return Check("anomalies", UNKNOWN, "data was not validated")
     return Check("anomalies", PASS, "no phantom rows, holes, failed ops found applied, "
-                 "split-brain writes or wrong payloads")
+                 "split-brain writes, partial transactions or wrong payloads")
 
 
 def drill_completed(f: Figures, t: Thresholds) -> Check:

@@ -7,7 +7,8 @@ failover is not a hole. An acknowledged update or delete whose rowcount was 0 ma
 row, so it has no effect to find: it is counted (`noop_writes`, a sign its row was already
 lost) but never as a loss or a hole. A split-brain write is an `ok` op acknowledged by a
 server after a newer primary of the same cluster (a higher timeline) had already served a
-client.
+client. A partial transaction is one whose ops reconciliation found partly applied
+(transactions.py).
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..ops import KIND_NAMES, NOT_REPLICATED
+from ..ops import KIND_NAMES, NOT_REPLICATED, Op
 
 EXAMPLES = 10
 # The anomaly classes, each with the Findings field that holds its examples.
 ANOMALY_CLASSES = ("phantom_rows", "holes", "failed_but_applied", "split_brain_writes",
-                   "resurrected_rows")
+                   "resurrected_rows", "partial_transactions")
 EXAMPLES_OF = {"phantom_rows": "phantom_examples", "holes": "hole_examples",
                "failed_but_applied": "failed_applied_examples",
                "split_brain_writes": "split_brain_examples",
-               "resurrected_rows": "resurrected_examples"}
+               "resurrected_rows": "resurrected_examples",
+               "partial_transactions": "partial_transaction_examples"}
 # How a lost op was found (see the module's docstring).
 FINAL_STATE, VERSION_CHAIN, WORKER_ORDER = "final_state", "version_chain", "worker_order"
 EVIDENCE = (FINAL_STATE, VERSION_CHAIN, WORKER_ORDER)
@@ -70,6 +72,11 @@ class Findings:
     holes: int = 0
     hole_examples: list = field(default_factory=list)
     noop_writes: int = 0  # acknowledged updates/deletes that matched no row (rowcount 0)
+    # acknowledged transactions with a lost op (--ops-per-transaction; else lost ops), and
+    # transactions found partly applied (transactions.py): an anomaly
+    lost_transactions: int = 0
+    partial_transactions: int = 0
+    partial_transaction_examples: list = field(default_factory=list)
     resurrected_rows: int = 0  # acknowledged deletes undone (also counted as lost deletes)
     resurrected_examples: list = field(default_factory=list)
     split_brain_writes: int = 0  # acknowledged by a server no longer the newest primary
@@ -88,6 +95,23 @@ class Findings:
     def _example(self, bucket: list, item: dict) -> None:
         if len(bucket) < EXAMPLES:
             bucket.append(item)
+
+    def add_unverifiable(self, worker: int, op: Op) -> None:
+        """An acknowledged op no evidence shows kept or lost: assumed kept, and listed."""
+        self.unverifiable += 1
+        self._unverifiable.append((worker, op.seq))
+        self._example(self.unverifiable_examples, {
+            "worker": worker, "key": op.key, "seq": op.seq, "kind": KIND_NAMES[op.kind],
+            "acknowledged_at": op.t_end})
+
+    def find_holes(self) -> None:
+        """Lost ops below a kept op of the same worker and server (every worker in)."""
+        for worker, seq, key, server in self._lost:
+            top = self._surviving.get((worker, server), 0)
+            if top > seq:
+                self.holes += 1
+                self._example(self.hole_examples, {"worker": worker, "key": key, "seq": seq,
+                                                   "surviving_seq": top})
 
     def as_dict(self) -> dict:
         return {name: (dict(value) if isinstance(value, dict) else value)

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..ops import FAILED, INDETERMINATE, KIND_NAMES, OK, Op
+from ..ops import FAILED, INDETERMINATE, KIND_NAMES, OK, OUTCOMES, Op
+from .transactions import Transactions
 
 # Latency histogram: 16 buckets per factor of two, from 10 microseconds to ~80 seconds.
 _EDGES = [1e-5 * 2 ** (i / 16) for i in range(16 * 23 + 1)]
@@ -156,12 +157,14 @@ class WorkerStats:
     gaps: list[Gap] = field(default_factory=list)
     first_t: Optional[float] = None
     last_t: Optional[float] = None
+    transactions: dict = field(default_factory=lambda: {o: 0 for o in OUTCOMES})
 
 
 class RunMetrics:
     """Accumulates one pass over every worker's ops (each worker's in seq order)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ops_per_transaction: int = 1) -> None:
+        self.ops_per_transaction = ops_per_transaction
         self.workers: dict[int, WorkerStats] = {}
         self.seconds: dict[int, list] = {}  # epoch second -> [ok, failed, indet, histogram]
 
@@ -176,17 +179,22 @@ class RunMetrics:
 
     def add_worker(self, worker: int, ops: Iterable[Op]) -> WorkerStats:
         """A worker's ops, in seq order."""
-        return self.add_timings(worker, ((op.kind, op.t_start, op.t_end, op.outcome)
+        return self.add_timings(worker, ((op.seq, op.kind, op.t_start, op.t_end, op.outcome)
                                          for op in ops))
 
     def add_timings(self, worker: int, timings: Iterable[tuple]) -> WorkerStats:
-        """A worker's (kind, t_start, t_end, outcome) in seq order: all this pass needs, so
-        a large ledger is read with four columns (Ledger.op_timings), not eleven."""
+        """A worker's (seq, kind, t_start, t_end, outcome) in seq order: all this pass
+        needs, so a large ledger is read with five columns (Ledger.op_timings), not
+        eleven."""
         stats = WorkerStats(worker)
         self.workers[worker] = stats
         current: Optional[Gap] = None
         last_ok: Optional[float] = None
-        for kind, t_start, t_end, outcome in timings:
+        n = self.ops_per_transaction
+        transactions = Transactions(n) if n > 1 else None  # else each op is one
+        for seq, kind, t_start, t_end, outcome in timings:
+            if transactions is not None:
+                transactions.add(seq, outcome)
             if outcome is None:  # intent durable, outcome never recorded: in doubt
                 stats.unresolved_intents += 1
                 continue
@@ -222,6 +230,9 @@ class RunMetrics:
                     current.indeterminate += 1
         if current is not None:
             stats.gaps.append(current)
+        stats.transactions = transactions.end() if transactions is not None else {
+            OK: stats.ok, FAILED: stats.failed,
+            INDETERMINATE: stats.indeterminate + stats.unresolved_intents}
         return stats
 
     def windows(self) -> list[Window]:

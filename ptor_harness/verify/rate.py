@@ -8,7 +8,9 @@ computed from the workers' schedules and the acknowledged ops alone (pure).
   of an open load waits, queueing in an outage included), beside the latency from send;
 - skipped ops: due while the worker had no server, and not sent (schedule.py);
 - WAL rate: the primary's WAL bytes per second, from the node observer's LSN samples
-  (`wal_rate`), over the load and over the seconds before the fault.
+  (`wal_rate`), over the load and over the seconds before the fault; without them, from
+  the endpoint's WAL positions at the load's start, warmup end and drain
+  (drill/wal_position.py), over the readings of one server on one timeline.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ def _summary(hist: LatencyHistogram) -> dict:
 
 def load_figures(target: float, workers: int, schedules: Sequence, acknowledged: int,
                  load_from: Optional[float], load_to: Optional[float],
-                 node_samples: Sequence = ()) -> dict:
+                 node_samples: Sequence = (), wal_positions: Sequence = ()) -> dict:
     """The `load` section: `schedules` are the workers' WorkerSchedule reports,
-    `node_samples` the node observer's (for the primary's WAL rate)."""
+    `node_samples` the node observer's, `wal_positions` the endpoint's readings (for the
+    primary's WAL rate: the observer's when it has one)."""
     seconds = (load_to - load_from) if load_from is not None and load_to is not None \
         else None
     achieved = acknowledged / seconds if seconds and seconds > 0 else None
@@ -49,9 +52,9 @@ def load_figures(target: float, workers: int, schedules: Sequence, acknowledged:
         "latency_from_due_seconds": _summary(from_due) if target else None,
         "workers_reporting": len(schedules) if target else None,
         "target_reached": None,
-        "wal_bytes_per_second": wal_rate(node_samples, load_from, load_to),
         "wal_timeline": wal_timeline(node_samples),
     }
+    figures.update(wal_figures(node_samples, wal_positions, load_from, load_to))
     if target and achieved is not None:
         figures["target_reached"] = achieved >= REACHED_SHARE * target
     if target:
@@ -112,14 +115,36 @@ def wal_timeline(samples: Sequence) -> list[list]:
             in sorted(seconds.items()) if covered > 0]
 
 
-def wal_rate(samples: Sequence, start: Optional[float], end: Optional[float]) -> Optional[int]:
-    """A primary's WAL bytes per second between `start` and `end`, from the node
-    observer's samples: the WAL each node wrote while it was primary (consecutive samples
-    of it on one timeline), over the time those samples span. None without two such
-    samples in the span (no observer, or no primary seen)."""
+def wal_written(samples: Sequence, start: Optional[float],
+                end: Optional[float]) -> Optional[tuple[int, float]]:
+    """(WAL bytes, seconds) a primary wrote between `start` and `end`: what each node wrote
+    while it was primary (consecutive samples of it on one timeline), over the time those
+    samples span. None without two such samples in the span (no observer, or no primary
+    seen)."""
     if start is None or end is None or end <= start:
         return None
     inside = [sample for sample in samples if start <= sample.at <= end]
     steps = list(_primary_steps(inside))
     spanned = sum(to - since for since, to, _ in steps)
-    return round(sum(b for _, _, b in steps) / spanned) if spanned > 0 else None
+    return (sum(b for _, _, b in steps), spanned) if spanned > 0 else None
+
+
+def wal_rate(samples: Sequence, start: Optional[float], end: Optional[float]) -> Optional[int]:
+    """A primary's WAL bytes per second between `start` and `end` (see wal_written)."""
+    written = wal_written(samples, start, end)
+    return None if written is None else round(written[0] / written[1])
+
+
+def wal_figures(node_samples: Sequence, wal_positions: Sequence, load_from: Optional[float],
+                load_to: Optional[float]) -> dict:
+    """The load's WAL rate, the bytes and seconds it is measured over, and from what: the
+    observer's samples over the load, else the endpoint's readings (taken at its edges)."""
+    written, source = wal_written(node_samples, load_from, load_to), "observer"
+    if written is None and wal_positions:
+        source = "endpoint"
+        written = wal_written(wal_positions, wal_positions[0].at, wal_positions[-1].at)
+    if written is None:
+        return {"wal_bytes_per_second": None, "wal_bytes": None, "wal_seconds": None,
+                "wal_source": None}
+    return {"wal_bytes_per_second": round(written[0] / written[1]), "wal_bytes": written[0],
+            "wal_seconds": round(written[1], 3), "wal_source": source}

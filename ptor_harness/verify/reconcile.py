@@ -23,12 +23,11 @@ not ("lost"), whether or not a later write overwrote it. Three kinds of evidence
   What none of this decides is counted `unverifiable` and assumed kept: ptor never reports
   a loss it cannot show.
 
-A deleted key's chain (the delete and the versions under it) is kept or lost as a whole: if
-the delete is in the history its chain is, and if it is not, no version of the key can be
-(the row would still be there). In-doubt ops are resolved the same way: a worker never
-touches a key again after an op on it ended in doubt (workload.py), so an in-doubt op is
-the last op on its key; `superseded` counts any that were not, and is 0 by construction.
-The anomalies (holes, no-op writes, split-brain writes) are defined in findings.py.
+A deleted key's chain (the delete and the versions under it) is kept or lost as a whole (if
+the delete is not in the history, no version of the key can be: the row would be there).
+In-doubt ops are resolved the same way; a worker never touches a key again after an op on
+it ended in doubt, so `superseded` (in-doubt ops not last on their key) is 0 by design.
+Anomalies are defined in findings.py, transactions' figures in transactions.py.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ from typing import Callable, Optional
 
 from ..ops import DELETE, FAILED, INSERT, KIND_NAMES, OK, UPDATE, Op
 from .findings import FINAL_STATE, VERSION_CHAIN, WORKER_ORDER, Findings, cause_of
+from .transactions import APPLIED, KEPT, LOST, NOT_APPLIED, TransactionTally
 from .worker_order import Unit, WorkerOrder
 
 
@@ -48,17 +48,19 @@ class Reconciler:
     def __init__(self, server_of: Callable[[int, Optional[int]], object],
                  stale: Optional[Callable[[int, Optional[int], float],
                                           Optional[float]]] = None,
-                 final_server: object = None) -> None:
+                 final_server: object = None, ops_per_transaction: int = 1) -> None:
         """`server_of(worker, session)` names the server an op ran on (None: unknown);
         `stale(worker, session, acked_at)` says since when a newer primary was serving, if
         the op's server was no longer the newest; `final_server` names the server being
-        checked (what it acknowledged itself it cannot have lost)."""
+        checked (what it acknowledged itself it cannot have lost); `ops_per_transaction`
+        groups each worker's ops into its transactions (transactions.py)."""
         self.server_of = server_of
         self.stale = stale
         self.final_server = final_server
         self.findings = Findings()
         self.order: Optional[WorkerOrder] = None
         self.recorded_up_to: Optional[int] = None
+        self.tally = TransactionTally(ops_per_transaction) if ops_per_transaction > 1 else None
 
     def add_worker(self, worker: int, ops_by_key: Iterable[Op],
                    rows_by_key: Iterable[tuple], recorded_up_to: Optional[int] = None) -> None:
@@ -86,6 +88,8 @@ class Reconciler:
         self._settle_order(worker)
         for server, top in self.order.top.items():
             self.findings._surviving[(worker, server)] = top
+        if self.tally is not None:
+            self.tally.end_worker(worker)
         self.order = None
 
     # --- findings ------------------------------------------------------------------------
@@ -125,6 +129,15 @@ class Reconciler:
                 f.last_lost_ack = op.t_end
         f._lost.append((worker, op.seq, op.key, self.server_of(worker, op.session)))
         self.order.lost(op)
+        self._mark(op, LOST)
+
+    def _kept(self, op: Op) -> None:
+        self.order.kept(op)
+        self._mark(op, APPLIED if op.in_doubt else KEPT)
+
+    def _mark(self, op: Op, found: int) -> None:
+        if self.tally is not None:
+            self.tally.mark(op.seq, found)
 
     def _split_brain(self, worker: int, ops: list[Op]) -> None:
         f = self.findings
@@ -150,6 +163,9 @@ class Reconciler:
             f.rows_checked += 1
             if self._intact(ops, row):
                 self.order.kept(ops[-1])
+                if self.tally is not None:
+                    for op in ops:
+                        self.tally.mark(op.seq, KEPT)
                 return
         # An acknowledged update or delete that matched no row changed nothing (its row
         # was already gone: that loss is its insert's); there is no effect to look for.
@@ -213,7 +229,7 @@ class Reconciler:
                 bad = True
             if writer.in_doubt:
                 f.applied += 1
-            self.order.kept(writer)
+            self._kept(writer)
             top = writer
         below = []
         for op in live:
@@ -222,6 +238,7 @@ class Reconciler:
             elif op.seq > last_seq:  # after the version the primary holds
                 if op.in_doubt:
                     f.not_applied += 1
+                    self._mark(op, NOT_APPLIED)
                     continue
                 self._lose(worker, op, FINAL_STATE)
                 if op.kind == DELETE:  # the row it deleted is back
@@ -232,7 +249,7 @@ class Reconciler:
                 bad = True
         chain, unknown = self._walk(worker, key, top, below, ops)
         for op in chain:
-            self.order.kept(op)
+            self._kept(op)
         bad = self._chain_losses(worker, below, chain, unknown) or bad
         for op in unknown:
             self._defer(Unit(key, [op]))
@@ -252,6 +269,8 @@ class Reconciler:
                     f.superseded += 1
                 else:  # nothing it wrote is there, and nothing after it removed it
                     f.not_applied += 1
+                    if op.kind == INSERT:  # an update or delete may have matched nothing
+                        self._mark(op, NOT_APPLIED)
         if delete is not None:
             below = [op for op in acked if op.seq < delete.seq]
             chain, unknown = self._walk(worker, key, delete, below, ops)
@@ -262,7 +281,7 @@ class Reconciler:
             return bad
         if doubt_delete is not None:  # applied exactly when something under it was kept
             units = [Unit(key, [op]) for op in acked]
-            self.order.doubt_deletes.append(units)
+            self.order.doubt_deletes.append((doubt_delete, units))
             for unit in units:
                 self._defer(unit)
             return False
@@ -340,60 +359,42 @@ class Reconciler:
     # --- worker order --------------------------------------------------------------------
 
     def _defer(self, unit: Unit) -> None:
-        """Decide a unit now if the worker's order already does, else at the worker's end."""
-        decided = self.order.decide(unit)
-        if decided is None:
-            self.order.pending.append(unit)
-        else:
-            self._resolve(unit, decided)
+        self.order.defer(unit, self._resolve)
 
     def _resolve(self, unit: Unit, kept: bool) -> None:
         unit.kept = kept
         for op in unit.ops:
             if kept:
-                self.order.kept(op)
+                self._kept(op)
             else:
                 self._lose(self.order.worker, op, WORKER_ORDER)
         if not kept:
             self.findings.mismatched_rows += 1
 
     def _settle_order(self, worker: int) -> None:
-        """Decide the waiting units once the worker's every key is known (each decision may
-        decide others), then call the rest unverifiable (assumed kept)."""
+        """Decide the waiting units once the worker's every key is known, then call the
+        rest unverifiable (assumed kept)."""
         order, f = self.order, self.findings
-        pending = order.pending
-        while pending:
-            waiting = []
-            for unit in pending:
-                decided = order.decide(unit)
-                if decided is None:
-                    waiting.append(unit)
-                else:
-                    self._resolve(unit, decided)
-            if len(waiting) == len(pending):
-                break
-            pending = waiting
+        pending = order.settle(self._resolve)
+        shown = [any(unit.kept for unit in units) for _, units in order.doubt_deletes]
         for unit in pending:
             unit.kept = True
             for op in unit.ops:
-                f.unverifiable += 1
-                f._unverifiable.append((worker, op.seq))
-                f._example(f.unverifiable_examples, {
-                    "worker": worker, "key": op.key, "seq": op.seq,
-                    "kind": KIND_NAMES[op.kind], "acknowledged_at": op.t_end})
-        for units in order.doubt_deletes:
-            if any(unit.kept for unit in units):
-                f.applied += 1
-            else:
-                f.not_applied += 1
+                f.add_unverifiable(worker, op)
+        for (delete, units), by_evidence in zip(order.doubt_deletes, shown):
+            applied = any(unit.kept for unit in units)
+            f.applied += applied
+            f.not_applied += not applied
+            if by_evidence:  # not an assumption; and not applied, it may have matched nothing
+                self._mark(delete, APPLIED)
 
     def finish(self) -> Findings:
-        """Find holes: lost ops below a kept op of the same worker and server."""
+        """Holes, and the transactions' figures, once every worker is in."""
         f = self.findings
-        for worker, seq, key, server in f._lost:
-            top = f._surviving.get((worker, server), 0)
-            if top > seq:
-                f.holes += 1
-                f._example(f.hole_examples, {"worker": worker, "key": key, "seq": seq,
-                                             "surviving_seq": top})
+        f.find_holes()
+        if self.tally is None:  # every op its own transaction
+            f.lost_transactions = f.lost_total
+        else:
+            f.lost_transactions, f.partial_transactions = self.tally.lost, self.tally.partial
+            f.partial_transaction_examples = self.tally.examples
         return f

@@ -166,14 +166,16 @@ def stale_lookup(identities: list[Identity]) -> Optional[Callable[[int, Optional
 def reconcile_run(conn, ledger: Ledger, schema: str, workers: int, run_tag: str,
                   payload_bytes: int, full: bool, identities: list[Identity],
                   primary: Optional[Identity] = None,
-                  outcomes_only: bool = False) -> Findings:
+                  outcomes_only: bool = False, ops_per_transaction: int = 1) -> Findings:
     """Join every worker's ledger with the primary's rows (`primary`: the confirmed primary
     they are read from, whose own acknowledgements cannot be lost; `outcomes_only`: async
     repo mode, where the ledger holds no intents and a killed worker's last records may be
-    missing). Raises ValidationIncomplete."""
+    missing; `ops_per_transaction`: how the workers grouped their ops). Raises
+    ValidationIncomplete."""
 
     reconciler = Reconciler(server_lookup(identities), stale_lookup(identities),
-                            primary.server() if primary is not None else None)
+                            primary.server() if primary is not None else None,
+                            ops_per_transaction)
     try:
         for worker in range(workers):
             reconciler.add_worker(worker, ledger.ops_by_key(worker), primary_rows(

@@ -12,6 +12,8 @@ from typing import Callable, Optional
 
 from ..ops import Op
 
+Resolve = Callable[["Unit", bool], None]  # a unit decided: kept (True) or lost
+
 
 class Unit:
     """Acknowledged ops of one key whose fate only the worker's order can tell: all kept
@@ -37,7 +39,7 @@ class WorkerOrder:
         self.bottom: dict = {}
         self.pending: list[Unit] = []
         # in-doubt deletes of absent rows: applied exactly when some op under them was kept
-        self.doubt_deletes: list[list[Unit]] = []
+        self.doubt_deletes: list[tuple[Op, list[Unit]]] = []
 
     def kept(self, op: Op) -> None:
         server = self.server_of(self.worker, op.session)
@@ -63,3 +65,29 @@ class WorkerOrder:
             if bottom is not None and op.seq > bottom:
                 lost = True
         return False if lost else None
+
+    def defer(self, unit: Unit, resolve: Resolve) -> None:
+        """Decide a unit now if what is known does, else once the worker's every key is."""
+        decided = self.decide(unit)
+        if decided is None:
+            self.pending.append(unit)
+        else:
+            resolve(unit, decided)
+
+    def settle(self, resolve: Resolve) -> list[Unit]:
+        """Decide the waiting units (each decision may decide others); returns those that
+        nothing decides."""
+        pending = self.pending
+        while pending:
+            waiting = []
+            for unit in pending:
+                decided = self.decide(unit)
+                if decided is None:
+                    waiting.append(unit)
+                else:
+                    resolve(unit, decided)
+            if len(waiting) == len(pending):
+                break
+            pending = waiting
+        self.pending = []
+        return pending

@@ -86,6 +86,12 @@ def pgbench_script_tps(lab, table: str, script: str, clients: int, seconds: int)
     row shape preloaded with 200,000 rows (so updates and deletes find rows)."""
     import re
 
+    out = pgbench_script_run(lab, table, script, clients, seconds)
+    return float(re.search(r"tps = ([\d.]+)", out).group(1))
+
+
+def pgbench_script_run(lab, table: str, script: str, clients: int, seconds: int) -> str:
+    """pgbench's output for `script`, as pgbench_script_tps runs it."""
     from ptor_harness.lab.pg import bindir
 
     node = lab.nodes[lab.named("primary")]
@@ -104,7 +110,16 @@ def pgbench_script_tps(lab, table: str, script: str, clients: int, seconds: int)
                          str(node.port), "-U", lab.user.name, "-c", str(clients), "-j", "2",
                          "-T", str(seconds), "-f", path, "postgres"], cwd=lab.dir,
                         timeout=seconds + 60)
-    return float(re.search(r"tps = ([\d.]+)", done.stdout).group(1))
+    return done.stdout
+
+
+def children_cpu() -> float:
+    """CPU seconds (user and system) of every process this one has waited for, and of
+    theirs: a command's whole tree, read before and after it runs."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def alternate(rounds: int, first, second) -> tuple[float, float, float]:

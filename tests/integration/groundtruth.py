@@ -4,9 +4,10 @@ The old primary keeps a logical replication slot (test_decoding) from before the
 every transaction it ever committed can be decoded from its own WAL afterwards, with the
 LSN where its commit record ends. The new primary's timeline history file says where the
 old timeline ended (the switch point). A transaction the old primary committed past that
-point is not in the new primary's history: lost. Each ptor op is one transaction on one
-row, so each such commit names one op: an INSERT or UPDATE by the `last_seq` it wrote, a
-DELETE by the one delete of its key that could have committed (keys are never reused).
+point is not in the new primary's history: lost, with every row it changed. Each change
+names one op: an INSERT or UPDATE by the `last_seq` it wrote, a DELETE by the one delete of
+its key that could have committed (keys are never reused). Each ptor op is one transaction
+unless the drill ran --ops-per-transaction: the WAL then says which ops one commit held.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
+import time
 from typing import NamedTuple, Optional
+
+import psycopg2
 
 from ptor_harness.ledger import LedgerSpec
 from ptor_harness.ops import DELETE, KIND_NAMES, OK
@@ -28,13 +33,15 @@ KINDS = {"INSERT": "I", "UPDATE": "U", "DELETE": "D"}
 
 
 class Commit(NamedTuple):
-    """One committed transaction of a worker table, as the old primary's WAL has it."""
+    """One row a committed transaction changed in a worker table, as the old primary's WAL
+    has it (`xid` and `end_lsn`: its transaction's)."""
 
     worker: int
     kind: str
     key: int
     last_seq: Optional[int]  # None for a DELETE
     end_lsn: int
+    xid: str = ""
 
 
 def lsn(text: str) -> int:
@@ -71,9 +78,18 @@ def switch_point(new_primary, timeline: int) -> int:
 
 
 def commits_of(old_primary) -> list[Commit]:
-    """Decode every worker-table transaction the old primary committed since the slot was
-    made; a crashed one is first started on its own, on a fresh port (a split-brain one
-    still runs)."""
+    """Every worker-table transaction the old primary committed since the slot was made,
+    each a single row (ptor's default of one op per transaction)."""
+    changes = changes_of(old_primary)
+    assert len({c.xid for c in changes}) == len(changes), \
+        "a ptor transaction changed more than one row"
+    return changes
+
+
+def changes_of(old_primary) -> list[Commit]:
+    """Decode every row change of a worker table the old primary committed since the slot
+    was made; a crashed one is first started on its own, on a fresh port (a split-brain
+    one still runs)."""
     if not old_primary.running():
         old_primary.port = free_port_base(1)
         old_primary.write_auto_conf({"wal_level": "logical"})  # the slot needs it
@@ -87,17 +103,21 @@ def commits_of(old_primary) -> list[Commit]:
         match = CHANGE.match(data)
         if match:
             worker, kind, key, last_seq = match.groups()
-            assert xid not in pending, "a ptor transaction changed more than one row"
-            pending[xid] = (int(worker), KINDS[kind], int(key),
-                            None if last_seq is None else int(last_seq))
+            pending.setdefault(xid, []).append((int(worker), KINDS[kind], int(key),
+                                                None if last_seq is None else int(last_seq)))
         elif data.startswith("COMMIT") and xid in pending:
-            commits.append(Commit(*pending.pop(xid), lsn(at)))
+            commits.extend(Commit(*change, lsn(at), xid) for change in pending.pop(xid))
     return commits
 
 
 def lost_ops(commits: list[Commit], switch: int, ops_of_worker) -> list:
     """The ledger ops whose commits lie past the switch point. `ops_of_worker(w)` streams
     a worker's ledger ops (only to name each commit's op: its key and kind)."""
+    return [op for _, op in lost_changes(commits, switch, ops_of_worker)]
+
+
+def lost_changes(commits: list[Commit], switch: int, ops_of_worker) -> list[tuple]:
+    """(change, the ledger op that made it) for every change committed past the switch."""
     lost = [c for c in commits if c.end_lsn > switch]
     named = []
     for worker in sorted({c.worker for c in lost}):
@@ -113,7 +133,7 @@ def lost_ops(commits: list[Commit], switch: int, ops_of_worker) -> list:
             else:
                 op = by_seq[commit.last_seq]
                 assert (op.kind, op.key) == (commit.kind, commit.key), (op, commit)
-            named.append(op)
+            named.append((commit, op))
     return named
 
 
@@ -125,9 +145,8 @@ def failover_command(lab, steps: str) -> str:
     return " && ".join(parts)
 
 
-def truth_and_report(lab, run_ptor, ledger: str, async_repo: bool, *args):
-    """Run the drill, then return (its report, the acknowledged ops the old primary's WAL
-    shows lost, the in-doubt ones)."""
+def drill(lab, run_ptor, ledger: str, async_repo: bool, *args):
+    """Run the drill through a failover to node2; return it and its ledger's LedgerSpec."""
     repo = ["--repo-pgdsn", lab.repo_dsn()] if ledger == "postgresql" else []
     run = run_ptor("--init", "--warmup-duration", "1", "--failover-after", "1",
                    "--observe-after", "3", "--duration", "40", "--full-data-validation",
@@ -137,11 +156,17 @@ def truth_and_report(lab, run_ptor, ledger: str, async_repo: bool, *args):
     new = lab.nodes["node2"]
     after = r["servers"]["primary_after"]
     assert after["port"] == new.port and after["timeline"] == 2, after
-    spec = LedgerSpec(r["run_id"], repo[1] if repo else None, "ptor",
-                      os.path.join(r["run_dir"], "ledger.sqlite"), durable=True)
+    return run, LedgerSpec(r["run_id"], repo[1] if repo else None, "ptor",
+                           os.path.join(r["run_dir"], "ledger.sqlite"), durable=True)
+
+
+def truth_and_report(lab, run_ptor, ledger: str, async_repo: bool, *args):
+    """Run the drill, then return (its report, the acknowledged ops the old primary's WAL
+    shows lost, the in-doubt ones)."""
+    run, spec = drill(lab, run_ptor, ledger, async_repo, *args)
     reader = spec.open()
     try:
-        truth = lost_ops(commits_of(lab.nodes["node1"]), switch_point(new, 2),
+        truth = lost_ops(commits_of(lab.nodes["node1"]), switch_point(lab.nodes["node2"], 2),
                          reader.ops_by_seq)
     finally:
         reader.close()
@@ -164,3 +189,33 @@ def check_against_truth(name: str, run, acknowledged: list, in_doubt: list) -> N
     assert r["indeterminate"]["unrecorded_applied"] == 0
     assert r["anomalies"]["holes"] == 0 and r["anomalies"]["phantom_rows"] == 0
     assert (run.code, r["verdict"]) == ((1, "fail") if acknowledged else (0, "pass")), run
+
+
+class WalSampler(threading.Thread):
+    """The test's own view of a primary's WAL position, every 10 ms, until stopped or the
+    node goes away."""
+
+    def __init__(self, node):
+        super().__init__(daemon=True)
+        self.node, self.points, self.stop = node, [], threading.Event()
+
+    def run(self):
+        conn = self.node.connect()
+        try:
+            with conn.cursor() as cur:
+                while not self.stop.is_set():
+                    cur.execute("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8")
+                    self.points.append((time.time(), cur.fetchone()[0]))
+                    time.sleep(0.01)
+        except psycopg2.OperationalError:  # the node went away (killed): its points stand
+            pass
+        finally:
+            conn.close()
+
+    def at(self, t):
+        before = max((p for p in self.points if p[0] <= t), default=None)
+        after = min((p for p in self.points if p[0] >= t), default=None)
+        if before is None or after is None or after[0] == before[0]:
+            return (before or after)[1]
+        share = (t - before[0]) / (after[0] - before[0])
+        return before[1] + share * (after[1] - before[1])

@@ -2,7 +2,6 @@
 observations; the lag at the fault against the test's own WAL sampling; an observer whose
 nodes are unreachable or lack privileges."""
 
-import threading
 import time
 
 import pytest
@@ -14,6 +13,7 @@ from .anatomy_checks import (
     check_in_order,
     check_rejoin,
 )
+from .groundtruth import WalSampler
 
 
 def test_kill_primary_anatomy_event_by_event(make_lab, run_ptor):
@@ -42,31 +42,6 @@ def test_kill_primary_anatomy_event_by_event(make_lab, run_ptor):
     assert set(r["nodes"]["lanes"]) == {old.name, new.name, "endpoint"}
     assert [s["state"] for s in r["nodes"]["lanes"][old.name]][:2] == ["primary",
                                                                       "unreachable"]
-
-
-class WalSampler(threading.Thread):
-    """The test's own view of the primary's WAL position, every 10 ms."""
-
-    def __init__(self, node):
-        super().__init__(daemon=True)
-        self.node, self.points, self.stop = node, [], threading.Event()
-
-    def run(self):
-        conn = self.node.connect()
-        with conn.cursor() as cur:
-            while not self.stop.is_set():
-                cur.execute("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8")
-                self.points.append((time.time(), cur.fetchone()[0]))
-                time.sleep(0.01)
-        conn.close()
-
-    def at(self, t):
-        before = max((p for p in self.points if p[0] <= t), default=None)
-        after = min((p for p in self.points if p[0] >= t), default=None)
-        if before is None or after is None or after[0] == before[0]:
-            return (before or after)[1]
-        share = (t - before[0]) / (after[0] - before[0])
-        return before[1] + share * (after[1] - before[1])
 
 
 def test_lag_at_the_fault_matches_the_wal_distance_the_test_measures(make_lab, run_ptor):

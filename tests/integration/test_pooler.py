@@ -22,7 +22,7 @@ from ptor_harness.ledger import LedgerSpec
 from ptor_harness.ops import OK
 
 from .conftest import free_port_base, lab_dir, remove_lab
-from .groundtruth import commits_of, keep_decodable_history, lost_ops, switch_point
+from .groundtruth import changes_of, keep_decodable_history, lost_ops, switch_point
 from .pooler_checks import check_stuck_on_the_demoted_node
 
 
@@ -152,8 +152,9 @@ print(f"promoted node2 at {promoted!r}; node1 still writable; pgbouncer repointe
 """
 
 
+@pytest.mark.parametrize("ops_per_transaction", [1, 4])
 def test_a_repointed_transaction_pooler_moves_clients_and_each_op_keeps_its_server(
-        run_ptor, tmp_path):
+        run_ptor, tmp_path, ops_per_transaction):
     """Behind pgbouncer in transaction mode a client's connection outlives its server: after
     the repoint the workers' next transactions run on the promoted node with no error and no
     reconnect, so the identity read when they connected names the wrong server. Each op
@@ -162,7 +163,8 @@ def test_a_repointed_transaction_pooler_moves_clients_and_each_op_keeps_its_serv
     that started after the promotion is placed on the server that committed it, the loss is
     exactly the old primary's acknowledged commits past the switch point, no op is taken
     for a hole, and the split-brain writes are exactly those the old primary acknowledged
-    after a client was first served by the promoted node."""
+    after a client was first served by the promoted node. With 4 ops per transaction too:
+    a transaction's ops are pinned to one server, and each lost one is counted once."""
     lab = pooled_lab("repoint", "transaction")
     try:
         # workers ask each op's server only through a pooler (the lab's direct DSN: not)
@@ -179,7 +181,8 @@ def test_a_repointed_transaction_pooler_moves_clients_and_each_op_keeps_its_serv
                        "--parallel-workers", "3", "--warmup-duration", "1",
                        "--failover-after", "1", "--observe-after", "3", "--duration", "20",
                        "--full-data-validation", "--expect", "any", "--failover-command",
-                       f"{sys.executable} {script} {lab.dir}")
+                       f"{sys.executable} {script} {lab.dir}",
+                       "--ops-per-transaction", str(ops_per_transaction))
         r = run.report
         assert r is not None and r["validation"]["completed"] is True, run
         assert r["faults"][0]["exit_code"] == 0, r["faults"]
@@ -193,7 +196,7 @@ def test_a_repointed_transaction_pooler_moves_clients_and_each_op_keeps_its_serv
                           durable=True)
         reader = spec.open()
         try:
-            truth = lost_ops(commits_of(old), switch_point(new, 2), reader.ops_by_seq)
+            truth = lost_ops(changes_of(old), switch_point(new, 2), reader.ops_by_seq)
             identities = reader.identities()
             ops = [op for w in range(3) for op in reader.ops_by_seq(w)]
         finally:
@@ -213,6 +216,9 @@ def test_a_repointed_transaction_pooler_moves_clients_and_each_op_keeps_its_serv
         acknowledged = [op for op in truth if op.outcome == OK]
         rpo = r["rpo"]
         assert rpo["lost_acknowledged_ops"] == len(acknowledged) > 0
+        assert rpo["lost_acknowledged_transactions"] == len(
+            {(op.worker, (op.seq - 1) // ops_per_transaction) for op in acknowledged})
+        assert r["anomalies"]["partial_transactions"] == 0
         assert rpo["unverifiable_ops"] == 0
         assert r["anomalies"]["holes"] == 0 and r["anomalies"]["phantom_rows"] == 0
         since = min(i.at for i in moved)

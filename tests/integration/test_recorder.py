@@ -2,6 +2,7 @@
 
 import glob
 import os
+import sys
 import time
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from ptor_harness.ledger import LedgerSpec
 
 from .conftest import ledger_args
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.mark.parametrize("ledger", ["sqlite", "postgresql"])
@@ -96,17 +99,21 @@ def test_async_repo_mode_spills_while_the_repo_is_away_and_replays(make_lab, run
     assert r["verdict"] == "pass"
 
 
-def test_a_long_spill_on_fast_storage_replays_in_linear_time(make_lab, run_ptor):
+def test_a_long_spill_on_fast_storage_replays_in_linear_time(make_lab, run_ptor, tmp_path):
     """With the lab in memory (/dev/shm) the load is fast and a repo outage spills well
-    over a thousand batches. The replay moves each batch once (it used to move every
-    earlier batch again with each one: quadratic, outlasting the stop grace, and workers
-    still holding outcomes were killed: thousands of false losses and phantoms)."""
+    over a thousand batches: the repo stays away until the spill file holds 1,100 (a
+    busy machine takes longer to get there). The replay moves each batch once (it used to
+    move every earlier batch again with each one: quadratic, outlasting the stop grace,
+    and workers still holding outcomes were killed: thousands of false losses and
+    phantoms)."""
     from .conftest import lab_command
 
     lab = make_lab("sync", under="/dev/shm")
-    outage = (lab_command(lab, "stop-node", "repo") + " && sleep 14 && "
-              + lab_command(lab, "start-node", "repo"))
-    run = run_ptor(*_async_repo_drill(lab, "--duration", "18", "--failover-command", outage,
+    wait = (f"cd {ROOT} && {sys.executable} -m tests.integration.spill_wait "
+            f"{tmp_path / 'runs'} 1100 30")
+    outage = " && ".join([lab_command(lab, "stop-node", "repo"), wait,
+                          lab_command(lab, "start-node", "repo")])
+    run = run_ptor(*_async_repo_drill(lab, "--duration", "36", "--failover-command", outage,
                                       "--parallel-workers", "12"))
     assert run.code == 0, run
     r = run.report

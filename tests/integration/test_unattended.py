@@ -27,6 +27,15 @@ def start_ptor(tmp_path, *args):
                             env=ptor_env(), stdin=subprocess.DEVNULL)
 
 
+def crew(proc) -> list:
+    """A drill's processes in the order its coordinator started them (the recorder, the
+    probe, the workers, the observer): the children of its fork server, which forks
+    them one at a time as asked."""
+    (server,) = [c for c in psutil.Process(proc.pid).children()
+                 if "multiprocessing.forkserver" in " ".join(c.cmdline())]
+    return sorted(server.children(), key=lambda c: c.pid)
+
+
 def wait_for_log(tmp_path, text, proc, timeout=60.0):
     """Until the run's log file holds `text` (e.g. "phase load": the load is running)."""
     deadline = time.monotonic() + timeout
@@ -266,9 +275,8 @@ def test_a_killed_worker_is_noticed_within_a_second_and_the_others_carry_on(make
     wait_for_log(tmp_path, "phase load", proc)
     wait_for_ops(tmp_path, 1, proc)
     # the coordinator starts the recorder, the probe, workers 0, 1, 2, then the node
-    # observer, each a spawn_main child
-    spawned = sorted((c for c in psutil.Process(proc.pid).children()
-                      if "spawn_main" in " ".join(c.cmdline())), key=lambda c: c.pid)
+    # observer
+    spawned = crew(proc)
     assert len(spawned) == 6
     victim = spawned[3]  # worker 1
     killed_at = time.time()
@@ -307,8 +315,7 @@ def test_workers_killed_in_a_row_under_a_busy_load_never_wedge_the_others(make_l
                       "--parallel-workers", "8", "--warmup-duration", "0.5", "--duration",
                       "6", "--full-data-validation", "--expect", "any")
     wait_for_log(tmp_path, "phase load", proc)
-    spawned = sorted((c for c in psutil.Process(proc.pid).children()
-                      if "spawn_main" in " ".join(c.cmdline())), key=lambda c: c.pid)
+    spawned = crew(proc)
     assert len(spawned) == 11  # the recorder, the probe, workers 0..7, the observer
     for victim in spawned[2:10:2]:  # workers 0, 2, 4, 6
         time.sleep(0.3)
@@ -329,8 +336,7 @@ def test_a_dead_recorder_stops_the_load_at_once(make_lab, tmp_path):
     lab = make_lab("sync")
     proc = start_ptor(tmp_path, *drill_args(lab, "--duration", "120"))
     wait_for_log(tmp_path, "phase load", proc)
-    spawned = sorted((c for c in psutil.Process(proc.pid).children()
-                      if "spawn_main" in " ".join(c.cmdline())), key=lambda c: c.pid)
+    spawned = crew(proc)
     recorder = spawned[0]  # started before the probe and the workers
     killed_at = time.monotonic()
     recorder.kill()

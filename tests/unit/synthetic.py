@@ -17,3 +17,15 @@ def intent(seq, kind, key, worker=0):
 
 def identity(worker, session, port, timeline=1, at=0.0):
     return Identity(worker, session, at, "127.0.0.1", port, False, "42", timeline)
+
+
+def reconcile(ops, rows, servers=None, final=None, ops_per_transaction=1):
+    """Reconcile one worker's synthetic ledger against synthetic primary rows; `servers`:
+    session -> the server it ran on (default: every op on one)."""
+    from ptor_harness.verify.reconcile import Reconciler
+
+    servers = servers or {}
+    r = Reconciler(lambda w, s: servers.get(s, "A"), final_server=final,
+                   ops_per_transaction=ops_per_transaction)
+    r.add_worker(0, sorted(ops, key=lambda o: (o.key, o.seq)), sorted(rows))
+    return r.finish()

@@ -73,6 +73,10 @@ def test_fractional_rto_conn_timeout_in_seconds():
     (["--paralel-workers", "3"], "did you mean 'parallel-workers'"),
     (["--schema", "Robert'); drop"], "schema must be a plain"),
     (["--ops-per-worker", "-5"], "ops-per-worker must not be negative"),
+    (["--ops-per-transaction", "0"], "ops-per-transaction must be between 1 and 1000"),
+    (["--ops-per-transaction", "1001"], "ops-per-transaction must be between 1 and 1000"),
+    (["--rate", "-1"], "rate must be between 0"),
+    (["--payload-bytes", str(1024 * 1024 + 1)], "payload-bytes must be between 16"),
 ])
 def test_bad_values_are_config_errors(argv, fragment):
     with pytest.raises(ConfigError) as err:

@@ -20,8 +20,8 @@ def test_write_read_merge_and_retract(tmp_path):
     assert by_seq[0] == Op(0, 1, "I", 10, 1.0, 1.1, "ok", None, 1, 1, None)
     assert by_seq[1].outcome is None and by_seq[1].in_doubt
     assert [(o.key, o.seq) for o in reader.ops_by_key(0)] == [(10, 1), (10, 2), (11, 3)]
-    # the metrics pass's lean read: the same ops, four columns
-    assert list(reader.op_timings(0)) == [(o.kind, o.t_start, o.t_end, o.outcome)
+    # the metrics pass's lean read: the same ops, five columns
+    assert list(reader.op_timings(0)) == [(o.seq, o.kind, o.t_start, o.t_end, o.outcome)
                                           for o in by_seq]
     (ident,) = reader.identities()
     assert ident.port == 5432 and ident.in_recovery is False and ident.started_at == 0.25

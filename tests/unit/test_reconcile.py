@@ -6,14 +6,7 @@ from ptor_harness.ops import DELETE, FAILED, INDETERMINATE, INSERT, UPDATE
 from ptor_harness.verify.findings import rpo_window
 from ptor_harness.verify.reconcile import Reconciler
 
-from .synthetic import intent, op
-
-
-def reconcile(ops, rows, servers=None, final=None):
-    servers = servers or {}
-    r = Reconciler(lambda w, s: servers.get(s, "A"), final_server=final)
-    r.add_worker(0, sorted(ops, key=lambda o: (o.key, o.seq)), sorted(rows))
-    return r.finish()
+from .synthetic import intent, op, reconcile
 
 
 def test_everything_kept():

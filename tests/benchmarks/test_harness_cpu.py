@@ -1,0 +1,51 @@
+"""The harness's CPU per op (issue: at most 2.5 times pgbench's client CPU per transaction,
+all in): ptor's whole process tree (start, coordinator, fork server, workers, recorder,
+probe, observer, reconciliation, report) against pgbench's, over the same 50/30/20
+single-row statements with the same clients, synchronous_commit off, measured in the same
+run as the CPU each tree used (getrusage of the waited-for children, before and after)."""
+
+import os
+import re
+
+from .conftest import children_cpu, pgbench_script_run, run_ptor
+from .test_load import CLIENTS, MIX, SECONDS, set_synchronous_commit
+
+TARGET = 2.5  # ptor's CPU per acknowledged op over pgbench's per transaction, at most
+
+
+def ptor_cpu_per_op(lab, tmp_path, *extra) -> tuple[float, int]:
+    before = children_cpu()
+    report = run_ptor(tmp_path, "--primary-pgdsn", lab.primary_dsn(), "--init",
+                      "--parallel-workers", str(CLIENTS), "--warmup-duration", "2",
+                      "--duration", str(SECONDS), "--expect", "any", *extra)
+    used = children_cpu() - before
+    assert report["verdict"] == "pass", report["verdict_reasons"]
+    return used / report["ops"]["ok"], report["ops"]["ok"]
+
+
+def pgbench_cpu_per_transaction(lab) -> tuple[float, int]:
+    before = children_cpu()
+    out = pgbench_script_run(lab, "ptor_bench", MIX, CLIENTS, SECONDS)
+    used = children_cpu() - before
+    done = int(re.search(r"number of transactions actually processed: (\d+)", out).group(1))
+    return used / done, done
+
+
+def test_cpu_per_op_against_pgbench(bench_lab, tmp_path, capsys):
+    lab = bench_lab
+    set_synchronous_commit(lab, "off")
+    try:
+        pg, pg_done = pgbench_cpu_per_transaction(lab)
+        sync, sync_done = ptor_cpu_per_op(lab, tmp_path)
+        asynchronous, async_done = ptor_cpu_per_op(lab, tmp_path, "--async-repo-mode")
+    finally:
+        set_synchronous_commit(lab, "on")
+    with capsys.disabled():
+        print(f"\nCPU per op, all in, {CLIENTS} clients, {SECONDS} s, synchronous_commit off, "
+              f"sharing every CPU ({os.cpu_count()})")
+        print(f"{'':>22} {'ops':>9} {'us/op':>7} {'x pgbench':>10}")
+        print(f"{'pgbench (client)':>22} {pg_done:9d} {pg * 1e6:7.1f} {1.0:10.2f}")
+        print(f"{'ptor sync repo mode':>22} {sync_done:9d} {sync * 1e6:7.1f} {sync / pg:10.2f}")
+        print(f"{'ptor async repo mode':>22} {async_done:9d} {asynchronous * 1e6:7.1f} "
+              f"{asynchronous / pg:10.2f}")
+    assert sync <= TARGET * pg, f"ptor's CPU per op within {TARGET} times pgbench's"
