@@ -27,11 +27,11 @@ from ..ledger.journal import PhaseJournal
 from ..ops import ENDPOINT, READ_ONLY
 from ..outcome import DrillOutcome, Stop, StopReason
 from ..outputs import exports, report
-from ..verify.metrics import RunMetrics
 from ..verify.validation import ValidationIncomplete, confirm_primary, reconcile_run
 from .cpu_sampler import CpuSampler
 from .crew import QUEUE_MESSAGES, Crew
 from .faults import FaultSchedule, LabAction, ShellCommand
+from .metrics_pass import MetricsPass
 from .observer import cluster_nodes
 from .preflight import DrillLocks, check_cluster
 from .stoprules import StopRules
@@ -269,7 +269,6 @@ class Drill:
         """The ledger's figures, then the new primary joined with the ledger: the
         findings, or why they could not be had (never a guess)."""
         s, outcome, ledger = self.scenario, self.outcome, self.ledger
-        c = s.connection
         self.phase("reconcile")
         try:
             ledger.analyze()
@@ -280,10 +279,22 @@ class Drill:
         outcome.node_samples = ledger.node_samples()
         outcome.replication = ledger.replication_rows()
         outcome.refused_writes = ledger.refused_writes(READ_ONLY)
-        metrics = RunMetrics(s.load.ops_per_transaction)
-        for worker in range(s.load.parallel_workers):
-            metrics.add_timings(worker, ledger.op_timings(worker))
-        outcome.metrics = metrics
+        totals = outcome.recorder_totals
+        metrics = MetricsPass(self.ledger_spec, ledger, s.load.parallel_workers,
+                              s.load.ops_per_transaction,
+                              totals.ops if totals else ledger.count("ledger_op"))
+        try:
+            self.reconcile_with_primary()
+        except BaseException:
+            metrics.cancel()
+            raise
+        outcome.metrics = metrics.result()
+        self.phase("report")
+
+    def reconcile_with_primary(self) -> None:
+        """Confirm a primary and join it with the ledger (Findings), or say why not."""
+        s, outcome, ledger = self.scenario, self.outcome, self.ledger
+        c = s.connection
         budget = min(s.thresholds.max_outage, 60.0)
         left = self.seconds_left()
         if left is not None:  # past the run's deadline, allow a short bounded check only
@@ -314,4 +325,3 @@ class Drill:
             outcome.validation_error = s.redact(str(exc))
         finally:
             conn.close()
-        self.phase("report")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import psycopg2
+
 from .. import db
 from ..ops import DELETE, INSERT, UPDATE
 
@@ -41,21 +43,76 @@ def op_statements(table: str, report_server: bool = False) -> dict[str, str]:
             for kind, sql in statements.items()}
 
 
+# Each kind's statement prepared on the server once per session (Worker.connect_once): an
+# EXECUTE skips the parse, analysis and, after PostgreSQL's first five custom plans, the
+# planning the plain statement pays every time. Only on a connection of ptor's own: behind
+# a pooler the next transaction may run on a server session that never saw the PREPARE.
+PREPARED_NAMES = {INSERT: "ptor_op_insert", UPDATE: "ptor_op_update", DELETE: "ptor_op_delete"}
+_PARAMETER_TYPES = {INSERT: "bigint, bigint, text, double precision",
+                    UPDATE: "bigint, text, double precision, bigint", DELETE: "bigint"}
+
+
+def prepare_statements(plain: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """(the one round trip that prepares every kind's statement, each kind's EXECUTE): the
+    plain statements' `%s` become `$1..$n` in the PREPARE and stay `%s` in the EXECUTE,
+    so `send_op` passes the same parameters either way."""
+    prepares, executes = [], {}
+    for kind, sql in plain.items():
+        count = sql.count("%s")
+        numbered = sql
+        for n in range(1, count + 1):
+            numbered = numbered.replace("%s", f"${n}", 1)
+        prepares.append(f"PREPARE {PREPARED_NAMES[kind]} ({_PARAMETER_TYPES[kind]}) AS "
+                        f"{numbered}")
+        executes[kind] = f"EXECUTE {PREPARED_NAMES[kind]} ({', '.join(['%s'] * count)})"
+    return "; ".join(prepares), executes
+
+
+def acknowledgement_notice(conn) -> Optional[str]:
+    """What the notices of an acknowledged statement say that matters for its op's fate
+    (db.notice_label), taken off the connection so the next op starts with none. Rare:
+    for example a cancelled wait for a synchronous standby."""
+    if not conn.notices:
+        return None
+    label = db.notice_label(conn.notices)
+    del conn.notices[:]
+    return label
+
+
+def prepared_on(conn, prepare: str) -> bool:
+    """Prepare the op statements on a new session; False where the server refused (the
+    plain statements then serve, as before there were prepared ones). A broken connection
+    raises psycopg2.Error, as the identity query would have."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(prepare)
+        return True
+    except psycopg2.Error:
+        if conn.closed:
+            raise
+        if not conn.autocommit:
+            conn.rollback()
+        return False
+
+
 class OpStatements:
-    """A worker table's statements, direct and through a pooler, each alone or opening a
-    transaction: `BEGIN; <op>` is one round trip (libpq returns the last statement's
-    result), so a transaction of N ops costs N + 1 round trips, its COMMIT the last."""
+    """A worker table's statements: prepared (a connection of ptor's own), plain (where
+    preparing failed) and through a pooler, each alone or opening a transaction:
+    `BEGIN; <op>` is one round trip (libpq returns the last statement's result), so a
+    transaction of N ops costs N + 1 round trips, its COMMIT the last."""
 
     def __init__(self, table: str) -> None:
         self.direct = op_statements(table)
         self.pooled = op_statements(table, True)
-        self.direct_begin = {kind: "BEGIN; " + sql for kind, sql in self.direct.items()}
-        self.pooled_begin = {kind: "BEGIN; " + sql for kind, sql in self.pooled.items()}
+        self.prepare, self.prepared = prepare_statements(self.direct)
+        forms = {"direct": self.direct, "pooled": self.pooled, "prepared": self.prepared}
+        self.forms = {(name, begin): {kind: ("BEGIN; " if begin else "") + sql
+                                      for kind, sql in form.items()}
+                      for name, form in forms.items() for begin in (False, True)}
 
-    def of(self, pooled: bool, begin: bool = False) -> dict[str, str]:
-        if begin:
-            return self.pooled_begin if pooled else self.direct_begin
-        return self.pooled if pooled else self.direct
+    def of(self, pooled: bool, begin: bool = False, prepared: bool = False) -> dict[str, str]:
+        name = "pooled" if pooled else "prepared" if prepared else "direct"
+        return self.forms[(name, begin)]
 
 
 def send_op(cur, sql: dict[str, str], pooled: bool, kind: str, key: int, seq: int,

@@ -26,7 +26,7 @@ from .op_journal import OpJournal, Stopped
 from .op_watchdog import OpWatchdog
 from .probe import ProbeBoard
 from .schedule import Schedule
-from .statements import OpStatements, send_op
+from .statements import OpStatements, acknowledgement_notice, prepared_on, send_op
 from .workload import Workload
 
 BLOCK = 64  # ops planned (and, in sync mode, made durable) at a time, at least
@@ -85,7 +85,7 @@ class Worker:
         w = spec.worker
         t = spec.table
         self.statements = OpStatements(t)
-        self.sql = self.statements.of(pooled=False)
+        self.sql = self.begin_sql = self.statements.of(pooled=False)  # set at each connect
         # a block holds whole transactions (only --ops-per-worker cuts the last one short)
         n = spec.ops_per_transaction
         self.block_size = -(-BLOCK // n) * n
@@ -136,6 +136,8 @@ class Worker:
                 with db.bounded(conn, self.spec.rto_conn_timeout):
                     identity = db.server_identity(conn, self.spec.worker, self.session)
                     pooled = db.behind_pooler(conn)
+                    prepared = not (pooled or identity.in_recovery) and \
+                        prepared_on(conn, self.statements.prepare)
             except Exception:
                 conn.close()
                 raise
@@ -147,7 +149,8 @@ class Worker:
             return False
         self.server_started = identity.started_at
         self.pooled = pooled
-        self.sql = self.statements.of(pooled)
+        self.sql = self.statements.of(pooled, prepared=prepared)
+        self.begin_sql = self.statements.of(pooled, True, prepared)
         self.conn, self.cur, self.fd = conn, conn.cursor(), conn.fileno()
         self.board.set(self.spec.worker, "connected", 1)
         return True
@@ -166,10 +169,7 @@ class Worker:
         try:
             rows, prev_seq, started = send_op(self.cur, self.sql, self.pooled, kind, key, seq,
                                               data, t_start)
-            outcome = OK
-            if self.conn.notices:  # rare: e.g. a cancelled wait for a synchronous standby
-                error = db.notice_label(self.conn.notices)
-                del self.conn.notices[:]
+            outcome, error = OK, acknowledgement_notice(self.conn)
         except psycopg2.Error as exc:
             outcome = db.classify(exc, sent=True)
             error = db.error_label(exc)
@@ -195,7 +195,7 @@ class Worker:
         spec, cur, pooled = self.spec, self.cur, self.pooled
         sent: list[tuple] = []  # (seq, kind, key, t_start, rows, prev_seq)
         error = started = None
-        sql = self.statements.of(pooled, begin=True)
+        sql = self.begin_sql
         try:
             for seq, kind, key in ops:
                 data = payload(spec.run_tag, spec.worker, seq, spec.payload_bytes) \
@@ -212,10 +212,7 @@ class Worker:
             self.in_flight = (t_commit, self.fd)
             try:
                 cur.execute("COMMIT")
-                outcome = OK
-                if self.conn.notices:
-                    error = db.notice_label(self.conn.notices)
-                    del self.conn.notices[:]
+                outcome, error = OK, acknowledgement_notice(self.conn)
             except psycopg2.Error as exc:
                 outcome, error = db.classify(exc, sent=True), db.error_label(exc)
         except psycopg2.Error as exc:  # before the COMMIT: rolled back, nothing applied

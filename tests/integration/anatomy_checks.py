@@ -8,6 +8,7 @@ import os
 import sqlite3
 import threading
 import time
+from typing import Optional
 
 TOLERANCE = 0.2  # seconds: the issue's bound, twice the observer's default interval
 CANONICAL = ["fault injected", "first client error", "old primary unreachable",
@@ -113,11 +114,15 @@ class StandbyWatcher(Watching):
     SYNC = ("SELECT count(*) > 0 FROM pg_stat_replication WHERE state = 'streaming' AND "
             "sync_state IN ('sync', 'quorum')")
 
+    PRIMARY = "SELECT NOT pg_is_in_recovery()"
+
     def __init__(self, new, old):
         super().__init__()
         self.new, self.old = new, old
         self.following: list[tuple[float, int]] = []  # (time, timeline the old one streams)
         self.sync: list[float] = []  # times a synchronous standby streamed from the new one
+        # (time, old answers as a primary, new answers as a primary), each round
+        self.primaries: list[tuple[float, bool, bool]] = []
 
     def ask(self, conns: dict, node, sql: str) -> list:
         """One statement on the node's session (a new one when the last was lost: the node
@@ -142,9 +147,22 @@ class StandbyWatcher(Watching):
                 self.following.append((now, timeline))
             if self.ask(conns, self.new, self.SYNC) == [(True,)]:
                 self.sync.append(now)
+            self.primaries.append((now, self.ask(conns, self.old, self.PRIMARY) == [(True,)],
+                                   self.ask(conns, self.new, self.PRIMARY) == [(True,)]))
             time.sleep(0.02)
         for conn in conns.values():
             conn.close()
+
+    def two_primaries(self) -> Optional[tuple[float, float]]:
+        """(the first round in which both nodes answered as primaries, the first round
+        after the last such one in which the old node no longer did), or None: the test's
+        own sight of a split brain, and when the old primary's writes could last end."""
+        both = [i for i, (_, old, new) in enumerate(self.primaries) if old and new]
+        if not both:
+            return None
+        after = next((t for t, old, _ in self.primaries[both[-1] + 1:] if not old),
+                     self.primaries[-1][0])
+        return self.primaries[both[0]][0], after
 
     def first_following(self, since: float, timeline: int) -> float:
         return next(t for t, tli in self.following if t >= since and tli == timeline)

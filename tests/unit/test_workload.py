@@ -1,5 +1,6 @@
 """The op mix: percentages, key checkout, quarantine of in-doubt keys."""
 
+import tracemalloc
 from collections import Counter
 
 from ptor_harness.drill.workload import Workload
@@ -76,3 +77,21 @@ def test_failed_update_keeps_key_live_and_unplan_returns_keys():
     assert key not in w.live
     w.unplan(block)
     assert key in w.live
+
+
+def test_live_keys_cost_at_most_ten_bytes_each():
+    """An hour at 10,000 ops/s of the default mix leaves 10.8 million live keys over the
+    workers: at 8 bytes a key (plus the array's slack) that is under 110 MB, where the
+    list and position dict it replaced held about 150 bytes a key (1.6 GB)."""
+    w = Workload(3, 50, 30, 20)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(2000):
+            for _seq, kind, key in w.plan(100):
+                w.settle(kind, key, OK)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(w.live) > 50_000
+    assert grown / len(w.live) <= 10, f"{grown / len(w.live):.1f} bytes a live key"
