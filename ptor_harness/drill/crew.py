@@ -8,10 +8,10 @@ locks; every child opens its own connections. A child's parent is the fork serve
 outlives a killed coordinator for as long as any child runs, so the children learn that
 the coordinator is gone from a pipe whose write end only it holds (`alive`,
 messages.coordinator_gone); after the drill the crew stops the server and waits for it.
-The crew owns the queue to the
-recorder, the event queue back to the coordinator, the live boards and the go / stop /
-abort events; it turns what the processes report (a crash, the recorder's totals, the
-probe's outage) into the run's outcome. The coordinator decides when; the crew does.
+The crew owns the queue to the recorder, the event queue back to the coordinator, the live
+boards and the go / stop / abort flags (flags.py: no lock a killed child could keep); it
+turns what the processes report (a crash, the recorder's totals, the probe's outage) into
+the run's outcome. The coordinator decides when; the crew does.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import os
 import queue as queue_module
 import signal
 import time
+from collections.abc import Callable
 
 from ..config import Scenario, worker_specs
 from ..errors import RecorderError
@@ -31,6 +32,7 @@ from ..ledger import LedgerSpec
 from ..outcome import DrillOutcome, ObserverStatus
 from . import messages
 from .board import WorkerBoard
+from .flags import crew_flags
 from .observer import ObserverFinished, ObserverSpec, nodes_to_observe, run_observer
 from .probe import ProbeBoard, ProbeGap, ProbeSpec, run_probe
 from .recorder import run_recorder
@@ -42,6 +44,25 @@ log = logging.getLogger("ptor")
 PRELOAD = ["ptor_harness.cli", "ptor_harness.drill.worker", "ptor_harness.drill.recorder",
            "ptor_harness.drill.probe", "ptor_harness.drill.observer"]
 QUEUE_MESSAGES = 20000  # ops waiting for the recorder before a worker waits for it
+
+
+class DrainWait:
+    """A drain step that waits as long as the recorder lives (it must not drop records)
+    says, every PATIENCE seconds, what it still waits for: an operator (and a post-mortem)
+    can tell a slow repo from a wedged process."""
+
+    PATIENCE = 30.0
+
+    def __init__(self, what: str, backlog: Callable[[], str]) -> None:
+        self.what, self.backlog = what, backlog
+        self.since = self.told = time.monotonic()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self.told >= self.PATIENCE:
+            self.told = now
+            log.warning("the drain has waited %.0f s for %s (%s)", now - self.since,
+                        self.what, self.backlog())
 
 
 class Crew:
@@ -56,7 +77,7 @@ class Crew:
         ctx.set_forkserver_preload(PRELOAD)
         self.queue = messages.op_queue(ctx, QUEUE_MESSAGES)
         self.events = messages.op_queue(ctx)
-        self.go, self.stop, self.abort = ctx.Event(), ctx.Event(), ctx.Event()
+        self.go, self.stop, self.abort = crew_flags(ctx)  # no lock a death can keep
         self.board = WorkerBoard.create(ctx, workers)
         self.probe_board = ProbeBoard.create(ctx, workers)
         # Kept for the whole drill: while the coordinator holds every pipe's read end too,
@@ -198,10 +219,12 @@ class Crew:
         for proc in self.workers:
             proc.join(max(0.1, deadline - time.monotonic()))
         for w, proc in enumerate(self.workers):
+            waiting = DrainWait(f"worker {w} to hand over its records", self.backlog)
             while proc.is_alive() and self.board.get(w, "draining") and \
                     self.recorder.is_alive():
                 self.collect_events()
                 proc.join(0.2)
+                waiting.tick()
             if proc.is_alive():
                 log.error("%s did not stop in %.0f s; killing it", proc.name, self.grace)
                 proc.kill()
@@ -215,6 +238,12 @@ class Crew:
                 self.probe.kill()
             self.collect_events()  # the probe's last gap
             self.stop_fork_server()
+
+    def backlog(self) -> str:
+        """What the drain is up against, for DrainWait."""
+        alive = [str(w) for w, p in enumerate(self.workers) if p.is_alive()]
+        return (f"{self.queue.qsize()} of {QUEUE_MESSAGES} messages queued; workers still "
+                f"running: {', '.join(alive) or 'none'}")
 
     def stop_fork_server(self) -> None:
         """The fork server exits once the coordinator and every child have closed its
@@ -247,9 +276,11 @@ class Crew:
         recorder, outcome = self.recorder, self.outcome
         if recorder.is_alive():
             self.queue.put((messages.RECORDER_STOP,))
+        waiting = DrainWait("the recorder to write the ledger's last records", self.backlog)
         while recorder.is_alive():
             self.collect_events()
             recorder.join(0.2)
+            waiting.tick()
         self.collect_events()
         if outcome.recorder_totals is None:
             # the last event may still be in flight after the process exited

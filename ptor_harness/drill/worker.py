@@ -33,7 +33,7 @@ BLOCK = 64  # ops planned (and, in sync mode, made durable) at a time, at least
 NOT_SENT = "not sent: an earlier op of its transaction failed"
 BACKOFF_FIRST = 0.01  # retrying alone (the probe silent): from this ...
 BACKOFF_MAX = 1.0  # ... to this, doubling
-STOP_POLL = 0.01  # seconds between looks at the stop and abort events
+STOP_POLL = 0.01  # seconds between looks at the stop and abort flags
 
 
 class Worker:
@@ -45,8 +45,8 @@ class Worker:
         return self.abort.is_set() or messages.coordinator_gone(self.alive)
 
     def stopping(self) -> bool:
-        """Asked before every op, so it looks at the shared events (a semaphore each, and a
-        poll of the coordinator's pipe) at most every STOP_POLL seconds: stopping stays prompt and
+        """Asked before every op, so it looks at the shared flags (flags.py) and polls the
+        coordinator's pipe at most every STOP_POLL seconds: stopping stays prompt and
         the check costs the load nothing measurable. Once it has said yes it says yes
         for good: a caller that asks again right after must not be told no."""
         if self.told_to_stop:
