@@ -85,7 +85,8 @@ class Worker:
         w = spec.worker
         t = spec.table
         self.statements = OpStatements(t)
-        self.sql = self.begin_sql = self.statements.of(pooled=False)  # set at each connect
+        self.sql = self.statements.of(pooled=False)  # both chosen again at each connect
+        self.begin_sql = self.statements.of(pooled=False, begin=True)
         # a block holds whole transactions (only --ops-per-worker cuts the last one short)
         n = spec.ops_per_transaction
         self.block_size = -(-BLOCK // n) * n

@@ -18,7 +18,7 @@ class LiveKeys:
     """A set of keys with O(1) add, remove and uniform random choice, in 8 bytes a key.
 
     A drill's live keys grow with it (the default mix leaves 3 rows for every 10 ops:
-    10.8 million over an hour at 10,000 ops/s). A list with a position dict held about 90
+    10.8 million over an hour at 10,000 ops/s). A list with a position dict held about 150
     bytes a key (the int objects, the dict's entries and their slack); a packed array holds
     8, and no dict is needed: a key is added only by the op that checked it out or
     inserted it, so it is never added twice (`add` trusts that; the exactness tests would

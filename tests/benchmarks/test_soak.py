@@ -14,7 +14,7 @@ import time
 
 import psutil
 
-from ..integration.conftest import ptor_env
+from ..integration.conftest import crew, ptor_env
 
 SECONDS = int(os.environ.get("PTOR_BENCH_SOAK_SECONDS", "300"))
 RATE = int(os.environ.get("PTOR_BENCH_SOAK_RATE", "4000"))
@@ -27,7 +27,7 @@ EARLY = 15  # seconds into the load before the first sample counted: start-up se
 def tree_rss(root: psutil.Process) -> dict[int, tuple[str, int]]:
     """pid -> (role, RSS bytes) for ptor and every process below it."""
     procs = [root] + root.children(recursive=True)
-    names = roles(root, procs)
+    names = roles(root)
     out = {}
     for proc in procs:
         try:
@@ -37,22 +37,19 @@ def tree_rss(root: psutil.Process) -> dict[int, tuple[str, int]]:
     return out
 
 
-def roles(root: psutil.Process, procs: list) -> dict[int, str]:
+def roles(root: psutil.Process) -> dict[int, str]:
     """The coordinator, its fork server, and the server's children in the order the crew
-    starts them (Crew.start: the recorder, the probe, the workers, the node observer; pids
-    rise in that order on a machine whose pids do not wrap meanwhile)."""
+    starts them (the recorder, the probe, the workers, the node observer)."""
     names = {root.pid: "coordinator"}
-    for proc in procs:
-        try:
-            if proc.ppid() == root.pid and "forkserver" in " ".join(proc.cmdline()):
-                names[proc.pid] = "fork server"
-                children = sorted(c.pid for c in proc.children())
-                crew = ["recorder", "probe"] + [f"worker {w}" for w in range(WORKERS)] + \
-                    ["observer"]
-                if len(children) == len(crew):
-                    names.update(zip(children, crew))
-        except psutil.Error:
-            continue
+    try:
+        children = crew(root)
+    except (ValueError, psutil.Error):  # no fork server (yet, or any more)
+        return names
+    if children:
+        names[children[0].ppid()] = "fork server"
+    order = ["recorder", "probe"] + [f"worker {w}" for w in range(WORKERS)] + ["observer"]
+    if len(children) == len(order):
+        names.update(zip((c.pid for c in children), order))
     return names
 
 

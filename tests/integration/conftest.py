@@ -101,6 +101,15 @@ def make_lab():
         remove_lab(lab)
 
 
+def crew(proc) -> list:
+    """A drill's processes in the order its coordinator started them (the recorder, the
+    probe, the workers, the observer): the children of its fork server, which forks
+    them one at a time as asked."""
+    (server,) = [c for c in psutil.Process(proc.pid).children()
+                 if "multiprocessing.forkserver" in " ".join(c.cmdline())]
+    return sorted(server.children(), key=lambda c: c.pid)
+
+
 def ptor_env() -> dict:
     env = dict(os.environ)
     for var in list(env):

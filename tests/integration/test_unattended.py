@@ -15,7 +15,7 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import ptor_env
+from .conftest import crew, ptor_env
 
 
 def start_ptor(tmp_path, *args):
@@ -25,15 +25,6 @@ def start_ptor(tmp_path, *args):
             "--report-json", str(tmp_path / "report.json"), *args]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=ptor_env(), stdin=subprocess.DEVNULL)
-
-
-def crew(proc) -> list:
-    """A drill's processes in the order its coordinator started them (the recorder, the
-    probe, the workers, the observer): the children of its fork server, which forks
-    them one at a time as asked."""
-    (server,) = [c for c in psutil.Process(proc.pid).children()
-                 if "multiprocessing.forkserver" in " ".join(c.cmdline())]
-    return sorted(server.children(), key=lambda c: c.pid)
 
 
 def wait_for_log(tmp_path, text, proc, timeout=60.0):
