@@ -2,10 +2,18 @@
 all in): ptor's whole process tree (start, coordinator, fork server, workers, recorder,
 probe, observer, reconciliation, report) against pgbench's, over the same 50/30/20
 single-row statements with the same clients, synchronous_commit off, measured in the same
-run as the CPU each tree used (getrusage of the waited-for children, before and after)."""
+run as the CPU each tree used (getrusage of the waited-for children, before and after).
+
+Beside them, the floor of ptor's shape (client_floor.py): one psycopg2 connection per
+process running ptor's prepared statements and nothing else. pgbench serves its clients
+from threads that each wait on several sockets at once; a process per connection sleeps
+and wakes once per op, and on this project's 2-core VM that context switch is most of a
+worker's CPU (docs/design.md, "Where the harness's CPU goes")."""
 
 import os
 import re
+import subprocess
+import sys
 
 from .conftest import children_cpu, pgbench_script_run, run_ptor
 from .test_load import CLIENTS, MIX, SECONDS, set_synchronous_commit
@@ -31,11 +39,22 @@ def pgbench_cpu_per_transaction(lab) -> tuple[float, int]:
     return used / done, done
 
 
+def floor_cpu_per_op(lab) -> tuple[float, int]:
+    before = children_cpu()
+    done = subprocess.run([sys.executable, "-m", "tests.benchmarks.client_floor",
+                           lab.primary_dsn(), str(CLIENTS), str(SECONDS)],
+                          capture_output=True, text=True, timeout=SECONDS + 120, check=True)
+    used = children_cpu() - before
+    ops = int(done.stdout.split()[-1])
+    return used / ops, ops
+
+
 def test_cpu_per_op_against_pgbench(bench_lab, tmp_path, capsys):
     lab = bench_lab
     set_synchronous_commit(lab, "off")
     try:
         pg, pg_done = pgbench_cpu_per_transaction(lab)
+        floor, floor_done = floor_cpu_per_op(lab)
         sync, sync_done = ptor_cpu_per_op(lab, tmp_path)
         asynchronous, async_done = ptor_cpu_per_op(lab, tmp_path, "--async-repo-mode")
     finally:
@@ -43,9 +62,11 @@ def test_cpu_per_op_against_pgbench(bench_lab, tmp_path, capsys):
     with capsys.disabled():
         print(f"\nCPU per op, all in, {CLIENTS} clients, {SECONDS} s, synchronous_commit off, "
               f"sharing every CPU ({os.cpu_count()})")
-        print(f"{'':>22} {'ops':>9} {'us/op':>7} {'x pgbench':>10}")
-        print(f"{'pgbench (client)':>22} {pg_done:9d} {pg * 1e6:7.1f} {1.0:10.2f}")
-        print(f"{'ptor sync repo mode':>22} {sync_done:9d} {sync * 1e6:7.1f} {sync / pg:10.2f}")
-        print(f"{'ptor async repo mode':>22} {async_done:9d} {asynchronous * 1e6:7.1f} "
-              f"{asynchronous / pg:10.2f}")
+        print(f"{'':>26} {'ops':>9} {'us/op':>7} {'x pgbench':>10} {'x floor':>8}")
+        for name, cpu, done in (("pgbench (client)", pg, pg_done),
+                                ("floor: psycopg2 alone", floor, floor_done),
+                                ("ptor sync repo mode", sync, sync_done),
+                                ("ptor async repo mode", asynchronous, async_done)):
+            print(f"{name:>26} {done:9d} {cpu * 1e6:7.1f} {cpu / pg:10.2f} "
+                  f"{cpu / floor:8.2f}")
     assert sync <= TARGET * pg, f"ptor's CPU per op within {TARGET} times pgbench's"
