@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # for the annotations only: the outcome imports no process code
     from .config import Scenario
+    from .drill.background import CommandRecord
     from .drill.faults import FaultRecord
     from .drill.messages import RecorderFinished, WorkerCrashed, WorkerSchedule
     from .drill.probe import ProbeGap
@@ -106,6 +107,9 @@ class DrillOutcome:
     lock: LockStatus = field(default_factory=LockStatus)
     probe_gaps: list[ProbeGap] = field(default_factory=list)  # outages as the probe saw them
     schedules: list[WorkerSchedule] = field(default_factory=list)  # --rate, per worker
+    # --background-load: each command's supervision (None: the drill had none, or its
+    # process never reported)
+    background: Optional[list[CommandRecord]] = None
     connect_samples: list[tuple[float, int]] = field(default_factory=list)  # (at, attempts)
     harness: HarnessLoad = field(default_factory=HarnessLoad)
     observer: ObserverStatus = field(default_factory=ObserverStatus)

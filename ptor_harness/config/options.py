@@ -102,6 +102,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "target of ops per second over all workers, each due on a schedule like "
                "pgbench -R (Poisson arrivals); ops due while no server takes writes are "
                "skipped, not sent later as a burst; 0: as fast as the workers can"),
+    OptionSpec("background-load", "load", str, None,
+               "a command of your own run beside ptor's load (typically pgbench with your "
+               "script and -P 1, against the same endpoint): started a few seconds into the "
+               "warmup, restarted when it exits (a failover ends pgbench), stopped at the "
+               "drain with its whole process group; never ledgered, never part of the "
+               "verdict; repeat the flag for several; none: no background load",
+               multiple=True),
     OptionSpec("ops-per-worker", "load", int, 0,
                "stop each worker after this many ops (like pgbench -t); 0: no limit"),
     OptionSpec("ops-per-transaction", "load", int, 1,

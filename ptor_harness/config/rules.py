@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import os
 from typing import Optional
 
@@ -114,6 +115,7 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
         raise ConfigError("--fault acts on a ptor-lab lab: give its directory with --lab-dir "
                           "(or use --failover-command for any other cluster)")
     values["node_dsn"] = parse_node_dsns(values.get("node_dsn"))
+    values["background_load"] = parse_background_loads(values.get("background_load"))
     if not 0 < values["brownout_threshold"] <= 1:
         raise ConfigError(f"brownout-threshold must be a share above 0 and at most 1 "
                           f"(got {values['brownout_threshold']})")
@@ -167,6 +169,39 @@ def check_lab_setting(key: str, listed: str, values: dict) -> None:
     for value in (v.strip() for v in listed.split(",") if v.strip()):
         if value not in allowed:
             raise ConfigError(f"vary {key}: '{value}' is not one of {', '.join(allowed)}")
+
+
+MAX_BACKGROUND_LOADS = 8
+
+
+def _commands_in(spec) -> list[str]:
+    """One --background-load value: a command, whole (a shell command may hold commas and
+    semicolons, so it is never split), or a JSON list of commands (how a scenario file,
+    which takes a key once, holds several; scenario.ini writes them so)."""
+    text = str(spec).strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            listed = json.loads(text)
+        except ValueError:
+            listed = None
+        if isinstance(listed, list) and all(isinstance(c, str) for c in listed):
+            return [c.strip() for c in listed]
+    return [text]
+
+
+def parse_background_loads(specs) -> tuple:
+    """--background-load commands (see _commands_in); `none` or an empty value is no
+    command (a campaign's cell without a background load)."""
+    commands = tuple(c for spec in specs or () for c in _commands_in(spec)
+                     if c and c.lower() != "none")
+    if len(commands) > MAX_BACKGROUND_LOADS:
+        raise ConfigError(f"background-load is given {len(commands)} times; at most "
+                          f"{MAX_BACKGROUND_LOADS} commands run beside the load")
+    for command in commands:
+        if "\n" in command or "\r" in command:
+            raise ConfigError("background-load must be one line: a line break cannot be "
+                              "kept in a scenario file")
+    return commands
 
 
 def parse_node_dsns(specs) -> tuple:

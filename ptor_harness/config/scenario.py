@@ -34,6 +34,7 @@ class Load:
     warmup_duration: float
     duration: float
     rate: float  # ops per second over all workers; 0: no target (a closed loop)
+    background_load: tuple  # the user's own commands beside the load (drill/background.py)
     ops_per_worker: int
     ops_per_transaction: int  # ops between BEGIN and COMMIT (1: each op its own)
     observe_after: float
@@ -171,7 +172,7 @@ class Scenario:
             if isinstance(value, str):
                 return self.redact(value)
             if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
-                return tuple(self.redact(v) for v in value)  # node DSNs
+                return tuple(self.redact(v) for v in value)  # node DSNs, commands
             return value
 
         out = {name: public(value) for name, value in self.values().items()}

@@ -31,6 +31,7 @@ from ..errors import RecorderError
 from ..ledger import LedgerSpec
 from ..outcome import DrillOutcome, ObserverStatus
 from . import messages
+from .background import GONE_TIMEOUT, TERM_GRACE, BackgroundSpec, run_background
 from .board import WorkerBoard
 from .flags import crew_flags
 from .observer import ObserverFinished, ObserverSpec, nodes_to_observe, run_observer
@@ -42,7 +43,11 @@ log = logging.getLogger("ptor")
 # what the fork server imports before it forks any child (the main module's imports too,
 # which a child re-runs on start)
 PRELOAD = ["ptor_harness.cli", "ptor_harness.drill.worker", "ptor_harness.drill.recorder",
-           "ptor_harness.drill.probe", "ptor_harness.drill.observer"]
+           "ptor_harness.drill.probe", "ptor_harness.drill.observer",
+           "ptor_harness.drill.background"]
+# --background-load starts this far into the warmup (at most half of it): ptor's load
+# alone before, from which the report estimates ptor's own share of the WAL
+PTOR_ALONE_SECONDS = 3.0
 QUEUE_MESSAGES = 20000  # ops waiting for the recorder before a worker waits for it
 
 
@@ -101,6 +106,13 @@ class Crew:
             target=run_observer, name="ptor-observer",
             args=(ObserverSpec(nodes, scenario.observer.observe_interval), self.queue,
                   self.stop, self.events, alive)) if nodes else None
+        load = scenario.load
+        self.background = ctx.Process(
+            target=run_background, name="ptor-background",
+            args=(BackgroundSpec(load.background_load,
+                                 min(PTOR_ALONE_SECONDS, load.warmup_duration / 2),
+                                 scenario.secrets),
+                  self.go, self.stop, self.events, alive)) if load.background_load else None
         self.workers = [
             ctx.Process(target=run_worker, name=f"ptor-worker-{spec.worker}",
                         args=(spec, self.queue, pipes[spec.worker][0], self.board.array,
@@ -116,6 +128,8 @@ class Crew:
             proc.start()
         if self.observer is not None:
             self.observer.start()
+        if self.background is not None:
+            self.background.start()
 
     def wait_ready(self, timeout: float, interrupted) -> bool:
         """Until every worker is ready (started, its first connect attempt made) or gone,
@@ -181,6 +195,8 @@ class Crew:
             outcome.schedules.append(event)
         elif isinstance(event, ObserverFinished):
             outcome.observer.sent, outcome.observer.dropped = event.samples, event.dropped
+        elif isinstance(event, messages.BackgroundFinished):
+            outcome.background = event.commands
 
     def worker_died(self, crash: messages.WorkerCrashed) -> None:
         """Record a worker's death once, whether its own report or its exit came first."""
@@ -229,6 +245,7 @@ class Crew:
                 log.error("%s did not stop in %.0f s; killing it", proc.name, self.grace)
                 proc.kill()
                 proc.join(5)
+        self.stop_background()
         self.stop_observer()  # its last samples reach the recorder before the stop does
         try:
             self.stop_recorder()
@@ -251,12 +268,30 @@ class Crew:
         coordinator (the next drill of a campaign starts another). Only when every child
         has exited: the server waits for them. `_stop` is multiprocessing's own way, kept
         since Python 3.4; without it the server still exits with the coordinator."""
-        children = [self.recorder, self.probe, *self.workers, self.observer]
+        children = [self.recorder, self.probe, *self.workers, self.observer, self.background]
         if any(p is not None and p.is_alive() for p in children):
             return
         server = getattr(multiprocessing.forkserver, "_forkserver", None)
         with contextlib.suppress(AttributeError, OSError):
             server._stop()
+
+    def stop_background(self) -> None:
+        """The background load ends on `stop` (its process ends every command's group,
+        TERM then KILL, and waits for the last member); a process that does not report
+        within its own bounds is killed, and the report says it did not."""
+        proc = self.background
+        if proc is None:
+            return
+        proc.join(TERM_GRACE + GONE_TIMEOUT + 10.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+            self.outcome.errors.append("the background load's process did not stop and "
+                                       "was killed")
+        self.collect_events()
+        if self.outcome.background is None:
+            with contextlib.suppress(queue_module.Empty):
+                self.handle_event(self.events.get(timeout=2))
 
     def stop_observer(self) -> None:
         """The observer ends on `stop` within a few intervals; one that does not is killed

@@ -123,6 +123,14 @@ class RecorderFinished:
     spilled_batches: int = 0
 
 
+@dataclass(frozen=True)
+class BackgroundFinished:
+    """The background load's commands, ended at the drain (background.CommandRecord each:
+    starts, exits, progress lines, what was left of its process group)."""
+
+    commands: list
+
+
 def coordinator_gone(alive) -> bool:
     """True once the coordinator has exited, however it ended (SIGKILL included). `alive`
     is the read end of a pipe whose write end the coordinator alone holds (Crew), so it

@@ -63,6 +63,7 @@ def terminal_chart(report: dict, width: int = 64) -> list[str]:
     unit = "1 s" if step == 1 else f"{step:g} s"
     lanes = node_lanes(report, origin, step, len(buckets))
     wal = wal_lane(report, origin, step, len(buckets))
+    background = bars_lane(background_tps(report), origin, step, len(buckets))
     return [f"Timeline (one column = {unit}; bars: ok ops, peak {peak / step:,.0f}/s)",
             f"  ok       {bars}",
             f"  errors   {errors.rstrip()}",
@@ -70,6 +71,8 @@ def terminal_chart(report: dict, width: int = 64) -> list[str]:
             f"  events   {''.join(marks).rstrip()}",
             *([f"  WAL      {wal[0].rstrip()}   (peak {wal[1] / 1e6:.2f} MB/s)"] if wal
               else []),
+            *([f"  bg tps   {background[0].rstrip()}   (peak {background[1]:,.0f}/s)"]
+              if background else []),
             *[f"  {name[:8]:8s} {lane.rstrip()}" for name, lane in lanes],
             "           (× failed or in-doubt ops, ━ outage, W warmup, L load, F fault, "
             "D drain" + ("; nodes: P primary, s standby, · unreachable)" if lanes else ")")]
@@ -78,10 +81,25 @@ def terminal_chart(report: dict, width: int = 64) -> list[str]:
 LANE_MARKS = {"primary": "P", "standby": "s", "unreachable": "·"}
 
 
+def background_tps(report: dict) -> list[list]:
+    """[second, tps] of every background command together (pgbench's progress lines)."""
+    per_second: dict[int, float] = {}
+    for command in (report.get("background") or {}).get("commands") or []:
+        for second, tps, _failed in command["tps"]:
+            per_second[second] = per_second.get(second, 0.0) + tps
+    return sorted([second, tps] for second, tps in per_second.items())
+
+
 def wal_lane(report: dict, origin: float, step: float, count: int) -> Optional[tuple]:
     """The primary's WAL bytes per second as bars, one per column (the mean over its
     seconds), and the peak; None without the observer's WAL samples."""
-    seconds = (report.get("load") or {}).get("wal_timeline") or []
+    return bars_lane((report.get("load") or {}).get("wal_timeline") or [], origin, step,
+                     count)
+
+
+def bars_lane(seconds: list, origin: float, step: float, count: int) -> Optional[tuple]:
+    """[second, value] pairs as bars, one per column (the mean over its seconds), and the
+    peak; None without any."""
     if not seconds:
         return None
     sums, counts = [0.0] * count, [0] * count
@@ -128,8 +146,9 @@ def timeline_png(report: dict, path: str) -> Optional[str]:
     nodes = report.get("nodes") or {}
     lanes, lag = nodes.get("lanes") or {}, nodes.get("replay_lag_bytes") or {}
     wal = (report.get("load") or {}).get("wal_timeline") or []
-    extra = [part for part, wanted in (("lanes", lanes), ("wal", wal), ("lag", lag))
-             if wanted]
+    background = background_tps(report)
+    extra = [part for part, wanted in (("lanes", lanes), ("wal", wal),
+                                       ("background", background), ("lag", lag)) if wanted]
     fig, axes = plt.subplots(2 + len(extra), 1, sharex=True,
                              figsize=(10, 5.5 + 1.4 * len(extra)),
                              gridspec_kw={"height_ratios": [3, 2] + [1.4] * len(extra)})
@@ -138,6 +157,8 @@ def timeline_png(report: dict, path: str) -> Optional[str]:
         draw_lanes(axes[2 + extra.index("lanes")], lanes, origin)
     if wal:
         draw_wal(axes[2 + extra.index("wal")], wal, origin)
+    if background:
+        draw_background(axes[2 + extra.index("background")], background, origin)
     if lag:
         draw_lag(axes[2 + extra.index("lag")], lag, origin)
     top.bar(xs, [row["ok"] for row in rows], width=1.0, align="edge", color="#2b7bba",
@@ -209,6 +230,14 @@ def draw_wal(axis, wal: list, origin: float) -> None:
     axis.bar([t - origin for t, _ in wal], [rate / 1e6 for _, rate in wal], width=1.0,
              align="edge", color="#9467bd")
     axis.set_ylabel("WAL (MB/s)", fontsize=8)
+
+
+def draw_background(axis, seconds: list, origin: float) -> None:
+    """The background load's transactions per second (pgbench's progress lines): not
+    ledgered, drawn so its effect on ptor's lanes above can be seen."""
+    axis.bar([t - origin for t, _ in seconds], [tps for _, tps in seconds], width=1.0,
+             align="edge", color="#8c564b")
+    axis.set_ylabel("background tps", fontsize=8)
 
 
 def draw_lag(axis, lag: dict, origin: float) -> None:

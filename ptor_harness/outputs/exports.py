@@ -228,7 +228,9 @@ def scenario_ini(public: dict, run_id: str) -> str:
         value = public.get(option.dest)
         if value is None or value == () or option.name == "reset":
             continue
-        lines.append(f"{option.name} = {_ini_value(value)}")
+        text = json.dumps(list(value)) if option.name == "background-load" else \
+            _ini_value(value)  # commands whole, as a list (config.rules._commands_in)
+        lines.append(f"{option.name} = {text}")
     return "\n".join(lines) + "\n"
 
 

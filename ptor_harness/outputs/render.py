@@ -96,6 +96,7 @@ def render(report: dict) -> str:
         parts += ["", "Faults", tabulate(rows, headers=["fault", "at", "took", "result",
                                                         "detection", "to first ok"])]
     parts += anatomy_tables(r, rel)
+    parts += background_table(r.get("background"))
     if r["latency"]["check"]:
         check = r["latency"]["check"]
         rows = [[name, _s(v.get("min"), 4), _s(v.get("median"), 4), _s(v.get("p99"), 4),
@@ -195,3 +196,29 @@ def anatomy_tables(r: dict, rel) -> list[str]:
                   f"{brown['warmup_ok_per_second']:,} ok/s): {_s(brown['seconds'], 0)} "
                   f"({spans})"]
     return parts
+
+
+def background_table(section: Optional[dict]) -> list[str]:
+    """The background load: each command's starts, exits and throughput, and ptor's share
+    of the primary's WAL beside it."""
+    if not section or not section["commands"]:
+        return []
+    rows = []
+    for c in section["commands"]:
+        codes = sorted({code for code in c["exit_codes"] if code is not None})
+        command = c["command"] if len(c["command"]) <= 60 else c["command"][:57] + "..."
+        rows.append([command, c["starts"], ", ".join(map(str, codes)) or "-",
+                     _n(c["tps_before_fault"]), _n(c["tps_after_fault"]),
+                     "gave up" if c["gave_up"] else "stopped at the drain"])
+    out = ["", "Background load (not ledgered; never part of the verdict)",
+           tabulate(rows, headers=["command", "starts", "exit codes", "tps before fault",
+                                   "tps after", "end"])]
+    wal = section.get("wal") or {}
+    if wal.get("ptor_share") is not None:
+        out.append(f"  ptor's own share of the primary's WAL: about {wal['ptor_share']:.0%} "
+                   f"({wal['ptor_wal_bytes_per_second'] / 1e6:.2f} of "
+                   f"{wal['wal_bytes_per_second'] / 1e6:.2f} MB/s, estimated from "
+                   f"{wal['ptor_alone_seconds']} s of ptor's load alone)")
+    elif wal.get("why"):
+        out.append(f"  ptor's own share of the primary's WAL: unknown ({wal['why']})")
+    return out

@@ -33,6 +33,10 @@ Report format history:
       `transactions` (ops_per_transaction, ok, failed, indeterminate),
       `rpo.lost_acknowledged_transactions`, `anomalies.partial_transactions` and its
       examples.
+  6 — `background` (--background-load: each command masked, its starts, exits and exit
+      codes, pgbench's tps per second and before / after the fault, given up or left
+      running, the end of its output; `wal`: ptor's estimated share of the primary's WAL);
+      the brownout's baseline starts once the background load runs.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from ..errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
 from ..ops import ENDPOINT
 from ..outcome import DrillOutcome
 from ..verify import checks, saturation
+from ..verify.background import background_section, background_warnings
 from ..verify.findings import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
 from ..verify.metrics import (
     attempts_per_second,
@@ -59,7 +64,7 @@ from ..verify.rate import BEFORE_FAULT, load_figures, load_warnings, wal_rate
 from ..verify.transactions import transaction_totals
 from .nodes import failover_anatomy, lost_by_cause, nodes_section, stale_routing
 
-REPORT_FORMAT = 5
+REPORT_FORMAT = 6
 EXIT_CODES = {checks.PASS: EXIT_PASS, checks.FAIL: EXIT_FAIL, checks.UNKNOWN: EXIT_UNKNOWN}
 
 
@@ -227,9 +232,12 @@ def build(outcome: DrillOutcome) -> dict:
         "nodes": nodes_section(outcome),
         "anatomy": failover_anatomy(outcome, windows, fault_at, fault, causing),
         "brownout": brownout(metrics.timeline() if metrics else [],
-                             outcome.phases.get("warmup"), outcome.phases.get("load"),
+                             baseline_from(outcome), outcome.phases.get("load"),
                              outcome.phases.get("drain"), s.thresholds.brownout_threshold),
     }
+    report["background"] = background_section(
+        outcome.background, s.load.background_load, report["timeline"],
+        report["load"]["wal_timeline"], outcome.phases, fault_at)
     report["rto"]["service_available_seconds"] = report["anatomy"]["service_available_seconds"]
     report["rto"]["read_seconds"] = report["anatomy"]["read_outage_seconds"].get(ENDPOINT)
     report["rto"]["sla_percent"] = sla_percent(rto["write_seconds"])
@@ -250,6 +258,14 @@ def build(outcome: DrillOutcome) -> dict:
     report["warnings"] = warnings(report, outcome)
     report["checks"] = [c.as_dict() for c in verdict.checks]
     return masked(report, s.redact)
+
+
+def baseline_from(outcome: DrillOutcome) -> Optional[float]:
+    """Where the brownout's baseline rate starts: the warmup, or once a background load
+    runs beside it (ptor's rate alone before it would make every later second look low)."""
+    warmup = outcome.phases.get("warmup")
+    starts = [at for record in outcome.background or () for at in record.starts]
+    return max(warmup, min(starts)) if warmup is not None and starts else warmup
 
 
 def figures(report: dict, outcome: DrillOutcome, observed: checks.Observed) -> checks.Figures:
@@ -301,6 +317,7 @@ def warnings(report: dict, outcome: DrillOutcome) -> list[str]:
     if outcome.faults and not report["windows"]:
         out.append("faults were injected but no client saw an outage")
     out += load_warnings(report["load"])
+    out += background_warnings(report["background"])
     harness = report["harness"]
     if harness["harness_limited"]:
         out.append(f"the harness, not only the cluster, set the pace: the machine's "

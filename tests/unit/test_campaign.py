@@ -95,6 +95,18 @@ def test_the_matrix_and_its_interleaved_order():
         (("switchover", 5.0),), (("blip=1", 5.0),)]  # the varied value replaces the base's
 
 
+def test_rate_payload_and_background_load_vary():
+    base, raw = parse_campaign(["--primary-pgdsn", DSN, "--background-load", "pgbench -c 9",
+                                "--vary", "rate=500,2000", "--vary", "payload-bytes=64,4096",
+                                "--vary", "background-load=none,pgbench -n -P 1 -c 4"])
+    cells = matrix(base, raw)
+    assert len(cells) == 8
+    shapes = {(c.scenario.load.rate, c.scenario.load.payload_bytes,
+               c.scenario.load.background_load) for c in cells}
+    assert (500.0, 4096, ()) in shapes  # none: that cell runs without one
+    assert (2000.0, 64, ("pgbench -n -P 1 -c 4",)) in shapes  # replaces the base's
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--vary", "parallel-workers=2,lots"], "vary parallel-workers: 'lots' is not a valid"),
     (["--vary", "parallel-workers=2,0"], "parallel-workers must be between 1 and 512"),

@@ -39,6 +39,8 @@ def scenarios(draw):
         args += ["--seed", str(draw(st.integers(0, 2 ** 31)))]
     if draw(st.booleans()):
         args += ["--repo-pgdsn", "postgresql://ptor@127.0.0.1:5433/ledger?sslmode=disable"]
+    for _ in range(draw(st.integers(0, 2))):
+        args += ["--background-load", draw(TEXT)]
     if draw(st.booleans()):
         args += ["--lab-dir", draw(TEXT), "--fault", "kill-primary:3, switchover:30.5"]
     return args
