@@ -16,11 +16,15 @@ from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from tabulate import tabulate
 
 from ..outputs.exports import write_atomic, write_json
+from .envelope import slope_line
 from .stats import QUANTILES
 
 ROUND_COLUMNS = ("round", "cell", "verdict", "write_rto", "detection", "promotion", "routing",
-                 "lost_acknowledged", "brownout_seconds", "settle_seconds", "primary_before",
-                 "primary_after", "run_id", "started_at", "ended_at", "reason")
+                 "lost_acknowledged", "lost_bytes", "lost_transactions",
+                 "wal_bytes_per_second_before_fault", "lag_at_fault_bytes",
+                 "lag_at_fault_seconds", "brownout_seconds", "settle_seconds",
+                 "primary_before", "primary_after", "run_id", "started_at", "ended_at",
+                 "reason")
 
 
 def rounds_csv(report: dict) -> str:
@@ -50,8 +54,10 @@ def render(report: dict) -> str:
     table = tabulate(rows, headers=["cell", "rounds", "pass", "fail", "unknown", "RTO min",
                                     "p50", "p95", "p99", "max", "detect p50", "promote p50",
                                     "route p50", "lost acked"])
-    lines = ["Campaign " + report["campaign_id"], table, "",
-             f"verdict: {report['verdict'].upper()}"]
+    lines = ["Campaign " + report["campaign_id"], table, ""]
+    reading = slope_line(report["envelope"]) if report.get("envelope") else None
+    lines += [reading, ""] if reading else []
+    lines.append(f"verdict: {report['verdict'].upper()}")
     lines += [f"  - {reason}" for reason in report["verdict_reasons"]]
     lines.append(f"campaign folder: {report['campaign_dir']}")
     return "\n".join(lines) + "\n"
@@ -118,8 +124,11 @@ def picture(report: dict, path: str) -> Optional[str]:
     except ImportError:
         return "matplotlib is not installed (pip install ptor[plot])"
     labels = [c["label"] for c in report["cells"]]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(6, 2 + 1.6 * len(labels)), 6),
-                                      sharex=True)
+    points = (report.get("envelope") or {}).get("points") or []
+    fig = plt.figure(figsize=(max(6, 2 + 1.6 * len(labels)), 9 if points else 6))
+    grid = fig.add_gridspec(3 if points else 2, 1)
+    top = fig.add_subplot(grid[0])
+    bottom = fig.add_subplot(grid[1], sharex=top)
     for index, label in enumerate(labels):
         mine = [r for r in report["rounds"] if r["cell"] == label]
         for axis, key in ((top, "write_rto"), (bottom, "lost_acknowledged")):
@@ -140,10 +149,28 @@ def picture(report: dict, path: str) -> Optional[str]:
     bottom.yaxis.get_major_locator().set_params(integer=True)
     most = max([r["lost_acknowledged"] or 0 for r in report["rounds"]], default=0)
     bottom.set_ylim(-0.5, max(1, most) * 1.1 + 0.5)
+    if points:
+        draw_envelope(fig.add_subplot(grid[2]), points)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return None
+
+
+def draw_envelope(axis, points: list[dict]) -> None:
+    """Lost acknowledged bytes (left) and write RTO (right) against the primary's WAL rate
+    before the fault, one point per round: the RPO envelope."""
+    xs = [p["wal_mb_per_second"] for p in points]
+    axis.scatter(xs, [p["lost_bytes"] or 0 for p in points], color="tab:red",
+                 label="lost acknowledged bytes")
+    axis.set_xlabel("primary's WAL rate in the 5 s before the fault (MB/s)")
+    axis.set_ylabel("lost bytes", color="tab:red")
+    rto = axis.twinx()
+    rto.scatter(xs, [p["write_rto"] if p["write_rto"] is not None else float("nan")
+                     for p in points], color="tab:blue", marker="x", label="write RTO")
+    rto.set_ylabel("write RTO (s)", color="tab:blue")
+    axis.set_title("the envelope: loss and RTO against the write rate, one point per round",
+                   fontsize=9)
 
 
 def write_all(report: dict, outputs) -> list[str]:

@@ -22,6 +22,7 @@ from ..lab import settings as lab_settings
 from ..lab.pg import LabError
 from ..verify.checks import UNKNOWN
 from . import settle, stats
+from .envelope import envelope
 from .hold import ClusterHold
 from .plan import Cell, schedule
 
@@ -234,7 +235,7 @@ class Campaign:
         verdict, reasons, checks = stats.judge(cells, self.rounds, len(self.plan), limits,
                                                self.stop_reason)
         return {
-            "format": 1, "kind": "campaign", "campaign_id": self.id,
+            "format": 2, "kind": "campaign", "campaign_id": self.id,
             "campaign_dir": os.path.abspath(self.dir), "started_at": self.started_at,
             "ended_at": time.time(), "verdict": verdict, "verdict_reasons": reasons,
             "checks": [{"name": k.name, "status": k.status, "detail": k.detail}
@@ -243,4 +244,5 @@ class Campaign:
             "rounds_planned": len(self.plan), "rounds_per_cell": c.rounds,
             "vary": list(c.vary), "scenario": self.base.as_public_dict(),
             "cells": cells, "rounds": [r.as_dict() for r in self.rounds],
+            "envelope": envelope([r.as_dict() for r in self.rounds]),
         }

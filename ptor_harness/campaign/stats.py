@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 from ..verify.checks import FAIL, PASS, UNKNOWN, Check, merge
+from .envelope import lag_at_fault
 
 QUANTILES = (50, 95, 99)
 
@@ -35,6 +36,12 @@ class Round:
     brownout_seconds: Optional[float]
     primary_before: Optional[str]
     primary_after: Optional[str]
+    # the envelope (envelope.py): the load at the fault and what it cost
+    lost_bytes: Optional[int] = None
+    lost_transactions: Optional[int] = None
+    wal_bytes_per_second_before_fault: Optional[int] = None
+    lag_at_fault_bytes: Optional[int] = None
+    lag_at_fault_seconds: Optional[float] = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -58,7 +65,10 @@ def round_from_report(number: int, cell: str, report: dict, started_at: float,
                  anatomy.get("routing_seconds"),
                  (report.get("rpo") or {}).get("lost_acknowledged_ops"),
                  (report.get("brownout") or {}).get("seconds"),
-                 label("primary_before"), label("primary_after"))
+                 label("primary_before"), label("primary_after"),
+                 (report.get("rpo") or {}).get("lost_bytes"),
+                 (report.get("rpo") or {}).get("lost_acknowledged_transactions"),
+                 anatomy.get("wal_bytes_per_second_before_fault"), *lag_at_fault(report))
 
 
 def round_not_run(number: int, cell: str, started_at: float, ended_at: float,
@@ -111,6 +121,11 @@ def cell_summary(label: str, changes: dict, rounds: Sequence[Round]) -> dict:
         "brownout_seconds": distribution([r.brownout_seconds for r in mine]),
         "lost_acknowledged_total": None if any(x is None for x in losses) else sum(losses),
         "lost_acknowledged_per_round": losses,
+        "lost_bytes": distribution([r.lost_bytes for r in mine]),
+        "wal_bytes_per_second_before_fault": distribution(
+            [r.wal_bytes_per_second_before_fault for r in mine]),
+        "lag_at_fault_bytes": distribution([r.lag_at_fault_bytes for r in mine]),
+        "lag_at_fault_seconds": distribution([r.lag_at_fault_seconds for r in mine]),
     }
 
 

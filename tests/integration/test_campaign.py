@@ -109,6 +109,42 @@ def test_five_rounds_of_kill_primary(make_lab, run_ptor):
     assert "fault=" not in run.stdout and "all " in run.stdout  # one cell, named "all"
 
 
+def test_a_rate_campaign_draws_the_envelope(make_lab, run_ptor):
+    """Two cells of --rate on an async pair, a kill each: every round carries the WAL
+    rate before its fault and the promoted standby's lag at it, as its own report has
+    them; the faster cell wrote more WAL; the envelope is drawn and read."""
+    lab = make_lab("async")
+    run, c, folder = campaign(run_ptor, lab, "--lab-dir", lab.dir, "--fault",
+                              "kill-primary:3", "--vary", "rate=300,3000", "--rounds", "1")
+    assert run.code in (0, 1), run  # an async pair may lose acknowledged ops
+    assert len(c["rounds"]) == 2
+    by_rate = {}
+    for r in c["rounds"]:
+        with open(os.path.join(r["run_dir"], "report.json")) as src:
+            report = json.load(src)
+        anatomy = report["anatomy"]
+        assert r["wal_bytes_per_second_before_fault"] == \
+            anatomy["wal_bytes_per_second_before_fault"] > 0, (r, anatomy)
+        promoted = [x for x in anatomy["replication_at_fault"]
+                    if x["standby"] == anatomy["new_primary"]]
+        assert promoted, anatomy["replication_at_fault"]
+        assert r["lag_at_fault_bytes"] in {x["flushed_bytes_behind"] if x[
+            "flushed_bytes_behind"] is not None else x["replayed_bytes_behind"]
+            for x in promoted}
+        assert r["lost_bytes"] == report["rpo"]["lost_bytes"]
+        by_rate[r["cell"]] = r
+        cell = next(x for x in c["cells"] if x["label"] == r["cell"])
+        assert cell["wal_bytes_per_second_before_fault"]["max"] == \
+            r["wal_bytes_per_second_before_fault"]
+    assert by_rate["rate=3000"]["wal_bytes_per_second_before_fault"] > \
+        2 * by_rate["rate=300"]["wal_bytes_per_second_before_fault"]
+    assert len(c["envelope"]["points"]) == 2
+    assert "envelope over 2 rounds" in run.stdout, run.stdout
+    with open(os.path.join(folder, "campaign.csv")) as src:
+        assert "lag_at_fault_bytes" in src.readline()
+    assert os.path.getsize(os.path.join(folder, "campaign.png")) > 0
+
+
 def test_a_cluster_that_does_not_settle_stops_the_campaign(make_lab, run_ptor):
     """The failover leaves no standby (the old primary stays down): round 2 would start on
     a cluster without its synchronous standby, so it is unknown and the campaign stops."""

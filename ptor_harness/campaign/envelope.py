@@ -1,0 +1,71 @@
+"""The RPO envelope (pure): loss and write RTO against the write rate, over a campaign's
+rounds. A single drill says what was lost at its load; a DBA choosing synchronous or
+asynchronous replication, or sizing Patroni's `maximum_lag_on_failover`, needs what is lost
+at their peak. Each round gives one point: the primary's WAL rate over the seconds before
+the fault (the node observer's), the standby's lag at the fault, the acknowledged ops,
+bytes and transactions lost and the write RTO; a least-squares slope reads the trend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional
+
+MB = 1e6
+
+
+def lag_at_fault(report: dict) -> tuple[Optional[int], Optional[float]]:
+    """(bytes, seconds) the promoted standby was behind at the fault: as it saw itself or
+    as the old primary saw it, the WAL it had received (flushed) where known, else what it
+    had replayed; without a promotion the most behind of the standbys."""
+    anatomy = report.get("anatomy") or {}
+    rows = anatomy.get("replication_at_fault") or []
+    promoted = [r for r in rows if r.get("standby") == anatomy.get("new_primary")]
+    chosen = promoted or rows
+    behind = [r.get("flushed_bytes_behind") if r.get("flushed_bytes_behind") is not None
+              else r.get("replayed_bytes_behind") for r in chosen]
+    seconds = [r.get("replay_lag_seconds") for r in chosen]
+    return (max((b for b in behind if b is not None), default=None),
+            max((s for s in seconds if s is not None), default=None))
+
+
+def slope(points: Sequence[tuple[float, float]]) -> Optional[float]:
+    """The least-squares slope of y over x; None with fewer than two distinct x."""
+    if len({x for x, _ in points}) < 2:
+        return None
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
+
+
+def envelope(rounds: Sequence[dict]) -> dict:
+    """Points (one per round with a WAL rate at the fault) and the slopes of lost bytes
+    and of the write RTO per MB/s of WAL."""
+    points = [{"round": r["round"], "cell": r["cell"],
+               "wal_mb_per_second": r["wal_bytes_per_second_before_fault"] / MB,
+               "lag_at_fault_bytes": r["lag_at_fault_bytes"],
+               "lost_acknowledged": r["lost_acknowledged"], "lost_bytes": r["lost_bytes"],
+               "write_rto": r["write_rto"]}
+              for r in rounds if r.get("wal_bytes_per_second_before_fault") is not None]
+    lost = slope([(p["wal_mb_per_second"], p["lost_bytes"]) for p in points
+                  if p["lost_bytes"] is not None])
+    rto = slope([(p["wal_mb_per_second"], p["write_rto"]) for p in points
+                 if p["write_rto"] is not None])
+    return {"points": points, "lost_bytes_per_wal_mb_per_second": lost,
+            "write_rto_seconds_per_wal_mb_per_second": rto}
+
+
+def slope_line(env: dict) -> Optional[str]:
+    """The terminal's last line: the slopes read in words, or None without them."""
+    lost, rto = env["lost_bytes_per_wal_mb_per_second"], \
+        env["write_rto_seconds_per_wal_mb_per_second"]
+    if lost is None and rto is None:
+        return None
+    parts = []
+    if lost is not None:
+        parts.append(f"{lost:,.0f} lost bytes")
+    if rto is not None:
+        parts.append(f"{rto:+.3f} s of write RTO")
+    return (f"envelope over {len(env['points'])} rounds: each MB/s more of WAL before the "
+            f"fault came with {' and '.join(parts)} (least squares)")

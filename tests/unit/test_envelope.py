@@ -1,0 +1,62 @@
+"""The RPO envelope on synthetic rounds: the lag at the fault read from a report, the
+least-squares slope, the points and the terminal's reading of them."""
+
+import pytest
+
+from ptor_harness.campaign import stats
+from ptor_harness.campaign.envelope import envelope, lag_at_fault, slope, slope_line
+from ptor_harness.campaign.outputs import rounds_csv
+
+
+def a_report(lost_bytes, wal, rows, new="node2"):
+    return {"verdict": "fail", "verdict_reasons": [], "run_id": "r", "run_dir": "/r",
+            "phases": {"report": 10.0}, "rto": {"write_seconds": 1.5, "recovered": True},
+            "rpo": {"lost_acknowledged_ops": 3, "lost_bytes": lost_bytes,
+                    "lost_acknowledged_transactions": 3},
+            "anatomy": {"new_primary": new, "replication_at_fault": rows,
+                        "wal_bytes_per_second_before_fault": wal},
+            "servers": {}, "brownout": {"seconds": 0.0}}
+
+
+ROWS = [{"standby": "node2", "seen_by": "primary node1", "flushed_bytes_behind": 4096,
+         "replayed_bytes_behind": 9000, "replay_lag_seconds": 0.25},
+        {"standby": "node3", "seen_by": "primary node1", "flushed_bytes_behind": 99999,
+         "replayed_bytes_behind": 99999, "replay_lag_seconds": 3.0},
+        {"standby": "node2", "seen_by": "itself", "flushed_bytes_behind": None,
+         "replayed_bytes_behind": 5000, "replay_lag_seconds": 0.5}]
+
+
+def test_the_lag_of_the_standby_that_was_promoted():
+    assert lag_at_fault(a_report(0, 1, ROWS)) == (5000, 0.5)  # node2's, not node3's
+    assert lag_at_fault(a_report(0, 1, ROWS, new=None)) == (99999, 3.0)  # the most behind
+    assert lag_at_fault(a_report(0, 1, [])) == (None, None)
+
+
+def test_a_round_carries_its_envelope_figures():
+    r = stats.round_from_report(1, "rate=500", a_report(192, 2_500_000, ROWS), 0.0, None)
+    assert (r.lost_bytes, r.lost_transactions, r.wal_bytes_per_second_before_fault,
+            r.lag_at_fault_bytes, r.lag_at_fault_seconds) == (192, 3, 2_500_000, 5000, 0.5)
+    text = rounds_csv({"rounds": [r.as_dict()]})
+    header, row = text.splitlines()
+    values = dict(zip(header.split(","), row.split(",")))
+    assert values["wal_bytes_per_second_before_fault"] == "2500000"
+    assert values["lag_at_fault_bytes"] == "5000" and values["lost_bytes"] == "192"
+    cell = stats.cell_summary("rate=500", {}, [r])
+    assert cell["lag_at_fault_seconds"]["max"] == 0.5
+
+
+def test_slope_and_envelope():
+    assert slope([(1, 2), (2, 4), (3, 6)]) == pytest.approx(2.0)
+    assert slope([(1, 2), (1, 5)]) is None and slope([]) is None
+    rounds = [dict(round=n, cell="c", wal_bytes_per_second_before_fault=wal,
+                   lag_at_fault_bytes=0, lost_acknowledged=0, lost_bytes=lost,
+                   write_rto=rto)
+              for n, wal, lost, rto in ((1, 1e6, 1000, 1.0), (2, 2e6, 3000, 1.2),
+                                        (3, 3e6, 5000, 1.4), (4, None, 9, 9.0))]
+    env = envelope(rounds)
+    assert len(env["points"]) == 3  # the round without a WAL rate is no point
+    assert env["lost_bytes_per_wal_mb_per_second"] == pytest.approx(2000.0)
+    assert env["write_rto_seconds_per_wal_mb_per_second"] == pytest.approx(0.2)
+    line = slope_line(env)
+    assert "2,000 lost bytes" in line and "+0.200 s of write RTO" in line
+    assert slope_line(envelope(rounds[:1])) is None
