@@ -49,6 +49,7 @@ from ..errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
 from ..ops import ENDPOINT
 from ..outcome import DrillOutcome
 from ..verify import checks, saturation
+from ..verify.anatomy import closest_standby
 from ..verify.background import background_section, background_warnings
 from ..verify.findings import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
 from ..verify.metrics import (
@@ -282,7 +283,8 @@ def figures(report: dict, outcome: DrillOutcome, observed: checks.Observed) -> c
         reconciled_later=outcome.reconciled_later,
         max_outage_exceeded=outcome.max_outage_exceeded, lock=outcome.lock,
         faults=outcome.faults, faults_planned=outcome.faults_planned,
-        expected=outcome.scenario.thresholds.expect, observed=observed)
+        expected=outcome.scenario.thresholds.expect, observed=observed,
+        closest_standby=closest_standby(report["anatomy"]["replication_at_fault"]))
 
 
 def harness_figures(outcome: DrillOutcome) -> dict:

@@ -160,6 +160,26 @@ def replication_at_fault(nodes: dict[str, list[NodeSample]],
     return out
 
 
+def closest_standby(rows: Sequence[dict]) -> Optional[tuple[str, int, Optional[float]]]:
+    """(standby, bytes, seconds) of the standby least behind at the fault, from the rows
+    of `replication_at_fault`: the best candidate a manager had. A standby's bytes are the
+    WAL it had received (flushed) where known, else what it had replayed; both views of
+    it (the primary's and its own) count, the smaller behind."""
+    best: dict[str, tuple[int, Optional[float]]] = {}
+    for row in rows:
+        behind = row.get("flushed_bytes_behind")
+        behind = row.get("replayed_bytes_behind") if behind is None else behind
+        if behind is None:
+            continue
+        name = row["standby"]
+        if name not in best or behind < best[name][0]:
+            best[name] = (behind, row.get("replay_lag_seconds"))
+    if not best:
+        return None
+    name = min(best, key=lambda n: best[n][0])
+    return name, best[name][0], best[name][1]
+
+
 def primary_spans(samples: list[NodeSample]) -> list[tuple[float, float]]:
     """The spans in which a node's consecutive samples said it was a primary."""
     spans, start, last = [], None, None

@@ -68,6 +68,9 @@ class Figures:
     faults_planned: int
     expected: str
     observed: Observed
+    # the standby least behind at the fault (anatomy.closest_standby): why a manager may
+    # have promoted none
+    closest_standby: Optional[tuple] = None
 
 
 class Thresholds:
@@ -88,13 +91,29 @@ def limit(value: Optional[float], bound: Optional[float], what: str, name: str) 
     return Check(name, PASS, f"{what} {value:.3f} s{within}")
 
 
+def lag_reason(f: Figures) -> str:
+    """Why no standby may have been promoted: how far behind the best one was at the fault
+    (a manager such as Patroni, maximum_lag_on_failover 1 MiB by default, refuses a
+    standby further behind). Empty when a primary did change or the lag is unknown."""
+    if f.observed.primary_changed or f.closest_standby is None:
+        return ""
+    name, behind, seconds = f.closest_standby
+    late = f", {seconds:.3f} s of replay" if seconds is not None else ""
+    return (f"; no standby was promoted, and at the fault the closest, {name}, was "
+            f"{behind:,} bytes of WAL behind the primary{late} (a manager refuses to "
+            "promote a standby further behind than it allows: Patroni's "
+            "maximum_lag_on_failover is 1 MiB by default)")
+
+
 def writes_recovered(f: Figures, t: Thresholds) -> Check:
     if f.expected == "no-promotion" and (f.max_outage_exceeded or not f.recovered):
         return Check("writes recovered", PASS, "writes did not come back within "
-                     "max-outage: what a drill that must not promote a standby expects")
+                     "max-outage: what a drill that must not promote a standby expects"
+                     + lag_reason(f))
     if f.max_outage_exceeded or not f.recovered:
         return Check("writes recovered", FAIL,
-                     "writes did not come back (no primary accepted writes again)")
+                     "writes did not come back (no primary accepted writes again)"
+                     + lag_reason(f))
     return Check("writes recovered", PASS, f"{f.outage_windows} outage window(s), all "
                  "recovered")
 

@@ -232,3 +232,35 @@ def test_a_lock_keeper_that_died_makes_the_verdict_unknown():
     r = report.build(o)
     assert r["verdict"] == "unknown"
     assert "keeper failed" in r["verdict_reasons"][0]
+
+
+def test_a_verdict_without_a_promotion_names_the_standby_lag_at_the_fault():
+    """The closest standby's lag at the fault goes into the reason when no primary
+    changed: Patroni refuses a standby further behind than maximum_lag_on_failover."""
+    from types import SimpleNamespace
+
+    from ptor_harness.verify.anatomy import closest_standby
+    from ptor_harness.verify.checks import FAIL, PASS, writes_recovered
+
+    rows = [{"standby": "pa2", "flushed_bytes_behind": 3_500_000,
+             "replayed_bytes_behind": 3_600_000, "replay_lag_seconds": 2.5},
+            {"standby": "pa2", "flushed_bytes_behind": None,
+             "replayed_bytes_behind": 3_400_000, "replay_lag_seconds": 2.4},
+            {"standby": "pa3", "flushed_bytes_behind": 9_000_000,
+             "replayed_bytes_behind": 9_000_000, "replay_lag_seconds": 7.0}]
+    assert closest_standby(rows) == ("pa2", 3_400_000, 2.4)
+    assert closest_standby([]) is None
+
+    def figures(expected, changed, closest):
+        return SimpleNamespace(expected=expected, max_outage_exceeded=True, recovered=False,
+                               outage_windows=1, closest_standby=closest,
+                               observed=SimpleNamespace(primary_changed=changed))
+
+    stuck = writes_recovered(figures("failover", False, closest_standby(rows)), None)
+    assert stuck.status == FAIL
+    assert "the closest, pa2, was 3,400,000 bytes of WAL behind" in stuck.detail
+    assert "maximum_lag_on_failover" in stuck.detail
+    expected = writes_recovered(figures("no-promotion", False, ("pa2", 10, None)), None)
+    assert expected.status == PASS and "10 bytes of WAL behind" in expected.detail
+    moved = writes_recovered(figures("failover", True, ("pa2", 10, None)), None)
+    assert "behind" not in moved.detail
