@@ -54,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="first port (default: streaming 6041, auto-failover 6010, "
                          "patroni 6020, repmgr 6030)")
     up.add_argument("--mode", choices=("sync", "async"), default=None,
-                    help="sync or async replication (streaming: sync by default; repmgr: "
-                         "async, repmgr's default; the other stacks are sync)")
+                    help="sync or async replication (streaming and patroni: sync by "
+                         "default; repmgr: async, repmgr's default; auto-failover is sync)")
     up.add_argument("--nodes", type=int, choices=(2, 3), default=None,
                     help="data nodes (repmgr: 2 or 3; the other stacks have 2)")
     add_pooler_options(up)

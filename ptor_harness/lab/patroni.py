@@ -1,5 +1,6 @@
-"""The Patroni lab: one etcd member, two Patroni nodes in synchronous mode, HAProxy in front
-routing only to the leader (HTTP check on Patroni's REST API, sessions shut down on a
+"""The Patroni lab: one etcd member, two Patroni nodes (synchronous mode; with --mode async,
+asynchronous replication), maximum_lag_on_failover at Patroni's default of 1 MiB, HAProxy in
+front routing only to the leader (HTTP check on Patroni's REST API, sessions shut down on a
 marked-down server, as in the original ptor's documented haproxy.cfg); plus a repo server.
 
 Ports from the base: HAProxy +0, pa1 postgres +1, pa2 postgres +2, pa1 REST +3, pa2 REST +4,
@@ -33,7 +34,7 @@ bootstrap:
     loop_wait: 1
     retry_timeout: 2
     maximum_lag_on_failover: 1048576
-    synchronous_mode: true
+    synchronous_mode: {synchronous_mode}
     postgresql:
       use_pg_rewind: true
       use_slots: true
@@ -96,8 +97,8 @@ class PatroniLab(Lab):
 
     @classmethod
     def up(cls, lab_dir: str, port_base: int = 6020, mode: str = "sync") -> PatroniLab:
-        if mode != "sync":
-            raise LabError("the patroni lab runs synchronous_mode: true")
+        if mode not in ("sync", "async"):
+            raise LabError(f"the patroni lab runs in sync or async mode, not {mode!r}")
         for name in ("patroni", "patronictl", "etcd", "haproxy"):
             program(name)
         lab_dir = os.path.abspath(lab_dir)
@@ -149,6 +150,7 @@ class PatroniLab(Lab):
             node = self.nodes[name]
             self.write(self.config_path(name), PATRONI_YML.format(
                 scope=scope, name=name, rest=self.rest(name), etcd=etcd_port, port=node.port,
+                synchronous_mode="true" if self.state["mode"] == "sync" else "false",
                 datadir=node.datadir, bindir=self.bin, user=self.user.name,
                 pgpass=os.path.join(self.dir, DATA, f"{name}.pgpass"),  # Patroni writes it
                 sock=os.path.join(self.dir, "sock")))
@@ -198,12 +200,15 @@ class PatroniLab(Lab):
         return None
 
     def wait_settled(self, timeout: float = 60) -> None:
-        """Until there is a running leader and a streaming synchronous standby."""
+        """Until there is a running leader and a streaming standby (synchronous in sync
+        mode)."""
+        role = "sync_standby" if self.state["mode"] == "sync" else "replica"
+
         def settled():
             roles = {(m.get("role"), m.get("state")) for m in self.members()}
             return ("leader", "running") in roles and (
-                ("sync_standby", "streaming") in roles or ("sync_standby", "running") in roles)
-        wait_until("a leader and a streaming sync standby", settled, timeout, 0.2)
+                (role, "streaming") in roles or (role, "running") in roles)
+        wait_until(f"a leader and a streaming {role.replace('_', ' ')}", settled, timeout, 0.2)
 
     def write_through_proxy(self) -> bool:
         import psycopg2
