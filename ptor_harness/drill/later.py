@@ -42,6 +42,7 @@ class LateReconciliation(Drill):
                     parallel_workers=stored["parallel_workers"], schema=stored["schema"],
                     payload_bytes=stored["payload_bytes"],
                     ops_per_transaction=stored.get("ops_per_transaction", 1),
+                    background_load=(),  # what it did went with the coordinator
                     full_data_validation=s.preparation.full_data_validation
                     or stored["full_data_validation"])
                 for at, name, _ in self.ledger.events():
