@@ -16,6 +16,7 @@ Format history:
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
@@ -78,6 +79,10 @@ class Op(NamedTuple):
     def in_doubt(self) -> bool:
         """True when nobody knows whether the server committed this op."""
         return self.outcome is None or self.outcome == INDETERMINATE
+
+
+# An op's key, read by position: what the reconciliation's groupby asks of 10 million ops.
+op_key = operator.itemgetter(Op._fields.index("key"))
 
 
 class Identity(NamedTuple):

@@ -34,6 +34,7 @@ from .faults import FaultSchedule, LabAction, ShellCommand
 from .metrics_pass import MetricsPass
 from .observer import cluster_nodes
 from .preflight import DrillLocks, check_cluster
+from .reconcile_share import ShareCheck, start_share
 from .stoprules import StopRules
 from .wal_position import POSITION_TIMEOUT, WalPositions
 from .watcher import LoadWatcher
@@ -280,18 +281,18 @@ class Drill:
         outcome.replication = ledger.replication_rows()
         outcome.refused_writes = ledger.refused_writes(READ_ONLY)
         totals = outcome.recorder_totals
+        ops = totals.ops if totals else ledger.count("ledger_op")
         metrics = MetricsPass(self.ledger_spec, ledger, s.load.parallel_workers,
-                              s.load.ops_per_transaction,
-                              totals.ops if totals else ledger.count("ledger_op"))
+                              s.load.ops_per_transaction, ops)
         try:
-            self.reconcile_with_primary()
+            self.reconcile_with_primary(ops)
         except BaseException:
             metrics.cancel()
             raise
         outcome.metrics = metrics.result()
         self.phase("report")
 
-    def reconcile_with_primary(self) -> None:
+    def reconcile_with_primary(self, ops: int) -> None:
         """Confirm a primary and join it with the ledger (Findings), or say why not."""
         s, outcome, ledger = self.scenario, self.outcome, self.ledger
         c = s.connection
@@ -308,20 +309,29 @@ class Drill:
                      if i.system_id == system and i.timeline is not None
                      and not i.in_recovery]
         try:
-            conn, identity, outcome.reconciled_on = confirm_primary(
+            confirmed = confirm_primary(
                 servers, c.schema, c.rto_conn_timeout, deadline, c.statement_timeout,
                 system, max(timelines, default=None))
         except ValidationIncomplete as exc:
             outcome.validation_error = s.redact(str(exc))
             return
-        outcome.primary_after = identity
+        conn, identity = confirmed.conn, confirmed.identity
+        outcome.reconciled_on, outcome.primary_after = confirmed.label, identity
+        workers, share = s.load.parallel_workers, None
         try:
+            share = start_share(conn, ShareCheck(
+                self.ledger_spec, confirmed.dsn, c.rto_conn_timeout, c.statement_timeout,
+                c.schema, list(range(workers // 2, workers)), self.run_id,
+                s.load.payload_bytes, s.preparation.full_data_validation, outcome.identities,
+                identity, s.load.async_repo_mode, s.load.ops_per_transaction), ops)
             outcome.findings = reconcile_run(
-                conn, ledger, c.schema, s.load.parallel_workers, self.run_id,
+                conn, ledger, c.schema, workers, self.run_id,
                 s.load.payload_bytes, s.preparation.full_data_validation,
                 outcome.identities, identity, outcomes_only=s.load.async_repo_mode,
-                ops_per_transaction=s.load.ops_per_transaction)
+                ops_per_transaction=s.load.ops_per_transaction, share=share)
         except ValidationIncomplete as exc:
             outcome.validation_error = s.redact(str(exc))
         finally:
+            if share is not None:
+                share.cancel()
             conn.close()

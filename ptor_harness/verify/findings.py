@@ -13,7 +13,7 @@ client. A partial transaction is one whose ops reconciliation found partly appli
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 from ..ops import KIND_NAMES, NOT_REPLICATED, Op
@@ -103,6 +103,28 @@ class Findings:
         self._example(self.unverifiable_examples, {
             "worker": worker, "key": op.key, "seq": op.seq, "kind": KIND_NAMES[op.kind],
             "acknowledged_at": op.t_end})
+
+    def absorb(self, other: Findings) -> None:
+        """Take in the findings of later workers, reconciled elsewhere (before either's
+        `find_holes`): counts add up, examples keep worker order up to EXAMPLES each, the
+        lost acknowledgements' span widens, and the per-worker records for holes join."""
+        for name in (f.name for f in fields(self)):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if name in ("first_lost_ack", "last_lost_ack"):
+                known = [t for t in (mine, theirs) if t is not None]
+                pick = min if name == "first_lost_ack" else max
+                setattr(self, name, pick(known) if known else None)
+            elif isinstance(mine, int):
+                setattr(self, name, mine + theirs)
+            elif name == "_surviving":  # keyed by (worker, server): the workers differ
+                mine.update(theirs)
+            elif isinstance(mine, dict):
+                for key, n in theirs.items():
+                    mine[key] = mine.get(key, 0) + n
+            elif name.endswith("examples"):
+                mine.extend(theirs[:max(0, EXAMPLES - len(mine))])
+            else:
+                mine.extend(theirs)
 
     def find_holes(self) -> None:
         """Lost ops below a kept op of the same worker and server (every worker in)."""

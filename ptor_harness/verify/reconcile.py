@@ -36,7 +36,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 from typing import Callable, Optional
 
-from ..ops import DELETE, FAILED, INSERT, KIND_NAMES, OK, UPDATE, Op
+from ..ops import DELETE, FAILED, INSERT, KIND_NAMES, OK, UPDATE, Op, op_key
 from .findings import FINAL_STATE, VERSION_CHAIN, WORKER_ORDER, Findings, cause_of
 from .transactions import APPLIED, KEPT, LOST, NOT_APPLIED, TransactionTally
 from .worker_order import Unit, WorkerOrder
@@ -70,7 +70,7 @@ class Reconciler:
         (`unrecorded_applied`), not a phantom."""
         self.recorded_up_to = recorded_up_to
         self.order = WorkerOrder(self.server_of, worker, self.final_server)
-        ops_groups = itertools.groupby(ops_by_key, key=lambda op: op.key)
+        ops_groups = itertools.groupby(ops_by_key, key=op_key)
         rows: Iterator[tuple] = iter(rows_by_key)
         row = next(rows, None)
         for key, group in ops_groups:

@@ -61,6 +61,12 @@ class TransactionTally:
                         "acknowledged": not found & (APPLIED | NOT_APPLIED)})
         self._found = bytearray()
 
+    def absorb(self, other: TransactionTally) -> None:
+        """Take in the counts of later workers, tallied elsewhere."""
+        self.lost += other.lost
+        self.partial += other.partial
+        self.examples.extend(other.examples[:max(0, EXAMPLES - len(self.examples))])
+
 
 _RANK = {OK: 0, FAILED: 1, INDETERMINATE: 2}
 

@@ -4,8 +4,8 @@ reconciler. Any failure here yields the verdict "unknown" with its reason, never
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Callable, Optional
+from collections.abc import Iterable, Sequence
+from typing import Callable, NamedTuple, Optional, Protocol
 
 import psycopg2
 
@@ -14,7 +14,7 @@ from ..errors import ClusterError
 from ..ledger import Ledger
 from ..ops import ENDPOINT, Identity
 from ..retry import Retry, RetryExhausted
-from ..schema import PAYLOAD_BASE_SQL, PAYLOAD_SQL, heartbeat, worker_table
+from ..schema import PAYLOAD_BASE_SQL, heartbeat, payload_sql, worker_table
 from .findings import Findings
 from .reconcile import Reconciler
 
@@ -29,9 +29,21 @@ class InRecovery(Exception):
     """The server reached is a standby: not one to reconcile against (yet)."""
 
 
+class Confirmed(NamedTuple):
+    """A primary confirmed for reconciliation: an open connection to it, its identity, how
+    it was reached (the label, with a note when the cluster went back a timeline) and the
+    DSN it was reached through (a share of the check connects there too)."""
+
+    conn: object
+    identity: Identity
+    label: str
+    dsn: str
+
+
 def confirm_primary(servers: Sequence[tuple[str, str]], schema: str, timeout: float,
                     deadline: float, statement_timeout: float,
-                    system: Optional[str] = None, newest_timeline: Optional[int] = None):
+                    system: Optional[str] = None,
+                    newest_timeline: Optional[int] = None) -> Confirmed:
     """Connect until `deadline` to a server that is not in recovery and accepts a write.
 
     `servers` are (label, DSN) in order of preference: the endpoint first, then the nodes
@@ -47,7 +59,7 @@ def confirm_primary(servers: Sequence[tuple[str, str]], schema: str, timeout: fl
     only a cluster that is still on the older timeline after it is read as it is, and its
     label says so.
 
-    Returns (connection, identity, label). A promoted standby accepts writes only after it
+    A promoted standby accepts writes only after it
     has replayed all the WAL it received, so reading after this sees everything it kept.
     """
     # a stale primary is refused for the first half of the time (at most STALE_GRACE):
@@ -79,7 +91,7 @@ def confirm_primary(servers: Sequence[tuple[str, str]], schema: str, timeout: fl
         except BaseException:
             conn.close()
             raise
-        return conn, identity, label
+        return Confirmed(conn, identity, label, dsn)
 
     def attempt():
         why = []
@@ -113,8 +125,8 @@ def primary_rows(conn, schema: str, worker: int, run_tag: str = "",
         cursor.execute(f"SELECT id, last_seq FROM {table} ORDER BY id")
     else:
         cursor.execute(
-            f"SELECT id, last_seq, payload IS NOT DISTINCT FROM {PAYLOAD_SQL} FROM {table}, "
-            f"LATERAL {PAYLOAD_BASE_SQL} p ORDER BY id",
+            f"SELECT id, last_seq, payload IS NOT DISTINCT FROM {payload_sql(payload_bytes)} "
+            f"FROM {table}, LATERAL {PAYLOAD_BASE_SQL} p ORDER BY id",
             {"size": payload_bytes, "tag": run_tag, "worker": worker})
     try:
         yield from cursor
@@ -163,24 +175,70 @@ def stale_lookup(identities: list[Identity]) -> Optional[Callable[[int, Optional
     return stale
 
 
-def reconcile_run(conn, ledger: Ledger, schema: str, workers: int, run_tag: str,
-                  payload_bytes: int, full: bool, identities: list[Identity],
-                  primary: Optional[Identity] = None,
-                  outcomes_only: bool = False, ops_per_transaction: int = 1) -> Findings:
-    """Join every worker's ledger with the primary's rows (`primary`: the confirmed primary
-    they are read from, whose own acknowledgements cannot be lost; `outcomes_only`: async
-    repo mode, where the ledger holds no intents and a killed worker's last records may be
-    missing; `ops_per_transaction`: how the workers grouped their ops). Raises
-    ValidationIncomplete."""
+class Share(Protocol):
+    """Some of the workers reconciled elsewhere, at the same snapshot of the same primary
+    (drill/reconcile_share.py): their reconciler's findings and transaction tally before
+    `finish`, or None when that failed."""
 
-    reconciler = Reconciler(server_lookup(identities), stale_lookup(identities),
-                            primary.server() if primary is not None else None,
-                            ops_per_transaction)
+    workers: Sequence[int]
+
+    def result(self) -> Optional[tuple]: ...
+
+
+def new_reconciler(identities: list[Identity], primary: Optional[Identity],
+                   ops_per_transaction: int) -> Reconciler:
+    """A reconciler for a run whose sessions had `identities`, checked against `primary`
+    (whose own acknowledgements cannot be lost)."""
+    return Reconciler(server_lookup(identities), stale_lookup(identities),
+                      primary.server() if primary is not None else None,
+                      ops_per_transaction)
+
+
+def reconcile_workers(reconciler: Reconciler, conn, ledger: Ledger, schema: str,
+                      workers: Iterable[int], run_tag: str, payload_bytes: int, full: bool,
+                      outcomes_only: bool) -> None:
+    """Join these workers' ledgers with the primary's rows, in the connection's current
+    transaction. Raises ValidationIncomplete."""
     try:
-        for worker in range(workers):
+        for worker in workers:
             reconciler.add_worker(worker, ledger.ops_by_key(worker), primary_rows(
                 conn, schema, worker, run_tag, payload_bytes if full else None),
                 ledger.last_seq(worker) or 0 if outcomes_only else None)
+    except psycopg2.Error as exc:
+        raise ValidationIncomplete(f"reading the primary failed mid-check: "
+                                   f"{db.error_label(exc)}") from None
+
+
+def reconcile_run(conn, ledger: Ledger, schema: str, workers: int, run_tag: str,
+                  payload_bytes: int, full: bool, identities: list[Identity],
+                  primary: Optional[Identity] = None,
+                  outcomes_only: bool = False, ops_per_transaction: int = 1,
+                  share: Optional[Share] = None) -> Findings:
+    """Join every worker's ledger with the primary's rows (`primary`: the confirmed primary
+    they are read from, whose own acknowledgements cannot be lost; `outcomes_only`: async
+    repo mode, where the ledger holds no intents and a killed worker's last records may be
+    missing; `ops_per_transaction`: how the workers grouped their ops; `share`: the higher
+    workers reconciled beside this one, taken in after this connection's own workers, so
+    the findings are the same as from one pass in worker order. Should the share fail,
+    its workers are reconciled here). Raises ValidationIncomplete."""
+    reconciler = new_reconciler(identities, primary, ops_per_transaction)
+
+    def check(these: Iterable[int]) -> None:
+        reconcile_workers(reconciler, conn, ledger, schema, these, run_tag, payload_bytes,
+                          full, outcomes_only)
+
+    elsewhere = set(share.workers) if share is not None else set()
+    check(w for w in range(workers) if w not in elsewhere)
+    if share is not None:
+        partial = share.result()
+        if partial is not None:
+            findings, tally = partial
+            reconciler.findings.absorb(findings)
+            if reconciler.tally is not None:
+                reconciler.tally.absorb(tally)
+        else:
+            check(sorted(elsewhere))
+    try:
         conn.commit()
     except psycopg2.Error as exc:
         raise ValidationIncomplete(f"reading the primary failed mid-check: "

@@ -3,8 +3,8 @@
 into an embedded ledger, with an intent for every op as sync repo mode records it, and into
 the lab primary's tables (SQL does it in seconds); then a fresh process does what the
 coordinator does after a load (ANALYZE, the metrics pass beside the confirmation of the
-primary and the streamed merge join) and reports its time and peak RSS (its own and the
-metrics pass's)."""
+primary and the streamed merge join, the higher half of the workers joined in a share
+beside it) and reports its time and peak RSS (its own and its children's)."""
 
 import multiprocessing
 import os
@@ -14,6 +14,7 @@ import time
 
 from ptor_harness import db, schema
 from ptor_harness.drill.metrics_pass import MetricsPass
+from ptor_harness.drill.reconcile_share import ShareCheck, start_share
 from ptor_harness.ledger import LedgerSpec
 from ptor_harness.ledger.sqlite import SqliteLedger
 from ptor_harness.verify.validation import confirm_primary, reconcile_run
@@ -53,7 +54,8 @@ def build_ledger(path: str, ops: int) -> None:
 
 
 def build_primary(dsn: str, ops: int) -> None:
-    """The rows those ops leave: every key, its last writer's seq and payload."""
+    """The rows those ops leave: every key, its last writer's seq and that op's payload
+    (schema.payload_sql, as the full check recomputes it)."""
     per_worker = ops // WORKERS
     inserts = per_worker * 3 // 4
     conn = db.connect(dsn, "ptor-bench", 5.0, autocommit=False)
@@ -64,11 +66,12 @@ def build_primary(dsn: str, ops: int) -> None:
             cur.execute(f"TRUNCATE {table}")
             cur.execute(f"""
                 INSERT INTO {table} (id, last_seq, payload, written_at)
-                SELECT g, s, left(repeat(b, {PAYLOAD} / length(b) + 1), {PAYLOAD}), now()
-                FROM (SELECT g, CASE WHEN g % 3 = 0 AND g / 3 <= {per_worker - inserts}
-                                     THEN {inserts} + g / 3 ELSE g END AS s
+                SELECT id, last_seq, {schema.payload_sql(PAYLOAD)}, now()
+                FROM (SELECT g AS id, CASE WHEN mod(g, 3) = 0 AND g / 3 <= {per_worker - inserts}
+                                           THEN {inserts} + g / 3 ELSE g END AS last_seq
                       FROM generate_series(1, {inserts}) g) k,
-                LATERAL (SELECT '{RUN}:{worker}:' || s || ':' AS b) p""")
+                LATERAL {schema.PAYLOAD_BASE_SQL} p""",
+                        {"tag": RUN, "worker": worker, "size": PAYLOAD})
     conn.commit()
     conn.close()
 
@@ -78,9 +81,15 @@ def reconcile_in_child(dsn: str, path: str, full: bool, out) -> None:
     spec = LedgerSpec(RUN, None, "ptor", path, True)
     ledger = spec.open()
     ledger.analyze()
-    metrics = MetricsPass(spec, ledger, WORKERS, 1, ledger.count("ledger_op"))
-    conn, _, _ = confirm_primary([("endpoint", dsn)], "ptor", 5.0, time.monotonic() + 30, 0.0)
-    findings = reconcile_run(conn, ledger, "ptor", WORKERS, RUN, PAYLOAD, full, [])
+    ops = ledger.count("ledger_op")
+    metrics = MetricsPass(spec, ledger, WORKERS, 1, ops)
+    confirmed = confirm_primary([("endpoint", dsn)], "ptor", 5.0, time.monotonic() + 30, 0.0)
+    conn = confirmed.conn
+    share = start_share(conn, ShareCheck(spec, confirmed.dsn, 5.0, 0.0, "ptor",
+                                         list(range(WORKERS // 2, WORKERS)), RUN, PAYLOAD,
+                                         full, [], confirmed.identity, False, 1), ops)
+    findings = reconcile_run(conn, ledger, "ptor", WORKERS, RUN, PAYLOAD, full, [],
+                             confirmed.identity, share=share)
     conn.close()
     ok = sum(w.ok for w in metrics.result().workers.values())
     ledger.close()

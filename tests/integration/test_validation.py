@@ -35,7 +35,7 @@ def test_primary_vanishing_mid_check_makes_validation_incomplete(make_lab):
                         "(id, last_seq, payload, written_at) VALUES (1, 1, 'x', now())")
     conn.commit()
     conn.close()
-    conn, _, _ = confirm_primary([("endpoint", lab.primary_dsn())], "ptor", 2.0,
+    conn, _, _, _ = confirm_primary([("endpoint", lab.primary_dsn())], "ptor", 2.0,
                                  time.monotonic() + 10, 5.0)
     ledger = LedgerThatOutlivesThePrimary(lab.nodes["node1"])
     with pytest.raises(ValidationIncomplete, match="reading the primary failed mid-check"):
@@ -65,7 +65,7 @@ def test_the_full_check_finds_a_payload_no_op_wrote(make_lab, run_ptor):
                "WHERE id = %s", (key,))
     (path,) = glob.glob(os.path.join(run.out_dir, "*", "ledger.sqlite"))
     ledger = LedgerSpec(r["run_id"], None, "ptor", path, True).open()
-    conn, _, _ = confirm_primary([("endpoint", lab.primary_dsn())], "ptor", 2.0,
+    conn, _, _, _ = confirm_primary([("endpoint", lab.primary_dsn())], "ptor", 2.0,
                                  time.monotonic() + 10, 5.0)
     try:
         size = r["scenario"]["payload_bytes"]
@@ -80,7 +80,7 @@ def test_the_full_check_finds_a_payload_no_op_wrote(make_lab, run_ptor):
 
 
 def test_the_servers_payload_rule_is_the_workers(make_lab):
-    """The full check rebuilds each row's payload in SQL (schema.PAYLOAD_SQL); it must be
+    """The full check rebuilds each row's payload in SQL (schema.payload_sql); it must be
     byte for byte the one the worker wrote (schema.payload), for short and long payloads,
     sizes that are and are not a multiple of the pattern, and large seqs."""
     lab = make_lab("sync")
@@ -91,7 +91,7 @@ def test_the_servers_payload_rule_is_the_workers(make_lab):
     cases.append(("20261126T101010Z-abcdef", 3, 5, 1024 * 1024))  # the largest allowed
     with conn.cursor() as cur:
         for tag, worker, seq, size in cases:
-            cur.execute(f"SELECT {schema.PAYLOAD_SQL} FROM (VALUES (%(seq)s::bigint)) "
+            cur.execute(f"SELECT {schema.payload_sql(size)} FROM (VALUES (%(seq)s::bigint)) "
                         f"v(last_seq), LATERAL {schema.PAYLOAD_BASE_SQL} p",
                         {"tag": tag, "worker": worker, "seq": seq, "size": size})
             assert cur.fetchone()[0] == schema.payload(tag, worker, seq, size), \
@@ -134,7 +134,7 @@ def test_a_node_of_another_cluster_is_never_the_truth(make_lab):
     with pytest.raises(ValidationIncomplete, match="node9 is not of the cluster"):
         confirm_primary([standby, ("node9", other.nodes["node1"].dsn())], "ptor", 2.0,
                         time.monotonic() + 1, 5.0, system)
-    conn, identity, label = confirm_primary(
+    conn, identity, label, _ = confirm_primary(
         [standby, ("node9", other.nodes["node1"].dsn()), ("node1", lab.nodes["node1"].dsn())],
         "ptor", 2.0, time.monotonic() + 5, 5.0, system)
     conn.close()
@@ -155,7 +155,7 @@ def test_a_stale_primary_is_never_the_truth(make_lab):
     old.query("SELECT pg_reload_conf()")
     lab.promote(new)  # two primaries: node1 on timeline 1, node2 on timeline 2
     system = old.query("SELECT system_identifier::text FROM pg_control_system()")[0][0]
-    conn, identity, label = confirm_primary(
+    conn, identity, label, _ = confirm_primary(
         [("endpoint", old.dsn()), ("node2", new.dsn())], "ptor", 2.0, time.monotonic() + 5,
         5.0, system, 2)
     conn.close()
@@ -163,7 +163,7 @@ def test_a_stale_primary_is_never_the_truth(make_lab):
     # a cluster still on the older timeline after the grace (here 2 s of a 4 s budget) is
     # read as it is, and says so
     started = time.monotonic()
-    conn, identity, label = confirm_primary([("endpoint", old.dsn())], "ptor", 2.0,
+    conn, identity, label, _ = confirm_primary([("endpoint", old.dsn())], "ptor", 2.0,
                                             time.monotonic() + 4, 5.0, system, 2)
     conn.close()
     assert time.monotonic() - started >= 2.0  # refused while the grace lasted

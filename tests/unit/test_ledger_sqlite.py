@@ -72,3 +72,37 @@ def test_a_damaged_ledger_file_is_one_sentence(tmp_path):
     path.write_bytes(b"this is not a database, it is a run folder someone broke" * 100)
     with pytest.raises(ClusterError, match="the embedded ledger .* cannot be used"):
         LedgerSpec("run1", None, "ptor", str(path), durable=True).open()
+
+
+def outcome(seq, key):
+    return (0, seq, "I", key, 1.0, 1.1, "ok", None, 1, 1, None)
+
+
+def test_the_merged_view_skips_the_lookups_only_when_every_intent_is_shown_settled(tmp_path):
+    """The intents without outcome are found by a lookup per intent unless both tables hold
+    the same unbroken run of seqs; whichever way, the merged view is the same ops, and an
+    intent without outcome is never left out of it."""
+    cases = {  # name: (intent seqs, outcome seqs, settled)
+        "all settled": ([1, 2, 3, 4], [1, 2, 3, 4], True),
+        "the last in doubt": ([1, 2, 3, 4], [1, 2, 3], False),
+        "a gap of outcomes, same count": ([1, 2, 3, 4], [1, 2, 4, 5], False),
+        "an outcome without intent in a gap": ([1, 2, 4], [1, 2, 3, 4], False),
+        "the same count, a gap in both": ([1, 2, 4], [1, 2, 4], False),
+        "async repo mode: no intents": ([], [1, 2, 3], False),
+        "nothing yet": ([], [], False),
+    }
+    for n, (name, (intent_seqs, outcome_seqs, settled)) in enumerate(cases.items()):
+        spec = LedgerSpec(f"run{n}", None, "ptor", str(tmp_path / f"l{n}.sqlite"), True)
+        ledger = spec.open()
+        ledger.write([(0, s, "I", 100 - s) for s in intent_seqs],
+                     [outcome(s, 100 - s) for s in outcome_seqs], [], [])
+        ledger.commit()
+        assert ledger.settled(0) is settled, name
+        in_doubt = sorted(set(intent_seqs) - set(outcome_seqs))
+        by_seq = list(ledger.ops_by_seq(0))
+        assert [o.seq for o in by_seq] == sorted(set(intent_seqs) | set(outcome_seqs)), name
+        assert [o.seq for o in by_seq if o.outcome is None] == in_doubt, name
+        assert [o.seq for o in ledger.ops_by_key(0)] == sorted(
+            set(intent_seqs) | set(outcome_seqs), reverse=True), name  # key = 100 - seq
+        assert [t[0] for t in ledger.op_timings(0)] == [o.seq for o in by_seq], name
+        ledger.close()

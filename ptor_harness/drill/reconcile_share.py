@@ -1,0 +1,159 @@
+"""A share of the reconciliation, in a process of its own beside the coordinator's.
+
+Reconciling a worker is a core's work (its ledger read in key order out of the repo, the
+primary's rows streamed, the merge join in Python), and workers are independent until the
+holes are counted at the end. On a large ledger the coordinator hands the higher half of
+the workers to a child, reconciles the lower half itself, and takes the child's findings
+in after its own, so the figures are those of one pass in worker order
+(validation.reconcile_run). With the metrics pass beside both (metrics_pass.py), the
+three reads share the machine's cores instead of adding up (docs/design.md,
+"Reconciliation at scale").
+
+Both read one state of one server: the coordinator's transaction exports its snapshot
+(`pg_export_snapshot`) and the child's imports it (`SET TRANSACTION SNAPSHOT`), which only
+the same server can honour. A child that reaches another server (a multi-host DSN or a
+pooler that moved), cannot import the snapshot, or fails in any other way gives no
+answer, and the coordinator reconciles those workers itself: the findings never depend on
+whether the share worked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+from dataclasses import dataclass
+from typing import Optional
+
+import psycopg2
+
+from .. import db
+from ..ledger import LedgerSpec
+from ..ops import Identity
+from ..verify.validation import new_reconciler, reconcile_workers
+from . import messages
+
+log = logging.getLogger("ptor")
+
+SHARE_FROM_OPS = 1_000_000  # a second or more of reconciliation on a 2-core machine
+RESULT_TIMEOUT = 3600.0  # the child's answer, at most: a ledger of 10^9 ops
+REPEATABLE_READ = "REPEATABLE READ"  # a snapshot is exported and imported at this level
+
+
+@dataclass(frozen=True)
+class ShareCheck:
+    """What the child needs to reconcile its workers as the coordinator would."""
+
+    spec: LedgerSpec
+    dsn: str  # the confirmed primary's (validation.Confirmed)
+    timeout: float
+    statement_timeout: float
+    schema: str
+    workers: list[int]  # the higher ones: their findings are taken in last
+    run_tag: str
+    payload_bytes: int
+    full: bool
+    identities: list[Identity]
+    primary: Optional[Identity]
+    outcomes_only: bool
+    ops_per_transaction: int
+
+
+def export_snapshot(conn) -> str:
+    """Begin the coordinator's reading transaction at REPEATABLE READ (one snapshot for
+    every worker's rows) and export that snapshot for the child."""
+    conn.set_session(isolation_level=REPEATABLE_READ)
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_export_snapshot()")
+        return cur.fetchone()[0]
+
+
+def _share_child(check: ShareCheck, snapshot: str, out) -> None:
+    """Process entry point: the child's own ledger and primary connections, its workers'
+    reconciliation at the imported snapshot, its findings on the pipe."""
+    messages.ignore_stop_signals()  # the coordinator decides; it kills this one if need be
+    try:
+        ledger = check.spec.open()
+        try:
+            conn = db.connect(check.dsn, "ptor-validation", check.timeout,
+                              check.statement_timeout, autocommit=False)
+            try:
+                conn.set_session(isolation_level=REPEATABLE_READ)
+                with conn.cursor() as cur:
+                    cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
+                reconciler = new_reconciler(check.identities, check.primary,
+                                            check.ops_per_transaction)
+                reconcile_workers(reconciler, conn, ledger, check.schema, check.workers,
+                                  check.run_tag, check.payload_bytes, check.full,
+                                  check.outcomes_only)
+                conn.rollback()
+            finally:
+                conn.close()
+        finally:
+            ledger.close()
+        result: tuple = ("ok", (reconciler.findings, reconciler.tally))
+    except Exception as exc:  # the parent says so and reconciles these workers itself
+        result = ("error", db.error_label(exc))
+    with contextlib.suppress(OSError):  # a coordinator gone meanwhile: nobody to tell
+        out.send(result)
+        out.close()
+
+
+class ReconcileShare:
+    """Started once the primary is confirmed, read by validation.reconcile_run after the
+    coordinator's own workers (`result`): the child's partial findings, or None."""
+
+    def __init__(self, conn, check: ShareCheck) -> None:
+        """Export the snapshot on `conn` (the coordinator's reading connection, in no
+        transaction yet) and start the child. Raises psycopg2.Error if the snapshot cannot
+        be exported (the caller reconciles everything itself)."""
+        self.workers = check.workers
+        snapshot = export_snapshot(conn)
+        ctx = multiprocessing.get_context("spawn")
+        self.answer, out = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(target=_share_child, name="ptor-reconcile-share",
+                                   args=(check, snapshot, out), daemon=True)
+        self.process.start()
+        out.close()
+
+    def result(self) -> Optional[tuple]:
+        status, value = "error", "it gave no answer"
+        try:
+            if self.answer.poll(RESULT_TIMEOUT):
+                status, value = self.answer.recv()
+        except EOFError:
+            value = "it exited without an answer"
+        finally:
+            self.answer.close()
+            self._end(grace=5.0)
+        if status == "ok":
+            return value
+        log.warning("the share of the reconciliation beside the coordinator's failed (%s, "
+                    "exit status %s); reconciling workers %s-%s in-process", value,
+                    self.process.exitcode, self.workers[0], self.workers[-1])
+        return None
+
+    def cancel(self) -> None:
+        """The drill ends another way: no answer is wanted."""
+        self._end(grace=0.0)
+
+    def _end(self, grace: float) -> None:
+        self.process.join(grace)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+def start_share(conn, check: ShareCheck, ops: int) -> Optional[ReconcileShare]:
+    """A share for a ledger of at least SHARE_FROM_OPS ops of two or more workers; else,
+    or when the snapshot cannot be exported (said in the log), None."""
+    if ops < SHARE_FROM_OPS or not check.workers:
+        return None
+    try:
+        return ReconcileShare(conn, check)
+    except psycopg2.Error as exc:
+        log.warning("reconciling every worker in-process: the primary did not export a "
+                    "snapshot (%s)", db.error_label(exc))
+        with contextlib.suppress(psycopg2.Error):
+            conn.rollback()
+        return None
