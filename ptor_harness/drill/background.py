@@ -247,4 +247,4 @@ def run_background(spec: BackgroundSpec, go: SharedFlag, stop: SharedFlag, event
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
     records = supervise(spec, go, stop, lambda: messages.coordinator_gone(alive))
-    events.put(messages.BackgroundFinished(records))
+    messages.put_whole(events, messages.BackgroundFinished(records))

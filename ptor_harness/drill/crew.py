@@ -82,6 +82,7 @@ class Crew:
         ctx.set_forkserver_preload(PRELOAD)
         self.queue = messages.op_queue(ctx, QUEUE_MESSAGES)
         self.events = messages.op_queue(ctx)
+        self.pieces = messages.Assembler()  # large messages, put together again
         self.go, self.stop, self.abort = crew_flags(ctx)  # no lock a death can keep
         self.board = WorkerBoard.create(ctx, workers)
         self.probe_board = ProbeBoard.create(ctx, workers)
@@ -178,7 +179,11 @@ class Crew:
 
     def handle_event(self, event) -> None:
         outcome = self.outcome
-        if isinstance(event, messages.WorkerCrashed):
+        if isinstance(event, messages.Piece):  # a part of a large message (put_whole)
+            whole = self.pieces.add(event)
+            if whole is not None:
+                self.handle_event(whole)
+        elif isinstance(event, messages.WorkerCrashed):
             self.worker_died(messages.WorkerCrashed(event.worker, f"crashed: {event.error}",
                                                     event.traceback))
         elif isinstance(event, messages.RecorderCrashed):

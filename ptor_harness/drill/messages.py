@@ -7,7 +7,9 @@ dataclass so the code that handles it reads as the domain.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing.queues
+import os
 import pickle
 import select
 import signal
@@ -77,6 +79,59 @@ def put_split(put: Callable[[tuple], None], tag: str, worker: int, items: list) 
         put_split(put, tag, worker, items[:half])
         put_split(put, tag, worker, items[half:])
 
+
+# A Piece's room for its part of the pickled message: the rest of the atomic write is the
+# Piece's own pickling (its class name, four numbers, the bytes' length), under 200 bytes.
+PIECE_BYTES = MAX_MESSAGE_BYTES - 256
+_message_numbers = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A part of a rare message too large for one atomic pipe write (`put_whole`)."""
+
+    sender: int  # the sending process's pid
+    message: int  # the message's number at its sender
+    index: int
+    count: int
+    data: bytes
+
+
+def put_whole(queue, obj) -> None:
+    """Put a rare message of any size: as it is when it fits, else in Pieces that an
+    `Assembler` puts together again. Each piece is one atomic write; a sender that dies
+    part way leaves an incomplete message, which is never delivered (as if it had died
+    before sending it)."""
+    try:
+        queue.put(obj)
+        return
+    except MessageTooLarge:
+        pass
+    data = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+    count = -(-len(data) // PIECE_BYTES)
+    number, sender = next(_message_numbers), os.getpid()
+    for index in range(count):
+        queue.put(Piece(sender, number, index, count,
+                        data[index * PIECE_BYTES:(index + 1) * PIECE_BYTES]))
+
+
+class Assembler:
+    """The receiving side of `put_whole`: pieces in, whole messages out."""
+
+    def __init__(self) -> None:
+        self.parts: dict[tuple[int, int], dict[int, bytes]] = {}
+
+    def add(self, piece: Piece) -> Optional[object]:
+        """The message, once its last piece is in; else None."""
+        key = (piece.sender, piece.message)
+        parts = self.parts.setdefault(key, {})
+        parts[piece.index] = piece.data
+        if len(parts) < piece.count:
+            return None
+        del self.parts[key]
+        return pickle.loads(b"".join(parts[i] for i in range(piece.count)))
+
+
 # Tags of the hot-path tuples sent by workers to the recorder over the shared Queue.
 OPS = "ops"  # (OPS, worker, [op tuple, ...])
 INTENTS = "intents"  # (INTENTS, worker, block, [(seq, kind, key), ...]) -> ack with `block`
@@ -126,7 +181,9 @@ class RecorderFinished:
 @dataclass(frozen=True)
 class BackgroundFinished:
     """The background load's commands, ended at the drain (background.CommandRecord each:
-    starts, exits, progress lines, what was left of its process group)."""
+    starts, exits, progress lines, what was left of its process group). A second of
+    progress a line: sent with `put_whole`, as it outgrows one pipe write within a
+    minute or two."""
 
     commands: list
 

@@ -93,3 +93,32 @@ def test_messages_that_would_not_fit_are_refused_or_split_in_order():
     assert received == ops
     with pytest.raises(queue_module.Empty):
         q.get(timeout=0.2)
+
+
+def test_a_rare_message_too_large_for_one_write_travels_in_pieces():
+    """A background load's records (a progress line a second: a week's worth is kept)
+    outgrow one atomic write within minutes; put_whole sends them in pieces, and the
+    Assembler gives the message back whole, whichever senders' pieces come between."""
+    ctx = multiprocessing.get_context("spawn")
+    q = messages.op_queue(ctx)
+    progress = [(float(t), 1234.5 + t, t % 3) for t in range(3600)]  # an hour
+    big = messages.BackgroundFinished([{"command": "pgbench", "progress": progress}])
+    q.put(messages.Piece(os.getpid() + 1, 1, 0, 2, b"half"))  # another sender's, first
+    messages.put_whole(q, big)
+    small = messages.BackgroundFinished([])
+    messages.put_whole(q, small)  # fits: sent as it is
+    assembler, whole = messages.Assembler(), []
+    pieces = 0
+    while len(whole) < 2:
+        item = q.get(timeout=5)
+        if isinstance(item, messages.Piece):
+            pieces += item.sender == os.getpid()
+            done = assembler.add(item)
+            if done is not None:
+                whole.append(done)
+        else:
+            whole.append(item)
+    assert whole == [big, small] and pieces > 10
+    assert list(assembler.parts) == [(os.getpid() + 1, 1)]  # incomplete: never delivered
+    with pytest.raises(queue_module.Empty):
+        q.get(timeout=0.2)
