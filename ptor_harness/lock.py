@@ -32,7 +32,7 @@ from typing import Optional
 import psycopg2
 
 from . import db
-from .db import cut_socket
+from .bounds import cut_socket
 from .errors import ClusterError
 from .retry import Backoff
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from .. import db
+from .. import bounds, db
 from ..config import Scenario
 from ..errors import ClusterError
 from ..retry import Retry, RetryExhausted
@@ -39,7 +39,7 @@ def starting_shape(scenario: Scenario) -> Shape:
     except psycopg2.Error as exc:
         raise ClusterError(f"cannot connect to the primary: {db.error_label(exc)}") from None
     try:
-        with db.bounded(conn, 5.0), conn.cursor() as cur:
+        with bounds.bounded(conn, 5.0), conn.cursor() as cur:
             cur.execute(SYNC_STANDBYS)
             return Shape(sync_standby=cur.fetchone()[0] > 0)
     finally:
@@ -55,7 +55,7 @@ def check(scenario: Scenario, shape: Shape) -> None:
     except psycopg2.Error as exc:
         raise NotSettled(f"no connection to the primary ({db.error_label(exc)})") from None
     try:
-        with db.bounded(conn, c.rto_conn_timeout + 5.0), conn.cursor() as cur:
+        with bounds.bounded(conn, c.rto_conn_timeout + 5.0), conn.cursor() as cur:
             cur.execute("SELECT pg_is_in_recovery()")
             if cur.fetchone()[0]:
                 raise NotSettled("the endpoint leads to a standby")

@@ -28,7 +28,7 @@ import psycopg2
 import psycopg2.errors
 from psycopg2.extensions import make_dsn, parse_dsn
 
-from .. import db
+from .. import bounds, db
 from ..config import Scenario
 from ..ops import ENDPOINT, NodeSample, ReplicationRow
 from . import messages
@@ -169,7 +169,7 @@ class NodeWatcher(threading.Thread):
         try:
             if self.conn is None:
                 self.open()
-            with db.bounded(self.conn, self.spec.bound), self.conn.cursor() as cur:
+            with bounds.bounded(self.conn, self.spec.bound), self.conn.cursor() as cur:
                 cur.execute(self.sql)
                 in_recovery, timeline, wal, received, replayed, replay_at, standbys = \
                     cur.fetchone()
@@ -189,7 +189,7 @@ class NodeWatcher(threading.Thread):
     def open(self) -> None:
         conn = db.connect(self.node.dsn, "ptor-observer", self.spec.bound, self.spec.bound)
         try:
-            with db.bounded(conn, self.spec.bound), conn.cursor() as cur:
+            with bounds.bounded(conn, self.spec.bound), conn.cursor() as cur:
                 cur.execute(PRIVILEGE_SQL)
                 self.monitor = bool(cur.fetchone()[0])
                 if self.node.name == ENDPOINT:

@@ -28,7 +28,7 @@ from typing import Optional
 
 import psycopg2
 
-from .. import db
+from .. import bounds, db
 from ..errors import ClusterError
 from ..schema import heartbeat
 from . import messages
@@ -142,7 +142,7 @@ class Probe:
         try:
             conn = db.connect(self.spec.primary_pgdsn, "ptor-probe", self.spec.rto_conn_timeout,
                               self.spec.statement_timeout)
-            with db.bounded(conn, self.bound()):
+            with bounds.bounded(conn, self.bound()):
                 with conn.cursor() as cur:
                     cur.execute("SELECT pg_is_in_recovery()")
                     if cur.fetchone()[0]:
@@ -161,7 +161,7 @@ class Probe:
     def healthy(self) -> bool:
         """The session still answers (within the bound)."""
         try:
-            with db.bounded(self.conn, self.bound()), self.conn.cursor() as cur:
+            with bounds.bounded(self.conn, self.bound()), self.conn.cursor() as cur:
                 cur.execute("SELECT 1")
             return True
         except psycopg2.Error:

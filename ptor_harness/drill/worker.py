@@ -15,7 +15,7 @@ from typing import Optional
 
 import psycopg2
 
-from .. import db
+from .. import bounds, db
 from ..config import WorkerSpec
 from ..ops import DELETE, FAILED, INDETERMINATE, OK
 from ..retry import Backoff
@@ -23,7 +23,6 @@ from ..schema import payload
 from . import messages
 from .board import WorkerBoard
 from .op_journal import OpJournal, Stopped
-from .op_watchdog import OpWatchdog
 from .probe import ProbeBoard
 from .schedule import Schedule
 from .statements import OpStatements, acknowledgement_notice, prepared_on, send_op
@@ -77,7 +76,7 @@ class Worker:
                                  spec.delete_percent)
         self.conn = None
         self.cur = None
-        self.fd = -1  # the session's socket, for the watchdog
+        self.fd = -1  # the session's socket, for the op bound
         self.session = 0
         self.server_started: Optional[float] = None  # of the server the session is on
         self.counts = {OK: 0, FAILED: 0, INDETERMINATE: 0}
@@ -92,8 +91,8 @@ class Worker:
         self.block_size = -(-BLOCK // n) * n
         self.pooled = False  # the session goes through a pooler: each op names its server
         self.app_name = f"ptor-worker-{w}"
-        self.in_flight: Optional[tuple[float, int]] = None  # (started, socket fd) of the op
-        self.watchdog = OpWatchdog(self, spec.statement_timeout + spec.rto_conn_timeout)
+        self.op_bound = bounds.OpBound(spec.statement_timeout + spec.rto_conn_timeout,
+                                       spec.statement_timeout > 0)
         # --rate: when each op is due (None: as fast as the worker can)
         self.schedule = Schedule(spec.rate, spec.seed, spec.ops_per_transaction) \
             if spec.rate > 0 else None
@@ -134,7 +133,7 @@ class Worker:
                               self.spec.rto_conn_timeout, self.spec.statement_timeout)
             try:
                 self.session += 1
-                with db.bounded(conn, self.spec.rto_conn_timeout):
+                with bounds.bounded(conn, self.spec.rto_conn_timeout):
                     identity = db.server_identity(conn, self.spec.worker, self.session)
                     pooled = db.behind_pooler(conn)
                     prepared = not (pooled or identity.in_recovery) and \
@@ -166,7 +165,7 @@ class Worker:
         t_start = time.time()
         error = None
         rows = prev_seq = started = None
-        self.in_flight = (t_start, self.fd)
+        self.op_bound.begin(self.fd, t_start)
         try:
             rows, prev_seq, started = send_op(self.cur, self.sql, self.pooled, kind, key, seq,
                                               data, t_start)
@@ -174,7 +173,7 @@ class Worker:
         except psycopg2.Error as exc:
             outcome = db.classify(exc, sent=True)
             error = db.error_label(exc)
-        self.in_flight = None
+        self.op_bound.end()
         t_end = time.time()
         if error is not None:
             outcome, error = self.judge_acknowledgement(outcome, error, t_end - t_start)
@@ -202,7 +201,7 @@ class Worker:
                 data = payload(spec.run_tag, spec.worker, seq, spec.payload_bytes) \
                     if kind != DELETE else None
                 t_start = time.time()
-                self.in_flight = (t_start, self.fd)
+                self.op_bound.begin(self.fd, t_start)
                 sent.append((seq, kind, key, t_start, None, None))
                 rows, prev_seq, server = send_op(cur, sql, pooled, kind, key, seq, data,
                                                  t_start)
@@ -210,7 +209,7 @@ class Worker:
                 started = server if server is not None else started
                 sql = self.sql
             t_commit = time.time()
-            self.in_flight = (t_commit, self.fd)
+            self.op_bound.begin(self.fd, t_commit)
             try:
                 cur.execute("COMMIT")
                 outcome, error = OK, acknowledgement_notice(self.conn)
@@ -219,7 +218,7 @@ class Worker:
         except psycopg2.Error as exc:  # before the COMMIT: rolled back, nothing applied
             outcome, error = FAILED, db.error_label(exc)
             t_commit = time.time()
-        self.in_flight = None
+        self.op_bound.end()
         t_end = time.time()
         outcome, error = self.judge_acknowledgement(outcome, error, t_end - t_commit)
         if self.schedule is not None:
@@ -277,7 +276,7 @@ class Worker:
         op gets a session with no identity: its server unknown, never a wrong one. A
         failed read drops the connection; the op stays acknowledged."""
         try:
-            with db.bounded(self.conn, self.spec.rto_conn_timeout):
+            with bounds.bounded(self.conn, self.spec.rto_conn_timeout):
                 if started is None:  # rare: the op changed no row
                     self.cur.execute(f"SELECT {db.SERVER_STARTED_SQL}")
                     started = self.cur.fetchone()[0]
@@ -343,7 +342,7 @@ class Worker:
         while not go.wait(0.2):
             if self.stopping():
                 return self.finish([])
-        self.watchdog.start()
+        self.op_bound.start()
         if self.schedule is not None:
             self.schedule.start(time.time())
         sync = self.spec.sync_ledger

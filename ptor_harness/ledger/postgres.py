@@ -13,7 +13,7 @@ import psycopg2
 from psycopg2 import extensions
 from psycopg2.extras import execute_values
 
-from .. import db
+from .. import bounds, db
 from ..errors import ClusterError
 from ..schema import MARK
 from .base import ADDED_COLUMNS, RECORD_TABLES, Ledger, copy_rows, record_table_ddl
@@ -79,7 +79,7 @@ class PostgresLedger(Ledger):
     def _session(self):
         conn = db.connect(self.dsn, APPLICATION, self.timeout, autocommit=False)
         try:
-            with db.bounded(conn, self.timeout), conn.cursor() as cur:
+            with bounds.bounded(conn, self.timeout), conn.cursor() as cur:
                 cur.execute(f"SET search_path = {db.quote_ident(self.schema)}")
                 cur.execute("SHOW synchronous_commit")
                 if cur.fetchone()[0] == "off":  # a stronger setting of the repo's stays
@@ -124,7 +124,7 @@ class PostgresLedger(Ledger):
         refuse, the batch waits as before."""
         pid, started = backend
         try:
-            with db.bounded(self.conn, self.timeout), self.conn.cursor() as cur:
+            with bounds.bounded(self.conn, self.timeout), self.conn.cursor() as cur:
                 cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                             "WHERE pid = %s AND backend_start = %s AND application_name = %s "
                             "AND usename = current_user", (pid, started, APPLICATION))

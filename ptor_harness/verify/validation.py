@@ -9,7 +9,7 @@ from typing import Callable, NamedTuple, Optional, Protocol
 
 import psycopg2
 
-from .. import db
+from .. import bounds, db
 from ..errors import ClusterError
 from ..ledger import Ledger
 from ..ops import ENDPOINT, Identity
@@ -71,7 +71,7 @@ def confirm_primary(servers: Sequence[tuple[str, str]], schema: str, timeout: fl
         conn = db.connect(dsn, "ptor-validation", timeout, statement_timeout,
                           autocommit=False)
         try:
-            with db.bounded(conn, timeout + statement_timeout):
+            with bounds.bounded(conn, timeout + statement_timeout):
                 identity = db.server_identity(conn, -1, 0)
                 if identity.in_recovery:
                     raise InRecovery(f"the server reached through the {label} is in "

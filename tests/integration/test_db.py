@@ -7,7 +7,7 @@ import time
 import psycopg2
 import pytest
 
-from ptor_harness import db
+from ptor_harness import bounds, db
 from ptor_harness.ops import FAILED, INDETERMINATE
 
 from .conftest import free_port_base
@@ -196,18 +196,18 @@ def test_a_statement_a_pooler_queues_is_bounded_on_the_client(make_lab):
         assert time.monotonic() - started < 2.0
         conn = db.connect(dsn, "t", 0.5)  # no session setup: connected through
         started = time.monotonic()
-        with pytest.raises(psycopg2.OperationalError), db.bounded(conn, 0.5):
+        with pytest.raises(psycopg2.OperationalError), bounds.bounded(conn, 0.5):
             db.server_identity(conn, 0, 1)
         assert 0.4 < time.monotonic() - started < 2.0
         assert pooler.held >= 2
         # a block that ends in time is never cut afterwards
         direct = db.connect(lab.nodes["node1"].dsn(), "t", 1.0)
-        with db.bounded(direct, 0.2):
+        with bounds.bounded(direct, 0.2):
             db.server_identity(direct, 0, 1)
         # the watchdog runs its actions in deadline order: once one armed after the
         # block's deadline has run, the block's deadline is past and was let go
         passed = threading.Event()
-        db.WATCHDOG.arm(0.3, passed.set)
+        bounds.WATCHDOG.arm(0.3, passed.set)
         assert passed.wait(30)
         assert db.server_identity(direct, 0, 2).port == lab.nodes["node1"].port
     finally:

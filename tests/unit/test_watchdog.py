@@ -1,11 +1,12 @@
-"""db.Watchdog, behind db.bounded: one thread runs each action at its deadline, unless the
-block ended first (a socket pair stands in for a server that never answers)."""
+"""bounds.Watchdog, behind bounds.bounded, and a worker's OpBound: each cuts at its
+deadline what has not ended by then (a socket pair stands in for a server that never
+answers)."""
 
 import socket
 import threading
 import time
 
-from ptor_harness.db import Watchdog, bounded
+from ptor_harness.bounds import OpBound, Watchdog, bounded
 
 
 def test_an_action_runs_at_its_deadline_and_a_disarmed_one_never():
@@ -55,3 +56,28 @@ def test_bounded_cuts_a_block_stuck_past_its_time_only():
     finally:
         mine.close()
         theirs.close()
+
+
+def test_the_op_bound_cuts_only_an_op_older_than_its_limit():
+    """A worker's OpBound knows an op by its socket and start: one that ended in time is
+    never cut; one still in flight past the limit has its socket shut down (the blocked
+    read returns), and the bound waits for that op to end before it looks again."""
+    mine, theirs = socket.socketpair()
+    try:
+        op_bound = OpBound(0.2, enabled=True)
+        op_bound.start()
+        op_bound.begin(mine.fileno(), time.time())
+        op_bound.end()  # ended in time
+        theirs.send(b"x")
+        assert mine.recv(1) == b"x" and op_bound.cut == 0
+        t0 = time.monotonic()
+        op_bound.begin(mine.fileno(), time.time())
+        data = mine.recv(1)  # the peer never answers: the bound shuts the socket down
+        op_bound.end()
+        assert data == b"" and 0.15 < time.monotonic() - t0 < 5 and op_bound.cut == 1
+    finally:
+        mine.close()
+        theirs.close()
+    off = OpBound(0.2, enabled=False)  # statement-timeout 0: the user asked for no limit
+    off.start()
+    assert not off.thread.is_alive()
