@@ -27,6 +27,8 @@ EXAMPLES_OF = {"phantom_rows": "phantom_examples", "holes": "hole_examples",
                "split_brain_writes": "split_brain_examples",
                "resurrected_rows": "resurrected_examples",
                "partial_transactions": "partial_transaction_examples"}
+# Every counted kind of finding with examples: the anomalies, and payloads no op wrote.
+_EXAMPLES_OF = {**EXAMPLES_OF, "checksum_mismatches": "checksum_examples"}
 # How a lost op was found (see the module's docstring).
 FINAL_STATE, VERSION_CHAIN, WORKER_ORDER = "final_state", "version_chain", "worker_order"
 EVIDENCE = (FINAL_STATE, VERSION_CHAIN, WORKER_ORDER)
@@ -92,9 +94,47 @@ class Findings:
     def lost_total(self) -> int:
         return sum(self.lost.values())
 
+    @property
+    def lost_ops(self) -> tuple:
+        """(worker, seq, key, server) of every lost op, in the order found."""
+        return tuple(self._lost)
+
+    @property
+    def unverifiable_ops(self) -> tuple:
+        """(worker, seq) of every op assumed kept for want of evidence."""
+        return tuple(self._unverifiable)
+
     def _example(self, bucket: list, item: dict) -> None:
         if len(bucket) < EXAMPLES:
             bucket.append(item)
+
+    # --- recording (reconcile.py) ------------------------------------------------------
+
+    def anomaly(self, name: str, example: dict) -> None:
+        """One more of anomaly `name` (or of `checksum_mismatches`), with its example."""
+        setattr(self, name, getattr(self, name) + 1)
+        self._example(getattr(self, _EXAMPLES_OF[name]), example)
+
+    def lose(self, worker: int, op: Op, evidence: str, cause: str, server: object) -> None:
+        """An op found lost: counted by kind, evidence and cause, an example, the span of
+        lost acknowledgements widened, and kept (with the server it ran on) for holes."""
+        self.lost[KIND_NAMES[op.kind]] += 1
+        self.lost_by_evidence[evidence] += 1
+        self.lost_by_cause[cause] += 1
+        self._example(self.lost_examples, {"worker": worker, "key": op.key, "seq": op.seq,
+                                           "kind": KIND_NAMES[op.kind],
+                                           "committed_at": op.t_end, "found_by": evidence,
+                                           "cause": cause})
+        if op.t_end is not None:
+            if self.first_lost_ack is None or op.t_end < self.first_lost_ack:
+                self.first_lost_ack = op.t_end
+            if self.last_lost_ack is None or op.t_end > self.last_lost_ack:
+                self.last_lost_ack = op.t_end
+        self._lost.append((worker, op.seq, op.key, server))
+
+    def surviving(self, worker: int, server: object, top: int) -> None:
+        """The highest seq of `worker` on `server` found kept (for holes)."""
+        self._surviving[(worker, server)] = top
 
     def add_unverifiable(self, worker: int, op: Op) -> None:
         """An acknowledged op no evidence shows kept or lost: assumed kept, and listed."""

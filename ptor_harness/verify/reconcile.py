@@ -87,7 +87,7 @@ class Reconciler:
             row = next(rows, None)
         self._settle_order(worker)
         for server, top in self.order.top.items():
-            self.findings._surviving[(worker, server)] = top
+            self.findings.surviving(worker, server, top)
         if self.tally is not None:
             self.tally.end_worker(worker)
         self.order = None
@@ -107,27 +107,14 @@ class Reconciler:
         f.rows_checked += 1
         if self._unrecorded(row[1]):
             return
-        f.phantom_rows += 1
         f.mismatched_rows += 1
-        f._example(f.phantom_examples, {"worker": worker, "key": row[0], "last_seq": row[1]})
+        f.anomaly("phantom_rows", {"worker": worker, "key": row[0], "last_seq": row[1]})
 
     def _lose(self, worker: int, op: Op, evidence: str) -> None:
-        f = self.findings
-        f.lost[KIND_NAMES[op.kind]] += 1
-        f.lost_by_evidence[evidence] += 1
         stale = self.stale is not None and op.t_end is not None and \
             self.stale(worker, op.session, op.t_end) is not None
-        cause = cause_of(op.error, stale)
-        f.lost_by_cause[cause] += 1
-        f._example(f.lost_examples, {"worker": worker, "key": op.key, "seq": op.seq,
-                                     "kind": KIND_NAMES[op.kind], "committed_at": op.t_end,
-                                     "found_by": evidence, "cause": cause})
-        if op.t_end is not None:
-            if f.first_lost_ack is None or op.t_end < f.first_lost_ack:
-                f.first_lost_ack = op.t_end
-            if f.last_lost_ack is None or op.t_end > f.last_lost_ack:
-                f.last_lost_ack = op.t_end
-        f._lost.append((worker, op.seq, op.key, self.server_of(worker, op.session)))
+        self.findings.lose(worker, op, evidence, cause_of(op.error, stale),
+                           self.server_of(worker, op.session))
         self.order.lost(op)
         self._mark(op, LOST)
 
@@ -146,8 +133,7 @@ class Reconciler:
                 continue
             since = self.stale(worker, op.session, op.t_end)
             if since is not None:
-                f.split_brain_writes += 1
-                f._example(f.split_brain_examples, {
+                f.anomaly("split_brain_writes", {
                     "worker": worker, "key": op.key, "seq": op.seq,
                     "kind": KIND_NAMES[op.kind], "acknowledged_at": op.t_end,
                     "newer_primary_since": since})
@@ -212,20 +198,16 @@ class Reconciler:
         if writer is None and self._unrecorded(last_seq):
             pass
         elif writer is None or writer.kind == DELETE:
-            f.phantom_rows += 1
-            f._example(f.phantom_examples, {"worker": worker, "key": key,
-                                            "last_seq": last_seq})
+            f.anomaly("phantom_rows", {"worker": worker, "key": key, "last_seq": last_seq})
             bad = True
         elif writer.outcome == FAILED:
-            f.failed_but_applied += 1
-            f._example(f.failed_applied_examples, {"worker": worker, "key": key,
-                                                   "seq": last_seq, "error": writer.error})
+            f.anomaly("failed_but_applied", {"worker": worker, "key": key, "seq": last_seq,
+                                             "error": writer.error})
             bad = True
         else:
             if not payload_ok:
-                f.checksum_mismatches += 1
-                f._example(f.checksum_examples, {"worker": worker, "key": key,
-                                                 "last_seq": last_seq})
+                f.anomaly("checksum_mismatches", {"worker": worker, "key": key,
+                                                  "last_seq": last_seq})
                 bad = True
             if writer.in_doubt:
                 f.applied += 1
@@ -242,10 +224,9 @@ class Reconciler:
                     continue
                 self._lose(worker, op, FINAL_STATE)
                 if op.kind == DELETE:  # the row it deleted is back
-                    f.resurrected_rows += 1
-                    f._example(f.resurrected_examples, {
-                        "worker": worker, "key": key, "deleted_by_seq": op.seq,
-                        "row_last_seq": last_seq})
+                    f.anomaly("resurrected_rows", {"worker": worker, "key": key,
+                                                   "deleted_by_seq": op.seq,
+                                                   "row_last_seq": last_seq})
                 bad = True
         chain, unknown = self._walk(worker, key, top, below, ops)
         for op in chain:
@@ -329,13 +310,11 @@ class Reconciler:
         f = self.findings
         writer = next((op for op in ops if op.seq == prev), None)
         if writer is not None and writer.outcome == FAILED:
-            f.failed_but_applied += 1
-            f._example(f.failed_applied_examples, {"worker": worker, "key": key,
-                                                   "seq": prev, "error": writer.error})
+            f.anomaly("failed_but_applied", {"worker": worker, "key": key, "seq": prev,
+                                             "error": writer.error})
         else:
-            f.phantom_rows += 1
-            f._example(f.phantom_examples, {"worker": worker, "key": key,
-                                            "last_seq": prev, "seen_by_seq": by.seq})
+            f.anomaly("phantom_rows", {"worker": worker, "key": key, "last_seq": prev,
+                                       "seen_by_seq": by.seq})
 
     def _chain_losses(self, worker: int, below: list[Op], chain: list[Op],
                       unknown: list[Op]) -> bool:

@@ -90,8 +90,8 @@ def test_reconciliation_is_exact_against_the_truth(seed, outcomes, data):
                           sorted(final.items()))
     f = reconciler.finish()
 
-    reported = {seq for _, seq, _, _ in f._lost}
-    unverifiable = {seq for _, seq in f._unverifiable}
+    reported = {seq for _, seq, _, _ in f.lost_ops}
+    unverifiable = {seq for _, seq in f.unverifiable_ops}
     by_seq = {op.seq: op for op in ledger}
     assert all(by_seq[seq].outcome == OK and gone(by_seq[seq]) for seq in reported), \
         "a kept or unacknowledged op was reported lost"
@@ -138,8 +138,8 @@ def test_after_an_async_failover_the_count_equals_the_lost_commits(seed, ops, da
     reconciler.add_worker(0, sorted(ledger, key=lambda op: (op.key, op.seq)),
                           sorted(b.items()))
     f = reconciler.finish()
-    reported = {seq for _, seq, _, _ in f._lost}
-    unverifiable = {seq for _, seq in f._unverifiable}
+    reported = {seq for _, seq, _, _ in f.lost_ops}
+    unverifiable = {seq for _, seq in f.unverifiable_ops}
     assert reported <= lost and lost - reported <= unverifiable
     assert not unverifiable & lost or unverifiable <= lost  # a unit is kept or lost whole
     assert f.holes == 0
