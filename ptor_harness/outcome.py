@@ -15,8 +15,7 @@ if TYPE_CHECKING:  # for the annotations only: the outcome imports no process co
     from .config import Scenario
     from .drill.background import CommandRecord
     from .drill.faults import FaultRecord
-    from .drill.messages import RecorderFinished, WorkerCrashed, WorkerSchedule
-    from .drill.probe import ProbeGap
+    from .drill.messages import ProbeGap, RecorderFinished, WorkerCrashed, WorkerSchedule
     from .ops import Identity, NodeSample, ReplicationRow
     from .verify.metrics import RunMetrics
     from .verify.reconcile import Findings

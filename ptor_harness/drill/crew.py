@@ -34,8 +34,8 @@ from . import messages
 from .background import GONE_TIMEOUT, TERM_GRACE, BackgroundSpec, run_background
 from .board import WorkerBoard
 from .flags import crew_flags
-from .observer import ObserverFinished, ObserverSpec, nodes_to_observe, run_observer
-from .probe import ProbeBoard, ProbeGap, ProbeSpec, run_probe
+from .observer import ObserverSpec, nodes_to_observe, run_observer
+from .probe import ProbeBoard, ProbeSpec, run_probe
 from .recorder import run_recorder
 from .worker import run_worker
 
@@ -194,11 +194,11 @@ class Crew:
                 log.error("%s", error)
         elif isinstance(event, messages.RecorderFinished):
             outcome.recorder_totals = event
-        elif isinstance(event, ProbeGap):
+        elif isinstance(event, messages.ProbeGap):
             outcome.probe_gaps.append(event)
         elif isinstance(event, messages.WorkerSchedule):
             outcome.schedules.append(event)
-        elif isinstance(event, ObserverFinished):
+        elif isinstance(event, messages.ObserverFinished):
             outcome.observer.sent, outcome.observer.dropped = event.samples, event.dropped
         elif isinstance(event, messages.BackgroundFinished):
             outcome.background = event.commands

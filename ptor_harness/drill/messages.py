@@ -214,3 +214,27 @@ class WorkerSchedule:
     skipped: int
     lag: tuple
     from_due: tuple
+
+
+@dataclass(frozen=True)
+class ProbeGap:
+    """One outage as the probe saw it: its last answer, its first failure, and its first
+    write after (None: writes never came back while it ran)."""
+
+    last_ok: Optional[float]
+    first_failure: float
+    first_write: Optional[float]
+
+    @property
+    def seconds(self) -> Optional[float]:
+        if self.first_write is None or self.last_ok is None:
+            return None
+        return self.first_write - self.last_ok
+
+
+@dataclass(frozen=True)
+class ObserverFinished:
+    """The observer's last word: samples it had to drop (the recorder's queue was full)."""
+
+    samples: int
+    dropped: int

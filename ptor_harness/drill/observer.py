@@ -240,7 +240,7 @@ def run_observer(spec: ObserverSpec, q, stop, events, alive) -> None:
         sent, dropped = sent + len(taken) - lost, dropped + lost
         if stopping:
             break
-    events.put(ObserverFinished(sent, dropped))
+    events.put(messages.ObserverFinished(sent, dropped))
 
 
 def send(q, taken: list) -> int:
@@ -256,11 +256,3 @@ def send(q, taken: list) -> int:
     except queue_module.Full:
         return len(samples)
     return 0
-
-
-@dataclass(frozen=True)
-class ObserverFinished:
-    """The observer's last word: samples it had to drop (the recorder's queue was full)."""
-
-    samples: int
-    dropped: int

@@ -52,22 +52,6 @@ class ProbeSpec:
     statement_timeout: float
 
 
-@dataclass(frozen=True)
-class ProbeGap:
-    """One outage as the probe saw it: its last answer, its first failure, and its first
-    write after (None: writes never came back while it ran)."""
-
-    last_ok: Optional[float]
-    first_failure: float
-    first_write: Optional[float]
-
-    @property
-    def seconds(self) -> Optional[float]:
-        if self.first_write is None or self.last_ok is None:
-            return None
-        return self.first_write - self.last_ok
-
-
 class ProbeBoard:
     """The probe's shared slots (a lock-free array the workers read): generation (times the
     probe reached a primary after a failure), attempts (its connection
@@ -181,7 +165,7 @@ class Probe:
         if self.connect():
             written = time.time()
             if self.failed_at is not None:
-                self.events.put(ProbeGap(self.last_ok, self.failed_at, written))
+                self.events.put(messages.ProbeGap(self.last_ok, self.failed_at, written))
                 self.failed_at = None
             self.last_ok = written
         elif self.failed_at is None and self.last_ok is not None:
@@ -195,7 +179,7 @@ class Probe:
             self.step()
             self.stop.wait(max(0.0, PROBE_INTERVAL - (time.monotonic() - started)))
         if self.failed_at is not None:  # writes never came back while it ran
-            self.events.put(ProbeGap(self.last_ok, self.failed_at, None))
+            self.events.put(messages.ProbeGap(self.last_ok, self.failed_at, None))
         if self.conn is not None:
             self.conn.close()
 

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from ptor_harness.drill.probe import ProbeBoard, ProbeGap
+from ptor_harness.drill.messages import ProbeGap
+from ptor_harness.drill.probe import ProbeBoard
 from ptor_harness.verify.metrics import attempts_per_second, probe_view
 
 
