@@ -17,8 +17,8 @@ if TYPE_CHECKING:  # for the annotations only: the outcome imports no process co
     from .drill.faults import FaultRecord
     from .drill.messages import ProbeGap, RecorderFinished, WorkerCrashed, WorkerSchedule
     from .ops import Identity, NodeSample, ReplicationRow
+    from .verify.findings import Findings
     from .verify.metrics import RunMetrics
-    from .verify.reconcile import Findings
 
 
 class Stop(enum.Enum):

@@ -5,7 +5,9 @@ phase is timestamped into the ledger. The preflight (preflight.py) takes the loc
 prepares the cluster; the crew (crew.py) runs the recorder, the probe and the workers;
 the stop rules (stoprules.py) say when the load ends; reconciliation and the report
 (verify/, outputs/) turn the ledger and the new primary into the verdict. The coordinator
-computes nothing itself: it gathers the `DrillOutcome` (outcome.py) they need.
+gathers the `DrillOutcome` (outcome.py) they need; what it works out itself is only what
+orchestrating takes (the reconciliation's time budget, the newest timeline the workers
+wrote to, which workers a reconciliation share takes).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""The report in the formats the tools around an unattended drill read (pure: report in,
-text out): the per-second timeline as CSV, Prometheus text format for node_exporter's
-textfile collector, JUnit XML for CI systems, and the resolved scenario as an INI file;
-plus the timeline picture (charts.py) when matplotlib is there.
+"""The report in the formats the tools around an unattended drill read (each format a
+function from the report to text): the per-second timeline as CSV, Prometheus text format
+for node_exporter's textfile collector, JUnit XML for CI systems, and the resolved scenario
+as an INI file; plus the timeline picture (charts.py) when matplotlib is there.
 
 `write_run_files` puts them all in the run's folder; `write_atomic` is how every file is
 written, so a collector or a CI system never reads half a file.

@@ -7,6 +7,7 @@ from typing import Optional
 
 from ..outcome import DrillOutcome
 from ..verify.anatomy import anatomy, lag_series, role_lanes
+from ..verify.findings import OTHER_CAUSE, SPLIT_BRAIN, SYNC_WAIT_CANCELLED
 
 
 def lost_by_cause(counts: dict, at_fault: list[dict]) -> dict:
@@ -15,10 +16,10 @@ def lost_by_cause(counts: dict, at_fault: list[dict]) -> dict:
     the replication mode the observer saw at the fault: asynchronous lag when no standby
     was synchronous, unexplained when one was, not attributed when nothing was seen."""
     modes = {x["sync_state"] for x in at_fault if x["seen_by"].startswith("primary")}
-    other = counts.get("other", 0)
+    other = counts.get(OTHER_CAUSE, 0)
     sync = bool(modes & {"sync", "quorum"})
-    return {"sync_wait_cancelled": counts.get("sync_wait_cancelled", 0),
-            "split_brain": counts.get("split_brain", 0),
+    return {SYNC_WAIT_CANCELLED: counts.get(SYNC_WAIT_CANCELLED, 0),
+            SPLIT_BRAIN: counts.get(SPLIT_BRAIN, 0),
             "asynchronous_lag": other if modes and not sync else 0,
             "unexplained": other if sync else 0,
             "not_attributed": 0 if modes else other}
