@@ -224,6 +224,8 @@ OPTION_NAMES = tuple(o.name for o in OPTIONS)
 SECTIONS = ("connection", "load", "preparation", "faults", "observer", "thresholds", "outputs",
             "campaign")
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,40}")  # fullmatch: no trailing newline
-EXPECTATIONS = ("failover", "no-failover", "no-promotion", "any")
+# --expect: what the drill must show (checks.expectation judges it)
+EXPECT_FAILOVER, EXPECT_NO_FAILOVER, EXPECT_NO_PROMOTION, EXPECT_ANY = EXPECTATIONS = (
+    "failover", "no-failover", "no-promotion", "any")
 
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Optional
 
+from ..config.options import EXPECT_ANY, EXPECT_FAILOVER, EXPECT_NO_PROMOTION
+from ..config.scenario import Thresholds
 from ..outcome import LockStatus, StopReason
 
 if TYPE_CHECKING:
@@ -73,14 +75,6 @@ class Figures:
     closest_standby: Optional[tuple] = None
 
 
-class Thresholds:
-    """What the checks need of the scenario (its thresholds section)."""
-
-    max_write_rto: Optional[float]
-    max_detection_time: Optional[float]
-    max_lost_acknowledged: int
-
-
 def limit(value: Optional[float], bound: Optional[float], what: str, name: str) -> Check:
     """A figure against its optional threshold (seconds)."""
     if value is None:
@@ -106,7 +100,7 @@ def lag_reason(f: Figures) -> str:
 
 
 def writes_recovered(f: Figures, t: Thresholds) -> Check:
-    if f.expected == "no-promotion" and (f.max_outage_exceeded or not f.recovered):
+    if f.expected == EXPECT_NO_PROMOTION and (f.max_outage_exceeded or not f.recovered):
         return Check("writes recovered", PASS, "writes did not come back within "
                      "max-outage: what a drill that must not promote a standby expects"
                      + lag_reason(f))
@@ -198,10 +192,10 @@ def expectation(f: Figures, t: Thresholds) -> Check:
     a standby lacking acknowledged commits), any (not checked)."""
     expected, seen = f.expected, f.observed
     name = f"expect {expected}"
-    if expected == "any":
+    if expected == EXPECT_ANY:
         return Check(name, PASS, "a plain load test: no failover expected or ruled out")
     longest = seen.longest_outage_seconds
-    if expected == "no-promotion":
+    if expected == EXPECT_NO_PROMOTION:
         if seen.primary_changed:
             return Check(name, FAIL, "another server became primary in a drill where no "
                          "standby may be promoted")
@@ -217,7 +211,7 @@ def expectation(f: Figures, t: Thresholds) -> Check:
     if seen.write_outage:
         saw.append("writes stopped" + ("" if seen.not_recovered or longest is None
                                        else f" for up to {longest:.3f} s"))
-    if expected == "failover":
+    if expected == EXPECT_FAILOVER:
         if saw:
             return Check(name, PASS, "a failover was observed: " + " and ".join(saw))
         return Check(name, UNKNOWN, "no failover was observed: the primary never changed "
