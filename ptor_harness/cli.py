@@ -68,15 +68,21 @@ def log_to_file(path: str, secrets: tuple) -> logging.Handler:
 
 
 def finish(drill, result: dict) -> int:
-    """One ending for a drill and for `ptor reconcile`: the report on the terminal, a
-    sentence for each output that could not be written (the drill wrote every other one),
-    and the exit code."""
-    emit(render.render(result))
-    for failure in drill.output_failures:
-        sys.stderr.write(f"ptor: error: {drill.scenario.redact(failure)}\n")
+    """One ending for a drill and for `ptor reconcile` (see ending)."""
+    return ending(render.render(result), drill.output_failures, drill.scenario.redact, result,
+                  report.exit_code(result))
+
+
+def ending(text: str, failures: list, redact, result: dict, code: int) -> int:
+    """How every command that ran drills ends: its report on the terminal, a sentence for
+    each output that could not be written (every other one was), and its exit code (128 +
+    N when signal N ended it)."""
+    emit(text)
+    for failure in failures:
+        sys.stderr.write(f"ptor: error: {redact(failure)}\n")
     if result["interrupted"]:
         return EXIT_INTERRUPTED + signal.Signals[result["interrupted"]].value
-    return report.exit_code(result)
+    return code
 
 
 def reconcile_run_later(argv: list) -> int:
@@ -346,12 +352,8 @@ def run_campaign(argv: list) -> int:
         campaign.run()
     result = campaign.summary()
     failures = campaign_outputs.write_all(result, base.outputs)
-    emit(campaign_outputs.render(result))
-    for failure in failures:
-        sys.stderr.write(f"ptor: error: {base.redact(failure)}\n")
-    if result["interrupted"]:
-        return EXIT_INTERRUPTED + signal.Signals[result["interrupted"]].value
-    return report.EXIT_CODES[result["verdict"]]
+    return ending(campaign_outputs.render(result), failures, base.redact, result,
+                  report.EXIT_CODES[result["verdict"]])
 
 
 if __name__ == "__main__":
