@@ -1,4 +1,4 @@
-"""Connections to PostgreSQL with bounded waits, server identity, and outcome classification.
+"""Connections to PostgreSQL with bounded waits, server identity, errors as short labels.
 
 libpq's own `connect_timeout` takes whole seconds (at least 2), so ptor bounds each connect
 attempt itself with a psycopg2 wait callback that is installed only while connecting: the
@@ -20,21 +20,7 @@ import psycopg2
 from psycopg2 import extensions
 
 from .bounds import bounded
-from .ops import (
-    FAILED,
-    INDETERMINATE,
-    NOT_REPLICATED,
-    OK,
-    OWN_TIMEOUT_NOT_REPLICATED,
-    SYNC_WAIT_CANCELLED,
-    Identity,
-)
-
-# SQLSTATE classes where the server definitely rejected the statement, so nothing committed.
-_REJECTED_CLASSES = ("22", "23", "25", "40", "42", "44", "53", "54", "55")
-# Session-ending SQLSTATEs: the server went away; if the statement was sent, it is in doubt.
-_SESSION_LOST = {"57P01", "57P02", "57P03", "57P04", "08000", "08003", "08006", "08001",
-                 "08004", "08007"}
+from .ops import Identity
 
 
 def _deadline_wait(per_host_seconds: float) -> Callable:
@@ -259,52 +245,6 @@ def error_label(exc: BaseException) -> str:
     code = getattr(exc, "pgcode", None)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"{code}: {text}"[:200] if code else f"{type(exc).__name__}: {text}"[:200]
-
-
-def notice_label(notices: list) -> Optional[str]:
-    """What an acknowledged op's notices say that matters for its fate (or None)."""
-    for notice in notices:
-        if SYNC_WAIT_CANCELLED in notice:
-            return NOT_REPLICATED
-    return None
-
-
-def acknowledged_outcome(notice: Optional[str], took: float,
-                         own_timeout: float) -> tuple[str, Optional[str]]:
-    """(outcome, error) of a statement that returned: OK, with what its notices said
-    (`notice_label`), unless the warning of a cancelled wait for synchronous replication
-    came after `own_timeout` seconds (the session's own statement timeout, 0 for none):
-    then ptor's timeout did the cancelling (ops.OWN_TIMEOUT_NOT_REPLICATED), and the op is
-    in doubt. Someone else's cancel that late would need the statement held before it
-    began (a freeze), then a wait outlasting the freeze: taken for ptor's own, its op is
-    in doubt rather than acknowledged, so it can hide a loss but never make one up."""
-    if notice == NOT_REPLICATED and own_timeout > 0 and took >= own_timeout:
-        return INDETERMINATE, OWN_TIMEOUT_NOT_REPLICATED
-    return OK, notice
-
-
-def classify(exc: BaseException, sent: bool) -> str:
-    """Outcome of an op that raised `exc`: FAILED (definitely not committed) or INDETERMINATE.
-
-    Jepsen's rule: whatever may have reached the server and has no definite rejection is in
-    doubt. An error before the statement was sent is a failure; a server error in a
-    rejecting SQLSTATE class (read-only standby, constraint, syntax, serialization, timeout
-    before commit) is a failure; a lost session after sending is indeterminate, including
-    `terminating connection` errors, which can arrive after a local commit that waited for
-    a synchronous standby.
-    """
-    if not sent or isinstance(exc, psycopg2.InterfaceError):
-        return FAILED
-    code = getattr(exc, "pgcode", None)
-    if code:
-        if code in _SESSION_LOST:
-            return INDETERMINATE
-        if code == "57014":  # query_canceled: the statement was cancelled before its commit
-            return FAILED
-        if code[:2] in _REJECTED_CLASSES:
-            return FAILED
-        return INDETERMINATE
-    return INDETERMINATE
 
 
 def quote_ident(name: str) -> str:

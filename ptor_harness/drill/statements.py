@@ -68,17 +68,6 @@ def prepare_statements(plain: dict[str, str]) -> tuple[str, dict[str, str]]:
     return "; ".join(prepares), executes
 
 
-def acknowledgement_notice(conn) -> Optional[str]:
-    """What the notices of an acknowledged statement say that matters for its op's fate
-    (db.notice_label), taken off the connection so the next op starts with none. Rare:
-    for example a cancelled wait for a synchronous standby."""
-    if not conn.notices:
-        return None
-    label = db.notice_label(conn.notices)
-    del conn.notices[:]
-    return label
-
-
 def prepared_on(conn, prepare: str) -> bool:
     """Prepare the op statements on a new session; False where the server refused (the
     plain statements then serve, as before there were prepared ones). A broken connection

@@ -16,6 +16,7 @@ from typing import Optional
 import psycopg2
 
 from .. import bounds, db
+from ..acknowledgement import acknowledgement_notice, classify, judge
 from ..config import WorkerSpec
 from ..ops import DELETE, FAILED, INDETERMINATE, OK
 from ..retry import Backoff
@@ -25,7 +26,7 @@ from .board import WorkerBoard
 from .op_journal import OpJournal, Stopped
 from .probe import ProbeBoard
 from .schedule import Schedule
-from .statements import OpStatements, acknowledgement_notice, prepared_on, send_op
+from .statements import OpStatements, prepared_on, send_op
 from .workload import Workload
 
 BLOCK = 64  # ops planned (and, in sync mode, made durable) at a time, at least
@@ -171,7 +172,7 @@ class Worker:
                                               data, t_start)
             outcome, error = OK, acknowledgement_notice(self.conn)
         except psycopg2.Error as exc:
-            outcome = db.classify(exc, sent=True)
+            outcome = classify(exc, sent=True)
             error = db.error_label(exc)
         self.op_bound.end()
         t_end = time.time()
@@ -214,7 +215,7 @@ class Worker:
                 cur.execute("COMMIT")
                 outcome, error = OK, acknowledgement_notice(self.conn)
             except psycopg2.Error as exc:
-                outcome, error = db.classify(exc, sent=True), db.error_label(exc)
+                outcome, error = classify(exc, sent=True), db.error_label(exc)
         except psycopg2.Error as exc:  # before the COMMIT: rolled back, nothing applied
             outcome, error = FAILED, db.error_label(exc)
             t_commit = time.time()
@@ -237,12 +238,9 @@ class Worker:
 
     def judge_acknowledgement(self, outcome: str, error: Optional[str],
                               took: float) -> tuple[str, Optional[str]]:
-        """An acknowledgement that came with a warning may not be one (db)."""
-        if error is None or outcome != OK:
-            return outcome, error
-        # behind a pooler the session has no statement timeout of ptor's (db.connect)
-        return db.acknowledged_outcome(
-            error, took, 0.0 if self.pooled else self.spec.statement_timeout)
+        """acknowledgement.judge, with this session's own statement timeout (none behind a
+        pooler: db.connect sets it only on a connection of ptor's own)."""
+        return judge(outcome, error, took, 0.0 if self.pooled else self.spec.statement_timeout)
 
     def record(self, seq: int, kind: str, key: int, t_start: float, t_end: float,
                outcome: str, error: Optional[str], session: int, rows: Optional[int],

@@ -7,7 +7,7 @@ import time
 import psycopg2
 import pytest
 
-from ptor_harness import bounds, db
+from ptor_harness import acknowledgement, bounds, db
 from ptor_harness.ops import FAILED, INDETERMINATE
 
 from .conftest import free_port_base
@@ -49,7 +49,7 @@ def test_write_on_standby_is_a_definite_failure(make_lab):
     with pytest.raises(psycopg2.Error) as err, conn.cursor() as cur:
         cur.execute("CREATE TABLE nope (id int)")
     assert err.value.pgcode == "25006"
-    assert db.classify(err.value, sent=True) == FAILED
+    assert acknowledgement.classify(err.value, sent=True) == FAILED
 
 
 def _in_flight_error(conn, sql):
@@ -86,7 +86,7 @@ def test_terminated_session_mid_statement_is_in_doubt(make_lab):
     node.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                "WHERE application_name = 'ptor-victim'")
     thread.join(10)
-    assert db.classify(box["error"], sent=True) == INDETERMINATE
+    assert acknowledgement.classify(box["error"], sent=True) == INDETERMINATE
 
 
 def test_crashed_server_mid_statement_is_in_doubt(make_lab):
@@ -96,7 +96,7 @@ def test_crashed_server_mid_statement_is_in_doubt(make_lab):
     node.kill()
     thread.join(10)
     assert isinstance(box["error"], psycopg2.OperationalError)
-    assert db.classify(box["error"], sent=True) == INDETERMINATE
+    assert acknowledgement.classify(box["error"], sent=True) == INDETERMINATE
 
 
 def test_a_host_that_never_answers_does_not_hide_the_next_one(make_lab):

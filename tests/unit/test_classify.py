@@ -3,7 +3,8 @@
 import psycopg2
 import pytest
 
-from ptor_harness.db import acknowledged_outcome, classify, error_label
+from ptor_harness.acknowledgement import acknowledged_outcome, classify, judge
+from ptor_harness.db import error_label
 from ptor_harness.ops import FAILED, INDETERMINATE, NOT_REPLICATED, OK, OWN_TIMEOUT_NOT_REPLICATED
 
 
@@ -51,3 +52,13 @@ def test_a_commit_whose_wait_ptors_own_timeout_cancelled_is_in_doubt(notice, too
                                                                      own_timeout, outcome,
                                                                      error):
     assert acknowledged_outcome(notice, took, own_timeout) == (outcome, error)
+
+
+def test_judge_takes_an_acknowledgement_with_a_warning_for_what_it_is():
+    """The one rule a worker applies to every op and COMMIT that returned or raised."""
+    assert judge(OK, None, 12.0, 10.0) == (OK, None)
+    assert judge(FAILED, "25006: read-only", 0.1, 10.0) == (FAILED, "25006: read-only")
+    assert judge(OK, NOT_REPLICATED, 0.5, 10.0) == (OK, NOT_REPLICATED)  # someone's cancel
+    assert judge(OK, NOT_REPLICATED, 10.5, 10.0) == (INDETERMINATE,
+                                                     OWN_TIMEOUT_NOT_REPLICATED)
+    assert judge(OK, NOT_REPLICATED, 10.5, 0.0) == (OK, NOT_REPLICATED)  # no own timeout
