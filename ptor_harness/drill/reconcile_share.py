@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 from dataclasses import dataclass
 from typing import Optional
 
@@ -31,12 +30,11 @@ from .. import db
 from ..ledger import LedgerSpec
 from ..ops import Identity
 from ..verify.validation import new_reconciler, reconcile_workers
-from . import messages
+from .beside import Beside
 
 log = logging.getLogger("ptor")
 
 SHARE_FROM_OPS = 1_000_000  # a second or more of reconciliation on a 2-core machine
-RESULT_TIMEOUT = 3600.0  # the child's answer, at most: a ledger of 10^9 ops
 REPEATABLE_READ = "REPEATABLE READ"  # a snapshot is exported and imported at this level
 
 
@@ -68,35 +66,28 @@ def export_snapshot(conn) -> str:
         return cur.fetchone()[0]
 
 
-def _share_child(check: ShareCheck, snapshot: str, out) -> None:
-    """Process entry point: the child's own ledger and primary connections, its workers'
-    reconciliation at the imported snapshot, its findings on the pipe."""
-    messages.ignore_stop_signals()  # the coordinator decides; it kills this one if need be
+def _share_of(check: ShareCheck, snapshot: str) -> tuple:
+    """The child's work: its own ledger and primary connections, its workers reconciled
+    at the imported snapshot; the reconciler's findings and tally before `finish`."""
+    ledger = check.spec.open()
     try:
-        ledger = check.spec.open()
+        conn = db.connect(check.dsn, "ptor-validation", check.timeout, check.statement_timeout,
+                          autocommit=False)
         try:
-            conn = db.connect(check.dsn, "ptor-validation", check.timeout,
-                              check.statement_timeout, autocommit=False)
-            try:
-                conn.set_session(isolation_level=REPEATABLE_READ)
-                with conn.cursor() as cur:
-                    cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
-                reconciler = new_reconciler(check.identities, check.primary,
-                                            check.ops_per_transaction)
-                reconcile_workers(reconciler, conn, ledger, check.schema, check.workers,
-                                  check.run_tag, check.payload_bytes, check.full,
-                                  check.outcomes_only)
-                conn.rollback()
-            finally:
-                conn.close()
+            conn.set_session(isolation_level=REPEATABLE_READ)
+            with conn.cursor() as cur:
+                cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
+            reconciler = new_reconciler(check.identities, check.primary,
+                                        check.ops_per_transaction)
+            reconcile_workers(reconciler, conn, ledger, check.schema, check.workers,
+                              check.run_tag, check.payload_bytes, check.full,
+                              check.outcomes_only)
+            conn.rollback()
         finally:
-            ledger.close()
-        result: tuple = ("ok", (reconciler.findings, reconciler.tally))
-    except Exception as exc:  # the parent says so and reconciles these workers itself
-        result = ("error", db.error_label(exc))
-    with contextlib.suppress(OSError):  # a coordinator gone meanwhile: nobody to tell
-        out.send(result)
-        out.close()
+            conn.close()
+    finally:
+        ledger.close()
+    return reconciler.findings, reconciler.tally
 
 
 class ReconcileShare:
@@ -108,40 +99,20 @@ class ReconcileShare:
         transaction yet) and start the child. Raises psycopg2.Error if the snapshot cannot
         be exported (the caller reconciles everything itself)."""
         self.workers = check.workers
-        snapshot = export_snapshot(conn)
-        ctx = multiprocessing.get_context("spawn")
-        self.answer, out = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(target=_share_child, name="ptor-reconcile-share",
-                                   args=(check, snapshot, out), daemon=True)
-        self.process.start()
-        out.close()
+        self.child = Beside("ptor-reconcile-share", _share_of, (check, export_snapshot(conn)))
 
     def result(self) -> Optional[tuple]:
-        status, value = "error", "it gave no answer"
-        try:
-            if self.answer.poll(RESULT_TIMEOUT):
-                status, value = self.answer.recv()
-        except EOFError:
-            value = "it exited without an answer"
-        finally:
-            self.answer.close()
-            self._end(grace=5.0)
-        if status == "ok":
+        ok, value = self.child.result()
+        if ok:
             return value
         log.warning("the share of the reconciliation beside the coordinator's failed (%s, "
                     "exit status %s); reconciling workers %s-%s in-process", value,
-                    self.process.exitcode, self.workers[0], self.workers[-1])
+                    self.child.process.exitcode, self.workers[0], self.workers[-1])
         return None
 
     def cancel(self) -> None:
         """The drill ends another way: no answer is wanted."""
-        self._end(grace=0.0)
-
-    def _end(self, grace: float) -> None:
-        self.process.join(grace)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
+        self.child.cancel()
 
 
 def start_share(conn, check: ShareCheck, ops: int) -> Optional[ReconcileShare]:

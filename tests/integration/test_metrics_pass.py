@@ -30,9 +30,9 @@ def test_the_metrics_pass_beside_the_reconciliation_matches_the_one_in_process(
     try:
         expected = figures(ledger_metrics(ledger, 3, 2))
         beside = MetricsPass(spec, ledger, 3, 2, CHILD_FROM_OPS)
-        assert beside.process is not None  # a ledger this large gets a process of its own
+        assert beside.child is not None  # a ledger this large gets a process of its own
         assert figures(beside.result()) == expected
-        assert beside.process.exitcode == 0
+        assert beside.child.process.exitcode == 0
         # a child that cannot open the ledger (a folder where its file should be)
         broken = LedgerSpec(run_id, None, "ptor", str(tmp_path), True)
         failed = MetricsPass(broken, ledger, 3, 2, CHILD_FROM_OPS)
@@ -40,7 +40,7 @@ def test_the_metrics_pass_beside_the_reconciliation_matches_the_one_in_process(
         assert "the metrics pass beside the reconciliation failed" in caplog.text
         assert "cannot be used" in caplog.text  # the child's reason, passed on
         small = MetricsPass(broken, ledger, 3, 2, CHILD_FROM_OPS - 1)
-        assert small.process is None and figures(small.result()) == expected
+        assert small.child is None and figures(small.result()) == expected
     finally:
         ledger.close()
     assert sum(s["ok"] for s in expected[0].values()) == run.report["ops"]["ok"] > 0

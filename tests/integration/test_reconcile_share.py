@@ -61,7 +61,7 @@ def test_a_share_of_the_workers_beside_the_coordinator_finds_what_one_pass_finds
         identities = ledger.identities()
         one_pass, _ = findings(spec, ledger, primary, identities)
         shared, share = findings(spec, ledger, primary, identities, primary.dsn())
-        assert share is not None and share.process.exitcode == 0
+        assert share is not None and share.child.process.exitcode == 0
         assert shared.as_dict() == one_pass.as_dict()
         full_pass, _ = findings(spec, ledger, primary, identities, full=True)
         full_shared, _ = findings(spec, ledger, primary, identities, primary.dsn(), full=True)
