@@ -140,7 +140,7 @@ class OpBound:
             time.sleep(interval)
             flight = self.in_flight
             if flight is not None and time.time() - flight[0] > self.limit:
+                self.cut += 1  # counted first: the op returns the moment its socket goes
                 cut_socket(flight[1])
-                self.cut += 1
                 while self.in_flight is flight:  # until that op has ended
                     time.sleep(interval)

@@ -47,6 +47,16 @@ class StopReason:
         return StopReason(self.kind, f"{self.detail}; {more}", self.signal)
 
 
+def stopped_by(stop: Optional[StopReason], kind: Stop) -> bool:
+    """Whether the load ended for that kind of reason."""
+    return stop is not None and stop.kind is kind
+
+
+def interrupted_by(stop: Optional[StopReason]) -> Optional[str]:
+    """The signal's name when a signal ended the load."""
+    return stop.signal if stopped_by(stop, Stop.SIGNAL) else None
+
+
 @dataclass
 class LockStatus:
     """The drill lock as it was kept during the run (see lock.py)."""
@@ -129,17 +139,8 @@ class DrillOutcome:
 
     @property
     def interrupted(self) -> Optional[str]:
-        """The signal's name when a signal ended the load."""
-        return self.stop.signal if self.stop and self.stop.kind is Stop.SIGNAL else None
+        return interrupted_by(self.stop)
 
     @property
     def deadline_reached(self) -> bool:
-        return bool(self.stop and self.stop.kind is Stop.DEADLINE)
-
-    @property
-    def max_outage_exceeded(self) -> bool:
-        return bool(self.stop and self.stop.kind is Stop.MAX_OUTAGE)
-
-    @property
-    def reconciled_later(self) -> bool:
-        return bool(self.stop and self.stop.kind is Stop.RECONCILED_LATER)
+        return stopped_by(self.stop, Stop.DEADLINE)

@@ -279,9 +279,7 @@ def figures(report: dict, outcome: DrillOutcome, observed: checks.Observed) -> c
         unverifiable=report["rpo"]["unverifiable_ops"] or 0,
         anomalies=report["anomalies"],
         wrong_payloads=report["validation"]["checksum_mismatches"],
-        ops_ok=report["ops"]["ok"], stop=outcome.stop, interrupted=outcome.interrupted,
-        reconciled_later=outcome.reconciled_later,
-        max_outage_exceeded=outcome.max_outage_exceeded, lock=outcome.lock,
+        ops_ok=report["ops"]["ok"], stop=outcome.stop, lock=outcome.lock,
         faults=outcome.faults, faults_planned=outcome.faults_planned,
         expected=outcome.scenario.thresholds.expect, observed=observed,
         closest_standby=closest_standby(report["anatomy"]["replication_at_fault"]))

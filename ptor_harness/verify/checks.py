@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from ..config.options import EXPECT_ANY, EXPECT_FAILOVER, EXPECT_NO_PROMOTION
 from ..config.scenario import Thresholds
-from ..outcome import LockStatus, StopReason
+from ..outcome import LockStatus, Stop, StopReason, interrupted_by, stopped_by
 
 if TYPE_CHECKING:
     from ..drill.faults import FaultRecord
@@ -61,10 +61,7 @@ class Figures:
     anomalies: dict[str, Optional[int]]
     wrong_payloads: Optional[int]
     ops_ok: int
-    stop: Optional[StopReason]
-    interrupted: Optional[str]
-    reconciled_later: bool
-    max_outage_exceeded: bool
+    stop: Optional[StopReason]  # why the load ended (None: it never began)
     lock: LockStatus
     faults: Sequence[FaultRecord]
     faults_planned: int
@@ -100,11 +97,12 @@ def lag_reason(f: Figures) -> str:
 
 
 def writes_recovered(f: Figures, t: Thresholds) -> Check:
-    if f.expected == EXPECT_NO_PROMOTION and (f.max_outage_exceeded or not f.recovered):
+    past_max_outage = stopped_by(f.stop, Stop.MAX_OUTAGE)
+    if f.expected == EXPECT_NO_PROMOTION and (past_max_outage or not f.recovered):
         return Check("writes recovered", PASS, "writes did not come back within "
                      "max-outage: what a drill that must not promote a standby expects"
                      + lag_reason(f))
-    if f.max_outage_exceeded or not f.recovered:
+    if past_max_outage or not f.recovered:
         return Check("writes recovered", FAIL,
                      "writes did not come back (no primary accepted writes again)"
                      + lag_reason(f))
@@ -156,9 +154,9 @@ def drill_completed(f: Figures, t: Thresholds) -> Check:
     incomplete = []
     if f.ops_ok == 0:
         incomplete.append("no op was acknowledged at all")
-    if f.interrupted:
-        incomplete.append(f"the drill was interrupted by {f.interrupted}")
-    if f.reconciled_later:
+    if interrupted_by(f.stop):
+        incomplete.append(f"the drill was interrupted by {interrupted_by(f.stop)}")
+    if stopped_by(f.stop, Stop.RECONCILED_LATER):
         incomplete.append("the run's coordinator died; its data was reconciled later, its "
                           "load and faults were not followed to the end")
     if f.lock.failed:

@@ -7,7 +7,7 @@ import dataclasses
 
 from ptor_harness.config.scenario import Thresholds
 from ptor_harness.drill.faults import FaultRecord
-from ptor_harness.outcome import LockStatus
+from ptor_harness.outcome import LockStatus, Stop, StopReason
 from ptor_harness.verify import checks
 from ptor_harness.verify.checks import FAIL, PASS, UNKNOWN, Figures, Observed, judge, merge
 
@@ -15,6 +15,7 @@ THRESHOLDS = Thresholds(expect="failover", max_outage=30.0, max_write_rto=10.0,
                         max_lost_acknowledged=0, max_detection_time=None,
                         brownout_threshold=0.5, max_run_seconds=None)
 FAULT = FaultRecord("kill-primary", "lab", 10.0, 10.5, 0)
+PAST_MAX_OUTAGE = StopReason(Stop.MAX_OUTAGE, "no primary accepted writes for 12 s")
 FAILOVER = Observed(primary_changed=True, write_outage=True, longest_outage_seconds=2.5,
                     not_recovered=False)
 
@@ -23,8 +24,8 @@ def figures(**changes) -> Figures:
     """A clean kill-primary drill: a failover seen, writes back in 2.5 s, nothing lost."""
     clean = Figures(write_rto=2.5, recovered=True, outage_windows=1, detection=0.05, lost=0,
                     unverifiable=0, validation_error=None, anomalies={}, wrong_payloads=0,
-                    ops_ok=1000, stop=None, interrupted=None, reconciled_later=False,
-                    max_outage_exceeded=False, lock=LockStatus(), faults=[FAULT],
+                    ops_ok=1000, stop=StopReason(Stop.OBSERVED, "writes healthy for 5 s"),
+                    lock=LockStatus(), faults=[FAULT],
                     faults_planned=1, expected="failover", observed=FAILOVER)
     return dataclasses.replace(clean, **changes)
 
@@ -72,7 +73,9 @@ def test_a_fault_that_failed_or_never_ran_makes_the_drill_unknown():
 
 
 def test_an_interrupted_or_lock_broken_drill_is_unknown():
-    assert verdict(interrupted="SIGTERM").status == UNKNOWN
+    assert verdict(stop=StopReason(Stop.SIGNAL, "SIGTERM", "SIGTERM")).status == UNKNOWN
+    later = verdict(stop=StopReason(Stop.RECONCILED_LATER, "the coordinator had died"))
+    assert later.status == UNKNOWN and "reconciled later" in later.reasons[0]
     assert verdict(lock=LockStatus(lost_to="pid 42")).status == UNKNOWN
     assert verdict(ops_ok=0).status == UNKNOWN
 
@@ -84,7 +87,7 @@ def test_write_rto_above_its_limit_fails():
 
 def test_writes_that_never_came_back_fail_and_name_the_lag_when_none_was_promoted():
     stuck = Observed(False, True, None, True)
-    v = verdict(recovered=False, max_outage_exceeded=True, observed=stuck,
+    v = verdict(recovered=False, stop=PAST_MAX_OUTAGE, observed=stuck,
                 closest_standby=("pa2", 3_000_000, 1.5))
     assert v.status == FAIL
     assert "the closest, pa2, was 3,000,000 bytes of WAL behind" in v.reasons[0]
@@ -100,7 +103,7 @@ def test_expectations():
     # no promotion, writes down past max-outage: what no-promotion asks for
     held = Observed(False, True, None, True)
     assert verdict(expected="no-promotion", observed=held, recovered=False,
-                   max_outage_exceeded=True).status == PASS
+                   stop=PAST_MAX_OUTAGE).status == PASS
     assert verdict(expected="no-promotion", observed=nothing).status == UNKNOWN
     assert verdict(expected="any", observed=nothing).status == PASS
 

@@ -3,7 +3,7 @@
 from ptor_harness.config import parse_scenario
 from ptor_harness.drill.faults import FaultRecord
 from ptor_harness.ops import DELETE, INDETERMINATE, INSERT
-from ptor_harness.outcome import DrillOutcome, Stop
+from ptor_harness.outcome import DrillOutcome, Stop, StopReason
 from ptor_harness.outputs import exports, render, report
 from ptor_harness.verify.metrics import RunMetrics
 from ptor_harness.verify.reconcile import Reconciler
@@ -252,7 +252,8 @@ def test_a_verdict_without_a_promotion_names_the_standby_lag_at_the_fault():
     assert closest_standby([]) is None
 
     def figures(expected, changed, closest):
-        return SimpleNamespace(expected=expected, max_outage_exceeded=True, recovered=False,
+        return SimpleNamespace(expected=expected, recovered=False,
+                               stop=StopReason(Stop.MAX_OUTAGE, "no primary for 12 s"),
                                outage_windows=1, closest_standby=closest,
                                observed=SimpleNamespace(primary_changed=changed))
 
