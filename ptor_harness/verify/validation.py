@@ -59,8 +59,8 @@ def confirm_primary(servers: Sequence[tuple[str, str]], schema: str, timeout: fl
     only a cluster that is still on the older timeline after it is read as it is, and its
     label says so.
 
-    A promoted standby accepts writes only after it
-    has replayed all the WAL it received, so reading after this sees everything it kept.
+    A promoted standby accepts writes only after it has replayed all the WAL it received,
+    so reading after this sees everything it kept.
     """
     # a stale primary is refused for the first half of the time (at most STALE_GRACE):
     # long enough for a thawed old primary to be fenced; past it, a cluster that went back
