@@ -351,17 +351,13 @@ class Reconciler:
             self.findings.mismatched_rows += 1
 
     def _settle_order(self, worker: int) -> None:
-        """Decide the waiting units once the worker's every key is known, then call the
-        rest unverifiable (assumed kept)."""
-        order, f = self.order, self.findings
-        pending = order.settle(self._resolve)
-        shown = [any(unit.kept for unit in units) for _, units in order.doubt_deletes]
-        for unit in pending:
-            unit.kept = True
+        """The worker order's last decisions (WorkerOrder.finish), recorded."""
+        f = self.findings
+        unplaced, deletes = self.order.finish(self._resolve)
+        for unit in unplaced:
             for op in unit.ops:
                 f.add_unverifiable(worker, op)
-        for (delete, units), by_evidence in zip(order.doubt_deletes, shown):
-            applied = any(unit.kept for unit in units)
+        for delete, applied, by_evidence in deletes:
             f.applied += applied
             f.not_applied += not applied
             if by_evidence:  # not an assumption; and not applied, it may have matched nothing

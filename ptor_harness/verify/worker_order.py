@@ -91,3 +91,16 @@ class WorkerOrder:
             pending = waiting
         self.pending = []
         return pending
+
+    def finish(self, resolve: Resolve) -> tuple[list[Unit], list[tuple[Op, bool, bool]]]:
+        """Once the worker's every key is known: settle what waits (`settle`), take the
+        units nothing decides for kept (returned first: the caller lists them as
+        unverifiable, never lost), and say of each in-doubt delete of an absent row
+        whether it was applied (exactly when some unit under it was kept) and whether
+        evidence showed that, rather than the assumption: (delete, applied, shown)."""
+        pending = self.settle(resolve)
+        shown = [any(unit.kept for unit in units) for _, units in self.doubt_deletes]
+        for unit in pending:
+            unit.kept = True
+        return pending, [(delete, any(unit.kept for unit in units), by_evidence)
+                         for (delete, units), by_evidence in zip(self.doubt_deletes, shown)]
