@@ -116,9 +116,11 @@ class ReconcileShare:
 
 
 def start_share(conn, check: ShareCheck, ops: int) -> Optional[ReconcileShare]:
-    """A share for a ledger of at least SHARE_FROM_OPS ops of two or more workers; else,
-    or when the snapshot cannot be exported (said in the log), None."""
-    if ops < SHARE_FROM_OPS or not check.workers:
+    """A share for a ledger of at least SHARE_FROM_OPS ops whose workers it splits with
+    the coordinator; else, or when the snapshot cannot be exported (said in the log), None.
+    The share takes the higher workers: one from worker 0 on (a single-worker drill) would
+    leave the coordinator idle beside it, a process for nothing."""
+    if ops < SHARE_FROM_OPS or not check.workers or check.workers[0] == 0:
         return None
     try:
         return ReconcileShare(conn, check)

@@ -73,6 +73,10 @@ def test_a_share_of_the_workers_beside_the_coordinator_finds_what_one_pass_finds
         # a small ledger gets no share
         assert findings(spec, ledger, primary, identities, primary.dsn(),
                         ops=SHARE_FROM_OPS - 1)[1] is None
+        # nor does a drill of one worker, which the share would take whole
+        lone = ShareCheck(spec, primary.dsn(), 2.0, 5.0, "ptor", [0], spec.run_id, 64, False,
+                          identities, None, False, 2)
+        assert start_share(None, lone, SHARE_FROM_OPS) is None
     finally:
         ledger.close()
     f = one_pass
