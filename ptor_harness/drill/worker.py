@@ -1,6 +1,8 @@
 """A worker process: one table, one connection at a time, one op per transaction (or
 --ops-per-transaction of them between BEGIN and COMMIT).
 
+The worker's loop plans ops, makes their intents durable, paces them (--rate), hands each
+to its client (client.py), which runs it and returns it completed, and stops when told.
 Each op is journaled, intent then outcome (op_journal.py): in sync repo mode a harness
 crash can leave an op in doubt but never missing from the ledger. The worker shares a few
 live counters with the coordinator through `WorkerBoard` (board.py).
@@ -13,24 +15,19 @@ import time
 import traceback
 from typing import Optional
 
-import psycopg2
-
-from .. import bounds, db
-from ..acknowledgement import acknowledgement_notice, classify, judge
+from .. import db
 from ..config import WorkerSpec
-from ..ops import DELETE, FAILED, INDETERMINATE, OK
+from ..ops import FAILED, INDETERMINATE, OK, Identity
 from ..retry import Backoff
-from ..schema import payload
 from . import messages
 from .board import WorkerBoard
+from .client import Client
 from .op_journal import OpJournal, Stopped
 from .probe import ProbeBoard
 from .schedule import Schedule
-from .statements import OpStatements, prepared_on, send_op
 from .workload import Workload
 
 BLOCK = 64  # ops planned (and, in sync mode, made durable) at a time, at least
-NOT_SENT = "not sent: an earlier op of its transaction failed"
 BACKOFF_FIRST = 0.01  # retrying alone (the probe silent): from this ...
 BACKOFF_MAX = 1.0  # ... to this, doubling
 STOP_POLL = 0.01  # seconds between looks at the stop and abort flags
@@ -63,6 +60,7 @@ class Worker:
         self.spec = spec
         self.probe = probe
         self.journal = OpJournal(spec.worker, queue, ack_conn, self.aborted)
+        self.client = Client(spec, self.identity_read)
         self.board = board
         self.board_array = board.array
         self.ok_slot = board.slot(spec.worker, "ok")
@@ -75,36 +73,23 @@ class Worker:
         self.told_to_stop = False
         self.workload = Workload(spec.seed, spec.insert_percent, spec.update_percent,
                                  spec.delete_percent)
-        self.conn = None
-        self.cur = None
-        self.fd = -1  # the session's socket, for the op bound
-        self.session = 0
-        self.server_started: Optional[float] = None  # of the server the session is on
         self.counts = {OK: 0, FAILED: 0, INDETERMINATE: 0}
         self.planned = 0
-        w = spec.worker
-        t = spec.table
-        self.statements = OpStatements(t)
-        self.sql = self.statements.of(pooled=False)  # both chosen again at each connect
-        self.begin_sql = self.statements.of(pooled=False, begin=True)
         # a block holds whole transactions (only --ops-per-worker cuts the last one short)
         n = spec.ops_per_transaction
         self.block_size = -(-BLOCK // n) * n
-        self.pooled = False  # the session goes through a pooler: each op names its server
-        self.app_name = f"ptor-worker-{w}"
-        self.op_bound = bounds.OpBound(spec.statement_timeout + spec.rto_conn_timeout,
-                                       spec.statement_timeout > 0)
         # --rate: when each op is due (None: as fast as the worker can)
         self.schedule = Schedule(spec.rate, spec.seed, spec.ops_per_transaction) \
             if spec.rate > 0 else None
 
+    def identity_read(self, identity: Identity) -> None:
+        """The client read a server's identity: to the ledger, ahead of the ops it names."""
+        self.journal.send((messages.IDENTITY, tuple(identity)))
+
     # --- connections -----------------------------------------------------------------
 
     def drop_connection(self) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(Exception):
-                self.conn.close()
-        self.conn = self.cur = None
+        self.client.close()
         self.board.set(self.spec.worker, "connected", 0)
 
     def reconnect(self) -> None:
@@ -126,177 +111,39 @@ class Worker:
                 self.stop.wait(delay)
 
     def connect_once(self) -> bool:
-        """One attempt to open a session on a writable primary; False if none was had (no
-        server, or a standby answered)."""
+        """One attempt at a session on a writable primary (Client.connect), counted."""
         self.board_array[self.connects_slot] += 1
-        try:
-            conn = db.connect(self.spec.primary_pgdsn, self.app_name,
-                              self.spec.rto_conn_timeout, self.spec.statement_timeout)
-            try:
-                self.session += 1
-                with bounds.bounded(conn, self.spec.rto_conn_timeout):
-                    identity = db.server_identity(conn, self.spec.worker, self.session)
-                    pooled = db.behind_pooler(conn)
-                    prepared = not (pooled or identity.in_recovery) and \
-                        prepared_on(conn, self.statements.prepare)
-            except Exception:
-                conn.close()
-                raise
-        except psycopg2.Error:
+        if not self.client.connect():
             return False
-        self.journal.send((messages.IDENTITY, tuple(identity)))
-        if identity.in_recovery:
-            conn.close()  # a standby: keep looking for the primary
-            return False
-        self.server_started = identity.started_at
-        self.pooled = pooled
-        self.sql = self.statements.of(pooled, prepared=prepared)
-        self.begin_sql = self.statements.of(pooled, True, prepared)
-        self.conn, self.cur, self.fd = conn, conn.cursor(), conn.fileno()
         self.board.set(self.spec.worker, "connected", 1)
         return True
 
     # --- ops -------------------------------------------------------------------------
 
-    def execute(self, seq: int, kind: str, key: int) -> None:
-        """Run one op in its own transaction and journal its outcome."""
-        spec = self.spec
-        data = payload(spec.run_tag, spec.worker, seq, spec.payload_bytes) if kind != DELETE \
-            else None
-        t_start = time.time()
-        error = None
-        rows = prev_seq = started = None
-        self.op_bound.begin(self.fd, t_start)
-        try:
-            rows, prev_seq, started = send_op(self.cur, self.sql, self.pooled, kind, key, seq,
-                                              data, t_start)
-            outcome, error = OK, acknowledgement_notice(self.conn)
-        except psycopg2.Error as exc:
-            outcome = classify(exc, sent=True)
-            error = db.error_label(exc)
-        self.op_bound.end()
-        t_end = time.time()
-        if error is not None:
-            outcome, error = self.judge_acknowledgement(outcome, error, t_end - t_start)
-            if outcome != OK:
-                rows = prev_seq = None  # as for any op without an acknowledgement
+    def settle(self, done: list) -> None:
+        """Completed ops (one, or a transaction's, which share their ending) to the
+        outbox, their keys back to the workload, and the board's counters after their
+        acknowledgement or its absence (which ended the session)."""
+        workload, counts, add = self.workload, self.counts, self.journal.add
+        for op in done:
+            outcome = op[6]
+            workload.settle(op[2], op[3], outcome)
+            counts[outcome] += 1
+            add(op)
+        first = done[0]
+        t_end, outcome = first[5], first[6]
         if self.schedule is not None:
-            self.schedule.done(t_start, t_end, outcome == OK)
-        session = self.session
-        if self.pooled and outcome == OK and started != self.server_started:
-            session = self.follow_server(started, t_end)
-        self.record(seq, kind, key, t_start, t_end, outcome, error, session, rows, prev_seq)
-        self.count(outcome, t_end)
-
-    def execute_transaction(self, ops: list) -> None:
-        """Run ops (seq, kind, key) between BEGIN and COMMIT, the COMMIT their one
-        acknowledgement: all ok, failed or in doubt together. An error before the COMMIT
-        was sent fails them all for certain (a server commits nothing without it); ops
-        after the failing one are never sent, and journaled failed with no effect."""
-        spec, cur, pooled = self.spec, self.cur, self.pooled
-        sent: list[tuple] = []  # (seq, kind, key, t_start, rows, prev_seq)
-        error = started = None
-        sql = self.begin_sql
-        try:
-            for seq, kind, key in ops:
-                data = payload(spec.run_tag, spec.worker, seq, spec.payload_bytes) \
-                    if kind != DELETE else None
-                t_start = time.time()
-                self.op_bound.begin(self.fd, t_start)
-                sent.append((seq, kind, key, t_start, None, None))
-                rows, prev_seq, server = send_op(cur, sql, pooled, kind, key, seq, data,
-                                                 t_start)
-                sent[-1] = (seq, kind, key, t_start, rows, prev_seq)
-                started = server if server is not None else started
-                sql = self.sql
-            t_commit = time.time()
-            self.op_bound.begin(self.fd, t_commit)
-            try:
-                cur.execute("COMMIT")
-                outcome, error = OK, acknowledgement_notice(self.conn)
-            except psycopg2.Error as exc:
-                outcome, error = classify(exc, sent=True), db.error_label(exc)
-        except psycopg2.Error as exc:  # before the COMMIT: rolled back, nothing applied
-            outcome, error = FAILED, db.error_label(exc)
-            t_commit = time.time()
-        self.op_bound.end()
-        t_end = time.time()
-        outcome, error = self.judge_acknowledgement(outcome, error, t_end - t_commit)
-        if self.schedule is not None:
-            self.schedule.done(sent[0][3], t_end, outcome == OK, len(ops))
-        session = self.session
-        if pooled and outcome == OK and started != self.server_started:
-            session = self.follow_server(started, t_end)
-        for seq, kind, key, t_start, rows, prev_seq in sent:
-            if outcome != OK:
-                rows = prev_seq = None
-            self.record(seq, kind, key, t_start, t_end, outcome, error, session, rows,
-                        prev_seq)
-        for seq, kind, key in ops[len(sent):]:
-            self.record(seq, kind, key, t_end, t_end, FAILED, NOT_SENT, session, None, None)
-        self.count(outcome, t_end)
-
-    def judge_acknowledgement(self, outcome: str, error: Optional[str],
-                              took: float) -> tuple[str, Optional[str]]:
-        """acknowledgement.judge, with this session's own statement timeout (none behind a
-        pooler: db.connect sets it only on a connection of ptor's own)."""
-        return judge(outcome, error, took, 0.0 if self.pooled else self.spec.statement_timeout)
-
-    def record(self, seq: int, kind: str, key: int, t_start: float, t_end: float,
-               outcome: str, error: Optional[str], session: int, rows: Optional[int],
-               prev_seq: Optional[int]) -> None:
-        """One op's outcome, to the outbox (and its key back to the workload)."""
-        self.workload.settle(kind, key, outcome)
-        self.counts[outcome] += 1
-        self.journal.add((self.spec.worker, seq, kind, key, t_start, t_end, outcome, error,
-                          session, rows, prev_seq))
-
-    def count(self, outcome: str, t_end: float) -> None:
-        """The board's counters after an acknowledgement (or its absence, which also ends
-        the session: the next op connects anew)."""
+            self.schedule.done(first[4], t_end, outcome == OK, len(done))
         if outcome == OK:
-            self.board_array[self.ok_slot] = self.counts[OK]
+            self.board_array[self.ok_slot] = counts[OK]
             self.board_array[self.last_ok_slot] = t_end
+            if self.client.session is None:  # the pooler's new server could not be named
+                self.board.set(self.spec.worker, "connected", 0)
         else:
             w = self.spec.worker
-            self.board.set(w, outcome, self.counts[outcome])
+            self.board.set(w, outcome, counts[outcome])
             self.board.set(w, "last_bad", t_end)
-            self.drop_connection()
-
-    def follow_server(self, started: Optional[float], acked_at: float) -> int:
-        """The session number of an op just acknowledged whose server may not be the one
-        the session's identity names (`started`: its postmaster's start, as the op returned
-        it; None for an update or delete that matched no row, which returned nothing).
-
-        A different server (a transaction pooler moved the connection) begins a new
-        session, whose identity is read at once and counts from the op's acknowledgement.
-        Should it come from yet another server (the pooler moved again in between), the
-        op gets a session with no identity: its server unknown, never a wrong one. A
-        failed read drops the connection; the op stays acknowledged."""
-        try:
-            with bounds.bounded(self.conn, self.spec.rto_conn_timeout):
-                if started is None:  # rare: the op changed no row
-                    self.cur.execute(f"SELECT {db.SERVER_STARTED_SQL}")
-                    started = self.cur.fetchone()[0]
-                    if started == self.server_started:
-                        return self.session
-                self.session += 1
-                op_session = self.session
-                identity = db.server_identity(self.conn, self.spec.worker, self.session)
-        except psycopg2.Error:
-            self.drop_connection()
-            self.session += 1  # the op's server is unknown; the next connect starts anew
-            return self.session
-        if identity.started_at == started:
-            identity = identity._replace(at=acked_at)
-        else:
-            self.session += 1
-            identity = identity._replace(session=self.session)
-        self.journal.send((messages.IDENTITY, tuple(identity)))
-        # a server that cannot say when it started must not make every op ask again
-        self.server_started = identity.started_at if identity.started_at is not None \
-            else started
-        return op_session
+            self.board.set(w, "connected", 0)
 
     def run_block(self, block: list) -> Optional[int]:
         """Execute a planned block (whole transactions); on stop, return the seq of the
@@ -306,7 +153,7 @@ class Worker:
             seq = block[start][0]
             if self.stopping():
                 return seq
-            if self.conn is None:
+            if self.client.session is None:
                 try:
                     self.reconnect()
                 except Stopped:
@@ -316,9 +163,9 @@ class Worker:
             if self.schedule is not None and not self.schedule.wait_turn(self.stopping):
                 return seq
             if step == 1:
-                self.execute(*block[start])
+                self.settle([self.client.invoke(*block[start])])
             else:
-                self.execute_transaction(block[start:start + step])
+                self.settle(self.client.invoke_transaction(block[start:start + step]))
         return None
 
     def plan_next(self) -> list:
@@ -340,7 +187,7 @@ class Worker:
         while not go.wait(0.2):
             if self.stopping():
                 return self.finish([])
-        self.op_bound.start()
+        self.client.start()
         if self.schedule is not None:
             self.schedule.start(time.time())
         sync = self.spec.sync_ledger
