@@ -31,7 +31,7 @@ from typing import Optional
 
 import psycopg2
 
-from . import db
+from . import db, servers
 from .bounds import cut_socket
 from .errors import ClusterError
 from .retry import Backoff
@@ -112,23 +112,13 @@ def acquire(dsn: str, what: str, schema: str, run_id: str, timeout: float,
     return conn
 
 
-def cluster_position(conn) -> Optional[tuple[str, int]]:
-    """(system identifier, timeline) of the server behind `conn`: a promoted standby keeps
-    the cluster's identifier and moves to a higher timeline. None when it cannot be read."""
+def cluster_position(conn) -> Optional[servers.Position]:
+    """The cluster position (servers.position) of the server behind `conn`, None when it
+    cannot be read."""
     try:
-        identity = db.server_identity(conn, -1, 0)
+        return servers.position(db.server_identity(conn, -1, 0))
     except psycopg2.Error:
         return None
-    if identity.system_id is None or identity.timeline is None:
-        return None
-    return identity.system_id, identity.timeline
-
-
-def is_newer(there: Optional[tuple[str, int]], here: Optional[tuple[str, int]]) -> bool:
-    """Is `there` a newer primary of the cluster `here` belongs to (same system identifier,
-    higher timeline)? Unknown positions are never newer."""
-    return there is not None and here is not None and there[0] == here[0] \
-        and there[1] > here[1]
 
 
 class LockKeeper:
@@ -201,7 +191,7 @@ class LockKeeper:
     def _newer_primary(self) -> bool:
         """Does the DSN now lead to a newer primary of the lock's cluster? An unreachable
         DSN says nothing."""
-        return is_newer(self._position_now(), self.position)
+        return servers.is_newer(self._position_now(), self.position)
 
     def _retake(self) -> bool:
         cut_socket(self.conn)  # the old server may be frozen: close() must not wait on it

@@ -106,6 +106,11 @@ class Identity(NamedTuple):
         acknowledged, exactly like a failover)."""
         return (self.addr, self.port, self.system_id, self.timeline, self.started_at)
 
+    def primary(self) -> tuple:
+        """The fields that name one primary: a node of a cluster on a timeline. The same
+        primary restarted is still that primary (servers.py)."""
+        return (self.addr, self.port, self.system_id, self.timeline)
+
     def label(self) -> str:
         """A short human name for the server, as the report prints it."""
         where = f"{self.addr or 'local'}:{self.port}"

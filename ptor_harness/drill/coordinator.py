@@ -6,8 +6,8 @@ prepares the cluster; the crew (crew.py) runs the recorder, the probe and the wo
 the stop rules (stoprules.py) say when the load ends; reconciliation and the report
 (verify/, outputs/) turn the ledger and the new primary into the verdict. The coordinator
 gathers the `DrillOutcome` (outcome.py) they need; what it works out itself is only what
-orchestrating takes (the reconciliation's time budget, the newest timeline the workers
-wrote to, which workers a reconciliation share takes).
+orchestrating takes (the reconciliation's time budget and which workers a reconciliation
+share takes); which primary is newest it asks servers.py.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from ..ledger.journal import PhaseJournal
 from ..ops import ENDPOINT, READ_ONLY
 from ..outcome import DrillOutcome, Stop, StopReason
 from ..outputs import exports, report
+from ..servers import newest_timeline
 from ..verify.validation import ValidationIncomplete, confirm_primary, reconcile_run
 from .cpu_sampler import CpuSampler
 from .crew import QUEUE_MESSAGES, Crew
@@ -307,13 +308,10 @@ class Drill:
         servers = [(ENDPOINT, c.primary_pgdsn)] + [
             (node.name, node.dsn) for node in cluster_nodes(s)[0]]
         system = before.system_id if before else None
-        timelines = [i.timeline for i in outcome.identities + ([before] if before else [])
-                     if i.system_id == system and i.timeline is not None
-                     and not i.in_recovery]
         try:
             confirmed = confirm_primary(
                 servers, c.schema, c.rto_conn_timeout, deadline, c.statement_timeout,
-                system, max(timelines, default=None))
+                system, newest_timeline(outcome.identities + [before], system))
         except ValidationIncomplete as exc:
             outcome.validation_error = s.redact(str(exc))
             return

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shlex
 import sys
@@ -27,6 +26,8 @@ from typing import Optional
 
 from tabulate import tabulate
 
+from ..errors import ConfigError
+from ..outputs import report_file
 from . import load_lab, pooler, stacks
 from .actions import FAULT_ACTIONS
 from .base import Lab
@@ -120,9 +121,8 @@ def print_dsns(lab: Lab) -> None:
 def show_outputs(report_json: str) -> None:
     """Name the demo's run folder and its picture, so a newcomer finds them."""
     try:
-        with open(report_json, encoding="utf-8") as src:
-            run_dir = json.load(src)["run_dir"]
-    except (OSError, ValueError, KeyError):
+        run_dir = report_file.load(report_json)["run_dir"]
+    except (ConfigError, KeyError):
         return
     print(f"ptor-lab: run folder {run_dir} (report.json, timeline.csv, ptor.log, ...)")
     picture = os.path.join(run_dir, "timeline.png")

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest, write_t
 from ..config import OPTIONS
 from ..config.scenario import Outputs
 from ..verify.findings import ANOMALY_CLASSES
+from . import report_file
 from .charts import timeline_png
 
 TIMELINE_COLUMNS = ("second", "seconds_since_warmup", "phase", "ok", "failed",
@@ -235,8 +236,8 @@ def scenario_ini(public: dict, run_id: str) -> str:
 
 
 def write_json(report: dict, path: str) -> None:
-    """report.json: the report as sorted, indented JSON."""
-    write_atomic(path, json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+    """report.json (report_file.to_text), written whole or not at all."""
+    write_atomic(path, report_file.to_text(report))
 
 
 def write_run_files(report: dict, run_dir: str) -> Optional[str]:

@@ -22,7 +22,9 @@ import psycopg2
 from tabulate import tabulate
 
 from .. import db
-from ..errors import ClusterError
+from ..errors import ClusterError, ConfigError
+from . import report_file
+from .report_file import REPORT_BYTES, NotAReport
 
 SPARKS = "▁▂▃▄▅▆▇█"
 # A write RTO this many times the median of the earlier runs (and at least this many
@@ -47,10 +49,6 @@ class RunSummary:
     reason: str = ""
 
 
-class NotAReport(ValueError):
-    """A report.json that is not one ptor wrote (partial, malformed or hostile)."""
-
-
 def _number(value, kind=(int, float)) -> Optional[float]:
     if value is None:
         return None
@@ -61,12 +59,12 @@ def _number(value, kind=(int, float)) -> Optional[float]:
 
 
 def summarize(run_id: str, started_at: Optional[float], report) -> RunSummary:
-    """The history's view of one run's report (None: the run left no report). Raises
-    NotAReport for anything that is not a report ptor wrote."""
+    """The history's view of one run's report (None: the run left no report; else as
+    report_file.parse reads it). Raises NotAReport for anything that is not a report ptor
+    wrote."""
     if report is None:
         return RunSummary(run_id, started_at, None, reason="no report: the run did not finish")
-    if not isinstance(report, dict):
-        raise NotAReport("not a JSON object")
+    report = report_file.parse(report)
     if report.get("verdict") is None and isinstance(report.get("error"), str):
         return RunSummary(run_id, started_at, None,  # it could not start: say why
                           reason=f"did not start: {report['error'][:120]}")
@@ -93,10 +91,8 @@ def summaries(rows, skipped: list[str]) -> list[RunSummary]:
     out = []
     for run_id, started, report in rows:
         try:
-            if isinstance(report, str):
-                report = json.loads(report)
             out.append(summarize(run_id, started, report))
-        except (ValueError, RecursionError) as exc:
+        except NotAReport as exc:
             skipped.append(f"skipped run {str(run_id)[:40]}: its report is not one ptor "
                            f"wrote ({str(exc)[:80]})")
     return out
@@ -122,8 +118,6 @@ def from_repo(dsn: str, schema: str, limit: int, timeout: float,
     return summaries(rows, skipped if skipped is not None else [])
 
 
-REPORT_BYTES = 64 * 1024 * 1024  # a report.json larger than this is not read
-
 
 def from_report_dir(path: str, limit: int, skipped: Optional[list] = None) -> list[RunSummary]:
     """The newest `limit` run folders under `path` (their names start with the UTC time
@@ -143,17 +137,16 @@ def from_report_dir(path: str, limit: int, skipped: Optional[list] = None) -> li
         if not any(os.path.exists(os.path.join(folder, f)) for f in ("ptor.log", "report.json")):
             continue  # not a run folder
         report = None
-        try:
-            if os.path.getsize(report_path) > REPORT_BYTES:
-                skipped.append(f"skipped run {name[:40]}: its report.json is too large")
+        if os.path.exists(report_path):
+            try:
+                report = report_file.load(report_path)
+            except NotAReport as exc:
+                skipped.append(f"skipped run {name[:40]}: its report is not one ptor wrote "
+                               f"({str(exc)[:80]})")
                 continue
-            with open(report_path, encoding="utf-8") as src:
-                report = src.read()
-        except FileNotFoundError:
-            pass
-        except (OSError, UnicodeDecodeError):
-            skipped.append(f"skipped run {name[:40]}: its report.json cannot be read")
-            continue
+            except ConfigError:
+                skipped.append(f"skipped run {name[:40]}: its report.json cannot be read")
+                continue
         runs += summaries([(name, _time_from_run_id(name), report)], skipped)
         if len(runs) >= limit:
             break

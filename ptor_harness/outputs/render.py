@@ -11,8 +11,8 @@ from typing import Optional
 
 from tabulate import tabulate
 
+from ..servers import primary_moves
 from .charts import terminal_chart
-from .report import primary_moves
 
 
 def _s(value: Optional[float], digits: int = 3) -> str:

@@ -1,42 +1,7 @@
 """The report: the drill's figures as a versioned dict (report.json), a verdict, and tables.
 
-Report format history:
-  1 — first version: verdict, rto, rpo, ops, indeterminate, validation, anomalies, servers,
-      latency, faults, workers, windows, timeline, phases, errors.
-  2 — `interrupted` (signal name or null), `deadline_reached` (max-run-seconds), `lock`
-      (the drill lock: times retaken after a failover, who took it), `checks`
-      (each of the verdict's checks: name, status, detail); anomalies gain
-      split_brain_writes, resurrected_rows and examples for every class; `harness` (CPU
-      of ptor's own processes and of the machine during the load, harness_limited).
-  3 — the version chain: `rpo.lost_by_evidence` (final_state, version_chain,
-      worker_order), `rpo.unverifiable_ops` and examples, `rpo.first_lost_ack_at`,
-      `rpo.last_lost_ack_at`; `rpo.window_seconds` is now the first to the last lost
-      acknowledgement, with `rpo.first_lost_before_fault_seconds` and
-      `rpo.last_lost_before_fault_seconds`; lost examples say how each loss was found;
-      `expectation` (expected, observed: primary_changed, write_outage,
-      longest_outage_seconds, not_recovered); checks `faults ran` and `expect ...`;
-      faults carry `stderr_first_line`; `indeterminate.unrecorded_applied`; the probe:
-      `rto.probe_seconds`, `rto.probe_first_write_at`, and per window `probe` (last_ok,
-      first_failure, first_write, seconds) and `connect_attempts_per_second`.
-  4 — the node observer: `nodes` (observer on/off and why, where the nodes came from,
-      samples sent / dropped, per node samples and pg_monitor, `unknown_fields`, `lanes`:
-      each node's states over time) and `anatomy` (old / new primary, `events` with
-      time, source and resolution, `detection_seconds`, `promotion_seconds`,
-      `routing_seconds`, `replication_at_fault`, `two_primaries`,
-      `service_available_seconds`); `brownout` (threshold, warmup rate, periods);
-      `rto.service_available_seconds`, `rto.sla_percent`, `rto.read_seconds`,
-      `rpo.lost_bytes`, `rpo.lost_by_cause`, `anatomy.read_outage_seconds`,
-      `anatomy.stale_routing`; lost examples carry their `cause`.
-  5 — the load's shape: `load` (target and achieved rate, schedule lag, skipped ops,
-      latency from due, the primary's WAL rate and timeline),
-      `anatomy.wal_bytes_per_second_before_fault`; transactions (--ops-per-transaction):
-      `transactions` (ops_per_transaction, ok, failed, indeterminate),
-      `rpo.lost_acknowledged_transactions`, `anomalies.partial_transactions` and its
-      examples.
-  6 — `background` (--background-load: each command masked, its starts, exits and exit
-      codes, pgbench's tps per second and before / after the fault, given up or left
-      running, the end of its output; `wal`: ptor's estimated share of the primary's WAL);
-      the brownout's baseline starts once the background load runs.
+Its format and the history of its formats are report_file.py's, which also reads reports
+back.
 """
 
 from __future__ import annotations
@@ -45,6 +10,7 @@ import dataclasses
 import os
 from typing import Optional
 
+from .. import servers
 from ..errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
 from ..ops import ENDPOINT
 from ..outcome import DrillOutcome
@@ -63,9 +29,10 @@ from ..verify.metrics import (
 )
 from ..verify.rate import BEFORE_FAULT, load_figures, load_warnings, wal_rate
 from ..verify.transactions import transaction_totals
+from . import report_file
 from .nodes import failover_anatomy, lost_by_cause, nodes_section, stale_routing
 
-REPORT_FORMAT = 6
+REPORT_FORMAT = report_file.FORMAT
 EXIT_CODES = {checks.PASS: EXIT_PASS, checks.FAIL: EXIT_FAIL, checks.UNKNOWN: EXIT_UNKNOWN}
 
 
@@ -74,37 +41,6 @@ def _identity(identity) -> Optional[dict]:
         return None
     return {"addr": identity.addr, "port": identity.port, "system_id": identity.system_id,
             "timeline": identity.timeline, "label": identity.label()}
-
-
-def identity_changes(identities: list) -> list[dict]:
-    """Every change of primary each worker saw, in time order."""
-    last: dict[int, object] = {}
-    changes = []
-    for ident in sorted(identities, key=lambda i: i.at):
-        if ident.in_recovery:
-            continue
-        if ident.worker in last and last[ident.worker].server() != ident.server():
-            changes.append({"worker": ident.worker, "at": ident.at,
-                            "from": last[ident.worker].label(), "to": ident.label()})
-        last[ident.worker] = ident
-    return changes
-
-
-def primary_moves(changes: list[dict]) -> list[dict]:
-    """Identity changes grouped into moves of the primary: from, to, when the first and
-    the last worker followed, and how many workers did."""
-    moves: list[dict] = []
-    for change in changes:
-        move = next((m for m in reversed(moves) if (m["from"], m["to"]) ==
-                     (change["from"], change["to"])), None)
-        if move is None or change["worker"] in move["worker_set"]:
-            move = {"from": change["from"], "to": change["to"], "first": change["at"],
-                    "last": change["at"], "worker_set": set()}
-            moves.append(move)
-        move["last"] = change["at"]
-        move["worker_set"].add(change["worker"])
-    return [{"from": m["from"], "to": m["to"], "first": m["first"], "last": m["last"],
-             "workers": len(m["worker_set"])} for m in moves]
 
 
 def anomalies(findings) -> dict:
@@ -208,7 +144,7 @@ def build(outcome: DrillOutcome) -> dict:
         "servers": {
             "primary_before": _identity(outcome.primary_before),
             "primary_after": _identity(outcome.primary_after),
-            "identity_changes": identity_changes(outcome.identities),
+            "identity_changes": servers.identity_changes(outcome.identities),
         },
         "latency": {
             "op_ok_p50_seconds": metrics.latency.percentile(50) if metrics else None,
@@ -297,11 +233,8 @@ def observed_failover(windows: list[dict], outcome: DrillOutcome) -> checks.Obse
     """What the drill saw of a failover: a change of primary (address, port, system,
     timeline: among the primaries the workers and ptor's checks reached) and write
     outages."""
-    primaries = {(i.addr, i.port, i.system_id, i.timeline) for i in outcome.identities
-                 if i.in_recovery is False}
-    for ident in (outcome.primary_before, outcome.primary_after):
-        if ident is not None:
-            primaries.add((ident.addr, ident.port, ident.system_id, ident.timeline))
+    primaries = servers.primaries(outcome.identities + [outcome.primary_before,
+                                                        outcome.primary_after])
     longest = max((w["write_rto_seconds"] or 0.0 for w in windows), default=None)
     return checks.Observed(primary_changed=len(primaries) > 1, write_outage=bool(windows),
                            longest_outage_seconds=longest,
@@ -336,8 +269,7 @@ def warnings(report: dict, outcome: DrillOutcome) -> list[str]:
         out.append(f"the node observer dropped {observer.dropped} samples: the recorder's "
                    "queue was full")
     after = outcome.primary_after
-    newest = max((i.timeline for i in outcome.identities if not i.in_recovery and after
-                  and i.system_id == after.system_id and i.timeline is not None), default=None)
+    newest = servers.newest_timeline(outcome.identities, after.system_id) if after else None
     if after is not None and newest is not None and after.timeline < newest:
         out.append(f"reconciled against {after.label()}, older than a primary the "
                    f"workers wrote to (timeline {newest}): two primaries were "

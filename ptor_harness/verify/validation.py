@@ -15,6 +15,7 @@ from ..ledger import Ledger
 from ..ops import ENDPOINT, Identity
 from ..retry import Retry, RetryExhausted
 from ..schema import PAYLOAD_BASE_SQL, heartbeat, payload_sql, worker_table
+from ..servers import newer_primary_since, position
 from .findings import Findings
 from .reconcile import Reconciler
 
@@ -140,30 +141,12 @@ def server_lookup(identities: list[Identity]) -> Callable[[int, Optional[int]], 
     return lambda worker, session: table.get((worker, session))
 
 
-def newer_primary_since(identities: list[Identity]) -> dict:
-    """(system id, timeline) -> when a client was first served by a newer primary of the
-    same cluster (a higher timeline), for every timeline some client wrote on."""
-    first_seen: dict = {}
-    for ident in identities:
-        if ident.in_recovery or ident.system_id is None or ident.timeline is None:
-            continue
-        key = (ident.system_id, ident.timeline)
-        first_seen[key] = min(first_seen.get(key, ident.at), ident.at)
-    newer = {}
-    for system_id, timeline in first_seen:
-        later = [at for (sid, tl), at in first_seen.items()
-                 if sid == system_id and tl > timeline]
-        if later:
-            newer[(system_id, timeline)] = min(later)
-    return newer
-
-
 def stale_lookup(identities: list[Identity]) -> Optional[Callable[[int, Optional[int], float],
                                                                     Optional[float]]]:
     """(worker, session, acknowledged at) -> since when a newer primary was serving, when
     the op was acknowledged by a server that was no longer the newest primary (split brain);
     else None. None instead of a lookup when no client ever saw a newer primary."""
-    sessions = {(i.worker, i.session): (i.system_id, i.timeline) for i in identities}
+    sessions = {(i.worker, i.session): position(i) for i in identities}
     newer = newer_primary_since(identities)
     if not newer:
         return None  # no client ever saw a newer primary: nothing can be stale

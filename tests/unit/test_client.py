@@ -39,7 +39,7 @@ def server_error(base, code):
 
 
 class FakeCursor:
-    def __init__(self, conn: "FakeConn") -> None:
+    def __init__(self, conn: FakeConn) -> None:
         self.conn = conn
         self.rowcount = -1
         self.row = None

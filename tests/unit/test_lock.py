@@ -1,6 +1,6 @@
 """The drill lock follows a failover to a newer primary of the same cluster, never back."""
 
-from ptor_harness.lock import is_newer
+from ptor_harness.servers import is_newer
 
 
 def test_only_a_higher_timeline_of_the_same_cluster_is_newer():

@@ -128,7 +128,8 @@ def test_a_lost_delete_is_a_resurrected_row_with_its_example():
 
 
 def test_split_brain_writes_are_acks_after_a_newer_primary_served():
-    from ptor_harness.verify.validation import newer_primary_since, stale_lookup
+    from ptor_harness.servers import newer_primary_since
+    from ptor_harness.verify.validation import stale_lookup
 
     from .synthetic import identity
 

@@ -1,0 +1,135 @@
+"""report.json: its one writer and its one reader, which knows every format ptor wrote
+(pyperf's `_as_json` and `_json_load` with their format history).
+
+`to_text` is what report.json holds (exports.write_json puts it on disk, whole or not at
+all); `load` reads one back from a file, `parse` from text or a dict (a repo's
+`ledger_run.report`). Both check that it is a report ptor wrote and bring an older format up
+to the current one by adding, as null, every key a later format added, so render,
+exports, history and campaigns read any report the same way, and a report from an older
+ptor is never mistaken for one whose figures are missing.
+
+Report format history:
+  1 — first version: verdict, rto, rpo, ops, indeterminate, validation, anomalies, servers,
+      latency, faults, workers, windows, timeline, phases, errors.
+  2 — `interrupted` (signal name or null), `deadline_reached` (max-run-seconds), `lock`
+      (the drill lock: times retaken after a failover, who took it), `checks`
+      (each of the verdict's checks: name, status, detail); anomalies gain
+      split_brain_writes, resurrected_rows and examples for every class; `harness` (CPU
+      of ptor's own processes and of the machine during the load, harness_limited).
+  3 — the version chain: `rpo.lost_by_evidence` (final_state, version_chain,
+      worker_order), `rpo.unverifiable_ops` and examples, `rpo.first_lost_ack_at`,
+      `rpo.last_lost_ack_at`; `rpo.window_seconds` is now the first to the last lost
+      acknowledgement, with `rpo.first_lost_before_fault_seconds` and
+      `rpo.last_lost_before_fault_seconds`; lost examples say how each loss was found;
+      `expectation` (expected, observed: primary_changed, write_outage,
+      longest_outage_seconds, not_recovered); checks `faults ran` and `expect ...`;
+      faults carry `stderr_first_line`; `indeterminate.unrecorded_applied`; the probe:
+      `rto.probe_seconds`, `rto.probe_first_write_at`, and per window `probe` (last_ok,
+      first_failure, first_write, seconds) and `connect_attempts_per_second`.
+  4 — the node observer: `nodes` (observer on/off and why, where the nodes came from,
+      samples sent / dropped, per node samples and pg_monitor, `unknown_fields`, `lanes`:
+      each node's states over time) and `anatomy` (old / new primary, `events` with
+      time, source and resolution, `detection_seconds`, `promotion_seconds`,
+      `routing_seconds`, `replication_at_fault`, `two_primaries`,
+      `service_available_seconds`); `brownout` (threshold, warmup rate, periods);
+      `rto.service_available_seconds`, `rto.sla_percent`, `rto.read_seconds`,
+      `rpo.lost_bytes`, `rpo.lost_by_cause`, `anatomy.read_outage_seconds`,
+      `anatomy.stale_routing`; lost examples carry their `cause`.
+  5 — the load's shape: `load` (target and achieved rate, schedule lag, skipped ops,
+      latency from due, the primary's WAL rate and timeline),
+      `anatomy.wal_bytes_per_second_before_fault`; transactions (--ops-per-transaction):
+      `transactions` (ops_per_transaction, ok, failed, indeterminate),
+      `rpo.lost_acknowledged_transactions`, `anomalies.partial_transactions` and its
+      examples.
+  6 — `background` (--background-load: each command masked, its starts, exits and exit
+      codes, pgbench's tps per second and before / after the fault, given up or left
+      running, the end of its output; `wal`: ptor's estimated share of the primary's WAL);
+      the brownout's baseline starts once the background load runs.
+
+A run that could not start leaves a report of the current format with `verdict` null and
+`error` saying why (and no figures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Union
+
+from ..errors import ConfigError
+
+FORMAT = 6
+REPORT_BYTES = 64 * 1024 * 1024  # a report.json larger than this is not read
+
+# The keys each format added, as (section or None for the top level, key): an older
+# report gets them as null when it is read.
+ADDED_IN: dict[int, tuple[tuple, ...]] = {
+    2: ((None, "interrupted"), (None, "deadline_reached"), (None, "lock"), (None, "checks"),
+        (None, "harness"), ("anomalies", "split_brain_writes"),
+        ("anomalies", "resurrected_rows")),
+    3: (("rpo", "lost_by_evidence"), ("rpo", "unverifiable_ops"),
+        ("rpo", "first_lost_ack_at"), ("rpo", "last_lost_ack_at"),
+        ("rpo", "first_lost_before_fault_seconds"), ("rpo", "last_lost_before_fault_seconds"),
+        (None, "expectation"), ("indeterminate", "unrecorded_applied"),
+        ("rto", "probe_seconds"), ("rto", "probe_first_write_at")),
+    4: ((None, "nodes"), (None, "anatomy"), (None, "brownout"),
+        ("rto", "service_available_seconds"), ("rto", "sla_percent"), ("rto", "read_seconds"),
+        ("rpo", "lost_bytes"), ("rpo", "lost_by_cause")),
+    5: ((None, "load"), (None, "transactions"), ("rpo", "lost_acknowledged_transactions"),
+        ("anomalies", "partial_transactions")),
+    6: ((None, "background"),),
+}
+
+
+class NotAReport(ConfigError, ValueError):
+    """A report.json that is not one ptor wrote (partial, malformed, from a newer ptor, or
+    hostile): exit 2 where the user named it."""
+
+
+def to_text(report: dict) -> str:
+    """The report as report.json holds it: sorted, indented JSON."""
+    return json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def parse(report: Union[str, bytes, dict]) -> dict:
+    """A report read back (from report.json's text, or a dict from the repo), brought up
+    to the current format. Raises NotAReport for anything ptor did not write."""
+    if isinstance(report, (str, bytes)):
+        try:
+            report = json.loads(report)
+        except (ValueError, RecursionError) as exc:
+            raise NotAReport(f"not JSON ({str(exc)[:80]})") from None
+    if not isinstance(report, dict):
+        raise NotAReport("not a JSON object")
+    version = report.get("format", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise NotAReport("no report format")
+    if version > FORMAT:
+        raise NotAReport(f"report format {version} is newer than this ptor reads "
+                         f"({FORMAT}): upgrade ptor")
+    if report.get("verdict") is None and "error" in report:
+        return report  # a run that could not start: no figures to bring up
+    upgraded = dict(report)
+    for added in range(version + 1, FORMAT + 1):
+        for section, key in ADDED_IN[added]:
+            if section is None:
+                upgraded.setdefault(key, None)
+            elif isinstance(upgraded.get(section), dict):
+                upgraded[section] = dict(upgraded[section])
+                upgraded[section].setdefault(key, None)
+    upgraded["format"] = FORMAT
+    return upgraded
+
+
+def load(path: str) -> dict:
+    """The report in the file at `path` (parse). A file that cannot be read raises
+    ConfigError, one that is no report NotAReport."""
+    try:
+        if os.path.getsize(path) > REPORT_BYTES:
+            raise NotAReport(f"larger than {REPORT_BYTES // (1024 * 1024)} MiB")
+        with open(path, encoding="utf-8") as src:
+            text = src.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the report {path!r}: "
+                        f"{getattr(exc, 'strerror', None) or exc}") from None
+    return parse(text)

@@ -1,0 +1,101 @@
+"""Which server, and which primary is newer: one model for the lock, validation, the
+coordinator and the report, each of which asks here instead of deriving it again
+(Patroni's `Cluster` and `Leader` objects, which every caller asks).
+
+Three notions, each named by what it is for:
+- a server's unbroken history, `Identity.server()` (node, cluster, timeline and the
+  postmaster's start): two ops on equal histories ran on one server that neither failed
+  over nor restarted in between, so the later cannot have lost the earlier;
+- a primary, `Identity.primary()` (node, cluster, timeline): the same primary restarted is
+  still that primary, so a restart alone is no change of primary;
+- a cluster position, (system identifier, timeline): a promoted standby keeps the
+  cluster's identifier and moves to a higher timeline, so a higher one of the same
+  cluster is a newer primary and an older one a stale primary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Optional
+
+from .ops import Identity
+
+Position = tuple[str, int]  # (system identifier, timeline)
+
+
+def position(identity: Optional[Identity]) -> Optional[Position]:
+    """The cluster position of a server, None when it could not say (no identity, or a
+    role that may not read the system identifier)."""
+    if identity is None or identity.system_id is None or identity.timeline is None:
+        return None
+    return identity.system_id, identity.timeline
+
+
+def is_newer(there: Optional[Position], here: Optional[Position]) -> bool:
+    """Is `there` a newer primary of the cluster `here` belongs to (same system identifier,
+    higher timeline)? Unknown positions are never newer."""
+    return there is not None and here is not None and there[0] == here[0] \
+        and there[1] > here[1]
+
+
+def primaries(identities: Iterable[Optional[Identity]]) -> set[tuple]:
+    """The distinct primaries among these identities (standbys and unknowns left out)."""
+    return {i.primary() for i in identities if i is not None and i.in_recovery is False}
+
+
+def newest_timeline(identities: Iterable[Optional[Identity]],
+                    system: Optional[str]) -> Optional[int]:
+    """The highest timeline a primary of cluster `system` served on, among these (a role
+    that may not read the system identifier has None for it on every server: the
+    timelines still compare)."""
+    return max((i.timeline for i in identities if i is not None and not i.in_recovery
+                and i.system_id == system and i.timeline is not None), default=None)
+
+
+def newer_primary_since(identities: Iterable[Identity]) -> dict[Position, float]:
+    """Position -> when a client was first served by a newer primary of the same cluster,
+    for every position some client wrote on that a newer one followed."""
+    first_seen: dict[Position, float] = {}
+    for ident in identities:
+        here = position(ident)
+        if ident.in_recovery or here is None:
+            continue
+        first_seen[here] = min(first_seen.get(here, ident.at), ident.at)
+    newer = {}
+    for here in first_seen:
+        later = [at for there, at in first_seen.items() if is_newer(there, here)]
+        if later:
+            newer[here] = min(later)
+    return newer
+
+
+def identity_changes(identities: Iterable[Identity]) -> list[dict]:
+    """Every change of server history each worker saw on a primary, in time order: a
+    failover, a pooler's move, or the same primary restarted."""
+    last: dict[int, Identity] = {}
+    changes = []
+    for ident in sorted(identities, key=lambda i: i.at):
+        if ident.in_recovery:
+            continue
+        if ident.worker in last and last[ident.worker].server() != ident.server():
+            changes.append({"worker": ident.worker, "at": ident.at,
+                            "from": last[ident.worker].label(), "to": ident.label()})
+        last[ident.worker] = ident
+    return changes
+
+
+def primary_moves(changes: list[dict]) -> list[dict]:
+    """Identity changes (`identity_changes`) grouped into moves of the primary: from, to,
+    when the first and the last worker followed, and how many workers did."""
+    moves: list[dict] = []
+    for change in changes:
+        move = next((m for m in reversed(moves) if (m["from"], m["to"]) ==
+                     (change["from"], change["to"])), None)
+        if move is None or change["worker"] in move["worker_set"]:
+            move = {"from": change["from"], "to": change["to"], "first": change["at"],
+                    "last": change["at"], "worker_set": set()}
+            moves.append(move)
+        move["last"] = change["at"]
+        move["worker_set"].add(change["worker"])
+    return [{"from": m["from"], "to": m["to"], "first": m["first"], "last": m["last"],
+             "workers": len(m["worker_set"])} for m in moves]
