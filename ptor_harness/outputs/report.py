@@ -15,22 +15,14 @@ from ..errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
 from ..ops import ENDPOINT
 from ..outcome import DrillOutcome
 from ..verify import checks, saturation
-from ..verify.anatomy import closest_standby
 from ..verify.background import background_section, background_warnings
+from ..verify.figures import drill_figures, lost_by_cause, stale_routing, verdict_figures
 from ..verify.findings import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
-from ..verify.metrics import (
-    attempts_per_second,
-    brownout,
-    figures_per_fault,
-    first_outage_fault,
-    probe_view,
-    rto_summary,
-    sla_percent,
-)
+from ..verify.metrics import brownout, sla_percent
 from ..verify.rate import BEFORE_FAULT, load_figures, load_warnings, wal_rate
 from ..verify.transactions import transaction_totals
 from . import report_file
-from .nodes import failover_anatomy, lost_by_cause, nodes_section, stale_routing
+from .nodes import nodes_section
 
 REPORT_FORMAT = report_file.FORMAT
 EXIT_CODES = {checks.PASS: EXIT_PASS, checks.FAIL: EXIT_FAIL, checks.UNKNOWN: EXIT_UNKNOWN}
@@ -56,25 +48,15 @@ def build(outcome: DrillOutcome) -> dict:
     """Turn the coordinator's DrillOutcome into the report dict, verdict included."""
     s = outcome.scenario
     metrics = outcome.metrics
-    windows = metrics.windows() if metrics else []
-    rto = rto_summary(windows)
-    probe_failures = [gap.first_failure for gap in outcome.probe_gaps]
-    per_fault = figures_per_fault(windows, [f.started_at for f in outcome.faults],
-                                  probe_failures)
-    causing = first_outage_fault(per_fault)  # e.g. kill-primary after stop-sync-standby
-    injected = outcome.faults[causing].started_at if causing is not None else None
-    fault = per_fault[causing] if causing is not None else {
-        "detection_seconds": None, "injection_to_first_ok_seconds": None}
+    d = drill_figures(outcome)
+    rto, fault, totals, fault_at, at_fault = d.rto, d.fault, d.totals, d.fault_at, \
+        d.anatomy["replication_at_fault"]
     findings = outcome.findings
-    totals = metrics.totals() if metrics else {"ok": 0, "failed": 0, "indeterminate": 0}
     lost = findings.lost_total if findings else None
-    # the fault the RPO window is measured against: ptor's injection, else the first failure
-    fault_at = injected if injected is not None else (windows[0].first_bad if windows else None)
-    by_kind = {}
-    if metrics:
-        for stats in metrics.workers.values():
-            for kind, n in stats.by_kind.items():
-                by_kind[kind] = by_kind.get(kind, 0) + n
+    timeline = metrics.timeline() if metrics else []
+    load = load_figures(s.load.rate, s.load.parallel_workers, outcome.schedules, totals["ok"],
+                        outcome.phases.get("warmup"), outcome.phases.get("drain"),
+                        outcome.node_samples, outcome.wal_positions)
     report = {
         "format": REPORT_FORMAT,
         "run_id": outcome.run_id,
@@ -90,10 +72,7 @@ def build(outcome: DrillOutcome) -> dict:
         "interrupted": outcome.interrupted,
         "lock": {"retaken": outcome.lock.retaken, "lost_to": outcome.lock.lost_to},
         "harness": harness_figures(outcome),
-        "load": load_figures(s.load.rate, s.load.parallel_workers, outcome.schedules,
-                             totals["ok"], outcome.phases.get("warmup"),
-                             outcome.phases.get("drain"), outcome.node_samples,
-                             outcome.wal_positions),
+        "load": load,
         "deadline_reached": outcome.deadline_reached,
         "rto": {
             "write_seconds": rto["write_seconds"],
@@ -103,7 +82,11 @@ def build(outcome: DrillOutcome) -> dict:
             "worker_min_seconds": rto["worker_min"],
             "worker_median_seconds": rto["worker_median"],
             "worker_max_seconds": rto["worker_max"],
-            "outage_windows": len(windows),
+            "outage_windows": len(d.windows),
+            "service_available_seconds": d.anatomy["service_available_seconds"],
+            "read_seconds": d.anatomy["read_outage_seconds"].get(ENDPOINT),
+            "sla_percent": sla_percent(rto["write_seconds"]),
+            **probe_rto(d.window_summaries),
         },
         "rpo": dict({
             "lost_acknowledged_ops": lost,
@@ -118,9 +101,13 @@ def build(outcome: DrillOutcome) -> dict:
         }, **(rpo_window(findings.first_lost_ack, findings.last_lost_ack, fault_at)
               if findings else {"window_seconds": None,
                                 "first_lost_before_fault_seconds": None,
-                                "last_lost_before_fault_seconds": None})),
+                                "last_lost_before_fault_seconds": None}),
+            lost_bytes=None if findings is None else s.load.payload_bytes * (
+                findings.lost["insert"] + findings.lost["update"]),
+            lost_by_cause=None if findings is None else lost_by_cause(
+                findings.lost_by_cause, at_fault)),
         "ops": {"ok": totals["ok"], "failed": totals["failed"],
-                "indeterminate": totals["indeterminate"], "ok_by_kind": by_kind},
+                "indeterminate": totals["indeterminate"], "ok_by_kind": d.ok_by_kind},
         "transactions": dict(transaction_totals(metrics.workers.values() if metrics else []),
                              ops_per_transaction=s.load.ops_per_transaction),
         "indeterminate": {
@@ -153,8 +140,8 @@ def build(outcome: DrillOutcome) -> dict:
             "check": outcome.latency,
         },
         "faults": [dict(f.as_dict(), **figures) for f, figures in zip(outcome.faults,
-                                                                        per_fault)],
-        "windows": [window_summary(w, outcome) for w in windows],
+                                                                        d.per_fault)],
+        "windows": d.window_summaries,
         "workers": [
             {"worker": w.worker, "ok": w.ok, "failed": w.failed,
              "indeterminate": w.indeterminate + w.unresolved_intents,
@@ -164,32 +151,22 @@ def build(outcome: DrillOutcome) -> dict:
             for w in (metrics.workers.values() if metrics else [])
         ],
         "recorder": vars(outcome.recorder_totals) if outcome.recorder_totals else None,
-        "timeline": metrics.timeline() if metrics else [],
+        "timeline": timeline,
         "errors": list(outcome.errors),
         "nodes": nodes_section(outcome),
-        "anatomy": failover_anatomy(outcome, windows, fault_at, fault, causing),
-        "brownout": brownout(metrics.timeline() if metrics else [],
-                             baseline_from(outcome), outcome.phases.get("load"),
+        "anatomy": dict(
+            d.anatomy, stale_routing=stale_routing(outcome, fault_at),
+            wal_bytes_per_second_before_fault=None if fault_at is None else
+            wal_rate(outcome.node_samples, fault_at - BEFORE_FAULT, fault_at)),
+        "brownout": brownout(timeline, baseline_from(outcome), outcome.phases.get("load"),
                              outcome.phases.get("drain"), s.thresholds.brownout_threshold),
+        "background": background_section(outcome.background, s.load.background_load,
+                                         timeline, load["wal_timeline"], outcome.phases,
+                                         fault_at),
+        "expectation": {"expected": s.thresholds.expect,
+                        "observed": dataclasses.asdict(d.observed)},
     }
-    report["background"] = background_section(
-        outcome.background, s.load.background_load, report["timeline"],
-        report["load"]["wal_timeline"], outcome.phases, fault_at)
-    report["rto"]["service_available_seconds"] = report["anatomy"]["service_available_seconds"]
-    report["rto"]["read_seconds"] = report["anatomy"]["read_outage_seconds"].get(ENDPOINT)
-    report["rto"]["sla_percent"] = sla_percent(rto["write_seconds"])
-    report["rpo"]["lost_bytes"] = None if findings is None else s.load.payload_bytes * (
-        findings.lost["insert"] + findings.lost["update"])
-    report["rpo"]["lost_by_cause"] = None if findings is None else lost_by_cause(
-        findings.lost_by_cause, report["anatomy"]["replication_at_fault"])
-    report["anatomy"]["stale_routing"] = stale_routing(outcome, fault_at)
-    report["anatomy"]["wal_bytes_per_second_before_fault"] = None if fault_at is None else \
-        wal_rate(outcome.node_samples, fault_at - BEFORE_FAULT, fault_at)
-    report["rto"].update(probe_rto(report["windows"]))
-    observed = observed_failover(report["windows"], outcome)
-    report["expectation"] = {"expected": s.thresholds.expect,
-                             "observed": dataclasses.asdict(observed)}
-    verdict = checks.judge(figures(report, outcome, observed), s.thresholds)
+    verdict = checks.judge(verdict_figures(d, outcome), s.thresholds)
     report["verdict"] = verdict.status
     report["verdict_reasons"] = verdict.reasons
     report["warnings"] = warnings(report, outcome)
@@ -205,40 +182,12 @@ def baseline_from(outcome: DrillOutcome) -> Optional[float]:
     return max(warmup, min(starts)) if warmup is not None and starts else warmup
 
 
-def figures(report: dict, outcome: DrillOutcome, observed: checks.Observed) -> checks.Figures:
-    """The figures the verdict is judged on, typed, from the report being built."""
-    return checks.Figures(
-        write_rto=report["rto"]["write_seconds"], recovered=report["rto"]["recovered"],
-        outage_windows=report["rto"]["outage_windows"],
-        detection=report["rto"]["detection_seconds"],
-        lost=report["rpo"]["lost_acknowledged_ops"], validation_error=outcome.validation_error,
-        unverifiable=report["rpo"]["unverifiable_ops"] or 0,
-        anomalies=report["anomalies"],
-        wrong_payloads=report["validation"]["checksum_mismatches"],
-        ops_ok=report["ops"]["ok"], stop=outcome.stop, lock=outcome.lock,
-        faults=outcome.faults, faults_planned=outcome.faults_planned,
-        expected=outcome.scenario.thresholds.expect, observed=observed,
-        closest_standby=closest_standby(report["anatomy"]["replication_at_fault"]))
-
-
 def harness_figures(outcome: DrillOutcome) -> dict:
     """ptor's own CPU and queue during the load (saturation.judge's figures)."""
     load = outcome.harness
     return dict(saturation.judge(load.cpu_samples, load.cpu_cores, outcome.phases.get("load"),
                                  outcome.phases.get("drain")),
                 queue_peak_messages=load.queue_peak, queue_capacity=load.queue_capacity)
-
-
-def observed_failover(windows: list[dict], outcome: DrillOutcome) -> checks.Observed:
-    """What the drill saw of a failover: a change of primary (address, port, system,
-    timeline: among the primaries the workers and ptor's checks reached) and write
-    outages."""
-    primaries = servers.primaries(outcome.identities + [outcome.primary_before,
-                                                        outcome.primary_after])
-    longest = max((w["write_rto_seconds"] or 0.0 for w in windows), default=None)
-    return checks.Observed(primary_changed=len(primaries) > 1, write_outage=bool(windows),
-                           longest_outage_seconds=longest,
-                           not_recovered=any(not w["recovered"] for w in windows))
 
 
 def warnings(report: dict, outcome: DrillOutcome) -> list[str]:
@@ -286,16 +235,6 @@ def probe_rto(windows: list[dict]) -> dict:
     probe = worst["probe"] if worst else None
     return {"probe_seconds": probe["seconds"] if probe else None,
             "probe_first_write_at": probe["first_write"] if probe else None}
-
-
-def window_summary(window, outcome: DrillOutcome) -> dict:
-    """An outage window as the workers saw it, with the probe's own view of it and the
-    connection attempts per second ptor made meanwhile (workers and probe)."""
-    summary = window.summary()
-    summary["probe"] = probe_view(summary, outcome.probe_gaps)
-    summary["connect_attempts_per_second"] = attempts_per_second(
-        outcome.connect_samples, summary["first_failure"], summary["end"])
-    return summary
 
 
 def masked(value, redact):

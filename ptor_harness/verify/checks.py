@@ -49,7 +49,7 @@ class Observed:
 
 @dataclass(frozen=True)
 class Figures:
-    """What the verdict is judged on, as the report derived it."""
+    """What the verdict is judged on, as verify/figures.py works it out (no report dict)."""
 
     write_rto: Optional[float]
     recovered: bool

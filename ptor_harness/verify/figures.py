@@ -1,0 +1,151 @@
+"""The drill's figures, typed and worked out once from its outcome (Rally's stats object,
+which the reporter only renders): the outage windows and the write RTO, each fault's
+figures and the one whose outage counts, the ops by outcome, what the drill saw of a
+failover, the failover's anatomy, stale routing and why lost ops were lost. From them the
+verdict's `checks.Figures`, so `checks.judge` never reads the report's dict; the report
+(outputs/report.py) writes these figures into report.json and derives none of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .. import servers
+from ..outcome import DrillOutcome
+from . import checks
+from .anatomy import anatomy, closest_standby
+from .findings import ANOMALY_CLASSES, OTHER_CAUSE, SPLIT_BRAIN, SYNC_WAIT_CANCELLED
+from .metrics import (
+    attempts_per_second,
+    figures_per_fault,
+    first_outage_fault,
+    probe_view,
+    rto_summary,
+)
+
+NO_FAULT = {"detection_seconds": None, "injection_to_first_ok_seconds": None}
+
+
+@dataclass(frozen=True)
+class DrillFigures:
+    """Everything the verdict and the report's outage sections are made of."""
+
+    windows: list  # metrics.Window, in time order
+    window_summaries: list[dict]  # each window with the probe's view and connect rates
+    rto: dict  # metrics.rto_summary
+    per_fault: list[dict]  # metrics.fault_figures, one per fault in injection order
+    causing: Optional[int]  # the fault whose outage the drill measures (index)
+    fault: dict  # that fault's detection and injection-to-first-ok seconds
+    fault_at: Optional[float]  # its injection, else the first failure seen
+    totals: dict  # ops by outcome
+    ok_by_kind: dict  # acknowledged ops by kind
+    observed: checks.Observed
+    anatomy: dict  # the failover's anatomy (anatomy.anatomy), for the outage that counts
+
+
+def drill_figures(outcome: DrillOutcome) -> DrillFigures:
+    """Work out the drill's figures from what the coordinator gathered."""
+    metrics = outcome.metrics
+    windows = metrics.windows() if metrics else []
+    probe_failures = [gap.first_failure for gap in outcome.probe_gaps]
+    per_fault = figures_per_fault(windows, [f.started_at for f in outcome.faults],
+                                  probe_failures)
+    causing = first_outage_fault(per_fault)  # e.g. kill-primary after stop-sync-standby
+    injected = outcome.faults[causing].started_at if causing is not None else None
+    fault = per_fault[causing] if causing is not None else NO_FAULT
+    # the fault the RPO window is measured against: ptor's injection, else the first failure
+    fault_at = injected if injected is not None else (windows[0].first_bad if windows else None)
+    by_kind: dict[str, int] = {}
+    for stats in (metrics.workers.values() if metrics else []):
+        for kind, n in stats.by_kind.items():
+            by_kind[kind] = by_kind.get(kind, 0) + n
+    summaries = [window_summary(w, outcome) for w in windows]
+    return DrillFigures(
+        windows=windows, window_summaries=summaries, rto=rto_summary(windows),
+        per_fault=per_fault, causing=causing, fault=fault, fault_at=fault_at,
+        totals=metrics.totals() if metrics else {"ok": 0, "failed": 0, "indeterminate": 0},
+        ok_by_kind=by_kind, observed=observed_failover(summaries, outcome),
+        anatomy=failover_anatomy(outcome, windows, fault_at, fault, causing))
+
+
+def window_summary(window, outcome: DrillOutcome) -> dict:
+    """An outage window as the workers saw it, with the probe's own view of it and the
+    connection attempts per second ptor made meanwhile (workers and probe)."""
+    summary = window.summary()
+    summary["probe"] = probe_view(summary, outcome.probe_gaps)
+    summary["connect_attempts_per_second"] = attempts_per_second(
+        outcome.connect_samples, summary["first_failure"], summary["end"])
+    return summary
+
+
+def observed_failover(summaries: list[dict], outcome: DrillOutcome) -> checks.Observed:
+    """What the drill saw of a failover: a change of primary (servers.primaries: among
+    the primaries the workers and ptor's checks reached) and write outages."""
+    primaries = servers.primaries(outcome.identities + [outcome.primary_before,
+                                                        outcome.primary_after])
+    longest = max((w["write_rto_seconds"] or 0.0 for w in summaries), default=None)
+    return checks.Observed(primary_changed=len(primaries) > 1, write_outage=bool(summaries),
+                           longest_outage_seconds=longest,
+                           not_recovered=any(not w["recovered"] for w in summaries))
+
+
+def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[float],
+                     fault: dict, causing: Optional[int]) -> dict:
+    """The anatomy (anatomy.py) of the outage ptor's fault caused (`causing`: the index of
+    the first fault an outage followed), or of the first outage when a person failed the
+    cluster over."""
+    injected = outcome.faults[causing] if causing is not None else None
+    if injected is not None:
+        detection, to_ok = fault["detection_seconds"], fault["injection_to_first_ok_seconds"]
+        detected = None if detection is None else fault_at + detection
+        first_ok = None if to_ok is None else fault_at + to_ok
+    else:
+        detected = windows[0].first_bad if windows else None
+        first_ok = windows[0].first_ok if windows else None
+    return anatomy(outcome.node_samples, outcome.replication, fault_at,
+                   injected.name if injected else None, detected, first_ok)
+
+
+def stale_routing(outcome: DrillOutcome, fault_at: Optional[float]) -> dict:
+    """Clients sent to a server that was no longer the primary: writes refused as
+    read-only (SQLSTATE 25006), and sessions the endpoint led to a standby after the fault
+    (a worker checks every session it opens and looks again)."""
+    refused, first, last = outcome.refused_writes
+    landed = [i.at for i in outcome.identities
+              if i.in_recovery and fault_at is not None and i.at >= fault_at]
+    times = [t for t in (first, last) if t is not None] + landed
+    return {"refused_writes": refused, "standby_sessions": len(landed),
+            "first_at": min(times, default=None), "last_at": max(times, default=None),
+            "seconds": max(times) - min(times) if times else None}
+
+
+def lost_by_cause(counts: dict, at_fault: list[dict]) -> dict:
+    """Why the lost acknowledged ops were lost: a cancelled wait for the synchronous
+    standby (PostgreSQL said so with the acknowledgement), split brain, and the rest by
+    the replication mode the observer saw at the fault: asynchronous lag when no standby
+    was synchronous, unexplained when one was, not attributed when nothing was seen."""
+    modes = {x["sync_state"] for x in at_fault if x["seen_by"].startswith("primary")}
+    other = counts.get(OTHER_CAUSE, 0)
+    sync = bool(modes & {"sync", "quorum"})
+    return {SYNC_WAIT_CANCELLED: counts.get(SYNC_WAIT_CANCELLED, 0),
+            SPLIT_BRAIN: counts.get(SPLIT_BRAIN, 0),
+            "asynchronous_lag": other if modes and not sync else 0,
+            "unexplained": other if sync else 0,
+            "not_attributed": 0 if modes else other}
+
+
+def verdict_figures(d: DrillFigures, outcome: DrillOutcome) -> checks.Figures:
+    """What the verdict is judged on, from the typed figures and the findings."""
+    f = outcome.findings
+    return checks.Figures(
+        write_rto=d.rto["write_seconds"], recovered=d.rto["recovered"],
+        outage_windows=len(d.windows), detection=d.fault["detection_seconds"],
+        lost=f.lost_total if f else None, validation_error=outcome.validation_error,
+        unverifiable=(f.unverifiable or 0) if f else 0,
+        anomalies={name: getattr(f, name) if f else None for name in ANOMALY_CLASSES},
+        wrong_payloads=f.checksum_mismatches if f else None,
+        ops_ok=d.totals["ok"], stop=outcome.stop, lock=outcome.lock,
+        faults=outcome.faults, faults_planned=outcome.faults_planned,
+        expected=outcome.scenario.thresholds.expect, observed=d.observed,
+        closest_standby=closest_standby(d.anatomy["replication_at_fault"]))
