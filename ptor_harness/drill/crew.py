@@ -315,7 +315,7 @@ class Crew:
     def stop_recorder(self) -> None:
         recorder, outcome = self.recorder, self.outcome
         if recorder.is_alive():
-            self.queue.put((messages.RECORDER_STOP,))
+            self.queue.put((messages.RECORDER_STOP, messages.COORDINATOR, None))
         waiting = DrainWait("the recorder to write the ledger's last records", self.backlog)
         while recorder.is_alive():
             self.collect_events()

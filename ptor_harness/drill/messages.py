@@ -1,7 +1,9 @@
 """Envelopes that cross process boundaries, and the queue they travel on.
 
-Hot-path messages (op batches, intents) are small tuples of plain values with a tag in
-front, because pickling named classes per op costs throughput. Everything rarer is a
+Every message on the shared Queue to the recorder has one shape, `(tag, sender, data)`
+(Locust's `Message(type, data, node_id)`): the tag says what `data` is, the sender is the
+worker's number (or OBSERVER, COORDINATOR). They are plain tuples, because pickling a named
+class per op costs throughput. The coordinator's events queue carries rarer news, each a
 dataclass so the code that handles it reads as the domain.
 """
 
@@ -67,17 +69,17 @@ def op_queue(ctx, maxsize: int = 0) -> OpQueue:
     return OpQueue(maxsize, ctx=ctx)
 
 
-def put_split(put: Callable[[tuple], None], tag: str, worker: int, items: list) -> None:
-    """Put (tag, worker, items), as several messages in order when one would not fit. A
+def put_split(put: Callable[[tuple], None], tag: str, sender: int, items: list) -> None:
+    """Put (tag, sender, items), as several messages in order when one would not fit. A
     single op always fits: its error label is at most 200 characters."""
     try:
-        put((tag, worker, items))
+        put((tag, sender, items))
     except MessageTooLarge:
         if len(items) < 2:
             raise
         half = len(items) // 2
-        put_split(put, tag, worker, items[:half])
-        put_split(put, tag, worker, items[half:])
+        put_split(put, tag, sender, items[:half])
+        put_split(put, tag, sender, items[half:])
 
 
 # A Piece's room for its part of the pickled message: the rest of the atomic write is the
@@ -132,15 +134,18 @@ class Assembler:
         return pickle.loads(b"".join(parts[i] for i in range(piece.count)))
 
 
-# Tags of the hot-path tuples sent by workers to the recorder over the shared Queue.
-OPS = "ops"  # (OPS, worker, [op tuple, ...])
-INTENTS = "intents"  # (INTENTS, worker, block, [(seq, kind, key), ...]) -> ack with `block`
-RETRACT = "retract"  # (RETRACT, worker, first_seq): intents from first_seq on were never sent
-IDENTITY = "identity"  # (IDENTITY, identity tuple)
-NODES = "nodes"  # (NODES, -1, [node sample tuple, ...]) from the node observer
-REPLICATION = "replication"  # (REPLICATION, -1, [replication row tuple, ...]), likewise
-WORKER_END = "end"  # (WORKER_END, worker): the worker sends nothing after this
-RECORDER_STOP = "stop"  # (RECORDER_STOP,): from the coordinator, after all workers ended
+# Senders that are not workers.
+OBSERVER = -1
+COORDINATOR = -2
+# The tags of the messages to the recorder, with what their data is.
+OPS = "ops"  # [op tuple, ...]
+INTENTS = "intents"  # (block number, [(seq, kind, key), ...]) -> acknowledged with the number
+RETRACT = "retract"  # first seq: the worker's intents from it on were never sent
+IDENTITY = "identity"  # an identity tuple (ops.Identity) the worker read
+NODES = "nodes"  # [node sample tuple, ...] from the node observer
+REPLICATION = "replication"  # [replication row tuple, ...], likewise
+WORKER_END = "end"  # None: the worker sends nothing after this
+RECORDER_STOP = "stop"  # None: from the coordinator, after all workers ended
 
 
 def tail(text: str, chars: int = TRACEBACK_CHARS) -> str:

@@ -248,11 +248,13 @@ def send(q, taken: list) -> int:
     were dropped because its queue was full."""
     samples = [sample for sample, _ in taken]
     rows = [row for _, replication in taken for row in replication]
+    def put(message: tuple) -> None:
+        q.put(message, block=False)
+
     try:
-        messages.put_split(lambda m: q.put(m, block=False), messages.NODES, -1, samples)
+        messages.put_split(put, messages.NODES, messages.OBSERVER, samples)
         if rows:
-            messages.put_split(lambda m: q.put(m, block=False), messages.REPLICATION, -1,
-                               rows)
+            messages.put_split(put, messages.REPLICATION, messages.OBSERVER, rows)
     except queue_module.Full:
         return len(samples)
     return 0

@@ -63,7 +63,7 @@ class OpJournal:
         """A block's intents, to be made durable; returns its number for wait_durable."""
         block_no = self.block_no
         self.block_no += 1
-        self.send((messages.INTENTS, self.worker, block_no, block))
+        self.send((messages.INTENTS, self.worker, (block_no, block)))
         return block_no
 
     def wait_durable(self, block_no: int) -> None:
@@ -81,4 +81,4 @@ class OpJournal:
     def end(self) -> None:
         """The last outcomes, then the end of this worker's stream."""
         self.flush()
-        self.send((messages.WORKER_END, self.worker))
+        self.send((messages.WORKER_END, self.worker, None))

@@ -69,7 +69,7 @@ class Recorder:
                 if self.spill is not None and self.spill.holding:
                     self.replay_spill()  # the load is idle: catch up meanwhile
                 if messages.coordinator_gone(alive):  # flush and stop
-                    return [(messages.RECORDER_STOP,)]
+                    return [(messages.RECORDER_STOP, messages.COORDINATOR, None)]
         while len(batch) < MAX_BATCH_MESSAGES:
             try:
                 batch.append(self.queue.get_nowait())
@@ -87,24 +87,23 @@ class Recorder:
         replication: list[tuple] = []
         acks: dict[int, int] = {}
         stop = False
-        for message in batch:
-            tag = message[0]
+        for tag, sender, data in batch:
             if tag == messages.OPS:
-                ops.extend(message[2])
+                ops.extend(data)
             elif tag == messages.INTENTS:
-                worker, block_no = message[1], message[2]
-                intents.extend((worker, seq, kind, key) for seq, kind, key in message[3])
-                acks[worker] = block_no
+                block_no, block = data
+                intents.extend((sender, seq, kind, key) for seq, kind, key in block)
+                acks[sender] = block_no
             elif tag == messages.IDENTITY:
-                identities.append(message[1])
+                identities.append(data)
             elif tag == messages.NODES:
-                node_samples.extend(message[2])
+                node_samples.extend(data)
             elif tag == messages.REPLICATION:
-                replication.extend(message[2])
+                replication.extend(data)
             elif tag == messages.RETRACT:
-                retracts.append((message[1], message[2]))
+                retracts.append((sender, data))
             elif tag == messages.WORKER_END:
-                self.ended.add(message[1])
+                self.ended.add(sender)
             elif tag == messages.RECORDER_STOP:
                 stop = True
             else:

@@ -84,7 +84,7 @@ class Worker:
 
     def identity_read(self, identity: Identity) -> None:
         """The client read a server's identity: to the ledger, ahead of the ops it names."""
-        self.journal.send((messages.IDENTITY, tuple(identity)))
+        self.journal.send((messages.IDENTITY, self.spec.worker, tuple(identity)))
 
     # --- connections -----------------------------------------------------------------
 
