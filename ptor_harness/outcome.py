@@ -1,8 +1,11 @@
 """The run's outcome: what a drill gathered, typed, for the report to turn into figures.
 
 It sits below both the coordinator, which fills it in as the drill goes, and the report,
-which reads it; neither computes anything the other needs. Why the load stopped is one
-`StopReason` (a kind and its sentence), not a set of flags set in pairs.
+which reads it; neither computes anything the other needs. What the drill's processes
+report reaches it through its own methods (`heard`, `worker_crashed`, `error`), so how
+each piece of news lands is written once, here, whoever passes it on (the crew). Why the
+load stopped is one `StopReason` (a kind and its sentence), not a set of flags set in
+pairs.
 """
 
 from __future__ import annotations
@@ -132,6 +135,46 @@ class DrillOutcome:
 
     def stopped(self, kind: Stop, detail: str, signal: Optional[str] = None) -> None:
         self.stop = StopReason(kind, detail, signal)
+
+    def error(self, text: str) -> bool:
+        """An error the report lists, once however often it is told; True if it is new."""
+        if text in self.errors:
+            return False
+        self.errors.append(text)
+        return True
+
+    def worker_crashed(self, crash: WorkerCrashed) -> bool:
+        """A worker's death, once whether its own report or its exit was seen first;
+        True if it is new."""
+        if any(c.worker == crash.worker for c in self.worker_crashes):
+            return False
+        self.worker_crashes.append(crash)
+        self.error(f"worker {crash.worker} {crash.error}")
+        return True
+
+    def watching(self, nodes: list[str], found: str) -> None:
+        """The node observer's nodes (none: it is off) and where they came from."""
+        self.observer = ObserverStatus(nodes=nodes, found=found)
+
+    def heard(self, news) -> bool:
+        """A process's last word (drill/messages.py): the recorder's totals, a probe gap,
+        a worker's schedule, the observer's counts, the background load's commands. False
+        for anything else, which the caller handles."""
+        from .drill import messages  # at run time only: the outcome imports no process code
+
+        if isinstance(news, messages.RecorderFinished):
+            self.recorder_totals = news
+        elif isinstance(news, messages.ProbeGap):
+            self.probe_gaps.append(news)
+        elif isinstance(news, messages.WorkerSchedule):
+            self.schedules.append(news)
+        elif isinstance(news, messages.ObserverFinished):
+            self.observer.sent, self.observer.dropped = news.samples, news.dropped
+        elif isinstance(news, messages.BackgroundFinished):
+            self.background = news.commands
+        else:
+            return False
+        return True
 
     @property
     def stop_reason(self) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from ..config import Scenario, worker_specs
 from ..errors import RecorderError
 from ..ledger import LedgerSpec
-from ..outcome import DrillOutcome, ObserverStatus
+from ..outcome import DrillOutcome
 from . import messages
 from .background import GONE_TIMEOUT, TERM_GRACE, BackgroundSpec, run_background
 from .board import WorkerBoard
@@ -101,8 +101,7 @@ class Crew:
                       conn.statement_timeout),
             self.probe_board.array, self.events, self.stop, self.abort, alive))
         nodes, self.nodes_from = nodes_to_observe(scenario)
-        outcome.observer = ObserverStatus(nodes=[n.name for n in nodes],
-                                          found=self.nodes_from)
+        outcome.watching([n.name for n in nodes], self.nodes_from)
         self.observer = ctx.Process(
             target=run_observer, name="ptor-observer",
             args=(ObserverSpec(nodes, scenario.observer.observe_interval), self.queue,
@@ -167,7 +166,7 @@ class Crew:
         self.check_workers()
         if not self.abort.is_set() and not self.recorder.is_alive():
             self.abort.set()
-            self.outcome.errors.append("the recorder process died")
+            self.outcome.error("the recorder process died")
 
     def collect_events(self) -> None:
         while True:
@@ -178,7 +177,8 @@ class Crew:
             self.handle_event(event)
 
     def handle_event(self, event) -> None:
-        outcome = self.outcome
+        """An event from a process: control (pieces, crashes) is the crew's; the rest is
+        news for the outcome."""
         if isinstance(event, messages.Piece):  # a part of a large message (put_whole)
             whole = self.pieces.add(event)
             if whole is not None:
@@ -189,27 +189,15 @@ class Crew:
         elif isinstance(event, messages.RecorderCrashed):
             self.abort.set()
             error = f"the recorder failed: {event.error}"
-            if error not in outcome.errors:  # a give-up is told, then the exit
-                outcome.errors.append(error)
+            if self.outcome.error(error):  # a give-up is told, then the exit
                 log.error("%s", error)
-        elif isinstance(event, messages.RecorderFinished):
-            outcome.recorder_totals = event
-        elif isinstance(event, messages.ProbeGap):
-            outcome.probe_gaps.append(event)
-        elif isinstance(event, messages.WorkerSchedule):
-            outcome.schedules.append(event)
-        elif isinstance(event, messages.ObserverFinished):
-            outcome.observer.sent, outcome.observer.dropped = event.samples, event.dropped
-        elif isinstance(event, messages.BackgroundFinished):
-            outcome.background = event.commands
+        elif not self.outcome.heard(event):
+            log.warning("an event nobody handles: %s", type(event).__name__)
 
     def worker_died(self, crash: messages.WorkerCrashed) -> None:
         """Record a worker's death once, whether its own report or its exit came first."""
-        if any(c.worker == crash.worker for c in self.outcome.worker_crashes):
-            return
-        self.outcome.worker_crashes.append(crash)
-        self.outcome.errors.append(f"worker {crash.worker} {crash.error}")
-        log.error("worker %d %s; the others carry on", crash.worker, crash.error)
+        if self.outcome.worker_crashed(crash):
+            log.error("worker %d %s; the others carry on", crash.worker, crash.error)
 
     def check_workers(self) -> None:
         """A worker process gone without ending its stream (SIGKILL, OOM killer) is noticed
@@ -291,8 +279,7 @@ class Crew:
         if proc.is_alive():
             proc.kill()
             proc.join(5)
-            self.outcome.errors.append("the background load's process did not stop and "
-                                       "was killed")
+            self.outcome.error("the background load's process did not stop and was killed")
         self.collect_events()
         if self.outcome.background is None:
             with contextlib.suppress(queue_module.Empty):
