@@ -1,4 +1,4 @@
-"""Connections to PostgreSQL with bounded waits, server identity, errors as short labels.
+"""Connections to PostgreSQL with bounded waits, and errors as short labels.
 
 libpq's own `connect_timeout` takes whole seconds (at least 2), so ptor bounds each connect
 attempt itself with a psycopg2 wait callback that is installed only while connecting: the
@@ -20,7 +20,6 @@ import psycopg2
 from psycopg2 import extensions
 
 from .bounds import bounded
-from .ops import Identity
 
 
 def _deadline_wait(per_host_seconds: float) -> Callable:
@@ -195,49 +194,6 @@ def _connect_first_host(dsn: str, parsed: dict, timeout: float, kwargs: dict):
                 extensions.set_wait_callback(previous)
     assert error is not None
     raise error
-
-
-# When the server's postmaster started (epoch seconds): the identity records it, and every
-# op returns it, so a worker sees when its statements start running on another server
-# without its connection breaking (behind a transaction pooler that was repointed).
-SERVER_STARTED_SQL = "date_part('epoch', pg_postmaster_start_time())"
-
-_IDENTITY_SQL = f"""
-SELECT host(inet_server_addr()), inet_server_port(), pg_is_in_recovery(),
-       CASE WHEN pg_is_in_recovery()
-            THEN (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1)
-            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
-       END,
-       {SERVER_STARTED_SQL}
-"""
-
-
-def behind_pooler(conn) -> bool:
-    """Whether something between ptor and the server answers the connection for it: the
-    cancel key a server hands its client names its own backend, while a pooler (pgbouncer,
-    Odyssey, Supavisor) makes up its own. Only through a pooler can a connection's
-    statements run on another server without the connection breaking; a TCP proxy
-    (HAProxy) passes the server's key through."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_backend_pid()")
-        return cur.fetchone()[0] != conn.get_backend_pid()
-
-
-def server_identity(conn, worker: int, session: int) -> Identity:
-    """Ask the server who it is: address, port, role, system identifier, timeline, and when
-    its postmaster started."""
-    with conn.cursor() as cur:
-        cur.execute(_IDENTITY_SQL)
-        addr, port, in_recovery, timeline, started_at = cur.fetchone()
-        system_id: Optional[str] = None
-        try:
-            cur.execute("SELECT system_identifier::text FROM pg_control_system()")
-            system_id = cur.fetchone()[0]
-        except psycopg2.Error:  # not permitted for this role: identity without it
-            if not conn.autocommit:
-                conn.rollback()
-    return Identity(worker, session, time.time(), addr, port, in_recovery, system_id, timeline,
-                    started_at)
 
 
 def error_label(exc: BaseException) -> str:

@@ -116,7 +116,7 @@ def cluster_position(conn) -> Optional[servers.Position]:
     """The cluster position (servers.position) of the server behind `conn`, None when it
     cannot be read."""
     try:
-        return servers.position(db.server_identity(conn, -1, 0))
+        return servers.position(servers.server_identity(conn, -1, 0))
     except psycopg2.Error:
         return None
 

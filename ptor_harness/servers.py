@@ -2,7 +2,8 @@
 coordinator and the report, each of which asks here instead of deriving it again
 (Patroni's `Cluster` and `Leader` objects, which every caller asks).
 
-Three notions, each named by what it is for:
+A server says who it is when asked (`server_identity`, and `behind_pooler` for what
+answers a connection); from the identities, three notions, each named by what it is for:
 - a server's unbroken history, `Identity.server()` (node, cluster, timeline and the
   postmaster's start): two ops on equal histories ran on one server that neither failed
   over nor restarted in between, so the later cannot have lost the earlier;
@@ -15,12 +16,57 @@ Three notions, each named by what it is for:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Optional
+
+import psycopg2
 
 from .ops import Identity
 
 Position = tuple[str, int]  # (system identifier, timeline)
+
+# When the server's postmaster started (epoch seconds): the identity records it, and every
+# op returns it, so a worker sees when its statements start running on another server
+# without its connection breaking (behind a transaction pooler that was repointed).
+SERVER_STARTED_SQL = "date_part('epoch', pg_postmaster_start_time())"
+
+_IDENTITY_SQL = f"""
+SELECT host(inet_server_addr()), inet_server_port(), pg_is_in_recovery(),
+       CASE WHEN pg_is_in_recovery()
+            THEN (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1)
+            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
+       END,
+       {SERVER_STARTED_SQL}
+"""
+
+
+def behind_pooler(conn) -> bool:
+    """Whether something between ptor and the server answers the connection for it: the
+    cancel key a server hands its client names its own backend, while a pooler (pgbouncer,
+    Odyssey, Supavisor) makes up its own. Only through a pooler can a connection's
+    statements run on another server without the connection breaking; a TCP proxy
+    (HAProxy) passes the server's key through."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        return cur.fetchone()[0] != conn.get_backend_pid()
+
+
+def server_identity(conn, worker: int, session: int) -> Identity:
+    """Ask the server who it is: address, port, role, system identifier, timeline, and when
+    its postmaster started."""
+    with conn.cursor() as cur:
+        cur.execute(_IDENTITY_SQL)
+        addr, port, in_recovery, timeline, started_at = cur.fetchone()
+        system_id: Optional[str] = None
+        try:
+            cur.execute("SELECT system_identifier::text FROM pg_control_system()")
+            system_id = cur.fetchone()[0]
+        except psycopg2.Error:  # not permitted for this role: identity without it
+            if not conn.autocommit:
+                conn.rollback()
+    return Identity(worker, session, time.time(), addr, port, in_recovery, system_id, timeline,
+                    started_at)
 
 
 def position(identity: Optional[Identity]) -> Optional[Position]:

@@ -16,7 +16,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import psycopg2
 
-from .. import bounds, db
+from .. import bounds, db, servers
 from ..acknowledgement import acknowledgement_notice, classify, judge
 from ..config import WorkerSpec
 from ..ops import DELETE, FAILED, OK, Identity
@@ -79,8 +79,8 @@ class Client:
             try:
                 self.numbered += 1
                 with bounds.bounded(conn, spec.rto_conn_timeout):
-                    identity = db.server_identity(conn, self.worker, self.numbered)
-                    pooled = db.behind_pooler(conn)
+                    identity = servers.server_identity(conn, self.worker, self.numbered)
+                    pooled = servers.behind_pooler(conn)
                     prepared = not (pooled or identity.in_recovery) and \
                         prepared_on(conn, self.statements.prepare)
             except Exception:
@@ -197,13 +197,13 @@ class Client:
         try:
             with bounds.bounded(s.conn, self.spec.rto_conn_timeout):
                 if started is None:  # rare: the op changed no row
-                    s.cur.execute(f"SELECT {db.SERVER_STARTED_SQL}")
+                    s.cur.execute(f"SELECT {servers.SERVER_STARTED_SQL}")
                     started = s.cur.fetchone()[0]
                     if started == s.server_started:
                         return s.number
                 self.numbered += 1
                 op_number = self.numbered
-                identity = db.server_identity(s.conn, self.worker, op_number)
+                identity = servers.server_identity(s.conn, self.worker, op_number)
         except psycopg2.Error:
             self.close()
             self.numbered += 1  # the op's server is unknown; the next connect starts anew

@@ -16,7 +16,7 @@ from typing import Optional
 
 import psycopg2
 
-from .. import bounds, db, lock, schema
+from .. import bounds, db, lock, schema, servers
 from ..config import Scenario
 from ..config.scenario import Connection
 from ..errors import ClusterError
@@ -91,7 +91,7 @@ def prepare_primary(c: Connection, workers: int, init: bool) -> Identity:
     bound = 4 * (c.statement_timeout + c.rto_conn_timeout) if c.statement_timeout else None
     try:
         with bounds.bounded(conn, bound) if bound else contextlib.nullcontext():
-            identity = db.server_identity(conn, -1, 0)
+            identity = servers.server_identity(conn, -1, 0)
             if identity.in_recovery:
                 raise ClusterError("the primary DSN leads to a server in recovery (a "
                                    "standby); point it at the primary or add "

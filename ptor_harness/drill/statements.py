@@ -6,7 +6,7 @@ from typing import Optional
 
 import psycopg2
 
-from .. import db
+from .. import servers
 from ..ops import DELETE, INSERT, UPDATE
 
 
@@ -25,13 +25,13 @@ def op_statements(table: str, report_server: bool = False) -> dict[str, str]:
     mode, repointed after a failover, runs the next transaction on the promoted node
     without an error), so the identity read at connect says nothing about the server of a
     later op. A different start time is a different server, or the same one restarted
-    (Worker.follow_server). Only a connection through a pooler asks (db.behind_pooler):
+    (Worker.follow_server). Only a connection through a pooler asks (servers.behind_pooler):
     measured with pgbench at synchronous_commit off, the start time (and the INSERT's
     RETURNING that carries it) cost 14 % of the load."""
     returning = {INSERT: [], UPDATE: ["prev_seq"], DELETE: ["last_seq"]}
     if report_server:
         for columns in returning.values():
-            columns.append(db.SERVER_STARTED_SQL)
+            columns.append(servers.SERVER_STARTED_SQL)
     statements = {
         INSERT: f"INSERT INTO {table} (id, last_seq, payload, written_at) "
                 "VALUES (%s, %s, %s, to_timestamp(%s))",

@@ -16,7 +16,7 @@ from typing import Optional
 
 import psycopg2
 
-from .. import bounds, db
+from .. import bounds, db, servers
 from ..ops import NodeSample
 
 WAL_SQL = "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8 WHERE NOT pg_is_in_recovery()"
@@ -31,7 +31,7 @@ def read_position(dsn: str, timeout: float, statement_timeout: float) -> Optiona
         conn = db.connect(dsn, APPLICATION, timeout, statement_timeout)
         try:
             with bounds.bounded(conn, timeout), conn.cursor() as cur:
-                identity = db.server_identity(conn, 0, 0)
+                identity = servers.server_identity(conn, 0, 0)
                 cur.execute(WAL_SQL)
                 row = cur.fetchone()
         finally:

@@ -13,7 +13,7 @@ import psycopg2
 from psycopg2 import extensions
 from psycopg2.extras import execute_values
 
-from .. import bounds, db
+from .. import bounds, db, servers
 from ..errors import ClusterError
 from ..schema import MARK
 from .base import ADDED_COLUMNS, RECORD_TABLES, Ledger, copy_rows, record_table_ddl
@@ -86,7 +86,7 @@ class PostgresLedger(Ledger):
                     cur.execute("SET synchronous_commit = on")
                 # the server's own name for this session, unless a pooler stands between
                 # (its backend then serves other clients too: see end_session)
-                self.backend = None if db.behind_pooler(conn) else self._backend(cur)
+                self.backend = None if servers.behind_pooler(conn) else self._backend(cur)
             conn.commit()
         except Exception:
             conn.close()

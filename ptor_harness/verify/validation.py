@@ -15,7 +15,7 @@ from ..ledger import Ledger
 from ..ops import ENDPOINT, Identity
 from ..retry import Retry, RetryExhausted
 from ..schema import PAYLOAD_BASE_SQL, heartbeat, payload_sql, worker_table
-from ..servers import newer_primary_since, position
+from ..servers import newer_primary_since, position, server_identity
 from .findings import Findings
 from .reconcile import Reconciler
 
@@ -73,7 +73,7 @@ def confirm_primary(servers: Sequence[tuple[str, str]], schema: str, timeout: fl
                           autocommit=False)
         try:
             with bounds.bounded(conn, timeout + statement_timeout):
-                identity = db.server_identity(conn, -1, 0)
+                identity = server_identity(conn, -1, 0)
                 if identity.in_recovery:
                     raise InRecovery(f"the server reached through the {label} is in "
                                      "recovery (a standby)" if label == ENDPOINT else

@@ -7,7 +7,7 @@ import time
 import psycopg2
 import pytest
 
-from ptor_harness import acknowledgement, bounds, db
+from ptor_harness import acknowledgement, bounds, db, servers
 from ptor_harness.ops import FAILED, INDETERMINATE
 
 from .conftest import free_port_base
@@ -17,8 +17,8 @@ def test_identity_of_primary_and_standby(make_lab):
     lab = make_lab("sync")
     primary = db.connect(lab.nodes["node1"].dsn(), "t", 2)
     standby = db.connect(lab.nodes["node2"].dsn(), "t", 2)
-    p = db.server_identity(primary, 0, 1)
-    s = db.server_identity(standby, 0, 2)
+    p = servers.server_identity(primary, 0, 1)
+    s = servers.server_identity(standby, 0, 2)
     assert (p.port, p.in_recovery, p.timeline) == (lab.nodes["node1"].port, False, 1)
     assert (s.port, s.in_recovery, s.timeline) == (lab.nodes["node2"].port, True, 1)
     assert p.system_id == s.system_id and p.system_id.isdigit()
@@ -28,7 +28,7 @@ def test_identity_of_primary_and_standby(make_lab):
 def test_multi_host_dsn_reaches_the_writable_node(make_lab):
     lab = make_lab("sync")
     conn = db.connect(lab.primary_dsn(), "t", 1)
-    assert db.server_identity(conn, 0, 1).port == lab.nodes["node1"].port
+    assert servers.server_identity(conn, 0, 1).port == lab.nodes["node1"].port
 
 
 def test_fractional_connect_deadline_is_honoured():
@@ -197,19 +197,19 @@ def test_a_statement_a_pooler_queues_is_bounded_on_the_client(make_lab):
         conn = db.connect(dsn, "t", 0.5)  # no session setup: connected through
         started = time.monotonic()
         with pytest.raises(psycopg2.OperationalError), bounds.bounded(conn, 0.5):
-            db.server_identity(conn, 0, 1)
+            servers.server_identity(conn, 0, 1)
         assert 0.4 < time.monotonic() - started < 2.0
         assert pooler.held >= 2
         # a block that ends in time is never cut afterwards
         direct = db.connect(lab.nodes["node1"].dsn(), "t", 1.0)
         with bounds.bounded(direct, 0.2):
-            db.server_identity(direct, 0, 1)
+            servers.server_identity(direct, 0, 1)
         # the watchdog runs its actions in deadline order: once one armed after the
         # block's deadline has run, the block's deadline is past and was let go
         passed = threading.Event()
         bounds.WATCHDOG.arm(0.3, passed.set)
         assert passed.wait(30)
-        assert db.server_identity(direct, 0, 2).port == lab.nodes["node1"].port
+        assert servers.server_identity(direct, 0, 2).port == lab.nodes["node1"].port
     finally:
         pooler.close()
 

@@ -14,7 +14,7 @@ import sys
 import psycopg2
 import pytest
 
-from ptor_harness import db, lock
+from ptor_harness import db, lock, servers
 from ptor_harness.lab import pooler
 from ptor_harness.lab.base import wait_until
 from ptor_harness.lab.streaming import StreamingLab
@@ -171,7 +171,7 @@ def test_a_repointed_transaction_pooler_moves_clients_and_each_op_keeps_its_serv
         for dsn, pooled in ((lab.primary_dsn(), True), (lab.direct_dsn(), False)):
             conn = db.connect(dsn, "ptor-test", 5)
             try:
-                assert db.behind_pooler(conn) is pooled, dsn
+                assert servers.behind_pooler(conn) is pooled, dsn
             finally:
                 conn.close()
         keep_decodable_history(lab)

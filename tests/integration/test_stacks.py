@@ -15,7 +15,7 @@ import sqlite3
 
 import pytest
 
-from ptor_harness import db
+from ptor_harness import db, servers
 from ptor_harness.lab import pooler
 
 from .anatomy_checks import (
@@ -310,7 +310,7 @@ def test_patroni_behind_pgbouncer_and_haproxy(patroni_lab, run_ptor):
                             (patroni_lab.direct_dsn(), False)):
             conn = db.connect(dsn, "ptor-test", 5)
             try:
-                assert db.behind_pooler(conn) is pooled, dsn
+                assert servers.behind_pooler(conn) is pooled, dsn
             finally:
                 conn.close()
         r = drill(patroni_lab, run_ptor, "kill-primary")
