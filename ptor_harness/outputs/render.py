@@ -11,7 +11,6 @@ from typing import Optional
 
 from tabulate import tabulate
 
-from ..servers import primary_moves
 from .charts import terminal_chart
 
 
@@ -82,7 +81,7 @@ def render(report: dict) -> str:
     rows = [["primary before", (servers["primary_before"] or {}).get("label", "-")],
             ["primary after", (servers["primary_after"] or {}).get("label", "-")]]
     parts += ["", "Servers", tabulate(rows, tablefmt="simple")]
-    moves = primary_moves(servers["identity_changes"])
+    moves = servers["primary_moves"] or []
     if moves:
         rows = [[rel(m["first"]), rel(m["last"]), m["workers"], m["from"], m["to"]]
                 for m in moves]

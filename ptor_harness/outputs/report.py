@@ -53,6 +53,7 @@ def build(outcome: DrillOutcome) -> dict:
         d.anatomy["replication_at_fault"]
     findings = outcome.findings
     lost = findings.lost_total if findings else None
+    changes = servers.identity_changes(outcome.identities)
     timeline = metrics.timeline() if metrics else []
     load = load_figures(s.load.rate, s.load.parallel_workers, outcome.schedules, totals["ok"],
                         outcome.phases.get("warmup"), outcome.phases.get("drain"),
@@ -131,7 +132,8 @@ def build(outcome: DrillOutcome) -> dict:
         "servers": {
             "primary_before": _identity(outcome.primary_before),
             "primary_after": _identity(outcome.primary_after),
-            "identity_changes": servers.identity_changes(outcome.identities),
+            "identity_changes": changes,
+            "primary_moves": servers.primary_moves(changes),
         },
         "latency": {
             "op_ok_p50_seconds": metrics.latency.percentile(50) if metrics else None,

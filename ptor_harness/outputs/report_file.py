@@ -45,6 +45,9 @@ Report format history:
       codes, pgbench's tps per second and before / after the fault, given up or left
       running, the end of its output; `wal`: ptor's estimated share of the primary's WAL);
       the brownout's baseline starts once the background load runs.
+  7 — `servers.primary_moves`: the identity changes grouped into moves of the primary
+      (from, to, first, last, workers), as the terminal shows them; read from an older
+      report, they are worked out from its `servers.identity_changes`.
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).
@@ -54,11 +57,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Union
+from typing import Optional, Union
 
 from ..errors import ConfigError
+from ..servers import primary_moves
 
-FORMAT = 6
+FORMAT = 7
 REPORT_BYTES = 64 * 1024 * 1024  # a report.json larger than this is not read
 
 # The keys each format added, as (section or None for the top level, key): an older
@@ -78,6 +82,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
     5: ((None, "load"), (None, "transactions"), ("rpo", "lost_acknowledged_transactions"),
         ("anomalies", "partial_transactions")),
     6: ((None, "background"),),
+    7: (("servers", "primary_moves"),),
 }
 
 
@@ -117,8 +122,19 @@ def parse(report: Union[str, bytes, dict]) -> dict:
             elif isinstance(upgraded.get(section), dict):
                 upgraded[section] = dict(upgraded[section])
                 upgraded[section].setdefault(key, None)
+    if version < 7 and isinstance(upgraded.get("servers"), dict):
+        upgraded["servers"]["primary_moves"] = moves_of(upgraded["servers"])
     upgraded["format"] = FORMAT
     return upgraded
+
+
+def moves_of(section: dict) -> Optional[list]:
+    """The moves of the primary in an older report's `servers` section, from its identity
+    changes (None where those are not a list of changes)."""
+    try:
+        return primary_moves(section.get("identity_changes"))
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 def load(path: str) -> dict:

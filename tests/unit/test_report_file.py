@@ -91,3 +91,14 @@ def test_a_file_that_cannot_be_read_is_a_config_error(tmp_path):
 def test_an_older_report_renders(tmp_path):
     text = render.render(report_file.parse(format_1_report()))
     assert "verdict" in text
+
+
+def test_an_older_report_gets_its_moves_of_the_primary_worked_out():
+    built = report.build(outcome())
+    assert built["servers"]["primary_moves"][0]["workers"] == 1  # the writer's own
+    read = report_file.parse(format_1_report())
+    assert read["servers"]["primary_moves"] == built["servers"]["primary_moves"]
+    garbled = report_file.parse({"format": 6, "verdict": "pass",
+                                 "servers": {"identity_changes": "x"}})
+    assert garbled["servers"]["primary_moves"] is None
+    assert "Primary changes seen by the workers" in render.render(read)
