@@ -162,6 +162,27 @@ OPTIONS: tuple[OptionSpec, ...] = (
                multiple=True),
     OptionSpec("observe-interval", "observer", _seconds, 0.1,
                "seconds between the node observer's samples of each node (0: no observer)"),
+    OptionSpec("cdc-slot", "cdc", str, None,
+               "a logical replication slot for ptor's change-data-capture consumer: it reads "
+               "the slot through the primary endpoint beside the load (following the "
+               "failover like the workers) and the report says whether the slot survived "
+               "and which acknowledged changes the consumer missed or received that the new "
+               "primary does not hold; the slot must exist (see --cdc-create-slot) and be "
+               "ptor's alone: the consumer confirms what it has read"),
+    OptionSpec("cdc-plugin", "cdc", str, "pgoutput",
+               "the slot's output plugin: pgoutput (needs --cdc-publication) or "
+               "test_decoding"),
+    OptionSpec("cdc-publication", "cdc", str, None,
+               "pgoutput's publication of ptor's tables (default: SCHEMA_cdc); --init "
+               "creates it, and --reset drops it"),
+    OptionSpec("cdc-create-slot", "cdc", parse_bool, False,
+               "with --init, create the --cdc-slot on the primary where it is missing (on "
+               "the primary only: whether a copy reaches the standbys is the cluster's "
+               "business, which the drill then tests)", flag=True),
+    OptionSpec("max-cdc-missed", "cdc", int, 0,
+               "fail the drill when the consumer missed more acknowledged changes than "
+               "this that the new primary holds (a missing slot or a phantom change fails "
+               "it whatever this says)"),
     OptionSpec("max-outage", "thresholds", _seconds, 120.0,
                "give up when no primary accepts writes for this many seconds"),
     OptionSpec("max-write-rto", "thresholds", _seconds, None,
@@ -221,8 +242,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "ptor campaign: fail when more rounds than this failed"),
 )
 OPTION_NAMES = tuple(o.name for o in OPTIONS)
-SECTIONS = ("connection", "load", "preparation", "faults", "observer", "thresholds", "outputs",
-            "campaign")
+SECTIONS = ("connection", "load", "preparation", "faults", "observer", "cdc", "thresholds",
+            "outputs", "campaign")
+CDC_PLUGINS = ("pgoutput", "test_decoding")
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,40}")  # fullmatch: no trailing newline
 # --expect: what the drill must show (checks.expectation judges it)
 EXPECT_FAILOVER, EXPECT_NO_FAILOVER, EXPECT_NO_PROMOTION, EXPECT_ANY = EXPECTATIONS = (

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..lab.actions import FAULT_ACTIONS, split_action
 from ..lab.settings import LAB_SETTINGS
 from ..redact import redact
-from .options import EXPECTATIONS, IDENTIFIER, OPTIONS, _seconds
+from .options import CDC_PLUGINS, EXPECTATIONS, IDENTIFIER, OPTIONS, _seconds
 from .scenario import Scenario
 
 MAX_PAYLOAD_BYTES = 1024 * 1024  # an op's payload: at most 1 MiB of WAL
@@ -122,8 +122,27 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
     if values["observe_interval"] != 0 and not 0.01 <= values["observe_interval"] <= 60:
         raise ConfigError(f"observe-interval must be 0 (no observer) or between 0.01 and 60 "
                           f"seconds (got {values['observe_interval']})")
+    check_cdc(values)
     check_campaign(values)
     return Scenario.from_values(values, config_file)
+
+
+def check_cdc(values: dict) -> None:
+    """--cdc-*: names PostgreSQL will take as they are, a known plugin, a threshold."""
+    for key in ("cdc_slot", "cdc_publication"):
+        name = values.get(key)
+        if name is not None and not IDENTIFIER.fullmatch(name):
+            raise ConfigError(f"{key.replace('_', '-')} must be a lower-case name of letters, "
+                              f"digits and _ (at most 41 characters), got {name!r}")
+    if values["cdc_plugin"] not in CDC_PLUGINS:
+        raise ConfigError(f"cdc-plugin must be one of {', '.join(CDC_PLUGINS)}, "
+                          f"got {values['cdc_plugin']!r}")
+    if values["max_cdc_missed"] < 0:
+        raise ConfigError("max-cdc-missed must not be negative")
+    if values.get("cdc_publication") is None:
+        values["cdc_publication"] = f"{values['schema']}_cdc"
+    if values["cdc_create_slot"] and not values.get("cdc_slot"):
+        raise ConfigError("cdc-create-slot needs the slot's name: give --cdc-slot")
 
 
 def check_campaign(values: dict) -> None:

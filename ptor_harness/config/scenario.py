@@ -77,6 +77,17 @@ class Observer:
 
 
 @dataclass(frozen=True)
+class Cdc:
+    """--cdc-slot: the change-data-capture consumer beside the load, and its threshold."""
+
+    cdc_slot: Optional[str]  # None: no consumer
+    cdc_plugin: str
+    cdc_publication: Optional[str]  # pgoutput's; set from the schema when not given
+    cdc_create_slot: bool
+    max_cdc_missed: int
+
+
+@dataclass(frozen=True)
 class Thresholds:
     """What the verdict holds the drill to."""
 
@@ -114,7 +125,7 @@ class Campaign:
 
 
 SECTION_TYPES = {"connection": Connection, "load": Load, "preparation": Preparation,
-                 "faults": Faults, "observer": Observer, "thresholds": Thresholds,
+                 "faults": Faults, "observer": Observer, "cdc": Cdc, "thresholds": Thresholds,
                  "outputs": Outputs, "campaign": Campaign}
 
 
@@ -128,6 +139,7 @@ class Scenario:
     preparation: Preparation
     faults: Faults
     observer: Observer
+    cdc: Cdc
     thresholds: Thresholds
     outputs: Outputs
     campaign: Campaign
