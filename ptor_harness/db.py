@@ -108,7 +108,8 @@ _SESSION_TIMEOUT_SQL = ("SELECT set_config('statement_timeout', %s, false) "
 
 
 def connect(dsn: str, application_name: str, timeout: float,
-            statement_timeout: float = 0.0, autocommit: bool = True):
+            statement_timeout: float = 0.0, autocommit: bool = True,
+            connection_factory=None):
     """Open a connection that names itself and never waits forever.
 
     `timeout` bounds each host attempt (fractional seconds); `statement_timeout` (seconds,
@@ -116,7 +117,9 @@ def connect(dsn: str, application_name: str, timeout: float,
     _SESSION_TIMEOUT_SQL). TCP keepalives make a silently dead
     peer visible while the session is idle, and tcp_user_timeout while data waits for its
     acknowledgement (a partitioned repo mid-COPY would otherwise hold the recorder for the
-    kernel's ~15 minutes of retransmissions). Raises psycopg2.Error on failure.
+    kernel's ~15 minutes of retransmissions). `connection_factory`: psycopg2's, e.g. a
+    LogicalReplicationConnection (then no statement timeout, and autocommit as it comes).
+    Raises psycopg2.Error on failure.
     """
     libpq_timeout = max(2, math.ceil(timeout) + 1)  # backstop only; our deadline is tighter
     kwargs = {
@@ -132,6 +135,9 @@ def connect(dsn: str, application_name: str, timeout: float,
     for key in list(kwargs):
         if key in parsed and key != "connect_timeout":
             kwargs.pop(key)  # the user's own settings win
+    if connection_factory is not None:
+        kwargs["connection_factory"] = connection_factory
+        return _connect_first_host(dsn, parsed, timeout, kwargs)
     conn = _connect_first_host(dsn, parsed, timeout, kwargs)
     try:
         conn.autocommit = autocommit

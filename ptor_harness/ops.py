@@ -156,6 +156,13 @@ IDENTITY_RECORD = (
     _text("system_id"), _int("timeline", True), _float("started_at"))
 
 
+# A change the CDC consumer received (ledger_cdc): `CdcChange`'s fields, in its order.
+CDC_RECORD = (
+    _int("worker"), _int("key", pg_type="bigint"),
+    Field("kind", "kind", False, "char(1)", "TEXT"), _int("version", pg_type="bigint"),
+    _int("lsn", pg_type="bigint"), _float("received_at", nullable=False), _int("connection"))
+
+
 # A node observer's sample of one node (ledger_node_sample): see drill/observer.py.
 NODE_SAMPLE_RECORD = (
     Field("node", "text", False, "text", "TEXT"), _float("at", nullable=False),
@@ -176,6 +183,20 @@ REPLICATION_RECORD = (
 # The observer's name for its samples of the primary DSN itself (any role): what a client
 # reaches there, beside the cluster's nodes.
 ENDPOINT = "endpoint"
+
+
+class CdcChange(NamedTuple):
+    """A change to one of ptor's rows as the CDC consumer received it (drill/cdc.py): the
+    row version it names (drill/cdc_decode.py), its transaction's commit LSN, when it
+    arrived and on which of the consumer's connections (each names one server)."""
+
+    worker: int
+    key: int
+    kind: str
+    version: int
+    lsn: int
+    received_at: float
+    connection: int
 
 
 class NodeSample(NamedTuple):

@@ -18,8 +18,15 @@ if TYPE_CHECKING:  # for the annotations only: the outcome imports no process co
     from .config import Scenario
     from .drill.background import CommandRecord
     from .drill.faults import FaultRecord
-    from .drill.messages import ProbeGap, RecorderFinished, WorkerCrashed, WorkerSchedule
+    from .drill.messages import (
+        CdcFinished,
+        ProbeGap,
+        RecorderFinished,
+        WorkerCrashed,
+        WorkerSchedule,
+    )
     from .ops import Identity, NodeSample, ReplicationRow
+    from .verify.cdc import CdcTally
     from .verify.findings import Findings
     from .verify.metrics import RunMetrics
 
@@ -132,6 +139,10 @@ class DrillOutcome:
     replication: list[ReplicationRow] = field(default_factory=list)
     # writes refused as read-only (SQLSTATE 25006): count, first and last time
     refused_writes: tuple = (0, None, None)
+    # --cdc-slot: the consumer's last word, the slot on the new primary, and the check
+    cdc: Optional[CdcFinished] = None
+    cdc_slot_after: Optional[dict] = None
+    cdc_tally: Optional[CdcTally] = None
 
     def stopped(self, kind: Stop, detail: str, signal: Optional[str] = None) -> None:
         self.stop = StopReason(kind, detail, signal)
@@ -172,6 +183,8 @@ class DrillOutcome:
             self.observer.sent, self.observer.dropped = news.samples, news.dropped
         elif isinstance(news, messages.BackgroundFinished):
             self.background = news.commands
+        elif isinstance(news, messages.CdcFinished):
+            self.cdc = news
         else:
             return False
         return True

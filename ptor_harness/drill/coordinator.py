@@ -30,7 +30,10 @@ from ..ops import ENDPOINT, READ_ONLY
 from ..outcome import DrillOutcome, Stop, StopReason
 from ..outputs import exports, report
 from ..servers import newest_timeline
+from ..verify.cdc import check_ledger as cdc_check
 from ..verify.validation import ValidationIncomplete, confirm_primary, reconcile_run
+from .cdc import spec_for
+from .cdc_slot import slot_state
 from .cpu_sampler import CpuSampler
 from .crew import QUEUE_MESSAGES, Crew
 from .faults import FaultSchedule, LabAction, ShellCommand
@@ -89,6 +92,7 @@ class Drill:
         self.locks = DrillLocks(scenario.connection, self.run_id)
         self.schedule: Optional[FaultSchedule] = None
         self.output_failures: list[str] = []
+        self.cdc_since: Optional[int] = None  # --cdc-slot: where this run's changes begin
 
     def request_stop(self, signal_name: str) -> None:
         """Asked from a signal handler: end the load at the next tick, then drain,
@@ -136,7 +140,8 @@ class Drill:
             try:
                 self.locks.take()
                 self.phase("check")
-                self.outcome.primary_before, self.outcome.latency = check_cluster(s)
+                self.outcome.primary_before, self.outcome.latency, self.cdc_since = \
+                    check_cluster(s)
             except PtorError as exc:
                 self.record_early_failure(str(exc))
                 raise
@@ -181,7 +186,7 @@ class Drill:
         """Start the crew, fire the faults on schedule, follow the load until a stop rule
         holds, then stop the crew and drain the ledger."""
         s, outcome = self.scenario, self.outcome
-        crew = Crew(s, self.ledger_spec, outcome, seed)
+        crew = Crew(s, self.ledger_spec, outcome, seed, spec_for(s, self.cdc_since))
         crew.start()
         watcher = LoadWatcher(crew.board, self.progress, lambda: self.current_phase)
         sampler = CpuSampler(crew.pids)
@@ -317,6 +322,8 @@ class Drill:
             return
         conn, identity = confirmed.conn, confirmed.identity
         outcome.reconciled_on, outcome.primary_after = confirmed.label, identity
+        if s.cdc.cdc_slot is not None:
+            outcome.cdc_slot_after = slot_state(conn, s.cdc.cdc_slot)
         workers, share = s.load.parallel_workers, None
         try:
             share = start_share(conn, ShareCheck(
@@ -329,6 +336,8 @@ class Drill:
                 s.load.payload_bytes, s.preparation.full_data_validation,
                 outcome.identities, identity, outcomes_only=s.load.async_repo_mode,
                 ops_per_transaction=s.load.ops_per_transaction, share=share)
+            if s.cdc.cdc_slot is not None:
+                outcome.cdc_tally = cdc_check(ledger, workers, outcome.findings)
         except ValidationIncomplete as exc:
             outcome.validation_error = s.redact(str(exc))
         finally:

@@ -25,6 +25,7 @@ import queue as queue_module
 import signal
 import time
 from collections.abc import Callable
+from typing import Optional
 
 from ..config import Scenario, worker_specs
 from ..errors import RecorderError
@@ -33,6 +34,7 @@ from ..outcome import DrillOutcome
 from . import messages
 from .background import GONE_TIMEOUT, TERM_GRACE, BackgroundSpec, run_background
 from .board import WorkerBoard
+from .cdc import CATCH_UP, CdcSpec, run_consumer
 from .flags import crew_flags
 from .observer import ObserverSpec, nodes_to_observe, run_observer
 from .probe import ProbeBoard, ProbeSpec, run_probe
@@ -44,7 +46,7 @@ log = logging.getLogger("ptor")
 # which a child re-runs on start)
 PRELOAD = ["ptor_harness.cli", "ptor_harness.drill.worker", "ptor_harness.drill.recorder",
            "ptor_harness.drill.probe", "ptor_harness.drill.observer",
-           "ptor_harness.drill.background"]
+           "ptor_harness.drill.background", "ptor_harness.drill.cdc"]
 # --background-load starts this far into the warmup (at most half of it): ptor's load
 # alone before, from which the report estimates ptor's own share of the WAL
 PTOR_ALONE_SECONDS = 3.0
@@ -74,7 +76,7 @@ class Crew:
     """The processes of one drill and the channels between them."""
 
     def __init__(self, scenario: Scenario, ledger_spec: LedgerSpec, outcome: DrillOutcome,
-                 seed: int) -> None:
+                 seed: int, cdc: Optional[CdcSpec] = None) -> None:
         self.outcome = outcome
         conn, workers = scenario.connection, scenario.load.parallel_workers
         self.grace = conn.statement_timeout + conn.rto_conn_timeout + 10.0
@@ -83,19 +85,23 @@ class Crew:
         self.queue = messages.op_queue(ctx, QUEUE_MESSAGES)
         self.events = messages.op_queue(ctx)
         self.pieces = messages.Assembler()  # large messages, put together again
-        self.go, self.stop, self.abort = crew_flags(ctx)  # no lock a death can keep
+        # no lock a death can keep
+        self.go, self.stop, self.abort, self.cdc_stop = crew_flags(ctx)
         self.board = WorkerBoard.create(ctx, workers)
         self.probe_board = ProbeBoard.create(ctx, workers)
         # Kept for the whole drill: while the coordinator holds every pipe's read end too,
         # the recorder's acknowledgement to a killed worker is never a broken pipe.
         self.pipes = pipes = [ctx.Pipe(duplex=False) for _ in range(workers)]
+        acks = {w: p[1] for w, p in enumerate(pipes)}
+        if cdc is not None:
+            self.cdc_pipe = ctx.Pipe(duplex=False)
+            acks[messages.CONSUMER] = self.cdc_pipe[1]
         # Only the coordinator holds the write end: closed when it exits, so every child
         # can tell (messages.coordinator_gone)
         alive, self.alive = ctx.Pipe(duplex=False)
         self.recorder = ctx.Process(
             target=run_recorder, name="ptor-recorder",
-            args=(ledger_spec, self.queue, {w: p[1] for w, p in enumerate(pipes)},
-                  self.events, alive))
+            args=(ledger_spec, self.queue, acks, self.events, alive))
         self.probe = ctx.Process(target=run_probe, name="ptor-probe", args=(
             ProbeSpec(conn.primary_pgdsn, conn.schema, conn.rto_conn_timeout,
                       conn.statement_timeout),
@@ -106,6 +112,10 @@ class Crew:
             target=run_observer, name="ptor-observer",
             args=(ObserverSpec(nodes, scenario.observer.observe_interval), self.queue,
                   self.stop, self.events, alive)) if nodes else None
+        self.consumer = ctx.Process(
+            target=run_consumer, name="ptor-cdc",
+            args=(cdc, self.queue, self.cdc_pipe[0], self.cdc_stop, self.abort, alive,
+                  self.events)) if cdc is not None else None
         load = scenario.load
         self.background = ctx.Process(
             target=run_background, name="ptor-background",
@@ -128,6 +138,8 @@ class Crew:
             proc.start()
         if self.observer is not None:
             self.observer.start()
+        if self.consumer is not None:
+            self.consumer.start()
         if self.background is not None:
             self.background.start()
 
@@ -186,6 +198,9 @@ class Crew:
         elif isinstance(event, messages.WorkerCrashed):
             self.worker_died(messages.WorkerCrashed(event.worker, f"crashed: {event.error}",
                                                     event.traceback))
+        elif isinstance(event, messages.CdcCrashed):
+            self.outcome.error(f"the CDC consumer crashed: {event.error}")
+            log.error("the CDC consumer crashed: %s", event.error)
         elif isinstance(event, messages.RecorderCrashed):
             self.abort.set()
             error = f"the recorder failed: {event.error}"
@@ -239,6 +254,7 @@ class Crew:
                 proc.kill()
                 proc.join(5)
         self.stop_background()
+        self.stop_consumer()  # after the workers: it reads up to their last write
         self.stop_observer()  # its last samples reach the recorder before the stop does
         try:
             self.stop_recorder()
@@ -261,7 +277,8 @@ class Crew:
         coordinator (the next drill of a campaign starts another). Only when every child
         has exited: the server waits for them. `_stop` is multiprocessing's own way, kept
         since Python 3.4; without it the server still exits with the coordinator."""
-        children = [self.recorder, self.probe, *self.workers, self.observer, self.background]
+        children = [self.recorder, self.probe, *self.workers, self.observer, self.background,
+                    self.consumer]
         if any(p is not None and p.is_alive() for p in children):
             return
         server = getattr(multiprocessing.forkserver, "_forkserver", None)
@@ -298,6 +315,26 @@ class Crew:
         elif self.observer.exitcode:
             self.outcome.observer.failure = (f"the node observer exited with status "
                                              f"{self.observer.exitcode}")
+
+    def stop_consumer(self) -> None:
+        """The CDC consumer reads on until it has the load's last write (CATCH_UP seconds
+        at most), has the recorder make its changes durable, reports and exits."""
+        proc = self.consumer
+        if proc is None:
+            return
+        self.cdc_stop.set()
+        deadline = time.monotonic() + CATCH_UP + self.grace
+        while proc.is_alive() and time.monotonic() < deadline:
+            self.collect_events()
+            proc.join(0.2)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+            self.outcome.error("the CDC consumer did not stop and was killed")
+        self.collect_events()
+        if self.outcome.cdc is None:
+            with contextlib.suppress(queue_module.Empty):
+                self.handle_event(self.events.get(timeout=2))
 
     def stop_recorder(self) -> None:
         recorder, outcome = self.recorder, self.outcome

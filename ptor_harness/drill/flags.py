@@ -42,7 +42,9 @@ class SharedFlag:
         return True
 
 
-def crew_flags(ctx) -> tuple[SharedFlag, SharedFlag, SharedFlag]:
-    """(go, stop, abort) in one lock-free shared array of `ctx`'s."""
-    array = ctx.Array("b", 3, lock=False)
-    return SharedFlag(array, 0), SharedFlag(array, 1), SharedFlag(array, 2)
+def crew_flags(ctx) -> tuple[SharedFlag, SharedFlag, SharedFlag, SharedFlag]:
+    """(go, stop, abort, cdc_stop) in one lock-free shared array of `ctx`'s; the CDC
+    consumer is stopped on its own flag, once the workers have ended."""
+    array = ctx.Array("b", 4, lock=False)
+    return SharedFlag(array, 0), SharedFlag(array, 1), SharedFlag(array, 2), \
+        SharedFlag(array, 3)

@@ -137,6 +137,7 @@ class Assembler:
 # Senders that are not workers.
 OBSERVER = -1
 COORDINATOR = -2
+CONSUMER = -3  # the CDC consumer (cdc.py)
 # The tags of the messages to the recorder, with what their data is.
 OPS = "ops"  # [op tuple, ...]
 INTENTS = "intents"  # (block number, [(seq, kind, key), ...]) -> acknowledged with the number
@@ -144,6 +145,7 @@ RETRACT = "retract"  # first seq: the worker's intents from it on were never sen
 IDENTITY = "identity"  # an identity tuple (ops.Identity) the worker read
 NODES = "nodes"  # [node sample tuple, ...] from the node observer
 REPLICATION = "replication"  # [replication row tuple, ...], likewise
+CDC = "cdc"  # (block number, [CdcChange tuple, ...]) -> acknowledged with the number
 WORKER_END = "end"  # None: the worker sends nothing after this
 RECORDER_STOP = "stop"  # None: from the coordinator, after all workers ended
 
@@ -235,6 +237,28 @@ class ProbeGap:
         if self.first_write is None or self.last_ok is None:
             return None
         return self.first_write - self.last_ok
+
+
+@dataclass(frozen=True)
+class CdcFinished:
+    """The CDC consumer's last word (cdc.py): its connections (each: number, when, the
+    server, its system and timeline, why it failed or was lost), every confirmation
+    (when, LSN), the changes received, and whether it caught up with the load's last write
+    (`target`: the LSN it read up to) before it stopped. Sent with `put_whole`."""
+
+    connections: list
+    confirmed: list
+    received: int
+    caught_up: bool
+    target: Optional[int]
+
+
+@dataclass(frozen=True)
+class CdcCrashed:
+    """The CDC consumer died of an exception."""
+
+    error: str
+    traceback: str
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,9 @@ SELECT pg_is_in_recovery(),
                       extract(epoch FROM write_lag)::float8,
                       extract(epoch FROM flush_lag)::float8,
                       extract(epoch FROM replay_lag)::float8))
-           FROM pg_stat_replication) END
+           FROM pg_stat_replication r  -- standbys: not a logical slot's consumer (CDC)
+           WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots s
+                             WHERE s.active_pid = r.pid AND s.slot_type = 'logical')) END
 """
 # The endpoint (maybe a proxy or a pooler, where a prepared statement may not survive) is
 # asked only what a client reaches there: the same columns, the rest NULL.

@@ -18,12 +18,13 @@ import psycopg2
 
 from .. import bounds, db, lock, schema, servers
 from ..config import Scenario
-from ..config.scenario import Connection
+from ..config.scenario import Cdc, Connection
 from ..errors import ClusterError
 from ..ledger import postgres as pg_ledger
 from ..ops import Identity
 from ..outcome import LockStatus
 from ..verify.metrics import latency_summary
+from . import cdc_slot
 
 
 class DrillLocks:
@@ -61,26 +62,30 @@ class DrillLocks:
             self.repo.close()
 
 
-def check_cluster(scenario: Scenario) -> tuple[Identity, Optional[dict]]:
+def check_cluster(scenario: Scenario) -> tuple[Identity, Optional[dict], Optional[int]]:
     """Reach the primary (and the repo), prepare tables, measure latency if asked; returns
-    the primary's identity and the latency check (None when not asked)."""
+    the primary's identity, the latency check (None when not asked) and, with --cdc-slot,
+    the WAL position from which changes are this run's (cdc_slot.prepare)."""
     s = scenario
     lab_dir = s.faults.lab_dir
     if s.faults.fault and not os.path.exists(os.path.join(lab_dir, "lab.json")):
         raise ClusterError(f"lab-dir {lab_dir} holds no ptor-lab lab (no lab.json); "
                            "start one with ptor-lab up")
-    identity = prepare_primary(s.connection, s.load.parallel_workers, s.preparation.init)
+    identity, since = prepare_primary(s.connection, s.load.parallel_workers,
+                                      s.preparation.init, s.cdc)
     if s.connection.repo_pgdsn:
-        check_repo(s.connection, s.preparation.init)
+        check_repo(s.connection, s.preparation.init, s.cdc.cdc_slot is not None)
     latency = None
     if s.preparation.check_primary_latency:
         latency = measure_latency(s.connection, s.preparation.latency_samples)
-    return identity, latency
+    return identity, latency, since
 
 
-def prepare_primary(c: Connection, workers: int, init: bool) -> Identity:
+def prepare_primary(c: Connection, workers: int, init: bool,
+                    cdc: Optional[Cdc] = None) -> tuple[Identity, Optional[int]]:
     """The primary's identity, with ptor's worker tables there (created with --init) and
-    empty."""
+    empty; with a CDC slot, where this run's changes begin (cdc_slot.prepare)."""
+    since = None
     try:
         conn = db.connect(c.primary_pgdsn, "ptor-check", c.rto_conn_timeout,
                           c.statement_timeout, autocommit=False)
@@ -100,6 +105,8 @@ def prepare_primary(c: Connection, workers: int, init: bool) -> Identity:
                 schema.init_primary(conn, c.schema, workers)
             schema.check_tables(conn, c.schema, workers)
             schema.truncate_worker_tables(conn, c.schema, workers)
+            if cdc is not None and cdc.cdc_slot is not None:
+                since = cdc_slot.prepare(conn, cdc, c.schema, workers, init)
     except psycopg2.Error as exc:
         why = db.error_label(exc) if not (bound and conn.closed) else (
             f"no answer within {bound:g} s (a synchronous standby that is gone holds "
@@ -107,10 +114,10 @@ def prepare_primary(c: Connection, workers: int, init: bool) -> Identity:
         raise ClusterError(f"cannot prepare the primary: {why}") from None
     finally:
         conn.close()
-    return identity
+    return identity, since
 
 
-def check_repo(c: Connection, init: bool) -> None:
+def check_repo(c: Connection, init: bool, cdc: bool = False) -> None:
     """The repo's ledger tables are there and of this ledger format (created or upgraded
     with --init)."""
     try:
@@ -120,7 +127,7 @@ def check_repo(c: Connection, init: bool) -> None:
     try:
         if init:
             pg_ledger.init_repo(conn, c.schema)
-        missing = pg_ledger.missing_repo_tables(conn, c.schema)
+        missing = pg_ledger.missing_repo_tables(conn, c.schema, cdc)
         if missing:
             raise ClusterError(f"ptor's ledger tables are missing in the repo, or are "
                                f"from an older ptor ({missing[0]}); run with --init to "

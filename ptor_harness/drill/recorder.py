@@ -85,6 +85,7 @@ class Recorder:
         retracts: list[tuple] = []
         node_samples: list[tuple] = []
         replication: list[tuple] = []
+        cdc: list[tuple] = []
         acks: dict[int, int] = {}
         stop = False
         for tag, sender, data in batch:
@@ -100,6 +101,10 @@ class Recorder:
                 node_samples.extend(data)
             elif tag == messages.REPLICATION:
                 replication.extend(data)
+            elif tag == messages.CDC:
+                block_no, changes = data
+                cdc.extend(changes)
+                acks[sender] = block_no
             elif tag == messages.RETRACT:
                 retracts.append((sender, data))
             elif tag == messages.WORKER_END:
@@ -108,8 +113,8 @@ class Recorder:
                 stop = True
             else:
                 raise ValueError(f"unknown message tag {tag!r}")
-        if intents or ops or identities or retracts or node_samples or replication:
-            self.store(intents, ops, identities, retracts, node_samples, replication)
+        if intents or ops or identities or retracts or node_samples or replication or cdc:
+            self.store(intents, ops, identities, retracts, node_samples, replication, cdc)
         self.ops += len(ops)
         self.intents += len(intents)
         self.identities += len(identities)

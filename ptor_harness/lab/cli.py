@@ -28,6 +28,7 @@ from tabulate import tabulate
 
 from ..errors import ConfigError
 from ..outputs import report_file
+from . import cdc as lab_cdc
 from . import load_lab, pooler, stacks
 from .actions import FAULT_ACTIONS
 from .base import Lab
@@ -59,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
                          "default; repmgr: async, repmgr's default; auto-failover is sync)")
     up.add_argument("--nodes", type=int, choices=(2, 3), default=None,
                     help="data nodes (repmgr: 2 or 3; the other stacks have 2)")
+    up.add_argument("--cdc", action="store_true",
+                    help="wal_level = logical and a logical slot for ptor's CDC consumer "
+                         "(--cdc-slot); streaming and repmgr labs: a plain slot on the "
+                         "primary only")
+    up.add_argument("--cdc-plugin", choices=lab_cdc.PLUGINS, default="pgoutput")
     add_pooler_options(up)
     fault = add("fault", "inject a fault: " + ", ".join(FAULT_ACTIONS))
     fault.add_argument("action", help="one of: " + ", ".join(FAULT_ACTIONS) + " (blip=SECONDS, "
@@ -108,6 +114,11 @@ def bring_up(args: argparse.Namespace, lab_dir: str) -> Lab:
     if args.pooler == "pgbouncer":
         try:
             pooler.add(lab, args.pool_mode, args.pooler_fencing)
+        except BaseException as exc:
+            lab.abandon(exc)
+    if getattr(args, "cdc", False):
+        try:
+            lab_cdc.add(lab, args.cdc_plugin)
         except BaseException as exc:
             lab.abandon(exc)
     return lab
@@ -197,6 +208,11 @@ def run(args: argparse.Namespace) -> int:
             lab = bring_up(args, args.dir)
             print(f"# {args.stack} lab up in {time.time() - started:.1f} s in {lab.dir}")
             print_dsns(lab)
+            if lab.state.get("cdc"):
+                cdc = lab.state["cdc"]
+                print(f"# CDC: run ptor with --cdc-slot {cdc['slot']} --cdc-plugin "
+                      f"{cdc['plugin']} (a plain slot on {cdc['on']} only: it will not "
+                      "survive a failover, and the drill will say so)")
             return 0
         lab = load_lab(args.dir)
         if args.command == "status":

@@ -9,12 +9,14 @@ from collections.abc import Iterable, Iterator
 from typing import Optional
 
 from ..ops import (
+    CDC_RECORD,
     IDENTITY_RECORD,
     INTENT_RECORD,
     LEDGER_FORMAT,
     NODE_SAMPLE_RECORD,
     OP_RECORD,
     REPLICATION_RECORD,
+    CdcChange,
     Field,
     Identity,
     NodeSample,
@@ -28,12 +30,18 @@ INTENT_COLUMNS = columns(INTENT_RECORD)
 SESSION_COLUMNS = columns(IDENTITY_RECORD)
 NODE_SAMPLE_COLUMNS = columns(NODE_SAMPLE_RECORD)
 REPLICATION_COLUMNS = columns(REPLICATION_RECORD)
+CDC_COLUMNS = columns(CDC_RECORD)
 # The ledger tables that hold records (ops.py), each with its primary key (if any).
 RECORD_TABLES = {"ledger_intent": (INTENT_RECORD, "run_id, worker, seq"),
                  "ledger_op": (OP_RECORD, "run_id, worker, seq"),
                  "ledger_session": (IDENTITY_RECORD, None),
                  "ledger_node_sample": (NODE_SAMPLE_RECORD, None),
-                 "ledger_replication": (REPLICATION_RECORD, None)}
+                 "ledger_replication": (REPLICATION_RECORD, None),
+                 # a change received twice arrives at two times: both are kept
+                 "ledger_cdc": (CDC_RECORD,
+                                "run_id, worker, key, kind, version, received_at")}
+# Record tables an older repo may lack until a drill needs them (--init adds them).
+OPTIONAL_TABLES = ("ledger_cdc",)
 # Columns that ledger format 2 added to format-1 tables: (table, column, PostgreSQL type,
 # SQLite type). A ledger from an older ptor gains them (NULL in its old rows).
 ADDED_COLUMNS = tuple((table, f.name, f.pg_type, f.sqlite_type)
@@ -104,7 +112,8 @@ class Ledger(ABC):
 
     def write(self, intents: list[tuple], ops: list[tuple], identities: list[tuple],
               retracts: list[tuple], node_samples: list[tuple] = (),
-              replication: list[tuple] = (), again: bool = False) -> None:
+              replication: list[tuple] = (), cdc: list[tuple] = (),
+              again: bool = False) -> None:
         """Write one batch; the caller commits (group commit across workers). `again`: the
         same batch once more after its commit was cut off, which may or may not have
         landed, so rows already there are skipped."""
@@ -124,6 +133,8 @@ class Ledger(ABC):
         if replication:
             append("ledger_replication", "run_id, " + REPLICATION_COLUMNS,
                    [(run, *r) for r in replication])
+        if cdc:
+            append("ledger_cdc", "run_id, " + CDC_COLUMNS, [(run, *c) for c in cdc])
         for worker, first_seq in retracts:
             self._execute(self._sql("DELETE FROM ledger_intent WHERE run_id = %s AND "
                                     "worker = %s AND seq >= %s"), (run, worker, first_seq))
@@ -208,6 +219,13 @@ class Ledger(ABC):
         sql = self._sql("SELECT " + REPLICATION_COLUMNS + " FROM ledger_replication WHERE "
                         "run_id = %s ORDER BY at, node")
         return [ReplicationRow(*row) for row in self._query(sql, (self.run_id,))]
+
+    def cdc_changes(self, worker: int) -> list[CdcChange]:
+        """The changes the CDC consumer received of one worker's rows, by key and version
+        (a change received twice, twice)."""
+        sql = self._sql("SELECT " + CDC_COLUMNS + " FROM ledger_cdc WHERE run_id = %s AND "
+                        "worker = %s ORDER BY key, version, received_at")
+        return [CdcChange(*row) for row in self._query(sql, (self.run_id, worker))]
 
     def refused_writes(self, sqlstate: str) -> tuple[int, Optional[float], Optional[float]]:
         """Ops refused with `sqlstate` (a write on a read-only server: stale routing): how

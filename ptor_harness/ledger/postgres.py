@@ -16,7 +16,14 @@ from psycopg2.extras import execute_values
 from .. import bounds, db, servers
 from ..errors import ClusterError
 from ..schema import MARK
-from .base import ADDED_COLUMNS, RECORD_TABLES, Ledger, copy_rows, record_table_ddl
+from .base import (
+    ADDED_COLUMNS,
+    OPTIONAL_TABLES,
+    RECORD_TABLES,
+    Ledger,
+    copy_rows,
+    record_table_ddl,
+)
 
 TABLES = {
     "ledger_run": "run_id text PRIMARY KEY, started_at double precision, "
@@ -46,8 +53,9 @@ def init_repo(conn, schema: str) -> None:
     conn.commit()
 
 
-def missing_repo_tables(conn, schema: str) -> list[str]:
-    """Ledger tables, or columns a newer ledger format added, that the repo lacks."""
+def missing_repo_tables(conn, schema: str, cdc: bool = False) -> list[str]:
+    """Ledger tables, or columns a newer ledger format added, that the repo lacks (the
+    CDC consumer's table only for a drill with one: OPTIONAL_TABLES)."""
     with conn.cursor() as cur:
         cur.execute("SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n "
                     "ON n.oid = c.relnamespace LEFT JOIN pg_attribute a ON a.attrelid = c.oid "
@@ -56,7 +64,8 @@ def missing_repo_tables(conn, schema: str) -> list[str]:
         columns = {(table, column) for table, column in cur.fetchall()}
     conn.rollback()
     present = {table for table, _column in columns}
-    missing = [f"{schema}.{t}" for t in TABLES if t not in present]
+    missing = [f"{schema}.{t}" for t in TABLES if t not in present
+               and (cdc or t not in OPTIONAL_TABLES)]
     return missing + [f"{schema}.{table}.{column}" for table, column, _t, _s in ADDED_COLUMNS
                       if table in present and (table, column) not in columns]
 

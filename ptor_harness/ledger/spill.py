@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterator
 
 from ..ops import (
+    CDC_RECORD,
     IDENTITY_RECORD,
     INTENT_RECORD,
     KIND_NAMES,
@@ -31,8 +32,9 @@ from ..ops import (
 )
 
 SPILL_FILE = "ledger-spill.jsonl"
-BATCH_PARTS = ("intents", "ops", "identities", "retracts", "node_samples", "replication")
-OPTIONAL_PARTS = ("node_samples", "replication")  # absent from an older ptor's file
+BATCH_PARTS = ("intents", "ops", "identities", "retracts", "node_samples", "replication",
+               "cdc")
+OPTIONAL_PARTS = ("node_samples", "replication", "cdc")  # absent from an older ptor's file
 
 
 def spill_path(run_dir: str) -> str:
@@ -96,7 +98,8 @@ BIGINT = 2 ** 63
 # one layout (ops.py); a retract is (worker, first seq taken back).
 ROW_SHAPES = {part: tuple((f.kind, f.nullable) for f in record) for part, record in (
     ("intents", INTENT_RECORD), ("ops", OP_RECORD), ("identities", IDENTITY_RECORD),
-    ("node_samples", NODE_SAMPLE_RECORD), ("replication", REPLICATION_RECORD))}
+    ("node_samples", NODE_SAMPLE_RECORD), ("replication", REPLICATION_RECORD),
+    ("cdc", CDC_RECORD))}
 ROW_SHAPES["retracts"] = (("int", False), ("int", False))
 TEXT_CHARS = 1000  # longer than any label ptor writes (errors: 200, addresses, ids)
 

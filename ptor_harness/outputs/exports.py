@@ -160,6 +160,17 @@ def prometheus_registry(report: dict) -> CollectorRegistry:
     gauge("standby_replay_lag_bytes_at_fault", "How far each standby's replay was behind the "
           "primary at the fault (pg_stat_replication).",
           [({"standby": x["standby"] or "standby"}, x["replayed_bytes_behind"]) for x in lag])
+    cdc = report.get("cdc")
+    if cdc:
+        gauge("cdc_slot_present", "1 when the CDC slot was on the new primary (--cdc-slot).",
+              [({"slot": cdc["slot"]}, None if cdc["slot_on_new_primary"] is None
+                else cdc["slot_on_new_primary"] == "present")])
+        gauge("cdc_changes", "Changes of acknowledged ops by what the CDC consumer saw: "
+              "missed (held by the new primary, never received), phantom (received, lost "
+              "by the new primary), duplicate (received again).",
+              [({"kind": k}, cdc[k]) for k in ("missed", "phantom", "duplicates")])
+        gauge("cdc_outage_seconds", "The CDC consumer's last change before the fault to "
+              "its first after.", [({}, (cdc["outage"] or {}).get("seconds"))])
     gauge("interrupted", "1 when a signal ended the last drill.",
           [({}, report["interrupted"] is not None)])
     phases = report["phases"]

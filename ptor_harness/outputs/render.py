@@ -96,6 +96,7 @@ def render(report: dict) -> str:
                                                         "detection", "to first ok"])]
     parts += anatomy_tables(r, rel)
     parts += background_table(r.get("background"))
+    parts += cdc_table(r.get("cdc"))
     if r["latency"]["check"]:
         check = r["latency"]["check"]
         rows = [[name, _s(v.get("min"), 4), _s(v.get("median"), 4), _s(v.get("p99"), 4),
@@ -195,6 +196,26 @@ def anatomy_tables(r: dict, rel) -> list[str]:
                   f"{brown['warmup_ok_per_second']:,} ok/s): {_s(brown['seconds'], 0)} "
                   f"({spans})"]
     return parts
+
+
+def cdc_table(section: Optional[dict]) -> list[str]:
+    """--cdc-slot: the slot on the new primary and what the consumer missed."""
+    if not section:
+        return []
+    outage = section["outage"] or {}
+    rows = [["slot on the new primary", section["slot_on_new_primary"] or "unknown"],
+            ["changes received (before / after the fault)",
+             f"{_n(section['received'])} ({_n(section['received_before_fault'])} / "
+             f"{_n(section['received_after_fault'])})"],
+            ["missed (acknowledged, held by the new primary)", _n(section["missed"])],
+            ["phantom (received, lost by the new primary)", _n(section["phantom"])],
+            ["duplicates", _n(section["duplicates"])],
+            ["CDC outage", _s(outage.get("seconds"))],
+            ["lag p50 / p99", f"{_s(section['lag_p50_seconds'])} / "
+                              f"{_s(section['lag_p99_seconds'])}"],
+            ["caught up at the drain", "yes" if section["caught_up"] else "no"]]
+    return ["", f"Change data capture (slot {section['slot']}, {section['plugin']})",
+            tabulate(rows, tablefmt="simple")]
 
 
 def background_table(section: Optional[dict]) -> list[str]:

@@ -14,7 +14,7 @@ from .. import servers
 from ..errors import EXIT_FAIL, EXIT_PASS, EXIT_UNKNOWN
 from ..ops import ENDPOINT
 from ..outcome import DrillOutcome
-from ..verify import checks, saturation
+from ..verify import cdc, checks, saturation
 from ..verify.background import background_section, background_warnings
 from ..verify.figures import drill_figures, lost_by_cause, stale_routing, verdict_figures
 from ..verify.findings import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
@@ -165,6 +165,7 @@ def build(outcome: DrillOutcome) -> dict:
         "background": background_section(outcome.background, s.load.background_load,
                                          timeline, load["wal_timeline"], outcome.phases,
                                          fault_at),
+        "cdc": cdc.section(outcome, fault_at),
         "expectation": {"expected": s.thresholds.expect,
                         "observed": dataclasses.asdict(d.observed)},
     }

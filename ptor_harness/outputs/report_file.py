@@ -48,6 +48,12 @@ Report format history:
   7 — `servers.primary_moves`: the identity changes grouped into moves of the primary
       (from, to, first, last, workers), as the terminal shows them; read from an older
       report, they are worked out from its `servers.identity_changes`.
+  8 — `cdc` (--cdc-slot, else null): the slot on the new primary (present, missing, lost
+      WAL) and its confirmed position, the position confirmed before the fault, the
+      consumer's connections and outage, changes received (before and after the fault),
+      expected, missed, phantom and duplicate changes, changes of failed ops, changes that
+      name no op, the lag from acknowledgement to receipt (p50, p99), examples; the check
+      `change data capture`.
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).
@@ -62,7 +68,7 @@ from typing import Optional, Union
 from ..errors import ConfigError
 from ..servers import primary_moves
 
-FORMAT = 7
+FORMAT = 8
 REPORT_BYTES = 64 * 1024 * 1024  # a report.json larger than this is not read
 
 # The keys each format added, as (section or None for the top level, key): an older
@@ -83,6 +89,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
         ("anomalies", "partial_transactions")),
     6: ((None, "background"),),
     7: (("servers", "primary_moves"),),
+    8: ((None, "cdc"),),
 }
 
 

@@ -48,6 +48,18 @@ class Observed:
 
 
 @dataclass(frozen=True)
+class CdcFigures:
+    """--cdc-slot: what the change-data-capture check is judged on (verify/cdc.py)."""
+
+    slot_status: Optional[str]  # on the new primary: present, missing, lost WAL; None: unread
+    reported: bool  # the consumer's last word arrived
+    caught_up: bool  # it read up to the load's last write before it stopped
+    missed: Optional[int]  # None: not checked (reconciliation did not finish)
+    phantom: Optional[int]
+    max_missed: int
+
+
+@dataclass(frozen=True)
 class Figures:
     """What the verdict is judged on, as verify/figures.py works it out (no report dict)."""
 
@@ -70,6 +82,7 @@ class Figures:
     # the standby least behind at the fault (anatomy.closest_standby): why a manager may
     # have promoted none
     closest_standby: Optional[tuple] = None
+    cdc: Optional[CdcFigures] = None  # None: no --cdc-slot, no check
 
 
 def limit(value: Optional[float], bound: Optional[float], what: str, name: str) -> Check:
@@ -225,9 +238,39 @@ def expectation(f: Figures, t: Thresholds) -> Check:
                  + (f"; writes stopped for up to {longest:.3f} s" if saw else ""))
 
 
-CHECKS: tuple[Callable[[Figures, Thresholds], Check], ...] = (
+def cdc(f: Figures, t: Thresholds) -> Optional[Check]:
+    """--cdc-slot: the slot survived, the consumer missed no more acknowledged changes the
+    new primary holds than --max-cdc-missed, and received none the new primary lost."""
+    c = f.cdc
+    if c is None:
+        return None
+    name = "change data capture"
+    if c.slot_status is not None and c.slot_status != "present":
+        return Check(name, FAIL, f"the CDC slot is {c.slot_status} on the new primary: a "
+                     "consumer cannot resume where it was")
+    if c.phantom:
+        return Check(name, FAIL, f"the CDC consumer received {c.phantom} change(s) the new "
+                     "primary does not hold: downstream has data the database lost")
+    if not c.reported:
+        return Check(name, UNKNOWN, "the CDC consumer never reported: what it received is "
+                     "not known to be complete")
+    if c.slot_status is None or c.missed is None:
+        return Check(name, UNKNOWN, "the CDC check was not made: the slot or the data on "
+                     "the new primary could not be read")
+    if c.missed > c.max_missed:
+        if not c.caught_up:
+            return Check(name, UNKNOWN, f"the CDC consumer had not caught up with the load's "
+                         f"last write when it stopped: {c.missed} change(s) not received may "
+                         "only have been late")
+        return Check(name, FAIL, f"the CDC consumer missed {c.missed} acknowledged change(s) "
+                     f"the new primary holds (max-cdc-missed {c.max_missed})")
+    return Check(name, PASS, f"the slot survived; {c.missed} acknowledged change(s) missed "
+                 f"(max-cdc-missed {c.max_missed}), none received that the new primary lost")
+
+
+CHECKS: tuple[Callable[[Figures, Thresholds], Optional[Check]], ...] = (
     writes_recovered, write_rto, detection, lost_acknowledged, anomalies, drill_completed,
-    faults_ran, expectation)
+    faults_ran, expectation, cdc)
 
 
 @dataclass(frozen=True)
@@ -248,4 +291,5 @@ def merge(checks: Sequence[Check]) -> Verdict:
 
 def judge(figures: Figures, thresholds: Thresholds) -> Verdict:
     """Every check of the drill, merged into its verdict."""
-    return merge([check(figures, thresholds) for check in CHECKS])
+    return merge([c for c in (check(figures, thresholds) for check in CHECKS)
+                  if c is not None])

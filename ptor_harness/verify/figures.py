@@ -148,4 +148,18 @@ def verdict_figures(d: DrillFigures, outcome: DrillOutcome) -> checks.Figures:
         ops_ok=d.totals["ok"], stop=outcome.stop, lock=outcome.lock,
         faults=outcome.faults, faults_planned=outcome.faults_planned,
         expected=outcome.scenario.thresholds.expect, observed=d.observed,
-        closest_standby=closest_standby(d.anatomy["replication_at_fault"]))
+        closest_standby=closest_standby(d.anatomy["replication_at_fault"]),
+        cdc=cdc_figures(outcome))
+
+
+def cdc_figures(outcome: DrillOutcome) -> Optional[checks.CdcFigures]:
+    """What the CDC check is judged on (None without --cdc-slot)."""
+    cdc = outcome.scenario.cdc
+    if cdc.cdc_slot is None:
+        return None
+    t, heard = outcome.cdc_tally, outcome.cdc
+    return checks.CdcFigures(
+        slot_status=(outcome.cdc_slot_after or {}).get("status"), reported=heard is not None,
+        caught_up=heard is not None and heard.caught_up,
+        missed=t.missed if t else None, phantom=t.phantom if t else None,
+        max_missed=cdc.max_cdc_missed)

@@ -89,6 +89,7 @@ class Findings:
     _surviving: dict = field(default_factory=dict)
     _lost: list = field(default_factory=list)
     _unverifiable: list = field(default_factory=list)  # (worker, seq), few
+    _not_applied: list = field(default_factory=list)  # (worker, seq) of in-doubt ops, few
 
     @property
     def lost_total(self) -> int:
@@ -98,6 +99,12 @@ class Findings:
     def lost_ops(self) -> tuple:
         """(worker, seq, key, server) of every lost op, in the order found."""
         return tuple(self._lost)
+
+    @property
+    def not_applied_ops(self) -> tuple:
+        """(worker, seq) of every in-doubt op found not applied (the CDC check's phantoms
+        among changes received of ops in doubt)."""
+        return tuple(self._not_applied)
 
     @property
     def unverifiable_ops(self) -> tuple:
@@ -131,6 +138,14 @@ class Findings:
             if self.last_lost_ack is None or op.t_end > self.last_lost_ack:
                 self.last_lost_ack = op.t_end
         self._lost.append((worker, op.seq, op.key, server))
+
+    def settle_doubt(self, worker: int, op: Op, applied: bool) -> None:
+        """An op in doubt, found applied or not."""
+        if applied:
+            self.applied += 1
+        else:
+            self.not_applied += 1
+            self._not_applied.append((worker, op.seq))
 
     def surviving(self, worker: int, server: object, top: int) -> None:
         """The highest seq of `worker` on `server` found kept (for holes)."""

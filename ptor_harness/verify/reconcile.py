@@ -210,7 +210,7 @@ class Reconciler:
                                                   "last_seq": last_seq})
                 bad = True
             if writer.in_doubt:
-                f.applied += 1
+                f.settle_doubt(worker, writer, True)
             self._kept(writer)
             top = writer
         below = []
@@ -219,7 +219,7 @@ class Reconciler:
                 below.append(op)
             elif op.seq > last_seq:  # after the version the primary holds
                 if op.in_doubt:
-                    f.not_applied += 1
+                    f.settle_doubt(worker, op, False)
                     self._mark(op, NOT_APPLIED)
                     continue
                 self._lose(worker, op, FINAL_STATE)
@@ -249,7 +249,7 @@ class Reconciler:
                 elif delete is not None and op.seq < delete.seq:
                     f.superseded += 1
                 else:  # nothing it wrote is there, and nothing after it removed it
-                    f.not_applied += 1
+                    f.settle_doubt(worker, op, False)
                     if op.kind == INSERT:  # an update or delete may have matched nothing
                         self._mark(op, NOT_APPLIED)
         if delete is not None:
@@ -358,8 +358,7 @@ class Reconciler:
             for op in unit.ops:
                 f.add_unverifiable(worker, op)
         for delete, applied, by_evidence in deletes:
-            f.applied += applied
-            f.not_applied += not applied
+            f.settle_doubt(worker, delete, applied)
             if by_evidence:  # not an assumption; and not applied, it may have matched nothing
                 self._mark(delete, APPLIED)
 

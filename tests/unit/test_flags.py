@@ -25,7 +25,7 @@ def wait_for(flag, answer) -> None:
 
 def test_a_child_killed_while_it_looks_cannot_wedge_the_flags():
     ctx = multiprocessing.get_context("spawn")
-    go, stop, abort = crew_flags(ctx)
+    go, stop, abort, _ = crew_flags(ctx)
     for _ in range(8):
         looks = ctx.Array("q", 1, lock=False)
         child = ctx.Process(target=look_without_end, args=(stop, looks))
@@ -51,7 +51,7 @@ def test_a_child_killed_while_it_looks_cannot_wedge_the_flags():
 
 def test_a_wait_ends_false_at_its_timeout_and_true_once_set():
     ctx = multiprocessing.get_context("spawn")
-    go, _, _ = crew_flags(ctx)
+    go, _, _, _ = crew_flags(ctx)
     started = time.monotonic()
     assert go.wait(0.05) is False
     assert time.monotonic() - started >= 0.05

@@ -1,0 +1,125 @@
+"""--cdc-slot on real servers: ptor's consumer reads a logical slot beside the load, and the
+report says whether the slot survived the failover and which acknowledged changes the
+consumer missed. The expected figures come from the test's own SQL over the ledger's raw
+records (ops and received changes) and from the new primary's rows, never from ptor's
+CDC check (verify/cdc.py)."""
+
+import os
+import sqlite3
+
+import psycopg2
+
+from ptor_harness.lab import cdc as lab_cdc
+
+from .groundtruth import switch_point
+
+INIT = ("--init", "--parallel-workers", "3", "--warmup-duration", "1", "--observe-after", "2")
+
+
+def ledger_of(run) -> sqlite3.Connection:
+    return sqlite3.connect(os.path.join(run.report["run_dir"], "ledger.sqlite"))
+
+
+# acknowledged ops with an effect, and whether the consumer received a change naming them
+# (keys are never reused: a key has at most one delete that matched its row)
+NOT_RECEIVED = """
+SELECT o.worker, o.seq, o.kind, o.key, o.session FROM ledger_op o
+WHERE o.outcome = 'ok' AND (o.kind = 'I' OR o.rows > 0) AND NOT EXISTS (
+    SELECT 1 FROM ledger_cdc c WHERE c.worker = o.worker AND c.key = o.key
+    AND c.kind = o.kind AND (o.kind = 'D' OR c.version = o.seq))
+"""
+
+
+def test_preflight_says_what_is_missing_and_a_created_slot_sees_every_change(make_lab,
+                                                                              run_ptor):
+    lab = make_lab("async")
+    dsn = ("--primary-pgdsn", lab.primary_dsn())
+    run = run_ptor(*dsn, *INIT, "--duration", "1", "--expect", "any", "--cdc-slot", "s1")
+    assert run.code == 3 and "wal_level is replica" in run.stderr, run
+    assert "Traceback" not in run.stderr
+    lab_cdc.add(lab, "test_decoding")
+    run = run_ptor(*dsn, *INIT, "--duration", "1", "--expect", "any", "--cdc-slot", "s1")
+    assert run.code == 3 and "no replication slot s1" in run.stderr, run
+    run = run_ptor(*dsn, *INIT, "--duration", "1", "--expect", "any",
+                   "--cdc-slot", lab_cdc.SLOT)  # pgoutput, the default
+    assert run.code == 3 and "--cdc-plugin test_decoding" in run.stderr, run
+    run = run_ptor(*dsn, "--parallel-workers", "3", "--duration", "1", "--expect", "any",
+                   "--cdc-slot", lab_cdc.SLOT, "--cdc-publication", "nobodys")
+    assert run.code == 3 and "no publication nobodys" in run.stderr, run
+
+    # --init --cdc-create-slot: ptor's publication and the slot; no fault
+    run = run_ptor(*dsn, *INIT, "--duration", "4", "--expect", "any", "--cdc-slot", "s1",
+                   "--cdc-create-slot")
+    assert run.code == 0, run
+    cdc = run.report["cdc"]
+    assert cdc["slot_on_new_primary"] == "present" and cdc["caught_up"], cdc
+    with ledger_of(run) as ledger:
+        missing = ledger.execute(NOT_RECEIVED).fetchall()
+        effective = ledger.execute("SELECT count(*) FROM ledger_op WHERE outcome = 'ok' AND "
+                                   "(kind = 'I' OR rows > 0)").fetchone()[0]
+        received = ledger.execute("SELECT count(*) FROM ledger_cdc").fetchone()[0]
+    assert missing == [] and effective > 1000
+    assert cdc["missed"] == 0 and cdc["phantom"] == 0 and cdc["duplicates"] == 0
+    assert cdc["expected"] == effective and cdc["received"] == received == effective
+    assert [c for c in run.report["checks"] if c["name"] == "change data capture"][0][
+        "status"] == "pass"
+    # the slot confirmed what the ledger holds: its position is past the load's changes
+    assert cdc["confirmed_flush_lsn_on_new_primary"] >= max(
+        ledger_of(run).execute("SELECT max(lsn) FROM ledger_cdc").fetchone())
+    assert "Change data capture (slot s1, pgoutput)" in run.stdout
+
+
+def test_a_slot_on_the_old_primary_only_is_missing_after_the_failover(make_lab, run_ptor):
+    """A plain slot (the streaming lab's) lives on the primary it was made on: after a
+    kill and promotion the new primary has none. Every acknowledged change the consumer
+    had not received by then is missed, those acknowledged by the new primary included."""
+    lab = make_lab("sync")
+    lab_cdc.add(lab, "pgoutput")
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), *INIT, "--duration", "30",
+                   "--lab-dir", lab.dir, "--fault", "kill-primary:1",
+                   "--cdc-slot", lab_cdc.SLOT)
+    assert run.code == 1, run
+    r, cdc = run.report, run.report["cdc"]
+    assert r["rpo"]["lost_acknowledged_ops"] == 0  # sync: the loss is the pipeline's only
+    assert cdc["slot_on_new_primary"] == "missing"
+    assert any(c["name"] == "change data capture" and c["status"] == "fail" and
+               "missing on the new primary" in c["detail"] for c in r["checks"]), r["checks"]
+    after = r["servers"]["primary_after"]
+    with ledger_of(run) as ledger:
+        missing = ledger.execute(NOT_RECEIVED).fetchall()
+        sessions = {(w, s): (port, tl) for w, s, port, tl in ledger.execute(
+            "SELECT worker, session, port, timeline FROM ledger_session")}
+    assert cdc["missed"] == len(missing), cdc
+    # a change decoded on the old primary once its commit was flushed there, before the
+    # synchronous standby had it (an op in doubt), is past the switch point: a phantom
+    (new,) = [n for n in lab.data_nodes() if n.port == after["port"]]
+    switch = switch_point(new, after["timeline"])
+    with ledger_of(run) as ledger:
+        past = ledger.execute("SELECT count(DISTINCT worker || ':' || key || ':' || kind || "
+                              "':' || version) FROM ledger_cdc WHERE lsn >= ?",
+                              (switch,)).fetchone()[0]
+    assert cdc["phantom"] == past, (cdc["phantom"], past, cdc["examples"]["phantom"])
+    on_new = [m for m in missing if sessions.get((m[0], m[4])) == (after["port"],
+                                                                    after["timeline"])]
+    assert len(on_new) > 100, "the load went on on the new primary for seconds"
+    # those changes are on the new primary: an insert's row is there unless deleted since
+    conn = psycopg2.connect(f"host=127.0.0.1 port={after['port']} dbname=postgres "
+                            f"user={lab.user.name}")
+    try:
+        with conn.cursor() as cur:
+            for worker, seq, kind, key, _session in on_new:
+                if kind != "I":
+                    continue
+                cur.execute(f"SELECT last_seq FROM ptor.worker_{worker} WHERE id = %s", (key,))
+                row = cur.fetchone()
+                if row is None:  # deleted by a later acknowledged op of the same worker
+                    with ledger_of(run) as ledger:
+                        assert ledger.execute(
+                            "SELECT 1 FROM ledger_op WHERE worker = ? AND key = ? AND "
+                            "kind = 'D' AND outcome = 'ok' AND seq > ?",
+                            (worker, key, seq)).fetchone(), (worker, key, seq)
+                else:
+                    assert row[0] >= seq
+    finally:
+        conn.close()
+    assert "slot on the new primary                         missing" in run.stdout
