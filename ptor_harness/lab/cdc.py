@@ -1,18 +1,25 @@
 """`ptor-lab up --cdc`: a logical replication slot for ptor's CDC consumer (--cdc-slot).
 
-Every data node gets wal_level = logical (in postgresql.conf, which a clone copies, and a
-restart, standbys first), and the primary a logical slot. On the streaming and repmgr labs
-that is a plain slot: it lives on the primary only, so after a failover the new primary
-has none, which is what the drill then shows (PostgreSQL 15 copies no logical slot to a
-standby). The Patroni lab's permanent slots and pg_auto_failover are not built yet.
+Streaming and repmgr labs: every data node gets wal_level = logical (in postgresql.conf,
+which a clone copies, and a restart, standbys first), and the primary a plain slot. It
+lives on the primary only, so after a failover the new primary has none, which is what the
+drill then shows (PostgreSQL 15 copies no logical slot to a standby).
+
+Patroni lab: a permanent slot in the dynamic configuration (`slots:`), with wal_level =
+logical there too and the members restarted: Patroni creates it on the leader and keeps a
+copy on the replica, advanced to the leader's confirmed position about once per HA loop
+(shared/LAB.md, section 6). `up --cdc` returns once the replica has its copy.
+pg_auto_failover (2.0) offers nothing for logical slots: --cdc is refused there.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import urllib.request
 
-from .base import Lab, wait_until
+from .base import Lab, find_program, wait_until
 from .pg import LabError
 
 SLOT = "ptor_cdc"
@@ -24,9 +31,12 @@ def add(lab: Lab, plugin: str = "pgoutput") -> str:
     name, and records it in the lab's state (`cdc`)."""
     if plugin not in PLUGINS:
         raise LabError(f"--cdc-plugin must be one of {', '.join(PLUGINS)}, not {plugin!r}")
+    if lab.stack == "patroni":
+        return permanent_slot(lab, plugin)
     if lab.stack not in ("streaming", "repmgr"):
-        raise LabError(f"--cdc is built for the streaming and repmgr labs so far, not the "
-                       f"{lab.stack} lab")
+        raise LabError(f"the {lab.stack} lab cannot keep a logical slot across a failover "
+                       "(pg_auto_failover offers nothing for them): --cdc is for the "
+                       "streaming, repmgr and patroni labs")
     lab.reload()
     primary = lab.current_primary()
     standbys = [node for node in lab.data_nodes() if node is not primary]
@@ -45,5 +55,32 @@ def add(lab: Lab, plugin: str = "pgoutput") -> str:
             60)
     lab.state["cdc"] = {"slot": SLOT, "plugin": plugin, "on": primary.name,
                         "copies": "none: a plain slot lives on the primary only"}
+    lab.save()
+    return SLOT
+
+
+def permanent_slot(lab, plugin: str) -> str:
+    """Patroni: wal_level = logical and the slot in the dynamic configuration, the members
+    restarted; returns once both nodes have the slot (the replica's copy)."""
+    leader = lab.leader()
+    if leader is None:
+        raise LabError("the patroni lab has no running leader")
+    change = {"postgresql": {"parameters": {"wal_level": "logical"}},
+              "slots": {SLOT: {"type": "logical", "database": "postgres", "plugin": plugin}}}
+    request = urllib.request.Request(f"http://127.0.0.1:{lab.rest(leader)}/config",
+                                     data=json.dumps(change).encode(), method="PATCH")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    lab.user.run([find_program("patronictl", "patroni"), "-c", lab.config_path(leader), "restart",
+                  lab.state["scope"], "--force"], cwd=lab.dir)
+    lab.wait_settled(120)
+
+    def copied() -> bool:
+        return all(node.query("SELECT count(*) FROM pg_replication_slots WHERE "
+                              "slot_name = %s AND slot_type = 'logical'", (SLOT,))[0][0]
+                   for node in lab.data_nodes())
+    wait_until("Patroni to make the slot on both nodes", copied, 120, 0.5)
+    lab.state["cdc"] = {"slot": SLOT, "plugin": plugin, "on": leader,
+                        "copies": "Patroni's permanent slot: a copy on the replica"}
     lab.save()
     return SLOT

@@ -62,8 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="data nodes (repmgr: 2 or 3; the other stacks have 2)")
     up.add_argument("--cdc", action="store_true",
                     help="wal_level = logical and a logical slot for ptor's CDC consumer "
-                         "(--cdc-slot); streaming and repmgr labs: a plain slot on the "
-                         "primary only")
+                         "(--cdc-slot): on the streaming and repmgr labs a plain slot on "
+                         "the primary only, on the patroni lab a permanent slot (a copy on "
+                         "the replica)")
     up.add_argument("--cdc-plugin", choices=lab_cdc.PLUGINS, default="pgoutput")
     add_pooler_options(up)
     fault = add("fault", "inject a fault: " + ", ".join(FAULT_ACTIONS))

@@ -10,7 +10,9 @@ import sqlite3
 import psycopg2
 
 from ptor_harness.lab import cdc as lab_cdc
+from ptor_harness.lab.patroni import PatroniLab
 
+from .conftest import free_port_base, lab_dir, remove_lab
 from .groundtruth import switch_point
 
 INIT = ("--init", "--parallel-workers", "3", "--warmup-duration", "1", "--observe-after", "2")
@@ -92,12 +94,7 @@ def test_a_slot_on_the_old_primary_only_is_missing_after_the_failover(make_lab, 
     assert cdc["missed"] == len(missing), cdc
     # a change decoded on the old primary once its commit was flushed there, before the
     # synchronous standby had it (an op in doubt), is past the switch point: a phantom
-    (new,) = [n for n in lab.data_nodes() if n.port == after["port"]]
-    switch = switch_point(new, after["timeline"])
-    with ledger_of(run) as ledger:
-        past = ledger.execute("SELECT count(DISTINCT worker || ':' || key || ':' || kind || "
-                              "':' || version) FROM ledger_cdc WHERE lsn >= ?",
-                              (switch,)).fetchone()[0]
+    past = phantoms_past_the_switch(lab, run)
     assert cdc["phantom"] == past, (cdc["phantom"], past, cdc["examples"]["phantom"])
     on_new = [m for m in missing if sessions.get((m[0], m[4])) == (after["port"],
                                                                     after["timeline"])]
@@ -123,3 +120,52 @@ def test_a_slot_on_the_old_primary_only_is_missing_after_the_failover(make_lab, 
     finally:
         conn.close()
     assert "slot on the new primary                         missing" in run.stdout
+
+
+def phantoms_past_the_switch(lab, run) -> int:
+    """Distinct changes the consumer received from the old primary (on a connection to
+    the old timeline) that were committed past the new primary's switch point (its
+    timeline history): not in its history."""
+    after = run.report["servers"]["primary_after"]
+    (new,) = [n for n in lab.data_nodes() if n.port == after["port"]]
+    switch = switch_point(new, after["timeline"])
+    connections = run.report["cdc"]["connections"]
+    assert connections[-1]["connection"] == len(connections), "every connection listed"
+    old = [c["connection"] for c in connections if c["timeline"] == after["timeline"] - 1]
+    with ledger_of(run) as ledger:
+        return ledger.execute(
+            "SELECT count(DISTINCT worker || ':' || key || ':' || kind || ':' || version) "
+            f"FROM ledger_cdc WHERE lsn >= ? AND connection IN ({','.join('?' * len(old))})",
+            (switch, *old)).fetchone()[0]
+
+
+def test_patronis_permanent_slot_survives_a_kill(run_ptor):
+    """Patroni keeps a copy of a permanent slot on the replica: after a kill the new
+    leader has the slot, the consumer resumes there and misses nothing; what the copy had
+    not yet confirmed comes again (duplicates, counted by the test's own SQL)."""
+    lab = PatroniLab.up(os.path.join(lab_dir(), "lab"), free_port_base(9), "sync")
+    try:
+        lab_cdc.add(lab, "pgoutput")
+        run = run_ptor("--primary-pgdsn", lab.primary_dsn(), *INIT, "--duration", "40",
+                       "--lab-dir", lab.dir, "--fault", "kill-primary:2",
+                       "--cdc-slot", lab_cdc.SLOT, timeout=300)
+        r, cdc = run.report, run.report["cdc"]
+        assert r["servers"]["primary_after"]["port"] != r["servers"]["primary_before"]["port"]
+        assert cdc["slot_on_new_primary"] == "present", cdc
+        with ledger_of(run) as ledger:
+            missing = ledger.execute(NOT_RECEIVED).fetchall()
+            again = ledger.execute(
+                "SELECT count(*) - count(DISTINCT worker || ':' || key || ':' || kind || ':' "
+                "|| version) FROM ledger_cdc").fetchone()[0]
+        lost = {(e["worker"], e["seq"]) for e in r["rpo"]["examples"]}
+        assert r["rpo"]["lost_acknowledged_ops"] == 0, r["rpo"]
+        assert missing == [] and cdc["missed"] == 0 and lost == set(), cdc
+        assert cdc["duplicates"] == again, cdc
+        assert cdc["phantom"] == phantoms_past_the_switch(lab, run)
+        assert cdc["outage"]["first_after_fault"] is not None  # it resumed on the new leader
+        resumed = [c for c in cdc["connections"] if c["timeline"] == r["servers"][
+            "primary_after"]["timeline"] and c["error"] is None]
+        assert resumed, cdc["connections"]
+        assert run.code == (1 if cdc["phantom"] else 0), run
+    finally:
+        remove_lab(lab)
