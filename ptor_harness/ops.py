@@ -187,8 +187,9 @@ ENDPOINT = "endpoint"
 
 class CdcChange(NamedTuple):
     """A change to one of ptor's rows as the CDC consumer received it (drill/cdc.py): the
-    row version it names (drill/cdc_decode.py), its transaction's commit LSN, when it
-    arrived and on which of the consumer's connections (each names one server)."""
+    row version it names (drill/cdc_decode.py), where its transaction's commit record ends
+    (`lsn`), when it arrived and on which of the consumer's connections (each names one
+    server)."""
 
     worker: int
     key: int

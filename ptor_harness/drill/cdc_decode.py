@@ -10,7 +10,10 @@ commit, whose LSN the decoder reports with them.
 
 Two output plugins: pgoutput (PostgreSQL's own binary protocol, version 1, what logical
 subscriptions and Debezium use) and test_decoding (text, contrib). Changes to any other
-table, and messages of no interest (types, origins, truncates), are skipped.
+table, and messages of no interest (types, origins, truncates), are skipped. A commit's
+LSN is where its commit record ends, with either plugin: the position a consumer confirms,
+and the one a timeline's switch point is compared with (a transaction is in the new
+primary's history when its commit record ends at or before the switch point).
 """
 
 from __future__ import annotations
@@ -101,8 +104,8 @@ class PgOutput:
         tag = payload[:1]
         if tag == b"B":
             return Decoded(begin=True)
-        if tag == b"C":
-            return Decoded(commit_lsn=_INT64.unpack_from(payload, 2)[0])
+        if tag == b"C":  # flags, the commit record's start, its end, its time
+            return Decoded(commit_lsn=_INT64.unpack_from(payload, 10)[0])
         if tag == b"R":
             self.relation(payload)
             return NOTHING

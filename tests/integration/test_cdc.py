@@ -13,7 +13,7 @@ from ptor_harness.lab import cdc as lab_cdc
 from ptor_harness.lab.patroni import PatroniLab
 
 from .conftest import free_port_base, lab_dir, remove_lab
-from .groundtruth import switch_point
+from .groundtruth import failover_command, switch_point
 
 INIT = ("--init", "--parallel-workers", "3", "--warmup-duration", "1", "--observe-after", "2")
 
@@ -124,7 +124,7 @@ def test_a_slot_on_the_old_primary_only_is_missing_after_the_failover(make_lab, 
 
 def phantoms_past_the_switch(lab, run) -> int:
     """Distinct changes the consumer received from the old primary (on a connection to
-    the old timeline) that were committed past the new primary's switch point (its
+    the old timeline) whose commit record ends past the new primary's switch point (its
     timeline history): not in its history."""
     after = run.report["servers"]["primary_after"]
     (new,) = [n for n in lab.data_nodes() if n.port == after["port"]]
@@ -135,7 +135,7 @@ def phantoms_past_the_switch(lab, run) -> int:
     with ledger_of(run) as ledger:
         return ledger.execute(
             "SELECT count(DISTINCT worker || ':' || key || ':' || kind || ':' || version) "
-            f"FROM ledger_cdc WHERE lsn >= ? AND connection IN ({','.join('?' * len(old))})",
+            f"FROM ledger_cdc WHERE lsn > ? AND connection IN ({','.join('?' * len(old))})",
             (switch, *old)).fetchone()[0]
 
 
@@ -169,3 +169,23 @@ def test_patronis_permanent_slot_survives_a_kill(run_ptor):
         assert run.code == (1 if cdc["phantom"] else 0), run
     finally:
         remove_lab(lab)
+
+
+def test_a_consumer_ahead_of_a_stale_standby_receives_phantom_changes(make_lab, run_ptor):
+    """Async pair, the standby stopped for 3 s while the load and the consumer go on, then
+    the primary killed and the stale standby promoted: every change the consumer received
+    past the switch point is a phantom (downstream holds what the database lost), and the
+    count equals the test's own, from the new primary's timeline history."""
+    lab = make_lab("async")
+    lab_cdc.add(lab, "test_decoding")
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), *INIT, "--duration", "30",
+                   "--failover-after", "1", "--cdc-slot", lab_cdc.SLOT,
+                   "--cdc-plugin", "test_decoding", "--failover-command",
+                   failover_command(lab, "stop-node node2; sleep 3; failover"))
+    assert run.code == 1, run
+    r, cdc = run.report, run.report["cdc"]
+    past = phantoms_past_the_switch(lab, run)
+    assert cdc["phantom"] == past and past > 100, (cdc["phantom"], past)
+    assert r["rpo"]["lost_acknowledged_ops"] >= cdc["phantom"] - r["ops"]["indeterminate"]
+    assert any(c["name"] == "change data capture" and c["status"] == "fail"
+               for c in r["checks"])

@@ -51,7 +51,7 @@ def test_pgoutput_changes_of_ptors_tables_with_their_commit():
                                                                     None), 104).changes == ()
     assert d.decode(b"I" + struct.pack("!i", 8) + b"N" + row(1, 1), 105).changes == ()
     commit = d.decode(b"C" + struct.pack("!bqqq", 0, 12345, 12400, 0), 106)
-    assert commit.commit_lsn == 12345 and commit.changes == ()
+    assert commit.commit_lsn == 12400 and commit.changes == ()  # where the record ends
 
 
 def test_pgoutput_skips_what_it_does_not_know():
