@@ -155,10 +155,19 @@ def truncate_worker_tables(conn, schema: str, workers: int) -> None:
 
 
 def drop_marked(conn, schema: str) -> list[str]:
-    """Drop every table of `schema` marked as ptor's, and the schema if ptor made it and
-    nothing else is left in it. Shared by the primary and the PostgreSQL ledger."""
+    """Drop every table of `schema` marked as ptor's, the publications of it marked as
+    ptor's (--cdc-slot's), and the schema if ptor made it and nothing else is left in it.
+    Shared by the primary and the PostgreSQL ledger."""
     dropped: list[str] = []
+    by_schema = conn.server_version >= 150000  # publications FOR TABLES IN SCHEMA
     with conn.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT p.pubname FROM pg_publication p JOIN pg_publication_tables t "
+            "ON t.pubname = p.pubname WHERE t.schemaname = %s "
+            "AND obj_description(p.oid, 'pg_publication') = %s ORDER BY 1", (schema, MARK))
+        for (name,) in cur.fetchall():
+            cur.execute(f"DROP PUBLICATION {quote_ident(name)}")
+            dropped.append(f"publication {name}")
         cur.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = %s AND c.relkind = 'r' "
@@ -171,6 +180,8 @@ def drop_marked(conn, schema: str) -> list[str]:
         cur.execute(
             "SELECT obj_description(n.oid, 'pg_namespace') = %s, "
             " NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid) "
+            + ("AND NOT EXISTS (SELECT 1 FROM pg_publication_namespace pn "
+               "WHERE pn.pnnspid = n.oid) " if by_schema else "") +
             "FROM pg_namespace n WHERE n.nspname = %s",
             (MARK, schema),
         )

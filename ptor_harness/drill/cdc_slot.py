@@ -38,7 +38,7 @@ def prepare(conn, cdc: Cdc, schema: str, workers: int, init: bool) -> int:
             raise ClusterError("the role ptor connects as may not read a replication slot: "
                                "grant it REPLICATION (ALTER ROLE ... REPLICATION)")
         if plugin == "pgoutput":
-            publication(cur, cdc.cdc_publication, schema, init)
+            publication(conn, cdc.cdc_publication, schema, workers, init)
         cur.execute("SELECT slot_type, plugin, database, active_pid FROM "
                     "pg_replication_slots WHERE slot_name = %s", (slot,))
         found = cur.fetchone()
@@ -75,19 +75,22 @@ def prepare(conn, cdc: Cdc, schema: str, workers: int, init: bool) -> int:
     return since
 
 
-def publication(cur, name: str, schema: str, init: bool) -> None:
-    """pgoutput's publication: with --init, ptor's own for its schema where there is none
-    of that name (marked as ptor's, so --reset drops it); else it must exist."""
-    cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,))
-    if cur.fetchone() is not None:
-        return
-    if not init:
-        raise ClusterError(f"there is no publication {name} on the primary: run with --init "
-                           "to create it for ptor's tables, or name yours with "
-                           "--cdc-publication")
-    cur.execute(f"CREATE PUBLICATION {quote_ident(name)} FOR TABLES IN SCHEMA "
-                f"{quote_ident(schema)}")
-    cur.execute(f"COMMENT ON PUBLICATION {quote_ident(name)} IS %s", (MARK,))
+def publication(conn, name: str, schema: str, workers: int, init: bool) -> None:
+    """pgoutput's publication: with --init, ptor's own for its schema (before PostgreSQL
+    15, for its worker tables) where there is none of that name, marked as ptor's so
+    --reset drops it; else it must exist."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,))
+        if cur.fetchone() is not None:
+            return
+        if not init:
+            raise ClusterError(f"there is no publication {name} on the primary: run with "
+                               "--init to create it for ptor's tables, or name yours with "
+                               "--cdc-publication")
+        what = f"TABLES IN SCHEMA {quote_ident(schema)}" if conn.server_version >= 150000 \
+            else "TABLE " + ", ".join(worker_table(schema, w) for w in range(workers))
+        cur.execute(f"CREATE PUBLICATION {quote_ident(name)} FOR {what}")
+        cur.execute(f"COMMENT ON PUBLICATION {quote_ident(name)} IS %s", (MARK,))
 
 
 def slot_state(conn, slot: str) -> dict:

@@ -70,6 +70,13 @@ def test_preflight_says_what_is_missing_and_a_created_slot_sees_every_change(mak
         ledger_of(run).execute("SELECT max(lsn) FROM ledger_cdc").fetchone())
     assert "Change data capture (slot s1, pgoutput)" in run.stdout
 
+    # --reset drops ptor's publication, never one of somebody else's
+    lab.nodes["node1"].query("CREATE PUBLICATION theirs FOR TABLES IN SCHEMA ptor")
+    run = run_ptor(*dsn, "--reset")
+    assert run.code == 0 and "publication ptor_cdc" in run.stdout + run.stderr, run
+    names = {row[0] for row in lab.nodes["node1"].query("SELECT pubname FROM pg_publication")}
+    assert names == {"theirs"}
+
 
 def test_a_slot_on_the_old_primary_only_is_missing_after_the_failover(make_lab, run_ptor):
     """A plain slot (the streaming lab's) lives on the primary it was made on: after a
