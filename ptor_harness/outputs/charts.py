@@ -64,6 +64,7 @@ def terminal_chart(report: dict, width: int = 64) -> list[str]:
     lanes = node_lanes(report, origin, step, len(buckets))
     wal = wal_lane(report, origin, step, len(buckets))
     background = bars_lane(background_tps(report), origin, step, len(buckets))
+    cdc = bars_lane(cdc_per_second(report), origin, step, len(buckets))
     return [f"Timeline (one column = {unit}; bars: ok ops, peak {peak / step:,.0f}/s)",
             f"  ok       {bars}",
             f"  errors   {errors.rstrip()}",
@@ -73,6 +74,8 @@ def terminal_chart(report: dict, width: int = 64) -> list[str]:
               else []),
             *([f"  bg tps   {background[0].rstrip()}   (peak {background[1]:,.0f}/s)"]
               if background else []),
+            *([f"  CDC      {cdc[0].rstrip()}   (changes received, peak {cdc[1]:,.0f}/s)"]
+              if cdc else []),
             *[f"  {name[:8]:8s} {lane.rstrip()}" for name, lane in lanes],
             "           (× failed or in-doubt ops, ━ outage, W warmup, L load, F fault, "
             "D drain" + ("; nodes: P primary, s standby, · unreachable)" if lanes else ")")]
@@ -88,6 +91,11 @@ def background_tps(report: dict) -> list[list]:
         for second, tps, _failed in command["tps"]:
             per_second[second] = per_second.get(second, 0.0) + tps
     return sorted([second, tps] for second, tps in per_second.items())
+
+
+def cdc_per_second(report: dict) -> list[list]:
+    """[second, changes the CDC consumer received in it] (--cdc-slot)."""
+    return (report.get("cdc") or {}).get("received_per_second") or []
 
 
 def wal_lane(report: dict, origin: float, step: float, count: int) -> Optional[tuple]:
@@ -146,9 +154,10 @@ def timeline_png(report: dict, path: str) -> Optional[str]:
     nodes = report.get("nodes") or {}
     lanes, lag = nodes.get("lanes") or {}, nodes.get("replay_lag_bytes") or {}
     wal = (report.get("load") or {}).get("wal_timeline") or []
-    background = background_tps(report)
+    background, cdc = background_tps(report), cdc_per_second(report)
     extra = [part for part, wanted in (("lanes", lanes), ("wal", wal),
-                                       ("background", background), ("lag", lag)) if wanted]
+                                       ("background", background), ("cdc", cdc),
+                                       ("lag", lag)) if wanted]
     fig, axes = plt.subplots(2 + len(extra), 1, sharex=True,
                              figsize=(10, 5.5 + 1.4 * len(extra)),
                              gridspec_kw={"height_ratios": [3, 2] + [1.4] * len(extra)})
@@ -159,6 +168,8 @@ def timeline_png(report: dict, path: str) -> Optional[str]:
         draw_wal(axes[2 + extra.index("wal")], wal, origin)
     if background:
         draw_background(axes[2 + extra.index("background")], background, origin)
+    if cdc:
+        draw_bars(axes[2 + extra.index("cdc")], cdc, origin, "CDC changes/s", "#17becf")
     if lag:
         draw_lag(axes[2 + extra.index("lag")], lag, origin)
     top.bar(xs, [row["ok"] for row in rows], width=1.0, align="edge", color="#2b7bba",
@@ -238,6 +249,13 @@ def draw_background(axis, seconds: list, origin: float) -> None:
     axis.bar([t - origin for t, _ in seconds], [tps for _, tps in seconds], width=1.0,
              align="edge", color="#8c564b")
     axis.set_ylabel("background tps", fontsize=8)
+
+
+def draw_bars(axis, seconds: list, origin: float, label: str, colour: str) -> None:
+    """[second, value] as bars, one a second."""
+    axis.bar([t - origin for t, _ in seconds], [v for _, v in seconds], width=1.0,
+             align="edge", color=colour)
+    axis.set_ylabel(label, fontsize=8)
 
 
 def draw_lag(axis, lag: dict, origin: float) -> None:

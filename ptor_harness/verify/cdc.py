@@ -176,9 +176,18 @@ def section(outcome, fault_at: Optional[float]) -> Optional[dict]:
         "received_failed": t.received_failed if t else None,
         "unmatched": t.unmatched if t else None,
         "lag_p50_seconds": percentile(lags, 0.5), "lag_p99_seconds": percentile(lags, 0.99),
+        "received_per_second": per_second(times),
         "examples": {"missed": t.missed_examples, "phantom": t.phantom_examples,
                      "duplicate": t.duplicate_examples} if t else {},
     }
+
+
+def per_second(times: list[float]) -> list[list]:
+    """[second, changes received in it] for every second with one (Unix seconds)."""
+    counts: dict[int, int] = {}
+    for at in times:
+        counts[int(at)] = counts.get(int(at), 0) + 1
+    return [[second, n] for second, n in sorted(counts.items())]
 
 
 def percentile(ordered: list[float], share: float) -> Optional[float]:

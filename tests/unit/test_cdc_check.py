@@ -60,3 +60,10 @@ def test_the_consumers_outage_spans_the_fault():
     assert outage([1.0, 2.0, 5.0, 6.0], 3.0) == {"last_before_fault": 2.0,
                                                  "first_after_fault": 5.0, "seconds": 3.0}
     assert outage([1.0], 3.0)["seconds"] is None and outage([1.0], None) is None
+
+
+def test_changes_received_per_second():
+    from ptor_harness.verify.cdc import per_second
+
+    assert per_second([10.2, 10.9, 12.0, 12.5, 12.7]) == [[10, 2], [12, 3]]
+    assert per_second([]) == []

@@ -72,3 +72,17 @@ def test_terminal_chart_has_a_wal_lane_when_the_primarys_wal_was_seen():
     r["load"]["wal_timeline"] = [[0, 1_000_000], [1, 2_000_000], [4, 500_000]]
     (wal,) = [line for line in charts.terminal_chart(r) if line.startswith("  WAL")]
     assert wal == "  WAL      ▄█  ▂   (peak 2.00 MB/s)"
+
+
+def test_a_cdc_consumer_gets_a_lane_in_both_pictures(tmp_path):
+    import matplotlib.image
+
+    r = drill_report()
+    assert not any(line.startswith("  CDC") for line in charts.terminal_chart(r))
+    r["cdc"] = {"received_per_second": [[0, 400], [1, 800], [4, 200]]}
+    (cdc,) = [line for line in charts.terminal_chart(r) if line.startswith("  CDC")]
+    assert cdc == "  CDC      ▄█  ▂   (changes received, peak 800/s)"
+    path = str(tmp_path / "t.png")
+    assert charts.timeline_png(r, path) is None
+    height, width, _ = matplotlib.image.imread(path).shape
+    assert (width, height) == (1000, 550 + 140)
