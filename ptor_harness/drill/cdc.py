@@ -176,7 +176,7 @@ class Consumer:
         if batch:
             self.wait_durable(self.blocks)
         if self.confirmable is not None and self.cur is not None:
-            self.cur.send_feedback(flush_lsn=self.confirmable)
+            self.cur.send_feedback(flush_lsn=self.confirmable, force=True)
             self.confirmed.append((time.time(), self.confirmable))
             self.confirmable = None
 
@@ -201,7 +201,7 @@ class Consumer:
             self.flush()
         if self.target is not None and time.monotonic() - self.asked >= 0.2:
             self.asked = time.monotonic()
-            self.cur.send_feedback(reply=True)  # a keepalive names the WAL decoded so far
+            self.cur.send_feedback(reply=True, force=True)  # a keepalive: the WAL decoded
         select.select([self.conn], [], [], FLUSH_EVERY)
 
     # --- the loop ------------------------------------------------------------------------
