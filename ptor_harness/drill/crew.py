@@ -289,16 +289,26 @@ class Crew:
         """The background load ends on `stop` (its process ends every command's group,
         TERM then KILL, and waits for the last member); a process that does not report
         within its own bounds is killed, and the report says it did not."""
-        proc = self.background
-        if proc is None:
-            return
-        proc.join(TERM_GRACE + GONE_TIMEOUT + 10.0)
+        if self.background is not None:
+            self.end_process(self.background, TERM_GRACE + GONE_TIMEOUT + 10.0,
+                             "the background load's process",
+                             lambda: self.outcome.background is not None)
+
+    def end_process(self, proc, seconds: float, what: str,
+                    reported: Callable[[], bool]) -> None:
+        """Wait up to `seconds` for a process that ends on its own (taking in events
+        meanwhile); kill it if it does not, and say so; then give its last word, if it has
+        not come (`reported`), a moment more."""
+        deadline = time.monotonic() + seconds
+        while proc.is_alive() and time.monotonic() < deadline:
+            self.collect_events()
+            proc.join(0.2)
         if proc.is_alive():
             proc.kill()
             proc.join(5)
-            self.outcome.error("the background load's process did not stop and was killed")
+            self.outcome.error(f"{what} did not stop and was killed")
         self.collect_events()
-        if self.outcome.background is None:
+        if not reported():
             with contextlib.suppress(queue_module.Empty):
                 self.handle_event(self.events.get(timeout=2))
 
@@ -319,22 +329,10 @@ class Crew:
     def stop_consumer(self) -> None:
         """The CDC consumer reads on until it has the load's last write (CATCH_UP seconds
         at most), has the recorder make its changes durable, reports and exits."""
-        proc = self.consumer
-        if proc is None:
-            return
-        self.cdc_stop.set()
-        deadline = time.monotonic() + CATCH_UP + self.grace
-        while proc.is_alive() and time.monotonic() < deadline:
-            self.collect_events()
-            proc.join(0.2)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(5)
-            self.outcome.error("the CDC consumer did not stop and was killed")
-        self.collect_events()
-        if self.outcome.cdc is None:
-            with contextlib.suppress(queue_module.Empty):
-                self.handle_event(self.events.get(timeout=2))
+        if self.consumer is not None:
+            self.cdc_stop.set()
+            self.end_process(self.consumer, CATCH_UP + self.grace, "the CDC consumer",
+                             lambda: self.outcome.cdc is not None)
 
     def stop_recorder(self) -> None:
         recorder, outcome = self.recorder, self.outcome
