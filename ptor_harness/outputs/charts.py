@@ -76,12 +76,36 @@ def terminal_chart(report: dict, width: int = 64) -> list[str]:
               if background else []),
             *([f"  CDC      {cdc[0].rstrip()}   (changes received, peak {cdc[1]:,.0f}/s)"]
               if cdc else []),
-            *[f"  {name[:8]:8s} {lane.rstrip()}" for name, lane in lanes],
+            *[f"  {label:8s} {lane.rstrip()}"
+              for label, (_, lane) in zip(lane_labels([name for name, _ in lanes]), lanes)],
             "           (× failed or in-doubt ops, ━ outage, W warmup, L load, F fault, "
             "D drain" + ("; nodes: P primary, s standby, · unreachable)" if lanes else ")")]
 
 
 LANE_MARKS = {"primary": "P", "standby": "s", "unreachable": "·"}
+LABEL_WIDTH = 8
+
+
+def lane_labels(names: list[str]) -> list[str]:
+    """Labels of at most LABEL_WIDTH characters that tell the lanes apart: a node's name
+    as it is when it fits (a lab's node1), else host:port shortened from the left (the
+    port says most: `:7211`, `:7212` when the hosts are the same), else from the right,
+    else numbered."""
+    w = LABEL_WIDTH
+
+    def fit(name: str, short: str) -> str:
+        return name if len(name) <= w else short
+
+    hosts = {name.rpartition(":")[0] for name in names if ":" in name}
+    ways = [lambda n: fit(n, ":" + n.rpartition(":")[2]
+                          if ":" in n and len(hosts) == 1 else "…" + n[1 - w:]),
+            lambda n: fit(n, "…" + n[1 - w:]),
+            lambda n: fit(n, n[:w - 1] + "…")]
+    for way in ways:
+        labels = [way(name) for name in names]
+        if len(set(labels)) == len(labels) and all(len(x) <= w for x in labels):
+            return labels
+    return [f"#{i + 1}"[:w] for i in range(len(names))]
 
 
 def background_tps(report: dict) -> list[list]:

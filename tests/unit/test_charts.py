@@ -86,3 +86,14 @@ def test_a_cdc_consumer_gets_a_lane_in_both_pictures(tmp_path):
     assert charts.timeline_png(r, path) is None
     height, width, _ = matplotlib.image.imread(path).shape
     assert (width, height) == (1000, 550 + 140)
+
+
+def test_lane_labels_tell_the_nodes_apart():
+    assert charts.lane_labels(["node1", "node2", "endpoint"]) == ["node1", "node2", "endpoint"]
+    assert charts.lane_labels(["127.0.0.1:7211", "127.0.0.1:7212", "endpoint"]) == [
+        ":7211", ":7212", "endpoint"]
+    labels = charts.lane_labels(["10.0.0.11:5432", "10.0.0.12:5432"])
+    assert labels == ["…11:5432", "…12:5432"] and all(len(x) <= 8 for x in labels)
+    alike = charts.lane_labels(["db-a.example.com:5432", "db-b.example.com:5432"])
+    assert alike == ["db-a.ex…", "db-b.ex…"]  # the same suffix: from the right
+    assert charts.lane_labels(["a" * 20, "a" * 20]) == ["#1", "#2"]
