@@ -7,6 +7,7 @@ shows and what a machine reads can never differ.
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Optional
 
 from tabulate import tabulate
@@ -69,7 +70,11 @@ def render(report: dict) -> str:
              " / ".join(_n(txn[k]) for k in ("ok", "failed", "indeterminate"))],
             ["lost acknowledged transactions", _n(r["rpo"].get(
                 "lost_acknowledged_transactions"))]]
-    parts = ["Summary", tabulate(summary, tablefmt="simple")]
+    parts = [f"Verdict: {r['verdict'].upper()}"]
+    if r.get("account"):  # reports before format 9 have none
+        parts += ["", "What happened"] + textwrap.wrap(
+            " ".join(r["account"]), width=92, initial_indent="  ", subsequent_indent="  ")
+    parts += ["", "Summary", tabulate(summary, tablefmt="simple")]
     for title, items in (("Why", r["verdict_reasons"]), ("Warnings", r["warnings"]),
                          ("Errors", r["errors"])):
         if items:

@@ -22,6 +22,7 @@ from ..verify.metrics import brownout, sla_percent
 from ..verify.rate import BEFORE_FAULT, load_figures, load_warnings, wal_rate
 from ..verify.transactions import transaction_totals
 from . import report_file
+from .account import account
 from .nodes import nodes_section
 
 REPORT_FORMAT = report_file.FORMAT
@@ -174,6 +175,7 @@ def build(outcome: DrillOutcome) -> dict:
     report["verdict_reasons"] = verdict.reasons
     report["warnings"] = warnings(report, outcome)
     report["checks"] = [c.as_dict() for c in verdict.checks]
+    report["account"] = account(report)
     return masked(report, s.redact)
 
 

@@ -54,6 +54,8 @@ Report format history:
       expected, missed, phantom and duplicate changes, changes of failed ops, changes that
       name no op, the lag from acknowledgement to receipt (p50, p99), examples; the check
       `change data capture`.
+  9 — `account`: the drill in a few plain sentences (what happened, why the verdict),
+      every number in them a figure of the report; absent (null) in older reports.
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).
@@ -68,7 +70,7 @@ from typing import Optional, Union
 from ..errors import ConfigError
 from ..servers import primary_moves
 
-FORMAT = 8
+FORMAT = 9
 REPORT_BYTES = 64 * 1024 * 1024  # a report.json larger than this is not read
 
 # The keys each format added, as (section or None for the top level, key): an older
@@ -90,6 +92,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
     6: ((None, "background"),),
     7: (("servers", "primary_moves"),),
     8: ((None, "cdc"),),
+    9: ((None, "account"),),
 }
 
 

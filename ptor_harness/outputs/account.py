@@ -1,0 +1,156 @@
+"""The drill in plain words: a few sentences on what happened and why the verdict is what
+it is, for a reader who is not a replication expert (the terminal's first lines after the
+verdict, and report.json's `account`).
+
+Built only from the report: every number in a sentence is one of its figures, rounded as
+the sentence says (seconds to 2 decimals), so the account can never say more than the
+figures do (tests/unit/test_account.py checks each number against the report).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..verify.findings import SPLIT_BRAIN, SYNC_WAIT_CANCELLED
+
+CAUSE_WORDS = {SYNC_WAIT_CANCELLED: "after a cancelled wait for synchronous replication",
+               SPLIT_BRAIN: "taken by the old primary after a newer one had served",
+               "asynchronous_lag": "to asynchronous replication lag",
+               "unexplained": "not explained (a synchronous standby was streaming)",
+               "not_attributed": "not attributed (no replication was observed)"}
+
+
+def seconds(value: float) -> str:
+    return f"{value:.2f} s"
+
+
+def count(n: int, what: str) -> str:
+    return f"{n:,} {what}" if n == 1 else f"{n:,} {what}s"
+
+
+def account(r: dict) -> list[str]:
+    """The sentences, in the order a reader needs them."""
+    out = [s for s in (replication(r), fault(r), promotion(r), loss(r), doubt(r),
+                       stale(r), recovery(r), cdc(r), verdict(r)) if s]
+    return out
+
+
+def origin(r: dict) -> Optional[float]:
+    return r["phases"].get("warmup")
+
+
+def causing_fault(r: dict) -> Optional[dict]:
+    """The fault whose outage the drill measures: the first one an outage followed."""
+    faults = r["faults"]
+    caused = [f for f in faults if f.get("detection_seconds") is not None]
+    return caused[0] if caused else (faults[0] if faults else None)
+
+
+def replication(r: dict) -> Optional[str]:
+    """How the standbys stood at the fault, as the primary saw them."""
+    rows = [x for x in (r.get("anatomy") or {}).get("replication_at_fault") or []
+            if x["seen_by"].startswith("primary")]
+    if not (r.get("anatomy") or {}).get("replication_at_fault") and not rows:
+        return None
+    if not rows:
+        return "At the fault, no standby was streaming from the primary."
+    parts = []
+    for x in rows:
+        behind = x["flushed_bytes_behind"]
+        lag = "" if behind is None else f", {behind:,} bytes behind"
+        parts.append(f"{x['standby'] or 'a standby'} ({x['sync_state'] or 'unknown'}{lag})")
+    return "At the fault, the primary's standbys were " + ", ".join(parts) + "."
+
+
+def fault(r: dict) -> Optional[str]:
+    f, start = causing_fault(r), origin(r)
+    if f is None:
+        moves = (r["servers"].get("primary_moves") or [])
+        return "ptor injected no fault; " + (
+            "the primary changed during the drill." if moves else
+            "the primary did not change.")
+    at = "" if start is None else f" at +{seconds(f['started_at'] - start)}"
+    how = "" if f.get("error") is None and f.get("exit_code") in (0, None) else \
+        f" (it did not run cleanly: {f.get('error') or 'exit ' + str(f['exit_code'])})"
+    return f"ptor ran the fault {f['name']}{at}{how}."
+
+
+def promotion(r: dict) -> Optional[str]:
+    a = r.get("anatomy") or {}
+    before, after = r["servers"]["primary_before"], r["servers"]["primary_after"]
+    if before and after and (before["port"], before["timeline"]) != (after["port"],
+                                                                   after["timeline"]):
+        when = "" if a.get("promotion_seconds") is None else \
+            f", {seconds(a['promotion_seconds'])} after the first client error"
+        return f"{after['label']} became the primary{when}."
+    if before and after:
+        return "The primary stayed the same server: no standby was promoted."
+    return None
+
+
+def loss(r: dict) -> Optional[str]:
+    rpo, validation = r["rpo"], r["validation"]
+    if not validation["completed"]:
+        return ("What the new primary kept could not be checked: "
+                f"{validation['error'] or 'reconciliation did not finish'}.")
+    lost = rpo["lost_acknowledged_ops"]
+    if not lost:
+        return "No acknowledged write was lost."
+    causes = [f"{n:,} {CAUSE_WORDS.get(cause, cause)}"
+              for cause, n in (rpo.get("lost_by_cause") or {}).items() if n]
+    why = f" ({'; '.join(causes)})" if causes else ""
+    return (f"{count(lost, 'acknowledged write')} {'is' if lost == 1 else 'are'} lost{why}: "
+            "the clients were told they committed, and the new primary does not have them.")
+
+
+def doubt(r: dict) -> Optional[str]:
+    d = r["indeterminate"]
+    total = r["ops"]["indeterminate"]
+    if not total or d["applied"] is None:
+        return None
+    return (f"{count(total, 'write')} ended without an answer (in doubt); the new primary "
+            f"had {d['applied']:,} of them and not {d['not_applied']:,}.")
+
+
+def stale(r: dict) -> Optional[str]:
+    s = (r.get("anatomy") or {}).get("stale_routing") or {}
+    split = r["anomalies"].get("split_brain_writes")
+    parts = []
+    if s.get("seconds"):
+        parts.append(f"For {seconds(s['seconds'])} clients were sent to a server that was "
+                     f"no longer the primary ({count(s['refused_writes'], 'write')} refused "
+                     "as read-only).")
+    if split:
+        parts.append(f"{count(split, 'acknowledged write')} went to the old primary after a "
+                     "newer one had served clients (split brain).")
+    return " ".join(parts) or None
+
+
+def recovery(r: dict) -> Optional[str]:
+    rto = r["rto"]
+    if not rto["outage_windows"]:
+        return "Writes never stopped."
+    if not rto["recovered"]:
+        return "Writes did not come back before the drill ended."
+    return f"Writes were back after {seconds(rto['write_seconds'])} (the write RTO)."
+
+
+def cdc(r: dict) -> Optional[str]:
+    c = r.get("cdc")
+    if not c:
+        return None
+    slot = c["slot_on_new_primary"] or "unknown"
+    missed = "" if c["missed"] is None else \
+        f"; the consumer missed {count(c['missed'], 'acknowledged change')}"
+    phantom = "" if not c["phantom"] else \
+        f" and received {count(c['phantom'], 'change')} the new primary does not have"
+    return f"The CDC slot {c['slot']} is {slot} on the new primary{missed}{phantom}."
+
+
+def verdict(r: dict) -> str:
+    status = r["verdict"].upper()
+    if r["verdict"] == "pass":
+        return f"Verdict {status}: every check held."
+    reasons = r["verdict_reasons"]
+    return f"Verdict {status}: {reasons[0] if reasons else 'see the checks'}" + (
+        f" (and {count(len(reasons) - 1, 'more reason')})" if len(reasons) > 1 else "") + "."

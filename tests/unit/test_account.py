@@ -1,0 +1,146 @@
+"""The drill in plain words (outputs/account.py), for each kind of drill, and held to the
+report: every number in the account is one of the report's figures."""
+
+import copy
+import re
+
+import pytest
+
+from ptor_harness.outputs import account, report
+
+from .test_report import outcome
+
+NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def figures(value, out: set, strings: list) -> None:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        out.add(float(value))
+    elif isinstance(value, str):
+        strings.append(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            figures(item, out, strings)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            figures(item, out, strings)
+
+
+def held_to_the_report(r: dict) -> None:
+    """Each number in the account is a figure of the report, as rounded there (or a
+    fault's time from the warmup), once the report's own strings (labels, reasons) are
+    taken out of the sentences."""
+    known, strings = set(), []
+    figures({k: v for k, v in r.items() if k != "account"}, known, strings)
+    warmup = r["phases"]["warmup"]
+    known |= {f["started_at"] - warmup for f in r["faults"]}
+    for sentence in r["account"]:
+        for text in sorted(strings, key=len, reverse=True):
+            if len(text) > 3:
+                sentence = sentence.replace(text, "")
+        for number in NUMBER.findall(sentence):
+            value = float(number.replace(",", ""))
+            digits = len(number.split(".")[1]) if "." in number else 0
+            assert any(round(k, digits) == value for k in known), (number, sentence)
+
+
+def built(**changes) -> dict:
+    r = report.build(outcome(**changes))
+    return r
+
+
+def clean() -> dict:
+    r = built()
+    r["servers"]["primary_before"] = {"port": 7211, "timeline": 1, "label": "127.0.0.1:7211"}
+    r["servers"]["primary_after"] = {"port": 7212, "timeline": 2, "label": "127.0.0.1:7212"}
+    r["anatomy"]["promotion_seconds"] = 1.25
+    r["anatomy"]["replication_at_fault"] = [
+        {"standby": "node2", "seen_by": "primary node1", "sync_state": "sync",
+         "flushed_bytes_behind": 0}]
+    return r
+
+
+def redo(r: dict) -> dict:
+    r = copy.deepcopy(r)
+    r["account"] = account.account(r)
+    return r
+
+
+def test_a_clean_failover():
+    r = redo(clean())
+    text = " ".join(r["account"])
+    assert "node2 (sync, 0 bytes behind)" in text
+    assert "ptor ran the fault failover-command at +1.50 s." in text
+    assert "127.0.0.1:7212 became the primary, 1.25 s after the first client error." in text
+    assert "No acknowledged write was lost." in text
+    assert "Writes were back after 3.50 s" in text and text.endswith("every check held.")
+    held_to_the_report(r)
+
+
+def test_an_asynchronous_loss():
+    r = clean()
+    lossy = built(rows=[(1, 1)])
+    r["rpo"], r["verdict"], r["verdict_reasons"] = lossy["rpo"], "fail", \
+        lossy["verdict_reasons"]
+    r["rpo"]["lost_by_cause"] = {"sync_wait_cancelled": 0, "split_brain": 0,
+                                 "asynchronous_lag": 1, "unexplained": 0, "not_attributed": 0}
+    r = redo(r)
+    text = " ".join(r["account"])
+    assert "1 acknowledged write is lost (1 to asynchronous replication lag)" in text
+    assert "Verdict FAIL: 1 acknowledged ops were lost" in text
+    held_to_the_report(r)
+
+
+def test_cancelled_waits():
+    r = clean()
+    r["rpo"]["lost_acknowledged_ops"] = 64
+    r["rpo"]["lost_by_cause"] = {"sync_wait_cancelled": 64}
+    r = redo(r)
+    assert "64 acknowledged writes are lost (64 after a cancelled wait for synchronous " \
+           "replication)" in " ".join(r["account"])
+    held_to_the_report(r)
+
+
+def test_split_brain_and_stale_routing():
+    r = clean()
+    r["anomalies"]["split_brain_writes"] = 7
+    r["anatomy"]["stale_routing"] = {"refused_writes": 12, "standby_sessions": 3,
+                                     "first_at": 1.0, "last_at": 3.5, "seconds": 2.5}
+    r = redo(r)
+    text = " ".join(r["account"])
+    assert "For 2.50 s clients were sent to a server that was no longer the primary " \
+           "(12 writes refused as read-only)." in text
+    assert "7 acknowledged writes went to the old primary after a newer one" in text
+    held_to_the_report(r)
+
+
+def test_no_failover_when_one_was_expected():
+    r = built()
+    r["servers"]["primary_before"] = r["servers"]["primary_after"] = {
+        "port": 7211, "timeline": 1, "label": "127.0.0.1:7211"}
+    r["rto"].update(outage_windows=0, write_seconds=0.0)
+    r["verdict"], r["verdict_reasons"] = "unknown", [
+        "no failover was observed: the primary never changed and writes never stopped"]
+    r = redo(r)
+    text = " ".join(r["account"])
+    assert "The primary stayed the same server: no standby was promoted." in text
+    assert "Writes never stopped." in text
+    assert "Verdict UNKNOWN: no failover was observed" in text
+    held_to_the_report(r)
+
+
+def test_unknown_when_nothing_could_be_checked():
+    r = redo(built(validated=False))
+    text = " ".join(r["account"])
+    assert "What the new primary kept could not be checked: no confirmed primary" in text
+    assert r["account"][-1].startswith("Verdict UNKNOWN")
+    held_to_the_report(r)
+
+
+@pytest.mark.parametrize("changes", [{}, {"rows": [(1, 1)]}, {"validated": False}])
+def test_the_report_carries_its_account(changes):
+    r = built(**changes)
+    assert r["account"] == account.account(r) and r["account"]
+    held_to_the_report(r)
