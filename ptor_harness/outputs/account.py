@@ -59,7 +59,8 @@ def replication(r: dict) -> Optional[str]:
         behind = x["flushed_bytes_behind"]
         lag = "" if behind is None else f", {behind:,} bytes behind"
         parts.append(f"{x['standby'] or 'a standby'} ({x['sync_state'] or 'unknown'}{lag})")
-    return "At the fault, the primary's standbys were " + ", ".join(parts) + "."
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"At the fault, the primary was streaming to {listed}."
 
 
 def fault(r: dict) -> Optional[str]:

@@ -71,7 +71,8 @@ def redo(r: dict) -> dict:
 def test_a_clean_failover():
     r = redo(clean())
     text = " ".join(r["account"])
-    assert "node2 (sync, 0 bytes behind)" in text
+    assert text.startswith("At the fault, the primary was streaming to node2 (sync, 0 bytes "
+                           "behind).")
     assert "ptor ran the fault failover-command at +1.50 s." in text
     assert "127.0.0.1:7212 became the primary, 1.25 s after the first client error." in text
     assert "No acknowledged write was lost." in text
