@@ -12,6 +12,9 @@ from __future__ import annotations
 from typing import Optional
 
 from ..verify.findings import SPLIT_BRAIN, SYNC_WAIT_CANCELLED
+from ..verify.redundancy import DROPPED, STOPPED
+
+LOSING = (STOPPED, DROPPED)  # anatomy events of the primary losing a standby
 
 CAUSE_WORDS = {SYNC_WAIT_CANCELLED: "after a cancelled wait for synchronous replication",
                SPLIT_BRAIN: "taken by the old primary after a newer one had served",
@@ -47,20 +50,29 @@ def causing_fault(r: dict) -> Optional[dict]:
 
 
 def replication(r: dict) -> Optional[str]:
-    """How the standbys stood at the fault, as the primary saw them."""
-    rows = [x for x in (r.get("anatomy") or {}).get("replication_at_fault") or []
+    """How the standbys stood at the fault, as the primary saw them, and the last time
+    before it that the primary lost one."""
+    a = r.get("anatomy") or {}
+    lost = [e for e in a.get("events") or [] if e["name"] in LOSING
+            and (e.get("seconds_after_fault") or 0) < 0]
+    earlier = "" if not lost else (
+        f"{seconds(-lost[-1]['seconds_after_fault'])} before the fault the primary lost a "
+        f"standby ({lost[-1]['detail']}); ")
+    rows = [x for x in a.get("replication_at_fault") or []
             if x["seen_by"].startswith("primary")]
-    if not (r.get("anatomy") or {}).get("replication_at_fault") and not rows:
-        return None
+    if a.get("no_standby_since") is not None:
+        return f"{earlier}{'at' if earlier else 'At'} the fault no standby was streaming " \
+            "from the primary."
     if not rows:
-        return "At the fault, no standby was streaming from the primary."
+        return None
     parts = []
     for x in rows:
         behind = x["flushed_bytes_behind"]
         lag = "" if behind is None else f", {behind:,} bytes behind"
         parts.append(f"{x['standby'] or 'a standby'} ({x['sync_state'] or 'unknown'}{lag})")
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    return f"At the fault, the primary was streaming to {listed}."
+    return f"{earlier}{'at' if earlier else 'At'} the fault, the primary was streaming to " \
+        f"{listed}."
 
 
 def fault(r: dict) -> Optional[str]:

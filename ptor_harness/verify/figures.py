@@ -14,7 +14,7 @@ from typing import Optional
 from .. import servers
 from ..outcome import DrillOutcome
 from . import checks
-from .anatomy import anatomy, closest_standby
+from .anatomy import anatomy, by_node, closest_standby
 from .findings import ANOMALY_CLASSES, OTHER_CAUSE, SPLIT_BRAIN, SYNC_WAIT_CANCELLED
 from .metrics import (
     attempts_per_second,
@@ -23,6 +23,7 @@ from .metrics import (
     probe_view,
     rto_summary,
 )
+from .redundancy import before_fault
 
 NO_FAULT = {"detection_seconds": None, "injection_to_first_ok_seconds": None}
 
@@ -103,8 +104,16 @@ def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[fl
     else:
         detected = windows[0].first_bad if windows else None
         first_ok = windows[0].first_ok if windows else None
-    return anatomy(outcome.node_samples, outcome.replication, fault_at,
-                   injected.name if injected else None, detected, first_ok)
+    found = anatomy(outcome.node_samples, outcome.replication, fault_at,
+                    injected.name if injected else None, detected, first_ok)
+    if fault_at is None:
+        return dict(found, no_standby_since=None)
+    # the drill before the fault: the primary losing (or regaining) a standby
+    early, alone_since = before_fault(by_node(outcome.node_samples), outcome.replication,
+                                      fault_at)
+    events = sorted([e.as_dict(fault_at) for e in early] + found["events"],
+                    key=lambda e: e["at"])
+    return dict(found, events=events, no_standby_since=alone_since)
 
 
 def stale_routing(outcome: DrillOutcome, fault_at: Optional[float]) -> dict:

@@ -36,6 +36,7 @@ def held_to_the_report(r: dict) -> None:
     figures({k: v for k, v in r.items() if k != "account"}, known, strings)
     warmup = r["phases"]["warmup"]
     known |= {f["started_at"] - warmup for f in r["faults"]}
+    known |= {abs(k) for k in known}  # "10.60 s before the fault": a negative offset
     for sentence in r["account"]:
         for text in sorted(strings, key=len, reverse=True):
             if len(text) > 3:
@@ -144,4 +145,20 @@ def test_unknown_when_nothing_could_be_checked():
 def test_the_report_carries_its_account(changes):
     r = built(**changes)
     assert r["account"] == account.account(r) and r["account"]
+    held_to_the_report(r)
+
+
+def test_a_standby_gone_before_the_fault_is_said():
+    r = clean()
+    warmup = r["phases"]["warmup"]
+    r["anatomy"]["events"] = [{"name": "standby stopped streaming", "at": warmup - 9.1,
+                               "source": "observer: node1",
+                               "detail": "node2 (sync) no longer streaming",
+                               "after": None, "seconds_after_fault": -10.6}]
+    r["anatomy"]["no_standby_since"] = warmup - 9.1
+    r["anatomy"]["replication_at_fault"] = []
+    r = redo(r)
+    assert r["account"][0] == ("10.60 s before the fault the primary lost a standby (node2 "
+                               "(sync) no longer streaming); at the fault no standby was "
+                               "streaming from the primary.")
     held_to_the_report(r)
