@@ -142,3 +142,30 @@ def test_an_endpoint_left_on_the_demoted_node_is_stale_routing(make_lab, run_pto
     stale = r["anatomy"]["stale_routing"]
     assert stale["standby_sessions"] > 0 and stale["seconds"] > 1.0, stale
     assert "Stale routing" in run.stdout
+
+
+def test_the_anatomy_starts_before_the_fault(make_lab, run_ptor):
+    """The synchronous standby crashes 4 s before the primary is killed, and the commits
+    waiting for it are cancelled meanwhile: the anatomy shows the standby stopping before
+    the fault (within the observer's sampling of the lab's own crash), says that no standby
+    was streaming at the fault and since when, and the account says it first."""
+    lab = make_lab("sync")
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "3",
+                   "--warmup-duration", "1", "--duration", "30", "--observe-after", "2",
+                   "--lab-dir", lab.dir,
+                   "--fault", "stop-sync-standby:1, cancel-sync-waits=2:2, kill-primary:5")
+    r = run.report
+    stop, _cancel, kill = r["faults"]
+    assert kill["name"] == "kill-primary" and r["rto"]["detection_seconds"] < 1, r["faults"]
+    stopped = [e for e in r["anatomy"]["events"] if e["name"] == "standby stopped streaming"
+               and e["at"] < kill["started_at"]]
+    assert stopped, r["anatomy"]["events"]
+    # the crash, as the lab did it, and the primary's first sample without the standby
+    assert stop["started_at"] <= stopped[-1]["at"] <= stop["ended_at"] + 2.0
+    assert r["anatomy"]["no_standby_since"] == stopped[-1]["at"]
+    assert r["anatomy"]["replication_at_fault"] == [] or all(
+        row["seen_by"] == "itself" for row in r["anatomy"]["replication_at_fault"])
+    before = -stopped[-1]["seconds_after_fault"]
+    assert r["account"][0].startswith(f"{before:.2f} s before the fault the primary lost a "
+                                      "standby"), r["account"]
+    assert "no standby was streaming" in r["account"][0]
