@@ -55,7 +55,8 @@ Report format history:
       name no op, the lag from acknowledgement to receipt (p50, p99), examples; the check
       `change data capture`.
   9 — `account`: the drill in a few plain sentences (what happened, why the verdict),
-      every number in them a figure of the report; absent (null) in older reports.
+      every number in them a figure of the report; the anatomy before the fault: events
+      of the primary losing or regaining a standby, `anatomy.no_standby_since`.
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).
@@ -92,7 +93,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
     6: ((None, "background"),),
     7: (("servers", "primary_moves"),),
     8: ((None, "cdc"),),
-    9: ((None, "account"),),
+    9: ((None, "account"), ("anatomy", "no_standby_since")),
 }
 
 
