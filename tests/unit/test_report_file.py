@@ -35,7 +35,7 @@ def format_1_report() -> dict:
     built = json.loads(report_file.to_text(report.build(outcome())))
     for version in range(2, FORMAT + 1):
         for section, key in ADDED_IN[version]:
-            (built if section is None else built[section]).pop(key, None)
+            (built if section is None else built.get(section) or {}).pop(key, None)
     built["format"] = 1
     return built
 
