@@ -22,8 +22,15 @@ import psycopg2
 
 from . import db, lock
 from .config import Scenario, check_output_paths, package_version, parse_history, parse_scenario
-from .config.parse import parse_reconcile
-from .errors import EXIT_CLUSTER, EXIT_FAIL, EXIT_INTERRUPTED, ClusterError, PtorError
+from .config.parse import parse_reconcile, parse_report
+from .errors import (
+    EXIT_CLUSTER,
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    ClusterError,
+    ConfigError,
+    PtorError,
+)
 from .outputs import render, report
 from .redact import MASK, dsn_secrets, redact
 from .schema import drop_marked
@@ -127,6 +134,30 @@ def show_history(argv: list) -> int:
                                 faults=redact(run.faults, secrets)) for run in runs]
     emit(history.as_json(runs, campaigns) if query.as_json else
          history.render(runs, source) + history.render_campaigns(campaigns))
+    return 0
+
+
+def show_report(argv: list) -> int:
+    """`ptor report RUN_DIR [--html]`: an earlier run's report, read through the one
+    reader of report.json (any format ptor wrote), on the terminal or as report.html."""
+    from .outputs import exports, render, report_file
+
+    try:
+        query = parse_report(argv)
+        result = report_file.load(os.path.join(query.run_dir, "report.json"))
+        if result.get("verdict") is None:
+            raise ConfigError(f"the run in {query.run_dir} did not start: "
+                              f"{result.get('error') or 'no reason given'}")
+        if query.html:
+            emit(exports.write_html(result, query.run_dir) + "\n")
+        else:
+            emit(render.render(result) + "\n")
+    except OSError as exc:
+        sys.stderr.write(f"ptor: error: cannot write report.html: {exc.strerror}\n")
+        return EXIT_CLUSTER
+    except PtorError as exc:
+        sys.stderr.write(f"ptor: error: {redact(str(exc), ())}\n")
+        return exc.exit_code
     return 0
 
 
@@ -271,7 +302,7 @@ def run_command(argv: Optional[Sequence[str]] = None) -> int:
         print(f"ptor {package_version()}")
         return 0
     commands = {"drill": run_drill, "reconcile": reconcile_run_later,
-                "history": show_history, "campaign": run_campaign}
+                "history": show_history, "campaign": run_campaign, "report": show_report}
     if argv[:1] and argv[0] in commands:
         return guarded(lambda: commands[argv[0]](argv[1:]), argv)
     return guarded(lambda: run_drill(argv), argv)  # bare `ptor [options]`: a drill

@@ -93,6 +93,7 @@ COMMANDS = {
     "reconcile": "finish a run whose coordinator died: reconcile its ledger against the "
                  "primary and write its report (--run RUN_ID)",
     "history": "recent drills, newest first, with trends",
+    "report": "an earlier run's report again, from its folder (--html: write report.html)",
     "campaign": "many drills back to back (--rounds) over a matrix of scenarios (--vary), "
                 "judged as one distribution",
 }
@@ -211,6 +212,29 @@ def _parse(argv: Optional[Sequence[str]], env: Optional[dict],
             values[opt.dest] = parse_bool(values[opt.dest])
     raw = copy.deepcopy(values)
     return validate(values, config_file), ns, raw
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """What `ptor report` shows: one run folder's report, on the terminal or as HTML."""
+
+    run_dir: str
+    html: bool
+
+
+@one_safe_line
+def parse_report(argv: Sequence[str]) -> ReportQuery:
+    """`ptor report RUN_DIR [--html]`."""
+    parser = _Parser(prog="ptor report", description="An earlier run's report again, from "
+                     "its folder.")
+    parser.add_argument("run_dir", help="the run's folder (it holds report.json)")
+    parser.add_argument("--html", action="store_true",
+                        help="write report.html in that folder (the timeline picture "
+                             "inside) and print its path")
+    ns = parser.parse_args(list(argv), env_vars={})
+    if not os.path.isfile(os.path.join(ns.run_dir, "report.json")):
+        raise ConfigError(f"{ns.run_dir} is not a run folder: it holds no report.json")
+    return ReportQuery(ns.run_dir, ns.html)
 
 
 @dataclass(frozen=True)

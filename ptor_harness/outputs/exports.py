@@ -28,6 +28,7 @@ from ..config.scenario import Outputs
 from ..verify.findings import ANOMALY_CLASSES
 from . import report_file
 from .charts import timeline_png
+from .html import report_html
 
 TIMELINE_COLUMNS = ("second", "seconds_since_warmup", "phase", "ok", "failed",
                     "indeterminate", "latency_p50_seconds", "latency_p99_seconds", "in_outage")
@@ -260,9 +261,21 @@ def write_run_files(report: dict, run_dir: str) -> Optional[str]:
     write_atomic(os.path.join(run_dir, "scenario.ini"),
                  scenario_ini(report["scenario"], report["run_id"]))
     try:
-        return timeline_png(report, os.path.join(run_dir, "timeline.png"))
+        why = timeline_png(report, os.path.join(run_dir, "timeline.png"))
     except Exception as exc:  # a picture must never cost the run its report
-        return f"drawing it failed: {type(exc).__name__}: {exc}"
+        why = f"drawing it failed: {type(exc).__name__}: {exc}"
+    write_html(report, run_dir)
+    return why
+
+
+def write_html(report: dict, run_dir: str) -> str:
+    """report.html in the run folder, with timeline.png inside it when there is one."""
+    picture, drawn = None, os.path.join(run_dir, "timeline.png")
+    with contextlib.suppress(OSError), open(drawn, "rb") as src:
+        picture = src.read()
+    path = os.path.join(run_dir, "report.html")
+    write_atomic(path, report_html(report, picture))
+    return path
 
 
 def write_outputs(report: dict, run_dir: str, outputs: Outputs) -> list[str]:

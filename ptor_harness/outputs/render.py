@@ -32,44 +32,7 @@ def render(report: dict) -> str:
     r = report
     t0 = r["phases"].get("warmup") or 0.0
     rel = lambda t: "-" if t is None else f"+{t - t0:.3f}"  # noqa: E731
-    summary = [
-        ["verdict", r["verdict"].upper()],
-        ["write RTO (cluster)", _s(r["rto"]["write_seconds"]) if r["rto"]["recovered"]
-         else "not recovered"],
-        ["worker RTO min / median / max", " / ".join(_s(r["rto"][k]) for k in (
-            "worker_min_seconds", "worker_median_seconds", "worker_max_seconds"))],
-        ["detection time", _s(r["rto"]["detection_seconds"])],
-        ["fault injection -> first ok write", _s(r["rto"]["injection_to_first_ok_seconds"])],
-        ["probe: last answer -> first write", _s(r["rto"].get("probe_seconds"))],
-        ["read RTO (endpoint, any role)", _s(r["rto"].get("read_seconds"))],
-        ["lost acknowledged ops (RPO)", _n(r["rpo"]["lost_acknowledged_ops"])],
-        ["RPO window", _s(r["rpo"]["window_seconds"])],
-        ["ops ok / failed / in doubt", " / ".join(_n(r["ops"][k]) for k in (
-            "ok", "failed", "indeterminate"))],
-        ["in doubt: applied / not applied", " / ".join(_n(r["indeterminate"][k]) for k in (
-            "applied", "not_applied"))],
-        ["op latency p50 / p99", " / ".join(_s(r["latency"][k], 4) for k in (
-            "op_ok_p50_seconds", "op_ok_p99_seconds"))],
-        ["ledger", r["ledger"]],
-        ["run", r["run_id"]],
-    ]
-    load = r.get("load") or {}  # reports before the load section have none
-    if load.get("target_rate"):
-        due = load.get("latency_from_due_seconds") or {}
-        summary[-2:-2] = [
-            ["rate: achieved / target (ops/s)",
-             f"{_n(load.get('achieved_rate'))} / {_n(load['target_rate'])}"],
-            ["latency from due p50 / p99", f"{_s(due.get('p50'), 4)} / "
-                                           f"{_s(due.get('p99'), 4)}"],
-            ["ops skipped (due in an outage)", _n(load.get("skipped_ops"))]]
-    txn = r.get("transactions") or {}
-    if txn.get("ops_per_transaction", 1) > 1:
-        at = next(i for i, row in enumerate(summary) if row[0].startswith("ops ok"))
-        summary[at + 1:at + 1] = [
-            [f"transactions ({txn['ops_per_transaction']} ops) ok / failed / in doubt",
-             " / ".join(_n(txn[k]) for k in ("ok", "failed", "indeterminate"))],
-            ["lost acknowledged transactions", _n(r["rpo"].get(
-                "lost_acknowledged_transactions"))]]
+    summary = summary_rows(r)
     parts = [f"Verdict: {r['verdict'].upper()}"]
     if r.get("account"):  # reports before format 9 have none
         parts += ["", "What happened"] + textwrap.wrap(
@@ -247,3 +210,46 @@ def background_table(section: Optional[dict]) -> list[str]:
     elif wal.get("why"):
         out.append(f"  ptor's own share of the primary's WAL: unknown ({wal['why']})")
     return out
+
+
+def summary_rows(r: dict) -> list[list[str]]:
+    """The summary table's rows (label, value), as the terminal and report.html show them."""
+    summary = [
+        ["verdict", r["verdict"].upper()],
+        ["write RTO (cluster)", _s(r["rto"]["write_seconds"]) if r["rto"]["recovered"]
+         else "not recovered"],
+        ["worker RTO min / median / max", " / ".join(_s(r["rto"][k]) for k in (
+            "worker_min_seconds", "worker_median_seconds", "worker_max_seconds"))],
+        ["detection time", _s(r["rto"]["detection_seconds"])],
+        ["fault injection -> first ok write", _s(r["rto"]["injection_to_first_ok_seconds"])],
+        ["probe: last answer -> first write", _s(r["rto"].get("probe_seconds"))],
+        ["read RTO (endpoint, any role)", _s(r["rto"].get("read_seconds"))],
+        ["lost acknowledged ops (RPO)", _n(r["rpo"]["lost_acknowledged_ops"])],
+        ["RPO window", _s(r["rpo"]["window_seconds"])],
+        ["ops ok / failed / in doubt", " / ".join(_n(r["ops"][k]) for k in (
+            "ok", "failed", "indeterminate"))],
+        ["in doubt: applied / not applied", " / ".join(_n(r["indeterminate"][k]) for k in (
+            "applied", "not_applied"))],
+        ["op latency p50 / p99", " / ".join(_s(r["latency"][k], 4) for k in (
+            "op_ok_p50_seconds", "op_ok_p99_seconds"))],
+        ["ledger", r["ledger"]],
+        ["run", r["run_id"]],
+    ]
+    load = r.get("load") or {}  # reports before the load section have none
+    if load.get("target_rate"):
+        due = load.get("latency_from_due_seconds") or {}
+        summary[-2:-2] = [
+            ["rate: achieved / target (ops/s)",
+             f"{_n(load.get('achieved_rate'))} / {_n(load['target_rate'])}"],
+            ["latency from due p50 / p99", f"{_s(due.get('p50'), 4)} / "
+                                           f"{_s(due.get('p99'), 4)}"],
+            ["ops skipped (due in an outage)", _n(load.get("skipped_ops"))]]
+    txn = r.get("transactions") or {}
+    if txn.get("ops_per_transaction", 1) > 1:
+        at = next(i for i, row in enumerate(summary) if row[0].startswith("ops ok"))
+        summary[at + 1:at + 1] = [
+            [f"transactions ({txn['ops_per_transaction']} ops) ok / failed / in doubt",
+             " / ".join(_n(txn[k]) for k in ("ok", "failed", "indeterminate"))],
+            ["lost acknowledged transactions", _n(r["rpo"].get(
+                "lost_acknowledged_transactions"))]]
+    return summary

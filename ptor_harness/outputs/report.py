@@ -23,6 +23,7 @@ from ..verify.rate import BEFORE_FAULT, load_figures, load_warnings, wal_rate
 from ..verify.transactions import transaction_totals
 from . import report_file
 from .account import account
+from .html import host_facts
 from .nodes import nodes_section
 
 REPORT_FORMAT = report_file.FORMAT
@@ -176,6 +177,7 @@ def build(outcome: DrillOutcome) -> dict:
     report["warnings"] = warnings(report, outcome)
     report["checks"] = [c.as_dict() for c in verdict.checks]
     report["account"] = account(report)
+    report["host"] = host_facts()
     return masked(report, s.redact)
 
 

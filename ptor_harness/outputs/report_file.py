@@ -56,7 +56,8 @@ Report format history:
       `change data capture`.
   9 — `account`: the drill in a few plain sentences (what happened, why the verdict),
       every number in them a figure of the report; the anatomy before the fault: events
-      of the primary losing or regaining a standby, `anatomy.no_standby_since`.
+      of the primary losing or regaining a standby, `anatomy.no_standby_since`; `host`
+      (where the report was made: host name, ptor's and Python's versions).
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).
@@ -93,7 +94,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
     6: ((None, "background"),),
     7: (("servers", "primary_moves"),),
     8: ((None, "cdc"),),
-    9: ((None, "account"), ("anatomy", "no_standby_since")),
+    9: ((None, "account"), ("anatomy", "no_standby_since"), (None, "host")),
 }
 
 

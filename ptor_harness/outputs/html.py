@@ -1,0 +1,132 @@
+"""report.html: the run in one self-contained file a DBA can attach to a change ticket or
+a DR-test record and open anywhere, printed or on screen.
+
+Nothing in it is fetched: the styles are inline, the timeline picture is embedded as a
+data URI, and the page's own Content-Security-Policy forbids every request, so opening
+it reaches no network. Every text is escaped; the report it is made from is already
+masked (outputs/report.py), so no secret reaches it either.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import platform
+from typing import Optional
+
+from .render import summary_rows
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 60em;
+       color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em;
+     border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+td, th { border: 1px solid #ddd; padding: 0.2em 0.6em; text-align: left;
+         vertical-align: top; }
+th { background: #f4f4f4; }
+.verdict { font-weight: bold; padding: 0.1em 0.5em; border-radius: 0.2em; color: #fff; }
+.pass { background: #2ca02c; } .fail { background: #d62728; } .unknown { background: #888; }
+.account p { margin: 0.3em 0; }
+img { max-width: 100%; }
+@media print { body { margin: 0; max-width: none; } h2 { break-after: avoid; }
+               table, img { break-inside: avoid; } }
+"""
+
+
+def esc(value) -> str:
+    return html.escape("-" if value is None else str(value))
+
+
+def table(rows: list, headers: Optional[list] = None) -> str:
+    head = "" if not headers else \
+        "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in headers) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>"
+                   for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def section(title: str, content: str) -> str:
+    return f"<h2>{esc(title)}</h2>{content}" if content else ""
+
+
+def report_html(r: dict, picture: Optional[bytes] = None) -> str:
+    """The whole page for one run's report; `picture`: timeline.png's bytes, if drawn."""
+    verdict = r["verdict"] or "unknown"
+    parts = [f"<h1>ptor drill {esc(r['run_id'])} "
+             f"<span class='verdict {esc(verdict)}'>{esc(verdict.upper())}</span></h1>"]
+    if r.get("account"):
+        parts.append(section("What happened", "<div class='account'>" + "".join(
+            f"<p>{esc(sentence)}</p>" for sentence in r["account"]) + "</div>"))
+    parts.append(section("Checks", table([[c["name"], c["status"], c["detail"]]
+                                          for c in r.get("checks") or []],
+                                         ["check", "status", "detail"])))
+    parts.append(section("Summary", table(summary_rows(r))))
+    if picture:
+        encoded = base64.b64encode(picture).decode("ascii")
+        parts.append(section("Timeline", f"<img alt='timeline of the drill' "
+                                         f"src='data:image/png;base64,{encoded}'>"))
+    parts.append(anatomy(r))
+    parts.append(loss(r))
+    parts.append(cdc(r))
+    parts.append(section("Warnings", "<ul>" + "".join(
+        f"<li>{esc(w)}</li>" for w in r.get("warnings") or []) + "</ul>"
+        if r.get("warnings") else ""))
+    parts.append(section("Scenario (passwords masked)", table(
+        sorted([k, v] for k, v in (r.get("scenario") or {}).items()))))
+    host = r.get("host") or {}
+    parts.append(section("Where it ran", table([
+        ["ptor", host.get("ptor_version")], ["host", host.get("name")],
+        ["Python", host.get("python")], ["report format", r.get("format")],
+        ["run folder", r.get("run_dir")]])))
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+            f"<title>ptor drill {esc(r['run_id'])}: {esc(verdict.upper())}</title>"
+            f"<style>{STYLE}</style></head><body>" + "".join(parts) + "</body></html>\n")
+
+
+def anatomy(r: dict) -> str:
+    a = r.get("anatomy") or {}
+    events = [[e["name"], "-" if e.get("seconds_after_fault") is None
+               else f"{e['seconds_after_fault']:+.3f} s", e["source"], e.get("detail") or ""]
+              for e in a.get("events") or []]
+    rows = [[x["standby"], x["seen_by"], x.get("sync_state"), x.get("flushed_bytes_behind"),
+             x.get("replayed_bytes_behind")] for x in a.get("replication_at_fault") or []]
+    content = (table(events, ["event", "from the fault", "source", "detail"]) if events
+               else "") + (table(rows, ["standby", "seen by", "sync", "flushed bytes behind",
+                                       "replayed bytes behind"]) if rows else "")
+    return section("Failover anatomy", content)
+
+
+def loss(r: dict) -> str:
+    rpo = r["rpo"]
+    if rpo.get("lost_acknowledged_ops") is None:
+        return section("Loss", "<p>Not validated: " + esc(r["validation"].get("error")) +
+                       "</p>")
+    rows = [["lost acknowledged ops", rpo["lost_acknowledged_ops"]]]
+    rows += [[f"by kind: {k}", n] for k, n in (rpo.get("lost_by_kind") or {}).items()]
+    rows += [[f"by cause: {k}", n] for k, n in (rpo.get("lost_by_cause") or {}).items()]
+    rows += [[f"found by: {k}", n] for k, n in (rpo.get("lost_by_evidence") or {}).items()]
+    examples = [[e.get("worker"), e.get("key"), e.get("seq"), e.get("kind"),
+                 e.get("found_by"), e.get("cause")] for e in rpo.get("examples") or []]
+    return section("Loss", table(rows) + (table(examples, [
+        "worker", "key", "seq", "kind", "found by", "cause"]) if examples else ""))
+
+
+def cdc(r: dict) -> str:
+    c = r.get("cdc")
+    if not c:
+        return ""
+    return section("Change data capture", table([
+        ["slot", c["slot"]], ["on the new primary", c["slot_on_new_primary"]],
+        ["missed", c["missed"]], ["phantom", c["phantom"]], ["duplicates", c["duplicates"]],
+        ["received", c["received"]], ["caught up at the drain", c["caught_up"]]]))
+
+
+def host_facts() -> dict:
+    """Where the report was made: ptor's version, the host, Python (the report's `host`)."""
+    from ..config.options import package_version
+
+    return {"name": platform.node(), "ptor_version": package_version(),
+            "python": platform.python_version()}

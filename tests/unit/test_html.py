@@ -1,0 +1,80 @@
+"""report.html (outputs/html.py): one self-contained page, every text escaped, no secret,
+and `ptor report RUN_DIR --html` for an earlier run."""
+
+import json
+import os
+
+from ptor_harness import cli
+from ptor_harness.outputs import exports, html, report
+
+from .test_report import outcome
+
+PNG = bytes.fromhex("89504e470d0a1a0a") + b"picture"
+
+
+def page(**changes) -> str:
+    return html.report_html(report.build(outcome(**changes)), PNG)
+
+
+def test_the_page_holds_the_account_the_checks_and_the_picture():
+    r = report.build(outcome(rows=[(1, 1)]))
+    text = html.report_html(r, PNG)
+    assert "<span class='verdict fail'>FAIL</span>" in text
+    assert all(html.esc(sentence) in text for sentence in r["account"])
+    assert all(html.esc(c["detail"]) in text for c in r["checks"])
+    assert "data:image/png;base64," in text and "<h2>Loss</h2>" in text
+    assert f"content=\"{html.CSP}\"" in text
+
+
+def test_nothing_is_fetched_and_nothing_is_secret():
+    text = page()
+    assert "http:" not in text and "https:" not in text and "src='data:" in text
+    assert "zz9" not in text  # the DSN's and the fault command's password
+    assert " src=" not in text.replace(" src='data:", "")
+
+
+def test_every_text_is_escaped():
+    r = report.build(outcome())
+    r["warnings"] = ["<script>alert(1)</script>"]
+    text = html.report_html(r)
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+def test_the_run_folder_gets_it_and_ptor_report_makes_it_again(tmp_path, capsys):
+    r = report.build(outcome())
+    run_dir = str(tmp_path)
+    exports.write_json(r, os.path.join(run_dir, "report.json"))
+    exports.write_run_files(r, run_dir)
+    with open(os.path.join(run_dir, "report.html")) as src:
+        made = src.read()
+    assert "data:image/png;base64," in made  # timeline.png, drawn and put inside
+    os.remove(os.path.join(run_dir, "report.html"))
+    assert cli.main(["report", run_dir, "--html"]) == 0
+    assert capsys.readouterr().out.strip() == os.path.join(run_dir, "report.html")
+    assert os.path.exists(os.path.join(run_dir, "report.html"))
+    assert cli.main(["report", run_dir]) == 0
+    assert "What happened" in capsys.readouterr().out
+
+
+def test_an_earlier_format_is_read_and_a_wrong_folder_is_one_sentence(tmp_path, capsys):
+    old = {"format": 1, "run_id": "r1", "verdict": "pass", "verdict_reasons": [],
+           "warnings": [], "errors": [], "phases": {"warmup": 0.0}, "timeline": [],
+           "rto": {"write_seconds": 1.0, "recovered": True, "worker_min_seconds": None,
+                   "worker_median_seconds": None, "worker_max_seconds": None,
+                   "detection_seconds": None, "injection_to_first_ok_seconds": None,
+                   "outage_windows": 1},
+           "rpo": {"lost_acknowledged_ops": 0, "window_seconds": 0.0},
+           "ops": {"ok": 5, "failed": 0, "indeterminate": 0},
+           "indeterminate": {"applied": 0, "not_applied": 0}, "ledger": "sqlite",
+           "latency": {"op_ok_p50_seconds": None, "op_ok_p99_seconds": None, "check": None},
+           "validation": {"completed": True, "error": None}, "faults": [], "windows": [],
+           "workers": [], "servers": {"primary_before": None, "primary_after": None,
+                                      "identity_changes": []},
+           "anomalies": {}, "scenario": {}}
+    (tmp_path / "report.json").write_text(json.dumps(old))
+    assert cli.main(["report", str(tmp_path), "--html"]) == 0
+    assert "ptor drill r1" in (tmp_path / "report.html").read_text()
+    capsys.readouterr()
+    assert cli.main(["report", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no report.json" in err and "Traceback" not in err
