@@ -92,6 +92,7 @@ class Consumer:
         self.confirmed: list[tuple[float, int]] = []  # (at, LSN) of every confirmation
         self.received = 0
         self.transaction: list[tuple] = []  # changes of the transaction being read
+        self.open = False  # between a transaction's BEGIN and its COMMIT
         self.batch: list[tuple] = []  # changes the recorder has not had yet
         self.batch_since = 0.0
         self.confirmable: Optional[int] = None  # what may be confirmed once `batch` is in
@@ -135,7 +136,7 @@ class Consumer:
                 conn.close()
             return False
         self.conn, self.cur = conn, cur
-        self.transaction = []
+        self.transaction, self.open = [], False
         return True
 
     def disconnect(self, error: Optional[str]) -> None:
@@ -144,14 +145,17 @@ class Consumer:
         with contextlib.suppress(Exception):
             self.conn.close()
         self.conn = self.cur = None
-        self.transaction = []  # a transaction cut short is sent again, whole
+        self.transaction, self.open = [], False  # one cut short is sent again, whole
 
     # --- reading -------------------------------------------------------------------------
 
     def take(self, msg) -> None:
+        """One message: a transaction's changes are held until its commit, then batched
+        with the commit's LSN; only a commit moves what may be confirmed (never a position
+        inside a transaction, which the server would then not send again)."""
         decoded = self.decoder.decode(msg.payload, msg.data_start)
         if decoded.begin:
-            self.transaction = []
+            self.transaction, self.open = [], True
         elif decoded.changes:
             self.transaction.extend(decoded.changes)
         elif decoded.commit_lsn is not None:
@@ -162,9 +166,8 @@ class Consumer:
                 self.batch += [(*change, decoded.commit_lsn, now, self.number)
                                for change in self.transaction]
                 self.received += len(self.transaction)
-            self.transaction = []
-        if not self.transaction:  # between transactions: all before is confirmable
-            self.confirmable = msg.data_start
+            self.transaction, self.open = [], False
+            self.confirmable = decoded.commit_lsn
 
     def flush(self) -> None:
         """Hand the batch to the recorder, wait until it is durable, then confirm it."""
@@ -217,7 +220,7 @@ class Consumer:
             self.catch_up_until = now + CATCH_UP
             self.target = self.end_of_wal()
         if self.target is not None and self.cur is not None and not self.batch and \
-                self.cur.wal_end >= self.target and not self.transaction:
+                self.cur.wal_end >= self.target and not self.open:
             self.caught_up = True
             return True
         return now >= self.catch_up_until
