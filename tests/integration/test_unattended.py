@@ -172,8 +172,8 @@ def test_run_folder_and_outputs_parse(make_lab, run_ptor, tmp_path):
                                      line) for line in progress), progress
     folder = run.report["run_dir"]
     assert sorted(os.listdir(folder)) == ["junit.xml", "ledger.sqlite", "metrics.prom",
-                                          "ptor.log", "report.json", "scenario.ini",
-                                          "timeline.csv", "timeline.png"]
+                                          "ptor.log", "report.html", "report.json",
+                                          "scenario.ini", "timeline.csv", "timeline.png"]
     # they describe a cluster: the folder and every file in it are the owner's alone
     assert os.stat(folder).st_mode & 0o777 == 0o700
     assert {name: os.stat(os.path.join(folder, name)).st_mode & 0o777
