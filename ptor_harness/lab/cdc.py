@@ -19,7 +19,8 @@ import os
 import signal
 import urllib.request
 
-from .base import Lab, find_program, wait_until
+from . import patroni
+from .base import Lab, wait_until
 from .pg import LabError
 
 SLOT = "ptor_cdc"
@@ -71,7 +72,7 @@ def permanent_slot(lab, plugin: str) -> str:
                                      data=json.dumps(change).encode(), method="PATCH")
     with urllib.request.urlopen(request, timeout=10):
         pass
-    lab.user.run([find_program("patronictl", "patroni"), "-c", lab.config_path(leader), "restart",
+    lab.user.run([patroni.program("patronictl"), "-c", lab.config_path(leader), "restart",
                   lab.state["scope"], "--force"], cwd=lab.dir)
     lab.wait_settled(120)
 

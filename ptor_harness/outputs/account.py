@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..verify.findings import SPLIT_BRAIN, SYNC_WAIT_CANCELLED
+from ..verify.metrics import first_outage_fault
 from ..verify.redundancy import DROPPED, STOPPED
 
 LOSING = (STOPPED, DROPPED)  # anatomy events of the primary losing a standby
@@ -43,10 +44,10 @@ def origin(r: dict) -> Optional[float]:
 
 
 def causing_fault(r: dict) -> Optional[dict]:
-    """The fault whose outage the drill measures: the first one an outage followed."""
-    faults = r["faults"]
-    caused = [f for f in faults if f.get("detection_seconds") is not None]
-    return caused[0] if caused else (faults[0] if faults else None)
+    """The fault whose outage the drill measures (metrics.first_outage_fault: the first
+    one an outage followed, else the first), as the report lists it."""
+    at = first_outage_fault(r["faults"])
+    return None if at is None else r["faults"][at]
 
 
 def replication(r: dict) -> Optional[str]:
