@@ -103,8 +103,27 @@ TCP_USER_TIMEOUT = 10.0  # seconds unacknowledged data may wait before the sessi
 # server session ran it and bound the statements of the pool's other clients (the user's
 # applications among them) long after ptor has gone. There the client-side bounds (the
 # op watchdog, `bounded`) are ptor's only ones. See behind_pooler.
-_SESSION_TIMEOUT_SQL = ("SELECT set_config('statement_timeout', %s, false) "
-                        "WHERE pg_backend_pid() = %s")
+# Parameters: timeout_params(). A column of a SELECT, so a worker can set it in the same
+# round trip as asking who the server is (servers.open_session).
+SESSION_TIMEOUT_COLUMN = ("CASE WHEN pg_backend_pid() = %s "
+                         "THEN set_config('statement_timeout', %s, false) END")
+
+
+def timeout_params(conn, statement_timeout: float) -> tuple[int, str]:
+    """SESSION_TIMEOUT_COLUMN's parameters: the backend the connection was handed (a
+    pooler's made-up one never matches a server's; with no timeout, no backend at all, so
+    the role's own setting stays) and the timeout."""
+    pid = conn.get_backend_pid() if statement_timeout > 0 else -1
+    return pid, f"{int(statement_timeout * 1000)}ms"
+
+
+def set_session_timeout(conn, statement_timeout: float, bound: float) -> None:
+    """The session's statement_timeout, where the session is the connection's own (0:
+    none set, no round trip)."""
+    if statement_timeout <= 0:
+        return
+    with bounded(conn, bound), conn.cursor() as cur:
+        cur.execute("SELECT " + SESSION_TIMEOUT_COLUMN, timeout_params(conn, statement_timeout))
 
 
 def connect(dsn: str, application_name: str, timeout: float,
@@ -114,7 +133,7 @@ def connect(dsn: str, application_name: str, timeout: float,
 
     `timeout` bounds each host attempt (fractional seconds); `statement_timeout` (seconds,
     0 for none) bounds every statement of the session (not behind a pooler: see
-    _SESSION_TIMEOUT_SQL). TCP keepalives make a silently dead
+    SESSION_TIMEOUT_COLUMN). TCP keepalives make a silently dead
     peer visible while the session is idle, and tcp_user_timeout while data waits for its
     acknowledgement (a partitioned repo mid-COPY would otherwise hold the recorder for the
     kernel's ~15 minutes of retransmissions). `connection_factory`: psycopg2's, e.g. a
@@ -142,9 +161,7 @@ def connect(dsn: str, application_name: str, timeout: float,
     try:
         conn.autocommit = autocommit
         if statement_timeout > 0:
-            with bounded(conn, timeout), conn.cursor() as cur:
-                cur.execute(_SESSION_TIMEOUT_SQL, (f"{int(statement_timeout * 1000)}ms",
-                                                   conn.get_backend_pid()))
+            set_session_timeout(conn, statement_timeout, timeout)
             if not autocommit:
                 conn.commit()
     except Exception:

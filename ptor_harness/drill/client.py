@@ -74,13 +74,12 @@ class Client:
         server, or a standby answered)."""
         spec = self.spec
         try:
-            conn = db.connect(spec.primary_pgdsn, self.app_name, spec.rto_conn_timeout,
-                              spec.statement_timeout)
+            conn = db.connect(spec.primary_pgdsn, self.app_name, spec.rto_conn_timeout)
             try:
                 self.numbered += 1
                 with bounds.bounded(conn, spec.rto_conn_timeout):
-                    identity = servers.server_identity(conn, self.worker, self.numbered)
-                    pooled = servers.behind_pooler(conn)
+                    identity, pooled = servers.open_session(conn, self.worker, self.numbered,
+                                                            spec.statement_timeout)
                     prepared = not (pooled or identity.in_recovery) and \
                         prepared_on(conn, self.statements.prepare)
             except Exception:

@@ -28,7 +28,7 @@ from typing import Optional
 
 import psycopg2
 
-from .. import bounds, db
+from .. import bounds, db, servers
 from ..errors import ClusterError
 from ..schema import heartbeat
 from . import messages
@@ -119,20 +119,24 @@ class Probe:
 
     def connect(self) -> bool:
         """One attempt: a session on a server that is not in recovery. The workers are woken
-        the moment it says so (every round trip saved is resolution); then the probe
-        writes, and its own view of the outage ends at that write."""
+        the moment it says so, which PostgreSQL 14 and later say as the connection begins
+        (every round trip saved is resolution: the statement timeout is set after); then
+        the probe writes, and its own view of the outage ends at that write."""
         self.board.array[1] += 1
         conn = None
         try:
-            conn = db.connect(self.spec.primary_pgdsn, "ptor-probe", self.spec.rto_conn_timeout,
-                              self.spec.statement_timeout)
+            conn = db.connect(self.spec.primary_pgdsn, "ptor-probe", self.spec.rto_conn_timeout)
             with bounds.bounded(conn, self.bound()):
-                with conn.cursor() as cur:
-                    cur.execute("SELECT pg_is_in_recovery()")
-                    if cur.fetchone()[0]:
-                        conn.close()
-                        return False
+                primary = servers.reported_primary(conn)
+                if primary is None:  # before PostgreSQL 14: ask
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT NOT pg_is_in_recovery()")
+                        primary = cur.fetchone()[0]
+                if not primary:
+                    conn.close()
+                    return False
                 self.board.array[0] += 1  # wake the workers
+                db.set_session_timeout(conn, self.spec.statement_timeout, self.bound())
                 heartbeat(conn, self.spec.schema, PROBE_ROW)
         except (psycopg2.Error, ClusterError):
             if conn is not None:

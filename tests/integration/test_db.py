@@ -25,6 +25,42 @@ def test_identity_of_primary_and_standby(make_lab):
     assert p.addr == "127.0.0.1"
 
 
+def test_a_session_opened_in_one_round_trip_says_what_the_separate_queries_say(make_lab):
+    """servers.open_session against server_identity and behind_pooler, as a superuser and
+    as a role without privileges; the statement timeout set on the session, and with none
+    asked for, the role's own left alone. Each server also says at once whether it is a
+    primary (servers.reported_primary, what the probe wakes the workers on)."""
+    lab = make_lab("sync")
+    primary, standby = lab.nodes["node1"], lab.nodes["node2"]
+    primary.query("CREATE ROLE plain_worker LOGIN")
+    primary.query("ALTER ROLE plain_worker SET statement_timeout = '7s'")
+    for user in (lab.user.name, "plain_worker"):
+        for node, in_recovery in ((primary, False), (standby, True)):
+            dsn = f"host=127.0.0.1 port={node.port} dbname=postgres user={user}"
+            conn = db.connect(dsn, "t", 2)
+            try:
+                identity, pooled = servers.open_session(conn, 0, 1, 5.0)
+                apart = servers.server_identity(conn, 0, 1)
+                assert identity._replace(at=0) == apart._replace(at=0)
+                assert identity.in_recovery is in_recovery and not pooled
+                assert not servers.behind_pooler(conn)
+                assert servers.reported_primary(conn) is (not in_recovery)
+                with conn.cursor() as cur:
+                    cur.execute("SHOW statement_timeout")
+                    assert cur.fetchone()[0] == "5s"
+            finally:
+                conn.close()
+        conn = db.connect(f"host=127.0.0.1 port={primary.port} dbname=postgres user={user}",
+                          "t", 2)
+        try:
+            servers.open_session(conn, 0, 1, 0.0)
+            with conn.cursor() as cur:
+                cur.execute("SHOW statement_timeout")
+                assert cur.fetchone()[0] == ("7s" if user == "plain_worker" else "0")
+        finally:
+            conn.close()
+
+
 def test_multi_host_dsn_reaches_the_writable_node(make_lab):
     lab = make_lab("sync")
     conn = db.connect(lab.primary_dsn(), "t", 1)

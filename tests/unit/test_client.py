@@ -52,7 +52,13 @@ class FakeCursor:
 
     def execute(self, sql, params=None):
         self.conn.sent.append((sql, params))
-        if "inet_server_addr" in sql:
+        if "inet_server_addr" in sql and "pg_control_system" in sql:  # servers.open_session
+            if self.conn.no_control:
+                raise psycopg2.errors.InsufficientPrivilege("permission denied")
+            identity = self.conn.identities.pop(0)
+            answer = identity if isinstance(identity, BaseException) else \
+                (1, identity + ("7001", self.conn.backend_pid, None))
+        elif "inet_server_addr" in sql:
             identity = self.conn.identities.pop(0)
             answer = identity if isinstance(identity, BaseException) else (1, identity)
         elif "system_identifier" in sql:
@@ -79,7 +85,8 @@ class FakeConn:
     leave a notice) returning the pair. Identity queries take `identities` in order:
     (host, port, in_recovery, timeline, started_at)."""
 
-    def __init__(self, answers=(), identities=(), pooled=False):
+    def __init__(self, answers=(), identities=(), pooled=False, no_control=False):
+        self.no_control = no_control  # the role may not read pg_control_system()
         self.answers = list(answers)
         self.identities = list(identities)
         self.sent: list = []
@@ -277,6 +284,30 @@ def test_connect_names_the_server_and_keeps_only_a_primary(monkeypatch, in_recov
     assert (client.session is not None) is connected and bool(conn.closed) is not connected
     if connected:
         assert client.session.sql[INSERT].startswith("EXECUTE")  # prepared on its own server
+
+
+@pytest.mark.parametrize("no_control", [False, True])
+def test_a_new_session_is_one_round_trip_before_its_statements_are_prepared(monkeypatch,
+                                                                           no_control):
+    """Who the server is, whether a pooler answers, and the statement timeout (on the
+    session's own backend) in one statement; a role that may not read pg_control_system()
+    gets them in several, without the system identifier."""
+    conn = FakeConn(identities=[("127.0.0.1", 7211, False, 1, 100.0)] * 2,
+                    no_control=no_control)
+    monkeypatch.setattr(client_module.db, "connect", lambda *args: conn)
+    seen: list = []
+    client = Client(spec(statement_timeout=5.0), seen.append)
+    assert client.connect() is True and not client.session.pooled
+    sent = [sql.split()[0] for sql, _ in conn.sent]
+    assert sent == (["SELECT"] * 5 + ["PREPARE"] if no_control
+                    else ["SELECT", "PREPARE"])
+    assert (41, "5000ms") in [params for _, params in conn.sent]
+    assert seen[0].system_id == "7001"
+    # no statement timeout: the role's own stays (no backend matches -1)
+    conn = FakeConn(identities=[("127.0.0.1", 7211, False, 1, 100.0)])
+    monkeypatch.setattr(client_module.db, "connect", lambda *args: conn)
+    assert Client(spec(statement_timeout=0), seen.append).connect() is True
+    assert conn.sent[0][1] == (-1, "0ms")
 
 
 def test_a_failed_connect_is_no_session(monkeypatch):
