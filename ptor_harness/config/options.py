@@ -195,6 +195,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("brownout-threshold", "thresholds", float, 0.5,
                "a second after warmup with fewer ok ops than this share of the warmup's "
                "rate is a brownout second (reported, not judged)"),
+    OptionSpec("standby-lag-threshold", "thresholds", int, 16 * 1024 * 1024,
+               "a standby further behind its primary than this many bytes of WAL, and back "
+               "under it, is an event in the anatomy (reported, not judged; 0: no such "
+               "events)"),
     OptionSpec("max-run-seconds", "thresholds", _seconds, None,
                "hard deadline for the whole run: when it passes, the load stops, the ledger "
                "is drained and what can be reconciled is reported"),

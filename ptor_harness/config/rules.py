@@ -78,6 +78,8 @@ def validate(values: dict, config_file: Optional[str] = None) -> Scenario:
         raise ConfigError(f"max-run-seconds must be above 0 (got {values['max_run_seconds']})")
     if values["max_lost_acknowledged"] < 0:
         raise ConfigError("max-lost-acknowledged must not be negative")
+    if values["standby_lag_threshold"] < 0:
+        raise ConfigError("standby-lag-threshold must not be negative (0: no lag events)")
     if not 0 <= values["rate"] <= MAX_RATE:
         raise ConfigError(f"rate must be between 0 (no target) and {MAX_RATE:g} ops per "
                           f"second, got {values['rate']:g}")

@@ -97,6 +97,7 @@ class Thresholds:
     max_lost_acknowledged: int
     max_detection_time: Optional[float]
     brownout_threshold: float
+    standby_lag_threshold: int  # bytes; 0: none
     max_run_seconds: Optional[float]
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..verify.figures import STALLED
 from ..verify.findings import SPLIT_BRAIN, SYNC_WAIT_CANCELLED
 from ..verify.metrics import first_outage_fault
-from ..verify.redundancy import DROPPED, STOPPED
+from ..verify.redundancy import DROPPED, LAGGING, STOPPED
 
 LOSING = (STOPPED, DROPPED)  # anatomy events of the primary losing a standby
 
@@ -34,8 +35,8 @@ def count(n: int, what: str) -> str:
 
 def account(r: dict) -> list[str]:
     """The sentences, in the order a reader needs them."""
-    out = [s for s in (replication(r), fault(r), promotion(r), loss(r), doubt(r),
-                       stale(r), recovery(r), cdc(r), verdict(r)) if s]
+    out = [s for s in (replication(r), warning_signs(r), fault(r), promotion(r), loss(r),
+                       doubt(r), stale(r), recovery(r), cdc(r), verdict(r)) if s]
     return out
 
 
@@ -74,6 +75,20 @@ def replication(r: dict) -> Optional[str]:
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     return f"{earlier}{'at' if earlier else 'At'} the fault, the primary was streaming to " \
         f"{listed}."
+
+
+def warning_signs(r: dict) -> Optional[str]:
+    """The first time before the fault that commits stalled and that a standby fell
+    further behind than the threshold (the anatomy's events), each with its detail."""
+    events = [e for e in (r.get("anatomy") or {}).get("events") or []
+              if (e.get("seconds_after_fault") or 0) < 0]
+    signs = []
+    for name in (STALLED, LAGGING):
+        first = next((e for e in events if e["name"] == name), None)
+        if first is not None:
+            signs.append(f"{name} {seconds(-first['seconds_after_fault'])} before it "
+                         f"({first['detail']})")
+    return None if not signs else "Before the fault: " + "; ".join(signs) + "."
 
 
 def fault(r: dict) -> Optional[str]:

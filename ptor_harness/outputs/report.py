@@ -18,7 +18,7 @@ from ..verify import cdc, checks, saturation
 from ..verify.background import background_section, background_warnings
 from ..verify.figures import drill_figures, lost_by_cause, stale_routing, verdict_figures
 from ..verify.findings import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
-from ..verify.metrics import brownout, sla_percent
+from ..verify.metrics import sla_percent
 from ..verify.rate import BEFORE_FAULT, load_figures, load_warnings, wal_rate
 from ..verify.transactions import transaction_totals
 from . import report_file
@@ -56,7 +56,7 @@ def build(outcome: DrillOutcome) -> dict:
     findings = outcome.findings
     lost = findings.lost_total if findings else None
     changes = servers.identity_changes(outcome.identities)
-    timeline = metrics.timeline() if metrics else []
+    timeline = d.timeline
     load = load_figures(s.load.rate, s.load.parallel_workers, outcome.schedules, totals["ok"],
                         outcome.phases.get("warmup"), outcome.phases.get("drain"),
                         outcome.node_samples, outcome.wal_positions)
@@ -136,6 +136,7 @@ def build(outcome: DrillOutcome) -> dict:
             "primary_after": _identity(outcome.primary_after),
             "identity_changes": changes,
             "primary_moves": servers.primary_moves(changes),
+            "postgres_version": outcome.postgres_version,
         },
         "latency": {
             "op_ok_p50_seconds": metrics.latency.percentile(50) if metrics else None,
@@ -162,8 +163,7 @@ def build(outcome: DrillOutcome) -> dict:
             d.anatomy, stale_routing=stale_routing(outcome, fault_at),
             wal_bytes_per_second_before_fault=None if fault_at is None else
             wal_rate(outcome.node_samples, fault_at - BEFORE_FAULT, fault_at)),
-        "brownout": brownout(timeline, baseline_from(outcome), outcome.phases.get("load"),
-                             outcome.phases.get("drain"), s.thresholds.brownout_threshold),
+        "brownout": d.brownout,
         "background": background_section(outcome.background, s.load.background_load,
                                          timeline, load["wal_timeline"], outcome.phases,
                                          fault_at),
@@ -179,14 +179,6 @@ def build(outcome: DrillOutcome) -> dict:
     report["account"] = account(report)
     report["host"] = host_facts()
     return masked(report, s.redact)
-
-
-def baseline_from(outcome: DrillOutcome) -> Optional[float]:
-    """Where the brownout's baseline rate starts: the warmup, or once a background load
-    runs beside it (ptor's rate alone before it would make every later second look low)."""
-    warmup = outcome.phases.get("warmup")
-    starts = [at for record in outcome.background or () for at in record.starts]
-    return max(warmup, min(starts)) if warmup is not None and starts else warmup
 
 
 def harness_figures(outcome: DrillOutcome) -> dict:

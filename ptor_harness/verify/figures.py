@@ -1,7 +1,8 @@
 """The drill's figures, typed and worked out once from its outcome (Rally's stats object,
 which the reporter only renders): the outage windows and the write RTO, each fault's
 figures and the one whose outage counts, the ops by outcome, what the drill saw of a
-failover, the failover's anatomy, stale routing and why lost ops were lost. From them the
+failover, the failover's anatomy (the drill before the fault too), the brownout, stale
+routing and why lost ops were lost. From them the
 verdict's `checks.Figures`, so `checks.judge` never reads the report's dict; the report
 (outputs/report.py) writes these figures into report.json and derives none of them.
 """
@@ -14,10 +15,11 @@ from typing import Optional
 from .. import servers
 from ..outcome import DrillOutcome
 from . import checks
-from .anatomy import anatomy, by_node, closest_standby
+from .anatomy import Event, anatomy, by_node, closest_standby
 from .findings import ANOMALY_CLASSES, OTHER_CAUSE, SPLIT_BRAIN, SYNC_WAIT_CANCELLED
 from .metrics import (
     attempts_per_second,
+    brownout,
     figures_per_fault,
     first_outage_fault,
     probe_view,
@@ -43,6 +45,8 @@ class DrillFigures:
     ok_by_kind: dict  # acknowledged ops by kind
     observed: checks.Observed
     anatomy: dict  # the failover's anatomy (anatomy.anatomy), for the outage that counts
+    timeline: list  # a row per second of the ledger's ops (metrics.timeline)
+    brownout: dict  # metrics.brownout over the timeline
 
 
 def drill_figures(outcome: DrillOutcome) -> DrillFigures:
@@ -62,12 +66,39 @@ def drill_figures(outcome: DrillOutcome) -> DrillFigures:
         for kind, n in stats.by_kind.items():
             by_kind[kind] = by_kind.get(kind, 0) + n
     summaries = [window_summary(w, outcome) for w in windows]
+    timeline = metrics.timeline() if metrics else []
+    slow = brownout(timeline, baseline_from(outcome), outcome.phases.get("load"),
+                    outcome.phases.get("drain"), outcome.scenario.thresholds.brownout_threshold)
     return DrillFigures(
         windows=windows, window_summaries=summaries, rto=rto_summary(windows),
         per_fault=per_fault, causing=causing, fault=fault, fault_at=fault_at,
         totals=metrics.totals() if metrics else {"ok": 0, "failed": 0, "indeterminate": 0},
         ok_by_kind=by_kind, observed=observed_failover(summaries, outcome),
-        anatomy=failover_anatomy(outcome, windows, fault_at, fault, causing))
+        anatomy=failover_anatomy(outcome, windows, fault_at, fault, causing, slow),
+        timeline=timeline, brownout=slow)
+
+
+def baseline_from(outcome: DrillOutcome) -> Optional[float]:
+    """Where the brownout's baseline rate starts: the warmup, or once a background load
+    runs beside it (ptor's rate alone before it would make every later second look low)."""
+    warmup = outcome.phases.get("warmup")
+    starts = [at for record in outcome.background or () for at in record.starts]
+    return max(warmup, min(starts)) if warmup is not None and starts else warmup
+
+
+STALLED = "commits stalled"
+
+
+def stalls_before(slow: dict, fault_at: float) -> list[Event]:
+    """The primary's commits stalling before the fault: each brownout period that began
+    before it (acknowledged ops per second under the threshold's share of the baseline),
+    as an event at its start; "ledger" is its source, every op's acknowledgement."""
+    rate = slow["warmup_ok_per_second"]
+    return [Event(STALLED, p["start"], "ledger",
+                  f"acknowledged ops per second under {slow['threshold']:g} x {rate:g} for "
+                  f"{p['seconds']:g} s" + (" (until the fault)" if p["end"] >= fault_at
+                                           else ""))
+            for p in slow["periods"] if p["start"] < fault_at]
 
 
 def window_summary(window, outcome: DrillOutcome) -> dict:
@@ -92,7 +123,7 @@ def observed_failover(summaries: list[dict], outcome: DrillOutcome) -> checks.Ob
 
 
 def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[float],
-                     fault: dict, causing: Optional[int]) -> dict:
+                     fault: dict, causing: Optional[int], slow: dict) -> dict:
     """The anatomy (anatomy.py) of the outage ptor's fault caused (`causing`: the index of
     the first fault an outage followed), or of the first outage when a person failed the
     cluster over."""
@@ -110,7 +141,9 @@ def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[fl
         return dict(found, no_standby_since=None)
     # the drill before the fault: the primary losing (or regaining) a standby
     early, alone_since = before_fault(by_node(outcome.node_samples), outcome.replication,
-                                      fault_at)
+                                      fault_at,
+                                      outcome.scenario.thresholds.standby_lag_threshold)
+    early += stalls_before(slow, fault_at)
     events = sorted([e.as_dict(fault_at) for e in early] + found["events"],
                     key=lambda e: e["at"])
     return dict(found, events=events, no_standby_since=alone_since)

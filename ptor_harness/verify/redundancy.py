@@ -1,8 +1,10 @@
 """The drill before the fault: when the primary lost a standby (it stopped streaming, or a
-synchronous one dropped to asynchronous) and whether any was streaming at the fault, from
-the primary's own view in the node observer's samples (pg_stat_replication). A loss at
-the failover often starts here: a synchronous standby gone seconds before, its waits
-cancelled, commits visible on the primary alone.
+synchronous one dropped to asynchronous), when a standby fell further behind than
+--standby-lag-threshold and caught up again, and whether any was streaming at the fault,
+from the primary's own view in the node observer's samples (pg_stat_replication, and its
+WAL position in the same sample). A loss at the failover often starts here: a synchronous
+standby gone seconds before, its waits cancelled, commits visible on the primary alone; or
+an async standby megabytes behind when the primary died.
 """
 
 from __future__ import annotations
@@ -16,6 +18,42 @@ from .anatomy import SYNC_STATES, Event, is_primary
 STOPPED = "standby stopped streaming"
 DROPPED = "synchronous standby dropped to async"
 BACK = "standby streaming again"
+LAGGING = "standby lag above the threshold"
+CAUGHT_UP = "standby lag back under the threshold"
+
+
+def bytes_behind(sample: NodeSample, row: ReplicationRow) -> tuple[Optional[int], ...]:
+    """(replayed, flushed) bytes a standby was behind its primary's position in the same
+    sample, each None when unknown (no pg_monitor)."""
+    return tuple(None if sample.wal_lsn is None or lsn is None else
+                 max(0, sample.wal_lsn - lsn) for lsn in (row.replay_lsn, row.flush_lsn))
+
+
+def lag_events(samples: Sequence[NodeSample], rows: dict[tuple[str, float], list],
+               threshold: Optional[int]) -> list[Event]:
+    """A standby crossing `threshold` bytes of WAL behind its primary, either way, in the
+    primary's samples (time order); none without a threshold. The lag is the replayed
+    position's, which bounds how long a promotion takes (the flushed one, which bounds
+    what it can lose, is in the detail)."""
+    if not threshold:
+        return []
+    events: list[Event] = []
+    above: dict[str, bool] = {}
+    previous: Optional[float] = None
+    for sample in samples:
+        for row in rows.get((sample.node, sample.at), []):
+            replayed, flushed = bytes_behind(sample, row)
+            name = row.application_name or "standby"
+            if replayed is None or (replayed > threshold) == above.get(name, False):
+                continue
+            above[name] = replayed > threshold
+            events.append(Event(LAGGING if above[name] else CAUGHT_UP, sample.at,
+                                f"observer: {sample.node}",
+                                f"{name}: {replayed:,} bytes behind in replay, "
+                                f"{'-' if flushed is None else f'{flushed:,}'} in flush "
+                                f"(threshold {threshold:,})", previous))
+        previous = sample.at
+    return events
 
 
 def streaming(rows: Sequence[ReplicationRow]) -> dict[str, str]:
@@ -25,9 +63,10 @@ def streaming(rows: Sequence[ReplicationRow]) -> dict[str, str]:
 
 
 def before_fault(nodes: dict[str, list[NodeSample]], replication: Sequence[ReplicationRow],
-                 fault_at: float) -> tuple[list[Event], Optional[float]]:
-    """(the primary's standbys changing before the fault, as events; since when no standby
-    was streaming at the fault, None when one was or nothing was seen)."""
+                 fault_at: float, lag_threshold: Optional[int] = None
+                 ) -> tuple[list[Event], Optional[float]]:
+    """(the primary's standbys changing before the fault, as events in time order; since
+    when no standby was streaming at the fault, None when one was or nothing was seen)."""
     rows: dict[tuple[str, float], list[ReplicationRow]] = {}
     for r in replication:
         rows.setdefault((r.node, r.at), []).append(r)
@@ -58,4 +97,5 @@ def before_fault(nodes: dict[str, list[NodeSample]], replication: Sequence[Repli
         elif alone_since is None:
             alone_since = sample.at
         before, before_at = now, sample.at
-    return events, alone_since if samples else None
+    events += lag_events(samples, rows, lag_threshold)
+    return sorted(events, key=lambda e: e.at), alone_since if samples else None

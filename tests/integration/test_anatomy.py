@@ -2,6 +2,8 @@
 observations; the lag at the fault against the test's own WAL sampling; an observer whose
 nodes are unreachable or lack privileges."""
 
+import os
+import sqlite3
 import time
 
 import pytest
@@ -44,6 +46,9 @@ def test_kill_primary_anatomy_event_by_event(make_lab, run_ptor):
                                                                       "unreachable"]
 
 
+THRESHOLD = 2_000_000  # bytes; the load below writes megabytes a second
+
+
 def test_lag_at_the_fault_matches_the_wal_distance_the_test_measures(make_lab, run_ptor):
     """An asynchronous standby whose replay is paused falls behind by every byte the load
     writes: the lag ptor reports at the fault is within 10 % of the distance between the
@@ -66,7 +71,7 @@ def test_lag_at_the_fault_matches_the_wal_distance_the_test_measures(make_lab, r
         run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--parallel-workers", "4",
                        "--payload-bytes", "8192", "--warmup-duration", "1", "--duration",
                        "4", "--failover-command", "true", "--failover-after", "3",
-                       "--expect", "any")
+                       "--expect", "any", "--standby-lag-threshold", str(THRESHOLD))
     finally:
         sampler.stop.set()
         sampler.join()
@@ -87,6 +92,14 @@ def test_lag_at_the_fault_matches_the_wal_distance_the_test_measures(make_lab, r
                   if x["seen_by"] == "itself")
     assert itself["replayed_bytes_behind"] == pytest.approx(sampler.at(itself["at"]) -
                                                             replayed, rel=0.10)
+    # the standby passed the threshold once, between two of the primary's samples, as the
+    # test's own WAL samples put the crossing; it never caught up (its replay was paused)
+    lagging = [e for e in run.report["anatomy"]["events"]
+               if e["name"].startswith("standby lag")]
+    assert [e["name"] for e in lagging] == ["standby lag above the threshold"], lagging
+    (event,) = lagging
+    assert sampler.at(event["at"]) - replayed > THRESHOLD * 0.9
+    assert sampler.at(event["after"]) - replayed < THRESHOLD * 1.1
 
 
 def test_unreachable_and_unprivileged_nodes_change_nothing_but_say_so(make_lab, run_ptor):
@@ -169,3 +182,18 @@ def test_the_anatomy_starts_before_the_fault(make_lab, run_ptor):
     assert r["account"][0].startswith(f"{before:.2f} s before the fault the primary lost a "
                                       "standby"), r["account"]
     assert "no standby was streaming" in r["account"][0]
+    # the commits waiting for the stopped standby: a stall before the fault, starting once
+    # the standby was stopped and before the cancel, in a second the test's own count of
+    # the ledger's acknowledgements finds below half the second before the stop
+    stalls = [e for e in r["anatomy"]["events"] if e["name"] == "commits stalled"
+              and e["at"] < kill["started_at"]]
+    assert stalls, r["anatomy"]["events"]
+    start = stalls[0]["at"]
+    assert int(stop["started_at"]) <= start <= _cancel["started_at"], (stalls, r["faults"])
+    with sqlite3.connect(os.path.join(r["run_dir"], "ledger.sqlite")) as ledger:
+        def acked(since: float, until: float) -> int:
+            return ledger.execute("SELECT count(*) FROM ledger_op WHERE outcome = 'ok' AND "
+                                  "t_end >= ? AND t_end < ?", (since, until)).fetchone()[0]
+        healthy = acked(stop["started_at"] - 1, stop["started_at"])
+        assert healthy > 50 and acked(start, start + 1) < 0.5 * healthy
+    assert r["account"][1].startswith("Before the fault: commits stalled "), r["account"]

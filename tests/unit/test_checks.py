@@ -13,7 +13,8 @@ from ptor_harness.verify.checks import FAIL, PASS, UNKNOWN, Figures, Observed, j
 
 THRESHOLDS = Thresholds(expect="failover", max_outage=30.0, max_write_rto=10.0,
                         max_lost_acknowledged=0, max_detection_time=None,
-                        brownout_threshold=0.5, max_run_seconds=None)
+                        brownout_threshold=0.5, standby_lag_threshold=0,
+                        max_run_seconds=None)
 FAULT = FaultRecord("kill-primary", "lab", 10.0, 10.5, 0)
 PAST_MAX_OUTAGE = StopReason(Stop.MAX_OUTAGE, "no primary accepted writes for 12 s")
 FAILOVER = Observed(primary_changed=True, write_outage=True, longest_outage_seconds=2.5,

@@ -2,17 +2,25 @@
 its own samples of pg_stat_replication."""
 
 from ptor_harness.ops import NodeSample, ReplicationRow
-from ptor_harness.verify.redundancy import BACK, DROPPED, STOPPED, before_fault
+from ptor_harness.verify.redundancy import (
+    BACK,
+    CAUGHT_UP,
+    DROPPED,
+    LAGGING,
+    STOPPED,
+    before_fault,
+)
 
 
-def primary(at):
-    return NodeSample("node1", at, 0.001, True, False, 1, "42", 1000, None, None, None, True,
+def primary(at, wal=1000):
+    return NodeSample("node1", at, 0.001, True, False, 1, "42", wal, None, None, None, True,
                       None)
 
 
-def standby_row(at, sync="sync", state="streaming", name="node2"):
-    return ReplicationRow("node1", at, name, state, sync, 1000, 1000, 1000, 1000, 0.0, 0.0,
-                          0.0)
+def standby_row(at, sync="sync", state="streaming", name="node2", flushed=1000,
+                replayed=1000):
+    return ReplicationRow("node1", at, name, state, sync, flushed, flushed, flushed, replayed,
+                          0.0, 0.0, 0.0)
 
 
 def test_a_synchronous_standby_dropping_then_going_before_the_fault():
@@ -43,3 +51,38 @@ def test_a_standby_catching_up_is_not_streaming():
 
 def test_nothing_seen_says_nothing():
     assert before_fault({}, [], fault_at=3.0) == ([], None)
+
+
+def test_a_standby_lagging_past_the_threshold_and_back():
+    """Replay 5,000 bytes behind against a threshold of 4,000: an event each way, each at
+    the sample that saw it, `after` the one before; without a threshold, none."""
+    walk = [(1.0, 10_000, 9_000), (2.0, 20_000, 15_000), (3.0, 30_000, 25_000),
+            (4.0, 40_000, 39_000), (5.0, 50_000, 49_000)]
+    samples = {"node1": [primary(at, wal) for at, wal, _ in walk]}
+    rows = [standby_row(at, "async", flushed=wal, replayed=replayed)
+            for at, wal, replayed in walk]
+    events, _ = before_fault(samples, rows, fault_at=6.0, lag_threshold=4_000)
+    assert [(e.name, e.at, e.after) for e in events] == [(LAGGING, 2.0, 1.0),
+                                                         (CAUGHT_UP, 4.0, 3.0)]
+    assert events[0].detail == \
+        "node2: 5,000 bytes behind in replay, 0 in flush (threshold 4,000)"
+    assert before_fault(samples, rows, fault_at=6.0, lag_threshold=0)[0] == []
+    # no WAL position (the observer's role lacks pg_monitor): no lag, no event
+    blind = {"node1": [primary(at, None) for at, _, _ in walk]}
+    assert before_fault(blind, rows, fault_at=6.0, lag_threshold=4_000)[0] == []
+
+
+def test_commits_stalling_before_the_fault_are_events_and_after_it_are_not():
+    from ptor_harness.verify.figures import STALLED, stalls_before
+    from ptor_harness.verify.metrics import brownout
+
+    # 100 ok ops a second in the warmup (10-12), none at 14-15, none again from 18 on;
+    # the fault at 18.5
+    timeline = [{"t": t, "ok": 0 if t in (14, 15) or t >= 18 else 100} for t in range(10, 22)]
+    slow = brownout(timeline, 10.0, 12.5, 21.0, 0.5)
+    events = stalls_before(slow, fault_at=18.5)
+    assert [(e.name, e.at, e.source) for e in events] == [(STALLED, 14.0, "ledger"),
+                                                          (STALLED, 18.0, "ledger")]
+    assert events[0].detail == "acknowledged ops per second under 0.5 x 100 for 2 s"
+    assert events[1].detail.endswith("(until the fault)")
+    assert stalls_before(slow, fault_at=14.0) == []
