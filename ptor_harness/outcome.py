@@ -108,6 +108,7 @@ class DrillOutcome:
     phases: dict[str, float] = field(default_factory=dict)
     seed: Optional[int] = None
     primary_before: Optional[Identity] = None
+    postgres_version: Optional[str] = None  # the primary's, as it said before the load
     primary_after: Optional[Identity] = None
     latency: Optional[dict] = None  # --check-primary-latency: connect and SELECT 1 summaries
     faults: list[FaultRecord] = field(default_factory=list)

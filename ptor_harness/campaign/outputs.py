@@ -1,7 +1,7 @@
 """What a campaign writes: campaign.json (versioned), campaign.csv (a row per round), the
-terminal table comparing the cells, JUnit (a suite per cell, a test case per round),
-Prometheus summary gauges (through prometheus_client, atomic), and a picture of write RTO
-and lost ops per cell (with matplotlib)."""
+terminal table comparing the cells, campaign.html (campaign/page.py), JUnit (a suite per
+cell, a test case per round), Prometheus summary gauges (through prometheus_client,
+atomic), and a picture of write RTO and lost ops per cell (with matplotlib)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tabulate import tabulate
 
 from ..outputs.exports import write_atomic, write_json
 from .envelope import slope_line
+from .page import CELL_HEADERS, campaign_html, cell_rows, seconds
 from .stats import QUANTILES
 
 ROUND_COLUMNS = ("round", "cell", "verdict", "write_rto", "detection", "promotion", "routing",
@@ -36,24 +37,9 @@ def rounds_csv(report: dict) -> str:
     return out.getvalue()
 
 
-def _s(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
 def render(report: dict) -> str:
     """The campaign on the terminal: the cells side by side, then the verdict."""
-    rows = []
-    for cell in report["cells"]:
-        w = cell["write_rto"]
-        rows.append([cell["label"], cell["rounds"], cell["passed"], cell["failed"],
-                     cell["unknown"], _s(w["min"]), _s(w["p50"]), _s(w["p95"]), _s(w["p99"]),
-                     _s(w["max"]), _s(cell["detection"]["p50"]), _s(cell["promotion"]["p50"]),
-                     _s(cell["routing"]["p50"]),
-                     "-" if cell["lost_acknowledged_total"] is None
-                     else cell["lost_acknowledged_total"]])
-    table = tabulate(rows, headers=["cell", "rounds", "pass", "fail", "unknown", "RTO min",
-                                    "p50", "p95", "p99", "max", "detect p50", "promote p50",
-                                    "route p50", "lost acked"])
+    table = tabulate(cell_rows(report), headers=CELL_HEADERS)
     lines = ["Campaign " + report["campaign_id"], table, ""]
     reading = slope_line(report["envelope"]) if report.get("envelope") else None
     lines += [reading, ""] if reading else []
@@ -77,7 +63,7 @@ def junit_xml(report: dict) -> str:
             case = ET.SubElement(suite, "testcase", classname=f"ptor.campaign.{cell['label']}",
                                  name=f"round {r['round']}",
                                  time=f"{max(0.0, r['ended_at'] - r['started_at']):.3f}")
-            text = f"write RTO {_s(r['write_rto'])} s, lost {r['lost_acknowledged']}"
+            text = f"write RTO {seconds(r['write_rto'])} s, lost {r['lost_acknowledged']}"
             if r["verdict"] == "fail":
                 ET.SubElement(case, "failure", message=r["reason"], type="fail").text = text
             elif r["verdict"] == "unknown":
@@ -173,6 +159,15 @@ def draw_envelope(axis, points: list[dict]) -> None:
                    fontsize=9)
 
 
+def read_picture(path: str) -> Optional[bytes]:
+    """A picture drawn a moment ago, or None (matplotlib missing, or drawing it failed)."""
+    try:
+        with open(path, "rb") as src:
+            return src.read()
+    except OSError:
+        return None
+
+
 def write_all(report: dict, outputs) -> list[str]:
     """Every campaign output; returns one sentence per output that could not be written."""
     folder = report["campaign_dir"]
@@ -180,7 +175,9 @@ def write_all(report: dict, outputs) -> list[str]:
     jobs = [(os.path.join(folder, "campaign.json"), lambda p: write_json(report, p)),
             (os.path.join(folder, "campaign.csv"), lambda p: write_atomic(p, rounds_csv(report))),
             (os.path.join(folder, "junit.xml"), lambda p: write_atomic(p, junit_xml(report))),
-            (os.path.join(folder, "campaign.png"), lambda p: picture(report, p))]
+            (os.path.join(folder, "campaign.png"), lambda p: picture(report, p)),
+            (os.path.join(folder, "campaign.html"), lambda p: write_atomic(p, campaign_html(
+                report, read_picture(os.path.join(folder, "campaign.png")))))]
     if outputs.report_json:
         jobs.append((outputs.report_json, lambda p: write_json(report, p)))
     if outputs.junit_xml:

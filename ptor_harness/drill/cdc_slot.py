@@ -17,7 +17,7 @@ from ..errors import ClusterError
 from ..schema import MARK, worker_table
 from .cdc import parse_lsn
 
-PRESENT, MISSING, LOST_WAL = "present", "missing", "lost WAL"
+PRESENT, MISSING, LOST_WAL, INVALIDATED = "present", "missing", "lost WAL", "invalidated"
 
 
 def prepare(conn, cdc: Cdc, schema: str, workers: int, init: bool) -> int:
@@ -94,18 +94,28 @@ def publication(conn, name: str, schema: str, workers: int, init: bool) -> None:
 
 
 def slot_state(conn, slot: str) -> dict:
-    """The slot on the server behind `conn` (the new primary): present, missing or lost
-    WAL (invalidated: the WAL it needed is gone), with its positions."""
+    """The slot on the server behind `conn` (the new primary): present, missing, lost WAL
+    (the WAL it needed was removed: max_slot_wal_keep_size) or invalidated for another
+    reason (PostgreSQL 16 and later: rows it needed removed, wal_level lowered; 17 names
+    the reason, and it is in the detail), with its positions."""
+    version = getattr(conn, "server_version", 0)
+    reason = "invalidation_reason" if version >= 170000 else \
+        "CASE WHEN conflicting THEN 'conflict' END" if version >= 160000 else "NULL"
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT wal_status, confirmed_flush_lsn::text, restart_lsn::text "
-                        "FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+            cur.execute(f"SELECT wal_status, confirmed_flush_lsn::text, restart_lsn::text, "
+                        f"{reason} FROM pg_replication_slots WHERE slot_name = %s", (slot,))
             found = cur.fetchone()
     except psycopg2.Error as exc:
         return {"status": None, "error": str(exc).strip().splitlines()[0][:200]}
     if found is None:
         return {"status": MISSING, "confirmed_flush_lsn": None, "restart_lsn": None}
-    wal_status, confirmed, restart = found
-    return {"status": LOST_WAL if wal_status == "lost" else PRESENT,
-            "confirmed_flush_lsn": None if confirmed is None else parse_lsn(confirmed),
-            "restart_lsn": None if restart is None else parse_lsn(restart)}
+    wal_status, confirmed, restart, invalidated = found
+    status = LOST_WAL if wal_status == "lost" or invalidated == "wal_removed" else \
+        INVALIDATED if invalidated else PRESENT
+    out = {"status": status,
+           "confirmed_flush_lsn": None if confirmed is None else parse_lsn(confirmed),
+           "restart_lsn": None if restart is None else parse_lsn(restart)}
+    if invalidated:
+        out["invalidation_reason"] = invalidated
+    return out

@@ -140,8 +140,10 @@ class Drill:
             try:
                 self.locks.take()
                 self.phase("check")
-                self.outcome.primary_before, self.outcome.latency, self.cdc_since = \
-                    check_cluster(s)
+                found = check_cluster(s)
+                self.outcome.primary_before, self.outcome.latency = found.primary, found.latency
+                self.outcome.postgres_version, self.cdc_since = found.postgres_version, \
+                    found.cdc_since
             except PtorError as exc:
                 self.record_early_failure(str(exc))
                 raise

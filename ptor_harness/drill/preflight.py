@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import psycopg2
 
@@ -62,29 +62,39 @@ class DrillLocks:
             self.repo.close()
 
 
-def check_cluster(scenario: Scenario) -> tuple[Identity, Optional[dict], Optional[int]]:
-    """Reach the primary (and the repo), prepare tables, measure latency if asked; returns
-    the primary's identity, the latency check (None when not asked) and, with --cdc-slot,
-    the WAL position from which changes are this run's (cdc_slot.prepare)."""
+class ClusterCheck(NamedTuple):
+    """What the check before the load found: the primary's identity and PostgreSQL version
+    (`SHOW server_version`, for the report's reader), the latency check (None when not
+    asked) and, with --cdc-slot, the WAL position from which changes are this run's
+    (cdc_slot.prepare)."""
+
+    primary: Identity
+    postgres_version: Optional[str]
+    latency: Optional[dict]
+    cdc_since: Optional[int]
+
+
+def check_cluster(scenario: Scenario) -> ClusterCheck:
+    """Reach the primary (and the repo), prepare tables, measure latency if asked."""
     s = scenario
     lab_dir = s.faults.lab_dir
     if s.faults.fault and not os.path.exists(os.path.join(lab_dir, "lab.json")):
         raise ClusterError(f"lab-dir {lab_dir} holds no ptor-lab lab (no lab.json); "
                            "start one with ptor-lab up")
-    identity, since = prepare_primary(s.connection, s.load.parallel_workers,
+    identity, version, since = prepare_primary(s.connection, s.load.parallel_workers,
                                       s.preparation.init, s.cdc)
     if s.connection.repo_pgdsn:
         check_repo(s.connection, s.preparation.init, s.cdc.cdc_slot is not None)
     latency = None
     if s.preparation.check_primary_latency:
         latency = measure_latency(s.connection, s.preparation.latency_samples)
-    return identity, latency, since
+    return ClusterCheck(identity, version, latency, since)
 
 
 def prepare_primary(c: Connection, workers: int, init: bool,
-                    cdc: Optional[Cdc] = None) -> tuple[Identity, Optional[int]]:
-    """The primary's identity, with ptor's worker tables there (created with --init) and
-    empty; with a CDC slot, where this run's changes begin (cdc_slot.prepare)."""
+                    cdc: Optional[Cdc] = None) -> tuple[Identity, str, Optional[int]]:
+    """The primary's identity and version, with ptor's worker tables there (created with
+    --init) and empty; with a CDC slot, where this run's changes begin (cdc_slot.prepare)."""
     since = None
     try:
         conn = db.connect(c.primary_pgdsn, "ptor-check", c.rto_conn_timeout,
@@ -97,6 +107,9 @@ def prepare_primary(c: Connection, workers: int, init: bool,
     try:
         with bounds.bounded(conn, bound) if bound else contextlib.nullcontext():
             identity = servers.server_identity(conn, -1, 0)
+            with conn.cursor() as cur:
+                cur.execute("SHOW server_version")
+                version = cur.fetchone()[0]
             if identity.in_recovery:
                 raise ClusterError("the primary DSN leads to a server in recovery (a "
                                    "standby); point it at the primary or add "
@@ -114,7 +127,7 @@ def prepare_primary(c: Connection, workers: int, init: bool,
         raise ClusterError(f"cannot prepare the primary: {why}") from None
     finally:
         conn.close()
-    return identity, since
+    return identity, version, since
 
 
 def check_repo(c: Connection, init: bool, cdc: bool = False) -> None:

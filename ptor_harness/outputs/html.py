@@ -51,39 +51,61 @@ def section(title: str, content: str) -> str:
     return f"<h2>{esc(title)}</h2>{content}" if content else ""
 
 
+def picture_section(title: str, alt: str, picture: Optional[bytes]) -> str:
+    """A PNG inside the page, as a data URI (the page fetches nothing)."""
+    if not picture:
+        return ""
+    encoded = base64.b64encode(picture).decode("ascii")
+    return section(title, f"<img alt='{esc(alt)}' src='data:image/png;base64,{encoded}'>")
+
+
+def page(title: str, verdict: Optional[str], parts: list[str]) -> str:
+    """One self-contained page: the title with the verdict's badge, then `parts` (HTML
+    already escaped), under the policy that forbids every request."""
+    verdict = verdict or "unknown"
+    heading = (f"<h1>{esc(title)} <span class='verdict {esc(verdict)}'>"
+               f"{esc(verdict.upper())}</span></h1>")
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+            f"<title>{esc(title)}: {esc(verdict.upper())}</title>"
+            f"<style>{STYLE}</style></head><body>" + heading + "".join(parts) +
+            "</body></html>\n")
+
+
+def checks_table(checks: Optional[list]) -> str:
+    return table([[c["name"], c["status"], c["detail"]] for c in checks or []],
+                 ["check", "status", "detail"])
+
+
 def report_html(r: dict, picture: Optional[bytes] = None) -> str:
     """The whole page for one run's report; `picture`: timeline.png's bytes, if drawn."""
-    verdict = r["verdict"] or "unknown"
-    parts = [f"<h1>ptor drill {esc(r['run_id'])} "
-             f"<span class='verdict {esc(verdict)}'>{esc(verdict.upper())}</span></h1>"]
+    parts = []
     if r.get("account"):
         parts.append(section("What happened", "<div class='account'>" + "".join(
             f"<p>{esc(sentence)}</p>" for sentence in r["account"]) + "</div>"))
-    parts.append(section("Checks", table([[c["name"], c["status"], c["detail"]]
-                                          for c in r.get("checks") or []],
-                                         ["check", "status", "detail"])))
+    parts.append(section("Checks", checks_table(r.get("checks"))))
     parts.append(section("Summary", table(summary_rows(r))))
-    if picture:
-        encoded = base64.b64encode(picture).decode("ascii")
-        parts.append(section("Timeline", f"<img alt='timeline of the drill' "
-                                         f"src='data:image/png;base64,{encoded}'>"))
+    parts.append(picture_section("Timeline", "timeline of the drill", picture))
     parts.append(anatomy(r))
     parts.append(loss(r))
     parts.append(cdc(r))
     parts.append(section("Warnings", "<ul>" + "".join(
         f"<li>{esc(w)}</li>" for w in r.get("warnings") or []) + "</ul>"
         if r.get("warnings") else ""))
-    parts.append(section("Scenario (passwords masked)", table(
-        sorted([k, v] for k, v in (r.get("scenario") or {}).items()))))
+    parts.append(scenario_section(r.get("scenario")))
     host = r.get("host") or {}
     parts.append(section("Where it ran", table([
-        ["ptor", host.get("ptor_version")], ["host", host.get("name")],
+        ["ptor", host.get("ptor_version")],
+        ["PostgreSQL (the primary before the fault)",
+         (r.get("servers") or {}).get("postgres_version")], ["host", host.get("name")],
         ["Python", host.get("python")], ["report format", r.get("format")],
         ["run folder", r.get("run_dir")]])))
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
-            f"<title>ptor drill {esc(r['run_id'])}: {esc(verdict.upper())}</title>"
-            f"<style>{STYLE}</style></head><body>" + "".join(parts) + "</body></html>\n")
+    return page(f"ptor drill {r['run_id']}", r["verdict"], parts)
+
+
+def scenario_section(scenario: Optional[dict]) -> str:
+    return section("Scenario (passwords masked)", table(
+        sorted([k, v] for k, v in (scenario or {}).items())))
 
 
 def anatomy(r: dict) -> str:

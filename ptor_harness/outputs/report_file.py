@@ -58,6 +58,9 @@ Report format history:
       every number in them a figure of the report; the anatomy before the fault: events
       of the primary losing or regaining a standby, `anatomy.no_standby_since`; `host`
       (where the report was made: host name, ptor's and Python's versions).
+  10 — `servers.postgres_version`: the primary's PostgreSQL version as it said before
+      the load (`SHOW server_version`); `cdc.slot_on_new_primary` may be `invalidated`
+      (PostgreSQL 16 and later), with `cdc.slot_invalidation_reason`.
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).
@@ -72,7 +75,7 @@ from typing import Optional, Union
 from ..errors import ConfigError
 from ..servers import primary_moves
 
-FORMAT = 9
+FORMAT = 10
 REPORT_BYTES = 64 * 1024 * 1024  # a report.json larger than this is not read
 
 # The keys each format added, as (section or None for the top level, key): an older
@@ -95,6 +98,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
     7: (("servers", "primary_moves"),),
     8: ((None, "cdc"),),
     9: ((None, "account"), ("anatomy", "no_standby_since"), (None, "host")),
+    10: (("servers", "postgres_version"), ("cdc", "slot_invalidation_reason")),
 }
 
 

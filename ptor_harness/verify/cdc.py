@@ -156,6 +156,7 @@ def section(outcome, fault_at: Optional[float]) -> Optional[dict]:
     return {
         "slot": cdc.cdc_slot, "plugin": cdc.cdc_plugin,
         "slot_on_new_primary": slot.get("status"),
+        "slot_invalidation_reason": slot.get("invalidation_reason"),
         "confirmed_flush_lsn_on_new_primary": slot.get("confirmed_flush_lsn"),
         "confirmed_before_fault_lsn": confirmed_before(heard.confirmed, fault_at)
         if heard else None,

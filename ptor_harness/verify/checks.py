@@ -51,7 +51,8 @@ class Observed:
 class CdcFigures:
     """--cdc-slot: what the change-data-capture check is judged on (verify/cdc.py)."""
 
-    slot_status: Optional[str]  # on the new primary: present, missing, lost WAL; None: unread
+    slot_status: Optional[str]  # on the new primary: present, missing, lost WAL,
+    # invalidated; None: unread
     reported: bool  # the consumer's last word arrived
     caught_up: bool  # it read up to the load's last write before it stopped
     missed: Optional[int]  # None: not checked (reconciliation did not finish)

@@ -19,6 +19,7 @@ from ptor_harness.lab import pooler
 from ptor_harness.lock import LOCK_CLASS, application_name
 
 from .anatomy_checks import Watching
+from .browser import browse
 from .conftest import lab_command, ptor_env
 
 COMMON = ["--init", "--parallel-workers", "2", "--warmup-duration", "1", "--duration", "30",
@@ -75,7 +76,7 @@ def lock_holders(lab) -> NodePoller:
                       "l.classid = %s", (LOCK_CLASS,))
 
 
-def test_five_rounds_of_kill_primary(make_lab, run_ptor):
+def test_five_rounds_of_kill_primary(make_lab, run_ptor, tmp_path):
     lab = make_lab("sync")
     with lock_holders(lab) as watcher:
         run, c, folder = campaign(run_ptor, lab, "--lab-dir", lab.dir, "--fault",
@@ -107,6 +108,18 @@ def test_five_rounds_of_kill_primary(make_lab, run_ptor):
     for name in ("campaign.csv", "junit.xml", "campaign.png"):
         assert os.path.getsize(os.path.join(folder, name)) > 0
     assert "fault=" not in run.stdout and "all " in run.stdout  # one cell, named "all"
+    # campaign.html, as a browser builds it: the verdict, the cell's figures, the picture,
+    # and each round's own page linked (and there); nothing requested
+    dom = browse(os.path.join(folder, "campaign.html"), tmp_path, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "PASS</span>" in dom.stdout and c["campaign_id"] in dom.stdout
+    assert f"<td>{cell['write_rto']['p50']:.3f}</td>" in dom.stdout
+    assert 'src="data:image/png;base64,' in dom.stdout
+    for r in c["rounds"]:
+        name = os.path.basename(r["run_dir"])
+        assert f'href="{name}/report.html"' in dom.stdout
+        assert os.path.exists(os.path.join(folder, name, "report.html"))
+    assert "Refused to" not in dom.stderr and "net::ERR" not in dom.stderr, dom.stderr[-2000:]
 
 
 def test_a_rate_campaign_draws_the_envelope(make_lab, run_ptor):

@@ -12,6 +12,7 @@ import pytest
 
 from ptor_harness.lab import cdc as lab_cdc
 from ptor_harness.lab.patroni import PatroniLab
+from ptor_harness.lab.repmgr import RepmgrLab
 
 from .conftest import free_port_base, lab_dir, remove_lab
 from .groundtruth import failover_command, switch_point
@@ -49,6 +50,19 @@ def test_preflight_says_what_is_missing_and_a_created_slot_sees_every_change(mak
     run = run_ptor(*dsn, "--parallel-workers", "3", "--duration", "1", "--expect", "any",
                    "--cdc-slot", lab_cdc.SLOT, "--cdc-publication", "nobodys")
     assert run.code == 3 and "no publication nobodys" in run.stderr, run
+    # a role that may create ptor's tables but not read a slot: told before the load
+    primary = lab.nodes["node1"]
+    primary.query("CREATE ROLE ptor_plain LOGIN")
+    primary.query(f'GRANT CREATE ON DATABASE "{lab.dbname}" TO ptor_plain')
+    plain = lab.primary_dsn().replace(f"user={lab.user.name}", "user=ptor_plain")
+    assert plain != lab.primary_dsn()
+    run = run_ptor("--primary-pgdsn", plain, *INIT, "--schema", "plain", "--duration", "1",
+                   "--expect", "any", "--cdc-slot", lab_cdc.SLOT,
+                   "--cdc-plugin", "test_decoding")
+    assert run.code == 3 and "grant it REPLICATION" in run.stderr, run
+    assert "Traceback" not in run.stderr
+    assert primary.query("SELECT count(*) FROM pg_stat_activity WHERE "
+                         "usename = 'ptor_plain' AND backend_type = 'walsender'") == [(0,)]
 
     # --init --cdc-create-slot: ptor's publication and the slot; no fault
     run = run_ptor(*dsn, *INIT, "--duration", "4", "--expect", "any", "--cdc-slot", "s1",
@@ -130,6 +144,36 @@ def test_a_slot_on_the_old_primary_only_is_missing_after_the_failover(make_lab, 
     finally:
         conn.close()
     assert "slot on the new primary                         missing" in run.stdout
+
+
+def test_repmgrs_plain_slot_is_missing_after_its_failover(run_ptor):
+    """ptor-lab up --cdc on repmgr: a plain slot on the primary, which repmgr does not copy.
+    After a kill and repmgrd's promotion the new primary has no slot (the test asks it),
+    the drill fails, and every acknowledged change the consumer never received is missed
+    (the test's own SQL over the ledger)."""
+    lab = RepmgrLab.up(os.path.join(lab_dir(), "lab"), free_port_base(3), "sync")
+    try:
+        lab_cdc.add(lab, "test_decoding")
+        lab.wait_settled(120)
+        old = lab.current_primary()
+        run = run_ptor("--primary-pgdsn", lab.primary_dsn(), *INIT, "--duration", "60",
+                       "--lab-dir", lab.dir, "--fault", "kill-primary:1",
+                       "--cdc-slot", lab_cdc.SLOT, "--cdc-plugin", "test_decoding")
+        assert run.code == 1, run
+        r, cdc = run.report, run.report["cdc"]
+        after = r["servers"]["primary_after"]
+        assert after["port"] != old.port and r["rpo"]["lost_acknowledged_ops"] == 0
+        (new,) = [n for n in lab.data_nodes() if n.port == after["port"]]
+        assert new.query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
+                         (lab_cdc.SLOT,)) == [(0,)]
+        assert cdc["slot_on_new_primary"] == "missing"
+        with ledger_of(run) as ledger:
+            missing = ledger.execute(NOT_RECEIVED).fetchall()
+        assert cdc["missed"] == len(missing) > 0, cdc
+        assert any(c["name"] == "change data capture" and c["status"] == "fail"
+                   for c in r["checks"]), r["checks"]
+    finally:
+        remove_lab(lab)
 
 
 def phantoms_past_the_switch(lab, run) -> int:

@@ -3,21 +3,10 @@ renders, the verdict and the timeline picture are on screen, and the page asks f
 nothing (its Content-Security-Policy would refuse it, and chromium would say so)."""
 
 import os
-import shutil
-import subprocess
 
 import matplotlib.image
 
-CHROMIUM = shutil.which("chromium")
-
-
-def browse(page: str, tmp_path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update",
-         "--enable-logging=stderr", "--v=0", f"--user-data-dir={tmp_path / 'profile'}",
-         *args, f"file://{page}"],
-        capture_output=True, text=True, timeout=120, check=False, cwd=str(tmp_path))
+from .browser import CHROMIUM, browse
 
 
 def test_a_drills_page_renders_with_its_verdict_and_picture(make_lab, run_ptor, tmp_path):
@@ -32,6 +21,10 @@ def test_a_drills_page_renders_with_its_verdict_and_picture(make_lab, run_ptor, 
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "PASS</span>" in dom.stdout and "What happened" in dom.stdout
     assert run.report["account"][0].split(" ")[0] in dom.stdout
+    # the PostgreSQL version as the primary says it, in "Where it ran"
+    ((version,),) = lab.nodes["node1"].query("SHOW server_version")
+    assert run.report["servers"]["postgres_version"] == version
+    assert f"<td>{version}</td>" in dom.stdout
     assert "Refused to" not in dom.stderr and "net::ERR" not in dom.stderr, dom.stderr[-2000:]
     shot = tmp_path / "shot.png"
     done = browse(page, tmp_path, f"--screenshot={shot}", "--window-size=1200,2400",

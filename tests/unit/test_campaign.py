@@ -167,3 +167,32 @@ def test_csv_junit_and_prometheus():
     assert 'ptor_campaign_write_rto_seconds{cell="s",quantile="0.5"} 1.0' in text
     assert 'ptor_campaign_lost_acknowledged_ops{cell="s"}' not in text  # unknown: no series
     assert "verdict: FAIL" in outputs.render(report)
+
+
+def test_the_campaign_page_is_self_contained_and_escaped(tmp_path):
+    from ptor_harness.campaign import page
+    from ptor_harness.outputs.html import CSP
+
+    report = synthetic_report()
+    report["rounds"][3]["reason"] = "<b>no failover</b>"
+    report["scenario"] = {"primary_pgdsn": "host=127.0.0.1 password=******"}
+    text = page.campaign_html(report, b"\x89PNG picture")
+    assert "<span class='verdict fail'>FAIL</span>" in text and "campaign-x" in text
+    assert f'content="{CSP}"' in text and "src='data:image/png;base64," in text
+    # the cells as the terminal has them, every round linked to its own page
+    assert "<td>5.500</td>" in text  # cell k's median write RTO
+    for r in report["rounds"]:
+        assert f"<a href='{r['run_id']}/report.html'>{r['round']}</a>" in text
+    assert "&lt;b&gt;no failover&lt;/b&gt;" in text and "<b>" not in text
+    assert "http:" not in text and "https:" not in text
+    # campaign.html beside campaign.png in the campaign's folder, with the picture inside
+    report["campaign_dir"] = str(tmp_path)
+    report["envelope"], report["checks"] = None, []
+    assert outputs.write_all(report, Outputs()) == []
+    written = (tmp_path / "campaign.html").read_text()
+    assert "PASS" not in written and "FAIL</span>" in written
+    assert ("src='data:image/png;base64," in written) == (tmp_path / "campaign.png").exists()
+
+
+class Outputs:
+    report_json = junit_xml = prometheus_file = None
