@@ -95,9 +95,9 @@ def stalls_before(slow: dict, fault_at: float) -> list[Event]:
     as an event at its start; "ledger" is its source, every op's acknowledgement."""
     rate = slow["warmup_ok_per_second"]
     return [Event(STALLED, p["start"], "ledger",
-                  f"acknowledged ops per second under {slow['threshold']:g} x {rate:g} for "
-                  f"{p['seconds']:g} s" + (" (until the fault)" if p["end"] >= fault_at
-                                           else ""))
+                  f"under {slow['threshold']:g} of the baseline's {rate:,g} acknowledged ops "
+                  f"a second for {p['seconds']:g} s" + (", until the fault"
+                                                       if p["end"] >= fault_at else ""))
             for p in slow["periods"] if p["start"] < fault_at]
 
 

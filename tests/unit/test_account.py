@@ -169,7 +169,8 @@ def test_commits_stalling_and_a_standby_lagging_before_the_fault_are_said():
     warmup = r["phases"]["warmup"]
     r["anatomy"]["events"] = [
         {"name": "commits stalled", "at": warmup - 8.0, "source": "ledger",
-         "detail": "acknowledged ops per second under 0.5 x 1200 for 3 s", "after": None,
+         "detail": "under 0.5 of the baseline's 1,200 acknowledged ops a second for 3 s",
+         "after": None,
          "seconds_after_fault": -9.5},
         {"name": "standby lag above the threshold", "at": warmup - 4.0,
          "source": "observer: node1", "after": warmup - 4.1, "seconds_after_fault": -5.5,
@@ -179,7 +180,8 @@ def test_commits_stalling_and_a_standby_lagging_before_the_fault_are_said():
          "detail": "later", "after": None, "seconds_after_fault": -3.5}]
     r = redo(r)
     assert r["account"][1] == (
-        "Before the fault: commits stalled 9.50 s before it (acknowledged ops per second "
-        "under 0.5 x 1200 for 3 s); standby lag above the threshold 5.50 s before it (node2: "
-        "17,000,000 bytes behind in replay, 16,000 in flush (threshold 16,777,216)).")
+        "Before the fault: commits stalled 9.50 s before it (under 0.5 of the baseline's "
+        "1,200 acknowledged ops a second for 3 s); standby lag above the threshold 5.50 s "
+        "before it (node2: 17,000,000 bytes behind in replay, 16,000 in flush (threshold "
+        "16,777,216)).")
     held_to_the_report(r)

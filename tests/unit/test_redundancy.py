@@ -83,6 +83,7 @@ def test_commits_stalling_before_the_fault_are_events_and_after_it_are_not():
     events = stalls_before(slow, fault_at=18.5)
     assert [(e.name, e.at, e.source) for e in events] == [(STALLED, 14.0, "ledger"),
                                                           (STALLED, 18.0, "ledger")]
-    assert events[0].detail == "acknowledged ops per second under 0.5 x 100 for 2 s"
-    assert events[1].detail.endswith("(until the fault)")
+    assert events[0].detail == "under 0.5 of the baseline's 100 acknowledged ops a second " \
+        "for 2 s"
+    assert events[1].detail.endswith(", until the fault")
     assert stalls_before(slow, fault_at=14.0) == []
