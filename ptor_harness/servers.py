@@ -21,7 +21,6 @@ from collections.abc import Iterable
 from typing import Optional
 
 import psycopg2
-from psycopg2 import errors
 
 from .db import SESSION_TIMEOUT_COLUMN, timeout_params
 from .ops import Identity
@@ -76,7 +75,9 @@ def open_session(conn, worker: int, session: int, statement_timeout: float
                 cur.fetchone()
         return Identity(worker, session, time.time(), addr, port, in_recovery, system_id,
                         timeline, started_at), pid != conn.get_backend_pid()
-    except errors.InsufficientPrivilege:
+    except psycopg2.Error:  # e.g. permission denied for pg_control_system
+        if conn.closed:
+            raise
         if not conn.autocommit:
             conn.rollback()
     identity = server_identity(conn, worker, session)
