@@ -131,12 +131,15 @@ def print_dsns(lab: Lab) -> None:
 
 
 def show_outputs(report_json: str) -> None:
-    """Name the demo's run folder and its picture, so a newcomer finds them."""
+    """Name the demo's run folder, its page and its picture, so a newcomer finds them."""
     try:
         run_dir = report_file.load(report_json)["run_dir"]
     except (ConfigError, KeyError):
         return
     print(f"ptor-lab: run folder {run_dir} (report.json, timeline.csv, ptor.log, ...)")
+    page = os.path.join(run_dir, "report.html")
+    if os.path.exists(page):
+        print(f"ptor-lab: the drill in one page to open or attach: {page}")
     picture = os.path.join(run_dir, "timeline.png")
     if os.path.exists(picture):
         print(f"ptor-lab: picture {picture}")

@@ -64,6 +64,7 @@ def test_demo_is_a_passing_drill_that_leaves_nothing_behind(capsys, tmp_path):
     run_dir = json.loads((reports / "demo-streaming.json").read_text())["run_dir"]
     assert f"ptor-lab: run folder {run_dir}" in out
     assert f"ptor-lab: picture {run_dir}/timeline.png" in out
+    assert f"ptor-lab: the drill in one page to open or attach: {run_dir}/report.html" in out
     assert os.path.getsize(os.path.join(run_dir, "timeline.png")) > 10000
     lab_line = next(line for line in out.splitlines() if "starting the streaming lab" in line)
     lab_dir = lab_line.rsplit(" in ", 1)[1]
