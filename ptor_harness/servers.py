@@ -65,9 +65,9 @@ def open_session(conn, worker: int, session: int, statement_timeout: float
     (behind_pooler), and its statement timeout set (where the session is its own; 0:
     none), in one round trip: after an outage every worker opens a session at the same
     moment, on a server that has just been promoted, and each round trip more there is
-    write RTO the clients did not see (the bench measured 25-30 ms more than an
-    independent probe with ten workers and four round trips). A role that may not read
-    pg_control_system() gets the same in several."""
+    write RTO the clients did not see (on a network a round trip is a millisecond or more;
+    on loopback the server starting the sessions costs more than the round trips). A role
+    that may not read pg_control_system() gets the same in several."""
     try:
         with conn.cursor() as cur:
             cur.execute(_SESSION_SQL, timeout_params(conn, statement_timeout))
