@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..verify.figures import STALLED
 from ..verify.findings import SPLIT_BRAIN, SYNC_WAIT_CANCELLED
 from ..verify.metrics import first_outage_fault
-from ..verify.redundancy import DROPPED, LAGGING, STOPPED
+from ..verify.redundancy import DROPPED, LAGGING, STALLED, STOPPED
 
 LOSING = (STOPPED, DROPPED)  # anatomy events of the primary losing a standby
 

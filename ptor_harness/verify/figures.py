@@ -15,7 +15,7 @@ from typing import Optional
 from .. import servers
 from ..outcome import DrillOutcome
 from . import checks
-from .anatomy import Event, anatomy, by_node, closest_standby
+from .anatomy import anatomy, by_node, closest_standby
 from .findings import ANOMALY_CLASSES, OTHER_CAUSE, SPLIT_BRAIN, SYNC_WAIT_CANCELLED
 from .metrics import (
     attempts_per_second,
@@ -25,7 +25,7 @@ from .metrics import (
     probe_view,
     rto_summary,
 )
-from .redundancy import before_fault
+from .redundancy import before_fault, stalls_before
 
 NO_FAULT = {"detection_seconds": None, "injection_to_first_ok_seconds": None}
 
@@ -84,21 +84,6 @@ def baseline_from(outcome: DrillOutcome) -> Optional[float]:
     warmup = outcome.phases.get("warmup")
     starts = [at for record in outcome.background or () for at in record.starts]
     return max(warmup, min(starts)) if warmup is not None and starts else warmup
-
-
-STALLED = "commits stalled"
-
-
-def stalls_before(slow: dict, fault_at: float) -> list[Event]:
-    """The primary's commits stalling before the fault: each brownout period that began
-    before it (acknowledged ops per second under the threshold's share of the baseline),
-    as an event at its start; "ledger" is its source, every op's acknowledgement."""
-    rate = slow["warmup_ok_per_second"]
-    return [Event(STALLED, p["start"], "ledger",
-                  f"under {slow['threshold']:g} of the baseline's {rate:,g} acknowledged ops "
-                  f"a second for {p['seconds']:g} s" + (", until the fault"
-                                                       if p["end"] >= fault_at else ""))
-            for p in slow["periods"] if p["start"] < fault_at]
 
 
 def window_summary(window, outcome: DrillOutcome) -> dict:

@@ -4,7 +4,8 @@ synchronous one dropped to asynchronous), when a standby fell further behind tha
 from the primary's own view in the node observer's samples (pg_stat_replication, and its
 WAL position in the same sample). A loss at the failover often starts here: a synchronous
 standby gone seconds before, its waits cancelled, commits visible on the primary alone; or
-an async standby megabytes behind when the primary died.
+an async standby megabytes behind when the primary died. And from the ledger: the
+primary's commits stalling (a brownout period that began before the fault).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ DROPPED = "synchronous standby dropped to async"
 BACK = "standby streaming again"
 LAGGING = "standby lag above the threshold"
 CAUGHT_UP = "standby lag back under the threshold"
+STALLED = "commits stalled"
 
 
 def bytes_behind(sample: NodeSample, row: ReplicationRow) -> tuple[Optional[int], ...]:
@@ -99,3 +101,15 @@ def before_fault(nodes: dict[str, list[NodeSample]], replication: Sequence[Repli
         before, before_at = now, sample.at
     events += lag_events(samples, rows, lag_threshold)
     return sorted(events, key=lambda e: e.at), alone_since if samples else None
+
+
+def stalls_before(slow: dict, fault_at: float) -> list[Event]:
+    """The primary's commits stalling before the fault: each brownout period that began
+    before it (acknowledged ops per second under the threshold's share of the baseline),
+    as an event at its start; "ledger" is its source, every op's acknowledgement."""
+    rate = slow["warmup_ok_per_second"]
+    return [Event(STALLED, p["start"], "ledger",
+                  f"under {slow['threshold']:g} of the baseline's {rate:,g} acknowledged ops "
+                  f"a second for {p['seconds']:g} s" + (", until the fault"
+                                                       if p["end"] >= fault_at else ""))
+            for p in slow["periods"] if p["start"] < fault_at]

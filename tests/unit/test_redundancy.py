@@ -73,8 +73,8 @@ def test_a_standby_lagging_past_the_threshold_and_back():
 
 
 def test_commits_stalling_before_the_fault_are_events_and_after_it_are_not():
-    from ptor_harness.verify.figures import STALLED, stalls_before
     from ptor_harness.verify.metrics import brownout
+    from ptor_harness.verify.redundancy import STALLED, stalls_before
 
     # 100 ok ops a second in the warmup (10-12), none at 14-15, none again from 18 on;
     # the fault at 18.5
