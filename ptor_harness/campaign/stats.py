@@ -4,12 +4,12 @@ as a drill: fail > unknown > pass)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Optional
 
 from ..verify.checks import FAIL, PASS, UNKNOWN, Check, merge
+from ..verify.distribution import percentile
 from .envelope import lag_at_fault
 
 QUANTILES = (50, 95, 99)
@@ -83,17 +83,6 @@ def unsettled_round(number: int, cell: str, at: float, waited: float, why: str) 
     """A round that never ran because the cluster did not settle: unknown, with why."""
     return round_not_run(number, cell, at, at, waited,
                          f"the cluster did not settle within {waited:g} s: {why}")
-
-
-def percentile(values: Sequence[float], q: float) -> Optional[float]:
-    """The q-th percentile by linear interpolation between the nearest ranks (numpy's
-    default); None for no values."""
-    data = sorted(values)
-    if not data:
-        return None
-    position = (len(data) - 1) * q / 100
-    low, high = math.floor(position), math.ceil(position)
-    return data[low] + (data[high] - data[low]) * (position - low)
 
 
 def distribution(values: Sequence[Optional[float]]) -> dict:

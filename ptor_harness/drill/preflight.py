@@ -23,7 +23,7 @@ from ..errors import ClusterError
 from ..ledger import postgres as pg_ledger
 from ..ops import Identity
 from ..outcome import LockStatus
-from ..verify.metrics import latency_summary
+from ..verify.distribution import latency_summary
 from . import cdc_slot
 
 

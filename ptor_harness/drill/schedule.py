@@ -19,7 +19,7 @@ import random
 import time
 from typing import Callable
 
-from ..verify.metrics import LatencyHistogram
+from ..verify.distribution import LatencyHistogram
 
 POLL = 0.01  # seconds between looks at the stop events while an op is not yet due
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..ops import DELETE, FAILED, INSERT, KIND_NAMES, OK, CdcChange, Op
+from .distribution import percentile
 from .findings import EXAMPLES
 
 
@@ -152,7 +153,7 @@ def section(outcome, fault_at: Optional[float]) -> Optional[dict]:
         return None
     heard, slot, t = outcome.cdc, outcome.cdc_slot_after or {}, outcome.cdc_tally
     times = t.received_times if t is not None else []
-    lags = sorted(t.lags) if t is not None else []
+    lags = t.lags if t is not None else []
     return {
         "slot": cdc.cdc_slot, "plugin": cdc.cdc_plugin,
         "slot_on_new_primary": slot.get("status"),
@@ -176,7 +177,7 @@ def section(outcome, fault_at: Optional[float]) -> Optional[dict]:
         "duplicates": t.duplicates if t else None,
         "received_failed": t.received_failed if t else None,
         "unmatched": t.unmatched if t else None,
-        "lag_p50_seconds": percentile(lags, 0.5), "lag_p99_seconds": percentile(lags, 0.99),
+        "lag_p50_seconds": percentile(lags, 50), "lag_p99_seconds": percentile(lags, 99),
         "received_per_second": per_second(times),
         "examples": {"missed": t.missed_examples, "phantom": t.phantom_examples,
                      "duplicate": t.duplicate_examples} if t else {},
@@ -189,12 +190,6 @@ def per_second(times: list[float]) -> list[list]:
     for at in times:
         counts[int(at)] = counts.get(int(at), 0) + 1
     return [[second, n] for second, n in sorted(counts.items())]
-
-
-def percentile(ordered: list[float], share: float) -> Optional[float]:
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def describe(worker: int, op: Op) -> dict:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Optional
 
-from .metrics import LatencyHistogram
+from .distribution import LatencyHistogram
 
 # Below this share of the target the report says the target was not reached.
 REACHED_SHARE = 0.95

@@ -3,7 +3,8 @@
 import pytest
 
 from ptor_harness.ops import FAILED, INDETERMINATE, INSERT
-from ptor_harness.verify.metrics import LatencyHistogram, RunMetrics, fault_figures, rto_summary
+from ptor_harness.verify.distribution import LatencyHistogram
+from ptor_harness.verify.metrics import RunMetrics, fault_figures, rto_summary
 
 from .synthetic import intent, op
 
