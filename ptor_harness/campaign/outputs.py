@@ -15,7 +15,7 @@ from typing import Optional
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from tabulate import tabulate
 
-from ..outputs.exports import write_atomic, write_json
+from ..outputs.exports import read_picture, write_atomic, write_json
 from .envelope import slope_line
 from .page import CELL_HEADERS, campaign_html, cell_rows, seconds
 from .stats import QUANTILES
@@ -157,15 +157,6 @@ def draw_envelope(axis, points: list[dict]) -> None:
     rto.set_ylabel("write RTO (s)", color="tab:blue")
     axis.set_title("the envelope: loss and RTO against the write rate, one point per round",
                    fontsize=9)
-
-
-def read_picture(path: str) -> Optional[bytes]:
-    """A picture drawn a moment ago, or None (matplotlib missing, or drawing it failed)."""
-    try:
-        with open(path, "rb") as src:
-            return src.read()
-    except OSError:
-        return None
 
 
 def write_all(report: dict, outputs) -> list[str]:

@@ -268,13 +268,21 @@ def write_run_files(report: dict, run_dir: str) -> Optional[str]:
     return why
 
 
+def read_picture(path: str) -> Optional[bytes]:
+    """A picture drawn a moment ago, to go inside a page; None when there is none
+    (matplotlib missing, or drawing it failed)."""
+    try:
+        with open(path, "rb") as src:
+            return src.read()
+    except OSError:
+        return None
+
+
 def write_html(report: dict, run_dir: str) -> str:
     """report.html in the run folder, with timeline.png inside it when there is one."""
-    picture, drawn = None, os.path.join(run_dir, "timeline.png")
-    with contextlib.suppress(OSError), open(drawn, "rb") as src:
-        picture = src.read()
     path = os.path.join(run_dir, "report.html")
-    write_atomic(path, report_html(report, picture))
+    write_atomic(path, report_html(report, read_picture(os.path.join(run_dir,
+                                                                     "timeline.png"))))
     return path
 
 
