@@ -120,6 +120,8 @@ class DrillOutcome:
     metrics: Optional[RunMetrics] = None
     findings: Optional[Findings] = None
     validation_error: Optional[str] = None
+    # why each attempt the server broke off mid-check failed (the check started again)
+    validation_interrupted: list[str] = field(default_factory=list)
     # where reconciliation read the truth: "endpoint", or the node the observer watches
     # when the endpoint led to no primary (a pooler left on the demoted node)
     reconciled_on: Optional[str] = None

@@ -31,7 +31,12 @@ from ..outcome import DrillOutcome, Stop, StopReason
 from ..outputs import exports, report
 from ..servers import newest_timeline
 from ..verify.cdc import check_ledger as cdc_check
-from ..verify.validation import ValidationIncomplete, confirm_primary, reconcile_run
+from ..verify.validation import (
+    ValidationIncomplete,
+    again_while_interrupted,
+    confirm_primary,
+    reconcile_run,
+)
 from .cdc import spec_for
 from .cdc_slot import slot_state
 from .cpu_sampler import CpuSampler
@@ -47,6 +52,7 @@ from .watcher import LoadWatcher
 
 log = logging.getLogger("ptor")
 TICK = 0.05
+RECONCILE_ATTEMPTS = 3  # a check the server broke off is started again, this often in all
 STARTUP_SECONDS = 60.0  # spawning the crew, before its connects (startup_budget)
 
 
@@ -303,7 +309,18 @@ class Drill:
         self.phase("report")
 
     def reconcile_with_primary(self, ops: int) -> None:
-        """Confirm a primary and join it with the ledger (Findings), or say why not."""
+        """Confirm a primary and join it with the ledger (Findings), or say why not. A
+        check the server broke off (the cluster still changing after the fault) starts
+        again on the primary confirmed then, a few times at most; each is reported."""
+        try:
+            again_while_interrupted(lambda: self.reconcile_once(ops), RECONCILE_ATTEMPTS,
+                                    self.outcome.validation_interrupted, self.scenario.redact)
+        except ValidationIncomplete as exc:
+            self.outcome.validation_error = self.scenario.redact(str(exc))
+
+    def reconcile_once(self, ops: int) -> None:
+        """One attempt: confirm a primary and join it with the ledger. Raises
+        ValidationIncomplete."""
         s, outcome, ledger = self.scenario, self.outcome, self.ledger
         c = s.connection
         budget = min(s.thresholds.max_outage, 60.0)
@@ -315,13 +332,9 @@ class Drill:
         servers = [(ENDPOINT, c.primary_pgdsn)] + [
             (node.name, node.dsn) for node in cluster_nodes(s)[0]]
         system = before.system_id if before else None
-        try:
-            confirmed = confirm_primary(
-                servers, c.schema, c.rto_conn_timeout, deadline, c.statement_timeout,
-                system, newest_timeline(outcome.identities + [before], system))
-        except ValidationIncomplete as exc:
-            outcome.validation_error = s.redact(str(exc))
-            return
+        confirmed = confirm_primary(
+            servers, c.schema, c.rto_conn_timeout, deadline, c.statement_timeout,
+            system, newest_timeline(outcome.identities + [before], system))
         conn, identity = confirmed.conn, confirmed.identity
         outcome.reconciled_on, outcome.primary_after = confirmed.label, identity
         if s.cdc.cdc_slot is not None:
@@ -340,8 +353,6 @@ class Drill:
                 ops_per_transaction=s.load.ops_per_transaction, share=share)
             if s.cdc.cdc_slot is not None:
                 outcome.cdc_tally = cdc_check(ledger, workers, outcome.findings)
-        except ValidationIncomplete as exc:
-            outcome.validation_error = s.redact(str(exc))
         finally:
             if share is not None:
                 share.cancel()

@@ -122,13 +122,17 @@ def loss(r: dict) -> Optional[str]:
         return ("What the new primary kept could not be checked: "
                 f"{validation['error'] or 'reconciliation did not finish'}.")
     lost = rpo["lost_acknowledged_ops"]
+    again = (" The server broke the check off (" + validation["interrupted"][-1] + "); it "
+             "ran again to the end on the primary then confirmed."
+             if validation.get("interrupted") else "")
     if not lost:
-        return "No acknowledged write was lost."
+        return "No acknowledged write was lost." + again
     causes = [f"{n:,} {CAUSE_WORDS.get(cause, cause)}"
               for cause, n in (rpo.get("lost_by_cause") or {}).items() if n]
     why = f" ({'; '.join(causes)})" if causes else ""
     return (f"{count(lost, 'acknowledged write')} {'is' if lost == 1 else 'are'} lost{why}: "
-            "the clients were told they committed, and the new primary does not have them.")
+            "the clients were told they committed, and the new primary does not have them."
+            + again)
 
 
 def doubt(r: dict) -> Optional[str]:

@@ -93,6 +93,8 @@ def render(report: dict) -> str:
                 None, "endpoint") else f"{v['reconciled_on']} (the endpoint led to no "
                 "primary)"],
             ["mismatched rows", _n(v["mismatched_rows"])]]
+    rows += [[f"attempt {n} broken off", why]
+             for n, why in enumerate(v.get("interrupted") or [], 1)]
     if r["rpo"]["lost_by_kind"]:
         rows += [[f"lost acknowledged {k}s", n] for k, n in r["rpo"]["lost_by_kind"].items()]
     if r["rpo"]["lost_by_evidence"]:

@@ -123,6 +123,7 @@ def build(outcome: DrillOutcome) -> dict:
             "mode": "full" if s.preparation.full_data_validation else "quick",
             "completed": findings is not None,
             "error": outcome.validation_error,
+            "interrupted": list(outcome.validation_interrupted),
             "reconciled_on": outcome.reconciled_on,
             "rows_checked": findings.rows_checked if findings else None,
             "keys_checked": findings.keys_checked if findings else None,

@@ -60,7 +60,9 @@ Report format history:
       (where the report was made: host name, ptor's and Python's versions).
   10 — `servers.postgres_version`: the primary's PostgreSQL version as it said before
       the load (`SHOW server_version`); `cdc.slot_on_new_primary` may be `invalidated`
-      (PostgreSQL 16 and later), with `cdc.slot_invalidation_reason`.
+      (PostgreSQL 16 and later), with `cdc.slot_invalidation_reason`;
+      `validation.interrupted`: why each attempt of the check that the server broke off
+      failed (the check started again on the primary confirmed then).
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).
@@ -98,7 +100,8 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
     7: (("servers", "primary_moves"),),
     8: ((None, "cdc"),),
     9: ((None, "account"), ("anatomy", "no_standby_since"), (None, "host")),
-    10: (("servers", "postgres_version"), ("cdc", "slot_invalidation_reason")),
+    10: (("servers", "postgres_version"), ("cdc", "slot_invalidation_reason"),
+         ("validation", "interrupted")),
 }
 
 

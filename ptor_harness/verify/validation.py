@@ -3,9 +3,10 @@ reconciler. Any failure here yields the verdict "unknown" with its reason, never
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import Callable, NamedTuple, Optional, Protocol
+from typing import Callable, NamedTuple, Optional, Protocol, TypeVar
 
 import psycopg2
 
@@ -20,10 +21,42 @@ from .findings import Findings
 from .reconcile import Reconciler
 
 STALE_GRACE = 15.0  # seconds
+T = TypeVar("T")
+log = logging.getLogger("ptor")
 
 
 class ValidationIncomplete(Exception):
-    """Reconciliation could not finish; the message says why."""
+    """Reconciliation could not finish; the message says why. `interrupted`: the server
+    closed the connection mid-check (a cluster still changing after the fault: a promoted
+    node demoted again, a restart), so the check may be started again on the primary then
+    confirmed; a statement timeout or a refused query is not retried, it would recur."""
+
+    def __init__(self, message: str, interrupted: bool = False):
+        super().__init__(message)
+        self.interrupted = interrupted
+
+
+def again_while_interrupted(attempt: Callable[[], T], attempts: int, interrupted: list[str],
+                            redact: Callable[[str], str]) -> T:
+    """`attempt()`, made again while the server breaks it off, `attempts` times in all: a
+    reconciliation must read a primary that stays up for the length of the check, and
+    right after a failover a cluster may still move (Patroni demoting the node it promoted,
+    a manager restarting it); each broken-off attempt's reason is appended (redacted) to
+    `interrupted`, for the report. Raises the last ValidationIncomplete."""
+    while True:
+        try:
+            return attempt()
+        except ValidationIncomplete as exc:
+            if not exc.interrupted or len(interrupted) >= attempts - 1:
+                raise
+            interrupted.append(redact(str(exc)))
+            log.warning("reconciliation broken off (%s): starting it again", interrupted[-1])
+
+
+def mid_check(exc: psycopg2.Error, conn) -> ValidationIncomplete:
+    """The incompleteness of a check whose reading of the primary failed with `exc`."""
+    return ValidationIncomplete(f"reading the primary failed mid-check: "
+                                f"{db.error_label(exc)}", interrupted=bool(conn.closed))
 
 
 class InRecovery(Exception):
@@ -188,8 +221,7 @@ def reconcile_workers(reconciler: Reconciler, conn, ledger: Ledger, schema: str,
                 conn, schema, worker, run_tag, payload_bytes if full else None),
                 ledger.last_seq(worker) or 0 if outcomes_only else None)
     except psycopg2.Error as exc:
-        raise ValidationIncomplete(f"reading the primary failed mid-check: "
-                                   f"{db.error_label(exc)}") from None
+        raise mid_check(exc, conn) from None
 
 
 def reconcile_run(conn, ledger: Ledger, schema: str, workers: int, run_tag: str,
@@ -224,6 +256,5 @@ def reconcile_run(conn, ledger: Ledger, schema: str, workers: int, run_tag: str,
     try:
         conn.commit()
     except psycopg2.Error as exc:
-        raise ValidationIncomplete(f"reading the primary failed mid-check: "
-                                   f"{db.error_label(exc)}") from None
+        raise mid_check(exc, conn) from None
     return reconciler.finish()

@@ -7,9 +7,21 @@ import pytest
 
 from ptor_harness import db, schema
 from ptor_harness.ops import INSERT
-from ptor_harness.verify.validation import ValidationIncomplete, confirm_primary, reconcile_run
+from ptor_harness.verify.validation import (
+    ValidationIncomplete,
+    again_while_interrupted,
+    confirm_primary,
+    reconcile_run,
+)
 
 from ..unit.synthetic import op
+
+
+class OneInsertEach:
+    """A ledger of two workers, one acknowledged insert each."""
+
+    def ops_by_key(self, worker):
+        return [op(1, INSERT, 1, 1.0, worker=worker)]
 
 
 class LedgerThatOutlivesThePrimary:
@@ -25,8 +37,24 @@ class LedgerThatOutlivesThePrimary:
         return [op(1, INSERT, 1, 1.0, worker=worker)]
 
 
-def test_primary_vanishing_mid_check_makes_validation_incomplete(make_lab):
-    lab = make_lab("sync")
+class LedgerThatBreaksTheCheckOnce:
+    """Reading worker 1's ops the first time, the server ends the check's session (as a
+    manager restarting the node it promoted does): the next read on it fails."""
+
+    def __init__(self, primary_node) -> None:
+        self.node, self.broken = primary_node, False
+
+    def ops_by_key(self, worker):
+        if worker == 1 and not self.broken:
+            self.broken = True
+            (ended,) = self.node.query(
+                "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity "
+                "WHERE application_name = 'ptor-validation'")[0]
+            assert ended == 1
+        return [op(1, INSERT, 1, 1.0, worker=worker)]
+
+
+def two_workers_one_row_each(lab) -> None:
     conn = db.connect(lab.primary_dsn(), "ptor-test", 2.0, autocommit=False)
     schema.init_primary(conn, "ptor", 2)
     with conn.cursor() as cur:
@@ -35,11 +63,56 @@ def test_primary_vanishing_mid_check_makes_validation_incomplete(make_lab):
                         "(id, last_seq, payload, written_at) VALUES (1, 1, 'x', now())")
     conn.commit()
     conn.close()
-    conn, _, _, _ = confirm_primary([("endpoint", lab.primary_dsn())], "ptor", 2.0,
-                                 time.monotonic() + 10, 5.0)
+
+
+def check_once(lab, ledger, statement_timeout: float = 5.0):
+    """Confirm the primary and reconcile the two workers' ledgers with it."""
+    confirmed = confirm_primary([("endpoint", lab.primary_dsn())], "ptor", 2.0,
+                                time.monotonic() + 10, statement_timeout)
+    try:
+        return reconcile_run(confirmed.conn, ledger, "ptor", 2, "run", 64, False, [])
+    finally:
+        confirmed.conn.close()
+
+
+def test_primary_vanishing_mid_check_makes_validation_incomplete(make_lab):
+    lab = make_lab("sync")
+    two_workers_one_row_each(lab)
     ledger = LedgerThatOutlivesThePrimary(lab.nodes["node1"])
-    with pytest.raises(ValidationIncomplete, match="reading the primary failed mid-check"):
-        reconcile_run(conn, ledger, "ptor", 2, "run", 64, False, [])
+    with pytest.raises(ValidationIncomplete, match="reading the primary failed mid-check") \
+            as raised:
+        check_once(lab, ledger)
+    assert raised.value.interrupted  # the server went away: worth starting again
+
+
+def test_a_check_the_server_broke_off_runs_again_to_the_end(make_lab):
+    lab = make_lab("sync")
+    two_workers_one_row_each(lab)
+    ledger, interrupted = LedgerThatBreaksTheCheckOnce(lab.nodes["node1"]), []
+    findings = again_while_interrupted(lambda: check_once(lab, ledger), 3, interrupted, str)
+    assert len(interrupted) == 1 and "mid-check" in interrupted[0], interrupted
+    assert findings.keys_checked == 2 and findings.lost_total == 0
+
+
+def test_a_check_that_times_out_is_not_started_again(make_lab):
+    """A statement timeout would recur: the check ends incomplete at once."""
+    lab = make_lab("sync")
+    two_workers_one_row_each(lab)
+    holder = db.connect(lab.primary_dsn(), "ptor-test", 2.0, autocommit=False)
+    try:
+        with holder.cursor() as cur:
+            cur.execute(f"LOCK TABLE {schema.worker_table('ptor', 1)} IN ACCESS EXCLUSIVE MODE")
+        interrupted, attempts = [], []
+
+        def attempt():
+            attempts.append(1)
+            return check_once(lab, OneInsertEach(), statement_timeout=1.0)
+
+        with pytest.raises(ValidationIncomplete, match="mid-check") as raised:
+            again_while_interrupted(attempt, 3, interrupted, str)
+        assert not raised.value.interrupted and interrupted == [] and len(attempts) == 1
+    finally:
+        holder.close()
 
 
 def test_the_full_check_finds_a_payload_no_op_wrote(make_lab, run_ptor):

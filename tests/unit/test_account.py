@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ptor_harness.outputs import account, report
+from ptor_harness.outputs import account, render, report
 
 from .test_report import outcome
 
@@ -185,3 +185,17 @@ def test_commits_stalling_and_a_standby_lagging_before_the_fault_are_said():
         "before it (node2: 17,000,000 bytes behind in replay, 16,000 in flush (threshold "
         "16,777,216)).")
     held_to_the_report(r)
+
+
+def test_a_check_the_server_broke_off_and_that_ran_again_is_said():
+    r = clean()
+    r["validation"]["interrupted"] = [
+        "reading the primary failed mid-check: OperationalError: server closed the "
+        "connection unexpectedly"]
+    r = redo(r)
+    text = " ".join(r["account"])
+    assert ("No acknowledged write was lost. The server broke the check off (reading the "
+            "primary failed mid-check: OperationalError: server closed the connection "
+            "unexpectedly); it ran again to the end on the primary then confirmed.") in text
+    held_to_the_report(r)
+    assert "attempt 1 broken off" in render.render(r)

@@ -269,3 +269,32 @@ def test_rows_of_ops_a_killed_worker_never_reported_are_in_doubt_not_phantoms():
     # without that knowledge (sync repo mode: every sent op has an intent) they are phantoms
     g = reconcile(ops, [(1, 1), (2, 7), (3, 8)])
     assert g.phantom_rows == 2 and g.unrecorded_applied == 0
+
+
+def test_a_check_broken_off_starts_again_a_few_times_at_most():
+    from ptor_harness.verify.validation import ValidationIncomplete, again_while_interrupted
+
+    tries, interrupted = [], []
+
+    def broken_off():
+        tries.append(1)
+        raise ValidationIncomplete(f"reading failed, try {len(tries)} (password=x)",
+                                   interrupted=True)
+
+    with pytest.raises(ValidationIncomplete, match="try 3"):
+        again_while_interrupted(broken_off, 3, interrupted, lambda t: t.replace("x", "***"))
+    assert len(tries) == 3
+    assert interrupted == ["reading failed, try 1 (password=***)",
+                           "reading failed, try 2 (password=***)"]
+
+    tries.clear()
+    interrupted.clear()
+
+    def second_time_lucky():
+        tries.append(1)
+        if len(tries) == 1:
+            raise ValidationIncomplete("broken off", interrupted=True)
+        return "findings"
+
+    assert again_while_interrupted(second_time_lucky, 3, interrupted, str) == "findings"
+    assert interrupted == ["broken off"]
