@@ -23,7 +23,8 @@ import psutil
 
 from ..retry import Retry, RetryExhausted
 from .actions import FAULT_ACTIONS, split_action
-from .pg import DATA, LabError, LabUser, Node, alive, bindir, port_free, port_users, wait_gone
+from .pg import DATA, LabError, LabUser, Node, bindir, port_free, port_users
+from .processes import alive, clear_stale_pidfile, wait_gone
 from .shared_faults import SharedFaults
 from .state import STATE, read_state
 from .workdir import check_path, own_entry, remove_made, take
@@ -50,6 +51,10 @@ class Daemon:
         self.argv = argv
         self.pid = pid
         self.env = env or {}
+        # what a restart must find clean (set by the stack, see Lab.daemon): the node
+        # whose postgres the daemon starts, and the PID file the daemon keeps
+        self.node: Optional[Node] = None
+        self.pidfile: Optional[str] = None
 
     @property
     def logfile(self) -> str:
@@ -67,6 +72,10 @@ class Daemon:
         kill, which would make the restarted manager refuse to run."""
         if self.pid:
             wait_gone(self.pid)
+        if self.pidfile:
+            clear_stale_pidfile(self.pidfile, self.argv[0])
+        if self.node is not None:
+            self.node.clear_stale_lock()
         user = self.lab.user
         kwargs: dict = {}
         if user.switching:
@@ -175,11 +184,16 @@ class Lab(SharedFaults):
                 return name
         return None
 
-    def daemon(self, name: str, argv: list, env: Optional[dict] = None) -> Daemon:
-        """The lab's daemon of that name (with its recorded PID), created if new."""
+    def daemon(self, name: str, argv: list, env: Optional[dict] = None,
+               node: Optional[Node] = None, pidfile: Optional[str] = None) -> Daemon:
+        """The lab's daemon of that name (with its recorded PID), created if new; `node`:
+        the node whose postgres it starts, `pidfile`: the PID file it keeps (both cleared
+        of a killed predecessor's stale PID before it starts)."""
         if name not in self.daemons:
             self.daemons[name] = Daemon(self, name, argv, env=env)
-        return self.daemons[name]
+        found = self.daemons[name]
+        found.node, found.pidfile = node, pidfile
+        return found
 
     # --- life ----------------------------------------------------------------------------
 

@@ -167,7 +167,8 @@ class PatroniLab(Lab):
         self.save()
 
     def manager(self, name: str):
-        return self.daemon(name + "-patroni", [program("patroni"), self.config_path(name)])
+        return self.daemon(name + "-patroni", [program("patroni"), self.config_path(name)],
+                           node=self.nodes[name])
 
     def front_port(self) -> int:
         """HAProxy's write port: where a pooler in front of this lab leads."""

@@ -23,6 +23,7 @@ import psutil
 import psycopg2
 
 from ..retry import Retry, RetryExhausted
+from .processes import alive, remove_stale
 
 LAB_USER = "ptorlab"
 
@@ -161,63 +162,6 @@ def wait_port_free(port: int, timeout: float) -> bool:
         return False
 
 
-def runs_program(proc: psutil.Process, program: str) -> bool:
-    """Is `proc` running `program`: its executable is that file, or, for a script (Patroni
-    is one), the script's interpreter with the script as its first argument? A name on
-    the command line proves nothing: any process can claim any argv[0]."""
-    try:
-        target = os.path.realpath(shutil.which(program) or program)
-        exe = os.path.realpath(proc.exe())
-        if exe == target:
-            return True
-        with open(target, "rb") as head:
-            line = head.readline(256)
-        if not line.startswith(b"#!"):
-            return False
-        interpreter = os.path.realpath(line[2:].split()[0].decode("utf-8", "replace"))
-        args = proc.cmdline()[1:]
-        return exe == interpreter and bool(args) and os.path.realpath(args[0]) == target
-    except (OSError, IndexError, psutil.Error):
-        return False
-
-
-def alive(pid: Optional[int], datadir: Optional[str] = None,
-          program: Optional[str] = None) -> bool:
-    """Is `pid` a live (not zombie) process; with `datadir`, that data directory's
-    postmaster; with `program`, running that program (see runs_program)?"""
-    if not pid:
-        return False
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        if program is not None and not runs_program(proc, program):
-            return False
-        if datadir is not None:
-            cmdline = " ".join(proc.cmdline())
-            return "postgres" in cmdline and os.path.abspath(datadir) in cmdline
-        return True
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-
-
-def wait_gone(pid: int, timeout: float = 15) -> None:
-    """Wait until a dead process's PID is reaped (or reused by another process).
-
-    Programs that guard against a second instance (postgres, pg_autoctl) check the PID in
-    their lock file with kill(pid, 0), which a zombie still passes; restarting them before
-    init has reaped the old process makes them refuse to start.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                return  # alive again: the PID now belongs to something else
-        except psutil.NoSuchProcess:
-            return
-        time.sleep(0.05)
-
-
 # The lab user's own folder inside a lab: data directories, and whatever the managers
 # create next to them. The lab's folder itself, and its state file, stay root's.
 DATA = "data"
@@ -284,12 +228,16 @@ class Node:
             self.pid = self.pid_from_file()
         return alive(self.pid, self.datadir, postgres)
 
-    def wait_reaped(self, timeout: float = 15) -> None:
-        """PostgreSQL refuses to start while its lock files name a PID that still exists,
-        and a killed postmaster lingers as a zombie until init reaps it: wait it out."""
-        old = self.pid or self.pid_from_file()
-        if old and not alive(old, self.datadir):
-            wait_gone(old, timeout)
+    def clear_stale_lock(self) -> None:
+        """Remove postmaster.pid when it names no postmaster of this data directory.
+        PostgreSQL removes such a file itself only when no process has that PID: a killed
+        postmaster lingering as a zombie, or (on a busy machine, where PIDs wrap within
+        minutes) its PID taken by another process of the lab user, such as a backend of
+        the other node, makes it refuse to start for as long as that process lives. Called
+        before the lab or a manager it restarts starts this node."""
+        pid = self.pid_from_file()
+        if pid is not None and not alive(pid, self.datadir, self.tool("postgres")):
+            remove_stale(os.path.join(self.datadir, "postmaster.pid"), pid)
 
     def pid_from_file(self) -> Optional[int]:
         """The postmaster PID a manager started, read from postmaster.pid."""
@@ -300,7 +248,7 @@ class Node:
             return None
 
     def start(self, timeout: float = 60) -> None:
-        self.wait_reaped()
+        self.clear_stale_lock()
         self.user.run([self.tool("pg_ctl"), "-D", self.datadir, "-l", self.logfile, "-w",
                        "-t", str(int(timeout)), "start"], cwd=self.lab_dir, timeout=timeout + 10)
         with open(os.path.join(self.datadir, "postmaster.pid")) as pidfile:

@@ -100,7 +100,7 @@ class RepmgrLab(Lab):
             "node_id": str(self.node_id(name)), "node_name": f"'{name}'",
             "conninfo": f"'{self.conninfo(node)}'", "data_directory": f"'{node.datadir}'",
             "pg_bindir": f"'{self.bin}'", "log_file": f"'{self.repmgrd(name).logfile}'",
-            "repmgrd_pid_file": f"'{os.path.join(self.dir, 'sock', name + '-repmgrd.pid')}'",
+            "repmgrd_pid_file": f"'{self.repmgrd_pidfile(name)}'",
             # repmgr's documented pooler pattern: the promotion repoints pgbouncer
             "promote_command": f"'{repmgr} standby promote && {{ test ! -x {hook} || "
                                f"{hook} {node.port}; }}'",
@@ -122,7 +122,11 @@ class RepmgrLab(Lab):
 
     def repmgrd(self, name: str):
         return self.daemon(f"{name}-repmgrd", [self.tool("repmgrd"), "-f",
-                                               self.conf_path(name), "--daemonize=false"])
+                                               self.conf_path(name), "--daemonize=false"],
+                           pidfile=self.repmgrd_pidfile(name))
+
+    def repmgrd_pidfile(self, name: str) -> str:
+        return os.path.join(self.dir, "sock", name + "-repmgrd.pid")
 
     def settings(self) -> dict:
         return dict(postgres_settings(self.dir), shared_preload_libraries="'repmgr'",
@@ -248,7 +252,7 @@ class RepmgrLab(Lab):
         node = self.nodes[name]
         self.repmgrd(name).kill(signal.SIGKILL, tree=False)  # a stopped node's own repmgrd
         node.kill(signal.SIGKILL)
-        node.wait_reaped()
+        node.clear_stale_lock()
         # pg_rewind reads the source's control file: a just-promoted source must have
         # checkpointed on its new timeline, or the rewound node cannot replay to it
         new.query("CHECKPOINT")

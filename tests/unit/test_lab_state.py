@@ -12,7 +12,8 @@ import psutil
 import pytest
 
 from ptor_harness.lab import read_state
-from ptor_harness.lab.pg import LabError, port_free, port_users, runs_program, wait_port_free
+from ptor_harness.lab.pg import LabError, port_free, port_users, wait_port_free
+from ptor_harness.lab.processes import runs_program
 
 GOOD = {"stack": "streaming", "mode": "sync", "user": "ptorlab", "bindir": "/usr/bin",
         "port_base": 6041, "created_at": 1.0, "daemons": {},
