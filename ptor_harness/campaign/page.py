@@ -11,6 +11,7 @@ from typing import Optional
 from ..outputs.html import (
     checks_table,
     esc,
+    link,
     page,
     picture_section,
     scenario_section,
@@ -44,19 +45,14 @@ def cell_rows(report: dict) -> list[list]:
     return rows
 
 
-def round_rows(report: dict) -> str:
+def round_rows(report: dict) -> list:
     """The rounds, each naming its run folder's report.html (a relative link: the run
     folders sit in the campaign's folder)."""
-    rows = []
-    for r in report["rounds"]:
-        link = f"<a href='{esc(os.path.basename(r['run_dir']))}/report.html'>" \
-            f"{esc(r['round'])}</a>" if r.get("run_dir") else esc(r["round"])
-        cells = [r["cell"], r["verdict"], seconds(r["write_rto"]), r["lost_acknowledged"],
-                 r["lost_bytes"], r["primary_before"], r["primary_after"], r["reason"]]
-        rows.append(f"<tr><td>{link}</td>" + "".join(f"<td>{esc(c)}</td>" for c in cells) +
-                    "</tr>")
-    head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in ROUND_HEADERS) + "</tr>"
-    return f"<table>{head}{''.join(rows)}</table>"
+    return [[link(f"{os.path.basename(r['run_dir'])}/report.html", r["round"])
+             if r.get("run_dir") else r["round"],
+             r["cell"], r["verdict"], seconds(r["write_rto"]), r["lost_acknowledged"],
+             r["lost_bytes"], r["primary_before"], r["primary_after"], r["reason"]]
+            for r in report["rounds"]]
 
 
 def campaign_html(report: dict, picture: Optional[bytes] = None) -> str:
@@ -70,7 +66,7 @@ def campaign_html(report: dict, picture: Optional[bytes] = None) -> str:
                      (f"<p>{esc(reading)}</p>" if reading else "")),
              picture_section("Rounds and envelope", "write RTO and lost ops per cell",
                              picture),
-             section("Rounds", round_rows(report)),
+             section("Rounds", table(round_rows(report), ROUND_HEADERS)),
              scenario_section(report.get("scenario")),
              section("Where it ran", table([["campaign folder", report.get("campaign_dir")],
                                             ["campaign format", report.get("format")]]))]

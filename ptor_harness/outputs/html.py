@@ -35,8 +35,19 @@ img { max-width: 100%; }
 """
 
 
+class Markup(str):
+    """HTML already made safe (built from escaped parts): a table cell holding a link."""
+
+
 def esc(value) -> str:
+    if isinstance(value, Markup):
+        return value
     return html.escape("-" if value is None else str(value))
+
+
+def link(href: str, text) -> Markup:
+    """A relative link, its target and text escaped."""
+    return Markup(f"<a href='{esc(href)}'>{esc(text)}</a>")
 
 
 def table(rows: list, headers: Optional[list] = None) -> str:
