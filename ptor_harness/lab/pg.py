@@ -23,7 +23,7 @@ import psutil
 import psycopg2
 
 from ..retry import Retry, RetryExhausted
-from .processes import alive, remove_stale
+from .processes import alive, first_pid, remove_stale, wait_gone
 
 LAB_USER = "ptorlab"
 
@@ -228,24 +228,28 @@ class Node:
             self.pid = self.pid_from_file()
         return alive(self.pid, self.datadir, postgres)
 
-    def clear_stale_lock(self) -> None:
-        """Remove postmaster.pid when it names no postmaster of this data directory.
-        PostgreSQL removes such a file itself only when no process has that PID: a killed
-        postmaster lingering as a zombie, or (on a busy machine, where PIDs wrap within
-        minutes) its PID taken by another process of the lab user, such as a backend of
-        the other node, makes it refuse to start for as long as that process lives. Called
-        before the lab or a manager it restarts starts this node."""
-        pid = self.pid_from_file()
-        if pid is not None and not alive(pid, self.datadir, self.tool("postgres")):
-            remove_stale(os.path.join(self.datadir, "postmaster.pid"), pid)
+    def clear_stale_lock(self, timeout: float = 15) -> None:
+        """Make way for this node's postmaster: PostgreSQL refuses to start while a lock
+        file (postmaster.pid in the data directory, `.s.PGSQL.<port>.lock` beside the
+        socket) names a PID that still exists. A killed postmaster lingers as a zombie
+        until init reaps it: wait that out. And on a busy machine, where PIDs wrap within
+        minutes, its PID may since belong to another process of the lab user (a backend
+        of the other node), for as long as that lives: remove a lock file that names no
+        postmaster of this data directory. Called before the lab or a manager it restarts
+        starts this node."""
+        old = self.pid or self.pid_from_file()
+        if old and not alive(old, self.datadir):
+            wait_gone(old, timeout)
+        postgres = self.tool("postgres")
+        for path in (os.path.join(self.datadir, "postmaster.pid"),
+                     os.path.join(self.socket_dir, f".s.PGSQL.{self.port}.lock")):
+            pid = first_pid(path)
+            if pid is not None and not alive(pid, self.datadir, postgres):
+                remove_stale(path, pid)
 
     def pid_from_file(self) -> Optional[int]:
         """The postmaster PID a manager started, read from postmaster.pid."""
-        try:
-            with open(os.path.join(self.datadir, "postmaster.pid")) as pidfile:
-                return int(pidfile.readline().strip())
-        except (OSError, ValueError):
-            return None
+        return first_pid(os.path.join(self.datadir, "postmaster.pid"))
 
     def start(self, timeout: float = 60) -> None:
         self.clear_stale_lock()

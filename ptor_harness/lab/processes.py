@@ -58,26 +58,29 @@ def alive(pid: Optional[int], datadir: Optional[str] = None,
         return False
 
 
+def first_pid(path: str) -> Optional[int]:
+    """The PID on the first line of a PID or lock file; None without one."""
+    try:
+        with open(path) as pidfile:
+            return int(pidfile.readline().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def remove_stale(path: str, pid: int) -> None:
     """Remove the PID file `path` if it still names `pid` (checked just before: a program
     that started meanwhile has written its own)."""
-    with contextlib.suppress(OSError, ValueError):
-        with open(path) as pidfile:
-            if int(pidfile.readline().strip()) != pid:
-                return
-        os.remove(path)
+    if first_pid(path) == pid:
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 def clear_stale_pidfile(path: str, program: str) -> None:
     """Remove a daemon's PID file when the PID it names does not run `program`: the
     daemon, killed, left it, and a process that took the PID since would make the
     restarted daemon believe itself already running (pg_autoctl, repmgrd refuse)."""
-    try:
-        with open(path) as pidfile:
-            pid = int(pidfile.readline().strip())
-    except (OSError, ValueError):
-        return
-    if not alive(pid, program=program):
+    pid = first_pid(path)
+    if pid is not None and not alive(pid, program=program):
         remove_stale(path, pid)
 
 

@@ -131,6 +131,7 @@ class StreamingLab(Lab):
         # have finished, and the rewound node then asked for a minimum recovery point on
         # the old timeline and refused to start (seen here after a failback under load)
         new.query("CHECKPOINT")
+        old.clear_stale_lock()  # pg_rewind runs the crashed node in single-user mode first
         done = self.user.run([old.tool("pg_rewind"), "-D", old.datadir,
                               f"--source-server={new.dsn()}"], cwd=self.dir, check=False,
                              timeout=120)
