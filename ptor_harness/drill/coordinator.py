@@ -320,8 +320,10 @@ class Drill:
 
     def reconcile_once(self, ops: int) -> None:
         """One attempt: confirm a primary and join it with the ledger. Raises
-        ValidationIncomplete."""
+        ValidationIncomplete. What a broken-off attempt before it found goes: the report
+        names the primary of the last attempt."""
         s, outcome, ledger = self.scenario, self.outcome, self.ledger
+        outcome.reconciled_on = outcome.primary_after = outcome.cdc_slot_after = None
         c = s.connection
         budget = min(s.thresholds.max_outage, 60.0)
         left = self.seconds_left()
