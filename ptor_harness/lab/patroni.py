@@ -53,7 +53,7 @@ postgresql:
     replication: {{username: replicator, password: rep}}
     rewind: {{username: {user}, password: {user}}}
   parameters: {{unix_socket_directories: '{sock}', shared_buffers: 64MB,
-               wal_retrieve_retry_interval: 100ms}}
+               wal_retrieve_retry_interval: 100ms, log_line_prefix: '%m [%p] %b '}}
   pg_hba: [local all all trust, host replication replicator 127.0.0.1/32 trust,
            host all all 127.0.0.1/32 trust]
 watchdog: {{mode: "off", safety_margin: -1}}
