@@ -137,8 +137,7 @@ class AutoFailoverLab(Lab):
         pidfile = os.path.join(self.dir, "xdg", "run", "pg_autoctl",
                                node.datadir.lstrip("/"), "pg_autoctl.pid")
         return self.daemon(name + "-keeper", [pg_autoctl(), "run", "--pgdata", node.datadir],
-                           env=self.env, node=node,
-                           pidfile=pidfile)
+                           env=self.env, node=node, pidfile=pidfile)
 
     # --- build ---------------------------------------------------------------------------
 

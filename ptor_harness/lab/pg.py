@@ -23,7 +23,7 @@ import psutil
 import psycopg2
 
 from ..retry import Retry, RetryExhausted
-from .processes import alive, first_pid, remove_stale, wait_gone
+from .processes import alive, clear_stale_pidfile, first_pid, wait_gone
 
 LAB_USER = "ptorlab"
 
@@ -240,12 +240,9 @@ class Node:
         old = self.pid or self.pid_from_file()
         if old and not alive(old, self.datadir):
             wait_gone(old, timeout)
-        postgres = self.tool("postgres")
         for path in (os.path.join(self.datadir, "postmaster.pid"),
                      os.path.join(self.socket_dir, f".s.PGSQL.{self.port}.lock")):
-            pid = first_pid(path)
-            if pid is not None and not alive(pid, self.datadir, postgres):
-                remove_stale(path, pid)
+            clear_stale_pidfile(path, self.tool("postgres"), self.datadir)
 
     def pid_from_file(self) -> Optional[int]:
         """The postmaster PID a manager started, read from postmaster.pid."""

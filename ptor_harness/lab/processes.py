@@ -75,12 +75,13 @@ def remove_stale(path: str, pid: int) -> None:
             os.remove(path)
 
 
-def clear_stale_pidfile(path: str, program: str) -> None:
-    """Remove a daemon's PID file when the PID it names does not run `program`: the
-    daemon, killed, left it, and a process that took the PID since would make the
-    restarted daemon believe itself already running (pg_autoctl, repmgrd refuse)."""
+def clear_stale_pidfile(path: str, program: str, datadir: Optional[str] = None) -> None:
+    """Remove a PID or lock file when the PID it names does not run `program` (on
+    `datadir`): the program, killed, left it, and a process that took the PID since would
+    make the restarted program believe itself already running (postgres, pg_autoctl and
+    repmgrd refuse)."""
     pid = first_pid(path)
-    if pid is not None and not alive(pid, program=program):
+    if pid is not None and not alive(pid, datadir, program):
         remove_stale(path, pid)
 
 
