@@ -1,20 +1,35 @@
 """pg_auto_failover with its standby far behind at the fault (issue: the RPO envelope): what
-the manager does, measured, and how ptor reports it.
-
-The lab's replication is synchronous (pg_auto_failover's default with two nodes), so a
-standby can only fall behind in replay: it has flushed every acknowledged commit but not
-applied it (a slow disk, a long query holding replay back, a delayed standby). The test
-makes that state deterministic by pausing replay on the standby, then loads the primary
-with incompressible 8 kB payloads and crashes it. What pg_auto_failover does: it promotes
-the standby anyway (the monitor judges candidates by the WAL they received, not replayed),
-and the promotion ends the pause and replays the backlog first, so nothing acknowledged is
-lost and the outage grows by the replay. ptor reports the backlog at the fault, held here
-against the test's own reading: the promoted node's timeline switch point (where the old
-primary's WAL ended) minus the replay position the standby was paused at."""
+the manager does, measured, and how ptor reports it. The lab's replication is synchronous
+(pg_auto_failover's default with two nodes), so a standby can only fall behind in replay:
+it has flushed every acknowledged commit but not applied it (a slow disk, a long query
+holding replay back, a delayed standby). The test makes that state deterministic by pausing
+replay on the standby, writing 40 MiB of WAL of its own (logical decoding messages: WAL
+records, no table), then loading the primary with incompressible 8 kB payloads and crashing
+it. The backlog is there before ptor starts, so it does not depend on how fast a busy
+machine runs the load before the fault. What pg_auto_failover does: it promotes the standby
+anyway (the monitor judges candidates by the WAL they received, not replayed), and the
+promotion ends the pause and replays the backlog first, so nothing acknowledged is lost and
+the outage grows by the replay. ptor reports the backlog at the fault, held here against
+the test's own reading: the promoted node's timeline switch point (where the old primary's
+WAL ended) minus the replay position the standby was paused at."""
 
 from ptor_harness.lab.base import wait_until
 
 MIB = 1024 * 1024
+BACKLOG = 40 * MIB  # written before the drill; the premise below asks for 32 MiB
+
+
+def write_wal(node, start_lsn: str, amount: int) -> None:
+    """Write WAL on `node` until its insert position is `amount` bytes past `start_lsn`:
+    1 MiB logical messages (records only, which no table or slot keeps), the last one
+    transactional, so its commit waits until the synchronous standby has flushed them all."""
+    def behind() -> int:
+        return node.query("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), "
+                          f"'{start_lsn}')::bigint")[0][0]
+    while behind() < amount:
+        node.query("SELECT count(pg_logical_emit_message(false, 'ptor-test-backlog', "
+                   "convert_to(repeat('x', 1048576), 'UTF8'))) FROM generate_series(1, 8)")
+    node.query("SELECT pg_logical_emit_message(true, 'ptor-test-backlog', 'end')")
 
 
 def lsn_bytes(lsn: str) -> int:
@@ -33,6 +48,7 @@ def test_auto_failover_promotes_a_standby_far_behind_in_replay_after_replaying(
         "SELECT pg_get_wal_replay_pause_state()")[0][0] == "paused", 30, 0.1)
     (paused_at,) = standby.query("SELECT pg_last_wal_replay_lsn()::text")[0]
     try:
+        write_wal(old, paused_at, BACKLOG)
         run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers",
                        "2", "--payload-bytes", "8192", "--warmup-duration", "2",
                        "--duration", "60", "--fault", "kill-primary:6", "--lab-dir", lab.dir,
