@@ -11,14 +11,21 @@ import sqlite3
 from collections.abc import Iterator
 
 from ..errors import ClusterError
-from .base import ADDED_COLUMNS, RECORD_TABLES, Ledger, record_table_ddl
+from .base import (
+    ADDED_COLUMNS,
+    ARRIVAL_ORDER_TABLES,
+    RECORD_TABLES,
+    Ledger,
+    record_table_ddl,
+    table_key,
+)
 
 SCHEMA = "".join(
     ["CREATE TABLE IF NOT EXISTS ledger_run (run_id TEXT PRIMARY KEY, started_at REAL, "
      "finished_at REAL, scenario TEXT, verdict TEXT, report TEXT, format INTEGER);\n"]
     + [f"CREATE TABLE IF NOT EXISTS {table} ({record_table_ddl(table, postgres=False)})"
-       + (" WITHOUT ROWID" if key else "") + ";\n"
-       for table, (_record, key) in RECORD_TABLES.items()]
+       + (" WITHOUT ROWID" if table_key(table, postgres=False) else "") + ";\n"
+       for table in RECORD_TABLES]
     + ["CREATE TABLE IF NOT EXISTS ledger_event (run_id TEXT, at REAL, name TEXT, "
        "detail TEXT);\n"])
 
@@ -63,6 +70,10 @@ class SqliteLedger(Ledger):
     def _append(self, table: str, columns: str, rows: list[tuple]) -> None:
         marks = ", ".join("?" * (columns.count(",") + 1))
         self.conn.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+
+    def _index_for_reading(self, table: str) -> None:
+        self.conn.execute(f"CREATE INDEX IF NOT EXISTS {ARRIVAL_ORDER_TABLES[table]}")
+        self.conn.commit()
 
     def commit(self) -> None:
         self.conn.commit()

@@ -1,7 +1,7 @@
 """The embedded ledger: batches in, merged streams out (intents without outcome are in doubt)."""
 
 from ptor_harness.ledger import LedgerSpec, copy_rows
-from ptor_harness.ops import Op
+from ptor_harness.ops import CdcChange, Op
 
 
 def test_write_read_merge_and_retract(tmp_path):
@@ -106,3 +106,30 @@ def test_the_merged_view_skips_the_lookups_only_when_every_intent_is_shown_settl
             set(intent_seqs) | set(outcome_seqs), reverse=True), name  # key = 100 - seq
         assert [t[0] for t in ledger.op_timings(0)] == [o.seq for o in by_seq], name
         ledger.close()
+
+
+def test_cdc_receipts_kept_in_arrival_order_are_read_by_key_and_version(tmp_path):
+    """The consumer's receipts are appended as they come (no key to insert by), and read
+    back per worker in key, version and arrival order once the reading index is built: a
+    change received twice, twice, and one of another run not at all."""
+    path = str(tmp_path / "ledger.sqlite")
+    ledger = LedgerSpec("run1", None, "ptor", path, durable=True).open()
+    received = [(1, 7, "U", 5, 900, 2.0, 1), (0, 9, "I", 3, 800, 1.0, 1),
+                (1, 7, "I", 2, 700, 0.5, 1), (1, 7, "U", 5, 900, 3.0, 2),
+                (1, 3, "D", 8, 950, 2.5, 2)]
+    ledger.write([], [], [], [], cdc=received)
+    ledger.commit()
+    other = LedgerSpec("run2", None, "ptor", path, durable=True).open()
+    other.write([], [], [], [], cdc=[(1, 7, "I", 1, 600, 0.1, 1)])
+    other.commit()
+    other.close()
+    tables = dict(ledger.conn.execute("SELECT name, sql FROM sqlite_master"))
+    assert "WITHOUT ROWID" not in tables["ledger_cdc"] and "ledger_cdc_by_key" not in tables
+    assert [(c.key, c.version, c.received_at) for c in ledger.cdc_changes(1)] == \
+        [(3, 8, 2.5), (7, 2, 0.5), (7, 5, 2.0), (7, 5, 3.0)]
+    assert ledger.cdc_changes(0) == [CdcChange(0, 9, "I", 3, 800, 1.0, 1)]
+    plan = " ".join(row[-1] for row in ledger.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM ledger_cdc WHERE run_id = 'run1' AND worker = 1 "
+        "ORDER BY key, version, received_at"))
+    assert "ledger_cdc_by_key" in plan and "TEMP B-TREE" not in plan, plan
+    ledger.close()
