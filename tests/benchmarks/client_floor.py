@@ -5,17 +5,24 @@ its own, as fast as it can, with no ledger, no outcome, no recorder, no probe: t
 op that one-connection-per-process psycopg2 pays on this machine, measured beside pgbench
 (one thread serving several clients) and ptor in the same run.
 
-Run as `python -m tests.benchmarks.client_floor DSN CLIENTS SECONDS`: it prints the ops
-done, and the caller reads the tree's CPU from getrusage."""
+With PER_PROCESS above 1, each process drives that many clients' connections at once
+(psycopg2's asynchronous connections, one `poll()` over their sockets, as pgbench's threads
+wait on several clients): the floor of a shape where a worker process serves several
+workers, which tells what that shape would save before any of ptor's own work.
+
+Run as `python -m tests.benchmarks.client_floor DSN CLIENTS SECONDS [PER_PROCESS]`: it
+prints the ops done, and the caller reads the tree's CPU from getrusage."""
 
 from __future__ import annotations
 
 import multiprocessing
 import random
+import select
 import sys
 import time
 
 import psycopg2
+import psycopg2.extensions
 
 from ptor_harness.drill.statements import op_statements, prepare_statements
 from ptor_harness.ops import DELETE, INSERT, UPDATE
@@ -23,49 +30,135 @@ from ptor_harness.ops import DELETE, INSERT, UPDATE
 TABLE = "ptor_floor_{}"
 
 
+class Mix:
+    """One client's table, its live keys and its draw of the next op."""
+
+    def __init__(self, dsn: str, number: int) -> None:
+        self.table = TABLE.format(number)
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self.table}")
+            cur.execute(f"CREATE TABLE {self.table} (id bigint PRIMARY KEY, last_seq bigint, "
+                        "prev_seq bigint, payload text, written_at timestamptz)")
+        conn.close()
+        self.prepare, self.sql = prepare_statements(op_statements(self.table))
+        self.draw = random.Random(number).random
+        self.keys: list[int] = []
+        self.ops = self.next_key = 0
+
+    def send(self, cur) -> None:
+        """Send the next op on `cur` (on an asynchronous connection it returns at once)."""
+        self.ops += 1
+        mix, data = self.draw(), "f" * 64
+        if mix < 0.5 or not self.keys:
+            self.next_key += 1
+            cur.execute(self.sql[INSERT], (self.next_key, self.ops, data, time.time()))
+            self.keys.append(self.next_key)
+            return
+        index = int(self.draw() * len(self.keys))
+        key = self.keys[index]
+        if mix < 0.8:
+            cur.execute(self.sql[UPDATE], (self.ops, data, time.time(), key))
+        else:
+            self.keys[index] = self.keys[-1]
+            self.keys.pop()
+            cur.execute(self.sql[DELETE], (key,))
+
+    def drop(self, dsn: str) -> None:
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"DROP TABLE {self.table}")
+        conn.close()
+
+
 def client(dsn: str, number: int, seconds: float, done) -> None:
     """One client: its own table, ptor's statements prepared, the mix until time is up."""
-    table = TABLE.format(number)
+    mix = Mix(dsn, number)
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
     cur = conn.cursor()
-    cur.execute(f"DROP TABLE IF EXISTS {table}")
-    cur.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, last_seq bigint, "
-                "prev_seq bigint, payload text, written_at timestamptz)")
-    prepare, sql = prepare_statements(op_statements(table))
-    cur.execute(prepare)
-    draw = random.Random(number).random
-    keys: list[int] = []
-    ops = next_key = 0
-    data = "f" * 64
+    cur.execute(mix.prepare)
     end = time.time() + seconds
     while time.time() < end:
-        ops += 1
-        mix = draw()
-        if mix < 0.5 or not keys:
-            next_key += 1
-            cur.execute(sql[INSERT], (next_key, ops, data, time.time()))
-            keys.append(next_key)
-            continue
-        index = int(draw() * len(keys))
-        key = keys[index]
-        if mix < 0.8:
-            cur.execute(sql[UPDATE], (ops, data, time.time(), key))
-        else:
-            keys[index] = keys[-1]
-            keys.pop()
-            cur.execute(sql[DELETE], (key,))
-        cur.fetchone()
-    cur.execute(f"DROP TABLE {table}")
+        mix.send(cur)
+        if cur.description:
+            cur.fetchone()
     conn.close()
-    done.put(ops)
+    mix.drop(dsn)
+    done.put(mix.ops)
+
+
+def settle(conn) -> None:
+    """Wait for an asynchronous connection's pending work (connect, a statement)."""
+    while (state := conn.poll()) != psycopg2.extensions.POLL_OK:
+        wanted = [conn.fileno()]
+        if state == psycopg2.extensions.POLL_READ:
+            select.select(wanted, [], [])
+        else:
+            select.select([], wanted, [])
+
+
+def clients(dsn: str, first: int, count: int, seconds: float, done) -> None:
+    """`count` clients in one process: each on an asynchronous connection, the next op
+    sent as soon as its last one's result is in, one poll() over every socket."""
+    mixes, conns, cursors = [], [], []
+    for number in range(first, first + count):
+        mixes.append(Mix(dsn, number))
+        conn = psycopg2.connect(dsn, async_=True)
+        settle(conn)
+        cur = conn.cursor()
+        cur.execute(mixes[-1].prepare)
+        settle(conn)
+        conns.append(conn)
+        cursors.append(cur)
+    by_socket = {conn.fileno(): n for n, conn in enumerate(conns)}
+    poller = select.poll()
+    end = time.time() + seconds
+
+    def advance(n: int) -> None:
+        """Take in client n's results and send its next ops until one is in flight."""
+        conn, cur = conns[n], cursors[n]
+        while True:
+            state = conn.poll()
+            if state == psycopg2.extensions.POLL_READ:
+                return
+            if state == psycopg2.extensions.POLL_WRITE:
+                select.select([], [conn.fileno()], [])
+                continue
+            if cur.description:
+                cur.fetchone()
+            if time.time() >= end:
+                poller.unregister(conn.fileno())
+                del by_socket[conn.fileno()]
+                return
+            mixes[n].send(cur)
+
+    for n, conn in enumerate(conns):
+        poller.register(conn.fileno(), select.POLLIN)
+        mixes[n].send(cursors[n])
+        advance(n)
+    while by_socket:
+        for fd, _event in poller.poll():
+            advance(by_socket[fd])
+    for conn, mix in zip(conns, mixes):
+        conn.close()
+        mix.drop(dsn)
+    done.put(sum(mix.ops for mix in mixes))
 
 
 def main(argv: list[str]) -> None:
-    dsn, clients, seconds = argv[0], int(argv[1]), float(argv[2])
+    dsn, count, seconds = argv[0], int(argv[1]), float(argv[2])
+    per_process = int(argv[3]) if len(argv) > 3 else 1
     done = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=client, args=(dsn, n, seconds, done))
-             for n in range(clients)]
+    if per_process == 1:
+        procs = [multiprocessing.Process(target=client, args=(dsn, n, seconds, done))
+                 for n in range(count)]
+    else:
+        procs = [multiprocessing.Process(
+            target=clients, args=(dsn, first, min(per_process, count - first), seconds, done))
+            for first in range(0, count, per_process)]
     for proc in procs:
         proc.start()
     total = sum(done.get(timeout=seconds + 60) for _ in procs)

@@ -8,7 +8,9 @@ Beside them, the floor of ptor's shape (client_floor.py): one psycopg2 connectio
 process running ptor's prepared statements and nothing else. pgbench serves its clients
 from threads that each wait on several sockets at once; a process per connection sleeps
 and wakes once per op, and on this project's 2-core VM that context switch is most of a
-worker's CPU (docs/design.md, "Where the harness's CPU goes")."""
+worker's CPU (docs/design.md, "Where the harness's CPU goes"). So the floor is also
+measured with each process driving two connections at once: what a worker process serving
+several workers would save."""
 
 import os
 import re
@@ -19,6 +21,7 @@ from .conftest import children_cpu, pgbench_script_run, run_ptor
 from .test_load import CLIENTS, MIX, SECONDS, set_synchronous_commit
 
 TARGET = 2.5  # ptor's CPU per acknowledged op over pgbench's per transaction, at most
+MULTIPLEXED = 2  # connections per process in the floor of the shape that shares processes
 
 
 def ptor_cpu_per_op(lab, tmp_path, *extra) -> tuple[float, int]:
@@ -39,10 +42,10 @@ def pgbench_cpu_per_transaction(lab) -> tuple[float, int]:
     return used / done, done
 
 
-def floor_cpu_per_op(lab) -> tuple[float, int]:
+def floor_cpu_per_op(lab, per_process: int = 1) -> tuple[float, int]:
     before = children_cpu()
     done = subprocess.run([sys.executable, "-m", "tests.benchmarks.client_floor",
-                           lab.primary_dsn(), str(CLIENTS), str(SECONDS)],
+                           lab.primary_dsn(), str(CLIENTS), str(SECONDS), str(per_process)],
                           capture_output=True, text=True, timeout=SECONDS + 120, check=True)
     used = children_cpu() - before
     ops = int(done.stdout.split()[-1])
@@ -55,6 +58,7 @@ def test_cpu_per_op_against_pgbench(bench_lab, tmp_path, capsys):
     try:
         pg, pg_done = pgbench_cpu_per_transaction(lab)
         floor, floor_done = floor_cpu_per_op(lab)
+        shared, shared_done = floor_cpu_per_op(lab, MULTIPLEXED)
         sync, sync_done = ptor_cpu_per_op(lab, tmp_path)
         asynchronous, async_done = ptor_cpu_per_op(lab, tmp_path, "--async-repo-mode")
     finally:
@@ -65,6 +69,7 @@ def test_cpu_per_op_against_pgbench(bench_lab, tmp_path, capsys):
         print(f"{'':>26} {'ops':>9} {'us/op':>7} {'x pgbench':>10} {'x floor':>8}")
         for name, cpu, done in (("pgbench (client)", pg, pg_done),
                                 ("floor: psycopg2 alone", floor, floor_done),
+                                (f"floor, {MULTIPLEXED} per process", shared, shared_done),
                                 ("ptor sync repo mode", sync, sync_done),
                                 ("ptor async repo mode", asynchronous, async_done)):
             print(f"{name:>26} {done:9d} {cpu * 1e6:7.1f} {cpu / pg:10.2f} "
