@@ -246,5 +246,6 @@ def run_background(spec: BackgroundSpec, go: SharedFlag, stop: SharedFlag, event
     commands must die of the SIGTERM they are sent at the drain."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
+    messages.name_process("background commands")
     records = supervise(spec, go, stop, lambda: messages.coordinator_gone(alive))
     messages.put_whole(events, messages.BackgroundFinished(records))

@@ -22,9 +22,9 @@ from . import messages
 RESULT_TIMEOUT = 3600.0  # a child's answer, at most: a ledger of 10^9 ops
 
 
-def _child(work: Callable, args: tuple, out) -> None:
+def _child(name: str, work: Callable, args: tuple, out) -> None:
     """Process entry point: the work's value, or why not, on the pipe."""
-    messages.ignore_stop_signals()
+    messages.start_child(name)
     try:
         result: tuple = ("ok", work(*args))
     except Exception as exc:  # the parent reports it; a traceback here helps no one
@@ -41,7 +41,7 @@ class Beside:
     def __init__(self, name: str, work: Callable, args: tuple) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.answer, out = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(target=_child, name=name, args=(work, args, out),
+        self.process = ctx.Process(target=_child, name=name, args=(name, work, args, out),
                                    daemon=True)
         self.process.start()
         out.close()

@@ -273,7 +273,7 @@ class Stopped(Exception):
 
 def run_consumer(spec: CdcSpec, queue, ack_conn, stop, abort, alive, events) -> None:
     """Process entry point."""
-    messages.ignore_stop_signals()
+    messages.start_child("cdc consumer")
     consumer = Consumer(spec, queue, ack_conn, stop, abort, alive)
     try:
         with contextlib.suppress(Stopped):

@@ -9,6 +9,7 @@ dataclass so the code that handles it reads as the domain.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing.queues
 import os
@@ -208,6 +209,24 @@ def ignore_stop_signals() -> None:
     the coordinator decides how a drill stops, so its children ignore both and are told."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def name_process(role: str) -> None:
+    """Name this process in ps and top (`ptor: worker 3`, `ptor: recorder`): a forked
+    child otherwise shows the fork server's command line, so neither a user watching a
+    drill nor the CPU benchmark could tell the workers from the recorder. The title is the
+    role alone, nothing of the scenario, so it never holds a secret."""
+    with contextlib.suppress(ImportError):  # installed without its dependencies
+        import setproctitle
+
+        setproctitle.setproctitle(f"ptor: {role}")
+
+
+def start_child(role: str) -> None:
+    """Where every child of the coordinator begins: it ignores the stop signals and takes
+    its name."""
+    ignore_stop_signals()
+    name_process(role)
 
 
 @dataclass(frozen=True)

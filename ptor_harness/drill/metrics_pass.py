@@ -49,7 +49,7 @@ class MetricsPass:
         self.ledger, self.workers, self.n = ledger, workers, ops_per_transaction
         self.child: Optional[Beside] = None
         if ops >= CHILD_FROM_OPS:
-            self.child = Beside("ptor-metrics", _metrics_of,
+            self.child = Beside("metrics pass", _metrics_of,
                                 (spec, workers, ops_per_transaction))
 
     def result(self) -> RunMetrics:

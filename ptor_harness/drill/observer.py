@@ -221,7 +221,7 @@ def run_observer(spec: ObserverSpec, q, stop, events, alive) -> None:
     """Process entry point: watch every node until `stop` (or until the coordinator is
     gone: messages.coordinator_gone), sending samples to the recorder every FLUSH_SECONDS;
     the last samples go before the process exits."""
-    messages.ignore_stop_signals()
+    messages.start_child("node observer")
     db.share_between_threads()
     out: list = []
     lock = threading.Lock()

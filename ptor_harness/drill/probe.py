@@ -190,5 +190,5 @@ class Probe:
 
 def run_probe(spec: ProbeSpec, board_array, events, stop, abort, alive) -> None:
     """Process entry point (forked by the fork server: crew.py)."""
-    messages.ignore_stop_signals()
+    messages.start_child("probe")
     Probe(spec, ProbeBoard(board_array), events, stop, abort, alive).run()

@@ -99,7 +99,7 @@ class ReconcileShare:
         transaction yet) and start the child. Raises psycopg2.Error if the snapshot cannot
         be exported (the caller reconciles everything itself)."""
         self.workers = check.workers
-        self.child = Beside("ptor-reconcile-share", _share_of, (check, export_snapshot(conn)))
+        self.child = Beside("reconciliation share", _share_of, (check, export_snapshot(conn)))
 
     def result(self) -> Optional[tuple]:
         ok, value = self.child.result()

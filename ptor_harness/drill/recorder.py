@@ -217,7 +217,7 @@ class Recorder:
 def run_recorder(spec: LedgerSpec, queue, ack_conns: dict, events, alive) -> None:
     """Process entry point: open the ledger here, drain until stopped (or until the
     coordinator is gone: messages.coordinator_gone), report the totals."""
-    messages.ignore_stop_signals()
+    messages.start_child("recorder")
     try:
         ledger = spec.open()
         spill = Spill(spec.spill_path) if spec.spill_path and not spec.durable else None

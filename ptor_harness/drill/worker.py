@@ -222,7 +222,7 @@ def run_worker(spec: WorkerSpec, queue, ack_conn, board_array, workers: int, go,
                alive, events, probe_array=None) -> None:
     """Process entry point (forked by the fork server): build the worker here, connections
     included."""
-    messages.ignore_stop_signals()
+    messages.start_child(f"worker {spec.worker}")
     board = WorkerBoard(board_array, workers)
     probe = ProbeBoard(probe_array) if probe_array is not None else None
     worker = Worker(spec, queue, ack_conn, board, stop, abort, alive, probe)

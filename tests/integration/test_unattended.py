@@ -239,6 +239,10 @@ def test_no_output_ever_shows_a_password(make_lab, tmp_path):
     assert len(titles) >= 4 and not any(secret in t for t in titles), titles
     # the coordinator's own, rewritten, and still found by `pgrep ptor`
     assert titles[0].startswith("ptor ") and "password=********" in titles[0]
+    # each child named for its role (messages.name_process), which no secret reaches
+    roles = {t.strip() for t in titles if t.startswith("ptor: ")}
+    assert {"ptor: worker 0", "ptor: worker 1", "ptor: recorder", "ptor: probe",
+            "ptor: node observer"} <= roles, titles
     assert secret not in out and secret not in err
     files = [p for p in (tmp_path / "runs").rglob("*") if p.is_file()] + [prom, junit]
     assert len(files) >= 8
