@@ -113,6 +113,20 @@ def pgbench_script_run(lab, table: str, script: str, clients: int, seconds: int)
     return done.stdout
 
 
+def role_of(title: str) -> str:
+    """The role a process of ptor's tree plays, from its title: the name each child gives
+    itself (`ptor: worker 3` is "worker 3"), python's own for the rest."""
+    if title.startswith("ptor: "):
+        return title[len("ptor: "):].strip()
+    if "multiprocessing.forkserver" in title:
+        return "fork server"
+    if "multiprocessing.resource_tracker" in title:
+        return "resource tracker"
+    if "ptor_harness.cli" in title or title.startswith("ptor "):
+        return "coordinator"
+    return "other"
+
+
 def children_cpu() -> float:
     """CPU seconds (user and system) of every process this one has waited for, and of
     theirs: a command's whole tree, read before and after it runs."""

@@ -24,26 +24,12 @@ import time
 
 import psutil
 
-from .conftest import children_cpu, run_ptor
+from .conftest import children_cpu, role_of, run_ptor
 from .test_load import CLIENTS, SECONDS, set_synchronous_commit
 
 PROFILE_SECONDS = 5  # whole seconds: py-spy takes no fraction
 PROFILED = ("worker 0", "recorder", "coordinator")
 TOP = 8  # functions printed per profiled role
-
-
-def role_of(title: str) -> str:
-    """The role a process of ptor's tree plays, from its title."""
-    if title.startswith("ptor: "):
-        role = title[len("ptor: "):].strip()
-        return "workers" if role.startswith("worker ") else role
-    if "multiprocessing.forkserver" in title:
-        return "fork server"
-    if "multiprocessing.resource_tracker" in title:
-        return "resource tracker"
-    if "ptor_harness.cli" in title or title.startswith("ptor "):
-        return "coordinator"
-    return "other"
 
 
 class TreeSampler:
@@ -78,7 +64,8 @@ class TreeSampler:
     def by_role(self) -> dict[str, list[float]]:
         roles: dict[str, list[float]] = collections.defaultdict(list)
         for title, cpu in self.seen.values():
-            roles[role_of(title)].append(cpu)
+            role = role_of(title)
+            roles["workers" if role.startswith("worker ") else role].append(cpu)
         return roles
 
 
@@ -113,10 +100,8 @@ def profile_roles(pyspy: str, lab, tmp_path) -> dict[str, list[tuple[float, str]
                     title = " ".join(proc.cmdline())
                 except psutil.Error:
                     continue
-                for role in PROFILED:
-                    if title.strip() == f"ptor: {role}" or \
-                            role == "coordinator" and role_of(title) == role:
-                        pids.setdefault(role, proc.pid)
+                if role_of(title) in PROFILED:
+                    pids.setdefault(role_of(title), proc.pid)
             time.sleep(0.1)
         time.sleep(4)  # into the load: start and warmup behind
         out = tempfile.mkdtemp(dir=tmp_path)

@@ -14,7 +14,8 @@ import time
 
 import psutil
 
-from ..integration.conftest import crew, ptor_env
+from ..integration.conftest import ptor_env
+from .conftest import role_of
 
 SECONDS = int(os.environ.get("PTOR_BENCH_SOAK_SECONDS", "300"))
 RATE = int(os.environ.get("PTOR_BENCH_SOAK_RATE", "4000"))
@@ -25,32 +26,15 @@ EARLY = 15  # seconds into the load before the first sample counted: start-up se
 
 
 def tree_rss(root: psutil.Process) -> dict[int, tuple[str, int]]:
-    """pid -> (role, RSS bytes) for ptor and every process below it."""
-    procs = [root] + root.children(recursive=True)
-    names = roles(root)
+    """pid -> (role, RSS bytes) for ptor and every process below it, each role from the
+    name the process gives itself (`ptor: worker 3`)."""
     out = {}
-    for proc in procs:
+    for proc in [root] + root.children(recursive=True):
         try:
-            out[proc.pid] = (names.get(proc.pid, proc.name()), proc.memory_info().rss)
+            out[proc.pid] = (role_of(" ".join(proc.cmdline())), proc.memory_info().rss)
         except psutil.Error:
             continue
     return out
-
-
-def roles(root: psutil.Process) -> dict[int, str]:
-    """The coordinator, its fork server, and the server's children in the order the crew
-    starts them (the recorder, the probe, the workers, the node observer)."""
-    names = {root.pid: "coordinator"}
-    try:
-        children = crew(root)
-    except (ValueError, psutil.Error):  # no fork server (yet, or any more)
-        return names
-    if children:
-        names[children[0].ppid()] = "fork server"
-    order = ["recorder", "probe"] + [f"worker {w}" for w in range(WORKERS)] + ["observer"]
-    if len(children) == len(order):
-        names.update(zip((c.pid for c in children), order))
-    return names
 
 
 def test_every_process_rss_stays_bounded(bench_lab, tmp_path, capsys):
