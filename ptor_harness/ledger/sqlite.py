@@ -36,6 +36,7 @@ class SqliteLedger(Ledger):
     def __init__(self, path: str, run_id: str, durable: bool = True) -> None:
         super().__init__(run_id)
         self.path = path
+        self.indexed: set[str] = set()  # tables kept in arrival order, indexed for reading
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         try:
             self._open(path, durable)
@@ -72,8 +73,11 @@ class SqliteLedger(Ledger):
         self.conn.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
 
     def _index_for_reading(self, table: str) -> None:
+        if table in self.indexed:  # the check reads each worker's share: build it once
+            return
         self.conn.execute(f"CREATE INDEX IF NOT EXISTS {ARRIVAL_ORDER_TABLES[table]}")
         self.conn.commit()
+        self.indexed.add(table)
 
     def commit(self) -> None:
         self.conn.commit()
