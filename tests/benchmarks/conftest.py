@@ -6,6 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 
 import psutil
 import pytest
@@ -125,6 +128,42 @@ def role_of(title: str) -> str:
     if "ptor_harness.cli" in title or title.startswith("ptor "):
         return "coordinator"
     return "other"
+
+
+class ProcessCpu:
+    """A thread that reads the CPU of the processes `processes()` names, every `interval`
+    seconds while a drill runs: per pid its title and its first and last reading, so a
+    process that exits mid-drill still counts up to its last sample. `seconds` is how long
+    it watched."""
+
+    def __init__(self, processes: Callable[[], list], interval: float) -> None:
+        self.processes = processes
+        self.interval = interval
+        self.seen: dict[int, tuple[str, float, float]] = {}  # pid: (title, first, last)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+
+    def sample(self) -> None:
+        while not self.done.wait(self.interval):
+            for proc in self.processes():
+                try:
+                    title = " ".join(proc.cmdline())
+                    times = proc.cpu_times()
+                except psutil.Error:
+                    continue
+                now = times.user + times.system
+                first = self.seen[proc.pid][1] if proc.pid in self.seen else now
+                self.seen[proc.pid] = (title, first, now)
+
+    def __enter__(self) -> "ProcessCpu":
+        self.started = time.monotonic()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join()
+        self.seconds = time.monotonic() - self.started
 
 
 def children_cpu() -> float:

@@ -12,16 +12,15 @@ each ratio the bench prints the share of the machine's CPU the server's walsende
 decoding for the consumer: cost the cluster pays for any CDC consumer, which on saturated
 shared cores comes off the load before ptor's consumer does anything."""
 
+import contextlib
 import os
 import statistics
-import threading
-import time
 
 import psutil
 
 from ptor_harness.lab import cdc as lab_cdc
 
-from .conftest import load_rate, run_ptor
+from .conftest import ProcessCpu, load_rate, run_ptor
 
 RATE = 10000
 SUSTAINED = int(os.environ.get("PTOR_BENCH_CDC_SUSTAINED_RATE", "5000"))
@@ -29,43 +28,28 @@ ROUNDS = int(os.environ.get("PTOR_BENCH_CDC_ROUNDS", "2"))
 TARGET = 0.95  # the load with the consumer, over the load without, at least
 
 
-class WalsenderCpu:
+def walsender_cpu(lab) -> ProcessCpu:
     """The CPU the lab's walsenders use while a drill runs (sampled every 0.1 s, since a
     walsender exits with its consumer): the server's side of logical decoding, which every
     CDC consumer costs a cluster, ptor's or any other. The physical walsenders to the
     standbys run with and without the consumer alike, so the difference is decoding's."""
+    postmasters = [psutil.Process(node.pid) for node in lab.nodes.values() if node.running()]
 
-    def __init__(self, lab) -> None:
-        self.postmasters = [psutil.Process(node.pid) for node in lab.nodes.values()
-                            if node.running()]
-        self.used: dict[int, tuple[float, float]] = {}  # pid: (first, last) CPU seconds
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.sample, daemon=True)
+    def walsenders() -> list:
+        found = []
+        for postmaster in postmasters:
+            with contextlib.suppress(psutil.Error):
+                found += [p for p in postmaster.children()
+                          if "walsender" in " ".join(p.cmdline())]
+        return found
 
-    def sample(self) -> None:
-        while not self.done.wait(0.1):
-            for postmaster in self.postmasters:
-                for proc in postmaster.children():
-                    try:
-                        if "walsender" not in " ".join(proc.cmdline()):
-                            continue
-                        times = proc.cpu_times()
-                    except psutil.Error:
-                        continue
-                    now = times.user + times.system
-                    self.used[proc.pid] = (self.used.get(proc.pid, (now, now))[0], now)
+    return ProcessCpu(walsenders, 0.1)
 
-    def __enter__(self) -> "WalsenderCpu":
-        self.started = time.monotonic()
-        self.thread.start()
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.done.set()
-        self.thread.join()
-        self.seconds = time.monotonic() - self.started
-        # a walsender first seen mid-run counts from its first sample (it started then)
-        self.cpu = sum(last - first for first, last in self.used.values())
+def used(sampler: ProcessCpu) -> float:
+    """CPU seconds used while watched: a walsender first seen mid-run counts from its
+    first sample (it started then)."""
+    return sum(last - first for _title, first, last in sampler.seen.values())
 
 
 def pair(bench_lab, tmp_path, rate: int) -> tuple:
@@ -77,15 +61,15 @@ def pair(bench_lab, tmp_path, rate: int) -> tuple:
     alone, beside, lags, decoding = [], [], [], []
     cores = len(os.sched_getaffinity(0))
     for _ in range(ROUNDS):
-        with WalsenderCpu(bench_lab) as without:
+        with walsender_cpu(bench_lab) as without:
             alone.append(load_rate(run_ptor(tmp_path, *args)))
-        with WalsenderCpu(bench_lab) as with_consumer:
+        with walsender_cpu(bench_lab) as with_consumer:
             report = run_ptor(tmp_path, *args, "--cdc-slot", lab_cdc.SLOT)
         cdc = report["cdc"]
         assert cdc["caught_up"] and cdc["missed"] == 0 and cdc["phantom"] == 0, cdc
         beside.append(load_rate(report))
         lags.append(cdc["lag_p99_seconds"])
-        decoding.append((with_consumer.cpu - without.cpu * with_consumer.seconds
+        decoding.append((used(with_consumer) - used(without) * with_consumer.seconds
                          / without.seconds) / (cores * with_consumer.seconds))
     return (statistics.median(b / a for a, b in zip(alone, beside)),
             statistics.median(alone), statistics.median(beside), max(lags),

@@ -24,7 +24,7 @@ import time
 
 import psutil
 
-from .conftest import children_cpu, role_of, run_ptor
+from .conftest import ProcessCpu, children_cpu, role_of, run_ptor
 from .test_load import CLIENTS, SECONDS, set_synchronous_commit
 
 PROFILE_SECONDS = 5  # whole seconds: py-spy takes no fraction
@@ -32,41 +32,14 @@ PROFILED = ("worker 0", "recorder", "coordinator")
 TOP = 8  # functions printed per profiled role
 
 
-class TreeSampler:
-    """Every process below this one (ptor, as run_ptor starts it, and its children), every
-    50 ms: each one's last CPU reading and title, so a process that exits mid-drill still
-    counts up to its last sample."""
-
-    def __init__(self) -> None:
-        self.seen: dict[int, tuple[str, float]] = {}
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.sample, daemon=True)
-
-    def sample(self) -> None:
-        me = psutil.Process()
-        while not self.done.wait(0.05):
-            for proc in me.children(recursive=True):
-                try:
-                    title = " ".join(proc.cmdline())
-                    times = proc.cpu_times()
-                except psutil.Error:
-                    continue
-                self.seen[proc.pid] = (title, times.user + times.system)
-
-    def __enter__(self) -> "TreeSampler":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.done.set()
-        self.thread.join()
-
-    def by_role(self) -> dict[str, list[float]]:
-        roles: dict[str, list[float]] = collections.defaultdict(list)
-        for title, cpu in self.seen.values():
-            role = role_of(title)
-            roles["workers" if role.startswith("worker ") else role].append(cpu)
-        return roles
+def by_role(sampler: ProcessCpu) -> dict[str, list[float]]:
+    """Each role's processes' CPU (the workers together), every one born during the
+    drill, so counted from its start to its last sample."""
+    roles: dict[str, list[float]] = collections.defaultdict(list)
+    for title, _first, last in sampler.seen.values():
+        role = role_of(title)
+        roles["workers" if role.startswith("worker ") else role].append(last)
+    return roles
 
 
 def drill_args(lab) -> list[str]:
@@ -129,7 +102,8 @@ def test_cpu_by_process(bench_lab, tmp_path, capsys):
     set_synchronous_commit(lab, "off")
     try:
         before = children_cpu()
-        with TreeSampler() as sampler:
+        # every process below this one: ptor, as run_ptor starts it, and its children
+        with ProcessCpu(lambda: psutil.Process().children(recursive=True), 0.05) as sampler:
             report = run_ptor(tmp_path, *drill_args(lab))
         tree = children_cpu() - before
         pyspy = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or \
@@ -139,7 +113,7 @@ def test_cpu_by_process(bench_lab, tmp_path, capsys):
         set_synchronous_commit(lab, "on")
     assert report["verdict"] == "pass", report["verdict_reasons"]
     ok = report["ops"]["ok"]
-    roles = sampler.by_role()
+    roles = by_role(sampler)
     sampled = sum(sum(cpus) for cpus in roles.values())
     with capsys.disabled():
         print(f"\nCPU by process, {CLIENTS} workers, {SECONDS} s, synchronous_commit off, "
