@@ -93,8 +93,12 @@ def pgbench_script_tps(lab, table: str, script: str, clients: int, seconds: int)
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
 
 
-def pgbench_script_run(lab, table: str, script: str, clients: int, seconds: int) -> str:
-    """pgbench's output for `script`, as pgbench_script_tps runs it."""
+def pgbench_script_run(lab, table: str, script: str, clients: int, seconds: int,
+                       meter=None) -> str:
+    """pgbench's output for `script`, as pgbench_script_tps runs it; `meter`, a context
+    manager, is entered around pgbench's run alone (not the table's preparation)."""
+    import contextlib
+
     from ptor_harness.lab.pg import bindir
 
     node = lab.nodes[lab.named("primary")]
@@ -109,10 +113,12 @@ def pgbench_script_run(lab, table: str, script: str, clients: int, seconds: int)
     with open(path, "w") as out:
         out.write(script)
     os.chmod(path, 0o644)
-    done = lab.user.run([os.path.join(bindir(), "pgbench"), "-n", "-h", "127.0.0.1", "-p",
-                         str(node.port), "-U", lab.user.name, "-c", str(clients), "-j", "2",
-                         "-T", str(seconds), "-f", path, "postgres"], cwd=lab.dir,
-                        timeout=seconds + 60)
+    node.query(f"VACUUM ANALYZE {table}")  # pgbench -n skips its own; before, not during
+    with meter if meter is not None else contextlib.nullcontext():
+        done = lab.user.run([os.path.join(bindir(), "pgbench"), "-n", "-h", "127.0.0.1",
+                             "-p", str(node.port), "-U", lab.user.name, "-c", str(clients),
+                             "-j", "2", "-T", str(seconds), "-f", path, "postgres"],
+                            cwd=lab.dir, timeout=seconds + 60)
     return done.stdout
 
 
@@ -173,6 +179,17 @@ def children_cpu() -> float:
 
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     return used.ru_utime + used.ru_stime
+
+
+def machine_busy() -> float:
+    """CPU seconds every process on the machine has used (all CPUs, everything but idle
+    and I/O wait), read before and after a run: with a run's own tree subtracted, what
+    the cluster's servers spent on it."""
+    import psutil
+
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0) \
+        - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
 
 
 def alternate(rounds: int, first, second) -> tuple[float, float, float]:
