@@ -170,7 +170,8 @@ NODE_SAMPLE_RECORD = (
     Field("in_recovery", "bool", True, "boolean", "INTEGER"), _int("timeline", True),
     _text("system_id"), _int("wal_lsn", True, "bigint"), _int("receive_lsn", True, "bigint"),
     _int("replay_lsn", True, "bigint"), _float("replay_at"),
-    Field("monitor", "bool", True, "boolean", "INTEGER"), _text("error"))
+    Field("monitor", "bool", True, "boolean", "INTEGER"), _text("error"),
+    _text("standby_name"))
 # One row of a primary's pg_stat_replication in such a sample (ledger_replication).
 REPLICATION_RECORD = (
     Field("node", "text", False, "text", "TEXT"), _float("at", nullable=False),
@@ -218,6 +219,9 @@ class NodeSample(NamedTuple):
     replay_at: Optional[float]  # commit time of the last transaction a standby replayed
     monitor: Optional[bool]  # the observer's role is superuser or has pg_monitor
     error: Optional[str]
+    # a standby's: the name its WAL receiver gives the primary, which lists it under that
+    # name (pg_stat_replication's application_name); None on a primary, or unreadable
+    standby_name: Optional[str] = None
 
 
 class ReplicationRow(NamedTuple):

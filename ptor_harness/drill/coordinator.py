@@ -31,6 +31,7 @@ from ..outcome import DrillOutcome, Stop, StopReason
 from ..outputs import exports, report
 from ..servers import newest_timeline
 from ..verify.cdc import check_ledger as cdc_check
+from ..verify.standby_names import name_standbys
 from ..verify.validation import (
     ValidationIncomplete,
     again_while_interrupted,
@@ -294,7 +295,7 @@ class Drill:
             ledger.analyze()
         outcome.identities = ledger.identities()
         outcome.node_samples = ledger.node_samples()
-        outcome.replication = ledger.replication_rows()
+        outcome.replication = name_standbys(outcome.node_samples, ledger.replication_rows())
         outcome.refused_writes = ledger.refused_writes(READ_ONLY)
         totals = outcome.recorder_totals
         ops = totals.ops if totals else ledger.count("ledger_op")

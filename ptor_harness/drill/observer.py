@@ -58,12 +58,20 @@ SELECT pg_is_in_recovery(),
                       extract(epoch FROM replay_lag)::float8))
            FROM pg_stat_replication r  -- standbys: not a logical slot's consumer (CDC)
            WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots s
-                             WHERE s.active_pid = r.pid AND s.slot_type = 'logical')) END
+                             WHERE s.active_pid = r.pid AND s.slot_type = 'logical')) END,
+       (SELECT coalesce(substring(conninfo FROM '(?:^| )application_name=''?([^ '']+)'),
+                        substring(conninfo FROM 'fallback_application_name=''?([^ '']+)'))
+        FROM pg_stat_wal_receiver LIMIT 1)
 """
+# The last column: the name a standby's WAL receiver gives its primary (its conninfo's
+# application_name, else the fallback it used: cluster_name or "walreceiver"), which the
+# primary's pg_stat_replication lists it under: how the report tells which node a
+# primary's row is about (verify/standby_names.py). NULL without pg_monitor, which hides
+# the conninfo (the password in it is masked anyway, and only the name is read).
 # The endpoint (maybe a proxy or a pooler, where a prepared statement may not survive) is
 # asked only what a client reaches there: the same columns, the rest NULL.
 ENDPOINT_SQL = ("SELECT pg_is_in_recovery(), NULL::int, NULL::int8, NULL::int8, NULL::int8, "
-                "NULL::float8, NULL::json")
+                "NULL::float8, NULL::json, NULL::text")
 # Asked once per session: may this role read everything (superuser or pg_monitor)?
 PRIVILEGE_SQL = ("SELECT current_setting('is_superuser') = 'on' "
                  "OR pg_has_role(current_user, 'pg_monitor', 'USAGE')")
@@ -173,8 +181,8 @@ class NodeWatcher(threading.Thread):
                 self.open()
             with bounds.bounded(self.conn, self.spec.bound), self.conn.cursor() as cur:
                 cur.execute(self.sql)
-                in_recovery, timeline, wal, received, replayed, replay_at, standbys = \
-                    cur.fetchone()
+                in_recovery, timeline, wal, received, replayed, replay_at, standbys, \
+                    standby_name = cur.fetchone()
         except (psycopg2.Error, OSError) as exc:
             self.drop()
             return tuple(NodeSample(self.node.name, at, time.monotonic() - t0, False, None,
@@ -183,7 +191,7 @@ class NodeWatcher(threading.Thread):
         took = time.monotonic() - t0
         sample = NodeSample(self.node.name, at, took, True, in_recovery, timeline,
                             self.system_id, wal, received, replayed, replay_at, self.monitor,
-                            None)
+                            None, standby_name)
         rows = [tuple(ReplicationRow(self.node.name, at, *standby)) for standby in
                 standbys or ()]
         return tuple(sample), rows

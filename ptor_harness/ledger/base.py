@@ -50,11 +50,12 @@ ARRIVAL_ORDER_TABLES = {
     "ledger_cdc": "ledger_cdc_by_key ON ledger_cdc (run_id, worker, key, version, received_at)"}
 # Record tables an older repo may lack until a drill needs them (--init adds them).
 OPTIONAL_TABLES = ("ledger_cdc",)
-# Columns that ledger format 2 added to format-1 tables: (table, column, PostgreSQL type,
+# Columns later ledger formats added to older tables: (table, column, PostgreSQL type,
 # SQLite type). A ledger from an older ptor gains them (NULL in its old rows).
 ADDED_COLUMNS = tuple((table, f.name, f.pg_type, f.sqlite_type)
                       for table, name in (("ledger_op", "prev_seq"),
-                                          ("ledger_session", "started_at"))
+                                          ("ledger_session", "started_at"),
+                                          ("ledger_node_sample", "standby_name"))
                       for f in RECORD_TABLES[table][0] if f.name == name)
 
 # The merged view of a worker's ops: outcomes, plus intents that never got one (in doubt).

@@ -72,7 +72,13 @@ def check_in_order(report: dict, required: list[str], order: list = STAGES) -> d
 
 
 def check_against_own_observations(report: dict, new_primary, run_dir=None) -> dict:
-    """Each event within TOLERANCE of the test's own observation of it."""
+    """Each event within TOLERANCE of the test's own observation of it; the primary's view of
+    its standbys at the fault names the node that was then promoted as the lab names it
+    (whatever name its WAL receiver gave the primary: "standby", "pgautofailover_standby_2"),
+    so one server has one name in the report."""
+    seen = [x["standby"] for x in report["anatomy"]["replication_at_fault"]
+            if x["seen_by"].startswith("primary")]
+    assert new_primary.name in seen, report["anatomy"]["replication_at_fault"]
     found = events(report)
     fault = report["faults"][0]
     lost = next(e for name, e in found.items() if name.startswith("old primary u"))

@@ -63,6 +63,30 @@ def test_a_format_1_ledger_gains_the_version_chain_columns(tmp_path):
     ledger.close()
 
 
+def test_an_older_ledgers_node_samples_gain_the_standby_name(tmp_path):
+    """Node samples of a ledger from before the standby's name was sampled read back, with
+    no name (the report then keeps the names the primary gave its standbys)."""
+    import sqlite3
+
+    path = str(tmp_path / "ledger.sqlite")
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE ledger_node_sample (run_id TEXT, node TEXT, at REAL, took REAL,
+            reachable INTEGER, in_recovery INTEGER, timeline INTEGER, system_id TEXT,
+            wal_lsn INTEGER, receive_lsn INTEGER, replay_lsn INTEGER, replay_at REAL,
+            monitor INTEGER, error TEXT);
+        INSERT INTO ledger_node_sample VALUES ('old', 'node2', 1.0, 0.001, 1, 1, 1, '42',
+            NULL, 900, 800, 0.9, 1, NULL);
+    """)
+    old.commit()
+    old.close()
+    ledger = LedgerSpec("old", None, "ptor", path, durable=True).open()
+    (sample,) = ledger.node_samples()
+    assert sample.node == "node2" and sample.receive_lsn == 900
+    assert sample.standby_name is None
+    ledger.close()
+
+
 def test_a_damaged_ledger_file_is_one_sentence(tmp_path):
     import pytest
 

@@ -1,0 +1,48 @@
+"""Which node a primary's pg_stat_replication row is about (pure).
+
+A primary lists its standbys by the name each one's WAL receiver gives it (its
+application_name), which need not be the node's name in the report: the streaming lab
+calls every standby "standby", pg_auto_failover "pgautofailover_standby_2", a cluster
+watched through --node-dsn has nodes named host:port. A report that says "standby" in one
+row and "node2" in the next, for one server, leaves its reader guessing. Each standby's
+own samples say which name it gives (NodeSample.standby_name), so a row is renamed to the
+node that gave that name at that time, when exactly one node did; otherwise it keeps the
+name its primary gave it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from typing import Optional
+
+from ..ops import NodeSample, ReplicationRow
+from .anatomy import by_node
+
+NEAR = 1.0  # seconds: a standby's sample this close to the primary's row speaks for it
+
+
+def name_standbys(samples: Sequence[NodeSample],
+                  replication: Sequence[ReplicationRow]) -> list[ReplicationRow]:
+    """The rows, each naming its standby by node where the standbys' samples tell which
+    node it is (the name is a node's name from then on: the report's `standby`)."""
+    given = {node: ([s.at for s in mine], mine) for node, mine in by_node(samples).items()
+             if any(s.standby_name is not None for s in mine)}
+    if not given:
+        return list(replication)
+    out = []
+    for row in replication:
+        nodes = [node for node, (times, mine) in given.items()
+                 if node != row.node and row.application_name is not None
+                 and nearest(times, mine, row.at) == row.application_name]
+        out.append(row._replace(application_name=nodes[0]) if len(nodes) == 1 else row)
+    return out
+
+
+def nearest(times: list[float], samples: list[NodeSample], at: float) -> Optional[str]:
+    """The name a node gave in its sample nearest `at` (None: it gave none then, being a
+    primary or out of reach), if that sample is within NEAR seconds of `at`."""
+    i = bisect.bisect_left(times, at)
+    best = min((j for j in (i - 1, i) if 0 <= j < len(times)),
+               key=lambda j: abs(times[j] - at))
+    return samples[best].standby_name if abs(times[best] - at) <= NEAR else None

@@ -1,0 +1,85 @@
+"""A primary's pg_stat_replication rows named by node: the name each standby's WAL receiver
+gives (its samples' standby_name) tells which node a row is about, over time (the same
+name moves to the old primary once it rejoins), and a name no node or two nodes gave stays
+as the primary gave it."""
+
+from ptor_harness.ops import ENDPOINT, NodeSample, ReplicationRow
+from ptor_harness.verify import anatomy as a
+from ptor_harness.verify.standby_names import name_standbys
+
+
+def sample(node, at, role, name=None):
+    if role == "down":
+        return NodeSample(node, at, 0.05, False, None, None, None, None, None, None, None,
+                          None, "OperationalError: refused")
+    standby = role == "standby"
+    return NodeSample(node, at, 0.001, True, standby, 1, "7300", None if standby else 1000,
+                      990 if standby else None, 980 if standby else None, None, True, None,
+                      name if standby else None)
+
+
+def row(primary, at, name, sync="sync"):
+    return ReplicationRow(primary, at, name, "streaming", sync, 1000, 995, 990, 980, 0.001,
+                          0.002, 0.003)
+
+
+def failover(name="standby"):
+    """node1 primary until 1.0 (node2 its standby, both naming themselves `name` to the
+    primary); node2 primary from 1.3; node1 its standby from 2.0."""
+    samples, replication = [], []
+    for i in range(30):
+        t = round(i * 0.1, 1)
+        if t < 1.0:
+            samples += [sample("node1", t, "primary"), sample("node2", t + 0.001, "standby",
+                                                              name)]
+            replication.append(row("node1", t, name))
+        else:
+            samples.append(sample("node1", t, "standby" if t >= 2.0 else "down", name))
+            samples.append(sample("node2", t + 0.001, "primary" if t >= 1.3 else "standby",
+                                  name))
+            if t >= 2.1:
+                replication.append(row("node2", t + 0.001, name))
+        samples.append(sample(ENDPOINT, t + 0.002, "primary"))
+    return samples, replication
+
+
+def test_each_row_names_the_node_that_gave_the_name_then():
+    samples, replication = failover()
+    named = name_standbys(samples, replication)
+    assert [r.application_name for r in named if r.node == "node1"] == ["node2"] * 10
+    assert [r.application_name for r in named if r.node == "node2"] == ["node1"] * 9
+    # nothing else about a row changes
+    assert [r._replace(application_name=None) for r in named] == \
+        [r._replace(application_name=None) for r in replication]
+
+
+def test_the_anatomy_then_names_one_server_one_way():
+    samples, replication = failover()
+    out = a.anatomy(samples, name_standbys(samples, replication), 1.0, "kill-primary",
+                    1.02, 1.35)
+    assert {x["standby"] for x in out["replication_at_fault"]} == {"node2"}
+    assert a.closest_standby(out["replication_at_fault"])[0] == "node2"
+    restored = next(e for e in out["events"] if e["name"] == "redundancy restored")
+    assert restored["detail"].startswith("node1 streaming")
+    assert set(a.lag_series(samples, name_standbys(samples, replication))) == \
+        {"node1", "node2"}
+
+
+def test_a_name_no_node_gave_or_two_gave_stays_the_primarys():
+    samples, replication = failover()
+    stranger = [row("node1", 0.5, "pg_receivewal")]  # a client of no node ptor watches
+    assert name_standbys(samples, stranger) == stranger
+    # both standbys of a primary give the default name: which one is which is unknown
+    twins = [sample("node1", 0.0, "primary"), sample("node2", 0.0, "standby", "walreceiver"),
+             sample("node3", 0.0, "standby", "walreceiver")]
+    rows = [row("node1", 0.0, "walreceiver", "async"), row("node1", 0.0, "walreceiver",
+                                                          "async")]
+    assert name_standbys(twins, rows) == rows
+
+
+def test_without_names_or_far_from_any_sample_nothing_is_renamed():
+    samples, replication = failover()
+    unnamed = [s._replace(standby_name=None) for s in samples]
+    assert name_standbys(unnamed, replication) == replication  # no pg_monitor: no names
+    late = [r._replace(at=r.at + 60) for r in replication]  # no standby sample near them
+    assert name_standbys(samples, late) == late
