@@ -171,7 +171,7 @@ NODE_SAMPLE_RECORD = (
     _text("system_id"), _int("wal_lsn", True, "bigint"), _int("receive_lsn", True, "bigint"),
     _int("replay_lsn", True, "bigint"), _float("replay_at"),
     Field("monitor", "bool", True, "boolean", "INTEGER"), _text("error"),
-    _text("standby_name"))
+    _text("standby_name"), _text("server"))
 # One row of a primary's pg_stat_replication in such a sample (ledger_replication).
 REPLICATION_RECORD = (
     Field("node", "text", False, "text", "TEXT"), _float("at", nullable=False),
@@ -222,6 +222,9 @@ class NodeSample(NamedTuple):
     # a standby's: the name its WAL receiver gives the primary, which lists it under that
     # name (pg_stat_replication's application_name); None on a primary, or unreadable
     standby_name: Optional[str] = None
+    # where the server says it is (addr:port, as a session's Identity names it): how the
+    # report tells which node a server the workers reached is
+    server: Optional[str] = None
 
 
 class ReplicationRow(NamedTuple):

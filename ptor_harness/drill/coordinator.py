@@ -31,7 +31,7 @@ from ..outcome import DrillOutcome, Stop, StopReason
 from ..outputs import exports, report
 from ..servers import newest_timeline
 from ..verify.cdc import check_ledger as cdc_check
-from ..verify.standby_names import name_standbys
+from ..verify.node_names import name_standbys
 from ..verify.validation import (
     ValidationIncomplete,
     again_while_interrupted,

@@ -66,12 +66,15 @@ SELECT pg_is_in_recovery(),
 # The last column: the name a standby's WAL receiver gives its primary (its conninfo's
 # application_name, else the fallback it used: cluster_name or "walreceiver"), which the
 # primary's pg_stat_replication lists it under: how the report tells which node a
-# primary's row is about (verify/standby_names.py). NULL without pg_monitor, which hides
+# primary's row is about (verify/node_names.py). NULL without pg_monitor, which hides
 # the conninfo (the password in it is masked anyway, and only the name is read).
 # The endpoint (maybe a proxy or a pooler, where a prepared statement may not survive) is
 # asked only what a client reaches there: the same columns, the rest NULL.
 ENDPOINT_SQL = ("SELECT pg_is_in_recovery(), NULL::int, NULL::int8, NULL::int8, NULL::int8, "
                 "NULL::float8, NULL::json, NULL::text")
+# Asked once per session: where the server says it is, as a worker's identity names it
+# (servers.py; NULL over a Unix socket), so the report can name a server by node.
+SERVER_SQL = "SELECT host(inet_server_addr()) || ':' || inet_server_port()"
 # Asked once per session: may this role read everything (superuser or pg_monitor)?
 PRIVILEGE_SQL = ("SELECT current_setting('is_superuser') = 'on' "
                  "OR pg_has_role(current_user, 'pg_monitor', 'USAGE')")
@@ -160,6 +163,7 @@ class NodeWatcher(threading.Thread):
         self.sql = SAMPLE_SQL
         self.monitor: Optional[bool] = None
         self.system_id: Optional[str] = None
+        self.server: Optional[str] = None
 
     def run(self) -> None:
         next_at = time.monotonic()
@@ -191,7 +195,7 @@ class NodeWatcher(threading.Thread):
         took = time.monotonic() - t0
         sample = NodeSample(self.node.name, at, took, True, in_recovery, timeline,
                             self.system_id, wal, received, replayed, replay_at, self.monitor,
-                            None, standby_name)
+                            None, standby_name, self.server)
         rows = [tuple(ReplicationRow(self.node.name, at, *standby)) for standby in
                 standbys or ()]
         return tuple(sample), rows
@@ -207,6 +211,8 @@ class NodeWatcher(threading.Thread):
                 else:  # planned once: most of an unprepared sample's cost is planning
                     cur.execute("PREPARE ptor_sample AS " + SAMPLE_SQL)
                     self.sql = "EXECUTE ptor_sample"
+                    cur.execute(SERVER_SQL)
+                    self.server = cur.fetchone()[0]
                 try:
                     cur.execute("SELECT system_identifier::text FROM pg_control_system()")
                     self.system_id = cur.fetchone()[0]

@@ -24,6 +24,14 @@ CAUSE_WORDS = {SYNC_WAIT_CANCELLED: "after a cancelled wait for synchronous repl
                "not_attributed": "not attributed (no replication was observed)"}
 
 
+def server_name(server: Optional[dict]) -> str:
+    """A server of the report's `servers` section as a reader knows it: by its node's
+    name where the observer could tell which node it is, with where it is."""
+    if not server:
+        return "-"
+    return f"{server['node']} at {server['label']}" if server.get("node") else server["label"]
+
+
 def seconds(value: float) -> str:
     return f"{value:.2f} s"
 
@@ -110,7 +118,7 @@ def promotion(r: dict) -> Optional[str]:
                                                                    after["timeline"]):
         when = "" if a.get("promotion_seconds") is None else \
             f", {seconds(a['promotion_seconds'])} after the first client error"
-        return f"{after['label']} became the primary{when}."
+        return f"{server_name(after)} became the primary{when}."
     if before and after:
         return "The primary stayed the same server: no standby was promoted."
     return None

@@ -12,6 +12,7 @@ from typing import Optional
 
 from tabulate import tabulate
 
+from .account import server_name
 from .charts import terminal_chart
 
 
@@ -46,8 +47,8 @@ def render(report: dict) -> str:
     if chart:
         parts += [""] + chart
     servers = r["servers"]
-    rows = [["primary before", (servers["primary_before"] or {}).get("label", "-")],
-            ["primary after", (servers["primary_after"] or {}).get("label", "-")]]
+    rows = [["primary before", server_name(servers["primary_before"])],
+            ["primary after", server_name(servers["primary_after"])]]
     parts += ["", "Servers", tabulate(rows, tablefmt="simple")]
     moves = servers["primary_moves"] or []
     if moves:

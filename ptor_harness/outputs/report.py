@@ -19,6 +19,7 @@ from ..verify.background import background_section, background_warnings
 from ..verify.figures import drill_figures, lost_by_cause, stale_routing, verdict_figures
 from ..verify.findings import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
 from ..verify.metrics import sla_percent
+from ..verify.node_names import node_of_server
 from ..verify.rate import BEFORE_FAULT, load_figures, load_warnings, wal_rate
 from ..verify.transactions import transaction_totals
 from . import report_file
@@ -30,11 +31,13 @@ REPORT_FORMAT = report_file.FORMAT
 EXIT_CODES = {checks.PASS: EXIT_PASS, checks.FAIL: EXIT_FAIL, checks.UNKNOWN: EXIT_UNKNOWN}
 
 
-def _identity(identity) -> Optional[dict]:
+def _identity(identity, samples) -> Optional[dict]:
+    """A server as the report names it; `node`: the observer's name for it, where known."""
     if identity is None:
         return None
     return {"addr": identity.addr, "port": identity.port, "system_id": identity.system_id,
-            "timeline": identity.timeline, "label": identity.label()}
+            "timeline": identity.timeline, "label": identity.label(),
+            "node": node_of_server(samples, identity.addr, identity.port)}
 
 
 def anomalies(findings) -> dict:
@@ -133,8 +136,8 @@ def build(outcome: DrillOutcome) -> dict:
         },
         "anomalies": anomalies(findings),
         "servers": {
-            "primary_before": _identity(outcome.primary_before),
-            "primary_after": _identity(outcome.primary_after),
+            "primary_before": _identity(outcome.primary_before, outcome.node_samples),
+            "primary_after": _identity(outcome.primary_after, outcome.node_samples),
             "identity_changes": changes,
             "primary_moves": servers.primary_moves(changes),
             "postgres_version": outcome.postgres_version,

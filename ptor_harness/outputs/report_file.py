@@ -63,6 +63,10 @@ Report format history:
       (PostgreSQL 16 and later), with `cdc.slot_invalidation_reason`;
       `validation.interrupted`: why each attempt of the check that the server broke off
       failed (the check started again on the primary confirmed then).
+  11 — `servers.primary_before.node` and `servers.primary_after.node`: the node
+      observer's name for that server, where its sessions reached the same address
+      (verify/node_names.py); the standbys in `anatomy.replication_at_fault` are named by
+      node where their own samples tell which node they are.
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).
@@ -77,7 +81,7 @@ from typing import Optional, Union
 from ..errors import ConfigError
 from ..servers import primary_moves
 
-FORMAT = 10
+FORMAT = 11
 REPORT_BYTES = 64 * 1024 * 1024  # a report.json larger than this is not read
 
 # The keys each format added, as (section or None for the top level, key): an older
@@ -102,6 +106,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
     9: ((None, "account"), ("anatomy", "no_standby_since"), (None, "host")),
     10: (("servers", "postgres_version"), ("cdc", "slot_invalidation_reason"),
          ("validation", "interrupted")),
+    11: (),  # keys inside servers' primary_before / primary_after: set in parse
 }
 
 
@@ -143,6 +148,11 @@ def parse(report: Union[str, bytes, dict]) -> dict:
                 upgraded[section].setdefault(key, None)
     if version < 7 and isinstance(upgraded.get("servers"), dict):
         upgraded["servers"]["primary_moves"] = moves_of(upgraded["servers"])
+    if version < 11 and isinstance(upgraded.get("servers"), dict):
+        upgraded["servers"] = dict(upgraded["servers"])
+        for side in ("primary_before", "primary_after"):
+            if isinstance(upgraded["servers"].get(side), dict):
+                upgraded["servers"][side] = dict(upgraded["servers"][side], node=None)
     upgraded["format"] = FORMAT
     return upgraded
 

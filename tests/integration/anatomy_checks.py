@@ -75,10 +75,13 @@ def check_against_own_observations(report: dict, new_primary, run_dir=None) -> d
     """Each event within TOLERANCE of the test's own observation of it; the primary's view of
     its standbys at the fault names the node that was then promoted as the lab names it
     (whatever name its WAL receiver gave the primary: "standby", "pgautofailover_standby_2"),
-    so one server has one name in the report."""
+    as is the server the workers reached after the failover, so one server has one name in
+    the report."""
     seen = [x["standby"] for x in report["anatomy"]["replication_at_fault"]
             if x["seen_by"].startswith("primary")]
     assert new_primary.name in seen, report["anatomy"]["replication_at_fault"]
+    # the server the workers wrote to after the failover, named by node too
+    assert report["servers"]["primary_after"]["node"] == new_primary.name, report["servers"]
     found = events(report)
     fault = report["faults"][0]
     lost = next(e for name, e in found.items() if name.startswith("old primary u"))

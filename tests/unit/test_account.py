@@ -81,6 +81,19 @@ def test_a_clean_failover():
     held_to_the_report(r)
 
 
+def test_a_server_the_observer_knows_is_named_by_its_node():
+    """The promoted server in the account and the terminal's Servers table: by the node's
+    name where the report has it (the observer reached that address), else its address."""
+    r = clean()
+    r["servers"]["primary_after"]["node"] = "node2"
+    r = redo(r)
+    assert "node2 at 127.0.0.1:7212 became the primary, 1.25 s after" in " ".join(r["account"])
+    held_to_the_report(r)
+    shown = render.render(r)
+    assert "primary after   node2 at 127.0.0.1:7212" in shown
+    assert "primary before  127.0.0.1:7211" in shown
+
+
 def test_an_asynchronous_loss():
     r = clean()
     lossy = built(rows=[(1, 1)])

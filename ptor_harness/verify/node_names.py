@@ -1,4 +1,5 @@
-"""Which node a primary's pg_stat_replication row is about (pure).
+"""Which node of the report a server is (pure): the one a primary's pg_stat_replication
+row is about, and the one a worker's session reached.
 
 A primary lists its standbys by the name each one's WAL receiver gives it (its
 application_name), which need not be the node's name in the report: the streaming lab
@@ -8,6 +9,10 @@ row and "node2" in the next, for one server, leaves its reader guessing. Each st
 own samples say which name it gives (NodeSample.standby_name), so a row is renamed to the
 node that gave that name at that time, when exactly one node did; otherwise it keeps the
 name its primary gave it.
+
+The workers know a server by where it says it is (a session's Identity: addr:port); the
+observer's sessions ask the nodes the same (NodeSample.server), so the report can say
+"node2 (127.0.0.1:6042, ...)" where it said only the address.
 """
 
 from __future__ import annotations
@@ -46,3 +51,14 @@ def nearest(times: list[float], samples: list[NodeSample], at: float) -> Optiona
     best = min((j for j in (i - 1, i) if 0 <= j < len(times)),
                key=lambda j: abs(times[j] - at))
     return samples[best].standby_name if abs(times[best] - at) <= NEAR else None
+
+
+def node_of_server(samples: Sequence[NodeSample], addr: Optional[str],
+                   port: Optional[int]) -> Optional[str]:
+    """The node whose sessions reached the server at addr:port, when exactly one did."""
+    if addr is None or port is None:
+        return None
+    where = f"{addr}:{port}"
+    nodes = [node for node, mine in by_node(samples).items()
+             if any(s.server == where for s in mine)]
+    return nodes[0] if len(nodes) == 1 else None

@@ -1,11 +1,12 @@
-"""A primary's pg_stat_replication rows named by node: the name each standby's WAL receiver
-gives (its samples' standby_name) tells which node a row is about, over time (the same
-name moves to the old primary once it rejoins), and a name no node or two nodes gave stays
-as the primary gave it."""
+"""Servers named by node. A server a worker reached: by where it says it is (the
+observer's sessions asked each node the same). A primary's pg_stat_replication rows: the
+name each standby's WAL receiver gives (its samples' standby_name) tells which node a row
+is about, over time (the same name moves to the old primary once it rejoins), and a name
+no node or two nodes gave stays as the primary gave it."""
 
 from ptor_harness.ops import ENDPOINT, NodeSample, ReplicationRow
 from ptor_harness.verify import anatomy as a
-from ptor_harness.verify.standby_names import name_standbys
+from ptor_harness.verify.node_names import name_standbys, node_of_server
 
 
 def sample(node, at, role, name=None):
@@ -83,3 +84,16 @@ def test_without_names_or_far_from_any_sample_nothing_is_renamed():
     assert name_standbys(unnamed, replication) == replication  # no pg_monitor: no names
     late = [r._replace(at=r.at + 60) for r in replication]  # no standby sample near them
     assert name_standbys(samples, late) == late
+
+
+def test_a_server_is_the_node_whose_sessions_reached_its_address():
+    samples = [sample("node1", 0.0, "primary")._replace(server="127.0.0.1:7211"),
+               sample("node2", 0.0, "standby", "standby")._replace(server="127.0.0.1:7212"),
+               sample(ENDPOINT, 0.0, "primary")._replace(server="127.0.0.1:7212")]
+    assert node_of_server(samples, "127.0.0.1", 7212) == "node2"
+    assert node_of_server(samples, "127.0.0.1", 7211) == "node1"
+    assert node_of_server(samples, "127.0.0.1", 7213) is None  # no node there
+    assert node_of_server(samples, None, 7212) is None  # a Unix socket: no address
+    # two nodes behind one address (a proxy given as a node): which one is unknown
+    twice = samples + [sample("node3", 0.0, "standby")._replace(server="127.0.0.1:7212")]
+    assert node_of_server(twice, "127.0.0.1", 7212) is None
