@@ -54,6 +54,17 @@ def test_an_older_report_gets_every_later_key_as_null():
     assert summary.verdict == old["verdict"] and summary.lost == 0
 
 
+def test_a_format_10_reports_servers_get_no_node_names():
+    old = json.loads(report_file.to_text(report.build(outcome())))
+    old["format"] = 10
+    old["servers"]["primary_before"] = {"addr": "127.0.0.1", "port": 7211, "label": "x"}
+    read = report_file.parse(json.dumps(old))
+    assert read["servers"]["primary_before"] == {"addr": "127.0.0.1", "port": 7211,
+                                                 "label": "x", "node": None}
+    assert "node" not in old["servers"]["primary_before"]  # the caller's dict is as it was
+    render.render(read)  # and renders
+
+
 def test_a_report_from_before_the_format_key_is_format_1():
     old = format_1_report()
     del old["format"]
