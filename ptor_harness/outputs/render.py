@@ -82,7 +82,7 @@ def render(report: dict) -> str:
                   tabulate(rows, headers=["#", "last ok", "first failure", "all back",
                                           "write RTO", "workers", "min", "median", "failed",
                                           "in doubt"])]
-    rows = [[w["worker"], w["ok"], w["failed"], w["indeterminate"], w["outages"],
+    rows = [[w["worker"], _n(w["ok"]), _n(w["failed"]), _n(w["indeterminate"]), w["outages"],
              _s(w["longest_gap_seconds"])] for w in r["workers"]]
     parts += ["", "Workers", tabulate(rows, headers=["worker", "ok", "failed", "in doubt",
                                                      "outages", "longest gap"])]
@@ -97,14 +97,15 @@ def render(report: dict) -> str:
     rows += [[f"attempt {n} broken off", why]
              for n, why in enumerate(v.get("interrupted") or [], 1)]
     if r["rpo"]["lost_by_kind"]:
-        rows += [[f"lost acknowledged {k}s", n] for k, n in r["rpo"]["lost_by_kind"].items()]
+        rows += [[f"lost acknowledged {k}s", _n(n)]
+                 for k, n in r["rpo"]["lost_by_kind"].items()]
     if r["rpo"]["lost_by_evidence"]:
-        rows += [[f"lost, found by {k.replace('_', ' ')}", n]
+        rows += [[f"lost, found by {k.replace('_', ' ')}", _n(n)]
                  for k, n in r["rpo"]["lost_by_evidence"].items()]
         rows += [["acked ops no evidence can place (assumed kept)",
                   _n(r["rpo"]["unverifiable_ops"])]]
     causes = r["rpo"].get("lost_by_cause") or {}
-    rows += [[f"lost, cause: {k.replace('_', ' ')}", n] for k, n in causes.items() if n]
+    rows += [[f"lost, cause: {k.replace('_', ' ')}", _n(n)] for k, n in causes.items() if n]
     rows += [["phantom rows", _n(a["phantom_rows"])], ["holes", _n(a["holes"])],
              ["resurrected rows (lost deletes)", _n(a["resurrected_rows"])],
              ["acked updates/deletes that found no row", _n(v["noop_writes"])],

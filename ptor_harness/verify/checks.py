@@ -141,21 +141,23 @@ def lost_acknowledged(f: Figures, t: Thresholds) -> Check:
         return Check(name, UNKNOWN, "data was not validated: "
                      + (f.validation_error or "no reason"))
     if f.lost > allowed:
-        return Check(name, FAIL, f"{f.lost} acknowledged ops were lost "
-                     f"(max-lost-acknowledged is {allowed})")
+        were = "op was" if f.lost == 1 else "ops were"
+        return Check(name, FAIL, f"{f.lost:,} acknowledged {were} lost "
+                     f"(max-lost-acknowledged is {allowed:,})")
     if f.lost + f.unverifiable > allowed:
-        return Check(name, UNKNOWN, f"{f.lost} acknowledged ops lost, and {f.unverifiable} "
-                     "more that no evidence shows kept or lost (rpo.unverifiable_examples): "
-                     f"the loss may exceed max-lost-acknowledged ({allowed})")
-    return Check(name, PASS, f"{f.lost} acknowledged ops lost (max {allowed})"
-                 + (f", {f.unverifiable} unplaced" if f.unverifiable else ""))
+        return Check(name, UNKNOWN, f"{f.lost:,} acknowledged ops lost, and "
+                     f"{f.unverifiable:,} more that no evidence shows kept or lost "
+                     "(rpo.unverifiable_examples): the loss may exceed "
+                     f"max-lost-acknowledged ({allowed:,})")
+    return Check(name, PASS, f"{f.lost:,} acknowledged ops lost (max {allowed:,})"
+                 + (f", {f.unverifiable:,} unplaced" if f.unverifiable else ""))
 
 
 def anomalies(f: Figures, t: Thresholds) -> Check:
-    found = [f"{f.anomalies[key]} {key.replace('_', ' ')}" for key in JUDGED_ANOMALIES
+    found = [f"{f.anomalies[key]:,} {key.replace('_', ' ')}" for key in JUDGED_ANOMALIES
              if f.anomalies.get(key)]
     if f.wrong_payloads:
-        found.append(f"{f.wrong_payloads} rows with a wrong payload")
+        found.append(f"{f.wrong_payloads:,} rows with a wrong payload")
     if found:
         return Check("anomalies", FAIL, ", ".join(found))
     if f.lost is None:

@@ -94,7 +94,7 @@ def check_split_brain_loss(run, split: tuple[float, float]) -> None:
     observer saw the two primaries too."""
     r = run.report
     assert run.code == 1 and r["verdict"] == "fail", run
-    assert any("acknowledged ops were lost" in why for why in r["verdict_reasons"])
+    assert any("acknowledged op" in why and " lost " in why for why in r["verdict_reasons"])
     began, ended = r["faults"][0]["started_at"], split[1]
     assert began <= r["rpo"]["first_lost_ack_at"] <= r["rpo"]["last_lost_ack_at"] <= ended + 0.5
     assert r["anatomy"]["two_primaries"], r["anatomy"]

@@ -104,7 +104,7 @@ def test_an_asynchronous_loss():
     r = redo(r)
     text = " ".join(r["account"])
     assert "1 acknowledged write is lost (1 to asynchronous replication lag)" in text
-    assert "Verdict FAIL: 1 acknowledged ops were lost" in text
+    assert "Verdict FAIL: 1 acknowledged op was lost" in text
     held_to_the_report(r)
 
 

@@ -17,7 +17,7 @@ def test_summary_of_a_report_and_of_a_run_without_one():
     s = history.summarize("run-1", 100.0, r)
     assert (s.verdict, s.write_rto, s.lost, s.ok_ops, s.faults) == \
         ("fail", 3.5, 1, 2, "failover-command")
-    assert "acknowledged ops were lost" in s.reason
+    assert "1 acknowledged op was lost" in s.reason
     dead = history.summarize("run-2", 200.0, None)
     assert dead.verdict is None and dead.reason == "no report: the run did not finish"
 
