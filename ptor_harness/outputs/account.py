@@ -42,7 +42,8 @@ def count(n: int, what: str) -> str:
 
 def account(r: dict) -> list[str]:
     """The sentences, in the order a reader needs them."""
-    out = [s for s in (replication(r), warning_signs(r), fault(r), promotion(r), loss(r),
+    out = [s for s in (replication(r), warning_signs(r), fault(r), during_fault(r),
+                       promotion(r), loss(r),
                        doubt(r), stale(r), recovery(r), cdc(r), verdict(r)) if s]
     return out
 
@@ -58,18 +59,27 @@ def causing_fault(r: dict) -> Optional[dict]:
     return None if at is None else r["faults"][at]
 
 
+def losses(r: dict) -> tuple[list[dict], list[dict]]:
+    """The anatomy's events of the primary losing a standby: before the fault's start, and
+    from it to the first client error (a fault that is a command: stop the standby, then
+    fail over; redundancy.before_fault)."""
+    losing = [e for e in (r.get("anatomy") or {}).get("events") or []
+              if e["name"] in LOSING and e.get("seconds_after_fault") is not None]
+    return ([e for e in losing if e["seconds_after_fault"] < 0],
+            [e for e in losing if e["seconds_after_fault"] >= 0])
+
+
 def replication(r: dict) -> Optional[str]:
     """How the standbys stood at the fault, as the primary saw them, and the last time
     before it that the primary lost one."""
     a = r.get("anatomy") or {}
-    lost = [e for e in a.get("events") or [] if e["name"] in LOSING
-            and (e.get("seconds_after_fault") or 0) < 0]
+    lost, during = losses(r)
     earlier = "" if not lost else (
         f"{seconds(-lost[-1]['seconds_after_fault'])} before the fault the primary lost a "
         f"standby ({lost[-1]['detail']}); ")
     rows = [x for x in a.get("replication_at_fault") or []
             if x["seen_by"].startswith("primary")]
-    if a.get("no_standby_since") is not None:
+    if a.get("no_standby_since") is not None and not during:
         return f"{earlier}{'at' if earlier else 'At'} the fault no standby was streaming " \
             "from the primary."
     if not rows:
@@ -82,6 +92,18 @@ def replication(r: dict) -> Optional[str]:
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     return f"{earlier}{'at' if earlier else 'At'} the fault, the primary was streaming to " \
         f"{listed}."
+
+
+def during_fault(r: dict) -> Optional[str]:
+    """The primary losing a standby after the fault began and before writes failed."""
+    _, during = losses(r)
+    if not during:
+        return None
+    alone = (r.get("anatomy") or {}).get("no_standby_since") is not None
+    return (f"{seconds(during[-1]['seconds_after_fault'])} after it began, the primary lost "
+            f"a standby ({during[-1]['detail']})"
+            + ("; when writes began to fail, no standby was streaming from it." if alone
+               else "."))
 
 
 def warning_signs(r: dict) -> Optional[str]:

@@ -66,7 +66,10 @@ Report format history:
   11 — `servers.primary_before.node` and `servers.primary_after.node`: the node
       observer's name for that server, where its sessions reached the same address
       (verify/node_names.py); the standbys in `anatomy.replication_at_fault` are named by
-      node where their own samples tell which node they are.
+      node where their own samples tell which node they are. The anatomy's events of the
+      primary losing a standby, and `anatomy.no_standby_since`, run on from the fault's
+      start to the first client error (a fault that is a command: stop the standby, then
+      fail over).
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).

@@ -124,10 +124,12 @@ def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[fl
                     injected.name if injected else None, detected, first_ok)
     if fault_at is None:
         return dict(found, no_standby_since=None)
-    # the drill before the fault: the primary losing (or regaining) a standby
+    # the drill before the fault: the primary losing (or regaining) a standby, and on
+    # to the first client error (redundancy.before_fault)
     early, alone_since = before_fault(by_node(outcome.node_samples), outcome.replication,
                                       fault_at,
-                                      outcome.scenario.thresholds.standby_lag_threshold)
+                                      outcome.scenario.thresholds.standby_lag_threshold,
+                                      until=detected)
     early += stalls_before(slow, fault_at)
     events = sorted([e.as_dict(fault_at) for e in early] + found["events"],
                     key=lambda e: e["at"])

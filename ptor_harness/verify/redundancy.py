@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from ..ops import NodeSample, ReplicationRow
-from .anatomy import SYNC_STATES, Event, is_primary
+from .anatomy import SYNC_STATES, Event, is_primary, primary_at
 
 STOPPED = "standby stopped streaming"
 DROPPED = "synchronous standby dropped to async"
@@ -65,15 +65,24 @@ def streaming(rows: Sequence[ReplicationRow]) -> dict[str, str]:
 
 
 def before_fault(nodes: dict[str, list[NodeSample]], replication: Sequence[ReplicationRow],
-                 fault_at: float, lag_threshold: Optional[int] = None
-                 ) -> tuple[list[Event], Optional[float]]:
+                 fault_at: float, lag_threshold: Optional[int] = None,
+                 until: Optional[float] = None) -> tuple[list[Event], Optional[float]]:
     """(the primary's standbys changing before the fault, as events in time order; since
-    when no standby was streaming at the fault, None when one was or nothing was seen)."""
+    when no standby was streaming at the fault, None when one was or nothing was seen).
+
+    `until` (the first client error, when later than the fault's start) carries on with
+    the old primary's own samples up to it: a fault that is a command may stop a standby
+    and fail the primary over seconds later, and what the primary lost meanwhile is what
+    the failover then loses. Only its samples: a node promoted meanwhile is not the
+    primary whose standbys this follows. "At the fault" then means when writes failed."""
     rows: dict[tuple[str, float], list[ReplicationRow]] = {}
     for r in replication:
         rows.setdefault((r.node, r.at), []).append(r)
+    old = primary_at(nodes, fault_at)
     samples = sorted((s for mine in nodes.values() for s in mine
-                      if s.at < fault_at and is_primary(s)), key=lambda s: s.at)
+                      if is_primary(s) and (s.at < fault_at or (
+                          until is not None and old is not None and s.node == old.node
+                          and s.at < until))), key=lambda s: s.at)
     events: list[Event] = []
     before: Optional[dict[str, str]] = None
     before_at = None

@@ -69,6 +69,18 @@ def test_the_lost_count_equals_the_old_primarys_wal(make_lab, run_ptor, name):
     assert rpo["window_seconds"] == pytest.approx(last - first) and last - first >= 2.5
     assert -1.5 < rpo["first_lost_before_fault_seconds"] < 0.5
     assert rpo["last_lost_before_fault_seconds"] <= -2.5
+    # the anatomy says why: the standby stopped streaming after the command began and
+    # before writes failed, as the primary's samples saw it (within their resolution of
+    # the first acknowledgement the WAL says the standby never had), and none streamed
+    # from then on; the account says so
+    anatomy = run.report["anatomy"]
+    stopped = [e for e in anatomy["events"] if e["name"] == "standby stopped streaming"
+               and e["seconds_after_fault"] >= 0]
+    assert stopped, anatomy["events"]
+    assert stopped[-1]["after"] - 0.2 <= first <= stopped[-1]["at"] + 0.2, (stopped, first)
+    assert anatomy["no_standby_since"] == stopped[-1]["at"]
+    assert "when writes began to fail, no standby was streaming" in " ".join(
+        run.report["account"])
 
 
 def test_split_brain_loss_equals_the_old_primarys_wal(make_lab, run_ptor):

@@ -177,6 +177,30 @@ def test_a_standby_gone_before_the_fault_is_said():
     held_to_the_report(r)
 
 
+def test_a_standby_the_fault_stopped_before_writes_failed_is_said():
+    """One command stopped the standby, waited 3 s and failed the primary over: at the
+    command's start the standby streamed; the account says it went 0.05 s later and that
+    none streamed when writes began to fail, which is why the failover lost writes."""
+    r = clean()
+    fault = r["faults"][0]["started_at"]
+    r["anatomy"]["events"] = [{"name": "standby stopped streaming", "at": fault + 0.05,
+                               "source": "observer: node1",
+                               "detail": "node2 (async) no longer streaming",
+                               "after": fault - 0.05, "seconds_after_fault": 0.05}]
+    r["anatomy"]["no_standby_since"] = fault + 0.05
+    r["anatomy"]["replication_at_fault"][0]["sync_state"] = "async"
+    r = redo(r)
+    assert r["account"][:3] == [
+        "At the fault, the primary was streaming to node2 (async, 0 bytes behind).",
+        "ptor ran the fault failover-command at +1.50 s.",
+        "0.05 s after it began, the primary lost a standby (node2 (async) no longer "
+        "streaming); when writes began to fail, no standby was streaming from it."]
+    held_to_the_report(r)
+    # the standby back before writes failed: the loss is said, not the solitude
+    r["anatomy"]["no_standby_since"] = None
+    assert redo(r)["account"][2].endswith("(node2 (async) no longer streaming).")
+
+
 def test_commits_stalling_and_a_standby_lagging_before_the_fault_are_said():
     r = clean()
     warmup = r["phases"]["warmup"]

@@ -49,6 +49,27 @@ def test_a_standby_catching_up_is_not_streaming():
     assert [e.name for e in events] == [STOPPED] and alone == 2.0
 
 
+def test_a_standby_the_fault_stopped_before_writes_failed():
+    """A fault that is a command: it stops the standby at once and fails the primary over
+    3 s later. Up to the first client error (`until`) the old primary's samples go on:
+    the standby it lost then is an event, and none was streaming when writes failed. A
+    node promoted meanwhile (node3, here with a standby of its own) is not that primary,
+    and past `until` nothing counts."""
+    samples = {"node1": [primary(t) for t in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)],
+               "node3": [NodeSample("node3", t, 0.001, True, False, 2, "42", 5000, None, None,
+                                    None, True, None) for t in (3.5, 4.5)]}
+    rows = [standby_row(1.0), standby_row(2.0),
+            ReplicationRow("node3", 3.5, "node4", "streaming", "async", 1, 1, 1, 1, 0.0, 0.0,
+                           0.0)]
+    assert before_fault(samples, rows, fault_at=2.5) == ([], None)  # at the fault: streaming
+    events, alone = before_fault(samples, rows, fault_at=2.5, until=5.5)
+    assert [(e.name, e.at, e.after) for e in events] == [(STOPPED, 3.0, 2.0)]
+    assert events[0].detail == "node2 (sync) no longer streaming"
+    assert alone == 3.0
+    # a first client error before the fault's start changes nothing
+    assert before_fault(samples, rows, fault_at=2.5, until=2.0) == ([], None)
+
+
 def test_nothing_seen_says_nothing():
     assert before_fault({}, [], fault_at=3.0) == ([], None)
 
