@@ -196,9 +196,15 @@ def test_a_standby_the_fault_stopped_before_writes_failed_is_said():
         "0.05 s after it began, the primary lost a standby (node2 (async) no longer "
         "streaming); when writes began to fail, no standby was streaming from it."]
     held_to_the_report(r)
+    r["nodes"] = dict(r["nodes"] or {}, observer="on")
+    r["anatomy"]["replication_at_fault"][0].update(
+        sent_bytes_behind=0, replayed_bytes_behind=0, replay_lag_seconds=0.0)
+    assert "No standby was streaming from the primary from +1.550 (0.050 s after the fault " \
+        "began) until writes failed" in render.render(r)
     # the standby back before writes failed: the loss is said, not the solitude
     r["anatomy"]["no_standby_since"] = None
     assert redo(r)["account"][2].endswith("(node2 (async) no longer streaming).")
+    assert "No standby was streaming" not in render.render(r)
 
 
 def test_commits_stalling_and_a_standby_lagging_before_the_fault_are_said():
