@@ -106,6 +106,22 @@ def during_fault(r: dict) -> Optional[str]:
                else "."))
 
 
+def no_standby(r: dict) -> Optional[str]:
+    """Since when no standby streamed from the primary when writes failed, said under the
+    anatomy's replication table (terminal and report.html)."""
+    a = r.get("anatomy") or {}
+    since = a.get("no_standby_since")
+    if since is None:
+        return None
+    event = next((e for e in a.get("events") or [] if e["at"] == since
+                  and e.get("seconds_after_fault") is not None), None)
+    when = "" if event is None else (
+        f" from {seconds(-event['seconds_after_fault'])} before the fault"
+        if event["seconds_after_fault"] < 0 else
+        f" from {seconds(event['seconds_after_fault'])} after the fault began")
+    return f"No standby was streaming from the primary{when} until writes failed."
+
+
 def warning_signs(r: dict) -> Optional[str]:
     """The first time before the fault that commits stalled and that a standby fell
     further behind than the threshold (the anatomy's events), each with its detail."""

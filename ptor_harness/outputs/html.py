@@ -14,6 +14,7 @@ import html
 import platform
 from typing import Optional
 
+from .account import no_standby
 from .render import summary_rows
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -126,9 +127,11 @@ def anatomy(r: dict) -> str:
               for e in a.get("events") or []]
     rows = [[x["standby"], x["seen_by"], x.get("sync_state"), x.get("flushed_bytes_behind"),
              x.get("replayed_bytes_behind")] for x in a.get("replication_at_fault") or []]
+    alone = no_standby(r)
     content = (table(events, ["event", "from the fault", "source", "detail"]) if events
                else "") + (table(rows, ["standby", "seen by", "sync", "flushed bytes behind",
-                                       "replayed bytes behind"]) if rows else "")
+                                       "replayed bytes behind"]) if rows else "") + (
+        f"<p>{esc(alone)}</p>" if alone else "")
     return section("Failover anatomy", content)
 
 

@@ -12,7 +12,7 @@ from typing import Optional
 
 from tabulate import tabulate
 
-from .account import server_name
+from .account import no_standby, server_name
 from .charts import terminal_chart
 
 
@@ -153,16 +153,8 @@ def anatomy_tables(r: dict, rel) -> list[str]:
         parts += ["", "Replication at the fault (bytes behind the primary)",
                   tabulate(rows, headers=["standby", "seen by", "sync", "sent", "flushed",
                                           "replayed", "replay lag"])]
-    if a.get("no_standby_since") is not None:
-        since = a["no_standby_since"]
-        event = next((e for e in a.get("events") or [] if e["at"] == since
-                      and e.get("seconds_after_fault") is not None), None)
-        when = "" if event is None else (
-            f" ({_s(-event['seconds_after_fault'])} before the fault)"
-            if event["seconds_after_fault"] < 0 else
-            f" ({_s(event['seconds_after_fault'])} after the fault began)")
-        parts += ["", f"No standby was streaming from the primary from {rel(since)}{when} "
-                  "until writes failed"]
+    if no_standby(r):
+        parts += ["", no_standby(r)]
     for both in a.get("two_primaries") or []:
         parts += ["", f"TWO PRIMARIES: {' and '.join(both['nodes'])} both primary from "
                   f"{rel(both['start'])} to {rel(both['end'])} ({_s(both['seconds'])})"]
