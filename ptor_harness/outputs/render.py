@@ -52,7 +52,11 @@ def render(report: dict) -> str:
     parts += ["", "Servers", tabulate(rows, tablefmt="simple")]
     moves = servers["primary_moves"] or []
     if moves:
-        rows = [[rel(m["first"]), rel(m["last"]), m["workers"], m["from"], m["to"]]
+        # the servers the report could name by node, by their labels
+        named = {x["label"]: server_name(x) for x in (servers["primary_before"],
+                                                      servers["primary_after"]) if x}
+        rows = [[rel(m["first"]), rel(m["last"]), m["workers"],
+                 named.get(m["from"], m["from"]), named.get(m["to"], m["to"])]
                 for m in moves]
         parts += ["", "Primary changes seen by the workers",
                   tabulate(rows, headers=["first", "last", "workers", "from", "to"])]

@@ -89,8 +89,11 @@ def test_a_server_the_observer_knows_is_named_by_its_node():
     r = redo(r)
     assert "node2 at 127.0.0.1:7212 became the primary, 1.25 s after" in " ".join(r["account"])
     held_to_the_report(r)
+    r["servers"]["primary_moves"] = [{"first": 1.0, "last": 1.1, "workers": 4,
+                                      "from": "127.0.0.1:7211", "to": "127.0.0.1:7212"}]
     shown = render.render(r)
     assert "primary after   node2 at 127.0.0.1:7212" in shown
+    assert "127.0.0.1:7211  node2 at 127.0.0.1:7212" in shown  # the move, by node too
     assert "primary before  127.0.0.1:7211" in shown
 
 
