@@ -140,12 +140,15 @@ def loss(r: dict) -> str:
     if rpo.get("lost_acknowledged_ops") is None:
         return section("Loss", "<p>Not validated: " + esc(r["validation"].get("error")) +
                        "</p>")
-    rows = [["lost acknowledged ops", rpo["lost_acknowledged_ops"]]]
-    rows += [[f"by kind: {k}", n] for k, n in (rpo.get("lost_by_kind") or {}).items()]
-    rows += [[f"by cause: {k}", n] for k, n in (rpo.get("lost_by_cause") or {}).items()]
-    rows += [[f"found by: {k}", n] for k, n in (rpo.get("lost_by_evidence") or {}).items()]
+    words = lambda key: (key or "").replace("_", " ")  # noqa: E731
+    rows = [["lost acknowledged ops", f"{rpo['lost_acknowledged_ops']:,}"]]
+    for label, key in (("by kind", "lost_by_kind"), ("by cause", "lost_by_cause"),
+                       ("found by", "lost_by_evidence")):
+        rows += [[f"{label}: {words(k)}", f"{n:,}"] for k, n in (rpo.get(key) or {}).items()
+                 if n]
     examples = [[e.get("worker"), e.get("key"), e.get("seq"), e.get("kind"),
-                 e.get("found_by"), e.get("cause")] for e in rpo.get("examples") or []]
+                 words(e.get("found_by")), words(e.get("cause"))]
+                for e in rpo.get("examples") or []]
     return section("Loss", table(rows) + (table(examples, [
         "worker", "key", "seq", "kind", "found by", "cause"]) if examples else ""))
 

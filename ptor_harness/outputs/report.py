@@ -16,7 +16,13 @@ from ..ops import ENDPOINT
 from ..outcome import DrillOutcome
 from ..verify import cdc, checks, saturation
 from ..verify.background import background_section, background_warnings
-from ..verify.figures import drill_figures, lost_by_cause, stale_routing, verdict_figures
+from ..verify.figures import (
+    drill_figures,
+    lost_by_cause,
+    lost_examples,
+    stale_routing,
+    verdict_figures,
+)
 from ..verify.findings import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
 from ..verify.metrics import sla_percent
 from ..verify.node_names import node_of_server
@@ -103,7 +109,7 @@ def build(outcome: DrillOutcome) -> dict:
             "unverifiable_examples": findings.unverifiable_examples if findings else [],
             "first_lost_ack_at": findings.first_lost_ack if findings else None,
             "last_lost_ack_at": findings.last_lost_ack if findings else None,
-            "examples": findings.lost_examples if findings else [],
+            "examples": lost_examples(findings.lost_examples, at_fault) if findings else [],
         }, **(rpo_window(findings.first_lost_ack, findings.last_lost_ack, fault_at)
               if findings else {"window_seconds": None,
                                 "first_lost_before_fault_seconds": None,

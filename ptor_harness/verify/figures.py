@@ -149,19 +149,32 @@ def stale_routing(outcome: DrillOutcome, fault_at: Optional[float]) -> dict:
             "seconds": max(times) - min(times) if times else None}
 
 
+def other_cause(at_fault: list[dict]) -> str:
+    """What a loss that neither a cancelled wait nor split brain explains is put down to,
+    by the replication mode the observer saw at the fault: asynchronous lag when no
+    standby was synchronous, unexplained when one was, not attributed when nothing was
+    seen."""
+    modes = {x["sync_state"] for x in at_fault if x["seen_by"].startswith("primary")}
+    if not modes:
+        return "not_attributed"
+    return "unexplained" if modes & {"sync", "quorum"} else "asynchronous_lag"
+
+
 def lost_by_cause(counts: dict, at_fault: list[dict]) -> dict:
     """Why the lost acknowledged ops were lost: a cancelled wait for the synchronous
-    standby (PostgreSQL said so with the acknowledgement), split brain, and the rest by
-    the replication mode the observer saw at the fault: asynchronous lag when no standby
-    was synchronous, unexplained when one was, not attributed when nothing was seen."""
-    modes = {x["sync_state"] for x in at_fault if x["seen_by"].startswith("primary")}
-    other = counts.get(OTHER_CAUSE, 0)
-    sync = bool(modes & {"sync", "quorum"})
-    return {SYNC_WAIT_CANCELLED: counts.get(SYNC_WAIT_CANCELLED, 0),
-            SPLIT_BRAIN: counts.get(SPLIT_BRAIN, 0),
-            "asynchronous_lag": other if modes and not sync else 0,
-            "unexplained": other if sync else 0,
-            "not_attributed": 0 if modes else other}
+    standby (PostgreSQL said so with the acknowledgement), split brain, and the rest as
+    `other_cause` puts it down."""
+    out = {SYNC_WAIT_CANCELLED: counts.get(SYNC_WAIT_CANCELLED, 0),
+           SPLIT_BRAIN: counts.get(SPLIT_BRAIN, 0),
+           "asynchronous_lag": 0, "unexplained": 0, "not_attributed": 0}
+    out[other_cause(at_fault)] += counts.get(OTHER_CAUSE, 0)
+    return out
+
+
+def lost_examples(examples: list[dict], at_fault: list[dict]) -> list[dict]:
+    """The lost ops' examples, each with its cause as `lost_by_cause` counts it."""
+    other = other_cause(at_fault)
+    return [dict(e, cause=other) if e.get("cause") == OTHER_CAUSE else e for e in examples]
 
 
 def verdict_figures(d: DrillFigures, outcome: DrillOutcome) -> checks.Figures:

@@ -4,7 +4,7 @@ the verdict judged on them without the report's dict."""
 from ptor_harness.ops import Identity
 from ptor_harness.outputs import report
 from ptor_harness.verify import checks
-from ptor_harness.verify.figures import drill_figures, lost_by_cause, verdict_figures
+from ptor_harness.verify.figures import drill_figures, lost_by_cause, lost_examples, verdict_figures
 
 from .test_report import outcome
 
@@ -47,3 +47,10 @@ def test_lost_ops_are_put_down_to_the_replication_seen_at_the_fault():
     assert lost_by_cause(counts, asynchronous)["asynchronous_lag"] == 3
     assert lost_by_cause(counts, [])["not_attributed"] == 3
     assert lost_by_cause(counts, sync)["sync_wait_cancelled"] == 2
+    # each example says the cause the counts put it under (it said "other" before)
+    examples = [{"seq": 1, "cause": "other"}, {"seq": 2, "cause": "sync_wait_cancelled"}]
+    assert [e["cause"] for e in lost_examples(examples, asynchronous)] == \
+        ["asynchronous_lag", "sync_wait_cancelled"]
+    assert [e["cause"] for e in lost_examples(examples, [])] == \
+        ["not_attributed", "sync_wait_cancelled"]
+    assert examples[0]["cause"] == "other"  # the findings' own list is left as it was

@@ -26,6 +26,18 @@ def test_the_page_holds_the_account_the_checks_and_the_picture():
     assert f"content=\"{html.CSP}\"" in text
 
 
+def test_the_loss_reads_in_words_with_the_causes_there_were():
+    r = report.build(outcome(rows=[(1, 1)]))
+    r["rpo"]["lost_acknowledged_ops"] = 20754
+    r["rpo"]["lost_by_cause"] = {"sync_wait_cancelled": 0, "asynchronous_lag": 20754}
+    r["rpo"]["examples"] = [{"worker": 0, "key": 36, "seq": 8071, "kind": "delete",
+                             "found_by": "final_state", "cause": "asynchronous_lag"}]
+    text = html.loss(r)
+    assert "<td>20,754</td>" in text and "by cause: asynchronous lag" in text
+    assert "sync wait cancelled" not in text  # a cause nothing was lost to is not listed
+    assert "<td>final state</td>" in text
+
+
 def test_nothing_is_fetched_and_nothing_is_secret():
     text = page()
     assert "http:" not in text and "https:" not in text and "src='data:" in text
