@@ -186,8 +186,16 @@ def doubt(r: dict) -> Optional[str]:
     total = r["ops"]["indeterminate"]
     if not total or d["applied"] is None:
         return None
-    return (f"{count(total, 'write')} ended without an answer (in doubt); the new primary "
-            f"had {d['applied']:,} of them and not {d['not_applied']:,}.")
+    applied, not_applied = d["applied"], d["not_applied"]
+    if total == 1 and applied + not_applied == 1:
+        had = "had it" if applied else "did not have it"
+    elif applied == total:
+        had = "had all of them"
+    elif not_applied == total:
+        had = "had none of them"
+    else:
+        had = f"had {applied:,} of them and not {not_applied:,}"
+    return f"{count(total, 'write')} ended without an answer (in doubt); the new primary {had}."
 
 
 def stale(r: dict) -> Optional[str]:

@@ -97,6 +97,20 @@ def test_a_server_the_observer_knows_is_named_by_its_node():
     assert "primary before  127.0.0.1:7211" in shown
 
 
+def test_writes_in_doubt_are_said_as_the_check_found_them():
+    r = clean()
+    r["ops"]["indeterminate"] = 4
+    for applied, said in ((4, "had all of them."), (0, "had none of them."),
+                          (3, "had 3 of them and not 1.")):
+        r["indeterminate"].update(applied=applied, not_applied=4 - applied)
+        assert f"4 writes ended without an answer (in doubt); the new primary {said}" in \
+            " ".join(redo(r)["account"])
+    r["ops"]["indeterminate"] = 1
+    r["indeterminate"].update(applied=0, not_applied=1)
+    assert "1 write ended without an answer (in doubt); the new primary did not have it." \
+        in " ".join(redo(r)["account"])
+
+
 def test_an_asynchronous_loss():
     r = clean()
     lossy = built(rows=[(1, 1)])
