@@ -15,7 +15,7 @@ import platform
 from typing import Optional
 
 from .account import no_standby
-from .render import summary_rows
+from .render import server_rows, summary_rows
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """
@@ -97,6 +97,7 @@ def report_html(r: dict, picture: Optional[bytes] = None) -> str:
             f"<p>{esc(sentence)}</p>" for sentence in r["account"]) + "</div>"))
     parts.append(section("Checks", checks_table(r.get("checks"))))
     parts.append(section("Summary", table(summary_rows(r))))
+    parts.append(section("Servers", table(server_rows(r))))
     parts.append(picture_section("Timeline", "timeline of the drill", picture))
     parts.append(anatomy(r))
     parts.append(loss(r))

@@ -47,9 +47,7 @@ def render(report: dict) -> str:
     if chart:
         parts += [""] + chart
     servers = r["servers"]
-    rows = [["primary before", server_name(servers["primary_before"])],
-            ["primary after", server_name(servers["primary_after"])]]
-    parts += ["", "Servers", tabulate(rows, tablefmt="simple")]
+    parts += ["", "Servers", tabulate(server_rows(r), tablefmt="simple")]
     moves = servers["primary_moves"] or []
     if moves:
         # the servers the report could name by node, by their labels
@@ -124,6 +122,14 @@ def render(report: dict) -> str:
                   tabulate(rows, headers=["worker", "key", "seq", "kind", "acknowledged at",
                                           "found by"])]
     return "\n".join(parts) + "\n"
+
+
+def server_rows(r: dict) -> list[list[str]]:
+    """The primary before and after the drill, by node where the report could tell (the
+    terminal's Servers table and report.html's)."""
+    servers = r["servers"]
+    return [["primary before", server_name(servers["primary_before"])],
+            ["primary after", server_name(servers["primary_after"])]]
 
 
 def anatomy_tables(r: dict, rel) -> list[str]:

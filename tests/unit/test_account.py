@@ -94,6 +94,7 @@ def test_a_server_the_observer_knows_is_named_by_its_node():
     shown = render.render(r)
     assert "primary after   node2 at 127.0.0.1:7212" in shown
     assert "127.0.0.1:7211  node2 at 127.0.0.1:7212" in shown  # the move, by node too
+    assert "<td>node2 at 127.0.0.1:7212</td>" in html.report_html(r)  # and in report.html
     assert "primary before  127.0.0.1:7211" in shown
 
 
