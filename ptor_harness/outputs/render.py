@@ -163,8 +163,9 @@ def anatomy_tables(r: dict, rel) -> list[str]:
         parts += ["", "Replication at the fault (bytes behind the primary)",
                   tabulate(rows, headers=["standby", "seen by", "sync", "sent", "flushed",
                                           "replayed", "replay lag"])]
-    if no_standby(r):
-        parts += ["", no_standby(r)]
+    alone = no_standby(r)
+    if alone:
+        parts += ["", alone]
     for both in a.get("two_primaries") or []:
         parts += ["", f"TWO PRIMARIES: {' and '.join(both['nodes'])} both primary from "
                   f"{rel(both['start'])} to {rel(both['end'])} ({_s(both['seconds'])})"]
