@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -23,12 +22,12 @@ from typing import Optional
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest, write_to_textfile
 
-from ..config import OPTIONS
 from ..config.scenario import Outputs
 from ..verify.findings import ANOMALY_CLASSES
 from . import report_file
 from .charts import timeline_png
 from .html import report_html
+from .scenario_text import scenario_entries
 
 TIMELINE_COLUMNS = ("second", "seconds_since_warmup", "phase", "ok", "failed",
                     "indeterminate", "latency_p50_seconds", "latency_p99_seconds", "in_outage")
@@ -222,28 +221,12 @@ def junit_xml(report: dict) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
 
 
-def _ini_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return "; ".join(value)  # node DSNs
-    if isinstance(value, (list, tuple)):  # faults: ((action, seconds), ...)
-        return ", ".join(f"{a}:{t:g}" for a, t in value)
-    return str(value)
-
-
 def scenario_ini(public: dict, run_id: str) -> str:
     """The scenario as resolved (flags, env vars and file merged), as an INI file that
     `ptor -c` accepts; passwords are masked, so give them through PGPASSWORD or .pgpass."""
     lines = [f"# the scenario of run {run_id} as resolved (flag > env > file > default);",
              "# passwords are masked: give them through PGPASSWORD or ~/.pgpass", "[ptor]"]
-    for option in OPTIONS:
-        value = public.get(option.dest)
-        if value is None or value == () or option.name == "reset":
-            continue
-        text = json.dumps(list(value)) if option.name == "background-load" else \
-            _ini_value(value)  # commands whole, as a list (config.rules._commands_in)
-        lines.append(f"{option.name} = {text}")
+    lines += [f"{name} = {text}" for name, text in scenario_entries(public)]
     return "\n".join(lines) + "\n"
 
 

@@ -16,6 +16,7 @@ from typing import Optional
 
 from .account import no_standby
 from .render import server_rows, summary_rows
+from .scenario_text import scenario_entries
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """
@@ -117,8 +118,9 @@ def report_html(r: dict, picture: Optional[bytes] = None) -> str:
 
 
 def scenario_section(scenario: Optional[dict]) -> str:
+    """The scenario in the words of its INI file (the run folder's scenario.ini)."""
     return section("Scenario (passwords masked)", table(
-        sorted([k, v] for k, v in (scenario or {}).items())))
+        [list(entry) for entry in scenario_entries(scenario or {})], ["option", "value"]))
 
 
 def anatomy(r: dict) -> str:

@@ -52,6 +52,20 @@ def test_every_text_is_escaped():
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
 
 
+def test_the_scenario_reads_as_its_ini_file_does():
+    r = report.build(outcome())
+    r["scenario"].update(fault=[["kill-primary", 3.0], ["restart-primary", 20.5]],
+                         async_repo_mode=False, node_dsn=[], full_data_validation=True)
+    text = html.scenario_section(json.loads(json.dumps(r["scenario"])))  # as report.json has it
+    ini = exports.scenario_ini(r["scenario"], r["run_id"])
+    assert "<td>fault</td><td>kill-primary:3, restart-primary:20.5</td>" in text
+    assert "fault = kill-primary:3, restart-primary:20.5" in ini
+    assert "<td>async-repo-mode</td><td>false</td>" in text
+    assert "<td>full-data-validation</td><td>true</td>" in text
+    assert "node-dsn" not in text and "node-dsn" not in ini  # unset, as the file leaves it
+    assert "False" not in text and "[[" not in text
+
+
 def test_the_run_folder_gets_it_and_ptor_report_makes_it_again(tmp_path, capsys):
     r = report.build(outcome())
     run_dir = str(tmp_path)
