@@ -233,13 +233,15 @@ def start_child(role: str) -> None:
 class WorkerSchedule:
     """A worker's share of --rate, as it went (schedule.py): ops sent and skipped, and the
     packed histograms (LatencyHistogram.packed) of their schedule lag and, for
-    acknowledged ops, of their latency from when they were due."""
+    acknowledged ops, of their latency from when they were due; `lag_writable`: the lag
+    of the ops due while the worker's writes went through."""
 
     worker: int
     sent: int
     skipped: int
     lag: tuple
     from_due: tuple
+    lag_writable: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,14 @@ class Schedule:
         self.sent = 0
         self.skipped = 0
         self.lag = LatencyHistogram()  # send - due
+        # send - due of the ops due while this worker's writes went through: none had
+        # failed since the last acknowledgement, and the spell of failures before that
+        # had ended. Ops due in an outage and sent late once a server answered again
+        # (a new primary's first commits held up) are the cluster's recovery, not a
+        # harness or cluster too slow for the rate.
+        self.lag_writable = LatencyHistogram()
+        self.failing = False  # an op failed and none has been acknowledged since
+        self.back_at = 0.0  # the first acknowledgement after the last spell of failures
         self.from_due = LatencyHistogram()  # completion - due, for acknowledged ops
 
     def start(self, now: float) -> None:
@@ -67,7 +75,14 @@ class Schedule:
         """The op (or transaction of `ops` ops) due now was sent at `sent_at` and came back
         at `ended_at`."""
         self.sent += ops
-        self.lag.add(max(0.0, sent_at - self.due))
+        lag = max(0.0, sent_at - self.due)
+        self.lag.add(lag)
+        if not self.failing and self.due >= self.back_at:
+            self.lag_writable.add(lag)
         if acknowledged:
             self.from_due.add(max(0.0, ended_at - self.due))
+            if self.failing:
+                self.failing, self.back_at = False, ended_at
+        else:
+            self.failing = True
         self.advance()

@@ -231,8 +231,10 @@ def run_worker(spec: WorkerSpec, queue, ack_conn, board_array, workers: int, go,
             worker.run(go)
         if worker.schedule is not None:
             plan = worker.schedule
-            events.put(messages.WorkerSchedule(spec.worker, plan.sent, plan.skipped,
-                                               plan.lag.packed(), plan.from_due.packed()))
+            # three histograms of up to 369 buckets can outgrow one atomic pipe write
+            messages.put_whole(events, messages.WorkerSchedule(
+                spec.worker, plan.sent, plan.skipped, plan.lag.packed(),
+                plan.from_due.packed(), plan.lag_writable.packed()))
     except BaseException as exc:  # report, with traceback, then end the stream if we can
         events.put(messages.WorkerCrashed(spec.worker, db.error_label(exc),
                                           messages.tail(traceback.format_exc())))

@@ -85,3 +85,14 @@ def permanent_slot(lab, plugin: str) -> str:
                         "copies": "Patroni's permanent slot: a copy on the replica"}
     lab.save()
     return SLOT
+
+
+def advice(cdc: dict) -> str:
+    """What `ptor-lab up --cdc` tells the user: the options to run ptor with, and whether
+    the slot can outlive a failover (lab.json's `cdc`, as `add` recorded it)."""
+    plain = cdc["copies"].startswith("none")
+    where = (f"a plain slot on {cdc['on']} only: it will not survive a failover, and the "
+             "drill will say so" if plain else
+             f"a permanent slot made on {cdc['on']}, {cdc['copies'].split(': ', 1)[-1]}")
+    return f"run ptor with --cdc-slot {cdc['slot']} --cdc-plugin {cdc['plugin']} ({where})"
+

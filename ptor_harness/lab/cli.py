@@ -213,10 +213,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"# {args.stack} lab up in {time.time() - started:.1f} s in {lab.dir}")
             print_dsns(lab)
             if lab.state.get("cdc"):
-                cdc = lab.state["cdc"]
-                print(f"# CDC: run ptor with --cdc-slot {cdc['slot']} --cdc-plugin "
-                      f"{cdc['plugin']} (a plain slot on {cdc['on']} only: it will not "
-                      "survive a failover, and the drill will say so)")
+                print(f"# CDC: {lab_cdc.advice(lab.state['cdc'])}")
             return 0
         lab = load_lab(args.dir)
         if args.command == "status":

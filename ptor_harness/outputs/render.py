@@ -25,7 +25,8 @@ def _s(value: Optional[float], digits: int = 3) -> str:
 
 
 def _n(value) -> str:
-    return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+    return "-" if value is None else f"{value:,}" if isinstance(value, (int, float)) \
+        and not isinstance(value, bool) else str(value)
 
 
 def render(report: dict) -> str:
@@ -258,6 +259,8 @@ def summary_rows(r: dict) -> list[list[str]]:
         summary[-2:-2] = [
             ["rate: achieved / target (ops/s)",
              f"{_n(load.get('achieved_rate'))} / {_n(load['target_rate'])}"],
+            ["rate while writes went through (ops/s)",
+             _n(load.get("achieved_rate_while_writable"))],
             ["latency from due p50 / p99", f"{_s(due.get('p50'), 4)} / "
                                            f"{_s(due.get('p99'), 4)}"],
             ["ops skipped (due in an outage)", _n(load.get("skipped_ops"))]]

@@ -68,7 +68,8 @@ def build(outcome: DrillOutcome) -> dict:
     timeline = d.timeline
     load = load_figures(s.load.rate, s.load.parallel_workers, outcome.schedules, totals["ok"],
                         outcome.phases.get("warmup"), outcome.phases.get("drain"),
-                        outcome.node_samples, outcome.wal_positions)
+                        outcome.node_samples, outcome.wal_positions,
+                        list(metrics.workers.values()) if metrics else ())
     report = {
         "format": REPORT_FORMAT,
         "run_id": outcome.run_id,

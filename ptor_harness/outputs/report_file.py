@@ -70,6 +70,11 @@ Report format history:
       primary losing a standby, and `anatomy.no_standby_since`, run on from the fault's
       start to the first client error (a fault that is a command: stop the standby, then
       fail over).
+  12 — `load.achieved_rate_while_writable`: acknowledged ops per second outside the
+      workers' own write outages, on which `load.target_reached` is now judged (it was
+      judged on the rate over the whole load, outages included);
+      `load.schedule_lag_while_writable_seconds`: the schedule lag of the ops due while
+      the worker's writes went through.
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).
@@ -84,7 +89,7 @@ from typing import Optional, Union
 from ..errors import ConfigError
 from ..servers import primary_moves
 
-FORMAT = 11
+FORMAT = 12
 REPORT_BYTES = 64 * 1024 * 1024  # a report.json larger than this is not read
 
 # The keys each format added, as (section or None for the top level, key): an older
@@ -110,6 +115,8 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
     10: (("servers", "postgres_version"), ("cdc", "slot_invalidation_reason"),
          ("validation", "interrupted")),
     11: (),  # keys inside servers' primary_before / primary_after: set in parse
+    12: (("load", "achieved_rate_while_writable"),
+         ("load", "schedule_lag_while_writable_seconds")),
 }
 
 

@@ -1,6 +1,9 @@
 """--rate on real servers: the target is met, and ops skipped in an outage are never
 counted lost or in doubt (the loss still equals the old primary's WAL)."""
 
+import os
+import sqlite3
+
 import pytest
 
 from .conftest import lab_command
@@ -31,6 +34,54 @@ def test_a_rate_is_met_within_five_percent(make_lab, run_ptor):
     assert load["schedule_lag_seconds"]["p50"] < 0.01  # sent when due, mostly
     assert load["latency_from_due_seconds"]["p50"] >= run.report["latency"][
         "op_ok_p50_seconds"] * 0.9
+
+
+def test_an_outage_does_not_count_against_the_rate(make_lab, run_ptor):
+    """--rate 1,000 through a failover whose promotion comes 3 s after the primary
+    stopped: over the whole load the rate falls short (the outage's seconds cannot be
+    written in), but while writes went through it is met, by the test's own count from
+    the ledger's rows (each worker's acknowledged ops over the load's seconds outside its
+    own spells from its last acknowledgement before a failure to its first after), and
+    no warning says the target was missed."""
+    lab = make_lab("sync")
+    old = lab.named("primary")
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "4",
+                   "--rate", "1000", "--warmup-duration", "1", "--duration", "30",
+                   "--failover-after", "3", "--observe-after", "4", "--failover-command",
+                   f"{lab_command(lab, 'stop-node', old)} && sleep 3 && "
+                   f"{lab_command(lab, 'failover')}")
+    assert run.code == 0, run
+    r, load = run.report, run.report["load"]
+    start, end = r["phases"]["warmup"], r["phases"]["drain"]
+    with sqlite3.connect(os.path.join(r["run_dir"], "ledger.sqlite")) as ledger:
+        rows = ledger.execute("SELECT worker, t_end, outcome FROM ledger_op WHERE outcome "
+                              "IS NOT NULL ORDER BY worker, seq").fetchall()
+    acknowledged, outside, longest = 0, 0.0, 0.0
+    for worker in sorted({w for w, _, _ in rows}):
+        last_ok, failing, away = start, False, 0.0
+        for _, t_end, outcome in (row for row in rows if row[0] == worker):
+            if outcome == "ok":
+                acknowledged += 1
+                if failing:
+                    away += t_end - last_ok
+                    longest = max(longest, t_end - last_ok)
+                    failing = False
+                last_ok = t_end
+            else:
+                failing = True
+        if failing:
+            away += end - last_ok
+        outside += (end - start) - away
+    ours = acknowledged / (outside / 4)
+    assert longest > 2.5, "the outage must be seconds long"
+    assert load["achieved_rate"] < 0.95 * 1000, load  # over the whole load
+    assert load["achieved_rate_while_writable"] == pytest.approx(ours, rel=0.01), (load, ours)
+    assert ours == pytest.approx(1000, rel=0.05)
+    assert load["target_reached"], load
+    assert not any("targeted" in w for w in r["warnings"]), r["warnings"]
+    assert "rate while writes went through (ops/s)" in run.stdout
+    lag = load["schedule_lag_while_writable_seconds"]
+    assert lag["p50"] < 0.01 and lag["max"] <= load["schedule_lag_seconds"]["max"], load
 
 
 def test_ops_skipped_in_an_outage_are_never_lost_or_in_doubt(make_lab, run_ptor):

@@ -100,3 +100,16 @@ def test_a_taken_port_names_who_holds_it():
         assert not port_free(port) and not wait_port_free(port, 0.2)
         assert f"pid {os.getpid()} (" in port_users(port) and "LISTEN" in port_users(port)
     assert wait_port_free(port, 5) and port_users(port) == "no socket now"
+
+
+def test_the_cdc_advice_says_whether_the_slot_outlives_a_failover():
+    from ptor_harness.lab import cdc
+
+    plain = cdc.advice({"slot": "ptor_cdc", "plugin": "pgoutput", "on": "node1",
+                        "copies": "none: a plain slot lives on the primary only"})
+    assert plain.startswith("run ptor with --cdc-slot ptor_cdc --cdc-plugin pgoutput (")
+    assert "plain slot on node1 only: it will not survive a failover" in plain
+    permanent = cdc.advice({"slot": "ptor_cdc", "plugin": "test_decoding", "on": "pa1",
+                            "copies": "Patroni's permanent slot: a copy on the replica"})
+    assert "--cdc-plugin test_decoding" in permanent and "not survive" not in permanent
+    assert "permanent slot made on pa1, a copy on the replica" in permanent

@@ -74,7 +74,7 @@ def test_load_figures_say_when_the_target_was_not_reached():
     assert behind["skipped_ops"] == 40 and not behind["target_reached"]
     assert behind["schedule_lag_seconds"]["max"] == pytest.approx(0.3, rel=0.05)
     (warning,) = load_warnings(behind)
-    assert "600 ops/s of the 1000 targeted (60%)" in warning
+    assert "600 ops/s of the 1,000 targeted (60%)" in warning
     assert "40 ops fell due while no server took writes" in warning
     no_target = load_figures(0.0, 2, [], 5000, 100.0, 110.0)
     assert no_target["target_rate"] is None and no_target["achieved_rate"] == 500.0
@@ -82,6 +82,65 @@ def test_load_figures_say_when_the_target_was_not_reached():
     one_died = load_figures(1000.0, 2, [report(0, 0.0, 0)], 9900, 100.0, 110.0)
     assert load_warnings(one_died) == ["schedule figures from 1 of 2 workers (the others "
                                        "died)"]
+
+
+def test_ops_due_in_an_outage_and_sent_late_after_it_are_kept_apart():
+    """A new primary holds the first op after the outage for 0.4 s: the ops that fell
+    due meanwhile go out late, and count in the lag over every op, not in the lag of the
+    ops due while writes went through."""
+    plan = Schedule(100.0, seed=4)
+    plan.start(0.0)
+    for _ in range(50):  # on time
+        plan.done(plan.due, plan.due + 0.001, True)
+    plan.done(plan.due, plan.due + 0.002, False)  # the primary is gone
+    plan.skip_missed(plan.due + 3.0)  # three seconds without a server
+    first_sent = plan.due
+    plan.done(first_sent, first_sent + 0.4, True)  # held 0.4 s, then acknowledged
+    held = 0
+    while plan.due < first_sent + 0.4:  # due while it was held: sent once it came back
+        plan.done(first_sent + 0.4, first_sent + 0.401, True)
+        held += 1
+    for _ in range(50):  # on time again
+        plan.done(plan.due, plan.due + 0.001, True)
+    assert held >= 10 and plan.lag.max > 0.3
+    # the op that failed was due while writes went through; the one held was not
+    assert plan.lag_writable.max < 0.001 and plan.lag_writable.n == 50 + 1 + 50
+    assert plan.lag.n == 100 + 1 + 1 + held
+
+
+def test_the_target_is_judged_outside_the_workers_own_outages():
+    from ptor_harness.verify.metrics import Gap, WorkerStats
+
+    def stats(worker, ok, gaps):
+        return WorkerStats(worker, ok=ok, gaps=[Gap(worker, start, start + 0.01, end)
+                                                for start, end in gaps])
+
+    def report(worker, lag_writable):
+        plan = Schedule(500.0, seed=worker)
+        plan.start(0.0)
+        plan.done(plan.due + 0.5, plan.due + 0.6, True)  # one late op, in the recovery
+        plan.lag_writable = Schedule(1.0, seed=0).lag_writable
+        plan.lag_writable.add(lag_writable)
+        return WorkerSchedule(worker, plan.sent, plan.skipped, plan.lag.packed(),
+                              plan.from_due.packed(), plan.lag_writable.packed())
+
+    # 20 s of load at 1,000 ops/s, 5 s of it an outage for both workers (one never had
+    # its gap end before the drain: 2 s of it fall inside the load)
+    two = [stats(0, 7500, [(104.0, 109.0)]), stats(1, 9000, [(118.0, None)])]
+    figures = load_figures(1000.0, 2, [report(0, 0.001), report(1, 0.002)], 16500,
+                           100.0, 120.0, worker_stats=two)
+    assert figures["achieved_rate"] == 825.0  # the whole load, outages included
+    assert figures["achieved_rate_while_writable"] == pytest.approx(16500 / 16.5, abs=0.1)
+    assert figures["target_reached"] and load_warnings(figures) == []
+    assert figures["schedule_lag_seconds"]["max"] == pytest.approx(0.5, rel=0.05)
+    assert figures["schedule_lag_while_writable_seconds"]["max"] == pytest.approx(0.002)
+    slow = load_figures(1000.0, 2, [report(0, 0.2), report(1, 0.002)], 12000, 100.0,
+                        120.0, worker_stats=[stats(0, 6000, []), stats(1, 6000, [])])
+    assert slow["achieved_rate_while_writable"] == 600.0 and not slow["target_reached"]
+    (warning,) = load_warnings(slow)
+    assert warning.startswith("the load reached 600 ops/s of the 1,000 targeted (60%) "
+                              "while writes went through (600 over the whole load")
+    assert "late (p99): the harness or the cluster was too slow" in warning
 
 
 def test_the_wal_rate_counts_each_primary_on_its_own_timeline_only():
