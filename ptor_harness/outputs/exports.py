@@ -169,8 +169,8 @@ def prometheus_registry(report: dict) -> CollectorRegistry:
               "missed (held by the new primary, never received), phantom (received, lost "
               "by the new primary), duplicate (received again).",
               [({"kind": k}, cdc[k]) for k in ("missed", "phantom", "duplicates")])
-        gauge("cdc_outage_seconds", "The CDC consumer's last change before the fault to "
-              "its first after.", [({}, (cdc["outage"] or {}).get("seconds"))])
+        gauge("cdc_outage_seconds", "The CDC consumer's last change before the fault cut "
+              "its session to its first after.", [({}, (cdc["outage"] or {}).get("seconds"))])
     gauge("interrupted", "1 when a signal ended the last drill.",
           [({}, report["interrupted"] is not None)])
     phases = report["phases"]

@@ -21,7 +21,7 @@ def _s(value: Optional[float], digits: int = 3) -> str:
         return "-"
     if isinstance(value, float) and math.isinf(value):
         return "inf"
-    return f"{value:.{digits}f} s"
+    return f"{value:.{digits}f} s" if round(value, digits) else f"{0:.{digits}f} s"  # no -0.000
 
 
 def _n(value) -> str:

@@ -74,7 +74,10 @@ Report format history:
       workers' own write outages, on which `load.target_reached` is now judged (it was
       judged on the rate over the whole load, outages included);
       `load.schedule_lag_while_writable_seconds`: the schedule lag of the ops due while
-      the worker's writes went through.
+      the worker's writes went through. `cdc.outage.seconds` runs from the last change
+      the consumer received before the fault cut its session to the first after
+      (`session_lost_at`, `last_before`, `first_after`; it was the gap around the fault's
+      instant, which changes already sent filled).
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).

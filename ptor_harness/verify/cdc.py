@@ -16,7 +16,7 @@ Pure: the ledger's rows and the findings in, figures out (the coordinator reads 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -164,7 +164,7 @@ def section(outcome, fault_at: Optional[float]) -> Optional[dict]:
         "consumer_reported": heard is not None,
         "caught_up": heard.caught_up if heard else False,
         "connections": heard.connections if heard else [],
-        "outage": outage(times, fault_at),
+        "outage": outage(times, fault_at, heard.connections if heard else ()),
         "received": t.received if t else None,
         "received_ops": t.received_ops if t else None,
         "received_before_fault": None if t is None or fault_at is None
@@ -197,13 +197,29 @@ def describe(worker: int, op: Op) -> dict:
             "outcome": op.outcome, "acknowledged_at": op.t_end}
 
 
-def outage(times: list[float], fault_at: Optional[float]) -> Optional[dict]:
-    """The consumer's outage around the fault: its last change received before the fault
-    and its first after (None: it received nothing after it)."""
+def outage(times: list[float], fault_at: Optional[float],
+           connections: Sequence = ()) -> Optional[dict]:
+    """The consumer's outage the fault caused: from the last change it received before
+    it lost its session (the first loss at or after the fault) to the first it received
+    after that. Changes the old primary had already sent keep arriving for a moment after
+    the fault, so the gap around the fault's instant alone said 0.004 s where the consumer
+    was away 5.6 s (Patroni, kill-primary). Without a loss on record (a fault that did not
+    cut the session) it is the gap around the fault. `last_before_fault` and
+    `first_after_fault` stay the changes either side of the fault's instant."""
     if fault_at is None:
         return None
-    before = [t for t in times if t <= fault_at]
-    after = [t for t in times if t > fault_at]
-    last, first = (before[-1] if before else None), (after[0] if after else None)
-    return {"last_before_fault": last, "first_after_fault": first,
+    losses = [c["lost"]["at"] for c in connections
+              if isinstance(c.get("lost"), dict) and (c["lost"].get("at") or 0) >= fault_at]
+    cut = min(losses) if losses else fault_at
+
+    def around(at: float) -> tuple[Optional[float], Optional[float]]:
+        before = [t for t in times if t <= at]
+        after = [t for t in times if t > at]
+        return (before[-1] if before else None), (after[0] if after else None)
+
+    last, first = around(cut)
+    last_at_fault, first_at_fault = around(fault_at)
+    return {"last_before_fault": last_at_fault, "first_after_fault": first_at_fault,
+            "session_lost_at": min(losses) if losses else None,
+            "last_before": last, "first_after": first,
             "seconds": None if last is None or first is None else first - last}

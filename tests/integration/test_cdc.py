@@ -256,6 +256,17 @@ def test_patronis_permanent_slot_survives_a_failover(run_ptor, fault):
         assert cdc["duplicates"] == again == redelivered_by_the_server(lab, run), cdc
         assert cdc["phantom"] == phantoms_past_the_switch(lab, run)
         assert cdc["outage"]["first_after_fault"] is not None  # it resumed on the new leader
+        # the consumer's outage is the longest silence in its receipts from the fault on
+        # (the test's own look at the ledger's receipt times; the load never pauses that
+        # long otherwise)
+        with ledger_of(run) as ledger:
+            received = [at for (at,) in ledger.execute(
+                "SELECT received_at FROM ledger_cdc ORDER BY received_at")]
+        silences = [(b - a, a, b) for a, b in zip(received, received[1:])
+                    if b > r["phases"]["fault"]]
+        longest, since, until = max(silences)
+        assert (cdc["outage"]["last_before"], cdc["outage"]["first_after"]) == (since, until)
+        assert cdc["outage"]["seconds"] == pytest.approx(longest) and longest > 0.2, cdc
         resumed = [c for c in cdc["connections"] if c["timeline"] == r["servers"][
             "primary_after"]["timeline"] and c["error"] is None]
         assert resumed, cdc["connections"]

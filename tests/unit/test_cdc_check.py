@@ -1,6 +1,8 @@
 """The CDC check (verify/cdc.py) on synthetic ledgers: missed, phantom, duplicate and
 failed-but-received changes, each against what reconciliation found."""
 
+import pytest
+
 from ptor_harness.ops import DELETE, FAILED, INDETERMINATE, INSERT, UPDATE, CdcChange
 from ptor_harness.verify.cdc import CdcCheck, outage
 
@@ -57,9 +59,24 @@ def test_a_delete_is_the_first_delete_after_the_version_it_removed():
 
 
 def test_the_consumers_outage_spans_the_fault():
-    assert outage([1.0, 2.0, 5.0, 6.0], 3.0) == {"last_before_fault": 2.0,
-                                                 "first_after_fault": 5.0, "seconds": 3.0}
+    assert outage([1.0, 2.0, 5.0, 6.0], 3.0) == {
+        "last_before_fault": 2.0, "first_after_fault": 5.0, "session_lost_at": None,
+        "last_before": 2.0, "first_after": 5.0, "seconds": 3.0}
     assert outage([1.0], 3.0)["seconds"] is None and outage([1.0], None) is None
+
+
+def test_the_consumers_outage_runs_from_the_session_the_fault_cut():
+    """Changes the old primary had sent still arrive just after the fault; the session is
+    lost at 3.02 and the consumer hears again at 8.6: its outage is 3.01 to 8.6."""
+    times = [2.0, 2.999, 3.004, 3.01, 8.6, 8.7]
+    connections = [{"connection": 1, "at": 0.5, "lost": {"at": 1.5, "error": "before"}},
+                   {"connection": 2, "at": 1.6, "lost": {"at": 3.02, "error": "killed"}},
+                   {"connection": 3, "at": 3.1, "error": "refused"},
+                   {"connection": 4, "at": 8.5, "error": None}]
+    o = outage(times, 3.0, connections)
+    assert (o["last_before_fault"], o["first_after_fault"]) == (2.999, 3.004)
+    assert (o["session_lost_at"], o["last_before"], o["first_after"]) == (3.02, 3.01, 8.6)
+    assert o["seconds"] == pytest.approx(5.59)
 
 
 def test_changes_received_per_second():

@@ -265,3 +265,11 @@ def test_a_verdict_without_a_promotion_names_the_standby_lag_at_the_fault():
     assert expected.status == PASS and "10 bytes of WAL behind" in expected.detail
     moved = writes_recovered(figures("failover", True, ("pa2", 10, None)), None)
     assert "behind" not in moved.detail
+
+
+def test_seconds_read_without_a_minus_zero():
+    """A CDC lag p50 of -0.00004 s (a change received just before its acknowledgement)
+    read '-0.000 s'."""
+    assert render._s(-0.00004) == "0.000 s" and render._s(-0.0) == "0.000 s"
+    assert render._s(-0.5) == "-0.500 s" and render._s(0.61) == "0.610 s"
+    assert render._s(None) == "-" and render._s(3.0, 1) == "3.0 s"
