@@ -15,7 +15,7 @@ import platform
 from typing import Optional
 
 from .account import no_standby
-from .render import server_rows, summary_rows
+from .render import cdc_rows, server_rows, summary_rows
 from .scenario_text import scenario_entries
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -160,10 +160,8 @@ def cdc(r: dict) -> str:
     c = r.get("cdc")
     if not c:
         return ""
-    return section("Change data capture", table([
-        ["slot", c["slot"]], ["on the new primary", c["slot_on_new_primary"]],
-        ["missed", c["missed"]], ["phantom", c["phantom"]], ["duplicates", c["duplicates"]],
-        ["received", c["received"]], ["caught up at the drain", c["caught_up"]]]))
+    return section(f"Change data capture (slot {c['slot']}, {c['plugin']})",
+                   table(cdc_rows(c)))
 
 
 def host_facts() -> dict:

@@ -188,8 +188,14 @@ def cdc_table(section: Optional[dict]) -> list[str]:
     """--cdc-slot: the slot on the new primary and what the consumer missed."""
     if not section:
         return []
+    return ["", f"Change data capture (slot {section['slot']}, {section['plugin']})",
+            tabulate(cdc_rows(section), tablefmt="simple")]
+
+
+def cdc_rows(section: dict) -> list[list]:
+    """The CDC section's rows, as the terminal and report.html show them."""
     outage = section["outage"] or {}
-    rows = [["slot on the new primary", section["slot_on_new_primary"] or "unknown"],
+    return [["slot on the new primary", section["slot_on_new_primary"] or "unknown"],
             ["changes received (before / after the fault)",
              f"{_n(section['received'])} ({_n(section['received_before_fault'])} / "
              f"{_n(section['received_after_fault'])})"],
@@ -200,8 +206,6 @@ def cdc_table(section: Optional[dict]) -> list[str]:
             ["lag p50 / p99", f"{_s(section['lag_p50_seconds'])} / "
                               f"{_s(section['lag_p99_seconds'])}"],
             ["caught up at the drain", "yes" if section["caught_up"] else "no"]]
-    return ["", f"Change data capture (slot {section['slot']}, {section['plugin']})",
-            tabulate(rows, tablefmt="simple")]
 
 
 def background_table(section: Optional[dict]) -> list[str]:

@@ -66,6 +66,20 @@ def test_the_scenario_reads_as_its_ini_file_does():
     assert "False" not in text and "[[" not in text
 
 
+def test_the_cdc_section_shows_what_the_terminal_shows():
+    from ptor_harness.outputs import render
+
+    c = {"slot": "s1", "plugin": "pgoutput", "slot_on_new_primary": "present",
+         "received": 23633, "received_before_fault": 12895, "received_after_fault": 10738,
+         "missed": 0, "phantom": 0, "duplicates": 621, "caught_up": True,
+         "outage": {"seconds": 5.57}, "lag_p50_seconds": -0.00004, "lag_p99_seconds": 0.61}
+    text = html.cdc({"cdc": c})
+    assert "<h2>Change data capture (slot s1, pgoutput)</h2>" in text
+    for name, value in render.cdc_rows(c):
+        assert f"<td>{html.esc(name)}</td><td>{html.esc(value)}</td>" in text
+    assert "<td>CDC outage</td><td>5.570 s</td>" in text and "23,633" in text
+
+
 def test_the_run_folder_gets_it_and_ptor_report_makes_it_again(tmp_path, capsys):
     r = report.build(outcome())
     run_dir = str(tmp_path)
