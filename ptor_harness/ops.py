@@ -171,7 +171,8 @@ NODE_SAMPLE_RECORD = (
     _text("system_id"), _int("wal_lsn", True, "bigint"), _int("receive_lsn", True, "bigint"),
     _int("replay_lsn", True, "bigint"), _float("replay_at"),
     Field("monitor", "bool", True, "boolean", "INTEGER"), _text("error"),
-    _text("standby_name"), _text("server"))
+    _text("standby_name"), _text("server"),
+    Field("read_only", "bool", True, "boolean", "INTEGER"))
 # One row of a primary's pg_stat_replication in such a sample (ledger_replication).
 REPLICATION_RECORD = (
     Field("node", "text", False, "text", "TEXT"), _float("at", nullable=False),
@@ -225,6 +226,10 @@ class NodeSample(NamedTuple):
     # where the server says it is (addr:port, as a session's Identity names it): how the
     # report tells which node a server the workers reached is
     server: Optional[str] = None
+    # a write would be refused (`transaction_read_only` on): a standby, or a primary that
+    # its manager keeps read-only (pg_auto_failover's default_transaction_read_only while
+    # it promotes); None where the server was not asked
+    read_only: Optional[bool] = None
 
 
 class ReplicationRow(NamedTuple):

@@ -20,7 +20,8 @@ from .envelope import slope_line
 from .page import CELL_HEADERS, campaign_html, cell_rows, seconds
 from .stats import QUANTILES
 
-ROUND_COLUMNS = ("round", "cell", "verdict", "write_rto", "detection", "promotion", "routing",
+ROUND_COLUMNS = ("round", "cell", "verdict", "write_rto", "detection", "promotion",
+                 "read_only", "routing",
                  "lost_acknowledged", "lost_bytes", "lost_transactions",
                  "wal_bytes_per_second_before_fault", "lag_at_fault_bytes",
                  "lag_at_fault_seconds", "brownout_seconds", "settle_seconds",
@@ -33,7 +34,7 @@ def rounds_csv(report: dict) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(ROUND_COLUMNS)
     for row in report["rounds"]:
-        writer.writerow(["" if row[k] is None else row[k] for k in ROUND_COLUMNS])
+        writer.writerow(["" if row.get(k) is None else row[k] for k in ROUND_COLUMNS])
     return out.getvalue()
 
 

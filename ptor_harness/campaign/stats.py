@@ -42,6 +42,7 @@ class Round:
     wal_bytes_per_second_before_fault: Optional[int] = None
     lag_at_fault_bytes: Optional[int] = None
     lag_at_fault_seconds: Optional[float] = None
+    read_only: Optional[float] = None  # the promoted node held read-only (format 12 on)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -68,7 +69,8 @@ def round_from_report(number: int, cell: str, report: dict, started_at: float,
                  label("primary_before"), label("primary_after"),
                  (report.get("rpo") or {}).get("lost_bytes"),
                  (report.get("rpo") or {}).get("lost_acknowledged_transactions"),
-                 anatomy.get("wal_bytes_per_second_before_fault"), *lag_at_fault(report))
+                 anatomy.get("wal_bytes_per_second_before_fault"), *lag_at_fault(report),
+                 read_only=anatomy.get("read_only_seconds"))
 
 
 def round_not_run(number: int, cell: str, started_at: float, ended_at: float,
@@ -106,6 +108,7 @@ def cell_summary(label: str, changes: dict, rounds: Sequence[Round]) -> dict:
         "write_rto": distribution([r.write_rto for r in mine]),
         "detection": distribution([r.detection for r in mine]),
         "promotion": distribution([r.promotion for r in mine]),
+        "read_only": distribution([r.read_only for r in mine]),
         "routing": distribution([r.routing for r in mine]),
         "brownout_seconds": distribution([r.brownout_seconds for r in mine]),
         "lost_acknowledged_total": None if any(x is None for x in losses) else sum(losses),

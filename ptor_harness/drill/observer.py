@@ -61,17 +61,24 @@ SELECT pg_is_in_recovery(),
                              WHERE s.active_pid = r.pid AND s.slot_type = 'logical')) END,
        (SELECT coalesce(substring(conninfo FROM '(?:^| )application_name=''?([^ '']+)'),
                         substring(conninfo FROM 'fallback_application_name=''?([^ '']+)'))
-        FROM pg_stat_wal_receiver LIMIT 1)
+        FROM pg_stat_wal_receiver LIMIT 1),
+       current_setting('transaction_read_only') = 'on'
 """
 # The last column: the name a standby's WAL receiver gives its primary (its conninfo's
 # application_name, else the fallback it used: cluster_name or "walreceiver"), which the
 # primary's pg_stat_replication lists it under: how the report tells which node a
 # primary's row is about (verify/node_names.py). NULL without pg_monitor, which hides
 # the conninfo (the password in it is masked anyway, and only the name is read).
+# The one before the last: whether this sample's own transaction is read-only, which each
+# transaction works out as it begins: on a standby, and on a primary whose manager holds it
+# read-only (pg_auto_failover sets default_transaction_read_only while it promotes: seen
+# here for 3.3 s after the node left recovery), which is time the report must not call
+# routing (verify/anatomy.py).
 # The endpoint (maybe a proxy or a pooler, where a prepared statement may not survive) is
 # asked only what a client reaches there: the same columns, the rest NULL.
 ENDPOINT_SQL = ("SELECT pg_is_in_recovery(), NULL::int, NULL::int8, NULL::int8, NULL::int8, "
-                "NULL::float8, NULL::json, NULL::text")
+                "NULL::float8, NULL::json, NULL::text, "
+                "current_setting('transaction_read_only') = 'on'")
 # Asked once per session: where the server says it is, as a worker's identity names it
 # (servers.py; NULL over a Unix socket), so the report can name a server by node.
 SERVER_SQL = "SELECT host(inet_server_addr()) || ':' || inet_server_port()"
@@ -186,7 +193,7 @@ class NodeWatcher(threading.Thread):
             with bounds.bounded(self.conn, self.spec.bound), self.conn.cursor() as cur:
                 cur.execute(self.sql)
                 in_recovery, timeline, wal, received, replayed, replay_at, standbys, \
-                    standby_name = cur.fetchone()
+                    standby_name, read_only = cur.fetchone()
         except (psycopg2.Error, OSError) as exc:
             self.drop()
             return tuple(NodeSample(self.node.name, at, time.monotonic() - t0, False, None,
@@ -195,7 +202,7 @@ class NodeWatcher(threading.Thread):
         took = time.monotonic() - t0
         sample = NodeSample(self.node.name, at, took, True, in_recovery, timeline,
                             self.system_id, wal, received, replayed, replay_at, self.monitor,
-                            None, standby_name, self.server)
+                            None, standby_name, self.server, read_only)
         rows = [tuple(ReplicationRow(self.node.name, at, *standby)) for standby in
                 standbys or ()]
         return tuple(sample), rows

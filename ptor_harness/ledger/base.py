@@ -56,7 +56,8 @@ ADDED_COLUMNS = tuple((table, f.name, f.pg_type, f.sqlite_type)
                       for table, name in (("ledger_op", "prev_seq"),
                                           ("ledger_session", "started_at"),
                                           ("ledger_node_sample", "standby_name"),
-                                          ("ledger_node_sample", "server"))
+                                          ("ledger_node_sample", "server"),
+                                          ("ledger_node_sample", "read_only"))
                       for f in RECORD_TABLES[table][0] if f.name == name)
 
 # The merged view of a worker's ops: outcomes, plus intents that never got one (in doubt).

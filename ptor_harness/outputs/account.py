@@ -156,7 +156,10 @@ def promotion(r: dict) -> Optional[str]:
                                                                    after["timeline"]):
         when = "" if a.get("promotion_seconds") is None else \
             f", {seconds(a['promotion_seconds'])} after the first client error"
-        return f"{server_name(after)} became the primary{when}."
+        held = "" if a.get("read_only_seconds") is None else \
+            f"; it stayed read-only for {seconds(a['read_only_seconds'])} more (held so " \
+            "by its manager) before it took writes"
+        return f"{server_name(after)} became the primary{when}{held}."
     if before and after:
         return "The primary stayed the same server: no standby was promoted."
     return None

@@ -141,10 +141,10 @@ def prometheus_registry(report: dict) -> CollectorRegistry:
           [({"kind": k}, report["anomalies"][k])
            for k in ANOMALY_CLASSES])
     anatomy = report.get("anatomy") or {}
-    gauge("outage_part_seconds", "The write outage by part: detection, promotion, routing "
-          "(the node observer's view).",
-          [({"part": part}, anatomy.get(f"{part}_seconds"))
-           for part in ("detection", "promotion", "routing")])
+    gauge("outage_part_seconds", "The write outage by part: detection, promotion, read_only "
+          "(the promoted node held read-only by its manager), routing (the node observer's "
+          "view).", [({"part": part}, anatomy.get(f"{part}_seconds"))
+                     for part in ("detection", "promotion", "read_only", "routing")])
     gauge("service_available_seconds", "Fault to the endpoint's first connection, any role.",
           [({}, rto.get("service_available_seconds"))])
     gauge("sla_percent", "Availability if this write outage happened once a day.",

@@ -153,8 +153,9 @@ def anatomy_tables(r: dict, rel) -> list[str]:
         parts += ["", "Failover anatomy (observer samples every "
                   f"{r['scenario'].get('observe_interval', 0):g} s)",
                   tabulate(rows, headers=["at", "after fault", "event", "source", "detail"])]
-        split = [f"{k.split('_')[0]} {_s(a[k])}" for k in (
-            "detection_seconds", "promotion_seconds", "routing_seconds")]
+        split = [f"{k.rsplit('_', 1)[0].replace('_', '-')} {_s(a.get(k))}" for k in (
+            "detection_seconds", "promotion_seconds", "read_only_seconds", "routing_seconds")
+            if k != "read_only_seconds" or a.get(k) is not None]
         parts.append("write outage: " + ", ".join(split))
     if a.get("replication_at_fault"):
         rows = [[x["standby"], x["seen_by"], x["sync_state"] or "-",

@@ -77,7 +77,11 @@ Report format history:
       the worker's writes went through. `cdc.outage.seconds` runs from the last change
       the consumer received before the fault cut its session to the first after
       (`session_lost_at`, `last_before`, `first_after`; it was the gap around the fault's
-      instant, which changes already sent filled).
+      instant, which changes already sent filled). The node observer's samples gain
+      `read_only` (a write would be refused); the anatomy gains the event `new primary
+      writable` and `anatomy.read_only_seconds` (the promoted node out of recovery but held
+      read-only by its manager), and `anatomy.routing_seconds` then runs from when it
+      took writes, no longer from its promotion.
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).
@@ -119,7 +123,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
          ("validation", "interrupted")),
     11: (),  # keys inside servers' primary_before / primary_after: set in parse
     12: (("load", "achieved_rate_while_writable"),
-         ("load", "schedule_lag_while_writable_seconds")),
+         ("load", "schedule_lag_while_writable_seconds"), ("anatomy", "read_only_seconds")),
 }
 
 

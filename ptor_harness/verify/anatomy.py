@@ -6,7 +6,8 @@ again through the endpoint, the old primary back as a standby, a synchronous sta
 streaming again. Each event has its time, its source, and for an observer event the
 sample before it (the event happened in between: the observer's resolution). The write
 outage splits into detection (fault to first client error), promotion (to the standby's
-promotion) and routing (to the first acknowledged write). Also: how far each standby was
+promotion), read-only (to when the promoted node took writes, where its manager held it
+read-only first) and routing (to the first acknowledged write). Also: how far each standby was
 behind at the fault, any time two nodes were primaries at once, and when the endpoint took
 connections again (Service Available).
 """
@@ -98,6 +99,11 @@ def failover_events(nodes: dict[str, list[NodeSample]],
     events.append(Event("standby promoted", promoted.at, promoted.source,
                         f"{new} now primary, timeline {timeline} (was {old.timeline})",
                         promoted.after))
+    held = writable_after_promotion(nodes[new], promoted.at)
+    if held is not None:
+        events.append(Event("new primary writable", held.at, held.source,
+                            f"{new} no longer read-only (transaction_read_only off)",
+                            held.after))
     # streaming from the new primary: its WAL receiver gets the new timeline (a standby
     # restarted in recovery may show a received position before it streams at all). The
     # new primary's walsender is no proof: a rejoining node first fetches its old
@@ -127,6 +133,19 @@ def failover_events(nodes: dict[str, list[NodeSample]],
                             f"{restored.application_name or 'a standby'} streaming, "
                             f"{restored.sync_state}"))
     return events, old.node, new
+
+
+def writable_after_promotion(samples: list[NodeSample], promoted_at: float,
+                             ) -> Optional[Event]:
+    """When a promoted node that first said it was out of recovery but read-only (its
+    manager holding writes back: pg_auto_failover's default_transaction_read_only while it
+    promotes) first took writes; None when it took them from its promotion on, or the
+    samples do not say (an older ledger, a server not asked)."""
+    first = next((s for s in samples if s.at >= promoted_at), None)
+    if first is None or first.read_only is not True:
+        return None
+    return first_change(samples, promoted_at, lambda s: is_primary(s)
+                        and s.read_only is False)
 
 
 def replication_at_fault(nodes: dict[str, list[NodeSample]],
@@ -299,6 +318,16 @@ def lag_series(samples: Sequence[NodeSample],
     return series
 
 
+def bounded_by(event: Optional[Event], first_ok_at: Optional[float]) -> Optional[float]:
+    """An observer event's time, no later than a first acknowledged write that came after
+    the sample before it."""
+    if event is None:
+        return None
+    bound = first_ok_at if first_ok_at is not None and first_ok_at > (
+        event.after or -math.inf) else math.inf
+    return min(event.at, bound)
+
+
 def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow],
             fault_at: Optional[float], fault_name: Optional[str],
             detected_at: Optional[float], first_ok_at: Optional[float]) -> dict:
@@ -318,14 +347,17 @@ def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow]
     if first_ok_at is not None:
         events.append(Event("writes acknowledged again", first_ok_at, "workers",
                             "first acknowledged write through the endpoint"))
-    events.sort(key=lambda e: e.at)
-    promoted = next((e for e in events if e.name == "standby promoted"), None)
-    if promoted is not None:
-        # The observer saw the promotion up to one interval late: a write acknowledged
-        # through the endpoint after the sample before it bounds it from above.
-        bound = first_ok_at if first_ok_at is not None and first_ok_at > (
-            promoted.after or -math.inf) else math.inf
-        promoted = min(promoted.at, bound)
+    # an observer event a write acknowledged meanwhile bounds is listed before that write
+    # (it had happened by then), the sample that showed it kept as its time
+    events.sort(key=lambda e: bounded_by(e, first_ok_at) if e.after is not None else e.at)
+    # The observer saw the promotion (and the new primary taking writes) up to one
+    # interval late: a write acknowledged through the endpoint after the sample before it
+    # bounds it from above.
+    promoted = bounded_by(next((e for e in events if e.name == "standby promoted"), None),
+                          first_ok_at)
+    writable = bounded_by(next((e for e in events if e.name == "new primary writable"),
+                               None), first_ok_at)
+    routed_from = writable if writable is not None else promoted
     return {
         "old_primary": old,
         "new_primary": new,
@@ -334,7 +366,9 @@ def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow]
         else detected_at - fault_at,
         "promotion_seconds": None if None in (promoted, detected_at)
         else promoted - detected_at,
-        "routing_seconds": None if None in (promoted, first_ok_at) else first_ok_at - promoted,
+        "read_only_seconds": None if None in (promoted, writable) else writable - promoted,
+        "routing_seconds": None if None in (routed_from, first_ok_at)
+        else first_ok_at - routed_from,
         "replication_at_fault": [] if fault_at is None
         else replication_at_fault(nodes, replication, fault_at),
         "two_primaries": two_primaries(nodes),

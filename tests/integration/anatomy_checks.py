@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Optional
 
+import pytest
+
 TOLERANCE = 0.2  # seconds: the issue's bound, twice the observer's default interval
 CANONICAL = ["fault injected", "first client error", "old primary unreachable",
              "standby promoted", "writes acknowledged again", "old primary rejoined",
@@ -18,14 +20,14 @@ CANONICAL = ["fault injected", "first client error", "old primary unreachable",
 # unanswered sample are both consequences of the fault, each seen within its own
 # resolution (a client through a proxy, the observer directly): no order between them.
 STAGES = [["fault injected"], ["first client error", "old primary unreachable"],
-          ["standby promoted"], ["writes acknowledged again"], ["old primary rejoined"],
-          ["redundancy restored"]]
+          ["standby promoted"], ["new primary writable"], ["writes acknowledged again"],
+          ["old primary rejoined"], ["redundancy restored"]]
 # A promoted primary whose commits wait for a quorum standby (repmgr's two-node `ANY 1`
 # lab) takes writes only once the old primary has rejoined and streams: the rejoin comes
 # before both. "redundancy restored" is a sample's time, without an `after` to bound it,
 # so it keeps no order with the first acknowledged write.
 QUORUM_STAGES = [["fault injected"], ["first client error", "old primary unreachable"],
-                 ["standby promoted"], ["old primary rejoined"],
+                 ["standby promoted"], ["new primary writable"], ["old primary rejoined"],
                  ["writes acknowledged again", "redundancy restored"]]
 
 
@@ -124,6 +126,10 @@ class StandbyWatcher(Watching):
             "sync_state IN ('sync', 'quorum')")
 
     PRIMARY = "SELECT NOT pg_is_in_recovery()"
+    # out of recovery and taking writes, in this round's own transaction (autocommit): a
+    # manager may hold a promoted node read-only (default_transaction_read_only)
+    WRITABLE = ("SELECT NOT pg_is_in_recovery(), "
+                "current_setting('transaction_read_only') = 'off'")
 
     def __init__(self, new, old):
         super().__init__()
@@ -132,6 +138,8 @@ class StandbyWatcher(Watching):
         self.sync: list[float] = []  # times a synchronous standby streamed from the new one
         # (time, old answers as a primary, new answers as a primary), each round
         self.primaries: list[tuple[float, bool, bool]] = []
+        # (time, the new node out of recovery, and taking writes), each round it answered
+        self.writable: list[tuple[float, bool, bool]] = []
 
     def ask(self, conns: dict, node, sql: str) -> list:
         """One statement on the node's session (a new one when the last was lost: the node
@@ -158,6 +166,8 @@ class StandbyWatcher(Watching):
                 self.sync.append(now)
             self.primaries.append((now, self.ask(conns, self.old, self.PRIMARY) == [(True,)],
                                    self.ask(conns, self.new, self.PRIMARY) == [(True,)]))
+            for primary, writable in self.ask(conns, self.new, self.WRITABLE):
+                self.writable.append((now, primary, writable))
             time.sleep(0.02)
         for conn in conns.values():
             conn.close()
@@ -178,6 +188,27 @@ class StandbyWatcher(Watching):
 
     def first_sync(self, since: float) -> float:
         return next(t for t in self.sync if t >= since)
+
+
+def check_held_read_only(report: dict, watcher: StandbyWatcher) -> None:
+    """Where the test saw the promoted node out of recovery but refusing writes for longer
+    than the observer's resolution (pg_auto_failover holds it so while it promotes), the
+    report has the event of it taking writes, within TOLERANCE of when the test saw it,
+    and `read_only_seconds` is that spell; where the test saw no such spell, neither has
+    the report."""
+    promoted_at = next((t for t, primary, _ in watcher.writable if primary), None)
+    writable_at = next((t for t, primary, writable in watcher.writable
+                        if primary and writable), None)
+    found, anatomy = events(report), report["anatomy"]
+    spell = None if None in (promoted_at, writable_at) else writable_at - promoted_at
+    if spell is not None and spell > 2 * TOLERANCE:
+        event = found.get("new primary writable")
+        assert event is not None, (spell, anatomy["events"])
+        assert abs(event["at"] - writable_at) <= TOLERANCE, (event, writable_at)
+        assert anatomy["read_only_seconds"] == pytest.approx(spell, abs=2 * TOLERANCE)
+    elif spell is not None and spell < 0.01:
+        assert "new primary writable" not in found, anatomy["events"]
+        assert anatomy["read_only_seconds"] is None, anatomy
 
 
 def check_rejoin(report: dict, watcher: StandbyWatcher) -> None:

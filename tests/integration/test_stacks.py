@@ -22,6 +22,7 @@ from .anatomy_checks import (
     CANONICAL,
     StandbyWatcher,
     check_against_own_observations,
+    check_held_read_only,
     check_in_order,
     check_rejoin,
 )
@@ -79,6 +80,7 @@ def drill(lab, run_ptor, fault, moves_to_other=True):
         check_in_order(r, CANONICAL)
         check_against_own_observations(r, new)
         check_rejoin(r, watcher)
+        check_held_read_only(r, watcher)
         assert (r["anatomy"]["old_primary"], r["anatomy"]["new_primary"]) == (old.name,
                                                                               new.name)
     return r

@@ -98,6 +98,28 @@ def test_a_server_the_observer_knows_is_named_by_its_node():
     assert "primary before  127.0.0.1:7211" in shown
 
 
+def test_a_new_primary_held_read_only_is_said():
+    """pg_auto_failover holds a promoted node read-only for seconds: the account says so,
+    and the terminal's split of the outage shows it beside routing."""
+    r = clean()
+    r["anatomy"].update(read_only_seconds=3.1, routing_seconds=0.05, detection_seconds=0.02,
+                        events=[{"at": 1.0, "seconds_after_fault": 0.0, "name": "x",
+                                 "source": "ptor", "detail": ""}])
+    r["nodes"] = dict(r.get("nodes") or {}, observer="on")
+    r["anatomy"]["replication_at_fault"][0].update(
+        sent_bytes_behind=0, replayed_bytes_behind=0, replay_lag_seconds=0.0)
+    r = redo(r)
+    assert ("127.0.0.1:7212 became the primary, 1.25 s after the first client error; it "
+            "stayed read-only for 3.10 s more (held so by its manager) before it took "
+            "writes.") in " ".join(r["account"])
+    held_to_the_report(r)
+    assert "write outage: detection 0.020 s, promotion 1.250 s, read-only 3.100 s, routing " \
+           "0.050 s" in render.render(r)
+    r["anatomy"]["read_only_seconds"] = None
+    r = redo(r)
+    assert "read-only" not in render.render(r)
+
+
 def test_writes_in_doubt_are_said_as_the_check_found_them():
     r = clean()
     r["ops"]["indeterminate"] = 4

@@ -80,6 +80,47 @@ def test_a_promotion_seen_after_the_first_write_is_bounded_by_it():
     assert out["routing_seconds"] == 0.0
 
 
+def held_read_only(samples, until):
+    """node2's samples as a manager that holds a promoted node read-only until `until`
+    makes them (pg_auto_failover's default_transaction_read_only while it promotes); every
+    other sample says whether it is read-only as a server would."""
+    return [s._replace(read_only=s.in_recovery or (s.node == "node2" and s.at < until))
+            if s.reachable else s for s in samples]
+
+
+def test_a_promoted_node_held_read_only_is_not_routing():
+    samples, replication = kill_and_promote()
+    out = a.anatomy(held_read_only(samples, 2.05), replication, 1.0, "kill-primary", 1.02,
+                    2.15)
+    by = {e["name"]: e for e in out["events"]}
+    writable = by["new primary writable"]
+    assert writable["at"] == pytest.approx(2.101) and writable["after"] == pytest.approx(2.001)
+    assert writable["source"] == "observer: node2" and "no longer read-only" in \
+        writable["detail"]
+    names = [e["name"] for e in out["events"]]
+    assert names.index("standby promoted") < names.index("new primary writable") < \
+        names.index("writes acknowledged again")
+    assert out["promotion_seconds"] == pytest.approx(1.301 - 1.02)
+    assert out["read_only_seconds"] == pytest.approx(2.101 - 1.301)
+    assert out["routing_seconds"] == pytest.approx(2.15 - 2.101)
+    # a write acknowledged before the sample that showed it bounds it, as for a promotion
+    early = a.anatomy(held_read_only(samples, 2.05), replication, 1.0, "kill-primary", 1.02,
+                      2.06)
+    assert early["read_only_seconds"] == pytest.approx(2.06 - 1.301)
+    assert early["routing_seconds"] == 0.0
+    names = [e["name"] for e in early["events"]]  # listed before the write that bounds it
+    assert names.index("new primary writable") < names.index("writes acknowledged again")
+
+
+def test_a_promoted_node_that_takes_writes_at_once_has_no_read_only_spell():
+    samples, replication = kill_and_promote()
+    for marked in (held_read_only(samples, 0.0), samples):  # asked, and not asked (older)
+        out = a.anatomy(marked, replication, 1.0, "kill-primary", 1.02, 1.35)
+        assert "new primary writable" not in [e["name"] for e in out["events"]]
+        assert out["read_only_seconds"] is None
+        assert out["routing_seconds"] == pytest.approx(1.35 - 1.301)
+
+
 def test_replication_at_the_fault_from_both_sides():
     samples, replication = kill_and_promote()
     rows = a.anatomy(samples, replication, 1.0, "kill-primary", 1.02, 1.35)[

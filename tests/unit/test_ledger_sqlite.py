@@ -83,7 +83,8 @@ def test_an_older_ledgers_node_samples_gain_the_standby_name(tmp_path):
     ledger = LedgerSpec("old", None, "ptor", path, durable=True).open()
     (sample,) = ledger.node_samples()
     assert sample.node == "node2" and sample.receive_lsn == 900
-    assert sample.standby_name is None
+    assert sample.standby_name is None and sample.server is None
+    assert sample.read_only is None  # not asked then: no read-only spell is made up
     ledger.close()
 
 
