@@ -140,8 +140,9 @@ class DrillOutcome:
     # the warmup and the drain (drill/wal_position.py): the WAL rate without an observer
     wal_positions: list[NodeSample] = field(default_factory=list)
     replication: list[ReplicationRow] = field(default_factory=list)
-    # writes refused as read-only (SQLSTATE 25006): count, first and last time
-    refused_writes: tuple = (0, None, None)
+    # writes refused as read-only (SQLSTATE 25006), per session that refused them:
+    # (worker, session, count, first and last time)
+    refused_writes: list = field(default_factory=list)
     # --cdc-slot: the consumer's last word, the slot on the new primary, and the check
     cdc: Optional[CdcFinished] = None
     cdc_slot_after: Optional[dict] = None

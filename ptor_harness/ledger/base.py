@@ -244,13 +244,14 @@ class Ledger(ABC):
                         "worker = %s ORDER BY key, version, received_at")
         return [CdcChange(*row) for row in self._query(sql, (self.run_id, worker))]
 
-    def refused_writes(self, sqlstate: str) -> tuple[int, Optional[float], Optional[float]]:
-        """Ops refused with `sqlstate` (a write on a read-only server: stale routing): how
-        many, the first and the last refusal's time."""
-        sql = self._sql("SELECT count(*), min(t_end), max(t_end) FROM ledger_op WHERE "
-                        "run_id = %s AND outcome = 'failed' AND error LIKE %s")
-        count, first, last = next(iter(self._query(sql, (self.run_id, sqlstate + ":%"))))
-        return count, first, last
+    def refused_writes(self, sqlstate: str) -> list[tuple]:
+        """Ops refused with `sqlstate` (a write on a read-only server), per session (each
+        names one server, ledger_session): (worker, session, how many, the first and the
+        last refusal's time)."""
+        sql = self._sql("SELECT worker, session, count(*), min(t_end), max(t_end) FROM "
+                        "ledger_op WHERE run_id = %s AND outcome = 'failed' AND error LIKE %s "
+                        "GROUP BY worker, session ORDER BY worker, session")
+        return [tuple(row) for row in self._query(sql, (self.run_id, sqlstate + ":%"))]
 
     def stored_scenario(self) -> Optional[dict]:
         """The run's scenario as it was recorded at its start (passwords masked), or None

@@ -209,6 +209,13 @@ def stale(r: dict) -> Optional[str]:
         parts.append(f"For {seconds(s['seconds'])} clients were sent to a server that was "
                      f"no longer the primary ({count(s['refused_writes'], 'write')} refused "
                      "as read-only).")
+    held = (r.get("anatomy") or {}).get("refused_by_primary") or {}
+    if held.get("refused_writes"):
+        moved = (r.get("servers") or {}).get("primary_moves")
+        parts.append(f"For {seconds(held['seconds'])} the {'new ' if moved else ''}primary "
+                     f"itself refused writes as read-only "
+                     f"({count(held['refused_writes'], 'write')}): it was held read-only "
+                     "(default_transaction_read_only), by its manager or an operator.")
     if split:
         parts.append(f"{count(split, 'acknowledged write')} went to the old primary after a "
                      "newer one had served clients (split brain).")

@@ -145,6 +145,13 @@ def anatomy_tables(r: dict, rel) -> list[str]:
                   f"on a standby, from {rel(stale['first_at'])} to {rel(stale['last_at'])} "
                   f"({_s(stale['seconds'])}): clients were sent to a server that was not the "
                   "primary"]
+    held = a.get("refused_by_primary") or {}
+    if held.get("refused_writes"):
+        parts += ["", f"Read-only primary: {held['refused_writes']:,} writes refused as "
+                  "read-only (SQLSTATE 25006) by the primary itself, from "
+                  f"{rel(held['first_at'])} to {rel(held['last_at'])} "
+                  f"({_s(held['seconds'])}): it was held read-only "
+                  "(default_transaction_read_only), not left behind"]
     if nodes.get("observer") != "on":
         return parts + (["", f"Node observer: {nodes.get('found', 'off')}"] if nodes else [])
     if a.get("events"):

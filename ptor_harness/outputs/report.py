@@ -20,6 +20,7 @@ from ..verify.figures import (
     drill_figures,
     lost_by_cause,
     lost_examples,
+    refused_by_primary,
     stale_routing,
     verdict_figures,
 )
@@ -172,6 +173,7 @@ def build(outcome: DrillOutcome) -> dict:
         "nodes": nodes_section(outcome),
         "anatomy": dict(
             d.anatomy, stale_routing=stale_routing(outcome, fault_at),
+            refused_by_primary=refused_by_primary(outcome),
             wal_bytes_per_second_before_fault=None if fault_at is None else
             wal_rate(outcome.node_samples, fault_at - BEFORE_FAULT, fault_at)),
         "brownout": d.brownout,

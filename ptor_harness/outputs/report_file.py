@@ -81,7 +81,9 @@ Report format history:
       `read_only` (a write would be refused); the anatomy gains the event `new primary
       writable` and `anatomy.read_only_seconds` (the promoted node out of recovery but held
       read-only by its manager), and `anatomy.routing_seconds` then runs from when it
-      took writes, no longer from its promotion.
+      took writes, no longer from its promotion. `anatomy.refused_by_primary`: writes
+      refused as read-only by the primary the drill ended with, on its timeline (held
+      read-only); `anatomy.stale_routing` now counts only the refusals of other servers.
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).
@@ -123,7 +125,8 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
          ("validation", "interrupted")),
     11: (),  # keys inside servers' primary_before / primary_after: set in parse
     12: (("load", "achieved_rate_while_writable"),
-         ("load", "schedule_lag_while_writable_seconds"), ("anatomy", "read_only_seconds")),
+         ("load", "schedule_lag_while_writable_seconds"), ("anatomy", "read_only_seconds"),
+         ("anatomy", "refused_by_primary")),
 }
 
 

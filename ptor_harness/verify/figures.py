@@ -136,17 +136,44 @@ def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[fl
     return dict(found, events=events, no_standby_since=alone_since)
 
 
-def stale_routing(outcome: DrillOutcome, fault_at: Optional[float]) -> dict:
-    """Clients sent to a server that was no longer the primary: writes refused as
-    read-only (SQLSTATE 25006), and sessions the endpoint led to a standby after the fault
-    (a worker checks every session it opens and looks again)."""
-    refused, first, last = outcome.refused_writes
-    landed = [i.at for i in outcome.identities
-              if i.in_recovery and fault_at is not None and i.at >= fault_at]
-    times = [t for t in (first, last) if t is not None] + landed
-    return {"refused_writes": refused, "standby_sessions": len(landed),
+def refused_by(outcome: DrillOutcome) -> tuple[list[tuple], list[tuple]]:
+    """The writes refused as read-only, split by the server that refused them: (those of
+    sessions on the primary the drill ended with, on its timeline: a primary its manager
+    or an operator held read-only, as pg_auto_failover does while it promotes; the rest:
+    a standby, or the old primary once demoted). Each as (count, first, last)."""
+    sessions = {(i.worker, i.session): i for i in outcome.identities}  # the latest of each
+    after = outcome.primary_after.primary() if outcome.primary_after else None
+    own, stale = [], []
+    for worker, session, count, first, last in outcome.refused_writes:
+        identity = sessions.get((worker, session))
+        on_primary = after is not None and identity is not None and \
+            identity.primary() == after and identity.in_recovery is False
+        (own if on_primary else stale).append((count, first, last))
+    return own, stale
+
+
+def _span(refusals: list[tuple], times: list[float]) -> dict:
+    times = times + [t for _, first, last in refusals for t in (first, last) if t is not None]
+    return {"refused_writes": sum(count for count, _, _ in refusals),
             "first_at": min(times, default=None), "last_at": max(times, default=None),
             "seconds": max(times) - min(times) if times else None}
+
+
+def stale_routing(outcome: DrillOutcome, fault_at: Optional[float]) -> dict:
+    """Clients sent to a server that was no longer the primary: writes refused as
+    read-only (SQLSTATE 25006) by another server than the primary the drill ended with,
+    and sessions the endpoint led to a standby after the fault (a worker checks every
+    session it opens and looks again)."""
+    landed = [i.at for i in outcome.identities
+              if i.in_recovery and fault_at is not None and i.at >= fault_at]
+    return dict(_span(refused_by(outcome)[1], landed), standby_sessions=len(landed))
+
+
+def refused_by_primary(outcome: DrillOutcome) -> dict:
+    """Writes the primary itself refused as read-only (default_transaction_read_only: a
+    manager holding a promoted node, an operator, a provider's full-disk guard): not
+    stale routing, whatever the report said of them before."""
+    return _span(refused_by(outcome)[0], [])
 
 
 def other_cause(at_fault: list[dict]) -> str:

@@ -4,6 +4,7 @@ nodes are unreachable or lack privileges."""
 
 import os
 import sqlite3
+import sys
 import time
 
 import pytest
@@ -155,6 +156,52 @@ def test_an_endpoint_left_on_the_demoted_node_is_stale_routing(make_lab, run_pto
     stale = r["anatomy"]["stale_routing"]
     assert stale["standby_sessions"] > 0 and stale["seconds"] > 1.0, stale
     assert "Stale routing" in run.stdout
+
+
+READ_ONLY_FOR_TWO_SECONDS = """
+import sys, time, psycopg2
+conn = psycopg2.connect(sys.argv[1]); conn.autocommit = True; cur = conn.cursor()
+cur.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+cur.execute("SELECT pg_reload_conf()"); on = time.time()
+cur.execute("SET default_transaction_read_only = off")  # this session, to undo it
+time.sleep(2)
+cur.execute("ALTER SYSTEM RESET default_transaction_read_only")
+cur.execute("SELECT pg_reload_conf()"); off = time.time()
+open(sys.argv[2], "w").write(f"{on} {off}")
+"""
+
+
+def test_a_primary_held_read_only_is_not_stale_routing(make_lab, run_ptor, tmp_path):
+    """The primary set read-only for 2 s under the load (default_transaction_read_only, as
+    pg_auto_failover sets it on a node it promotes, or an operator or a provider's
+    full-disk guard would), no failover: the writes it refused are the primary's own,
+    between the test's own times of the change and of its undoing, as many as the test
+    counts in the ledger; none is called stale routing, and the account says why writes
+    failed."""
+    lab = make_lab("sync")
+    primary = lab.nodes[lab.named("primary")]
+    script, times = tmp_path / "read_only.py", tmp_path / "times"
+    script.write_text(READ_ONLY_FOR_TWO_SECONDS)
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "3",
+                   "--warmup-duration", "1", "--duration", "6", "--expect", "any",
+                   "--failover-after", "1", "--failover-command",
+                   f"{sys.executable} {script} '{primary.dsn()}' {times}")
+    r = run.report
+    on, off = map(float, times.read_text().split())
+    with sqlite3.connect(os.path.join(r["run_dir"], "ledger.sqlite")) as ledger:
+        (refused,) = ledger.execute("SELECT count(*) FROM ledger_op WHERE outcome = 'failed' "
+                                    "AND error LIKE '25006:%'").fetchone()
+    held, stale = r["anatomy"]["refused_by_primary"], r["anatomy"]["stale_routing"]
+    # a worker whose write was refused leaves the read-only server and waits for a
+    # writable one: a refusal or so a worker
+    assert refused >= 1 and held["refused_writes"] == refused, (held, refused)
+    assert on - 0.05 <= held["first_at"] <= held["last_at"] <= off + 0.5, (held, on, off)
+    assert off - on - 0.1 <= r["rto"]["write_seconds"] <= off - on + 1.0, (r["rto"], on, off)
+    assert stale["refused_writes"] == 0 and stale["standby_sessions"] == 0, stale
+    assert "Stale routing" not in run.stdout and "Read-only primary" in run.stdout
+    assert "the primary itself refused writes as read-only" in " ".join(r["account"])
+    assert r["servers"]["primary_after"]["port"] == primary.port
+    assert run.code == 0 and r["rto"]["recovered"], run
 
 
 def test_the_anatomy_starts_before_the_fault(make_lab, run_ptor):

@@ -1,4 +1,5 @@
 """Verdicts and the rendered report, from synthetic drill outcomes."""
+import pytest
 
 from ptor_harness.config import parse_scenario
 from ptor_harness.drill.faults import FaultRecord
@@ -273,3 +274,34 @@ def test_seconds_read_without_a_minus_zero():
     assert render._s(-0.00004) == "0.000 s" and render._s(-0.0) == "0.000 s"
     assert render._s(-0.5) == "-0.500 s" and render._s(0.61) == "0.610 s"
     assert render._s(None) == "-" and render._s(3.0, 1) == "3.0 s"
+
+
+def test_writes_refused_by_the_primary_itself_are_not_stale_routing():
+    """Refusals as read-only (25006), per session: on the primary the drill ended with, on
+    its timeline, the primary was held read-only (pg_auto_failover while it promotes, an
+    operator); on the old primary or a standby, clients were left behind."""
+    from ptor_harness.verify.figures import refused_by, refused_by_primary, stale_routing
+
+    o = outcome()
+    o.identities.append(identity(1, 1, 6001, at=0.2))  # worker 1 on the old primary
+    standby = identity(1, 2, 6002, at=2.5)._replace(in_recovery=True, timeline=1)
+    o.identities.append(standby)  # worker 1 on the promoted node while it was a standby
+    o.primary_after = identity(0, 2, 6002, 2, at=3.0)
+    o.refused_writes = [(0, 2, 40, 3.1, 6.2), (1, 1, 5, 1.8, 2.0), (1, 2, 7, 2.6, 2.9)]
+    own, stale = refused_by(o)
+    assert own == [(40, 3.1, 6.2)] and stale == [(5, 1.8, 2.0), (7, 2.6, 2.9)]
+    held = refused_by_primary(o)
+    assert held == {"refused_writes": 40, "first_at": 3.1, "last_at": 6.2,
+                    "seconds": pytest.approx(3.1)}
+    left = stale_routing(o, 1.5)
+    assert left["refused_writes"] == 12 and left["standby_sessions"] == 1
+    assert (left["first_at"], left["last_at"]) == (1.8, 2.9)
+    r = report.build(o)
+    assert r["anatomy"]["refused_by_primary"]["refused_writes"] == 40
+    shown = render.render(r)
+    assert "Read-only primary: 40 writes refused as read-only (SQLSTATE 25006) by the " \
+           "primary itself" in shown and "Stale routing: 12 writes" in shown
+    assert "For 3.10 s the new primary itself refused writes as read-only (40 writes): it " \
+           "was held read-only" in " ".join(r["account"]), r["account"]
+    o.primary_after = None  # no primary confirmed: nothing can be put down to it
+    assert refused_by(o)[0] == [] and stale_routing(o, 1.5)["refused_writes"] == 52
