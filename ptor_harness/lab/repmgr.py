@@ -270,6 +270,13 @@ class RepmgrLab(Lab):
             self.repmgr(name, "standby", "register", "--force", "--wait-sync=60")
             how = "a fresh repmgr standby clone (node rejoin failed)"
         node.running()  # learn the postmaster PID repmgr started
+        # repmgrd reads the node's registration from the node itself, a standby replaying
+        # the new primary: started before the rejoin's update has replayed there, it finds
+        # itself "registered as a primary but running as a standby" and ends, and the lab
+        # never settles (seen with three nodes on a busy machine)
+        wait_until(f"{name}'s registration as a standby to replay on it",
+                   lambda: node.query("SELECT type FROM repmgr.nodes WHERE node_name = %s",
+                                      (name,), dbname=REPMGR_DB) == [("standby",)], 60, 0.1)
         self.repmgrd(name).start()
         self.follow(new)
         self.wait_settled(60)
