@@ -187,7 +187,7 @@ def anatomy_tables(r: dict, rel) -> list[str]:
     if brown.get("periods"):
         spans = ", ".join(f"{rel(p['start'])}..{rel(p['end'])}" for p in brown["periods"])
         parts += ["", f"Brownout (below {brown['threshold']:.0%} of the warmup's "
-                  f"{brown['warmup_ok_per_second']:,} ok/s): {_s(brown['seconds'], 0)} "
+                  f"{brown['warmup_ok_per_second']:,.0f} ok/s): {_s(brown['seconds'], 0)} "
                   f"({spans})"]
     return parts
 

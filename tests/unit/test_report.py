@@ -305,3 +305,11 @@ def test_writes_refused_by_the_primary_itself_are_not_stale_routing():
            "was held read-only" in " ".join(r["account"]), r["account"]
     o.primary_after = None  # no primary confirmed: nothing can be put down to it
     assert refused_by(o)[0] == [] and stale_routing(o, 1.5)["refused_writes"] == 52
+
+
+def test_the_brownout_line_reads_whole_ops_per_second():
+    r = report.build(outcome())
+    r["brownout"] = {"threshold": 0.5, "warmup_ok_per_second": 1602.0, "seconds": 6.0,
+                     "periods": [{"start": 6.284, "end": 12.284}]}
+    r["nodes"] = dict(r.get("nodes") or {}, observer="on")
+    assert "Brownout (below 50% of the warmup's 1,602 ok/s): 6 s (" in render.render(r)
