@@ -67,6 +67,7 @@ def render(report: dict) -> str:
         parts += ["", "Faults", tabulate(rows, headers=["fault", "at", "took", "result",
                                                         "detection", "to first ok"])]
     parts += anatomy_tables(r, rel)
+    parts += brownout_line(r, rel)
     parts += background_table(r.get("background"))
     parts += cdc_table(r.get("cdc"))
     if r["latency"]["check"]:
@@ -183,13 +184,19 @@ def anatomy_tables(r: dict, rel) -> list[str]:
             parts += ["", f"Node observer: {name} never answered ({info['never_reached']})"]
     if nodes.get("unknown_fields"):
         parts += ["", f"Node observer: {nodes['unknown_fields']}"]
-    brown = r.get("brownout") or {}
-    if brown.get("periods"):
-        spans = ", ".join(f"{rel(p['start'])}..{rel(p['end'])}" for p in brown["periods"])
-        parts += ["", f"Brownout (below {brown['threshold']:.0%} of the warmup's "
-                  f"{brown['warmup_ok_per_second']:,.0f} ok/s): {_s(brown['seconds'], 0)} "
-                  f"({spans})"]
     return parts
+
+
+def brownout_line(r: dict, rel) -> list[str]:
+    """The seconds the load ran below its threshold of the warmup's rate: the clients'
+    own view, shown whether or not the node observer watched."""
+    brown = r.get("brownout") or {}
+    if not brown.get("periods"):
+        return []
+    spans = ", ".join(f"{rel(p['start'])}..{rel(p['end'])}" for p in brown["periods"])
+    return ["", f"Brownout (below {brown['threshold']:.0%} of the warmup's "
+            f"{brown['warmup_ok_per_second']:,.0f} ok/s): {_s(brown['seconds'], 0)} "
+            f"({spans})"]
 
 
 def cdc_table(section: Optional[dict]) -> list[str]:
