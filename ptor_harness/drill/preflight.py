@@ -44,6 +44,7 @@ class DrillLocks:
                                        c.rto_conn_timeout, c.statement_timeout)
         self.primary.start()
         if c.repo_pgdsn:
+            check_repo_apart(c)
             self.repo = lock.acquire(c.repo_pgdsn, "repo", c.schema, self.run_id,
                                      c.rto_conn_timeout, c.statement_timeout)
 
@@ -60,6 +61,39 @@ class DrillLocks:
             self.primary.release()
         if self.repo is not None:
             self.repo.close()
+
+
+def check_repo_apart(c: Connection) -> None:
+    """The repo must not be a server of the cluster under test: a failover there would
+    take the ledger with it (the drill measuring its own ledger's outage), and on the
+    primary itself its drill lock is the drill's own (it read "another ptor drill is
+    running against this repo"). Same server (address and port, any database) or same
+    system identifier (the primary, or one of its standbys): one sentence, exit 3. Either
+    side that cannot be reached here is left to the lock's own sentence."""
+    sides = []
+    for dsn in (c.primary_pgdsn, c.repo_pgdsn):
+        try:
+            conn = db.connect(dsn, "ptor-check", c.rto_conn_timeout, c.statement_timeout)
+        except psycopg2.Error:
+            return
+        try:
+            with bounds.bounded(conn, c.rto_conn_timeout + c.statement_timeout):
+                sides.append(servers.server_identity(conn, -1, 0))
+        except psycopg2.Error:
+            return
+        finally:
+            conn.close()
+    primary, repo = sides
+    same_server = (primary.addr, primary.port) == (repo.addr, repo.port) and \
+        primary.addr is not None
+    same_cluster = primary.system_id is not None and primary.system_id == repo.system_id
+    if same_server or same_cluster:
+        what = f"the primary's own server ({primary.addr}:{primary.port})" if same_server \
+            else f"a server of the cluster under test (system identifier {repo.system_id})"
+        raise ClusterError(f"the repo (--repo-pgdsn) is {what}: a failover there would take "
+                           "the ledger with it; give the ledger a server of its own, or "
+                           "leave --repo-pgdsn empty for the embedded ledger in the run's "
+                           "folder")
 
 
 class ClusterCheck(NamedTuple):

@@ -41,6 +41,32 @@ def test_missing_repo_tables_without_init_exit_3(make_lab, run_ptor):
     assert "ledger tables are missing in the repo" in run.stderr
 
 
+def test_a_repo_on_the_cluster_under_test_is_refused(make_lab, run_ptor):
+    """A ledger kept on the primary (its own database or another) or on its standby would
+    go down with the failover it is there to measure: one sentence, exit 3, before
+    anything is touched (it read "another ptor drill is running against this repo": the
+    drill's own lock). The lab's own repo, a server apart, is taken."""
+    lab = make_lab("sync")
+    primary = lab.nodes[lab.named("primary")]
+    standby = lab.nodes[lab.named("standby")]
+    for repo, says in ((primary.dsn(), f"the primary's own server (127.0.0.1:{primary.port})"),
+                       (primary.dsn("template1"), "the primary's own server"),
+                       (standby.dsn(), "a server of the cluster under test (system "
+                                       "identifier ")):
+        run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", repo, "--init",
+                       "--parallel-workers", "1", "--ops-per-worker", "5", "--expect", "any")
+        assert run.code == 3, run
+        last = run.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"ptor: error: the repo (--repo-pgdsn) is {says}"), last
+        assert "Traceback" not in run.stderr
+    with primary.connect() as conn, conn.cursor() as cur:  # nothing was touched
+        cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'ptor'")
+        assert cur.fetchone()[0] == 0
+    assert run_ptor("--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", lab.repo_dsn(),
+                    "--init", "--parallel-workers", "1", "--ops-per-worker", "5",
+                    "--expect", "any").code == 0
+
+
 def test_reset_drops_only_ptors_objects(make_lab, run_ptor):
     lab = make_lab("sync")
     dsns = ["--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", lab.repo_dsn()]
