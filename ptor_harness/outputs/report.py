@@ -20,8 +20,7 @@ from ..verify.figures import (
     drill_figures,
     lost_by_cause,
     lost_examples,
-    refused_by_primary,
-    stale_routing,
+    read_only_refusals,
     verdict_figures,
 )
 from ..verify.findings import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
@@ -71,6 +70,7 @@ def build(outcome: DrillOutcome) -> dict:
                         outcome.phases.get("warmup"), outcome.phases.get("drain"),
                         outcome.node_samples, outcome.wal_positions,
                         list(metrics.workers.values()) if metrics else ())
+    stale, held_read_only = read_only_refusals(outcome, fault_at)
     report = {
         "format": REPORT_FORMAT,
         "run_id": outcome.run_id,
@@ -172,8 +172,7 @@ def build(outcome: DrillOutcome) -> dict:
         "errors": list(outcome.errors),
         "nodes": nodes_section(outcome),
         "anatomy": dict(
-            d.anatomy, stale_routing=stale_routing(outcome, fault_at),
-            refused_by_primary=refused_by_primary(outcome),
+            d.anatomy, stale_routing=stale, refused_by_primary=held_read_only,
             wal_bytes_per_second_before_fault=None if fault_at is None else
             wal_rate(outcome.node_samples, fault_at - BEFORE_FAULT, fault_at)),
         "brownout": d.brownout,

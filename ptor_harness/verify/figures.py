@@ -159,21 +159,19 @@ def _span(refusals: list[tuple], times: list[float]) -> dict:
             "seconds": max(times) - min(times) if times else None}
 
 
-def stale_routing(outcome: DrillOutcome, fault_at: Optional[float]) -> dict:
-    """Clients sent to a server that was no longer the primary: writes refused as
-    read-only (SQLSTATE 25006) by another server than the primary the drill ended with,
-    and sessions the endpoint led to a standby after the fault (a worker checks every
-    session it opens and looks again)."""
+def read_only_refusals(outcome: DrillOutcome, fault_at: Optional[float]
+                       ) -> tuple[dict, dict]:
+    """(stale routing, the primary held read-only). Stale routing: clients sent to a
+    server that was no longer the primary: writes refused as read-only (SQLSTATE 25006)
+    by another server than the primary the drill ended with, and sessions the endpoint
+    led to a standby after the fault (a worker checks every session it opens and looks
+    again). Held read-only: writes the primary itself refused so
+    (default_transaction_read_only: a manager holding a promoted node, an operator, a
+    provider's full-disk guard), which are no stale routing."""
+    own, stale = refused_by(outcome)
     landed = [i.at for i in outcome.identities
               if i.in_recovery and fault_at is not None and i.at >= fault_at]
-    return dict(_span(refused_by(outcome)[1], landed), standby_sessions=len(landed))
-
-
-def refused_by_primary(outcome: DrillOutcome) -> dict:
-    """Writes the primary itself refused as read-only (default_transaction_read_only: a
-    manager holding a promoted node, an operator, a provider's full-disk guard): not
-    stale routing, whatever the report said of them before."""
-    return _span(refused_by(outcome)[0], [])
+    return dict(_span(stale, landed), standby_sessions=len(landed)), _span(own, [])
 
 
 def other_cause(at_fault: list[dict]) -> str:

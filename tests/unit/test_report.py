@@ -280,7 +280,7 @@ def test_writes_refused_by_the_primary_itself_are_not_stale_routing():
     """Refusals as read-only (25006), per session: on the primary the drill ended with, on
     its timeline, the primary was held read-only (pg_auto_failover while it promotes, an
     operator); on the old primary or a standby, clients were left behind."""
-    from ptor_harness.verify.figures import refused_by, refused_by_primary, stale_routing
+    from ptor_harness.verify.figures import read_only_refusals, refused_by
 
     o = outcome()
     o.identities.append(identity(1, 1, 6001, at=0.2))  # worker 1 on the old primary
@@ -290,10 +290,9 @@ def test_writes_refused_by_the_primary_itself_are_not_stale_routing():
     o.refused_writes = [(0, 2, 40, 3.1, 6.2), (1, 1, 5, 1.8, 2.0), (1, 2, 7, 2.6, 2.9)]
     own, stale = refused_by(o)
     assert own == [(40, 3.1, 6.2)] and stale == [(5, 1.8, 2.0), (7, 2.6, 2.9)]
-    held = refused_by_primary(o)
+    left, held = read_only_refusals(o, 1.5)
     assert held == {"refused_writes": 40, "first_at": 3.1, "last_at": 6.2,
                     "seconds": pytest.approx(3.1)}
-    left = stale_routing(o, 1.5)
     assert left["refused_writes"] == 12 and left["standby_sessions"] == 1
     assert (left["first_at"], left["last_at"]) == (1.8, 2.9)
     r = report.build(o)
@@ -304,7 +303,7 @@ def test_writes_refused_by_the_primary_itself_are_not_stale_routing():
     assert "For 3.10 s the new primary itself refused writes as read-only (40 writes): it " \
            "was held read-only" in " ".join(r["account"]), r["account"]
     o.primary_after = None  # no primary confirmed: nothing can be put down to it
-    assert refused_by(o)[0] == [] and stale_routing(o, 1.5)["refused_writes"] == 52
+    assert refused_by(o)[0] == [] and read_only_refusals(o, 1.5)[0]["refused_writes"] == 52
 
 
 def test_the_brownout_line_reads_whole_ops_per_second():
