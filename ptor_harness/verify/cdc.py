@@ -210,7 +210,8 @@ def outage(times: list[float], fault_at: Optional[float],
         return None
     losses = [c["lost"]["at"] for c in connections
               if isinstance(c.get("lost"), dict) and (c["lost"].get("at") or 0) >= fault_at]
-    cut = min(losses) if losses else fault_at
+    lost_at = min(losses, default=None)
+    cut = fault_at if lost_at is None else lost_at
 
     def around(at: float) -> tuple[Optional[float], Optional[float]]:
         before = [t for t in times if t <= at]
@@ -220,6 +221,6 @@ def outage(times: list[float], fault_at: Optional[float],
     last, first = around(cut)
     last_at_fault, first_at_fault = around(fault_at)
     return {"last_before_fault": last_at_fault, "first_after_fault": first_at_fault,
-            "session_lost_at": min(losses) if losses else None,
+            "session_lost_at": lost_at,
             "last_before": last, "first_after": first,
             "seconds": None if last is None or first is None else first - last}
