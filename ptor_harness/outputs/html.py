@@ -15,7 +15,7 @@ import platform
 from typing import Optional
 
 from .account import no_standby
-from .render import cdc_rows, server_rows, summary_rows
+from .render import cdc_rows, outage_split, server_rows, summary_rows
 from .scenario_text import scenario_entries
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -131,10 +131,15 @@ def anatomy(r: dict) -> str:
     rows = [[x["standby"], x["seen_by"], x.get("sync_state"), x.get("flushed_bytes_behind"),
              x.get("replayed_bytes_behind")] for x in a.get("replication_at_fault") or []]
     alone = no_standby(r)
-    content = (table(events, ["event", "from the fault", "source", "detail"]) if events
-               else "") + (table(rows, ["standby", "seen by", "sync", "flushed bytes behind",
-                                       "replayed bytes behind"]) if rows else "") + (
-        f"<p>{esc(alone)}</p>" if alone else "")
+    content = ""
+    if events:
+        content += table(events, ["event", "from the fault", "source", "detail"]) + \
+            f"<p>{esc(outage_split(a))}</p>"
+    if rows:
+        content += table(rows, ["standby", "seen by", "sync", "flushed bytes behind",
+                                "replayed bytes behind"])
+    if alone:
+        content += f"<p>{esc(alone)}</p>"
     return section("Failover anatomy", content)
 
 

@@ -161,10 +161,7 @@ def anatomy_tables(r: dict, rel) -> list[str]:
         parts += ["", "Failover anatomy (observer samples every "
                   f"{r['scenario'].get('observe_interval', 0):g} s)",
                   tabulate(rows, headers=["at", "after fault", "event", "source", "detail"])]
-        split = [f"{k.rsplit('_', 1)[0].replace('_', '-')} {_s(a.get(k))}" for k in (
-            "detection_seconds", "promotion_seconds", "read_only_seconds", "routing_seconds")
-            if k != "read_only_seconds" or a.get(k) is not None]
-        parts.append("write outage: " + ", ".join(split))
+        parts.append(outage_split(a))
     if a.get("replication_at_fault"):
         rows = [[x["standby"], x["seen_by"], x["sync_state"] or "-",
                  _n(x["sent_bytes_behind"]), _n(x["flushed_bytes_behind"]),
@@ -185,6 +182,15 @@ def anatomy_tables(r: dict, rel) -> list[str]:
     if nodes.get("unknown_fields"):
         parts += ["", f"Node observer: {nodes['unknown_fields']}"]
     return parts
+
+
+def outage_split(a: dict) -> str:
+    """The write outage by part, as the terminal and report.html say it (the read-only
+    part only where the promoted node was held read-only)."""
+    split = [f"{k.rsplit('_', 1)[0].replace('_', '-')} {_s(a.get(k))}" for k in (
+        "detection_seconds", "promotion_seconds", "read_only_seconds", "routing_seconds")
+        if k != "read_only_seconds" or a.get(k) is not None]
+    return "write outage: " + ", ".join(split)
 
 
 def brownout_line(r: dict, rel) -> list[str]:

@@ -113,8 +113,9 @@ def test_a_new_primary_held_read_only_is_said():
             "stayed read-only for 3.10 s more (held so by its manager) before it took "
             "writes.") in " ".join(r["account"])
     held_to_the_report(r)
-    assert "write outage: detection 0.020 s, promotion 1.250 s, read-only 3.100 s, routing " \
-           "0.050 s" in render.render(r)
+    split = "write outage: detection 0.020 s, promotion 1.250 s, read-only 3.100 s, " \
+            "routing 0.050 s"
+    assert split in render.render(r) and f"<p>{split}</p>" in html.report_html(r)
     r["anatomy"]["read_only_seconds"] = None
     r = redo(r)
     assert "read-only" not in render.render(r)
