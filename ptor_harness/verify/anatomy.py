@@ -328,6 +328,15 @@ def bounded_by(event: Optional[Event], first_ok_at: Optional[float]) -> Optional
     return min(event.at, bound)
 
 
+def listed_at(at: float, after: Optional[float], first_ok_at: Optional[float]) -> float:
+    """Where an event stands in the list: an observer event (one with the sample before
+    it, `after`) that a write acknowledged after that sample bounds stands before that
+    write, for it had happened by then; its time stays the sample's that showed it."""
+    if after is None or first_ok_at is None or first_ok_at <= after:
+        return at
+    return min(at, first_ok_at)
+
+
 def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow],
             fault_at: Optional[float], fault_name: Optional[str],
             detected_at: Optional[float], first_ok_at: Optional[float]) -> dict:
@@ -347,9 +356,7 @@ def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow]
     if first_ok_at is not None:
         events.append(Event("writes acknowledged again", first_ok_at, "workers",
                             "first acknowledged write through the endpoint"))
-    # an observer event a write acknowledged meanwhile bounds is listed before that write
-    # (it had happened by then), the sample that showed it kept as its time
-    events.sort(key=lambda e: bounded_by(e, first_ok_at) if e.after is not None else e.at)
+    events.sort(key=lambda e: listed_at(e.at, e.after, first_ok_at))
     # The observer saw the promotion (and the new primary taking writes) up to one
     # interval late: a write acknowledged through the endpoint after the sample before it
     # bounds it from above.

@@ -15,7 +15,7 @@ from typing import Optional
 from .. import servers
 from ..outcome import DrillOutcome
 from . import checks
-from .anatomy import anatomy, by_node, closest_standby
+from .anatomy import anatomy, by_node, closest_standby, listed_at
 from .findings import ANOMALY_CLASSES, OTHER_CAUSE, SPLIT_BRAIN, SYNC_WAIT_CANCELLED
 from .metrics import (
     attempts_per_second,
@@ -132,7 +132,7 @@ def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[fl
                                       until=detected)
     early += stalls_before(slow, fault_at)
     events = sorted([e.as_dict(fault_at) for e in early] + found["events"],
-                    key=lambda e: e["at"])
+                    key=lambda e: listed_at(e["at"], e.get("after"), first_ok))
     return dict(found, events=events, no_standby_since=alone_since)
 
 

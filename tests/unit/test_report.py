@@ -313,3 +313,32 @@ def test_the_brownout_line_reads_whole_ops_per_second():
     # the clients' own view: shown with the node observer off too (one DSN, no nodes)
     assert (r.get("nodes") or {}).get("observer") != "on"
     assert "Brownout (below 50% of the warmup's 1,602 ok/s): 6 s (" in render.render(r)
+
+
+def test_an_event_a_write_bounds_is_listed_before_that_write_in_the_report():
+    """The observer saw node2 take writes in the sample after the first acknowledged
+    write (4.5), though the sample before it (4.401) came before that write: in the
+    report's list, as in the anatomy's, it stands before the write it made possible."""
+    from ptor_harness.ops import NodeSample
+
+    def sample(node, at, reachable=True, in_recovery=None, read_only=None, timeline=1):
+        return NodeSample(node, at, 0.001, reachable, in_recovery, timeline, "42",
+                          None, None, None, None, True, None if reachable else "refused",
+                          read_only=read_only)
+
+    o = outcome()
+    for i in range(61):
+        t = round(i * 0.1, 3)
+        o.node_samples.append(sample("node1", t, t < 1.5, False if t < 1.5 else None,
+                                     False if t < 1.5 else None))
+        promoted = t >= 1.8
+        o.node_samples.append(sample("node2", t + 0.001, True, not promoted,
+                                     not promoted or t + 0.001 < 4.45, 2 if promoted else 1))
+    r = report.build(o)
+    names = [e["name"] for e in r["anatomy"]["events"]]
+    assert names.index("standby promoted") < names.index("new primary writable") < \
+        names.index("writes acknowledged again"), names
+    writable = next(e for e in r["anatomy"]["events"] if e["name"] == "new primary writable")
+    assert writable["at"] == pytest.approx(4.501)  # the sample that showed it, kept
+    assert r["anatomy"]["routing_seconds"] == 0.0
+    assert r["anatomy"]["read_only_seconds"] == pytest.approx(4.5 - 1.801)
