@@ -81,6 +81,10 @@ def drill(lab, run_ptor, fault, moves_to_other=True):
         check_against_own_observations(r, new)
         check_rejoin(r, watcher)
         check_held_read_only(r, watcher)
+        # one server, one name: the lag curve's lanes are the lab's nodes, not the names
+        # their WAL receivers gave the primary ("pgautofailover_standby_2")
+        nodes = {n.name for n in lab.data_nodes()}
+        assert set(r["nodes"]["replay_lag_bytes"]) <= nodes, r["nodes"]["replay_lag_bytes"]
         assert (r["anatomy"]["old_primary"], r["anatomy"]["new_primary"]) == (old.name,
                                                                               new.name)
     return r

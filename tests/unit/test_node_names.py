@@ -54,6 +54,34 @@ def test_each_row_names_the_node_that_gave_the_name_then():
         [r._replace(application_name=None) for r in replication]
 
 
+def test_a_rejoining_standby_not_yet_naming_itself_is_still_named():
+    """pg_auto_failover's old primary rejoining: the new primary lists it by its
+    application name at 2.1 and 2.2 while its own nearest samples give no name yet (its
+    WAL receiver starting); its first naming sample, at 2.5, is within a second: the rows
+    are its. (Seen as a third lane, "pgautofailover_standby_2", in the lag curve.)"""
+    samples, replication = failover("pgautofailover_standby_2")
+    samples = [s._replace(standby_name=None) if s.node == "node1" and s.at < 2.45 else s
+               for s in samples]
+    named = name_standbys(samples, replication)
+    assert {r.application_name for r in named if r.node == "node2"} == {"node1"}
+
+
+def test_a_name_one_node_alone_ever_gave_names_rows_no_sample_speaks_for():
+    """The old primary cloned anew: its server down while the new primary streams to it
+    under its application name (pg_auto_failover's pgautofailover_standby_1, one node's
+    alone): the rows are that node's. A name two nodes gave over the drill (the
+    streaming lab's "standby") is never guessed from afar."""
+    samples, replication = failover("pgautofailover_standby_1")
+    # node2, the standby before the failover, gave its own name (standby_2); node1 gives
+    # standby_1 once it streams again, from 2.0
+    samples = [s._replace(standby_name="pgautofailover_standby_2") if s.node == "node2"
+               and s.standby_name else s for s in samples]
+    far = [r._replace(at=r.at + 60) for r in replication if r.node == "node2"]
+    assert {r.application_name for r in name_standbys(samples, far)} == {"node1"}
+    moved = [r._replace(at=r.at + 60) for r in failover()[1] if r.node == "node2"]
+    assert name_standbys(failover()[0], moved) == moved  # "standby": two nodes gave it
+
+
 def test_the_anatomy_then_names_one_server_one_way():
     samples, replication = failover()
     out = a.anatomy(samples, name_standbys(samples, replication), 1.0, "kill-primary",
