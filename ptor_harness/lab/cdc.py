@@ -95,4 +95,3 @@ def advice(cdc: dict) -> str:
              "drill will say so" if plain else
              f"a permanent slot made on {cdc['on']}, {cdc['copies'].split(': ', 1)[-1]}")
     return f"run ptor with --cdc-slot {cdc['slot']} --cdc-plugin {cdc['plugin']} ({where})"
-
