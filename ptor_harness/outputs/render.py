@@ -136,7 +136,8 @@ def server_rows(r: dict) -> list[list[str]]:
 
 def anatomy_tables(r: dict, rel) -> list[str]:
     """The failover as the nodes and the clients saw it, step by step; how far each
-    standby was behind at the fault; two primaries at once; brownout."""
+    standby was behind at the fault; two primaries at once; stale routing and a primary
+    held read-only."""
     parts: list[str] = []
     nodes, a = r.get("nodes") or {}, r.get("anatomy") or {}
     stale = a.get("stale_routing") or {}

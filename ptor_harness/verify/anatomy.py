@@ -14,7 +14,6 @@ connections again (Service Available).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Optional
@@ -318,23 +317,24 @@ def lag_series(samples: Sequence[NodeSample],
     return series
 
 
-def bounded_by(event: Optional[Event], first_ok_at: Optional[float]) -> Optional[float]:
+def _bounded(at: float, after: Optional[float], first_ok_at: Optional[float]) -> float:
     """An observer event's time, no later than a first acknowledged write that came after
-    the sample before it."""
-    if event is None:
-        return None
-    bound = first_ok_at if first_ok_at is not None and first_ok_at > (
-        event.after or -math.inf) else math.inf
-    return min(event.at, bound)
+    the sample before it (`after`; None: no sample before it)."""
+    if first_ok_at is None or (after is not None and first_ok_at <= after):
+        return at
+    return min(at, first_ok_at)
+
+
+def bounded_by(event: Optional[Event], first_ok_at: Optional[float]) -> Optional[float]:
+    """An observer event's time, bounded by the first acknowledged write (_bounded)."""
+    return None if event is None else _bounded(event.at, event.after, first_ok_at)
 
 
 def listed_at(at: float, after: Optional[float], first_ok_at: Optional[float]) -> float:
     """Where an event stands in the list: an observer event (one with the sample before
     it, `after`) that a write acknowledged after that sample bounds stands before that
     write, for it had happened by then; its time stays the sample's that showed it."""
-    if after is None or first_ok_at is None or first_ok_at <= after:
-        return at
-    return min(at, first_ok_at)
+    return at if after is None else _bounded(at, after, first_ok_at)
 
 
 def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow],
