@@ -143,12 +143,16 @@ def anatomy(r: dict) -> str:
     return section("Failover anatomy", content)
 
 
+def words(key: Optional[str]) -> str:
+    """A report key as words ("asynchronous_lag": "asynchronous lag")."""
+    return (key or "").replace("_", " ")
+
+
 def loss(r: dict) -> str:
     rpo = r["rpo"]
     if rpo.get("lost_acknowledged_ops") is None:
         return section("Loss", "<p>Not validated: " + esc(r["validation"].get("error")) +
                        "</p>")
-    words = lambda key: (key or "").replace("_", " ")  # noqa: E731
     rows = [["lost acknowledged ops", f"{rpo['lost_acknowledged_ops']:,}"]]
     for label, key in (("by kind", "lost_by_kind"), ("by cause", "lost_by_cause"),
                        ("found by", "lost_by_evidence")):
