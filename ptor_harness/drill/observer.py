@@ -64,12 +64,12 @@ SELECT pg_is_in_recovery(),
         FROM pg_stat_wal_receiver LIMIT 1),
        current_setting('transaction_read_only') = 'on'
 """
-# The last column: the name a standby's WAL receiver gives its primary (its conninfo's
+# The column before the last: the name a standby's WAL receiver gives its primary (its conninfo's
 # application_name, else the fallback it used: cluster_name or "walreceiver"), which the
 # primary's pg_stat_replication lists it under: how the report tells which node a
 # primary's row is about (verify/node_names.py). NULL without pg_monitor, which hides
 # the conninfo (the password in it is masked anyway, and only the name is read).
-# The one before the last: whether this sample's own transaction is read-only, which each
+# The last column: whether this sample's own transaction is read-only, which each
 # transaction works out as it begins: on a standby, and on a primary whose manager holds it
 # read-only (pg_auto_failover sets default_transaction_read_only while it promotes: seen
 # here for 3.3 s after the node left recovery), which is time the report must not call
