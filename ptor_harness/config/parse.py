@@ -90,8 +90,9 @@ def _unknown_message(prefix: str, word: str) -> str:
 # ptor's commands, by the first word; without one, `ptor [options]` runs a drill.
 COMMANDS = {
     "drill": "run a drill: load, failover, reconciliation, report (the default)",
-    "reconcile": "finish a run whose coordinator died: reconcile its ledger against the "
-                 "primary and write its report (--run RUN_ID)",
+    "reconcile": "finish a run that did not (its coordinator died, or its repo stayed "
+                 "away): reconcile its ledger against the primary and write its report "
+                 "(--run RUN_ID)",
     "history": "recent drills, newest first, with trends",
     "report": "an earlier run's report again, from its folder (--html: write report.html)",
     "campaign": "many drills back to back (--rounds) over a matrix of scenarios (--vary), "

@@ -42,7 +42,7 @@ from .cdc import spec_for
 from .cdc_slot import slot_state
 from .cpu_sampler import CpuSampler
 from .crew import QUEUE_MESSAGES, Crew
-from .faults import FaultSchedule, LabAction, ShellCommand
+from .faults import FAULT_ENDED, FaultSchedule, LabAction, ShellCommand, fault_phase
 from .metrics_pass import MetricsPass
 from .observer import cluster_nodes
 from .preflight import DrillLocks, check_cluster
@@ -210,11 +210,12 @@ class Drill:
                 if waiting and not crew.abort.is_set() and self.stop_signal is None:
                     log.warning("worker(s) %s not started after %.0f s: the warmup begins "
                                 "without them", ", ".join(map(str, waiting)), startup)
-            self.phase("warmup")
+            plan = self.fault_plan()
+            self.phase("warmup", faults_planned=len(plan))
             positions.read_soon()
             crew.go.set()
             warm_end = time.time() + s.load.warmup_duration
-            self.schedule = FaultSchedule(self.fault_plan(), warm_end)
+            self.schedule = FaultSchedule(plan, warm_end)
             outcome.faults_planned = len(self.schedule.plan)
             self.schedule.start()
             rules = StopRules(s, crew, watcher, self.schedule, warm_end + s.load.duration,
@@ -227,8 +228,8 @@ class Drill:
                     self.phase("load")
                     positions.read_soon()  # before a fault, as a rule (--failover-after)
                 for ordinal, at, name in self.schedule.newly_fired():
-                    self.phase("fault" if ordinal == 1 else f"fault-{ordinal}", at=at,
-                               action=name)
+                    self.phase(fault_phase(ordinal), at=at, action=name)
+                self.journal_ended_faults()
                 crew.poll()
                 watcher.tick(now)
                 outcome.connect_samples.append((now, crew.connect_attempts()))
@@ -250,8 +251,17 @@ class Drill:
             crew.go.set()  # workers still waiting to start see the stop at once
             if self.schedule is not None:
                 self.schedule.cancel_and_join()
+                self.journal_ended_faults()
                 outcome.faults = list(self.schedule.records)
             crew.stop_all()
+
+    def journal_ended_faults(self) -> None:
+        """Each fault's record into the ledger as it ends, so `ptor reconcile` of a run
+        that never finished still knows what was injected and how it went."""
+        for ordinal, record in self.schedule.newly_ended():
+            if self.journal is not None:
+                self.journal.record(record.ended_at or time.time(), FAULT_ENDED,
+                                    dict(record.as_dict(), ordinal=ordinal))
 
     def startup_budget(self) -> float:
         """How long the workers may take to start and make their first connect attempt:

@@ -169,6 +169,7 @@ class FaultSchedule:
         self.fired: list[tuple[float, str]] = []  # (when, name), appended by the thread
         self.reported = 0
         self.records: list[FaultRecord] = []
+        self.ended_reported = 0
         self.cancelled = threading.Event()
         self.thread = threading.Thread(target=self._run, name="ptor-faults", daemon=True)
 
@@ -202,6 +203,14 @@ class FaultSchedule:
         self.reported += len(fresh)
         return [(start + i + 1, at, name) for i, (at, name) in enumerate(fresh)]
 
+    def newly_ended(self) -> list[tuple[int, FaultRecord]]:
+        """(ordinal, record) of faults that ended since the last call, for the coordinator
+        to journal: a run that never finishes still leaves how its faults went."""
+        start = self.ended_reported
+        fresh = self.records[start:]
+        self.ended_reported += len(fresh)
+        return [(start + i + 1, record) for i, record in enumerate(fresh)]
+
     def kill(self) -> None:
         """Kill whatever trigger runs now (those that can be killed: shell commands)."""
         for _at, trigger in self.plan:
@@ -214,3 +223,36 @@ class FaultSchedule:
         self.cancelled.set()
         if self.thread.ident is not None:
             self.thread.join()
+
+
+FAULT_ENDED = "fault-ended"  # the journal's event for a fault's record, with its ordinal
+
+
+def fault_phase(ordinal: int) -> str:
+    """The phase a fault's start marks: "fault", then "fault-2", "fault-3"..."""
+    return "fault" if ordinal == 1 else f"fault-{ordinal}"
+
+
+def fault_ordinal(phase: str) -> Optional[int]:
+    """Which fault a phase's start marks (`fault_phase`'s inverse), or None."""
+    if phase == "fault":
+        return 1
+    number = phase[len("fault-"):] if phase.startswith("fault-") else ""
+    return int(number) if number.isdigit() else None
+
+
+def records_from_journal(events: list) -> list[FaultRecord]:
+    """The faults of a run that did not finish, from its journal's events (at, name,
+    detail): each fault with its record, or, where its end was never journaled, one that
+    counts as failed (a run that stopped mid-fault proves nothing about it)."""
+    records = {detail["ordinal"]: FaultRecord(**{key: detail[key] for key in
+                                                 FaultRecord.__dataclass_fields__
+                                                 if key in detail})
+               for _at, name, detail in events if name == FAULT_ENDED}
+    for at, name, detail in events:
+        ordinal = fault_ordinal(name[len("phase:"):]) if name.startswith("phase:") else None
+        if ordinal is not None and ordinal not in records:
+            records[ordinal] = FaultRecord(detail.get("action", "?"), None, at, error=(
+                "did not journal its end: the run stopped before the fault finished, or "
+                "the repo was away when it did"))
+    return [records[n] for n in sorted(records)]

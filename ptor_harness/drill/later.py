@@ -1,6 +1,8 @@
-"""`ptor reconcile --run RUN_ID`: finish a run whose coordinator died, later.
+"""`ptor reconcile --run RUN_ID`: finish a run that did not finish, later.
 
-A coordinator killed mid-drill (SIGKILL, a lost host) leaves a ledger without a verdict.
+A coordinator killed mid-drill (SIGKILL, a lost host), or a repo that stayed away past
+--max-outage, leaves a ledger without a verdict. The faults come back from the journal
+(each journaled as it started and as it ended), so the report says what was injected.
 This reconciles that ledger against the primary exactly as the drill would have, and ends
 the same way (report, ledger verdict, every export): a `Drill` whose load already ran.
 """
@@ -18,6 +20,7 @@ from ..ledger import spill
 from ..outcome import Stop
 from ..outputs import exports
 from .coordinator import Drill
+from .faults import records_from_journal
 
 log = logging.getLogger("ptor")
 
@@ -45,11 +48,15 @@ class LateReconciliation(Drill):
                     background_load=(),  # what it did went with the coordinator
                     full_data_validation=s.preparation.full_data_validation
                     or stored["full_data_validation"])
-                for at, name, _ in self.ledger.events():
+                events = self.ledger.events()
+                for at, name, detail in events:
                     if name.startswith("phase:"):
                         self.outcome.phases[name[len("phase:"):]] = at
+                    if name == "phase:warmup":
+                        self.outcome.faults_planned = detail.get("faults_planned", 0)
+                self.outcome.faults = records_from_journal(events)
                 self.outcome.stopped(Stop.RECONCILED_LATER, "reconciled later by ptor "
-                                     "reconcile: the run's coordinator did not finish it")
+                                     "reconcile: the run did not finish")
                 self.replay_spill_file()
                 result = self.conclude()
         finally:

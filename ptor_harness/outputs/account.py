@@ -198,6 +198,11 @@ def doubt(r: dict) -> Optional[str]:
         had = "had none of them"
     else:
         had = f"had {applied:,} of them and not {not_applied:,}"
+    if (r.get("stop_reason") or "").startswith("reconciled later"):
+        # the run stopped before it recorded every answer: some of these had one
+        return (f"{count(total, 'write')} {'has' if total == 1 else 'have'} no answer in "
+                f"the ledger (in doubt: cut off by the failover, or answered after the "
+                f"ledger's last record); the new primary {had}.")
     return f"{count(total, 'write')} ended without an answer (in doubt); the new primary {had}."
 
 

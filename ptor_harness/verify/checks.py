@@ -173,7 +173,8 @@ def drill_completed(f: Figures, t: Thresholds) -> Check:
     if interrupted_by(f.stop):
         incomplete.append(f"the drill was interrupted by {interrupted_by(f.stop)}")
     if stopped_by(f.stop, Stop.RECONCILED_LATER):
-        incomplete.append("the run's coordinator died; its data was reconciled later, its "
+        incomplete.append("the run did not finish (its coordinator died, or its ledger "
+                          "could not be written); its ledger was reconciled later, its "
                           "load and faults were not followed to the end")
     if f.lock.failed:
         incomplete.append(f"{f.lock.failed}: another drill could have run meanwhile")

@@ -40,12 +40,12 @@ def wait_for_log(tmp_path, text, proc, timeout=60.0):
 
 
 ACKED_OP = "SELECT 1 FROM {schema}ledger_op WHERE worker = {mark} AND outcome = 'ok' LIMIT 1"
+EVENT = "SELECT 1 FROM {schema}ledger_event WHERE name = {mark} LIMIT 1"
 
 
-def wait_for_ops(tmp_path, worker, proc, timeout=60.0, repo_dsn=None):
-    """Until the run's ledger (embedded, or the repo at `repo_dsn`) holds an acknowledged
-    op of `worker` (it is past its start-up: spawned processes take a while to import and
-    connect on a busy machine)."""
+def wait_for_ledger_row(tmp_path, sql, arg, proc, what, timeout=60.0, repo_dsn=None):
+    """Until the run's ledger (embedded, or the repo at `repo_dsn`) answers `sql` (a
+    template over {schema} and one {mark} for `arg`) with a row."""
     import sqlite3
 
     import psycopg2
@@ -55,18 +55,25 @@ def wait_for_ops(tmp_path, worker, proc, timeout=60.0, repo_dsn=None):
         if repo_dsn is not None:
             with contextlib.closing(psycopg2.connect(repo_dsn)) as conn, \
                     conn.cursor() as cur:
-                cur.execute("SELECT to_regclass('ptor.ledger_op') IS NOT NULL")
+                cur.execute("SELECT to_regclass('ptor.ledger_event') IS NOT NULL")
                 if cur.fetchone()[0]:
-                    cur.execute(ACKED_OP.format(schema="ptor.", mark="%s"), (worker,))
+                    cur.execute(sql.format(schema="ptor.", mark="%s"), (arg,))
                     if cur.fetchone():
                         return
         for path in (tmp_path / "runs").glob("*/ledger.sqlite"):
             with contextlib.closing(sqlite3.connect(str(path), timeout=5)) as db:
-                if db.execute(ACKED_OP.format(schema="", mark="?"), (worker,)).fetchone():
+                if db.execute(sql.format(schema="", mark="?"), (arg,)).fetchone():
                     return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
-    raise AssertionError(f"worker {worker} never recorded an acknowledged op")
+    raise AssertionError(f"the ledger never held {what}")
+
+
+def wait_for_ops(tmp_path, worker, proc, timeout=60.0, repo_dsn=None):
+    """Until the run's ledger holds an acknowledged op of `worker` (it is past its
+    start-up: spawned processes take a while to import and connect on a busy machine)."""
+    wait_for_ledger_row(tmp_path, ACKED_OP, worker, proc,
+                        f"an acknowledged op of worker {worker}", timeout, repo_dsn)
 
 
 def drill_args(lab, *extra):
@@ -352,12 +359,17 @@ def test_a_dead_recorder_stops_the_load_at_once(make_lab, tmp_path):
 def test_a_run_whose_coordinator_was_killed_is_reconciled_later(make_lab, tmp_path, ledger):
     lab = make_lab("sync")
     repo = ["--repo-pgdsn", lab.repo_dsn()] if ledger == "postgresql" else []
+    repo_dsn = lab.repo_dsn() if ledger == "postgresql" else None
     proc = start_ptor(tmp_path, *drill_args(lab, "--duration", "120",
-                                             "--full-data-validation", *repo))
+                                             "--full-data-validation", *repo,
+                                             "--failover-command", "exit 0",
+                                             "--failover-after", "0"))
     wait_for_log(tmp_path, "phase load", proc)
     for worker in range(3):  # ops in flight and acknowledged, by every worker
-        wait_for_ops(tmp_path, worker, proc,
-                     repo_dsn=lab.repo_dsn() if ledger == "postgresql" else None)
+        wait_for_ops(tmp_path, worker, proc, repo_dsn=repo_dsn)
+    # the fault ran, and its end is journaled
+    wait_for_ledger_row(tmp_path, EVENT, "fault-ended", proc, "the fault's end",
+                        repo_dsn=repo_dsn)
     children = psutil.Process(proc.pid).children(recursive=True)
     proc.kill()  # the harness host dies
     proc.communicate(timeout=30)
@@ -388,7 +400,11 @@ def test_a_run_whose_coordinator_was_killed_is_reconciled_later(make_lab, tmp_pa
     assert r["validation"]["completed"] and r["validation"]["mode"] == "full"
     assert r["ops"]["ok"] > 0 and r["rpo"]["lost_acknowledged_ops"] == 0
     assert r["anomalies"]["phantom_rows"] == 0 and r["validation"]["mismatched_rows"] == 0
-    assert r["verdict"] == "unknown" and "coordinator died" in r["verdict_reasons"][0]
+    assert r["verdict"] == "unknown" and "did not finish" in r["verdict_reasons"][0]
+    # the fault it ran came back from the journal, as it ended: not "no fault injected"
+    assert [(f["command"], f["exit_code"]) for f in r["faults"]] == [("exit 0", 0)]
+    assert r["faults"][0]["started_at"] <= r["faults"][0]["ended_at"]
+    assert "injected no fault" not in " ".join(r["account"])
     assert (tmp_path / "runs" / run_id / "report.json").exists()
     missing = reconcile("--run", "20990101T000000Z-abcdef")
     assert missing.returncode == 3

@@ -133,6 +133,11 @@ def test_writes_in_doubt_are_said_as_the_check_found_them():
     r["indeterminate"].update(applied=0, not_applied=1)
     assert "1 write ended without an answer (in doubt); the new primary did not have it." \
         in " ".join(redo(r)["account"])
+    # a run reconciled later may have had answers its ledger never got
+    r["stop_reason"] = "reconciled later by ptor reconcile: the run did not finish"
+    assert "1 write has no answer in the ledger (in doubt: cut off by the failover, or " \
+        "answered after the ledger's last record); the new primary did not have it." \
+        in " ".join(redo(r)["account"])
 
 
 def test_an_asynchronous_loss():

@@ -5,7 +5,14 @@ import shutil
 import pytest
 
 from ptor_harness.config import parse_faults
-from ptor_harness.drill.faults import FaultRecord, FaultSchedule
+from ptor_harness.drill.faults import (
+    FAULT_ENDED,
+    FaultRecord,
+    FaultSchedule,
+    fault_ordinal,
+    fault_phase,
+    records_from_journal,
+)
 from ptor_harness.errors import ConfigError
 from ptor_harness.lab import autofailover, patroni
 from ptor_harness.lab.actions import split_action
@@ -66,6 +73,28 @@ def test_schedule_fires_in_time_order_one_after_another():
     assert [name for _, _, name in schedule.newly_fired()] == ["a", "b"]
     assert schedule.newly_fired() == []
     assert [r.name for r in schedule.records] == ["a", "b"]
+    assert [(n, r.name) for n, r in schedule.newly_ended()] == [(1, "a"), (2, "b")]
+    assert schedule.newly_ended() == []
+
+
+def test_a_runs_faults_come_back_from_its_journal():
+    """`ptor reconcile` of a run that never finished: each fault journaled as it began
+    and as it ended comes back whole; one whose end was never journaled counts as failed,
+    so no verdict rests on it."""
+    assert [fault_ordinal(fault_phase(n)) for n in (1, 2, 12)] == [1, 2, 12]
+    assert fault_ordinal("fault-x") is None and fault_ordinal("drain") is None
+    clean = FaultRecord("failover-command", "patronictl failover", 10.0, 12.5, 0, "ok")
+    events = [(9.0, "phase:warmup", {"faults_planned": 3}),
+              (10.0, "phase:fault", {"action": "failover-command"}),
+              (12.5, FAULT_ENDED, dict(clean.as_dict(), ordinal=1)),
+              (20.0, "phase:fault-2", {"action": "kill-primary"}),
+              (21.0, "phase:drain", {})]
+    first, second = records_from_journal(events)
+    assert first == clean and not first.failed
+    assert (second.name, second.started_at, second.ended_at) == ("kill-primary", 20.0, None)
+    assert second.failed and "did not journal its end" in second.failure()
+    # a ledger of a run that journaled no fault (or an older ptor's): none
+    assert records_from_journal(events[:1] + events[-1:]) == []
 
 
 def test_empty_schedule_is_done():
