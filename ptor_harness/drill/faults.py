@@ -150,7 +150,7 @@ class LabAction:
             record.output = load_lab(self.lab_dir).fault(self.name)
             record.exit_code = 0
         except LabError as exc:
-            record.error = str(exc)
+            record.error = f"failed: {exc}"
             record.exit_code = 1
         except Exception as exc:  # a fault that breaks must not take the drill down
             record.error = f"{type(exc).__name__}: {exc}"

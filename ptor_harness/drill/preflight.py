@@ -112,9 +112,8 @@ def check_cluster(scenario: Scenario) -> ClusterCheck:
     """Reach the primary (and the repo), prepare tables, measure latency if asked."""
     s = scenario
     lab_dir = s.faults.lab_dir
-    if s.faults.fault and not os.path.exists(os.path.join(lab_dir, "lab.json")):
-        raise ClusterError(f"lab-dir {lab_dir} holds no ptor-lab lab (no lab.json); "
-                           "start one with ptor-lab up")
+    if s.faults.fault:
+        check_lab_faults(lab_dir, [action for action, _at in s.faults.fault])
     identity, version, since = prepare_primary(s.connection, s.load.parallel_workers,
                                       s.preparation.init, s.cdc)
     if s.connection.repo_pgdsn:
@@ -123,6 +122,25 @@ def check_cluster(scenario: Scenario) -> ClusterCheck:
     if s.preparation.check_primary_latency:
         latency = measure_latency(s.connection, s.preparation.latency_samples)
     return ClusterCheck(identity, version, latency, since)
+
+
+def check_lab_faults(lab_dir: str, actions: list[str]) -> None:
+    """Every --fault is one the lab's stack offers, before any load: found out at the
+    fault's time it would cost a whole drill whose verdict could only be unknown."""
+    from ..lab import LabError, load_lab
+    from ..lab.actions import split_action
+
+    if not os.path.exists(os.path.join(lab_dir, "lab.json")):
+        raise ClusterError(f"lab-dir {lab_dir} holds no ptor-lab lab (no lab.json); "
+                           "start one with ptor-lab up")
+    try:
+        lab = load_lab(lab_dir)
+    except LabError as exc:
+        raise ClusterError(f"lab-dir {lab_dir}: {exc}") from None
+    for action in actions:
+        name, _seconds = split_action(action)
+        if name not in lab.offers():
+            raise ClusterError(f"--fault {name}: {lab.cannot(name)} (lab-dir {lab_dir})")
 
 
 def prepare_primary(c: Connection, workers: int, init: bool,

@@ -307,15 +307,26 @@ class Lab(SharedFaults):
             return streaming >= len(self.node_names) - 1
         wait_until("one primary and every standby streaming", settled, timeout, 0.1)
 
+    @classmethod
+    def offers(cls) -> tuple[str, ...]:
+        """The fault actions this lab's stack can inject (each is a method of its own)."""
+        return tuple(name for name in FAULT_ACTIONS
+                     if callable(getattr(cls, name.replace("-", "_"), None)))
+
+    @classmethod
+    def cannot(cls, name: str) -> str:
+        """One sentence for an action this stack does not offer, naming those it does."""
+        return f"the {cls.stack} lab cannot {name}; it offers {', '.join(cls.offers())}"
+
     def fault(self, action: str) -> str:
         """Inject a fault by name; returns a one-line description of what was done."""
         try:
             name, seconds = split_action(action)
         except ValueError as exc:
             raise LabError(f"{exc}; faults: {', '.join(FAULT_ACTIONS)}") from None
-        method = getattr(self, name.replace("-", "_"), None)
-        if method is None:
-            raise LabError(f"the {self.stack} lab cannot {name}")
+        if name not in self.offers():
+            raise LabError(self.cannot(name))
+        method = getattr(self, name.replace("-", "_"))
         return method() if seconds is None else method(seconds)
 
     def status(self) -> list[dict]:

@@ -67,6 +67,23 @@ def test_a_repo_on_the_cluster_under_test_is_refused(make_lab, run_ptor):
                     "--expect", "any").code == 0
 
 
+def test_a_fault_the_labs_stack_does_not_offer_is_refused_before_the_load(make_lab,
+                                                                          run_ptor):
+    """Found out at the fault's time, it cost a whole drill whose verdict could only be
+    unknown; now one sentence naming what the stack offers, exit 3, nothing touched."""
+    lab = make_lab("sync")
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--lab-dir", lab.dir,
+                   "--fault", "kill-primary:1", "--fault", "kill-manager:2")
+    assert run.code == 3, run
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"ptor: error: --fault kill-manager: the streaming lab cannot kill-manager; it "
+        f"offers {', '.join(lab.offers())} (lab-dir {lab.dir})")
+    assert "kill-primary" in lab.offers() and "Traceback" not in run.stderr
+    with lab.nodes[lab.named("primary")].connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'ptor'")
+        assert cur.fetchone()[0] == 0
+
+
 def test_reset_drops_only_ptors_objects(make_lab, run_ptor):
     lab = make_lab("sync")
     dsns = ["--primary-pgdsn", lab.primary_dsn(), "--repo-pgdsn", lab.repo_dsn()]
