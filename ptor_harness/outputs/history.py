@@ -222,8 +222,15 @@ def sparkline(values: list[Optional[float]]) -> str:
     return "".join(out)
 
 
+def same_drill(a: RunSummary, b: RunSummary) -> bool:
+    """Runs whose RTOs compare: the same faults (a kill's 4.5 s against a blip's no
+    outage, or against a run whose fault never ran, says nothing)."""
+    return a.faults == b.faults
+
+
 def regressions(runs: list[RunSummary]) -> list[str]:
-    """What got worse in the newest run compared with the runs before it."""
+    """What got worse in the newest run compared with the runs before it (its RTO only
+    against runs of the same faults)."""
     if len(runs) < 2:
         return []
     newest, earlier = runs[0], [r for r in runs[1:] if r.verdict is not None]
@@ -233,14 +240,14 @@ def regressions(runs: list[RunSummary]) -> list[str]:
     if newest.verdict == "fail" and any(r.verdict == "pass" for r in earlier):
         last_pass = next(r for r in earlier if r.verdict == "pass")
         notes.append(f"the newest run fails; {last_pass.run_id} passed")
-    rtos = [r.write_rto for r in earlier if r.write_rto]
+    rtos = [r.write_rto for r in earlier if r.write_rto and same_drill(r, newest)]
     if newest.write_rto and rtos:
         median = statistics.median(rtos)
         if newest.write_rto > RTO_REGRESSION_FACTOR * median and \
                 newest.write_rto - median > RTO_REGRESSION_SECONDS:
             notes.append(f"write RTO {newest.write_rto:.2f} s is "
                          f"{newest.write_rto / median:.1f}x the median of the {len(rtos)} "
-                         f"runs before ({median:.2f} s)")
+                         f"runs before with the same faults ({median:.2f} s)")
     if newest.lost and not any(r.lost for r in earlier):
         notes.append(f"{newest.lost} acknowledged ops lost; none in the runs before")
     return notes
@@ -257,7 +264,8 @@ def render(runs: list[RunSummary], source: str) -> str:
         return f"no runs recorded in {source} yet\n"
     rows = []
     for i, run in enumerate(runs):
-        older = next((r for r in runs[i + 1:] if r.write_rto is not None), None)
+        older = next((r for r in runs[i + 1:]
+                      if r.write_rto is not None and same_drill(r, run)), None)
         delta = "-"
         if run.write_rto is not None and older is not None:
             delta = f"{run.write_rto - older.write_rto:+.2f} s"
@@ -270,11 +278,12 @@ def render(runs: list[RunSummary], source: str) -> str:
                      "-" if run.ok_ops is None else f"{run.ok_ops:,}", run.faults or "-",
                      run.reason or ""])
     parts = [f"Runs in {source}, newest first (times UTC)",
-             tabulate(rows, headers=["started", "run", "verdict", "write RTO", "vs prev",
+             tabulate(rows, headers=["started", "run", "verdict", "write RTO", "vs prev*",
                                      "detection", "lost", "in doubt", "ok ops", "faults",
                                      "why"])]
     oldest_first = list(reversed(runs))
-    parts += ["", "Trends, oldest to newest",
+    parts += ["* the write RTO's change from the previous run with the same faults",
+              "", "Trends, oldest to newest",
               f"  write RTO  {sparkline([r.write_rto for r in oldest_first])}",
               f"  lost ops   {sparkline([r.lost for r in oldest_first])}",
               "  verdicts   " + "".join({"pass": "+", "fail": "x", "unknown": "?"}.get(

@@ -8,8 +8,8 @@ from ptor_harness.outputs.history import RunSummary
 from .test_report import outcome
 
 
-def run(run_id, verdict="pass", rto=1.0, lost=0, started=None):
-    return RunSummary(run_id, started, verdict, rto, 0.1, lost, 0, 1000, "kill-primary")
+def run(run_id, verdict="pass", rto=1.0, lost=0, started=None, faults="kill-primary"):
+    return RunSummary(run_id, started, verdict, rto, 0.1, lost, 0, 1000, faults)
 
 
 def test_summary_of_a_report_and_of_a_run_without_one():
@@ -33,7 +33,12 @@ def test_regressions_of_the_newest_run():
     assert history.regressions(steady) == []
     slower = [run("r6", rto=3.0)] + steady
     assert history.regressions(slower) == [
-        "write RTO 3.00 s is 3.0x the median of the 3 runs before (1.00 s)"]
+        "write RTO 3.00 s is 3.0x the median of the 3 runs before with the same faults "
+        "(1.00 s)"]
+    # other drills' RTOs are not this one's baseline: a blip's none, a switchover's
+    others = [run("r6", rto=3.0), run("r5", rto=0.0, faults="blip=2"),
+              run("r4", rto=0.5, faults="switchover"), run("r3", rto=2.8)]
+    assert history.regressions(others) == []
     lossy = [run("r6", verdict="fail", lost=4)] + steady
     assert history.regressions(lossy) == [
         "the newest run fails; r5 passed", "4 acknowledged ops lost; none in the runs before"]
@@ -46,6 +51,11 @@ def test_render_newest_first_with_deltas_and_trends():
     lines = text.splitlines()
     assert lines[0] == "Runs in dir, newest first (times UTC)"
     assert lines[3].startswith("1970-01-02 00:00  r2  ") and "+1.50 s" in lines[3]
+    # the change is from the previous run with the same faults, never from another drill
+    mixed = history.render([run("r3", rto=4.5), run("r2", rto=0.0, faults="hang-primary"),
+                            run("r1", rto=4.0)], "dir").splitlines()
+    assert "+0.50 s" in mixed[3] and "+4.50 s" not in mixed[3]
+    assert "vs prev*" in mixed[1] and "same faults" in mixed[6]
     assert "write RTO  ▁█" in text and "verdicts   ++" in text
     assert "Regressions in the newest run" in text
     assert history.render([], "dir") == "no runs recorded in dir yet\n"
