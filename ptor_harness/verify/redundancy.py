@@ -113,12 +113,15 @@ def before_fault(nodes: dict[str, list[NodeSample]], replication: Sequence[Repli
 
 
 def stalls_before(slow: dict, fault_at: float) -> list[Event]:
-    """The primary's commits stalling before the fault: each brownout period that began
-    before it (acknowledged ops per second under the threshold's share of the baseline),
-    as an event at its start; "ledger" is its source, every op's acknowledgement."""
+    """The primary's commits stalling before the fault: each brownout period whose first
+    slow second ended by the fault (acknowledged ops per second under the threshold's
+    share of the baseline), as an event at its start; "ledger" is its source, every op's
+    acknowledgement. A period that begins in the second the fault falls in is the fault's
+    own outage as far as whole seconds can tell (it read "commits stalled 0.37 s before the
+    fault" of a drill whose last acknowledgement came after the fault)."""
     rate = slow["warmup_ok_per_second"]
     return [Event(STALLED, p["start"], "ledger",
                   f"under {slow['threshold']:g} of the baseline's {rate:,g} acknowledged ops "
                   f"a second for {p['seconds']:g} s" + (", until the fault"
                                                        if p["end"] >= fault_at else ""))
-            for p in slow["periods"] if p["start"] < fault_at]
+            for p in slow["periods"] if p["start"] + 1.0 <= fault_at]  # whole seconds

@@ -98,13 +98,17 @@ def test_commits_stalling_before_the_fault_are_events_and_after_it_are_not():
     from ptor_harness.verify.redundancy import STALLED, stalls_before
 
     # 100 ok ops a second in the warmup (10-12), none at 14-15, none again from 18 on;
-    # the fault at 18.5
+    # the fault at 19.0
     timeline = [{"t": t, "ok": 0 if t in (14, 15) or t >= 18 else 100} for t in range(10, 22)]
     slow = brownout(timeline, 10.0, 12.5, 21.0, 0.5)
-    events = stalls_before(slow, fault_at=18.5)
+    events = stalls_before(slow, fault_at=19.0)
     assert [(e.name, e.at, e.source) for e in events] == [(STALLED, 14.0, "ledger"),
                                                           (STALLED, 18.0, "ledger")]
     assert events[0].detail == "under 0.5 of the baseline's 100 acknowledged ops a second " \
         "for 2 s"
     assert events[1].detail.endswith(", until the fault")
     assert stalls_before(slow, fault_at=14.0) == []
+    # a slow second the fault falls in is the fault's own outage, as far as whole seconds
+    # can tell: a stall 0.5 s "before" the fault is not said
+    assert [e.at for e in stalls_before(slow, fault_at=18.5)] == [14.0]
+    assert [e.at for e in stalls_before(slow, fault_at=14.99)] == []
