@@ -149,17 +149,33 @@ def fault(r: dict) -> Optional[str]:
     return f"ptor ran the fault {f['name']}{at}{how}."
 
 
+def promoted(r: dict) -> tuple[Optional[dict], list[dict]]:
+    """The server the causing fault made primary, as `servers` names one, and the moves
+    of the primary after that one: where it moved more than once from the fault's start
+    on, the first move's; else the primary the drill ended with."""
+    moves = r["servers"].get("primary_moves") or []
+    f = causing_fault(r)
+    since = [m for m in moves if f is None or m["last"] >= f["started_at"]]
+    if len(since) < 2:
+        return r["servers"]["primary_after"], []
+    return {"label": since[0]["to"], "node": since[0].get("to_node")}, since[1:]
+
+
 def promotion(r: dict) -> Optional[str]:
     a = r.get("anatomy") or {}
     before, after = r["servers"]["primary_before"], r["servers"]["primary_after"]
     if before and after and (before["port"], before["timeline"]) != (after["port"],
                                                                    after["timeline"]):
+        server, later = promoted(r)
         when = "" if a.get("promotion_seconds") is None else \
             f", {seconds(a['promotion_seconds'])} after the first client error"
         held = "" if a.get("read_only_seconds") is None else \
             f"; it stayed read-only for {seconds(a['read_only_seconds'])} more (held so " \
             "by its manager) before it took writes"
-        return f"{server_name(after)} became the primary{when}{held}."
+        then = "" if not later else (
+            f" The primary then moved again{'' if len(later) == 1 else ' and again'}; the "
+            f"drill ended on {server_name(after)}.")
+        return f"{server_name(server)} became the primary{when}{held}.{then}"
     if before and after:
         return "The primary stayed the same server: no standby was promoted."
     return None

@@ -15,7 +15,15 @@ import platform
 from typing import Optional
 
 from .account import no_standby
-from .render import cdc_rows, outage_split, server_rows, summary_rows
+from .render import (
+    MOVES_HEADERS,
+    cdc_rows,
+    from_warmup,
+    moves_rows,
+    outage_split,
+    server_rows,
+    summary_rows,
+)
 from .scenario_text import scenario_entries
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -98,7 +106,7 @@ def report_html(r: dict, picture: Optional[bytes] = None) -> str:
             f"<p>{esc(sentence)}</p>" for sentence in r["account"]) + "</div>"))
     parts.append(section("Checks", checks_table(r.get("checks"))))
     parts.append(section("Summary", table(summary_rows(r))))
-    parts.append(section("Servers", table(server_rows(r))))
+    parts.append(section("Servers", servers(r)))
     parts.append(picture_section("Timeline", "timeline of the drill", picture))
     parts.append(anatomy(r))
     parts.append(loss(r))
@@ -121,6 +129,17 @@ def scenario_section(scenario: Optional[dict]) -> str:
     """The scenario in the words of its INI file (the run folder's scenario.ini)."""
     return section("Scenario (passwords masked)", table(
         [list(entry) for entry in scenario_entries(scenario or {})], ["option", "value"]))
+
+
+def servers(r: dict) -> str:
+    """The primary before and after, and each move of the primary the workers followed
+    (times from the warmup's start, as the terminal shows them)."""
+    moves = r["servers"].get("primary_moves") or []
+    content = table(server_rows(r))
+    if moves:
+        content += "<p>Primary changes seen by the workers (seconds from the warmup)</p>" + \
+            table(moves_rows(moves, from_warmup(r)), MOVES_HEADERS)
+    return content
 
 
 def anatomy(r: dict) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from typing import Optional
+from typing import Callable, Optional
 
 from tabulate import tabulate
 
@@ -29,11 +29,19 @@ def _n(value) -> str:
         and not isinstance(value, bool) else str(value)
 
 
+def from_warmup(r: dict) -> Callable[[Optional[float]], str]:
+    """How the report shows a time: seconds from the warmup's start ("-": none)."""
+    t0 = r["phases"].get("warmup") or 0.0
+
+    def rel(t: Optional[float]) -> str:
+        return "-" if t is None else f"+{t - t0:.3f}"
+    return rel
+
+
 def render(report: dict) -> str:
     """The terminal report: summary, servers, outage windows, per worker, validation."""
     r = report
-    t0 = r["phases"].get("warmup") or 0.0
-    rel = lambda t: "-" if t is None else f"+{t - t0:.3f}"  # noqa: E731
+    rel = from_warmup(r)
     summary = summary_rows(r)
     parts = [f"Verdict: {r['verdict'].upper()}"]
     if r.get("account"):  # reports before format 9 have none
@@ -51,14 +59,8 @@ def render(report: dict) -> str:
     parts += ["", "Servers", tabulate(server_rows(r), tablefmt="simple")]
     moves = servers["primary_moves"] or []
     if moves:
-        # the servers the report could name by node, by their labels
-        named = {x["label"]: server_name(x) for x in (servers["primary_before"],
-                                                      servers["primary_after"]) if x}
-        rows = [[rel(m["first"]), rel(m["last"]), m["workers"],
-                 named.get(m["from"], m["from"]), named.get(m["to"], m["to"])]
-                for m in moves]
         parts += ["", "Primary changes seen by the workers",
-                  tabulate(rows, headers=["first", "last", "workers", "from", "to"])]
+                  tabulate(moves_rows(moves, rel), headers=MOVES_HEADERS)]
     if r["faults"]:
         rows = [[f["name"], rel(f["started_at"]),
                  _s((f["ended_at"] or f["started_at"]) - f["started_at"]),
@@ -132,6 +134,17 @@ def server_rows(r: dict) -> list[list[str]]:
     servers = r["servers"]
     return [["primary before", server_name(servers["primary_before"])],
             ["primary after", server_name(servers["primary_after"])]]
+
+
+MOVES_HEADERS = ["first", "last", "workers", "from", "to"]
+
+
+def moves_rows(moves: list[dict], rel) -> list[list]:
+    """The primary's moves as the workers followed them, each server by node where the
+    report could tell (the terminal's table and report.html's); `rel`: a time as shown."""
+    return [[rel(m["first"]), rel(m["last"]), m["workers"],
+             server_name({"label": m["from"], "node": m.get("from_node")}),
+             server_name({"label": m["to"], "node": m.get("to_node")})] for m in moves]
 
 
 def anatomy_tables(r: dict, rel) -> list[str]:

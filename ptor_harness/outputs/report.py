@@ -46,6 +46,14 @@ def _identity(identity, samples) -> Optional[dict]:
             "node": node_of_server(samples, identity.addr, identity.port)}
 
 
+def moves_by_node(moves: list[dict], identities, samples) -> list[dict]:
+    """The primary's moves (servers.primary_moves), each server also named by its node
+    where the observer can tell (`_identity`'s `node`): the labels are the identities'."""
+    node_of = {i.label(): node_of_server(samples, i.addr, i.port) for i in identities}
+    return [dict(m, from_node=node_of.get(m["from"]), to_node=node_of.get(m["to"]))
+            for m in moves]
+
+
 def anomalies(findings) -> dict:
     """Each anomaly class with its count and up to ten example keys (None: not checked)."""
     out: dict = {}
@@ -147,7 +155,8 @@ def build(outcome: DrillOutcome) -> dict:
             "primary_before": _identity(outcome.primary_before, outcome.node_samples),
             "primary_after": _identity(outcome.primary_after, outcome.node_samples),
             "identity_changes": changes,
-            "primary_moves": servers.primary_moves(changes),
+            "primary_moves": moves_by_node(servers.primary_moves(changes),
+                                           outcome.identities, outcome.node_samples),
             "postgres_version": outcome.postgres_version,
         },
         "latency": {

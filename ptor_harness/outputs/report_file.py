@@ -84,6 +84,11 @@ Report format history:
       took writes, no longer from its promotion. `anatomy.refused_by_primary`: writes
       refused as read-only by the primary the drill ended with, on its timeline (held
       read-only); `anatomy.stale_routing` now counts only the refusals of other servers.
+  13 — `servers.primary_moves[].from_node` and `to_node`: the node observer's name for
+      each server a move went from and to (as `primary_before.node`), so a drill whose
+      primary moved twice names the server in between. The account names the server the
+      causing fault promoted (it named the one the drill ended on) and says where the
+      primary moved after it.
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).
@@ -98,7 +103,7 @@ from typing import Optional, Union
 from ..errors import ConfigError
 from ..servers import primary_moves
 
-FORMAT = 12
+FORMAT = 13
 REPORT_BYTES = 64 * 1024 * 1024  # a report.json larger than this is not read
 
 # The keys each format added, as (section or None for the top level, key): an older
@@ -127,6 +132,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
     12: (("load", "achieved_rate_while_writable"),
          ("load", "schedule_lag_while_writable_seconds"), ("anatomy", "read_only_seconds"),
          ("anatomy", "refused_by_primary")),
+    13: (),  # keys inside servers.primary_moves: set in parse
 }
 
 
@@ -168,6 +174,12 @@ def parse(report: Union[str, bytes, dict]) -> dict:
                 upgraded[section].setdefault(key, None)
     if version < 7 and isinstance(upgraded.get("servers"), dict):
         upgraded["servers"]["primary_moves"] = moves_of(upgraded["servers"])
+    if version < 13 and isinstance((upgraded.get("servers") or {}).get("primary_moves"),
+                                   list):
+        upgraded["servers"] = dict(upgraded["servers"])
+        upgraded["servers"]["primary_moves"] = [
+            dict(m, from_node=None, to_node=None) if isinstance(m, dict) else m
+            for m in upgraded["servers"]["primary_moves"]]
     if version < 11 and isinstance(upgraded.get("servers"), dict):
         upgraded["servers"] = dict(upgraded["servers"])
         for side in ("primary_before", "primary_after"):

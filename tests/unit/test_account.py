@@ -90,12 +90,49 @@ def test_a_server_the_observer_knows_is_named_by_its_node():
     assert "node2 at 127.0.0.1:7212 became the primary, 1.25 s after" in " ".join(r["account"])
     held_to_the_report(r)
     r["servers"]["primary_moves"] = [{"first": 1.0, "last": 1.1, "workers": 4,
-                                      "from": "127.0.0.1:7211", "to": "127.0.0.1:7212"}]
+                                      "from": "127.0.0.1:7211", "to": "127.0.0.1:7212",
+                                      "from_node": None, "to_node": "node2"}]
     shown = render.render(r)
     assert "primary after   node2 at 127.0.0.1:7212" in shown
     assert "127.0.0.1:7211  node2 at 127.0.0.1:7212" in shown  # the move, by node too
     assert "<td>node2 at 127.0.0.1:7212</td>" in html.report_html(r)  # and in report.html
     assert "primary before  127.0.0.1:7211" in shown
+
+
+def test_a_primary_that_moved_twice_names_the_server_the_fault_promoted():
+    """A kill, then a switchover back (the pg_auto_failover scenario): the anatomy's
+    promotion is the kill's, so the account names the server promoted then, not the one
+    the drill ended on (it read "node1 ... became the primary, 3.35 s after the first
+    client error" of node2's promotion), and says the primary moved on; the terminal
+    names the server in between by its node too."""
+    r = clean()
+    kill = r["faults"][0]["started_at"]
+    one, two, three = ("127.0.0.1:7211 (timeline 1)", "127.0.0.1:7212 (timeline 2)",
+                       "127.0.0.1:7211 (timeline 3)")
+    r["servers"]["primary_before"].update(label=one, node="node1")
+    r["servers"]["primary_after"].update(port=7211, timeline=3, label=three, node="node1")
+    r["servers"]["primary_moves"] = [
+        {"first": kill + 3.0, "last": kill + 3.1, "workers": 4, "from": one, "to": two,
+         "from_node": "node1", "to_node": "node2"},
+        {"first": kill + 20.0, "last": kill + 20.1, "workers": 4, "from": two, "to": three,
+         "from_node": "node2", "to_node": "node1"}]
+    r = redo(r)
+    said = " ".join(r["account"])
+    assert "node2 at 127.0.0.1:7212 (timeline 2) became the primary, 1.25 s after the " \
+        "first client error. The primary then moved again; the drill ended on node1 at " \
+        "127.0.0.1:7211 (timeline 3)." in said, said
+    held_to_the_report(r)
+    shown = render.render(r)
+    assert "node1 at 127.0.0.1:7211 (timeline 1)  node2 at 127.0.0.1:7212 (timeline 2)" \
+        in shown and "node2 at 127.0.0.1:7212 (timeline 2)  node1 at 127.0.0.1:7211 " \
+        "(timeline 3)" in shown
+    page = html.report_html(r)  # report.html lists the moves as the terminal does
+    assert "<td>node1 at 127.0.0.1:7211 (timeline 1)</td><td>node2 at 127.0.0.1:7212 " \
+        "(timeline 2)</td>" in page
+    # a move before the fault (a pooler's, a restart) is not the fault's promotion
+    r["servers"]["primary_moves"][0].update(first=kill - 5.0, last=kill - 4.9)
+    assert "node1 at 127.0.0.1:7211 (timeline 3) became the primary" in \
+        " ".join(redo(r)["account"])
 
 
 def test_a_new_primary_held_read_only_is_said():

@@ -115,3 +115,8 @@ def test_an_older_report_gets_its_moves_of_the_primary_worked_out():
                                  "servers": {"identity_changes": "x"}})
     assert garbled["servers"]["primary_moves"] is None
     assert "Primary changes seen by the workers" in render.render(read)
+    # format 13 names each move's servers by node; an older report's moves get null
+    move = {"from": "a", "to": "b", "first": 1.0, "last": 1.0, "workers": 1}
+    twelve = report_file.parse({"format": 12, "verdict": "pass",
+                                "servers": {"primary_moves": [move]}})
+    assert twelve["servers"]["primary_moves"] == [dict(move, from_node=None, to_node=None)]
