@@ -11,6 +11,10 @@ from collections.abc import Sequence
 from typing import Optional
 
 MB = 1e6
+# The least spread of WAL rates (the largest over the smallest) a slope is read over:
+# rounds of one load differ by a few percent, and a slope over them is noise read as a
+# trend (three rounds at 1.38-1.42 MB/s read "+7.8 s of write RTO per MB/s").
+TREND_SPREAD = 1.5
 
 
 def lag_at_fault(report: dict) -> tuple[Optional[int], Optional[float]]:
@@ -41,25 +45,35 @@ def slope(points: Sequence[tuple[float, float]]) -> Optional[float]:
 
 def envelope(rounds: Sequence[dict]) -> dict:
     """Points (one per round with a WAL rate at the fault) and the slopes of lost bytes
-    and of the write RTO per MB/s of WAL."""
+    and of the write RTO per MB/s of WAL, where the rates span enough for a trend
+    (TREND_SPREAD); else `no_trend` says why."""
     points = [{"round": r["round"], "cell": r["cell"],
                "wal_mb_per_second": r["wal_bytes_per_second_before_fault"] / MB,
                "lag_at_fault_bytes": r["lag_at_fault_bytes"],
                "lost_acknowledged": r["lost_acknowledged"], "lost_bytes": r["lost_bytes"],
                "write_rto": r["write_rto"]}
               for r in rounds if r.get("wal_bytes_per_second_before_fault") is not None]
-    lost = slope([(p["wal_mb_per_second"], p["lost_bytes"]) for p in points
-                  if p["lost_bytes"] is not None])
-    rto = slope([(p["wal_mb_per_second"], p["write_rto"]) for p in points
-                 if p["write_rto"] is not None])
+    rates = [p["wal_mb_per_second"] for p in points]
+    no_trend = None
+    if len(points) >= 2 and (min(rates) <= 0 or max(rates) < TREND_SPREAD * min(rates)):
+        no_trend = (f"the rounds' WAL rates before the fault ({min(rates):.2f} to "
+                    f"{max(rates):.2f} MB/s) are too close for a trend: vary the load "
+                    "(--vary rate=... or payload-bytes=...) so the largest is at least "
+                    f"{TREND_SPREAD:g} times the smallest")
+    lost = None if no_trend else slope([(p["wal_mb_per_second"], p["lost_bytes"])
+                                        for p in points if p["lost_bytes"] is not None])
+    rto = None if no_trend else slope([(p["wal_mb_per_second"], p["write_rto"])
+                                       for p in points if p["write_rto"] is not None])
     return {"points": points, "lost_bytes_per_wal_mb_per_second": lost,
-            "write_rto_seconds_per_wal_mb_per_second": rto}
+            "write_rto_seconds_per_wal_mb_per_second": rto, "no_trend": no_trend}
 
 
 def slope_line(env: dict) -> Optional[str]:
     """The terminal's last line: the slopes read in words, or None without them."""
     lost, rto = env["lost_bytes_per_wal_mb_per_second"], \
         env["write_rto_seconds_per_wal_mb_per_second"]
+    if env.get("no_trend"):
+        return f"envelope over {len(env['points'])} rounds: no slope read; {env['no_trend']}"
     if lost is None and rto is None:
         return None
     parts = []

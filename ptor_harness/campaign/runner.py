@@ -235,8 +235,9 @@ class Campaign:
         verdict, reasons, checks = stats.judge(cells, self.rounds, len(self.plan), limits,
                                                self.stop_reason)
         return {
-            # format 3: `read_only` per cell and per round (a drill report's format 12)
-            "format": 3, "kind": "campaign", "campaign_id": self.id,
+            # format 3: `read_only` per cell and per round (a drill report's format 12);
+            # 4: `envelope.no_trend`, and no slopes over rates too close for a trend
+            "format": 4, "kind": "campaign", "campaign_id": self.id,
             "campaign_dir": os.path.abspath(self.dir), "started_at": self.started_at,
             "ended_at": time.time(), "verdict": verdict, "verdict_reasons": reasons,
             "checks": [{"name": k.name, "status": k.status, "detail": k.detail}

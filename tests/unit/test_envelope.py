@@ -60,3 +60,25 @@ def test_slope_and_envelope():
     line = slope_line(env)
     assert "2,000 lost bytes" in line and "+0.200 s of write RTO" in line
     assert slope_line(envelope(rounds[:1])) is None
+    assert env["no_trend"] is None
+
+
+def test_no_slope_is_read_over_rates_too_close_for_a_trend():
+    """Three rounds of one load (1.38-1.42 MB/s) read "+7.8 s of write RTO per MB/s":
+    noise as a trend. Under a 1.5 times spread no slope is read, and the line says why."""
+    rounds = [dict(round=n, cell="all", wal_bytes_per_second_before_fault=wal,
+                   lag_at_fault_bytes=0, lost_acknowledged=lost, lost_bytes=64 * lost,
+                   write_rto=rto)
+              for n, wal, lost, rto in ((1, 1.383e6, 1, 1.87), (2, 1.378e6, 0, 1.32),
+                                        (3, 1.417e6, 3, 1.82))]
+    env = envelope(rounds)
+    assert env["lost_bytes_per_wal_mb_per_second"] is None
+    assert env["write_rto_seconds_per_wal_mb_per_second"] is None
+    assert len(env["points"]) == 3  # the points stay, for the picture and the CSV
+    assert slope_line(env) == (
+        "envelope over 3 rounds: no slope read; the rounds' WAL rates before the fault "
+        "(1.38 to 1.42 MB/s) are too close for a trend: vary the load (--vary rate=... or "
+        "payload-bytes=...) so the largest is at least 1.5 times the smallest")
+    # 1.0 against 1.5 MB/s is just enough
+    rounds[2]["wal_bytes_per_second_before_fault"] = 1.5 * 1.378e6
+    assert envelope(rounds)["no_trend"] is None
