@@ -244,9 +244,15 @@ def stale(r: dict) -> Optional[str]:
 
 
 def recovery(r: dict) -> Optional[str]:
-    rto = r["rto"]
+    rto, brown = r["rto"], r.get("brownout") or {}
     if not rto["outage_windows"]:
-        return "Writes never stopped."
+        slowest = r["latency"].get("op_ok_max_seconds")
+        if brown.get("seconds") and slowest is not None:
+            return (f"No write failed, but writes stalled: the slowest acknowledged write "
+                    f"took {seconds(slowest)}, and for {brown['seconds']:g} s acknowledged "
+                    f"writes ran under {brown['threshold']:g} of the warmup's rate (the "
+                    "brownout).")
+        return "No write failed."
     if not rto["recovered"]:
         return "Writes did not come back before the drill ended."
     return f"Writes were back after {seconds(rto['write_seconds'])} (the write RTO)."

@@ -11,6 +11,8 @@ import math
 import os
 from typing import Optional
 
+from ..ops import ENDPOINT
+
 BARS = " ▁▂▃▄▅▆▇█"
 STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)  # seconds per column
 PHASE_MARKS = {"warmup": "W", "load": "L", "drain": "D"}
@@ -79,7 +81,10 @@ def terminal_chart(report: dict, width: int = 64) -> list[str]:
             *[f"  {label:8s} {lane.rstrip()}"
               for label, (_, lane) in zip(lane_labels([name for name, _ in lanes]), lanes)],
             "           (× failed or in-doubt ops, ━ outage, W warmup, L load, F fault, "
-            "D drain" + ("; nodes: P primary, s standby, · unreachable)" if lanes else ")")]
+            "D drain" + ("; nodes: P primary, s standby, · unreachable)" if lanes else ")"),
+            *(["           (endpoint: the primary DSN reached with target_session_attrs=any, "
+               "as a client that only reads would reach it)"] if ENDPOINT in dict(lanes)
+              else [])]
 
 
 LANE_MARKS = {"primary": "P", "standby": "s", "unreachable": "·"}

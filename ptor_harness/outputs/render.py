@@ -287,8 +287,8 @@ def summary_rows(r: dict) -> list[list[str]]:
             "ok", "failed", "indeterminate"))],
         ["in doubt: applied / not applied", " / ".join(_n(r["indeterminate"][k]) for k in (
             "applied", "not_applied"))],
-        ["op latency p50 / p99", " / ".join(_s(r["latency"][k], 4) for k in (
-            "op_ok_p50_seconds", "op_ok_p99_seconds"))],
+        ["op latency p50 / p99 / max", " / ".join(_s(r["latency"].get(k), 4) for k in (
+            "op_ok_p50_seconds", "op_ok_p99_seconds", "op_ok_max_seconds"))],
         ["ledger", r["ledger"]],
         ["run", r["run_id"]],
     ]

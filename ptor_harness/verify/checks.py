@@ -84,6 +84,10 @@ class Figures:
     # have promoted none
     closest_standby: Optional[tuple] = None
     cdc: Optional[CdcFigures] = None  # None: no --cdc-slot, no check
+    # the slowest acknowledged write (latency.op_ok_max_seconds): a stall without an error
+    # (a frozen primary, a pooler's PAUSE) opens no outage window, yet no write of that
+    # client completed meanwhile
+    slowest_write: Optional[float] = None
 
 
 def limit(value: Optional[float], bound: Optional[float], what: str, name: str) -> Check:
@@ -125,7 +129,20 @@ def writes_recovered(f: Figures, t: Thresholds) -> Check:
 
 
 def write_rto(f: Figures, t: Thresholds) -> Check:
+    """The write RTO against max-write-rto, and a stall too: a client that waited longer
+    than the bound for one acknowledged write had no write for that long, error or not."""
+    stalled = stall_above(f, t.max_write_rto)
+    if stalled is not None and (f.write_rto is None or f.write_rto <= t.max_write_rto):
+        return Check("max-write-rto", FAIL, stalled)
     return limit(f.write_rto, t.max_write_rto, "write RTO", "max-write-rto")
+
+
+def stall_above(f: Figures, bound: Optional[float]) -> Optional[str]:
+    """Why the slowest acknowledged write breaks `bound` (max-write-rto), or None."""
+    if bound is None or f.slowest_write is None or f.slowest_write <= bound:
+        return None
+    return (f"an acknowledged write waited {f.slowest_write:.3f} s (writes stalled without "
+            f"an error), above max-write-rto {bound:g} s")
 
 
 def detection(f: Figures, t: Thresholds) -> Check:
@@ -230,13 +247,16 @@ def expectation(f: Figures, t: Thresholds) -> Check:
         if saw:
             return Check(name, PASS, "a failover was observed: " + " and ".join(saw))
         return Check(name, UNKNOWN, "no failover was observed: the primary never changed "
-                     "and writes never stopped")
+                     "and no write failed")
     if seen.primary_changed:
         return Check(name, FAIL, "the primary changed in a drill that must not fail over")
     bound = t.max_write_rto
     if seen.write_outage and (seen.not_recovered or (
             bound is not None and longest is not None and longest > bound)):
         return Check(name, FAIL, "writes stopped for longer than max-write-rto in a drill "
+                     "that must not fail over")
+    if stall_above(f, bound) is not None:
+        return Check(name, FAIL, "writes stalled for longer than max-write-rto in a drill "
                      "that must not fail over")
     return Check(name, PASS, "no failover: the primary never changed"
                  + (f"; writes stopped for up to {longest:.3f} s" if saw else ""))

@@ -216,7 +216,13 @@ def verdict_figures(d: DrillFigures, outcome: DrillOutcome) -> checks.Figures:
         faults=outcome.faults, faults_planned=outcome.faults_planned,
         expected=outcome.scenario.thresholds.expect, observed=d.observed,
         closest_standby=closest_standby(d.anatomy["replication_at_fault"]),
-        cdc=cdc_figures(outcome))
+        cdc=cdc_figures(outcome), slowest_write=slowest_write(outcome))
+
+
+def slowest_write(outcome: DrillOutcome) -> Optional[float]:
+    """The longest any acknowledged write took (report key latency.op_ok_max_seconds)."""
+    m = outcome.metrics
+    return m.latency.max if m and m.latency.n else None
 
 
 def cdc_figures(outcome: DrillOutcome) -> Optional[checks.CdcFigures]:

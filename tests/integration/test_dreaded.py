@@ -3,6 +3,7 @@ synchronous standby lost (with and without a quorum to fall back on), the standb
 the primary, the whole cluster restarted."""
 
 import os
+import sqlite3
 
 from ptor_harness.lab.repmgr import RepmgrLab
 
@@ -36,6 +37,27 @@ def test_a_blip_on_a_stack_without_a_manager_is_no_failover(make_lab, run_ptor):
     assert r["latency"]["op_ok_max_seconds"] >= 2.4
     assert r["brownout"]["seconds"] >= 1, r["brownout"]
     assert r["rpo"]["lost_acknowledged_ops"] == 0
+    # said as a stall (it read "Writes never stopped."), with the slowest write's wait
+    assert f"No write failed, but writes stalled: the slowest acknowledged write took " \
+        f"{r['latency']['op_ok_max_seconds']:.2f} s" in " ".join(r["account"])
+    # a client that waited longer for one write than max-write-rto allows had no write
+    # for that long, error or not: the same blip under a bound of 1.5 s fails, and the
+    # wait it names is the freeze as the lab timed it (the ledger's own slowest write)
+    run = drill(lab, run_ptor, "blip=2.5:1", "--duration", "7", "--expect", "no-failover",
+                "--max-write-rto", "1.5", "--warmup-duration", "3")
+    r = run.report
+    assert (run.code, r["verdict"]) == (1, "fail"), run
+    assert r["windows"] == [] and r["rto"]["write_seconds"] == 0
+    (record,) = r["faults"]
+    with sqlite3.connect(os.path.join(r["run_dir"], "ledger.sqlite")) as ledger:
+        (slowest,), = ledger.execute("SELECT max(t_end - t_start) FROM ledger_op "
+                                     "WHERE outcome = 'ok'")
+    froze = record["ended_at"] - record["started_at"]
+    assert froze - 0.2 <= slowest <= froze + 1.0, (slowest, froze)
+    assert f"an acknowledged write waited {slowest:.3f} s (writes stalled without an " \
+        "error), above max-write-rto 1.5 s" in r["verdict_reasons"]
+    assert "writes stalled for longer than max-write-rto in a drill that must not fail " \
+        "over" in r["verdict_reasons"]
 
 
 def test_losing_the_only_sync_standby_stalls_writes_and_fails(make_lab, run_ptor):

@@ -220,12 +220,30 @@ def test_no_failover_when_one_was_expected():
         "port": 7211, "timeline": 1, "label": "127.0.0.1:7211"}
     r["rto"].update(outage_windows=0, write_seconds=0.0)
     r["verdict"], r["verdict_reasons"] = "unknown", [
-        "no failover was observed: the primary never changed and writes never stopped"]
+        "no failover was observed: the primary never changed and no write failed"]
+    r["brownout"].update(seconds=0.0, periods=[])
     r = redo(r)
     text = " ".join(r["account"])
     assert "The primary stayed the same server: no standby was promoted." in text
-    assert "Writes never stopped." in text
+    assert "No write failed." in text
     assert "Verdict UNKNOWN: no failover was observed" in text
+    held_to_the_report(r)
+
+
+def test_a_stall_without_an_error_is_said():
+    """A primary frozen for 3 s (blip) under --expect no-failover: no op failed, so no
+    outage window; the account read "Writes never stopped." of 3 s without a write."""
+    r = built()
+    r["servers"]["primary_before"] = r["servers"]["primary_after"] = {
+        "port": 7211, "timeline": 1, "label": "127.0.0.1:7211"}
+    r["rto"].update(outage_windows=0, write_seconds=0.0)
+    r["latency"]["op_ok_max_seconds"] = 3.0214
+    r["brownout"].update(threshold=0.5, seconds=3.0,
+                         periods=[{"start": 6.0, "end": 9.0, "seconds": 3.0}])
+    r = redo(r)
+    assert "No write failed, but writes stalled: the slowest acknowledged write took " \
+        "3.02 s, and for 3 s acknowledged writes ran under 0.5 of the warmup's rate (the " \
+        "brownout)." in " ".join(r["account"])
     held_to_the_report(r)
 
 

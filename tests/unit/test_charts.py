@@ -97,3 +97,18 @@ def test_lane_labels_tell_the_nodes_apart():
     alike = charts.lane_labels(["db-a.example.com:5432", "db-b.example.com:5432"])
     assert alike == ["db-a.ex…", "db-b.ex…"]  # the same suffix: from the right
     assert charts.lane_labels(["a" * 20, "a" * 20]) == ["#1", "#2"]
+
+
+def test_the_endpoint_lane_says_it_is_reached_with_any_role():
+    """On a multi-host DSN the endpoint lane reached a standby all drill long while every
+    write went to the primary: the legend says the lane is the DSN with any role."""
+    r = drill_report()
+    r["nodes"] = {"lanes": {"node1": [{"from": 0.0, "to": 6.0, "state": "primary"}]}}
+    lines = charts.terminal_chart(r)
+    assert lines[-1].endswith("nodes: P primary, s standby, · unreachable)")
+    r["nodes"]["lanes"]["endpoint"] = [{"from": 0.0, "to": 6.0, "state": "standby"}]
+    lines = charts.terminal_chart(r)
+    assert lines[-3].startswith("  endpoint sssssss")
+    assert lines[-1] == ("           (endpoint: the primary DSN reached with "
+                         "target_session_attrs=any, as a client that only reads would "
+                         "reach it)")

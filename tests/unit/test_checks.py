@@ -86,6 +86,29 @@ def test_write_rto_above_its_limit_fails():
     assert v.status == FAIL and v.reasons == ["write RTO 12.000 s is above max-write-rto 10 s"]
 
 
+def test_a_stall_without_an_error_above_max_write_rto_fails():
+    """A primary frozen for 12 s under a 15 s statement timeout: no op failed, so no
+    outage window and a write RTO of 0, yet no write completed for 12 s. It passed
+    max-write-rto 10 and --expect no-failover."""
+    frozen = dict(write_rto=0.0, outage_windows=0, detection=None, slowest_write=12.0,
+                  observed=Observed(False, False, None, False), faults=[])
+    v = verdict(**frozen, faults_planned=0)
+    assert v.status != PASS and "an acknowledged write waited 12.000 s (writes stalled " \
+        "without an error), above max-write-rto 10 s" in v.reasons
+    calm = verdict(**frozen, faults_planned=0, expected="no-failover")
+    assert calm.status == FAIL and "writes stalled for longer than max-write-rto in a " \
+        "drill that must not fail over" in calm.reasons
+    # within the bound, or with no bound, a stall judges nothing
+    assert verdict(**dict(frozen, slowest_write=9.0), faults_planned=0,
+                   expected="no-failover").status == PASS
+    unbounded = dataclasses.replace(THRESHOLDS, max_write_rto=None)
+    assert verdict(unbounded, **frozen, faults_planned=0, expected="no-failover").status \
+        == PASS
+    # an outage's own RTO above the bound is still said as the RTO
+    assert verdict(write_rto=12.0, slowest_write=11.0).reasons == [
+        "write RTO 12.000 s is above max-write-rto 10 s"]
+
+
 def test_writes_that_never_came_back_fail_and_name_the_lag_when_none_was_promoted():
     stuck = Observed(False, True, None, True)
     v = verdict(recovered=False, stop=PAST_MAX_OUTAGE, observed=stuck,
