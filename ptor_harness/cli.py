@@ -144,6 +144,11 @@ def show_report(argv: list) -> int:
 
     try:
         query = parse_report(argv)
+        if not os.path.isfile(os.path.join(query.run_dir, "report.json")):  # a campaign's
+            from .campaign import outputs as campaign_outputs
+
+            emit(campaign_outputs.shown(query.run_dir, query.html))
+            return 0
         result = report_file.load(os.path.join(query.run_dir, "report.json"))
         if result.get("verdict") is None:
             raise ConfigError(f"the run in {query.run_dir} did not start: "

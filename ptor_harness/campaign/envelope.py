@@ -53,6 +53,12 @@ def envelope(rounds: Sequence[dict]) -> dict:
                "lost_acknowledged": r["lost_acknowledged"], "lost_bytes": r["lost_bytes"],
                "write_rto": r["write_rto"]}
               for r in rounds if r.get("wal_bytes_per_second_before_fault") is not None]
+    return dict(trend(points), points=points)
+
+
+def trend(points: list[dict]) -> dict:
+    """The slopes over an envelope's points, or `no_trend` saying why none is read (also
+    for a campaign.json written before format 4, whose slopes took any spread)."""
     rates = [p["wal_mb_per_second"] for p in points]
     no_trend = None
     if len(points) >= 2 and (min(rates) <= 0 or max(rates) < TREND_SPREAD * min(rates)):
@@ -64,7 +70,7 @@ def envelope(rounds: Sequence[dict]) -> dict:
                                         for p in points if p["lost_bytes"] is not None])
     rto = None if no_trend else slope([(p["wal_mb_per_second"], p["write_rto"])
                                        for p in points if p["write_rto"] is not None])
-    return {"points": points, "lost_bytes_per_wal_mb_per_second": lost,
+    return {"lost_bytes_per_wal_mb_per_second": lost,
             "write_rto_seconds_per_wal_mb_per_second": rto, "no_trend": no_trend}
 
 

@@ -5,8 +5,10 @@ atomic), and a picture of write RTO and lost ops per cell (with matplotlib)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
 import os
 import time
 import xml.etree.ElementTree as ET
@@ -15,10 +17,14 @@ from typing import Optional
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from tabulate import tabulate
 
+from ..errors import ConfigError
 from ..outputs.exports import read_picture, write_atomic, write_json
-from .envelope import slope_line
+from .envelope import slope_line, trend
 from .page import CELL_HEADERS, campaign_html, cell_rows, seconds
 from .stats import QUANTILES
+
+FORMAT = 4  # campaign.json's; runner.py writes it, `ptor report` reads up to it
+CAMPAIGN_BYTES = 64 * 1024 * 1024
 
 ROUND_COLUMNS = ("round", "cell", "verdict", "write_rto", "detection", "promotion",
                  "read_only", "routing",
@@ -160,6 +166,52 @@ def draw_envelope(axis, points: list[dict]) -> None:
                    fontsize=9)
 
 
+def write_page(report: dict, folder: str) -> str:
+    """campaign.html in the campaign's folder, campaign.png inside it when there is one."""
+    path = os.path.join(folder, "campaign.html")
+    write_atomic(path, campaign_html(report, read_picture(os.path.join(folder,
+                                                                       "campaign.png"))))
+    return path
+
+
+def load(folder: str) -> dict:
+    """An earlier campaign's campaign.json, for `ptor report`: one sentence (ConfigError)
+    for a file that cannot be read or that no ptor campaign wrote."""
+    path = os.path.join(folder, "campaign.json")
+    try:
+        if os.path.getsize(path) > CAMPAIGN_BYTES:
+            raise ConfigError(f"{path} is larger than {CAMPAIGN_BYTES // 2 ** 20} MiB")
+        with open(path, encoding="utf-8") as src:
+            report = json.load(src)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") \
+            from None
+    except (ValueError, RecursionError):
+        raise ConfigError(f"{path} is not a campaign report ptor wrote: not JSON") from None
+    version = report.get("format") if isinstance(report, dict) else None
+    if not isinstance(report, dict) or report.get("kind") != "campaign" or \
+            isinstance(version, bool) or not isinstance(version, int):
+        raise ConfigError(f"{path} is not a campaign report ptor wrote")
+    if version > FORMAT:
+        raise ConfigError(f"{path} is campaign format {version}, newer than this ptor "
+                          f"reads ({FORMAT}): upgrade ptor")
+    if version < 4 and isinstance(report.get("envelope"), dict):
+        with contextlib.suppress(KeyError, TypeError, AttributeError):  # shown() says so
+            report["envelope"].update(trend(report["envelope"]["points"]))
+    return report
+
+
+def shown(folder: str, html: bool) -> str:
+    """`ptor report CAMPAIGN_DIR [--html]`: the campaign's table again, or the path of
+    its campaign.html written anew."""
+    report = load(folder)
+    try:
+        return write_page(report, folder) + "\n" if html else render(report)
+    except (KeyError, TypeError, AttributeError, ValueError):
+        raise ConfigError(f"{os.path.join(folder, 'campaign.json')} is not a campaign "
+                          "report ptor wrote: figures are missing") from None
+
+
 def write_all(report: dict, outputs) -> list[str]:
     """Every campaign output; returns one sentence per output that could not be written."""
     folder = report["campaign_dir"]
@@ -168,8 +220,7 @@ def write_all(report: dict, outputs) -> list[str]:
             (os.path.join(folder, "campaign.csv"), lambda p: write_atomic(p, rounds_csv(report))),
             (os.path.join(folder, "junit.xml"), lambda p: write_atomic(p, junit_xml(report))),
             (os.path.join(folder, "campaign.png"), lambda p: picture(report, p)),
-            (os.path.join(folder, "campaign.html"), lambda p: write_atomic(p, campaign_html(
-                report, read_picture(os.path.join(folder, "campaign.png")))))]
+            (os.path.join(folder, "campaign.html"), lambda p: write_page(report, folder))]
     if outputs.report_json:
         jobs.append((outputs.report_json, lambda p: write_json(report, p)))
     if outputs.junit_xml:

@@ -24,6 +24,7 @@ from ..verify.checks import UNKNOWN
 from . import settle, stats
 from .envelope import envelope
 from .hold import ClusterHold
+from .outputs import FORMAT
 from .plan import Cell, schedule
 
 log = logging.getLogger("ptor")
@@ -237,7 +238,7 @@ class Campaign:
         return {
             # format 3: `read_only` per cell and per round (a drill report's format 12);
             # 4: `envelope.no_trend`, and no slopes over rates too close for a trend
-            "format": 4, "kind": "campaign", "campaign_id": self.id,
+            "format": FORMAT, "kind": "campaign", "campaign_id": self.id,
             "campaign_dir": os.path.abspath(self.dir), "started_at": self.started_at,
             "ended_at": time.time(), "verdict": verdict, "verdict_reasons": reasons,
             "checks": [{"name": k.name, "status": k.status, "detail": k.detail}

@@ -94,7 +94,8 @@ COMMANDS = {
                  "away): reconcile its ledger against the primary and write its report "
                  "(--run RUN_ID)",
     "history": "recent drills, newest first, with trends",
-    "report": "an earlier run's report again, from its folder (--html: write report.html)",
+    "report": "an earlier run's or campaign's report again, from its folder (--html: "
+              "write report.html or campaign.html)",
     "campaign": "many drills back to back (--rounds) over a matrix of scenarios (--vary), "
                 "judged as one distribution",
 }
@@ -226,15 +227,18 @@ class ReportQuery:
 @one_safe_line
 def parse_report(argv: Sequence[str]) -> ReportQuery:
     """`ptor report RUN_DIR [--html]`."""
-    parser = _Parser(prog="ptor report", description="An earlier run's report again, from "
-                     "its folder.")
-    parser.add_argument("run_dir", help="the run's folder (it holds report.json)")
+    parser = _Parser(prog="ptor report", description="An earlier run's (or campaign's) "
+                     "report again, from its folder.")
+    parser.add_argument("run_dir", help="the run's folder (it holds report.json), or a "
+                                        "campaign's (campaign.json)")
     parser.add_argument("--html", action="store_true",
-                        help="write report.html in that folder (the timeline picture "
-                             "inside) and print its path")
+                        help="write report.html (campaign.html) in that folder, the "
+                             "picture inside, and print its path")
     ns = parser.parse_args(list(argv), env_vars={})
-    if not os.path.isfile(os.path.join(ns.run_dir, "report.json")):
-        raise ConfigError(f"{ns.run_dir} is not a run folder: it holds no report.json")
+    if not any(os.path.isfile(os.path.join(ns.run_dir, name))
+               for name in ("report.json", "campaign.json")):
+        raise ConfigError(f"{ns.run_dir} is not a run folder: it holds no report.json "
+                          "(nor a campaign's campaign.json)")
     return ReportQuery(ns.run_dir, ns.html)
 
 

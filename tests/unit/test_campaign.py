@@ -196,3 +196,38 @@ def test_the_campaign_page_is_self_contained_and_escaped(tmp_path):
 
 class Outputs:
     report_json = junit_xml = prometheus_file = None
+
+
+def test_ptor_report_shows_an_earlier_campaign_again(tmp_path, capsys):
+    """`ptor report CAMPAIGN_DIR [--html]`: it read "is not a run folder" of a campaign's
+    own folder. A campaign.json of format 3 gets its envelope read anew (no slope over
+    rates too close for a trend); one no ptor campaign wrote is one sentence, exit 2."""
+    import json
+
+    from ptor_harness import cli
+
+    report = dict(synthetic_report(), campaign_dir=str(tmp_path), format=3,
+                  kind="campaign", checks=[])
+    points = [{"round": n, "cell": "k", "wal_mb_per_second": wal, "lag_at_fault_bytes": 0,
+               "lost_acknowledged": 0, "lost_bytes": 0, "write_rto": rto}
+              for n, wal, rto in ((1, 1.38, 1.9), (2, 1.42, 1.3))]
+    report["envelope"] = {"points": points, "lost_bytes_per_wal_mb_per_second": 0.0,
+                          "write_rto_seconds_per_wal_mb_per_second": -15.0}
+    (tmp_path / "campaign.json").write_text(json.dumps(report))
+    assert cli.main(["report", str(tmp_path)]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("Campaign campaign-x\n") and "verdict: FAIL" in shown
+    assert "no slope read; the rounds' WAL rates before the fault (1.38 to 1.42 MB/s)" \
+        in shown and "-15.000 s" not in shown
+    assert cli.main(["report", str(tmp_path), "--html"]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'campaign.html'}\n"
+    assert "campaign-x" in (tmp_path / "campaign.html").read_text()
+    for text, says in (('{"kind": "campaign", "format": 4}', "figures are missing"),
+                       ("[1", "not JSON"), ('{"kind": "drill", "format": 4}', "ptor wrote"),
+                       ('{"kind": "campaign", "format": 99}', "newer than this ptor")):
+        (tmp_path / "campaign.json").write_text(text)
+        assert cli.main(["report", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1 and "Traceback" not in err
+    assert cli.main(["report", str(tmp_path / "none")]) == 2
+    assert "nor a campaign's campaign.json" in capsys.readouterr().err
