@@ -29,6 +29,10 @@ def _n(value) -> str:
         and not isinstance(value, bool) else str(value)
 
 
+def _ms(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value * 1000:.3f} ms"
+
+
 def from_warmup(r: dict) -> Callable[[Optional[float]], str]:
     """How the report shows a time: seconds from the warmup's start ("-": none)."""
     t0 = r["phases"].get("warmup") or 0.0
@@ -74,9 +78,9 @@ def render(report: dict) -> str:
     parts += cdc_table(r.get("cdc"))
     if r["latency"]["check"]:
         check = r["latency"]["check"]
-        rows = [[name, _s(v.get("min"), 4), _s(v.get("median"), 4), _s(v.get("p99"), 4),
-                 v.get("samples")] for name, v in (("connect", check["connect"]),
-                                                   ("SELECT 1", check["select1"]))]
+        # loopback round trips are tens of microseconds: in milliseconds, not "0.0000 s"
+        rows = [[name, *(_ms(v.get(k)) for k in ("min", "median", "p99")), v.get("samples")]
+                for name, v in (("connect", check["connect"]), ("SELECT 1", check["select1"]))]
         parts += ["", "Primary latency", tabulate(rows, headers=["", "min", "median", "p99",
                                                                  "samples"])]
     if r["windows"]:

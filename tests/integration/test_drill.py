@@ -39,6 +39,10 @@ def test_sync_pair_failover_loses_nothing(make_lab, run_ptor, ledger, repo_mode)
     assert before["port"] != after["port"] and after["timeline"] > before["timeline"]
     assert r["faults"][0]["exit_code"] == 0
     assert r["latency"]["check"]["select1"]["samples"] == 50
+    # loopback round trips in milliseconds (in seconds to 4 decimals they read 0.0000 s)
+    median = r["latency"]["check"]["select1"]["median"]
+    assert f"SELECT 1  {r['latency']['check']['select1']['min'] * 1000:.3f} ms  " \
+        f"{median * 1000:.3f} ms" in run.stdout
     assert "Summary" in run.stdout and "PASS" in run.stdout
 
 
