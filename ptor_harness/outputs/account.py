@@ -161,17 +161,37 @@ def promoted(r: dict) -> tuple[Optional[dict], list[dict]]:
     return {"label": since[0]["to"], "node": since[0].get("to_node")}, since[1:]
 
 
+def promoted_early(a: dict) -> Optional[float]:
+    """Seconds from the fault to a promotion that came before the first client error (a
+    frozen primary: its sessions hang until their timeout), or None."""
+    event = next((e for e in a.get("events") or [] if e["name"] == "standby promoted"),
+                 None)
+    detection = a.get("detection_seconds")
+    if event is None or detection is None or event.get("seconds_after_fault") is None:
+        return None
+    return event["seconds_after_fault"] if event["seconds_after_fault"] < detection else None
+
+
 def promotion(r: dict) -> Optional[str]:
     a = r.get("anatomy") or {}
     before, after = r["servers"]["primary_before"], r["servers"]["primary_after"]
     if before and after and (before["port"], before["timeline"]) != (after["port"],
                                                                    after["timeline"]):
         server, later = promoted(r)
-        when = "" if a.get("promotion_seconds") is None else \
-            f", {seconds(a['promotion_seconds'])} after the first client error"
-        held = "" if a.get("read_only_seconds") is None else \
-            f"; it stayed read-only for {seconds(a['read_only_seconds'])} more (held so " \
-            "by its manager) before it took writes"
+        early, read_only = promoted_early(a), a.get("read_only_seconds")
+        if early is not None:  # the outage's phases run from the first client error
+            when = (f" {seconds(early)} after the fault, before any client saw an error "
+                    f"(the first came {seconds(a['detection_seconds'])} after the fault: "
+                    "until then clients waited on the old primary)")
+            held = "" if read_only is None else \
+                f"; its manager held it read-only for {seconds(read_only)} of the outage " \
+                "before it took writes"
+        else:
+            when = "" if a.get("promotion_seconds") is None else \
+                f", {seconds(a['promotion_seconds'])} after the first client error"
+            held = "" if read_only is None else \
+                f"; it stayed read-only for {seconds(read_only)} more (held so by its " \
+                "manager) before it took writes"
         then = "" if not later else (
             f" The primary then moved again{'' if len(later) == 1 else ' and again'}; the "
             f"drill ended on {server_name(after)}.")

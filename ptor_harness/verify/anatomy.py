@@ -364,6 +364,13 @@ def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow]
                           first_ok_at)
     writable = bounded_by(next((e for e in events if e.name == "new primary writable"),
                                None), first_ok_at)
+    # The phases follow one another from the first client error: a standby promoted
+    # before any client saw an error (a frozen primary whose sessions hang until their
+    # timeout) spent no time of the outage promoting ("promotion -1.846 s" before).
+    if promoted is not None and detected_at is not None:
+        promoted = max(promoted, detected_at)
+    if writable is not None and promoted is not None:
+        writable = max(writable, promoted)
     routed_from = writable if writable is not None else promoted
     return {
         "old_primary": old,

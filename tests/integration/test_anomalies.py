@@ -2,6 +2,8 @@
 resurrected rows (lost acknowledged deletes) when an async standby that fell behind is
 promoted."""
 
+import pytest
+
 from .conftest import lab_command
 
 
@@ -77,3 +79,16 @@ def test_a_frozen_primary_never_hangs_the_drill(make_lab, run_ptor):
     # the lock's session on the frozen node looked alive; the lock followed the primary
     assert r["lock"]["retaken"] >= 1 and r["lock"]["lost_to"] is None
     assert r["rpo"]["lost_acknowledged_ops"] == 0 and r["verdict"] == "pass"
+    # the lab promoted node2 while the clients still waited on the frozen node: the
+    # outage's phases follow one another from the first client error (the promotion's
+    # read "-1.846 s") and add up to the fault's time to the first acknowledged write
+    a, fault = r["anatomy"], r["faults"][0]
+    promoted = next(e for e in a["events"] if e["name"] == "standby promoted")
+    assert fault["started_at"] < promoted["at"] <= fault["ended_at"] + 0.2, (promoted, fault)
+    assert promoted["seconds_after_fault"] < a["detection_seconds"]
+    assert a["promotion_seconds"] == 0.0 and a["routing_seconds"] > 0
+    assert a["detection_seconds"] + a["promotion_seconds"] + a["routing_seconds"] == \
+        pytest.approx(r["rto"]["injection_to_first_ok_seconds"], abs=1e-6)
+    assert f"node2 at 127.0.0.1:{lab.nodes['node2'].port} " in " ".join(r["account"])
+    assert f"became the primary {promoted['seconds_after_fault']:.2f} s after the fault, " \
+        "before any client saw an error" in " ".join(r["account"])

@@ -135,6 +135,25 @@ def test_a_primary_that_moved_twice_names_the_server_the_fault_promoted():
         " ".join(redo(r)["account"])
 
 
+def test_a_promotion_before_any_client_error_is_said_as_such():
+    """The primary frozen, the standby promoted 0.17 s after the fault while the clients
+    still waited on the old one until 2.02 s: it read "became the primary, -1.85 s after
+    the first client error"."""
+    r = clean()
+    r["anatomy"].update(detection_seconds=2.016, promotion_seconds=0.0, routing_seconds=3.0,
+                        events=[{"name": "standby promoted", "at": 5.17,
+                                 "seconds_after_fault": 0.17, "source": "observer: node2",
+                                 "detail": "node2 now primary, timeline 2 (was 1)"}])
+    r = redo(r)
+    assert "127.0.0.1:7212 became the primary 0.17 s after the fault, before any client saw " \
+        "an error (the first came 2.02 s after the fault: until then clients waited on the " \
+        "old primary)." in " ".join(r["account"])
+    held_to_the_report(r)
+    r["anatomy"]["read_only_seconds"] = 1.5
+    assert "; its manager held it read-only for 1.50 s of the outage before it took " \
+        "writes." in " ".join(redo(r)["account"])
+
+
 def test_a_new_primary_held_read_only_is_said():
     """pg_auto_failover holds a promoted node read-only for seconds: the account says so,
     and the terminal's split of the outage shows it beside routing."""

@@ -70,6 +70,19 @@ def test_events_in_order_each_with_its_source():
     assert out["routing_seconds"] == pytest.approx(1.35 - 1.301)
 
 
+def test_a_promotion_before_the_first_client_error_spends_none_of_the_outage():
+    """A frozen primary: its sessions hang until their timeout, and the standby is
+    promoted (1.301) before any client sees an error (1.32): the phases follow one
+    another from that error and add up to the fault's time to the first write."""
+    samples, replication = kill_and_promote()
+    out = a.anatomy(samples, replication, 1.0, "hang-primary", 1.32, 1.35)
+    assert out["detection_seconds"] == pytest.approx(0.32)
+    assert out["promotion_seconds"] == 0.0
+    assert out["routing_seconds"] == pytest.approx(1.35 - 1.32)
+    assert out["detection_seconds"] + out["promotion_seconds"] + out["routing_seconds"] == \
+        pytest.approx(1.35 - 1.0)
+
+
 def test_a_promotion_seen_after_the_first_write_is_bounded_by_it():
     """The observer samples every 0.1 s: when a write was acknowledged through the endpoint
     between the sample before the promotion and the one that showed it, the promotion
