@@ -16,30 +16,39 @@ class Ctx:
         return [0.0] * size
 
 
+# Each test tells two waits apart by far more than a busy machine's scheduling delays
+# (a bound of 0.2 s failed once with the suite and a busy loop beside it): the wait the
+# test expects, and one that the code would wait otherwise, 30 s or more.
+OTHERWISE = 30.0
+
+
 def test_a_waiting_worker_wakes_when_the_probe_found_a_primary():
     board = ProbeBoard.create(Ctx, workers=4)
     board.array[2] = time.time() + 60  # the probe is alive
     assert board.array[3] == 1.0  # 4 workers: at most one attempt a second each alone
+    board.array[3] = OTHERWISE  # the safety interval, long: only the probe's word wakes it
     threading.Timer(0.05, lambda: board.array.__setitem__(0, 1.0)).start()
     started = time.monotonic()
     board.wait_for_primary(0.0, backoff=0.01, stopping=lambda: False)
-    assert 0.04 < time.monotonic() - started < 0.5  # woken, not the 10 ms backoff
+    # woken by the probe's word: neither the 10 ms backoff nor the safety interval
+    assert 0.04 < time.monotonic() - started < OTHERWISE / 3
 
 
 def test_without_the_probes_word_a_worker_waits_the_safety_interval_at_most():
     board = ProbeBoard.create(Ctx, workers=2)
     board.array[2] = time.time() + 60
-    board.array[3] = 0.1  # shortened for the test
+    board.array[3] = 0.1  # shortened for the test; the probe's word never comes
     started = time.monotonic()
     board.wait_for_primary(0.0, backoff=0.01, stopping=lambda: False)
-    assert 0.09 < time.monotonic() - started < 0.5
+    assert 0.09 < time.monotonic() - started < OTHERWISE / 3
 
 
 def test_a_silent_probe_leaves_the_worker_to_its_backoff():
     board = ProbeBoard.create(Ctx, workers=2)  # alive_at 0: silent for ever
+    board.array[3] = OTHERWISE  # not the safety interval: the backoff ends it
     started = time.monotonic()
     board.wait_for_primary(0.0, backoff=0.02, stopping=lambda: False)
-    assert time.monotonic() - started < 0.2
+    assert time.monotonic() - started < OTHERWISE / 3
 
 
 def test_the_safety_interval_keeps_many_workers_under_100_attempts_a_second():
