@@ -20,8 +20,9 @@ LOSING = (STOPPED, DROPPED)  # anatomy events of the primary losing a standby
 CAUSE_WORDS = {SYNC_WAIT_CANCELLED: "after a cancelled wait for synchronous replication",
                SPLIT_BRAIN: "taken by the old primary after a newer one had served",
                "asynchronous_lag": "to asynchronous replication lag",
-               "unexplained": "not explained (a synchronous standby was streaming)",
-               "not_attributed": "not attributed (no replication was observed)"}
+               "unexplained": "not explained, since a synchronous standby was streaming",
+               "not_attributed": "not attributed to a cause, since the node observer saw "
+                                 "no replication"}
 
 
 def server_name(server: Optional[dict]) -> str:
