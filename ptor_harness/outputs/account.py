@@ -216,7 +216,11 @@ def loss(r: dict) -> Optional[str]:
     causes = [f"{n:,} {CAUSE_WORDS.get(cause, cause)}"
               for cause, n in (rpo.get("lost_by_cause") or {}).items() if n]
     why = f" ({'; '.join(causes)})" if causes else ""
-    return (f"{count(lost, 'acknowledged write')} {'is' if lost == 1 else 'are'} lost{why}: "
+    tx, lost_tx = r.get("transactions"), rpo.get("lost_acknowledged_transactions")
+    whole = "" if not (tx and lost_tx and tx["ops_per_transaction"] > 1) else \
+        f" ({count(lost_tx, 'transaction')} of {tx['ops_per_transaction']} ops)"  # the unit
+    return (f"{count(lost, 'acknowledged write')}{whole} {'is' if lost == 1 else 'are'} "
+            f"lost{why}: "
             "the clients were told they committed, and the new primary does not have them."
             + again)
 

@@ -73,6 +73,9 @@ def test_lost_transactions_equal_the_commits_of_the_old_primarys_wal(make_lab, r
         assert changed == {op.seq for op in ops}, (members, ops)
     assert r["anomalies"]["partial_transactions"] == 0
     assert r["anomalies"]["holes"] == 0 and r["anomalies"]["phantom_rows"] == 0
+    # the account names the transactions the clients were told committed, as the WAL has
+    assert f"{len(lost_ops):,} acknowledged writes ({len(acknowledged):,} transactions of " \
+        f"{OPS} ops) are lost" in " ".join(r["account"])
     # every op of a transaction shares its outcome (an op after a failed one is never
     # sent, and failed too), so each count of ops is OPS times that of transactions
     t = r["transactions"]

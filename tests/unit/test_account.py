@@ -208,6 +208,17 @@ def test_an_asynchronous_loss():
     assert "1 acknowledged write is lost (1 to asynchronous replication lag)" in text
     assert "Verdict FAIL: 1 acknowledged op was lost" in text
     held_to_the_report(r)
+    # --ops-per-transaction: the transactions the clients were told of, too
+    r["transactions"] = {"ops_per_transaction": 3, "ok": 10, "failed": 0,
+                         "indeterminate": 0}
+    r["rpo"].update(lost_acknowledged_ops=3, lost_acknowledged_transactions=1)
+    r["rpo"]["lost_by_cause"]["asynchronous_lag"] = 3
+    assert "3 acknowledged writes (1 transaction of 3 ops) are lost (3 to asynchronous " \
+        "replication lag)" in " ".join(redo(r)["account"])
+    held_to_the_report(redo(r))
+    r["rpo"]["lost_by_cause"]["asynchronous_lag"] = 1
+    r["rpo"].update(lost_acknowledged_ops=1, lost_acknowledged_transactions=1)
+    r["transactions"] = None
     # without the node observer, no cause: said without brackets inside brackets
     r["rpo"]["lost_by_cause"].update(asynchronous_lag=0, not_attributed=1)
     assert "1 acknowledged write is lost (1 not attributed to a cause, since the node " \
