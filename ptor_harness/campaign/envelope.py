@@ -15,6 +15,12 @@ MB = 1e6
 # rounds of one load differ by a few percent, and a slope over them is noise read as a
 # trend (three rounds at 1.38-1.42 MB/s read "+7.8 s of write RTO per MB/s").
 TREND_SPREAD = 1.5
+# The --vary keys that change only the write load: cells that differ in anything else
+# (synchronous-commit, a pooler, the fault) differ in what their loss and RTO come of, and
+# a slope across them mixes that with the rate ("28,765 lost bytes per MB/s" of cells with
+# synchronous_commit on and off).
+LOAD_KEYS = ("rate", "payload-bytes", "background-load", "parallel-workers",
+             "ops-per-transaction", "insert-percent", "update-percent", "delete-percent")
 
 
 def lag_at_fault(report: dict) -> tuple[Optional[int], Optional[float]]:
@@ -43,9 +49,10 @@ def slope(points: Sequence[tuple[float, float]]) -> Optional[float]:
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
 
 
-def envelope(rounds: Sequence[dict]) -> dict:
+def envelope(rounds: Sequence[dict], varied: Sequence[str] = ()) -> dict:
     """Points (one per round with a WAL rate at the fault) and the slopes of lost bytes
-    and of the write RTO per MB/s of WAL, where the rates span enough for a trend
+    and of the write RTO per MB/s of WAL, where the cells differ only in the load
+    (`varied`: the campaign's --vary keys) and the rates span enough for a trend
     (TREND_SPREAD); else `no_trend` says why."""
     points = [{"round": r["round"], "cell": r["cell"],
                "wal_mb_per_second": r["wal_bytes_per_second_before_fault"] / MB,
@@ -53,15 +60,20 @@ def envelope(rounds: Sequence[dict]) -> dict:
                "lost_acknowledged": r["lost_acknowledged"], "lost_bytes": r["lost_bytes"],
                "write_rto": r["write_rto"]}
               for r in rounds if r.get("wal_bytes_per_second_before_fault") is not None]
-    return dict(trend(points), points=points)
+    return dict(trend(points, varied), points=points)
 
 
-def trend(points: list[dict]) -> dict:
+def trend(points: list[dict], varied: Sequence[str] = ()) -> dict:
     """The slopes over an envelope's points, or `no_trend` saying why none is read (also
-    for a campaign.json written before format 4, whose slopes took any spread)."""
+    for a campaign.json written before format 4, whose slopes took any cells and spread)."""
     rates = [p["wal_mb_per_second"] for p in points]
+    other = [key for key in dict.fromkeys(varied) if key not in LOAD_KEYS]
     no_trend = None
-    if len(points) >= 2 and (min(rates) <= 0 or max(rates) < TREND_SPREAD * min(rates)):
+    if len(points) >= 2 and other:
+        no_trend = (f"the cells differ in {', '.join(other)}, not only in the load: a slope "
+                    "across them would mix that with the write rate; vary only the load "
+                    "(rate, payload-bytes, background-load, ...) to read one")
+    elif len(points) >= 2 and (min(rates) <= 0 or max(rates) < TREND_SPREAD * min(rates)):
         no_trend = (f"the rounds' WAL rates before the fault ({min(rates):.2f} to "
                     f"{max(rates):.2f} MB/s) are too close for a trend: vary the load "
                     "(--vary rate=... or payload-bytes=...) so the largest is at least "

@@ -197,7 +197,8 @@ def load(folder: str) -> dict:
                           f"reads ({FORMAT}): upgrade ptor")
     if version < 4 and isinstance(report.get("envelope"), dict):
         with contextlib.suppress(KeyError, TypeError, AttributeError):  # shown() says so
-            report["envelope"].update(trend(report["envelope"]["points"]))
+            report["envelope"].update(trend(report["envelope"]["points"], [
+                str(item).partition("=")[0] for item in report.get("vary") or []]))
     return report
 
 

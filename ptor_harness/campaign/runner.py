@@ -25,7 +25,7 @@ from . import settle, stats
 from .envelope import envelope
 from .hold import ClusterHold
 from .outputs import FORMAT
-from .plan import Cell, schedule
+from .plan import Cell, axes, schedule
 
 log = logging.getLogger("ptor")
 MIN_ROUND_SECONDS = 10.0  # a round is not started with less time than this left
@@ -247,5 +247,6 @@ class Campaign:
             "rounds_planned": len(self.plan), "rounds_per_cell": c.rounds,
             "vary": list(c.vary), "scenario": self.base.as_public_dict(),
             "cells": cells, "rounds": [r.as_dict() for r in self.rounds],
-            "envelope": envelope([r.as_dict() for r in self.rounds]),
+            "envelope": envelope([r.as_dict() for r in self.rounds],
+                                 [key for key, _values in axes(c.vary)]),
         }

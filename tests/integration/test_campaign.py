@@ -152,7 +152,10 @@ def test_a_rate_campaign_draws_the_envelope(make_lab, run_ptor):
     assert by_rate["rate=3000"]["wal_bytes_per_second_before_fault"] > \
         2 * by_rate["rate=300"]["wal_bytes_per_second_before_fault"]
     assert len(c["envelope"]["points"]) == 2
-    assert "envelope over 2 rounds" in run.stdout, run.stdout
+    # rate cells whose WAL rates are over twice apart: a slope is read
+    assert c["envelope"]["no_trend"] is None, c["envelope"]
+    assert c["envelope"]["write_rto_seconds_per_wal_mb_per_second"] is not None
+    assert "envelope over 2 rounds: each MB/s more of WAL" in run.stdout, run.stdout
     with open(os.path.join(folder, "campaign.csv")) as src:
         assert "lag_at_fault_bytes" in src.readline()
     assert os.path.getsize(os.path.join(folder, "campaign.png")) > 0

@@ -82,3 +82,20 @@ def test_no_slope_is_read_over_rates_too_close_for_a_trend():
     # 1.0 against 1.5 MB/s is just enough
     rounds[2]["wal_bytes_per_second_before_fault"] = 1.5 * 1.378e6
     assert envelope(rounds)["no_trend"] is None
+    assert envelope(rounds, ["rate", "payload-bytes"])["no_trend"] is None
+
+
+def test_no_slope_is_read_across_cells_that_differ_in_more_than_the_load():
+    """--vary synchronous-commit=on,off --vary pooler=none,pgbouncer: the loss comes of
+    synchronous_commit off, not of the rate; a slope across those cells read "28,765
+    lost bytes per MB/s"."""
+    rounds = [dict(round=1, cell=cell, wal_bytes_per_second_before_fault=wal,
+                   lag_at_fault_bytes=0, lost_acknowledged=lost, lost_bytes=64 * lost,
+                   write_rto=0.1)
+              for cell, wal, lost in (("on", 1e6, 0), ("off", 3e6, 2753))]
+    env = envelope(rounds, ["synchronous-commit", "pooler", "rate", "pooler"])
+    assert env["lost_bytes_per_wal_mb_per_second"] is None and len(env["points"]) == 2
+    assert slope_line(env) == (
+        "envelope over 2 rounds: no slope read; the cells differ in synchronous-commit, "
+        "pooler, not only in the load: a slope across them would mix that with the write "
+        "rate; vary only the load (rate, payload-bytes, background-load, ...) to read one")
