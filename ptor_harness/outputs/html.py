@@ -137,7 +137,8 @@ def servers(r: dict) -> str:
     moves = r["servers"].get("primary_moves") or []
     content = table(server_rows(r))
     if moves:
-        content += "<p>Primary changes seen by the workers (seconds from the warmup)</p>" + \
+        content += ("<p>Primary changes seen by the workers (seconds from the start of the "
+                    "warmup)</p>") + \
             table(moves_rows(moves, from_warmup(r)), MOVES_HEADERS)
     return content
 

@@ -88,7 +88,7 @@ def render(report: dict) -> str:
                  _s(w["write_rto_seconds"]), w["workers_affected"],
                  _s(w["worker_rto_min"]), _s(w["worker_rto_median"]), w["failed_ops"],
                  w["indeterminate_ops"]] for i, w in enumerate(r["windows"])]
-        parts += ["", "Outage windows (seconds from the start of the load)",
+        parts += ["", "Outage windows (seconds from the start of the warmup)",
                   tabulate(rows, headers=["#", "last ok", "first failure", "all back",
                                           "write RTO", "workers", "min", "median", "failed",
                                           "in doubt"])]
