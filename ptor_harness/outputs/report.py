@@ -49,7 +49,13 @@ def _identity(identity, samples) -> Optional[dict]:
 def moves_by_node(moves: list[dict], identities, samples) -> list[dict]:
     """The primary's moves (servers.primary_moves), each server also named by its node
     where the observer can tell (`_identity`'s `node`): the labels are the identities'."""
-    node_of = {i.label(): node_of_server(samples, i.addr, i.port) for i in identities}
+    wanted = {label for m in moves for label in (m["from"], m["to"])}
+    where = {}  # each label a move names, once: a pooler's drill has an identity per op
+    for i in identities:
+        if i.label() in wanted:
+            where.setdefault(i.label(), (i.addr, i.port))
+    nodes = {at: node_of_server(samples, *at) for at in set(where.values())}
+    node_of = {label: nodes[at] for label, at in where.items()}
     return [dict(m, from_node=node_of.get(m["from"]), to_node=node_of.get(m["to"]))
             for m in moves]
 

@@ -125,3 +125,24 @@ def test_a_server_is_the_node_whose_sessions_reached_its_address():
     # two nodes behind one address (a proxy given as a node): which one is unknown
     twice = samples + [sample("node3", 0.0, "standby")._replace(server="127.0.0.1:7212")]
     assert node_of_server(twice, "127.0.0.1", 7212) is None
+
+
+def test_each_move_of_the_primary_names_its_servers_by_node():
+    """A kill, then a switchover back: the server in between is named too (report format
+    13), each address looked up once however many identities name it."""
+    from ptor_harness import servers
+    from ptor_harness.outputs.report import moves_by_node
+
+    from .synthetic import identity
+
+    samples = [sample("node1", 0.0, "primary")._replace(server="127.0.0.1:7211"),
+               sample("node2", 0.0, "standby", "standby")._replace(server="127.0.0.1:7212")]
+    identities = [identity(0, 1, 7211, 1, at=0.1), identity(0, 2, 7212, 2, at=3.0),
+                  identity(0, 3, 7211, 3, at=9.0)] + \
+        [identity(1, n, 7212, 2, at=3.0 + n / 1000) for n in range(1, 500)]
+    moves = moves_by_node(servers.primary_moves(servers.identity_changes(identities)),
+                          identities, samples)
+    assert [(m["from_node"], m["to_node"]) for m in moves] == [("node1", "node2"),
+                                                               ("node2", "node1")]
+    assert moves_by_node(moves, identities, []) == [
+        dict(m, from_node=None, to_node=None) for m in moves]  # no observer: no names
