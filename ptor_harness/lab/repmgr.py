@@ -166,6 +166,7 @@ class RepmgrLab(Lab):
             self.set_port(node)
             node.start()
             self.save()
+            self.wait_attached(primary, name)
             self.repmgr(name, "standby", "register", "--wait-sync=60")
         repo = self.nodes["repo"]
         repo.initdb(postgres_settings(self.dir))
@@ -176,6 +177,17 @@ class RepmgrLab(Lab):
         for name in self.node_names:
             self.repmgrd(name).start()
         self.wait_settled(60)
+
+    @staticmethod
+    def wait_attached(primary: Node, name: str, timeout: float = 60) -> None:
+        """Until the new standby streams from the primary: `repmgr standby register`
+        refuses a node whose WAL sender is still starting ("node "node2" attached in
+        state "startup" ... local node not attached to primary node 1", seen once in the
+        suite with a core kept busy)."""
+        wait_until(f"{name} to stream from {primary.name}",
+                   lambda: primary.query("SELECT 1 FROM pg_stat_replication WHERE "
+                                         "application_name = %s AND state = 'streaming'",
+                                         (name,)) != [], timeout, 0.1)
 
     def set_port(self, node: Node) -> None:
         """A clone (or a rewind) copies the source's postgresql.auto.conf, port included:
@@ -267,6 +279,7 @@ class RepmgrLab(Lab):
                         "-d", REPMGR_DB, "standby", "clone", "--fast-checkpoint")
             self.set_port(node)  # the source's auto.conf: its synchronous_standby_names too
             node.start()
+            self.wait_attached(new, name)
             self.repmgr(name, "standby", "register", "--force", "--wait-sync=60")
             how = "a fresh repmgr standby clone (node rejoin failed)"
         node.running()  # learn the postmaster PID repmgr started
