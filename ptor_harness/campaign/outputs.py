@@ -19,12 +19,12 @@ from tabulate import tabulate
 
 from ..errors import ConfigError
 from ..outputs.exports import read_picture, write_atomic, write_json
+from ..outputs.report_file import NotAReport, read_bounded
 from .envelope import slope_line, trend
 from .page import CELL_HEADERS, campaign_html, cell_rows, seconds
 from .stats import QUANTILES
 
 FORMAT = 4  # campaign.json's; runner.py writes it, `ptor report` reads up to it
-CAMPAIGN_BYTES = 64 * 1024 * 1024
 
 ROUND_COLUMNS = ("round", "cell", "verdict", "write_rto", "detection", "promotion",
                  "read_only", "routing",
@@ -179,13 +179,9 @@ def load(folder: str) -> dict:
     for a file that cannot be read or that no ptor campaign wrote."""
     path = os.path.join(folder, "campaign.json")
     try:
-        if os.path.getsize(path) > CAMPAIGN_BYTES:
-            raise ConfigError(f"{path} is larger than {CAMPAIGN_BYTES // 2 ** 20} MiB")
-        with open(path, encoding="utf-8") as src:
-            report = json.load(src)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") \
-            from None
+        report = json.loads(read_bounded(path, "campaign report"))
+    except NotAReport as exc:
+        raise ConfigError(f"{path} is not a campaign report ptor wrote: {exc}") from None
     except (ValueError, RecursionError):
         raise ConfigError(f"{path} is not a campaign report ptor wrote: not JSON") from None
     version = report.get("format") if isinstance(report, dict) else None

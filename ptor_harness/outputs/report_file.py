@@ -198,15 +198,20 @@ def moves_of(section: dict) -> Optional[list]:
         return None
 
 
-def load(path: str) -> dict:
-    """The report in the file at `path` (parse). A file that cannot be read raises
-    ConfigError, one that is no report NotAReport."""
+def read_bounded(path: str, what: str) -> str:
+    """A report file's text (report.json, a campaign's campaign.json): NotAReport when it
+    is larger than any ptor writes, ConfigError when it cannot be read."""
     try:
         if os.path.getsize(path) > REPORT_BYTES:
             raise NotAReport(f"larger than {REPORT_BYTES // (1024 * 1024)} MiB")
         with open(path, encoding="utf-8") as src:
-            text = src.read()
+            return src.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the report {path!r}: "
-                        f"{getattr(exc, 'strerror', None) or exc}") from None
-    return parse(text)
+        raise ConfigError(f"cannot read the {what} {path!r}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+
+
+def load(path: str) -> dict:
+    """The report in the file at `path` (parse). A file that cannot be read raises
+    ConfigError, one that is no report NotAReport."""
+    return parse(read_bounded(path, "report"))
