@@ -41,7 +41,12 @@ class Stop(enum.Enum):
     SIGNAL = "signal"  # SIGINT / SIGTERM
     DEADLINE = "deadline"  # --max-run-seconds
     MAX_OUTAGE = "max-outage"  # no primary accepted writes for --max-outage s
-    RECONCILED_LATER = "reconciled-later"  # `ptor reconcile`: the coordinator had died
+    RECONCILED_LATER = "reconciled-later"  # `ptor reconcile`: the run did not finish
+
+
+# How a Stop.RECONCILED_LATER reason's sentence begins: the report keeps only the sentence
+# (`stop_reason`), and the account tells such a run by it
+RECONCILED_LATER_SAYS = "reconciled later by ptor reconcile"
 
 
 @dataclass(frozen=True)

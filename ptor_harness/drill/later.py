@@ -17,7 +17,7 @@ import psycopg2
 from .. import db
 from ..errors import ClusterError
 from ..ledger import spill
-from ..outcome import Stop
+from ..outcome import RECONCILED_LATER_SAYS, Stop
 from ..outputs import exports
 from .coordinator import Drill
 from .faults import records_from_journal
@@ -55,8 +55,8 @@ class LateReconciliation(Drill):
                     if name == "phase:warmup":
                         self.outcome.faults_planned = detail.get("faults_planned", 0)
                 self.outcome.faults = records_from_journal(events)
-                self.outcome.stopped(Stop.RECONCILED_LATER, "reconciled later by ptor "
-                                     "reconcile: the run did not finish")
+                self.outcome.stopped(Stop.RECONCILED_LATER,
+                                     f"{RECONCILED_LATER_SAYS}: the run did not finish")
                 self.replay_spill_file()
                 result = self.conclude()
         finally:

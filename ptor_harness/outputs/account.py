@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..outcome import RECONCILED_LATER_SAYS
 from ..verify.findings import SPLIT_BRAIN, SYNC_WAIT_CANCELLED
 from ..verify.metrics import first_outage_fault
 from ..verify.redundancy import DROPPED, LAGGING, STALLED, STOPPED
@@ -239,7 +240,7 @@ def doubt(r: dict) -> Optional[str]:
         had = "had none of them"
     else:
         had = f"had {applied:,} of them and not {not_applied:,}"
-    if (r.get("stop_reason") or "").startswith("reconciled later"):
+    if (r.get("stop_reason") or "").startswith(RECONCILED_LATER_SAYS):
         # the run stopped before it recorded every answer: some of these had one
         return (f"{count(total, 'write')} {'has' if total == 1 else 'have'} no answer in "
                 f"the ledger (in doubt: cut off by the failover, or answered after the "
