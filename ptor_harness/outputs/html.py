@@ -16,13 +16,25 @@ from typing import Optional
 
 from .account import no_standby
 from .render import (
+    BACKGROUND_HEADERS,
+    BACKGROUND_TITLE,
+    FAULTS_HEADERS,
     MOVES_HEADERS,
+    WINDOWS_HEADERS,
+    WINDOWS_TITLE,
+    WORKERS_HEADERS,
+    background_rows,
     cdc_rows,
+    faults_rows,
     from_warmup,
     moves_rows,
     outage_split,
     server_rows,
     summary_rows,
+    validation_rows,
+    wal_share_said,
+    windows_rows,
+    workers_rows,
 )
 from .scenario_text import scenario_entries
 
@@ -107,10 +119,18 @@ def report_html(r: dict, picture: Optional[bytes] = None) -> str:
     parts.append(section("Checks", checks_table(r.get("checks"))))
     parts.append(section("Summary", table(summary_rows(r))))
     parts.append(section("Servers", servers(r)))
+    rel = from_warmup(r)
+    parts.append(section("Faults (seconds from the start of the warmup)", table(
+        faults_rows(r, rel), FAULTS_HEADERS) if r.get("faults") else ""))
     parts.append(picture_section("Timeline", "timeline of the drill", picture))
     parts.append(anatomy(r))
+    parts.append(section(WINDOWS_TITLE, table(windows_rows(r, rel), WINDOWS_HEADERS)
+                         if r.get("windows") else ""))
     parts.append(loss(r))
+    parts.append(section("Validation", table(validation_rows(r))))
     parts.append(cdc(r))
+    parts.append(background(r.get("background")))
+    parts.append(section("Workers", table(workers_rows(r), WORKERS_HEADERS)))
     parts.append(section("Warnings", "<ul>" + "".join(
         f"<li>{esc(w)}</li>" for w in r.get("warnings") or []) + "</ul>"
         if r.get("warnings") else ""))
@@ -183,6 +203,15 @@ def loss(r: dict) -> str:
                 for e in rpo.get("examples") or []]
     return section("Loss", table(rows) + (table(examples, [
         "worker", "key", "seq", "kind", "found by", "cause"]) if examples else ""))
+
+
+def background(section_: Optional[dict]) -> str:
+    """The background load's commands, and ptor's share of the WAL beside them."""
+    if not section_ or not section_["commands"]:
+        return ""
+    share = wal_share_said(section_)
+    return section(BACKGROUND_TITLE, table(background_rows(section_), BACKGROUND_HEADERS) +
+                   (f"<p>{esc(share)}</p>" if share else ""))
 
 
 def cdc(r: dict) -> str:

@@ -7,6 +7,7 @@ shows and what a machine reads can never differ.
 from __future__ import annotations
 
 import math
+import signal
 import textwrap
 from typing import Callable, Optional
 
@@ -66,12 +67,7 @@ def render(report: dict) -> str:
         parts += ["", "Primary changes seen by the workers",
                   tabulate(moves_rows(moves, rel), headers=MOVES_HEADERS)]
     if r["faults"]:
-        rows = [[f["name"], rel(f["started_at"]),
-                 _s((f["ended_at"] or f["started_at"]) - f["started_at"]),
-                 f["error"] or f"exit {f['exit_code']}", _s(f["detection_seconds"]),
-                 _s(f["injection_to_first_ok_seconds"])] for f in r["faults"]]
-        parts += ["", "Faults", tabulate(rows, headers=["fault", "at", "took", "result",
-                                                        "detection", "to first ok"])]
+        parts += ["", "Faults", tabulate(faults_rows(r, rel), headers=FAULTS_HEADERS)]
     parts += anatomy_tables(r, rel)
     parts += brownout_line(r, rel)
     parts += background_table(r.get("background"))
@@ -84,45 +80,9 @@ def render(report: dict) -> str:
         parts += ["", "Primary latency", tabulate(rows, headers=["", "min", "median", "p99",
                                                                  "samples"])]
     if r["windows"]:
-        rows = [[i + 1, rel(w["start"]), rel(w["first_failure"]), rel(w["end"]),
-                 _s(w["write_rto_seconds"]), w["workers_affected"],
-                 _s(w["worker_rto_min"]), _s(w["worker_rto_median"]), w["failed_ops"],
-                 w["indeterminate_ops"]] for i, w in enumerate(r["windows"])]
-        parts += ["", "Outage windows (seconds from the start of the warmup)",
-                  tabulate(rows, headers=["#", "last ok", "first failure", "all back",
-                                          "write RTO", "workers", "min", "median", "failed",
-                                          "in doubt"])]
-    rows = [[w["worker"], _n(w["ok"]), _n(w["failed"]), _n(w["indeterminate"]), w["outages"],
-             _s(w["longest_gap_seconds"])] for w in r["workers"]]
-    parts += ["", "Workers", tabulate(rows, headers=["worker", "ok", "failed", "in doubt",
-                                                     "outages", "longest gap"])]
-    v, a = r["validation"], r["anomalies"]
-    rows = [["mode", v["mode"]], ["completed", "yes" if v["completed"] else
-                                  f"no: {v['error']}"],
-            ["rows checked", _n(v["rows_checked"])], ["keys checked", _n(v["keys_checked"])],
-            ["reconciled on", v.get("reconciled_on") or "-" if v.get("reconciled_on") in (
-                None, "endpoint") else f"{v['reconciled_on']} (the endpoint led to no "
-                "primary)"],
-            ["mismatched rows", _n(v["mismatched_rows"])]]
-    rows += [[f"attempt {n} broken off", why]
-             for n, why in enumerate(v.get("interrupted") or [], 1)]
-    if r["rpo"]["lost_by_kind"]:
-        rows += [[f"lost acknowledged {k}s", _n(n)]
-                 for k, n in r["rpo"]["lost_by_kind"].items()]
-    if r["rpo"]["lost_by_evidence"]:
-        rows += [[f"lost, found by {k.replace('_', ' ')}", _n(n)]
-                 for k, n in r["rpo"]["lost_by_evidence"].items()]
-        rows += [["acked ops no evidence can place (assumed kept)",
-                  _n(r["rpo"]["unverifiable_ops"])]]
-    causes = r["rpo"].get("lost_by_cause") or {}
-    rows += [[f"lost, cause: {k.replace('_', ' ')}", _n(n)] for k, n in causes.items() if n]
-    rows += [["phantom rows", _n(a["phantom_rows"])], ["holes", _n(a["holes"])],
-             ["resurrected rows (lost deletes)", _n(a["resurrected_rows"])],
-             ["acked updates/deletes that found no row", _n(v["noop_writes"])],
-             ["split-brain writes", _n(a["split_brain_writes"])],
-             ["failed ops found applied", _n(a["failed_but_applied"])],
-             ["rows with a payload no op wrote", _n(v["checksum_mismatches"])]]
-    parts += ["", "Validation", tabulate(rows, tablefmt="simple")]
+        parts += ["", WINDOWS_TITLE, tabulate(windows_rows(r, rel), headers=WINDOWS_HEADERS)]
+    parts += ["", "Workers", tabulate(workers_rows(r), headers=WORKERS_HEADERS)]
+    parts += ["", "Validation", tabulate(validation_rows(r), tablefmt="simple")]
     if r["rpo"]["examples"]:
         rows = [[e["worker"], e["key"], e["seq"], e["kind"], rel(e["committed_at"]),
                  e.get("found_by", "-").replace("_", " ")] for e in r["rpo"]["examples"]]
@@ -130,6 +90,73 @@ def render(report: dict) -> str:
                   tabulate(rows, headers=["worker", "key", "seq", "kind", "acknowledged at",
                                           "found by"])]
     return "\n".join(parts) + "\n"
+
+
+FAULTS_HEADERS = ["fault", "at", "took", "result", "detection", "to first ok"]
+
+
+def faults_rows(r: dict, rel) -> list[list]:
+    """Each fault ptor injected: when, how long it ran, how it ended, and how soon the
+    clients noticed and wrote again (the terminal's table and report.html's)."""
+    return [[f["name"], rel(f["started_at"]),
+             _s((f["ended_at"] or f["started_at"]) - f["started_at"]),
+             f["error"] or f"exit {f['exit_code']}", _s(f["detection_seconds"]),
+             _s(f["injection_to_first_ok_seconds"])] for f in r["faults"]]
+
+
+WINDOWS_TITLE = "Outage windows (seconds from the start of the warmup)"
+WINDOWS_HEADERS = ["#", "last ok", "first failure", "all back", "write RTO", "workers", "min",
+                   "median", "failed", "in doubt"]
+
+
+def windows_rows(r: dict, rel) -> list[list]:
+    """Each write outage: its edges, its RTO and the workers it touched."""
+    return [[i + 1, rel(w["start"]), rel(w["first_failure"]), rel(w["end"]),
+             _s(w["write_rto_seconds"]), w["workers_affected"],
+             _s(w["worker_rto_min"]), _s(w["worker_rto_median"]), w["failed_ops"],
+             w["indeterminate_ops"]] for i, w in enumerate(r["windows"])]
+
+
+WORKERS_HEADERS = ["worker", "ok", "failed", "in doubt", "outages", "longest gap"]
+
+
+def workers_rows(r: dict) -> list[list]:
+    """Each worker's op outcomes and its longest gap between acknowledged writes."""
+    return [[w["worker"], _n(w["ok"]), _n(w["failed"]), _n(w["indeterminate"]), w["outages"],
+             _s(w["longest_gap_seconds"])] for w in r["workers"]]
+
+
+def validation_rows(r: dict) -> list[list]:
+    """What the reconciliation checked and every anomaly it counted, zeros included: a
+    zero here is a claim (the terminal's table and report.html's). A figure an earlier
+    report format did not hold reads "-"."""
+    v, a, rpo = r["validation"], r.get("anomalies") or {}, r["rpo"]
+    rows = [["mode", v.get("mode") or "-"], ["completed", "yes" if v["completed"] else
+                                             f"no: {v['error']}"],
+            ["rows checked", _n(v.get("rows_checked"))],
+            ["keys checked", _n(v.get("keys_checked"))],
+            ["reconciled on", v.get("reconciled_on") or "-" if v.get("reconciled_on") in (
+                None, "endpoint") else f"{v['reconciled_on']} (the endpoint led to no "
+                "primary)"],
+            ["mismatched rows", _n(v.get("mismatched_rows"))]]
+    rows += [[f"attempt {n} broken off", why]
+             for n, why in enumerate(v.get("interrupted") or [], 1)]
+    rows += [[f"lost acknowledged {k}s", _n(n)]
+             for k, n in (rpo.get("lost_by_kind") or {}).items()]
+    if rpo.get("lost_by_evidence"):
+        rows += [[f"lost, found by {k.replace('_', ' ')}", _n(n)]
+                 for k, n in rpo["lost_by_evidence"].items()]
+        rows += [["acked ops no evidence can place (assumed kept)",
+                  _n(rpo.get("unverifiable_ops"))]]
+    causes = rpo.get("lost_by_cause") or {}
+    rows += [[f"lost, cause: {k.replace('_', ' ')}", _n(n)] for k, n in causes.items() if n]
+    rows += [["phantom rows", _n(a.get("phantom_rows"))], ["holes", _n(a.get("holes"))],
+             ["resurrected rows (lost deletes)", _n(a.get("resurrected_rows"))],
+             ["acked updates/deletes that found no row", _n(v.get("noop_writes"))],
+             ["split-brain writes", _n(a.get("split_brain_writes"))],
+             ["failed ops found applied", _n(a.get("failed_but_applied"))],
+             ["rows with a payload no op wrote", _n(v.get("checksum_mismatches"))]]
+    return rows
 
 
 def server_rows(r: dict) -> list[list[str]]:
@@ -247,30 +274,54 @@ def cdc_rows(section: dict) -> list[list]:
             ["caught up at the drain", "yes" if section["caught_up"] else "no"]]
 
 
+def exit_said(code: int) -> str:
+    """A command's exit status as a person reads it: the code, or the signal that ended it
+    (subprocess gives a signal as a negative code, which reads as nonsense)."""
+    if code >= 0:
+        return str(code)
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
 def background_table(section: Optional[dict]) -> list[str]:
     """The background load: each command's starts, exits and throughput, and ptor's share
     of the primary's WAL beside it."""
     if not section or not section["commands"]:
         return []
+    out = ["", BACKGROUND_TITLE, tabulate(background_rows(section), headers=BACKGROUND_HEADERS)]
+    share = wal_share_said(section)
+    return out + ([f"  {share}"] if share else [])
+
+
+BACKGROUND_TITLE = "Background load (not ledgered; never part of the verdict)"
+BACKGROUND_HEADERS = ["command", "starts", "exit codes", "tps before fault", "tps after", "end"]
+
+
+def background_rows(section: dict) -> list[list]:
+    """Each background command: its starts, how its runs ended, its throughput."""
     rows = []
     for c in section["commands"]:
-        codes = sorted({code for code in c["exit_codes"] if code is not None})
+        codes = dict.fromkeys(code for code in c["exit_codes"] if code is not None)  # in order
         command = c["command"] if len(c["command"]) <= 60 else c["command"][:57] + "..."
-        rows.append([command, c["starts"], ", ".join(map(str, codes)) or "-",
+        rows.append([command, c["starts"], ", ".join(map(exit_said, codes)) or "-",
                      _n(c["tps_before_fault"]), _n(c["tps_after_fault"]),
                      "gave up" if c["gave_up"] else "stopped at the drain"])
-    out = ["", "Background load (not ledgered; never part of the verdict)",
-           tabulate(rows, headers=["command", "starts", "exit codes", "tps before fault",
-                                   "tps after", "end"])]
+    return rows
+
+
+def wal_share_said(section: dict) -> Optional[str]:
+    """ptor's share of the primary's WAL beside the background load, as a sentence."""
     wal = section.get("wal") or {}
     if wal.get("ptor_share") is not None:
-        out.append(f"  ptor's own share of the primary's WAL: about {wal['ptor_share']:.0%} "
-                   f"({wal['ptor_wal_bytes_per_second'] / 1e6:.2f} of "
-                   f"{wal['wal_bytes_per_second'] / 1e6:.2f} MB/s, estimated from "
-                   f"{wal['ptor_alone_seconds']} s of ptor's load alone)")
-    elif wal.get("why"):
-        out.append(f"  ptor's own share of the primary's WAL: unknown ({wal['why']})")
-    return out
+        return (f"ptor's own share of the primary's WAL: about {wal['ptor_share']:.0%} "
+                f"({wal['ptor_wal_bytes_per_second'] / 1e6:.2f} of "
+                f"{wal['wal_bytes_per_second'] / 1e6:.2f} MB/s, estimated from "
+                f"{wal['ptor_alone_seconds']} s of ptor's load alone)")
+    if wal.get("why"):
+        return f"ptor's own share of the primary's WAL: unknown: {wal['why']}"
+    return None
 
 
 def summary_rows(r: dict) -> list[list[str]]:

@@ -75,7 +75,7 @@ def wal_share(records: Sequence, timeline: Sequence[dict], wal_timeline: Sequenc
         return out
     wal = {int(second): rate for second, rate in wal_timeline}
     if not wal:
-        out["why"] = "no WAL samples (the node observer is off)"
+        out["why"] = "no WAL samples: the node observer is off"
         return out
     ok = {row["t"]: row["ok"] for row in timeline}
     first = min(starts)
@@ -84,8 +84,8 @@ def wal_share(records: Sequence, timeline: Sequence[dict], wal_timeline: Sequenc
     out["ptor_alone_seconds"] = len(alone)
     alone_ops = sum(ok[s] for s in alone)
     if not alone or not alone_ops:
-        out["why"] = "no whole second of ptor's load alone before the background load " \
-            "(a longer warmup gives one)"
+        out["why"] = "no whole second of ptor's load ran alone before the background load " \
+            "started; a longer warmup gives one"
         return out
     if not both:
         out["why"] = "no whole second with both loads before the fault"

@@ -118,3 +118,35 @@ def test_an_earlier_format_is_read_and_a_wrong_folder_is_one_sentence(tmp_path, 
     assert cli.main(["report", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds no report.json" in err and "Traceback" not in err
+
+
+def test_the_page_holds_the_evidence_tables_the_terminal_shows():
+    """A ticket's reader has only the page: the fault and its exit, the outage windows, the
+    validation's every count (zeros are claims) and each worker's outcomes are on it, row
+    for row as the terminal has them."""
+    from ptor_harness.outputs import render
+
+    r = report.build(outcome(rows=[(1, 1)]))
+    r["background"] = {"commands": [{"command": "pgbench -c 2", "starts": 2,
+                                     "exit_codes": [2, -15], "tps_before_fault": 590.5,
+                                     "tps_after_fault": 664.2, "gave_up": False,
+                                     "tps": [[1, 590, 0], [3, 664, 0]]}],
+                       "wal": {"ptor_share": None, "why": "no WAL samples: the node "
+                               "observer is off"}}
+    text = html.report_html(r)
+    rel = render.from_warmup(r)
+    for title, rows in (("Faults", render.faults_rows(r, rel)),
+                        ("Outage windows", render.windows_rows(r, rel)),
+                        ("Validation", render.validation_rows(r)),
+                        ("Workers", render.workers_rows(r)),
+                        ("Background load", render.background_rows(r["background"]))):
+        assert f"<h2>{title}" in text, title
+        assert rows, title
+        for row in rows:
+            assert "".join(f"<td>{html.esc(cell)}</td>" for cell in row) in text, (title, row)
+    assert "<td>failover-command</td><td>+1.500</td>" in text
+    assert "<td>phantom rows</td><td>0</td>" in text
+    assert "<td>2, SIGTERM</td>" in text  # a stopped run reads as its signal, not -15
+    assert "unknown: no WAL samples: the node observer is off" in text
+    terminal = render.render(r)
+    assert "2, SIGTERM" in terminal and "phantom rows" in terminal
