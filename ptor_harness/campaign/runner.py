@@ -31,6 +31,14 @@ log = logging.getLogger("ptor")
 MIN_ROUND_SECONDS = 10.0  # a round is not started with less time than this left
 
 
+def round_needs(scenario: Scenario) -> float:
+    """The least time left under --max-run-seconds worth starting a round in: a round cut
+    before its fault is due would only add an UNKNOWN that says nothing of the cluster."""
+    last = scenario.faults.last_planned()
+    due = scenario.load.warmup_duration + last[1] if last else 0.0
+    return max(MIN_ROUND_SECONDS, due + MIN_ROUND_SECONDS)
+
+
 def new_campaign_id() -> str:
     from ..drill.coordinator import new_run_id
 
@@ -99,7 +107,7 @@ class Campaign:
                 self.stop_reason = f"{self.stop_signal} received"
                 break
             left = self.seconds_left()
-            if left is not None and left < MIN_ROUND_SECONDS:
+            if left is not None and left < round_needs(cell.scenario):
                 self.stop_reason = "max-run-seconds reached"
                 break
             settled_in = None

@@ -200,8 +200,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "under it, is an event in the anatomy (reported, not judged; 0: no such "
                "events)"),
     OptionSpec("max-run-seconds", "thresholds", _seconds, None,
-               "hard deadline for the whole run: when it passes, the load stops, the ledger "
-               "is drained and what can be reconciled is reported"),
+               "hard deadline for the whole run: when it passes, the load stops, a failover "
+               "command still running is killed, the ledger is drained and what can be "
+               "reconciled is reported; a fault planned past it is refused"),
     OptionSpec("statement-timeout", "connection", _seconds, 10.0,
                "seconds any one statement may run before the server cancels it (0: none); "
                "behind a pooler, where a SET would outlive ptor's client, only ptor's own "

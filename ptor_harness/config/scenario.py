@@ -67,6 +67,14 @@ class Faults:
     fault: tuple  # ((action, seconds after warmup), ...), in time order
     lab_dir: Optional[str]
 
+    def last_planned(self) -> Optional[tuple[str, float]]:
+        """The injection planned last, as (what, seconds after the warmup): a deadline
+        before it leaves the drill without its fault. None: nothing is planned."""
+        planned = [(f"the fault {name}", at) for name, at in self.fault]
+        if self.failover_command:
+            planned.append(("the failover command", self.failover_after))
+        return max(planned, key=lambda item: item[1]) if planned else None
+
 
 @dataclass(frozen=True)
 class Observer:

@@ -278,6 +278,9 @@ class Drill:
                         reason.signal)
         elif reason.kind is Stop.DEADLINE:
             log.warning("max-run-seconds reached: stopping the load")
+            if self.schedule is not None and self.schedule.running():
+                # a hard deadline: a failover command under way does not get to outlast it
+                self.schedule.kill("max-run-seconds was reached")
         elif reason.kind is Stop.MAX_OUTAGE:
             self.outcome.errors.append(reason.detail)
 

@@ -92,11 +92,14 @@ class ShellCommand:
         self.timeout = timeout
         self.redact = redact
         self.process: Optional[subprocess.Popen] = None
+        self.killed_because: Optional[str] = None
 
-    def kill(self) -> None:
-        """Kill the command's whole process group (its children included), if it runs."""
+    def kill(self, because: Optional[str] = None) -> None:
+        """Kill the command's whole process group (its children included), if it runs;
+        `because`: what the fault's record then says ended it."""
         process = self.process
         if process is not None and process.poll() is None:
+            self.killed_because = self.killed_because or because
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
 
@@ -123,6 +126,9 @@ class ShellCommand:
             record.exit_code = self.process.wait()
             record.error = (f"did not finish within {self.timeout:g} s (failover-timeout); "
                             "its process group was killed")
+        if self.killed_because and not record.error:
+            record.error = f"was still running when {self.killed_because}; its process " \
+                "group was killed"
         for reader in readers:
             reader.join(5)
         record.ended_at = time.time()
@@ -211,12 +217,12 @@ class FaultSchedule:
         self.ended_reported += len(fresh)
         return [(start + i + 1, record) for i, record in enumerate(fresh)]
 
-    def kill(self) -> None:
+    def kill(self, because: Optional[str] = None) -> None:
         """Kill whatever trigger runs now (those that can be killed: shell commands)."""
         for _at, trigger in self.plan:
             kill = getattr(trigger, "kill", None)
             if kill is not None:
-                kill()
+                kill(because)
 
     def cancel_and_join(self) -> None:
         """Fire nothing more; wait for a fault already under way to finish."""

@@ -156,15 +156,26 @@ def test_one_drill_at_a_time_and_a_crashed_run_does_not_block(make_lab, tmp_path
     assert third.returncode == 0, third.stderr
 
 
-def test_max_run_seconds_ends_the_run_with_the_verdict_it_can_justify(make_lab, run_ptor):
+def test_max_run_seconds_is_a_hard_deadline_even_for_a_failover_command(make_lab, run_ptor,
+                                                                       tmp_path):
+    """--max-run-seconds bounds the whole run: a failover command still running at the
+    deadline (failover-timeout would let it run 300 s) is killed with its process group,
+    and a drill whose fault never finished cannot pass. (A fault planned past the deadline
+    is refused before the run: tests/unit/test_config.py.)"""
     lab = make_lab("sync")
-    run = run_ptor(*drill_args(lab, "--duration", "120", "--failover-command", "true",
-                               "--failover-after", "60", "--max-run-seconds", "3"))
-    assert run.code == 4, run  # the failover never ran: no verdict either way
+    pid_file = tmp_path / "command.pid"
+    run = run_ptor(*drill_args(lab, "--duration", "120", "--failover-command",
+                               f"echo $$ > {pid_file}; exec sleep 120",
+                               "--failover-after", "0.5", "--max-run-seconds", "4"))
+    assert run.code == 4, run  # no verdict either way
     r = run.report
     assert r["deadline_reached"] is True and r["verdict"] == "unknown"
-    assert "before every planned fault was injected (0 of 1)" in r["verdict_reasons"][0]
-    assert r["phases"]["drain"] - r["phases"]["check"] < 3 + 1.0
+    [fault] = r["faults"]
+    assert fault["error"] == ("was still running when max-run-seconds was reached; its "
+                              "process group was killed"), fault
+    assert "was still running when max-run-seconds was reached" in r["verdict_reasons"][0]
+    assert r["phases"]["drain"] - r["phases"]["check"] < 4 + 1.0
+    assert not psutil.pid_exists(int(pid_file.read_text()))
     assert r["validation"]["completed"] and r["rpo"]["lost_acknowledged_ops"] == 0
 
 

@@ -231,3 +231,16 @@ def test_ptor_report_shows_an_earlier_campaign_again(tmp_path, capsys):
         assert says in err and err.count("\n") == 1 and "Traceback" not in err
     assert cli.main(["report", str(tmp_path / "none")]) == 2
     assert "nor a campaign's campaign.json" in capsys.readouterr().err
+
+
+def test_a_round_is_not_started_when_its_fault_would_come_after_the_deadline():
+    """With --max-run-seconds, a round is started only with time for its fault and a
+    little after it: one cut before its fault would add an UNKNOWN about nothing."""
+    from ptor_harness.campaign.runner import MIN_ROUND_SECONDS, round_needs
+    from ptor_harness.config import parse_scenario
+
+    plain = parse_scenario(["--primary-pgdsn", DSN, "--warmup-duration", "3"], {})
+    assert round_needs(plain) == MIN_ROUND_SECONDS
+    late = parse_scenario(["--primary-pgdsn", DSN, "--warmup-duration", "3", "--lab-dir",
+                           "/tmp/lab", "--fault", "kill-primary:1,switchover:20"], {})
+    assert round_needs(late) == 3 + 20 + MIN_ROUND_SECONDS

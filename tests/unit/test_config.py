@@ -85,6 +85,25 @@ def test_bad_values_are_config_errors(argv, fragment):
     assert err.value.exit_code == 2
 
 
+def test_a_fault_due_after_the_deadline_is_refused_before_the_run():
+    """A fault the deadline would cut off leaves a drill that can only end UNKNOWN after
+    the whole deadline; a cron job's owner learns it at once instead."""
+    base = ["--primary-pgdsn", DSN, "--warmup-duration", "2", "--lab-dir", "/tmp/lab"]
+    with pytest.raises(ConfigError) as err:
+        parse_scenario(base + ["--fault", "kill-primary:1,switchover:5",
+                               "--max-run-seconds", "7"], {})
+    assert str(err.value) == ("max-run-seconds 7 ends the run before the fault switchover is "
+                              "due at 7 s (the 2 s warmup, then 5 s): raise max-run-seconds "
+                              "or inject the fault sooner")
+    with pytest.raises(ConfigError, match="before the failover command is due at 62 s"):
+        parse_scenario(["--primary-pgdsn", DSN, "--warmup-duration", "2", "--failover-command",
+                        "true", "--failover-after", "60", "--max-run-seconds", "30"], {})
+    fits = parse_scenario(base + ["--fault", "kill-primary:1,switchover:5",
+                                  "--max-run-seconds", "7.5"], {})
+    assert fits.faults.last_planned() == ("the fault switchover", 5.0)
+    assert parse_scenario(base + ["--max-run-seconds", "1"], {}).faults.last_planned() is None
+
+
 def test_missing_primary():
     with pytest.raises(ConfigError, match="no primary given"):
         parse_scenario([], {})
