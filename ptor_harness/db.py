@@ -170,6 +170,25 @@ def connect(dsn: str, application_name: str, timeout: float,
     return conn
 
 
+def endpoint_label(dsn: str) -> str:
+    """The servers and database a DSN leads to, as a person names a cluster:
+    "127.0.0.1:6041,6042/postgres" (no user, no option, never a password); "" when the
+    text is no DSN."""
+    try:
+        parsed = extensions.parse_dsn(dsn)
+    except (psycopg2.Error, TypeError):
+        return ""
+    hosts = (parsed.get("host") or parsed.get("hostaddr") or "localhost").split(",")
+    ports = (parsed.get("port") or "5432").split(",")
+    ports = ports if len(ports) == len(hosts) else ports[:1] * len(hosts)
+    if len(set(hosts)) == 1:
+        servers = f"{hosts[0]}:{','.join(ports)}"
+    else:
+        servers = ",".join(f"{h}:{p}" for h, p in zip(hosts, ports))
+    database = parsed.get("dbname") or parsed.get("user")  # libpq's default: the user's
+    return f"{servers}/{database}" if database else servers
+
+
 def host_attempts(dsn: str, parsed: dict) -> list[str]:
     """One single-host DSN per host of a multi-host DSN, in the order libpq would try them
     (shuffled for load_balance_hosts=random). libpq cannot be told to give up on one host

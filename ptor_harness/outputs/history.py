@@ -47,6 +47,7 @@ class RunSummary:
     ok_ops: Optional[int] = None
     faults: str = ""
     reason: str = ""
+    cluster: str = ""  # the endpoint drilled (db.endpoint_label of the primary DSN)
 
 
 def _number(value, kind=(int, float)) -> Optional[float]:
@@ -65,9 +66,12 @@ def summarize(run_id: str, started_at: Optional[float], report) -> RunSummary:
     if report is None:
         return RunSummary(run_id, started_at, None, reason="no report: the run did not finish")
     report = report_file.parse(report)
+    dsn = (report.get("scenario") or {}).get("primary_pgdsn") \
+        if isinstance(report.get("scenario"), dict) else None
+    cluster = db.endpoint_label(dsn) if isinstance(dsn, str) else ""
     if report.get("verdict") is None and isinstance(report.get("error"), str):
         return RunSummary(run_id, started_at, None,  # it could not start: say why
-                          reason=f"did not start: {report['error'][:120]}")
+                          reason=f"did not start: {report['error'][:120]}", cluster=cluster)
     try:
         rto, rpo, ops = report["rto"], report["rpo"], report["ops"]
         verdict = report["verdict"]
@@ -80,7 +84,8 @@ def summarize(run_id: str, started_at: Optional[float], report) -> RunSummary:
             run_id, started_at if started_at is not None else _number(began), verdict,
             _number(rto["write_seconds"]), _number(rto["detection_seconds"]),
             _number(rpo["lost_acknowledged_ops"], int), _number(ops["indeterminate"], int),
-            _number(ops["ok"], int), ", ".join(names)[:120], "; ".join(reasons)[:120])
+            _number(ops["ok"], int), ", ".join(names)[:120], "; ".join(reasons)[:120],
+            cluster)
     except (KeyError, TypeError, AttributeError):
         raise NotAReport("figures are missing") from None
 
@@ -223,9 +228,11 @@ def sparkline(values: list[Optional[float]]) -> str:
 
 
 def same_drill(a: RunSummary, b: RunSummary) -> bool:
-    """Runs whose RTOs compare: the same faults (a kill's 4.5 s against a blip's no
-    outage, or against a run whose fault never ran, says nothing)."""
-    return a.faults == b.faults
+    """Runs whose RTOs compare: the same faults on the same cluster (a kill's 4.5 s
+    against a blip's no outage, or against a run whose fault never ran, says nothing; nor
+    does Patroni's switchover against a streaming pair's, when one cron host drills
+    several clusters into one report folder)."""
+    return a.faults == b.faults and a.cluster == b.cluster
 
 
 def regressions(runs: list[RunSummary]) -> list[str]:
@@ -247,7 +254,8 @@ def regressions(runs: list[RunSummary]) -> list[str]:
                 newest.write_rto - median > RTO_REGRESSION_SECONDS:
             notes.append(f"write RTO {newest.write_rto:.2f} s is "
                          f"{newest.write_rto / median:.1f}x the median of the {len(rtos)} "
-                         f"runs before with the same faults ({median:.2f} s)")
+                         f"runs before with the same faults on the same cluster "
+                         f"({median:.2f} s)")
     if newest.lost and not any(r.lost for r in earlier):
         notes.append(f"{newest.lost} acknowledged ops lost; none in the runs before")
     return notes
@@ -262,6 +270,7 @@ def render(runs: list[RunSummary], source: str) -> str:
     regressed in the newest run."""
     if not runs:
         return f"no runs recorded in {source} yet\n"
+    several = len({run.cluster for run in runs}) > 1  # then each row names its cluster
     rows = []
     for i, run in enumerate(runs):
         older = next((r for r in runs[i + 1:]
@@ -271,18 +280,20 @@ def render(runs: list[RunSummary], source: str) -> str:
             delta = f"{run.write_rto - older.write_rto:+.2f} s"
         started = "-" if run.started_at is None else \
             time.strftime("%Y-%m-%d %H:%M", time.gmtime(run.started_at))
-        rows.append([started, run.run_id, (run.verdict or "none").upper(),
+        rows.append([started, run.run_id, *([run.cluster or "-"] if several else []),
+                     (run.verdict or "none").upper(),
                      _num(run.write_rto), delta, _num(run.detection, 3),
                      "-" if run.lost is None else run.lost,
                      "-" if run.in_doubt is None else run.in_doubt,
                      "-" if run.ok_ops is None else f"{run.ok_ops:,}", run.faults or "-",
                      run.reason or ""])
     parts = [f"Runs in {source}, newest first (times UTC)",
-             tabulate(rows, headers=["started", "run", "verdict", "write RTO", "vs prev*",
-                                     "detection", "lost", "in doubt", "ok ops", "faults",
-                                     "why"])]
+             tabulate(rows, headers=["started", "run", *(["cluster"] if several else []),
+                                     "verdict", "write RTO", "vs prev*", "detection", "lost",
+                                     "in doubt", "ok ops", "faults", "why"])]
     oldest_first = list(reversed(runs))
-    parts += ["* the write RTO's change from the previous run with the same faults",
+    parts += ["* the write RTO's change from the previous run with the same faults"
+              + (" on the same cluster" if several else ""),
               "", "Trends, oldest to newest",
               f"  write RTO  {sparkline([r.write_rto for r in oldest_first])}",
               f"  lost ops   {sparkline([r.lost for r in oldest_first])}",

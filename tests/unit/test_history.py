@@ -8,8 +8,10 @@ from ptor_harness.outputs.history import RunSummary
 from .test_report import outcome
 
 
-def run(run_id, verdict="pass", rto=1.0, lost=0, started=None, faults="kill-primary"):
-    return RunSummary(run_id, started, verdict, rto, 0.1, lost, 0, 1000, faults)
+def run(run_id, verdict="pass", rto=1.0, lost=0, started=None, faults="kill-primary",
+        cluster="pg:5432/app"):
+    return RunSummary(run_id, started, verdict, rto, 0.1, lost, 0, 1000, faults,
+                      cluster=cluster)
 
 
 def test_summary_of_a_report_and_of_a_run_without_one():
@@ -18,6 +20,7 @@ def test_summary_of_a_report_and_of_a_run_without_one():
     assert (s.verdict, s.write_rto, s.lost, s.ok_ops, s.faults) == \
         ("fail", 3.5, 1, 2, "failover-command")
     assert "1 acknowledged op was lost" in s.reason
+    assert s.cluster == "127.0.0.1:5432"  # from the report's masked DSN: no password
     dead = history.summarize("run-2", 200.0, None)
     assert dead.verdict is None and dead.reason == "no report: the run did not finish"
 
@@ -33,8 +36,8 @@ def test_regressions_of_the_newest_run():
     assert history.regressions(steady) == []
     slower = [run("r6", rto=3.0)] + steady
     assert history.regressions(slower) == [
-        "write RTO 3.00 s is 3.0x the median of the 3 runs before with the same faults "
-        "(1.00 s)"]
+        "write RTO 3.00 s is 3.0x the median of the 3 runs before with the same faults on "
+        "the same cluster (1.00 s)"]
     # other drills' RTOs are not this one's baseline: a blip's none, a switchover's
     others = [run("r6", rto=3.0), run("r5", rto=0.0, faults="blip=2"),
               run("r4", rto=0.5, faults="switchover"), run("r3", rto=2.8)]
@@ -121,3 +124,30 @@ def test_campaigns_are_listed_with_their_percentiles(tmp_path):
     text = history.render_campaigns(found)
     assert "campaign-20261126T100000Z-aaaaaa  FAIL" in text and "5.50 s" in text
     assert json.loads(history.as_json([], found))["campaigns"] == found
+
+
+def test_runs_of_other_clusters_are_no_baseline():
+    """One cron host drilling several clusters into one report folder: a Patroni
+    switchover's RTO is no baseline for a streaming pair's kill, and each row says which
+    cluster it drilled."""
+    several = [run("r4", rto=3.0), run("r3", rto=0.5, cluster="10.0.0.9:5432,5433/app"),
+               run("r2", rto=0.4, cluster="10.0.0.9:5432,5433/app"), run("r1", rto=2.9)]
+    assert history.regressions(several) == []
+    lines = history.render(several, "dir").splitlines()
+    assert "cluster" in lines[1] and "pg:5432/app" in lines[3]
+    assert "+0.10 s" in lines[3] and "+2.50 s" not in lines[3]  # from r1, not from r3
+    assert lines[7].endswith("the same faults on the same cluster")
+    alone = history.render([run("r2"), run("r1")], "dir").splitlines()
+    assert "cluster" not in alone[1]  # one cluster: no column for it
+
+
+def test_endpoint_labels():
+    from ptor_harness.db import endpoint_label
+
+    assert endpoint_label("host=127.0.0.1,127.0.0.1 port=6041,6042 dbname=postgres "
+                          "password=zz9") == "127.0.0.1:6041,6042/postgres"
+    assert endpoint_label("host=a,b port=5432 dbname=x") == "a:5432,b:5432/x"
+    assert endpoint_label("postgresql://u:zz9@db.example:6432/app?sslmode=require") == \
+        "db.example:6432/app"
+    assert endpoint_label("dbname=app") == "localhost:5432/app"
+    assert endpoint_label("not a dsn") == ""
