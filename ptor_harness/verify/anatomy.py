@@ -83,8 +83,9 @@ def failover_events(nodes: dict[str, list[NodeSample]],
     if lost is not None:
         sample = next(s for s in nodes[old.node] if s.at == lost.at)
         how = "unreachable" if not sample.reachable else "demoted (in recovery)"
-        events.append(Event(f"old primary {how}", lost.at, lost.source,
-                            sample.error or "", lost.after))
+        # listed at its own sample: a write on the new primary does not show the old one
+        # gone by then (with a manager killed, it may still take writes: split brain)
+        events.append(Event(f"old primary {how}", lost.at, lost.source, sample.error or ""))
     promoted, new = None, None
     for name, samples in nodes.items():
         if name == old.node:
@@ -121,7 +122,7 @@ def failover_events(nodes: dict[str, list[NodeSample]],
             rejoined = Event("", streaming.at, f"observer: {new}")  # seen by the primary
     if rejoined is not None:
         events.append(Event("old primary rejoined", rejoined.at, rejoined.source,
-                            f"{old.node} streaming from {new}", rejoined.after))
+                            f"{old.node} streaming from {new}"))
     was_sync = any(r.node == old.node and r.at == old.at and r.sync_state in SYNC_STATES
                    for r in replication)
     wanted = SYNC_STATES if was_sync else ("sync", "quorum", "async", "potential")
@@ -331,9 +332,11 @@ def bounded_by(event: Optional[Event], first_ok_at: Optional[float]) -> Optional
 
 
 def listed_at(at: float, after: Optional[float], first_ok_at: Optional[float]) -> float:
-    """Where an event stands in the list: an observer event (one with the sample before
-    it, `after`) that a write acknowledged after that sample bounds stands before that
-    write, for it had happened by then; its time stays the sample's that showed it."""
+    """Where an event stands in the list: an event the first acknowledged write implies
+    (the promotion, the new primary writable: one with the sample before it, `after`)
+    stands before that write when the write came after that sample, for it had happened
+    by then; its time stays the sample's that showed it. Every other event stands at
+    its own time."""
     return at if after is None else _bounded(at, after, first_ok_at)
 
 

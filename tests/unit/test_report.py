@@ -345,3 +345,34 @@ def test_an_event_a_write_bounds_is_listed_before_that_write_in_the_report():
     # that error, so the read-only phase is its part of the outage
     assert r["anatomy"]["read_only_seconds"] == pytest.approx(4.5 - 2.0)
     assert r["anatomy"]["promotion_seconds"] == 0.0
+
+
+def test_the_old_primary_lost_is_listed_at_its_own_time():
+    """Seen with Patroni's manager killed: the old primary was seen unreachable in the
+    sample just after the first write acknowledged on the new primary. That write does
+    not show the old primary gone (it may still have taken writes), so the event stands
+    after it, at the time the observer saw it, and the list reads in time order."""
+    from ptor_harness.ops import NodeSample
+
+    def sample(node, at, reachable=True, in_recovery=None, timeline=1):
+        return NodeSample(node, at, 0.001, reachable, in_recovery, timeline, "42",
+                          None, None, None, None, True, None if reachable else "refused",
+                          read_only=False if reachable else None)
+
+    o = outcome()
+    for i in range(61):
+        t = round(i * 0.1, 3)
+        up = t + 0.05 < 4.55  # seen at 4.45, lost at 4.55: around the write at 4.5
+        o.node_samples.append(sample("node1", t + 0.05, up, False if up else None))
+        promoted = t >= 4.3
+        o.node_samples.append(sample("node2", t + 0.001, True, not promoted,
+                                     2 if promoted else 1))
+    r = report.build(o)
+    events = r["anatomy"]["events"]
+    names = [e["name"] for e in events]
+    assert names.index("standby promoted") < names.index("writes acknowledged again") < \
+        names.index("old primary unreachable"), names
+    lost = next(e for e in events if e["name"] == "old primary unreachable")
+    assert lost["at"] == pytest.approx(4.55)
+    times = [e["at"] for e in events if e["name"] != "standby promoted"]
+    assert times == sorted(times), events
