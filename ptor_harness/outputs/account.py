@@ -263,6 +263,17 @@ def stale(r: dict) -> Optional[str]:
                      f"itself refused writes as read-only "
                      f"({count(held['refused_writes'], 'write')}): it was held read-only "
                      "(default_transaction_read_only), by its manager or an operator.")
+    both = (r.get("anatomy") or {}).get("two_primaries") or []
+    if both:
+        first = both[0]
+        span = f"for {seconds(first['seconds'])}" if first["seconds"] > 0 else \
+            "in one round of its samples"
+        more = "" if len(both) == 1 else f" (and {len(both) - 1} more time" \
+            f"{'s' if len(both) > 2 else ''})"
+        parts.append(f"The node observer saw {first['nodes'][0]} and {first['nodes'][1]} "
+                     f"both answer as the primary {span}{more}: two primaries at once"
+                     + (", though no acknowledged write went to the old one." if split == 0
+                        else "."))
     if split:
         parts.append(f"{count(split, 'acknowledged write')} went to the old primary after a "
                      "newer one had served clients (split brain).")

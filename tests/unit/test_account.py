@@ -379,3 +379,25 @@ def test_a_check_the_server_broke_off_and_that_ran_again_is_said():
             "unexpectedly); it ran again to the end on the primary then confirmed.") in text
     held_to_the_report(r)
     assert "attempt 1 broken off" in render.render(r)
+
+
+def test_two_primaries_at_once_are_said_with_or_without_split_brain_writes():
+    """Seen with Patroni's manager killed: the observer saw the old primary still answer
+    as one for 0.20 s beside the promoted node. The anatomy's terminal table said so; the
+    account did not."""
+    r = clean()
+    r["anatomy"]["two_primaries"] = [{"nodes": ["pa1", "pa2"], "start": 10.856,
+                                      "end": 11.06, "seconds": 0.204}]
+    r = redo(r)
+    text = " ".join(r["account"])
+    assert "The node observer saw pa1 and pa2 both answer as the primary for 0.20 s: two " \
+           "primaries at once, though no acknowledged write went to the old one." in text
+    held_to_the_report(r)
+    r["anomalies"]["split_brain_writes"] = 3
+    r["anatomy"]["two_primaries"].append({"nodes": ["pa1", "pa2"], "start": 12.0,
+                                          "end": 12.0, "seconds": 0.0})
+    r = redo(r)
+    text = " ".join(r["account"])
+    assert "both answer as the primary for 0.20 s (and 1 more time): two primaries at " \
+           "once. 3 acknowledged writes went to the old primary" in text
+    held_to_the_report(r)
