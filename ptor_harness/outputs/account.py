@@ -145,10 +145,20 @@ def fault(r: dict) -> Optional[str]:
         return "ptor injected no fault; " + (
             "the primary changed during the drill." if moves else
             "the primary did not change.")
-    at = "" if start is None else f" at +{seconds(f['started_at'] - start)}"
-    how = "" if f.get("error") is None and f.get("exit_code") in (0, None) else \
-        f" (it did not run cleanly: {f.get('error') or 'exit ' + str(f['exit_code'])})"
-    return f"ptor ran the fault {f['name']}{at}{how}."
+    def at(x: dict) -> str:
+        return "" if start is None else f" at +{seconds(x['started_at'] - start)}"
+
+    def unclean(x: dict) -> str:
+        return "" if x.get("error") is None and x.get("exit_code") in (0, None) else \
+            f"it did not run cleanly: {x.get('error') or 'exit ' + str(x['exit_code'])}"
+
+    how = f" ({unclean(f)})" if unclean(f) else ""
+    # the drill's other faults, in their places around the one the outage followed
+    others = [("after " if x["started_at"] < f["started_at"] else "then ") + x["name"] + at(x)
+              + (f", where {unclean(x)}" if unclean(x) else "")
+              for x in r["faults"] if x is not f]
+    besides = f" ({'; '.join(others)})" if others else ""
+    return f"ptor ran the fault {f['name']}{at(f)}{how}{besides}."
 
 
 def promoted(r: dict) -> tuple[Optional[dict], list[dict]]:
@@ -174,11 +184,24 @@ def promoted_early(a: dict) -> Optional[float]:
     return event["seconds_after_fault"] if event["seconds_after_fault"] < detection else None
 
 
+def primary_changed(r: dict) -> bool:
+    """The drill ended on another server (or timeline) than it began with."""
+    before, after = r["servers"]["primary_before"], r["servers"]["primary_after"]
+    return bool(before and after) and \
+        (before["port"], before["timeline"]) != (after["port"], after["timeline"])
+
+
+def final_primary(r: dict) -> str:
+    """What the account calls the server the ledger was checked against: "the new
+    primary" only where there is one (a primary restarted in place is the same one)."""
+    before, after = r["servers"]["primary_before"], r["servers"]["primary_after"]
+    return "the primary" if before and after and not primary_changed(r) else "the new primary"
+
+
 def promotion(r: dict) -> Optional[str]:
     a = r.get("anatomy") or {}
     before, after = r["servers"]["primary_before"], r["servers"]["primary_after"]
-    if before and after and (before["port"], before["timeline"]) != (after["port"],
-                                                                   after["timeline"]):
+    if primary_changed(r):
         server, later = promoted(r)
         early, read_only = promoted_early(a), a.get("read_only_seconds")
         if early is not None:  # the outage's phases run from the first client error
@@ -222,8 +245,8 @@ def loss(r: dict) -> Optional[str]:
         f" ({count(lost_tx, 'transaction')} of {tx['ops_per_transaction']} ops)"  # the unit
     return (f"{count(lost, 'acknowledged write')}{whole} {'is' if lost == 1 else 'are'} "
             f"lost{why}: "
-            "the clients were told they committed, and the new primary does not have them."
-            + again)
+            f"the clients were told they committed, and {final_primary(r)} does not have "
+            "them." + again)
 
 
 def doubt(r: dict) -> Optional[str]:
@@ -244,8 +267,9 @@ def doubt(r: dict) -> Optional[str]:
         # the run stopped before it recorded every answer: some of these had one
         return (f"{count(total, 'write')} {'has' if total == 1 else 'have'} no answer in "
                 f"the ledger (in doubt: cut off by the failover, or answered after the "
-                f"ledger's last record); the new primary {had}.")
-    return f"{count(total, 'write')} ended without an answer (in doubt); the new primary {had}."
+                f"ledger's last record); {final_primary(r)} {had}.")
+    return (f"{count(total, 'write')} ended without an answer (in doubt); {final_primary(r)} "
+            f"{had}.")
 
 
 def stale(r: dict) -> Optional[str]:

@@ -401,3 +401,29 @@ def test_two_primaries_at_once_are_said_with_or_without_split_brain_writes():
     assert "both answer as the primary for 0.20 s (and 1 more time): two primaries at " \
            "once. 3 acknowledged writes went to the old primary" in text
     held_to_the_report(r)
+
+
+def test_every_fault_of_the_drill_is_named_around_the_one_the_outage_followed():
+    """pg_auto_failover, stop-sync-standby at +2 s then kill-primary at +8 s: the account
+    named only the kill, so the commits stalling 6 s before it had no cause in it. The
+    same server back as primary after its restart is "the primary", not a new one."""
+    r = clean()
+    kill = r["faults"][0]
+    quiet = {"detection_seconds": None, "injection_to_first_ok_seconds": None}  # no outage
+    stop = dict(kill, name="stop-sync-standby", started_at=kill["started_at"] - 1.0,
+                ended_at=kill["started_at"] - 0.5, **quiet)
+    back = dict(kill, name="switchover", started_at=kill["started_at"] + 2.0,
+                ended_at=kill["started_at"] + 2.5, exit_code=1, **quiet)
+    r["faults"] = [stop, kill, back]
+    r = redo(r)
+    said = " ".join(r["account"])
+    assert "ptor ran the fault failover-command at +1.50 s (after stop-sync-standby at " \
+        "+0.50 s; then switchover at +3.50 s, where it did not run cleanly: exit 1)." in said
+    held_to_the_report(r)
+    same = clean()
+    same["servers"]["primary_after"] = dict(same["servers"]["primary_before"])
+    same = redo(same)
+    said = " ".join(same["account"])
+    assert "The primary stayed the same server" in said
+    assert "(in doubt); the primary did not have it." in said, said
+    assert "new primary" not in said
