@@ -83,9 +83,8 @@ def failover_events(nodes: dict[str, list[NodeSample]],
     if lost is not None:
         sample = next(s for s in nodes[old.node] if s.at == lost.at)
         how = "unreachable" if not sample.reachable else "demoted (in recovery)"
-        # listed at its own sample: a write on the new primary does not show the old one
-        # gone by then (with a manager killed, it may still take writes: split brain)
-        events.append(Event(f"old primary {how}", lost.at, lost.source, sample.error or ""))
+        events.append(Event(f"old primary {how}", lost.at, lost.source,
+                            sample.error or "", lost.after))
     promoted, new = None, None
     for name, samples in nodes.items():
         if name == old.node:
@@ -122,7 +121,7 @@ def failover_events(nodes: dict[str, list[NodeSample]],
             rejoined = Event("", streaming.at, f"observer: {new}")  # seen by the primary
     if rejoined is not None:
         events.append(Event("old primary rejoined", rejoined.at, rejoined.source,
-                            f"{old.node} streaming from {new}"))
+                            f"{old.node} streaming from {new}", rejoined.after))
     was_sync = any(r.node == old.node and r.at == old.at and r.sync_state in SYNC_STATES
                    for r in replication)
     wanted = SYNC_STATES if was_sync else ("sync", "quorum", "async", "potential")
@@ -331,13 +330,19 @@ def bounded_by(event: Optional[Event], first_ok_at: Optional[float]) -> Optional
     return None if event is None else _bounded(event.at, event.after, first_ok_at)
 
 
-def listed_at(at: float, after: Optional[float], first_ok_at: Optional[float]) -> float:
-    """Where an event stands in the list: an event the first acknowledged write implies
-    (the promotion, the new primary writable: one with the sample before it, `after`)
-    stands before that write when the write came after that sample, for it had happened
-    by then; its time stays the sample's that showed it. Every other event stands at
-    its own time."""
-    return at if after is None else _bounded(at, after, first_ok_at)
+# The events the first acknowledged write after the outage implies: they had happened by
+# then. Not the old primary lost: with its manager killed it may still take writes.
+IMPLIED_BY_A_WRITE = ("standby promoted", "new primary writable")
+
+
+def listed_at(name: str, at: float, after: Optional[float],
+              first_ok_at: Optional[float]) -> float:
+    """Where an event stands in the list: one the first acknowledged write implies
+    (IMPLIED_BY_A_WRITE), seen in a sample whose previous sample (`after`) came before
+    that write, stands before the write; its time stays the sample's that showed it.
+    Every other event stands at its own time."""
+    return _bounded(at, after, first_ok_at) if name in IMPLIED_BY_A_WRITE and \
+        after is not None else at
 
 
 def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow],
@@ -359,7 +364,7 @@ def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow]
     if first_ok_at is not None:
         events.append(Event("writes acknowledged again", first_ok_at, "workers",
                             "first acknowledged write through the endpoint"))
-    events.sort(key=lambda e: listed_at(e.at, e.after, first_ok_at))
+    events.sort(key=lambda e: listed_at(e.name, e.at, e.after, first_ok_at))
     # The observer saw the promotion (and the new primary taking writes) up to one
     # interval late: a write acknowledged through the endpoint after the sample before it
     # bounds it from above.

@@ -15,7 +15,7 @@ from typing import Optional
 from .. import servers
 from ..outcome import DrillOutcome
 from . import checks
-from .anatomy import anatomy, by_node, closest_standby, listed_at
+from .anatomy import Event, anatomy, by_node, closest_standby, listed_at
 from .findings import ANOMALY_CLASSES, OTHER_CAUSE, SPLIT_BRAIN, SYNC_WAIT_CANCELLED
 from .metrics import (
     attempts_per_second,
@@ -131,8 +131,12 @@ def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[fl
                                       outcome.scenario.thresholds.standby_lag_threshold,
                                       until=detected)
     early += stalls_before(slow, fault_at)
+    # the drill's other faults, where they stood (a standby stopped before the kill
+    # explains what the anatomy shows before it)
+    early += [Event("fault injected", f.started_at, "ptor", f.name)
+              for f in outcome.faults if f is not injected and f.started_at is not None]
     events = sorted([e.as_dict(fault_at) for e in early] + found["events"],
-                    key=lambda e: listed_at(e["at"], e.get("after"), first_ok))
+                    key=lambda e: listed_at(e["name"], e["at"], e.get("after"), first_ok))
     return dict(found, events=events, no_standby_since=alone_since)
 
 

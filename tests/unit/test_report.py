@@ -376,3 +376,18 @@ def test_the_old_primary_lost_is_listed_at_its_own_time():
     assert lost["at"] == pytest.approx(4.55)
     times = [e["at"] for e in events if e["name"] != "standby promoted"]
     assert times == sorted(times), events
+
+
+def test_the_drill_s_other_faults_stand_in_the_anatomy():
+    """stop-sync-standby, then kill-primary: the anatomy listed only the kill, so the
+    standby lost 6 s before it had no cause in the list."""
+    o = outcome()
+    kill = o.faults[0]
+    o.faults = [FaultRecord("stop-sync-standby", "lab", kill.started_at - 1.0,
+                            kill.started_at - 0.9, 0, ""), kill,
+                FaultRecord("switchover", "lab", 5.0, 5.5, 0, "")]
+    r = report.build(o)
+    injected = [(e["detail"], e["seconds_after_fault"]) for e in r["anatomy"]["events"]
+                if e["name"] == "fault injected"]
+    assert injected == [("stop-sync-standby", -1.0), ("failover-command", 0.0),
+                        ("switchover", 3.5)], r["anatomy"]["events"]
