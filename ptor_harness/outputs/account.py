@@ -222,7 +222,11 @@ def promotion(r: dict) -> Optional[str]:
             f"drill ended on {server_name(after)}.")
         return f"{server_name(server)} became the primary{when}{held}.{then}"
     if before and after:
-        return "The primary stayed the same server: no standby was promoted."
+        back = next((e for e in a.get("events") or [] if e["name"] == "old primary back"
+                     and e.get("seconds_after_fault") is not None), None)
+        return "The primary stayed the same server: no standby was promoted" + (
+            "." if back is None else f"; {a.get('old_primary') or 'it'} answered as the "
+            f"primary again {seconds(back['seconds_after_fault'])} after the fault.")
     return None
 
 

@@ -4,7 +4,7 @@ states over time (the failover's anatomy and the causes of loss are verify/figur
 from __future__ import annotations
 
 from ..outcome import DrillOutcome
-from ..verify.anatomy import lag_series, role_lanes
+from ..verify.lanes import lag_series, role_lanes
 
 
 def nodes_section(outcome: DrillOutcome) -> dict:

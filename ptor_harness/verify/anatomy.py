@@ -93,6 +93,13 @@ def failover_events(nodes: dict[str, list[NodeSample]],
         if change is not None and (promoted is None or change.at < promoted.at):
             promoted, new = change, name
     if promoted is None:
+        # no standby took over: the old primary itself may answer as the primary again
+        # (restarted in place, by its manager or a person)
+        back = None if lost is None else first_change(nodes[old.node], lost.at, is_primary)
+        if back is not None:
+            timeline = next(s.timeline for s in nodes[old.node] if s.at == back.at)
+            events.append(Event("old primary back", back.at, back.source,
+                                f"{old.node} primary again, timeline {timeline}", back.after))
         return events, old.node, None
     timeline = next(s.timeline for s in nodes[new] if s.at == promoted.at)
     events.append(Event("standby promoted", promoted.at, promoted.source,
@@ -280,43 +287,6 @@ def by_name(samples: Sequence[NodeSample]) -> dict[str, list[NodeSample]]:
     return out
 
 
-def role_lanes(samples: Sequence[NodeSample]) -> dict[str, list[dict]]:
-    """Each node's (and the endpoint's) states over time, runs of equal samples merged:
-    primary, standby or unreachable, with the timeline (the charts' lanes)."""
-    lanes: dict[str, list[dict]] = {}
-    for sample in sorted(samples, key=lambda s: s.at):
-        state = ("unreachable" if not sample.reachable else "standby" if sample.in_recovery
-                 else "primary")
-        lane = lanes.setdefault(sample.node, [])
-        if lane and lane[-1]["state"] == state and lane[-1]["timeline"] == sample.timeline:
-            lane[-1]["to"] = sample.at
-        else:
-            lane.append({"state": state, "timeline": sample.timeline, "from": sample.at,
-                         "to": sample.at})
-    return lanes
-
-
-LAG_POINTS = 2000  # per standby, at most, in the report
-
-
-def lag_series(samples: Sequence[NodeSample],
-               replication: Sequence[ReplicationRow]) -> dict[str, list[list[float]]]:
-    """Each standby's replay lag in bytes over time, as its primary saw it (the primary's
-    WAL position minus the standby's replayed position, at each sample): the lag curve."""
-    wal = {(s.node, s.at): s.wal_lsn for s in samples if s.wal_lsn is not None}
-    series: dict[str, list[list[float]]] = {}
-    for row in sorted(replication, key=lambda r: r.at):
-        position = wal.get((row.node, row.at))
-        if position is None or row.replay_lsn is None:
-            continue
-        series.setdefault(row.application_name or "standby", []).append(
-            [row.at, max(0, position - row.replay_lsn)])
-    for name, points in series.items():
-        stride = -(-len(points) // LAG_POINTS)
-        series[name] = points[::stride]
-    return series
-
-
 def _bounded(at: float, after: Optional[float], first_ok_at: Optional[float]) -> float:
     """An observer event's time, no later than a first acknowledged write that came after
     the sample before it (`after`; None: no sample before it)."""
@@ -331,8 +301,9 @@ def bounded_by(event: Optional[Event], first_ok_at: Optional[float]) -> Optional
 
 
 # The events the first acknowledged write after the outage implies: they had happened by
-# then. Not the old primary lost: with its manager killed it may still take writes.
-IMPLIED_BY_A_WRITE = ("standby promoted", "new primary writable")
+# then (with no standby promoted, the write went to the old primary, back). Not the old
+# primary lost: with its manager killed it may still take writes.
+IMPLIED_BY_A_WRITE = ("standby promoted", "new primary writable", "old primary back")
 
 
 def listed_at(name: str, at: float, after: Optional[float],

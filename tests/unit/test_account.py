@@ -424,6 +424,15 @@ def test_every_fault_of_the_drill_is_named_around_the_one_the_outage_followed():
     same["servers"]["primary_after"] = dict(same["servers"]["primary_before"])
     same = redo(same)
     said = " ".join(same["account"])
-    assert "The primary stayed the same server" in said
+    assert "The primary stayed the same server: no standby was promoted." in said
     assert "(in doubt); the primary did not have it." in said, said
+    same["anatomy"]["old_primary"] = "node1"
+    same["anatomy"]["events"].append({"name": "old primary back", "at": 16.9,
+                                      "source": "observer: node1", "after": 16.4,
+                                      "detail": "node1 primary again, timeline 1",
+                                      "seconds_after_fault": 15.4})
+    same = redo(same)
+    assert "no standby was promoted; node1 answered as the primary again 15.40 s after " \
+        "the fault." in " ".join(same["account"])
+    held_to_the_report(same)
     assert "new primary" not in said

@@ -6,6 +6,7 @@ import pytest
 
 from ptor_harness.ops import ENDPOINT, NodeSample, ReplicationRow
 from ptor_harness.verify import anatomy as a
+from ptor_harness.verify import lanes as ln
 from ptor_harness.verify.metrics import brownout, sla_percent
 
 SYSTEM = "7300"
@@ -185,10 +186,10 @@ def test_service_available_counts_from_the_fault_to_the_first_connection():
 
 def test_lanes_merge_equal_samples_and_the_lag_curve_follows_the_primary():
     samples, replication = kill_and_promote()
-    lanes = a.role_lanes(samples)
+    lanes = ln.role_lanes(samples)
     assert [seg["state"] for seg in lanes["node1"]] == ["primary", "unreachable", "standby"]
     assert [seg["timeline"] for seg in lanes["node2"]] == [1, 2]
-    lag = a.lag_series(samples, replication)["standby"]
+    lag = ln.lag_series(samples, replication)["standby"]
     assert lag[0] == [0.0, 100] and len(lag) == 10 + 9  # before the fault, and after 2.1
 
 
@@ -215,3 +216,22 @@ def test_read_outages_of_the_endpoint_and_each_node():
     assert outages["node2"] == 0.0
     gone, _ = kill_and_promote(rejoin=False)
     assert a.read_outages(gone, 1.0)["node1"] is None  # never answered again
+
+
+def test_a_primary_restarted_in_place_is_back_not_promoted():
+    """pg_auto_failover with its standby stopped, then the primary killed: nothing could
+    be promoted, and the old primary came back as the primary 15 s later. The anatomy
+    went from "old primary unreachable" straight to "writes acknowledged again"."""
+    samples = []
+    for i in range(40):
+        t = round(i * 0.5, 1)
+        samples.append(sample("node1", t, "down" if 2.0 <= t < 15.5 else "primary"))
+        samples.append(sample("node2", t + 0.001, "down"))
+    out = a.anatomy(samples, [], 2.0, "kill-primary", 2.02, 15.6)
+    names = [e["name"] for e in out["events"]]
+    assert names == ["fault injected", "old primary unreachable", "first client error",
+                     "old primary back", "writes acknowledged again"], names
+    back = next(e for e in out["events"] if e["name"] == "old primary back")
+    assert back["at"] == 15.5 and back["after"] == 15.0
+    assert back["detail"] == "node1 primary again, timeline 1"
+    assert out["new_primary"] is None and out["promotion_seconds"] is None

@@ -6,6 +6,7 @@ no node or two nodes gave stays as the primary gave it."""
 
 from ptor_harness.ops import ENDPOINT, NodeSample, ReplicationRow
 from ptor_harness.verify import anatomy as a
+from ptor_harness.verify import lanes
 from ptor_harness.verify.node_names import name_standbys, node_of_server
 
 
@@ -90,7 +91,7 @@ def test_the_anatomy_then_names_one_server_one_way():
     assert a.closest_standby(out["replication_at_fault"])[0] == "node2"
     restored = next(e for e in out["events"] if e["name"] == "redundancy restored")
     assert restored["detail"].startswith("node1 streaming")
-    assert set(a.lag_series(samples, name_standbys(samples, replication))) == \
+    assert set(lanes.lag_series(samples, name_standbys(samples, replication))) == \
         {"node1", "node2"}
 
 
