@@ -249,8 +249,9 @@ def loss(r: dict) -> Optional[str]:
         f" ({count(lost_tx, 'transaction')} of {tx['ops_per_transaction']} ops)"  # the unit
     return (f"{count(lost, 'acknowledged write')}{whole} {'is' if lost == 1 else 'are'} "
             f"lost{why}: "
-            f"the clients were told they committed, and {final_primary(r)} does not have "
-            "them." + again)
+            + ("its client was told it committed, and " if lost == 1 else
+               "the clients were told they committed, and ")
+            + f"{final_primary(r)} does not have {'it' if lost == 1 else 'them'}." + again)
 
 
 def doubt(r: dict) -> Optional[str]:

@@ -205,7 +205,8 @@ def test_an_asynchronous_loss():
                                  "asynchronous_lag": 1, "unexplained": 0, "not_attributed": 0}
     r = redo(r)
     text = " ".join(r["account"])
-    assert "1 acknowledged write is lost (1 to asynchronous replication lag)" in text
+    assert "1 acknowledged write is lost (1 to asynchronous replication lag): its client " \
+        "was told it committed, and the new primary does not have it." in text
     assert "Verdict FAIL: 1 acknowledged op was lost" in text
     held_to_the_report(r)
     # --ops-per-transaction: the transactions the clients were told of, too
