@@ -223,7 +223,7 @@ def test_an_asynchronous_loss():
     # without the node observer, no cause: said without brackets inside brackets
     r["rpo"]["lost_by_cause"].update(asynchronous_lag=0, not_attributed=1)
     assert "1 acknowledged write is lost (1 not attributed to a cause, since the node " \
-        "observer saw no replication): the clients" in " ".join(redo(r)["account"])
+        "observer saw no replication): its client" in " ".join(redo(r)["account"])
 
 
 def test_cancelled_waits():
