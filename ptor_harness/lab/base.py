@@ -323,7 +323,8 @@ class Lab(SharedFaults):
         try:
             name, seconds = split_action(action)
         except ValueError as exc:
-            raise LabError(f"{exc}; faults: {', '.join(FAULT_ACTIONS)}") from None
+            raise LabError(f"{exc}; the {self.stack} lab offers "  # this lab's, not all
+                           f"{', '.join(self.offers())}") from None
         if name not in self.offers():
             raise LabError(self.cannot(name))
         method = getattr(self, name.replace("-", "_"))

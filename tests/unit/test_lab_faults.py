@@ -22,3 +22,20 @@ def test_a_fault_not_offered_is_one_sentence_naming_those_that_are():
     said = stacks()["patroni"].cannot("hang-primary")
     assert said.startswith("the patroni lab cannot hang-primary; it offers kill-primary, ")
     assert "hang-primary" not in said.split("offers")[1]
+
+
+def test_an_unknown_fault_names_what_this_lab_offers():
+    """`ptor-lab fault --dir REPMGR_LAB reboot` listed every stack's faults, hang-primary
+    among them, which the repmgr lab then refused."""
+    import pytest
+
+    from ptor_harness.lab.pg import LabError
+
+    repmgr = stacks()["repmgr"]
+    lab = object.__new__(repmgr)  # no lab on disk is needed to refuse a name
+    with pytest.raises(LabError) as err:
+        lab.fault("reboot")
+    said = str(err.value)
+    assert said.startswith("unknown fault 'reboot'; the repmgr lab offers kill-primary, ")
+    assert "hang-primary" not in said and set(said.split("offers ")[1].split(", ")) == \
+        set(repmgr.offers())
