@@ -117,11 +117,13 @@ def windows_rows(r: dict, rel) -> list[list]:
              w["indeterminate_ops"]] for i, w in enumerate(r["windows"])]
 
 
-WORKERS_HEADERS = ["worker", "ok", "failed", "in doubt", "outages", "longest gap"]
+WORKERS_HEADERS = ["worker", "ok", "failed", "in doubt", "outages", "longest outage"]
 
 
 def workers_rows(r: dict) -> list[list]:
-    """Each worker's op outcomes and its longest gap between acknowledged writes."""
+    """Each worker's op outcomes and its longest outage (its write RTO: from its last
+    acknowledged write before a failure to its first after; a stall without a failure is
+    no outage, and reads 0 here: the latency's max says it)."""
     return [[w["worker"], _n(w["ok"]), _n(w["failed"]), _n(w["indeterminate"]), w["outages"],
              _s(w["longest_gap_seconds"])] for w in r["workers"]]
 
