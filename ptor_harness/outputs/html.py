@@ -198,11 +198,13 @@ def loss(r: dict) -> str:
                        ("found by", "lost_by_evidence")):
         rows += [[f"{label}: {words(k)}", f"{n:,}"] for k, n in (rpo.get(key) or {}).items()
                  if n]
+    rel = from_warmup(r)
     examples = [[e.get("worker"), e.get("key"), e.get("seq"), e.get("kind"),
-                 words(e.get("found_by")), words(e.get("cause"))]
+                 rel(e.get("committed_at")), words(e.get("found_by")), words(e.get("cause"))]
                 for e in rpo.get("examples") or []]
     return section("Loss", table(rows) + (table(examples, [
-        "worker", "key", "seq", "kind", "found by", "cause"]) if examples else ""))
+        "worker", "key", "seq", "kind", "acknowledged at (from the warmup's start)",
+        "found by", "cause"]) if examples else ""))
 
 
 def background(section_: Optional[dict]) -> str:

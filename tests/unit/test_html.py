@@ -31,8 +31,10 @@ def test_the_loss_reads_in_words_with_the_causes_there_were():
     r["rpo"]["lost_acknowledged_ops"] = 20754
     r["rpo"]["lost_by_cause"] = {"sync_wait_cancelled": 0, "asynchronous_lag": 20754}
     r["rpo"]["examples"] = [{"worker": 0, "key": 36, "seq": 8071, "kind": "delete",
-                             "found_by": "final_state", "cause": "asynchronous_lag"}]
+                             "found_by": "final_state", "cause": "asynchronous_lag",
+                             "committed_at": 4.25}]
     text = html.loss(r)
+    assert "<td>delete</td><td>+4.250</td><td>final state</td>" in text  # as the terminal
     assert "<td>20,754</td>" in text and "by cause: asynchronous lag" in text
     assert "sync wait cancelled" not in text  # a cause nothing was lost to is not listed
     assert "<td>final state</td>" in text
