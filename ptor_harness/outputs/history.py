@@ -291,14 +291,17 @@ def render(runs: list[RunSummary], source: str) -> str:
              tabulate(rows, headers=["started", "run", *(["cluster"] if several else []),
                                      "verdict", "write RTO", "vs prev*", "detection", "lost",
                                      "in doubt", "ok ops", "faults", "why"])]
-    oldest_first = list(reversed(runs))
     parts += ["* the write RTO's change from the previous run with the same faults"
-              + (" on the same cluster" if several else ""),
-              "", "Trends, oldest to newest",
-              f"  write RTO  {sparkline([r.write_rto for r in oldest_first])}",
-              f"  lost ops   {sparkline([r.lost for r in oldest_first])}",
-              "  verdicts   " + "".join({"pass": "+", "fail": "x", "unknown": "?"}.get(
-                  r.verdict or "", ".") for r in oldest_first)]
+              + (" on the same cluster" if several else "")]
+    clusters = list(dict.fromkeys(run.cluster for run in runs))  # the newest's first
+    for cluster in clusters:
+        oldest_first = [r for r in reversed(runs) if r.cluster == cluster]
+        parts += ["", "Trends, oldest to newest" + (f", {cluster or 'cluster unknown'}"
+                                                    if several else ""),
+                  f"  write RTO  {sparkline([r.write_rto for r in oldest_first])}",
+                  f"  lost ops   {sparkline([r.lost for r in oldest_first])}",
+                  "  verdicts   " + "".join({"pass": "+", "fail": "x", "unknown": "?"}.get(
+                      r.verdict or "", ".") for r in oldest_first)]
     notes = regressions(runs)
     if notes:
         parts += ["", "Regressions in the newest run"] + [f"  - {note}" for note in notes]

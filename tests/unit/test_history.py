@@ -137,8 +137,13 @@ def test_runs_of_other_clusters_are_no_baseline():
     assert "cluster" in lines[1] and "pg:5432/app" in lines[3]
     assert "+0.10 s" in lines[3] and "+2.50 s" not in lines[3]  # from r1, not from r3
     assert lines[7].endswith("the same faults on the same cluster")
+    # a trend per cluster: the pair's two fast runs are not a dip in the other's
+    text = "\n".join(lines)
+    assert "Trends, oldest to newest, pg:5432/app\n  write RTO  ▁█" in text
+    assert "Trends, oldest to newest, 10.0.0.9:5432,5433/app\n  write RTO  ▁█" in text
     alone = history.render([run("r2"), run("r1")], "dir").splitlines()
     assert "cluster" not in alone[1]  # one cluster: no column for it
+    assert "Trends, oldest to newest" in alone
 
 
 def test_endpoint_labels():
