@@ -301,8 +301,8 @@ def stale(r: dict) -> Optional[str]:
             f"{'s' if len(both) > 2 else ''})"
         parts.append(f"The node observer saw {first['nodes'][0]} and {first['nodes'][1]} "
                      f"both answer as the primary {span}{more}: two primaries at once"
-                     + (", though no acknowledged write went to the old one." if split == 0
-                        else "."))
+                     + (", though no acknowledged write went to the old one after the new "
+                        "one had served clients." if split == 0 else "."))
     if split:
         parts.append(f"{count(split, 'acknowledged write')} went to the old primary after a "
                      "newer one had served clients (split brain).")

@@ -66,8 +66,8 @@ def summarize(run_id: str, started_at: Optional[float], report) -> RunSummary:
     if report is None:
         return RunSummary(run_id, started_at, None, reason="no report: the run did not finish")
     report = report_file.parse(report)
-    dsn = (report.get("scenario") or {}).get("primary_pgdsn") \
-        if isinstance(report.get("scenario"), dict) else None
+    scenario = report.get("scenario")
+    dsn = scenario.get("primary_pgdsn") if isinstance(scenario, dict) else None
     cluster = db.endpoint_label(dsn) if isinstance(dsn, str) else ""
     if report.get("verdict") is None and isinstance(report.get("error"), str):
         return RunSummary(run_id, started_at, None,  # it could not start: say why

@@ -392,7 +392,8 @@ def test_two_primaries_at_once_are_said_with_or_without_split_brain_writes():
     r = redo(r)
     text = " ".join(r["account"])
     assert "The node observer saw pa1 and pa2 both answer as the primary for 0.20 s: two " \
-           "primaries at once, though no acknowledged write went to the old one." in text
+           "primaries at once, though no acknowledged write went to the old one after the " \
+           "new one had served clients." in text
     held_to_the_report(r)
     r["anomalies"]["split_brain_writes"] = 3
     r["anatomy"]["two_primaries"].append({"nodes": ["pa1", "pa2"], "start": 12.0,
