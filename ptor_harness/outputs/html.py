@@ -18,6 +18,7 @@ from .account import no_standby
 from .render import (
     BACKGROUND_HEADERS,
     BACKGROUND_TITLE,
+    EXAMPLES_HEADERS,
     FAULTS_HEADERS,
     MOVES_HEADERS,
     WINDOWS_HEADERS,
@@ -25,6 +26,7 @@ from .render import (
     WORKERS_HEADERS,
     background_rows,
     cdc_rows,
+    examples_rows,
     faults_rows,
     from_warmup,
     moves_rows,
@@ -198,13 +200,10 @@ def loss(r: dict) -> str:
                        ("found by", "lost_by_evidence")):
         rows += [[f"{label}: {words(k)}", f"{n:,}"] for k, n in (rpo.get(key) or {}).items()
                  if n]
-    rel = from_warmup(r)
-    examples = [[e.get("worker"), e.get("key"), e.get("seq"), e.get("kind"),
-                 rel(e.get("committed_at")), words(e.get("found_by")), words(e.get("cause"))]
-                for e in rpo.get("examples") or []]
+    examples = examples_rows(r, from_warmup(r))
     return section("Loss", table(rows) + (table(examples, [
-        "worker", "key", "seq", "kind", "acknowledged at (from the warmup's start)",
-        "found by", "cause"]) if examples else ""))
+        *EXAMPLES_HEADERS[:4], "acknowledged at (from the warmup's start)",
+        *EXAMPLES_HEADERS[5:]]) if examples else ""))
 
 
 def background(section_: Optional[dict]) -> str:

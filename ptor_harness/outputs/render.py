@@ -84,12 +84,20 @@ def render(report: dict) -> str:
     parts += ["", "Workers", tabulate(workers_rows(r), headers=WORKERS_HEADERS)]
     parts += ["", "Validation", tabulate(validation_rows(r), tablefmt="simple")]
     if r["rpo"]["examples"]:
-        rows = [[e["worker"], e["key"], e["seq"], e["kind"], rel(e["committed_at"]),
-                 e.get("found_by", "-").replace("_", " ")] for e in r["rpo"]["examples"]]
         parts += ["", "Lost acknowledged ops (examples)",
-                  tabulate(rows, headers=["worker", "key", "seq", "kind", "acknowledged at",
-                                          "found by"])]
+                  tabulate(examples_rows(r, rel), headers=EXAMPLES_HEADERS)]
     return "\n".join(parts) + "\n"
+
+
+EXAMPLES_HEADERS = ["worker", "key", "seq", "kind", "acknowledged at", "found by", "cause"]
+
+
+def examples_rows(r: dict, rel) -> list[list]:
+    """Lost acknowledged ops, a few, each with the evidence that found it and its cause
+    (the terminal's table and report.html's)."""
+    return [[e.get("worker"), e.get("key"), e.get("seq"), e.get("kind"),
+             rel(e.get("committed_at")), (e.get("found_by") or "-").replace("_", " "),
+             (e.get("cause") or "-").replace("_", " ")] for e in r["rpo"].get("examples") or []]
 
 
 FAULTS_HEADERS = ["fault", "at", "took", "result", "detection", "to first ok"]
