@@ -114,6 +114,7 @@ class DrillOutcome:
     seed: Optional[int] = None
     primary_before: Optional[Identity] = None
     postgres_version: Optional[str] = None  # the primary's, as it said before the load
+    synchronous_commit: Optional[str] = None  # its sessions' setting, before the load
     primary_after: Optional[Identity] = None
     latency: Optional[dict] = None  # --check-primary-latency: connect and SELECT 1 summaries
     faults: list[FaultRecord] = field(default_factory=list)

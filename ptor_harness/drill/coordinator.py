@@ -151,6 +151,7 @@ class Drill:
                 self.outcome.primary_before, self.outcome.latency = found.primary, found.latency
                 self.outcome.postgres_version, self.cdc_since = found.postgres_version, \
                     found.cdc_since
+                self.outcome.synchronous_commit = found.synchronous_commit
             except PtorError as exc:
                 self.record_early_failure(str(exc))
                 raise

@@ -98,12 +98,15 @@ def check_repo_apart(c: Connection) -> None:
 
 class ClusterCheck(NamedTuple):
     """What the check before the load found: the primary's identity and PostgreSQL version
-    (`SHOW server_version`, for the report's reader), the latency check (None when not
-    asked) and, with --cdc-slot, the WAL position from which changes are this run's
-    (cdc_slot.prepare)."""
+    (`SHOW server_version`, for the report's reader), the synchronous_commit its sessions
+    get (the workers' sessions open as this one does: the same role, database and server
+    defaults; a commit acknowledged with it off or local waited for no standby), the
+    latency check (None when not asked) and, with --cdc-slot, the WAL position from which
+    changes are this run's (cdc_slot.prepare)."""
 
     primary: Identity
     postgres_version: Optional[str]
+    synchronous_commit: Optional[str]
     latency: Optional[dict]
     cdc_since: Optional[int]
 
@@ -114,14 +117,14 @@ def check_cluster(scenario: Scenario) -> ClusterCheck:
     lab_dir = s.faults.lab_dir
     if s.faults.fault:
         check_lab_faults(lab_dir, [action for action, _at in s.faults.fault])
-    identity, version, since = prepare_primary(s.connection, s.load.parallel_workers,
-                                      s.preparation.init, s.cdc)
+    identity, (version, commit), since = prepare_primary(
+        s.connection, s.load.parallel_workers, s.preparation.init, s.cdc)
     if s.connection.repo_pgdsn:
         check_repo(s.connection, s.preparation.init, s.cdc.cdc_slot is not None)
     latency = None
     if s.preparation.check_primary_latency:
         latency = measure_latency(s.connection, s.preparation.latency_samples)
-    return ClusterCheck(identity, version, latency, since)
+    return ClusterCheck(identity, version, commit, latency, since)
 
 
 def check_lab_faults(lab_dir: str, actions: list[str]) -> None:
@@ -144,9 +147,11 @@ def check_lab_faults(lab_dir: str, actions: list[str]) -> None:
 
 
 def prepare_primary(c: Connection, workers: int, init: bool,
-                    cdc: Optional[Cdc] = None) -> tuple[Identity, str, Optional[int]]:
-    """The primary's identity and version, with ptor's worker tables there (created with
-    --init) and empty; with a CDC slot, where this run's changes begin (cdc_slot.prepare)."""
+                    cdc: Optional[Cdc] = None
+                    ) -> tuple[Identity, tuple[str, str], Optional[int]]:
+    """The primary's identity, its version and its sessions' synchronous_commit, with
+    ptor's worker tables there (created with --init) and empty; with a CDC slot, where
+    this run's changes begin (cdc_slot.prepare)."""
     since = None
     try:
         conn = db.connect(c.primary_pgdsn, "ptor-check", c.rto_conn_timeout,
@@ -160,8 +165,9 @@ def prepare_primary(c: Connection, workers: int, init: bool,
         with bounds.bounded(conn, bound) if bound else contextlib.nullcontext():
             identity = servers.server_identity(conn, -1, 0)
             with conn.cursor() as cur:
-                cur.execute("SHOW server_version")
-                version = cur.fetchone()[0]
+                cur.execute("SELECT current_setting('server_version'), "
+                            "current_setting('synchronous_commit')")
+                version = cur.fetchone()
             if identity.in_recovery:
                 raise ClusterError("the primary DSN leads to a server in recovery (a "
                                    "standby); point it at the primary or add "

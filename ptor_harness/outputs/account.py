@@ -21,6 +21,9 @@ LOSING = (STOPPED, DROPPED)  # anatomy events of the primary losing a standby
 CAUSE_WORDS = {SYNC_WAIT_CANCELLED: "after a cancelled wait for synchronous replication",
                SPLIT_BRAIN: "taken by the old primary after a newer one had served",
                "asynchronous_lag": "to asynchronous replication lag",
+               "synchronous_commit_off": "acknowledged without waiting for the synchronous "
+                                         "standby, since synchronous_commit was "
+                                         "{synchronous_commit}",
                "unexplained": "not explained, since a synchronous standby was streaming",
                "not_attributed": "not attributed to a cause, since the node observer saw "
                                  "no replication"}
@@ -241,7 +244,8 @@ def loss(r: dict) -> Optional[str]:
              if validation.get("interrupted") else "")
     if not lost:
         return "No acknowledged write was lost." + again
-    causes = [f"{n:,} {CAUSE_WORDS.get(cause, cause)}"
+    setting = r["servers"].get("synchronous_commit") or "off or local"
+    causes = [f"{n:,} " + CAUSE_WORDS.get(cause, cause).format(synchronous_commit=setting)
               for cause, n in (rpo.get("lost_by_cause") or {}).items() if n]
     why = f" ({'; '.join(causes)})" if causes else ""
     tx, lost_tx = r.get("transactions"), rpo.get("lost_acknowledged_transactions")

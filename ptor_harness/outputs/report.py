@@ -125,7 +125,8 @@ def build(outcome: DrillOutcome) -> dict:
             "unverifiable_examples": findings.unverifiable_examples if findings else [],
             "first_lost_ack_at": findings.first_lost_ack if findings else None,
             "last_lost_ack_at": findings.last_lost_ack if findings else None,
-            "examples": lost_examples(findings.lost_examples, at_fault) if findings else [],
+            "examples": lost_examples(findings.lost_examples, at_fault,
+                                      outcome.synchronous_commit) if findings else [],
         }, **(rpo_window(findings.first_lost_ack, findings.last_lost_ack, fault_at)
               if findings else {"window_seconds": None,
                                 "first_lost_before_fault_seconds": None,
@@ -133,7 +134,7 @@ def build(outcome: DrillOutcome) -> dict:
             lost_bytes=None if findings is None else s.load.payload_bytes * (
                 findings.lost["insert"] + findings.lost["update"]),
             lost_by_cause=None if findings is None else lost_by_cause(
-                findings.lost_by_cause, at_fault)),
+                findings.lost_by_cause, at_fault, outcome.synchronous_commit)),
         "ops": {"ok": totals["ok"], "failed": totals["failed"],
                 "indeterminate": totals["indeterminate"], "ok_by_kind": d.ok_by_kind},
         "transactions": dict(transaction_totals(metrics.workers.values() if metrics else []),
@@ -164,6 +165,7 @@ def build(outcome: DrillOutcome) -> dict:
             "primary_moves": moves_by_node(servers.primary_moves(changes),
                                            outcome.identities, outcome.node_samples),
             "postgres_version": outcome.postgres_version,
+            "synchronous_commit": outcome.synchronous_commit,
         },
         "latency": {
             "op_ok_p50_seconds": metrics.latency.percentile(50) if metrics else None,

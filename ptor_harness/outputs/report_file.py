@@ -89,6 +89,12 @@ Report format history:
       primary moved twice names the server in between. The account names the server the
       causing fault promoted (it named the one the drill ended on) and says where the
       primary moved after it.
+  14 — `servers.synchronous_commit`: the setting the primary's sessions got before the
+      load; `rpo.lost_by_cause.synchronous_commit_off`: lost ops acknowledged without
+      waiting for a synchronous standby that was streaming, since synchronous_commit was
+      off or local (they were counted `unexplained`). The anatomy may list the drill's
+      other faults (`fault injected` at their own times) and `old primary back` (the old
+      primary answering as the primary again when no standby was promoted).
 
 A run that could not start leaves a report of the current format with `verdict` null and
 `error` saying why (and no figures).
@@ -103,7 +109,7 @@ from typing import Optional, Union
 from ..errors import ConfigError
 from ..servers import primary_moves
 
-FORMAT = 13
+FORMAT = 14
 REPORT_BYTES = 64 * 1024 * 1024  # a report.json larger than this is not read
 
 # The keys each format added, as (section or None for the top level, key): an older
@@ -133,6 +139,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
          ("load", "schedule_lag_while_writable_seconds"), ("anatomy", "read_only_seconds"),
          ("anatomy", "refused_by_primary")),
     13: (),  # keys inside servers.primary_moves: set in parse
+    14: (("servers", "synchronous_commit"),),
 }
 
 

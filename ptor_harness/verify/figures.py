@@ -178,31 +178,43 @@ def read_only_refusals(outcome: DrillOutcome, fault_at: Optional[float]
     return dict(_span(stale, landed), standby_sessions=len(landed)), _span(own, [])
 
 
-def other_cause(at_fault: list[dict]) -> str:
+# synchronous_commit values whose commit is acknowledged before any standby has it: off
+# (before even the primary's own flush) and local (after the primary's flush alone)
+COMMIT_WAITS_FOR_NO_STANDBY = ("off", "local")
+
+
+def other_cause(at_fault: list[dict], synchronous_commit: Optional[str] = None) -> str:
     """What a loss that neither a cancelled wait nor split brain explains is put down to,
     by the replication mode the observer saw at the fault: asynchronous lag when no
-    standby was synchronous, unexplained when one was, not attributed when nothing was
-    seen."""
+    standby was synchronous; when one was, synchronous_commit off (or local: the
+    primary's sessions acknowledged commits without waiting for it), else unexplained;
+    not attributed when nothing was seen."""
     modes = {x["sync_state"] for x in at_fault if x["seen_by"].startswith("primary")}
     if not modes:
         return "not_attributed"
-    return "unexplained" if modes & {"sync", "quorum"} else "asynchronous_lag"
+    if not modes & {"sync", "quorum"}:
+        return "asynchronous_lag"
+    return "synchronous_commit_off" if synchronous_commit in COMMIT_WAITS_FOR_NO_STANDBY \
+        else "unexplained"
 
 
-def lost_by_cause(counts: dict, at_fault: list[dict]) -> dict:
+def lost_by_cause(counts: dict, at_fault: list[dict],
+                  synchronous_commit: Optional[str] = None) -> dict:
     """Why the lost acknowledged ops were lost: a cancelled wait for the synchronous
     standby (PostgreSQL said so with the acknowledgement), split brain, and the rest as
     `other_cause` puts it down."""
     out = {SYNC_WAIT_CANCELLED: counts.get(SYNC_WAIT_CANCELLED, 0),
            SPLIT_BRAIN: counts.get(SPLIT_BRAIN, 0),
-           "asynchronous_lag": 0, "unexplained": 0, "not_attributed": 0}
-    out[other_cause(at_fault)] += counts.get(OTHER_CAUSE, 0)
+           "asynchronous_lag": 0, "synchronous_commit_off": 0, "unexplained": 0,
+           "not_attributed": 0}
+    out[other_cause(at_fault, synchronous_commit)] += counts.get(OTHER_CAUSE, 0)
     return out
 
 
-def lost_examples(examples: list[dict], at_fault: list[dict]) -> list[dict]:
+def lost_examples(examples: list[dict], at_fault: list[dict],
+                  synchronous_commit: Optional[str] = None) -> list[dict]:
     """The lost ops' examples, each with its cause as `lost_by_cause` counts it."""
-    other = other_cause(at_fault)
+    other = other_cause(at_fault, synchronous_commit)
     return [dict(e, cause=other) if e.get("cause") == OTHER_CAUSE else e for e in examples]
 
 

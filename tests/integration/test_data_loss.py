@@ -142,3 +142,48 @@ def test_cancelled_sync_waits_are_the_cause_of_every_loss(make_lab, run_ptor):
     assert len(acknowledged) > 100, "the cancelled waits must have acknowledged commits"
     assert rpo["lost_by_cause"]["sync_wait_cancelled"] == rpo["lost_acknowledged_ops"]
     assert all(e["cause"] == "sync_wait_cancelled" for e in rpo["examples"])
+
+
+def test_synchronous_commit_off_beside_a_synchronous_standby(make_lab, run_ptor):
+    """With synchronous_commit off a commit is acknowledged before its WAL is even written,
+    so a crash loses the last acknowledged commits although a synchronous standby streams:
+    they never reached the primary's disk, nor the standby. Ground truth, by the test's
+    own SQL (an insert-only load: one row per op, never touched again): every acknowledged
+    INSERT in the ledger whose row the new primary does not hold. ptor must count exactly
+    those, and put them down to the setting (they read "not explained, since a
+    synchronous standby was streaming")."""
+    import sqlite3
+
+    lab = make_lab("sync")
+    old = lab.nodes[lab.named("primary")]
+    for setting in ("synchronous_commit = off", "wal_writer_delay = '10s'",
+                    "wal_writer_flush_after = '1GB'"):  # so the crash finds WAL unwritten
+        old.query(f"ALTER SYSTEM SET {setting}")
+    old.query("SELECT pg_reload_conf()")
+    run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "4",
+                   "--warmup-duration", "1", "--duration", "4", "--observe-after", "1",
+                   "--insert-percent", "100", "--update-percent", "0", "--delete-percent",
+                   "0", "--lab-dir", lab.dir, "--fault", "kill-primary:1.5")
+    r = run.report
+    assert r["servers"]["synchronous_commit"] == "off", r["servers"]
+    assert r["anatomy"]["replication_at_fault"][0]["sync_state"] == "sync"
+    lab.reload()  # the fault moved the primary
+    new = lab.nodes[lab.named("primary")]
+    assert new.port != old.port and new.port == r["servers"]["primary_after"]["port"]
+    db = sqlite3.connect(os.path.join(r["run_dir"], "ledger.sqlite"))
+    try:
+        acknowledged = set(db.execute("SELECT worker, key FROM ledger_op WHERE outcome = 'ok' "
+                                      "AND kind = 'I'"))
+    finally:
+        db.close()
+    held = {(w, key) for w in range(4)
+            for (key,) in new.query(f"SELECT id FROM ptor.worker_{w}")}
+    missing = acknowledged - held
+    print(f"\n[synchronous_commit off] {len(acknowledged)} acknowledged inserts, "
+          f"{len(missing)} missing on the new primary; ptor: "
+          f"{r['rpo']['lost_acknowledged_ops']} lost, by cause {r['rpo']['lost_by_cause']}")
+    assert missing, "the crash must lose the commits whose WAL was never written"
+    assert r["rpo"]["lost_acknowledged_ops"] == len(missing)
+    assert r["rpo"]["lost_by_cause"]["synchronous_commit_off"] == len(missing)
+    assert run.code == 1 and r["verdict"] == "fail"
+    assert "since synchronous_commit was off" in " ".join(r["account"])

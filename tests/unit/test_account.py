@@ -226,6 +226,21 @@ def test_an_asynchronous_loss():
         "observer saw no replication): its client" in " ".join(redo(r)["account"])
 
 
+def test_a_loss_with_synchronous_commit_off_names_the_setting():
+    r = clean()
+    lossy = built(rows=[(1, 1)])
+    r["rpo"], r["verdict"], r["verdict_reasons"] = lossy["rpo"], "fail", \
+        lossy["verdict_reasons"]
+    r["rpo"]["lost_by_cause"] = {"sync_wait_cancelled": 0, "split_brain": 0,
+                                 "asynchronous_lag": 0, "synchronous_commit_off": 1,
+                                 "unexplained": 0, "not_attributed": 0}
+    r["servers"]["synchronous_commit"] = "off"
+    r = redo(r)
+    assert "1 acknowledged write is lost (1 acknowledged without waiting for the synchronous " \
+        "standby, since synchronous_commit was off): its client" in " ".join(r["account"])
+    held_to_the_report(r)
+
+
 def test_cancelled_waits():
     r = clean()
     r["rpo"]["lost_acknowledged_ops"] = 64

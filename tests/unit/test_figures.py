@@ -54,3 +54,22 @@ def test_lost_ops_are_put_down_to_the_replication_seen_at_the_fault():
     assert [e["cause"] for e in lost_examples(examples, [])] == \
         ["not_attributed", "sync_wait_cancelled"]
     assert examples[0]["cause"] == "other"  # the findings' own list is left as it was
+
+
+def test_a_loss_beside_a_synchronous_standby_with_synchronous_commit_off():
+    """A synchronous pair whose sessions commit with synchronous_commit off (or local):
+    no commit waited for the standby, so a loss there is no mystery (it read
+    "unexplained, since a synchronous standby was streaming")."""
+    counts = {"other": 5}
+    sync = [{"sync_state": "sync", "seen_by": "primary node1"}]
+    for setting in ("off", "local"):
+        assert lost_by_cause(counts, sync, setting)["synchronous_commit_off"] == 5
+        assert lost_by_cause(counts, sync, setting)["unexplained"] == 0
+        assert [e["cause"] for e in lost_examples([{"cause": "other"}], sync, setting)] == \
+            ["synchronous_commit_off"]
+    for setting in ("on", "remote_write", "remote_apply", None):  # these waited for it
+        assert lost_by_cause(counts, sync, setting)["unexplained"] == 5, setting
+    quorum = [{"sync_state": "quorum", "seen_by": "primary node1"}]
+    assert lost_by_cause(counts, quorum, "off")["synchronous_commit_off"] == 5
+    asynchronous = [{"sync_state": "async", "seen_by": "primary node1"}]
+    assert lost_by_cause(counts, asynchronous, "off")["asynchronous_lag"] == 5
