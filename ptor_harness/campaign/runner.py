@@ -36,7 +36,7 @@ def round_needs(scenario: Scenario) -> float:
     before its fault is due would only add an UNKNOWN that says nothing of the cluster."""
     last = scenario.faults.last_planned()
     due = scenario.load.warmup_duration + last[1] if last else 0.0
-    return max(MIN_ROUND_SECONDS, due + MIN_ROUND_SECONDS)
+    return due + MIN_ROUND_SECONDS
 
 
 def new_campaign_id() -> str:

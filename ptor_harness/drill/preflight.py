@@ -98,7 +98,7 @@ def check_repo_apart(c: Connection) -> None:
 
 class ClusterCheck(NamedTuple):
     """What the check before the load found: the primary's identity and PostgreSQL version
-    (`SHOW server_version`, for the report's reader), the synchronous_commit its sessions
+    (`server_version`, for the report's reader), the synchronous_commit its sessions
     get (the workers' sessions open as this one does: the same role, database and server
     defaults; a commit acknowledged with it off or local waited for no standby), the
     latency check (None when not asked) and, with --cdc-slot, the WAL position from which
@@ -117,14 +117,14 @@ def check_cluster(scenario: Scenario) -> ClusterCheck:
     lab_dir = s.faults.lab_dir
     if s.faults.fault:
         check_lab_faults(lab_dir, [action for action, _at in s.faults.fault])
-    identity, (version, commit), since = prepare_primary(
+    identity, (version, synchronous_commit), since = prepare_primary(
         s.connection, s.load.parallel_workers, s.preparation.init, s.cdc)
     if s.connection.repo_pgdsn:
         check_repo(s.connection, s.preparation.init, s.cdc.cdc_slot is not None)
     latency = None
     if s.preparation.check_primary_latency:
         latency = measure_latency(s.connection, s.preparation.latency_samples)
-    return ClusterCheck(identity, version, commit, latency, since)
+    return ClusterCheck(identity, version, synchronous_commit, latency, since)
 
 
 def check_lab_faults(lab_dir: str, actions: list[str]) -> None:
@@ -167,7 +167,7 @@ def prepare_primary(c: Connection, workers: int, init: bool,
             with conn.cursor() as cur:
                 cur.execute("SELECT current_setting('server_version'), "
                             "current_setting('synchronous_commit')")
-                version = cur.fetchone()
+                settings = cur.fetchone()
             if identity.in_recovery:
                 raise ClusterError("the primary DSN leads to a server in recovery (a "
                                    "standby); point it at the primary or add "
@@ -185,7 +185,7 @@ def prepare_primary(c: Connection, workers: int, init: bool,
         raise ClusterError(f"cannot prepare the primary: {why}") from None
     finally:
         conn.close()
-    return identity, version, since
+    return identity, settings, since
 
 
 def check_repo(c: Connection, init: bool, cdc: bool = False) -> None:

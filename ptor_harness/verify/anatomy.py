@@ -69,6 +69,11 @@ def first_change(samples: list[NodeSample], since: float, test) -> Optional[Even
     return None
 
 
+def sample_at(samples: list[NodeSample], event: Event) -> NodeSample:
+    """The sample that showed an observer event (first_change keeps only its time)."""
+    return next(s for s in samples if s.at == event.at)
+
+
 def failover_events(nodes: dict[str, list[NodeSample]],
                     replication: Sequence[ReplicationRow], fault_at: float,
                     ) -> tuple[list[Event], Optional[str], Optional[str]]:
@@ -81,7 +86,7 @@ def failover_events(nodes: dict[str, list[NodeSample]],
         return events, None, None
     lost = first_change(nodes[old.node], fault_at, lambda s: not is_primary(s))
     if lost is not None:
-        sample = next(s for s in nodes[old.node] if s.at == lost.at)
+        sample = sample_at(nodes[old.node], lost)
         how = "unreachable" if not sample.reachable else "demoted (in recovery)"
         events.append(Event(f"old primary {how}", lost.at, lost.source,
                             sample.error or "", lost.after))
@@ -97,11 +102,11 @@ def failover_events(nodes: dict[str, list[NodeSample]],
         # (restarted in place, by its manager or a person)
         back = None if lost is None else first_change(nodes[old.node], lost.at, is_primary)
         if back is not None:
-            timeline = next(s.timeline for s in nodes[old.node] if s.at == back.at)
+            timeline = sample_at(nodes[old.node], back).timeline
             events.append(Event("old primary back", back.at, back.source,
                                 f"{old.node} primary again, timeline {timeline}", back.after))
         return events, old.node, None
-    timeline = next(s.timeline for s in nodes[new] if s.at == promoted.at)
+    timeline = sample_at(nodes[new], promoted).timeline
     events.append(Event("standby promoted", promoted.at, promoted.source,
                         f"{new} now primary, timeline {timeline} (was {old.timeline})",
                         promoted.after))
