@@ -151,8 +151,8 @@ def show_report(argv: list) -> int:
             return 0
         result = report_file.load(os.path.join(query.run_dir, "report.json"))
         if result.get("verdict") is None:
-            raise ConfigError(f"the run in {query.run_dir} did not start: "
-                              f"{result.get('error') or 'no reason given'}")
+            raise ConfigError(f"the run in {query.run_dir} "
+                              f"{report_file.unfinished_as_said(result)}")
         if query.html:
             emit(exports.write_html(result, query.run_dir) + "\n")
         else:

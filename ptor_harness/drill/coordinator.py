@@ -152,17 +152,17 @@ class Drill:
                 self.outcome.postgres_version, self.cdc_since = found.postgres_version, \
                     found.cdc_since
                 self.outcome.synchronous_commit = found.synchronous_commit
+                make_run_dir(self.run_dir)
+                with self.open_ledger() as ledger:
+                    ledger.create_run(time.time(), s.as_public_dict())
+                    seed = s.load.seed
+                    self.outcome.seed = seed if seed is not None else \
+                        random.SystemRandom().randrange(2**31)
+                    self.load(self.outcome.seed)
+                    result = self.conclude()
             except PtorError as exc:
-                self.record_early_failure(str(exc))
+                self.record_unfinished(str(exc))
                 raise
-            make_run_dir(self.run_dir)
-            with self.open_ledger() as ledger:
-                ledger.create_run(time.time(), s.as_public_dict())
-                seed = s.load.seed
-                self.outcome.seed = seed if seed is not None else \
-                    random.SystemRandom().randrange(2**31)
-                self.load(self.outcome.seed)
-                result = self.conclude()
         finally:
             self.locks.release()
         self.output_failures = exports.write_outputs(result, self.run_dir, s.outputs)
@@ -177,18 +177,19 @@ class Drill:
         self.ledger.finish_run(time.time(), result["verdict"], result)
         return result
 
-    def record_early_failure(self, error: str) -> None:
-        """A run that could not start (the cluster unreachable, another drill's lock)
-        leaves its reason in its folder, so `ptor history` can say why."""
+    def record_unfinished(self, error: str) -> None:
+        """A run that could not start (the cluster unreachable, another drill's lock) or
+        could not finish (its ledger could not be written) leaves its reason in its folder,
+        so `ptor history` can say why, and in every export asked for, so that no collector
+        or CI system reads the drill before it as this one's."""
         error = self.scenario.redact(error)
         log.error("%s", error, extra={"file_only": True})  # the CLI says it on stderr
         with contextlib.suppress(OSError):
             make_run_dir(self.run_dir)
-            exports.write_json({"format": report.REPORT_FORMAT, "run_id": self.run_id,
-                                "run_dir": os.path.abspath(self.run_dir), "verdict": None,
-                                "error": error, "phases": dict(self.outcome.phases),
-                                "scenario": self.scenario.as_public_dict()},
-                               os.path.join(self.run_dir, "report.json"))
+        stub = exports.unfinished(self.run_id, self.run_dir, error, self.outcome.phases,
+                                  self.scenario.as_public_dict())
+        for failure in exports.write_unfinished(stub, self.run_dir, self.scenario.outputs):
+            log.error("%s", self.scenario.redact(failure))
 
     # --- the load ------------------------------------------------------------------------
 

@@ -95,7 +95,9 @@ def _gauge_value(value) -> float:
 
 def prometheus_registry(report: dict) -> CollectorRegistry:
     """The run's figures and verdict as Prometheus gauges in a registry of their own (a NaN
-    where a figure could not be measured, so an alert on it never fires on a guess)."""
+    where a figure could not be measured, so an alert on it never fires on a guess). A run
+    that ended without a report (`unfinished`) has the verdict unknown, `run_finished` 0
+    and its times, and no figure: the file must not go on showing the drill before it."""
     registry = CollectorRegistry(auto_describe=False)
 
     def gauge(name: str, help_text: str, samples: list[tuple[dict, object]]) -> None:
@@ -107,12 +109,23 @@ def prometheus_registry(report: dict) -> CollectorRegistry:
             (metric.labels(**{k: str(v) for k, v in labels.items()}) if labelnames
              else metric).set(_gauge_value(value))
 
-    rto, rpo, ops = report["rto"], report["rpo"], report["ops"]
+    verdict = report["verdict"] or "unknown"
     gauge("run_info", "The last drill: its run id, verdict and ledger backend.",
-          [({"run_id": report["run_id"], "verdict": report["verdict"],
-             "ledger": report["ledger"]}, 1)])
+          [({"run_id": report["run_id"], "verdict": verdict,
+             "ledger": report.get("ledger") or ""}, 1)])
     gauge("verdict", "1 for the last drill's verdict, 0 for the others.",
-          [({"verdict": v}, int(report["verdict"] == v)) for v in STATUSES])
+          [({"verdict": v}, int(verdict == v)) for v in STATUSES])
+    gauge("run_finished", "1 when the last drill ran to its report; 0 when it ended without "
+          "one (it could not start, or its ledger could not be written): its folder's "
+          "report.json and ptor.log say why.", [({}, report["verdict"] is not None)])
+    phases = report["phases"]
+    gauge("run_start_timestamp_seconds", "When the last drill started (Unix time).",
+          [({}, phases.get("check"))])
+    gauge("run_end_timestamp_seconds", "When the last drill's report was made (Unix time).",
+          [({}, phases.get("report", phases.get("drain", report.get("ended_at"))))])
+    if report["verdict"] is None:
+        return registry
+    rto, rpo, ops = report["rto"], report["rpo"], report["ops"]
     gauge("check_status", "1 for each check's status in the last drill.",
           [({"check": c["name"], "status": v}, int(c["status"] == v))
            for c in report["checks"] for v in STATUSES])
@@ -173,11 +186,6 @@ def prometheus_registry(report: dict) -> CollectorRegistry:
               "its session to its first after.", [({}, (cdc["outage"] or {}).get("seconds"))])
     gauge("interrupted", "1 when a signal ended the last drill.",
           [({}, report["interrupted"] is not None)])
-    phases = report["phases"]
-    gauge("run_start_timestamp_seconds", "When the last drill started (Unix time).",
-          [({}, phases.get("check"))])
-    gauge("run_end_timestamp_seconds", "When the last drill's report was made (Unix time).",
-          [({}, phases.get("report", phases.get("drain")))])
     return registry
 
 
@@ -188,11 +196,13 @@ def prometheus_text(report: dict) -> str:
 
 def junit_xml(report: dict) -> str:
     """The drill as one JUnit test suite, one test case per check: a failed check is a
-    <failure>, a check that could not be made an <error>."""
-    found = report["checks"]
+    <failure>, a check that could not be made an <error>. A run that ended without a
+    report (`unfinished`) is one case, "drill ran", an <error> saying why."""
+    found = report.get("checks") or [
+        {"name": "drill ran", "status": "unknown", "detail": report.get("error") or ""}]
     phases = report["phases"]
     began = phases.get("check")
-    ended = phases.get("report", phases.get("drain", began))
+    ended = phases.get("report", phases.get("drain", report.get("ended_at", began)))
     duration = f"{max(0.0, (ended or 0) - (began or 0)):.3f}"
     suites = ET.Element("testsuites", name="ptor")
     suite = ET.SubElement(suites, "testsuite", {
@@ -202,8 +212,9 @@ def junit_xml(report: dict) -> str:
         "time": duration,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(began or 0))})
     props = ET.SubElement(suite, "properties")
-    for name, value in (("run_id", report["run_id"]), ("verdict", report["verdict"]),
-                        ("ledger", report["ledger"]), ("run_dir", report["run_dir"])):
+    for name, value in (("run_id", report["run_id"]),
+                        ("verdict", report["verdict"] or "unknown"),
+                        ("ledger", report.get("ledger") or ""), ("run_dir", report["run_dir"])):
         ET.SubElement(props, "property", name=name, value=str(value))
     for check in found:
         case = ET.SubElement(suite, "testcase", classname="ptor.drill", name=check["name"],
@@ -217,7 +228,8 @@ def junit_xml(report: dict) -> str:
         else:
             ET.SubElement(case, "system-out").text = check["detail"]
     out = ET.SubElement(suite, "system-out")
-    out.text = "\n".join([f"verdict: {report['verdict']}"] + report["warnings"])
+    out.text = "\n".join([f"verdict: {report['verdict'] or 'unknown'}"]
+                         + report.get("warnings", []))
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
 
 
@@ -269,13 +281,35 @@ def write_html(report: dict, run_dir: str) -> str:
     return path
 
 
+def unfinished(run_id: str, run_dir: str, error: str, phases: dict, scenario: dict) -> dict:
+    """What is known of a run that ended without a report: it could not start (the cluster
+    unreachable, another drill's lock), or could not finish (its ledger could not be
+    written). Its verdict is None; report.json, `ptor history` and every export say why."""
+    return {"format": report_file.FORMAT, "run_id": run_id,
+            "run_dir": os.path.abspath(run_dir), "verdict": None, "error": error,
+            "phases": dict(phases), "ended_at": time.time(), "scenario": scenario}
+
+
 def write_outputs(report: dict, run_dir: str, outputs: Outputs) -> list[str]:
     """Every output of a run, for a drill and for `ptor reconcile` alike: report.json and
     the other files of the run's folder, then each export the scenario asks for. One that
     fails never skips the others; returns one sentence for each that failed."""
+    return write_jobs([("the run folder's files", lambda: write_run_files(report, run_dir))],
+                      report, run_dir, outputs)
+
+
+def write_unfinished(stub: dict, run_dir: str, outputs: Outputs) -> list[str]:
+    """A run that ended without a report (`unfinished`): report.json in its folder and each
+    export the scenario asks for, saying so (the verdict unknown), so that a textfile
+    collector or a CI system never goes on reading the drill before it as this one."""
+    return write_jobs([], stub, run_dir, outputs)
+
+
+def write_jobs(run_files: list, report: dict, run_dir: str, outputs: Outputs) -> list[str]:
+    """report.json in the run folder, `run_files`, then the exports; one that fails never
+    skips the others; returns one sentence for each that failed."""
     jobs = [("report.json in the run folder",
-             lambda: write_json(report, os.path.join(run_dir, "report.json"))),
-            ("the run folder's files", lambda: write_run_files(report, run_dir))]
+             lambda: write_json(report, os.path.join(run_dir, "report.json"))), *run_files]
     if outputs.report_json:
         jobs.append((f"--report-json {outputs.report_json}",
                      lambda: write_json(report, outputs.report_json)))

@@ -70,8 +70,9 @@ def summarize(run_id: str, started_at: Optional[float], report) -> RunSummary:
     dsn = scenario.get("primary_pgdsn") if isinstance(scenario, dict) else None
     cluster = db.endpoint_label(dsn) if isinstance(dsn, str) else ""
     if report.get("verdict") is None and isinstance(report.get("error"), str):
-        return RunSummary(run_id, started_at, None,  # it could not start: say why
-                          reason=f"did not start: {report['error'][:120]}", cluster=cluster)
+        return RunSummary(run_id, started_at, None,  # it could not start or finish: why
+                          reason=report_file.unfinished_as_said(report)[:135],
+                          cluster=cluster)
     try:
         rto, rpo, ops = report["rto"], report["rpo"], report["ops"]
         verdict = report["verdict"]

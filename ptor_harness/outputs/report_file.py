@@ -222,3 +222,11 @@ def load(path: str) -> dict:
     """The report in the file at `path` (parse). A file that cannot be read raises
     ConfigError, one that is no report NotAReport."""
     return parse(read_bounded(path, "report"))
+
+
+def unfinished_as_said(report: dict) -> str:
+    """How a run that left no report is told (its report.json holds only why): it "did not
+    start" when it ended at its check, else it "did not finish"."""
+    phases = report.get("phases") if isinstance(report.get("phases"), dict) else {}
+    began = "did not finish" if "warmup" in phases else "did not start"
+    return f"{began}: {report.get('error') or 'no reason given'}"

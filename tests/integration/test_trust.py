@@ -100,11 +100,15 @@ def test_ctrl_c_never_reaches_the_failover_command(make_lab, tmp_path):
     assert report["interrupted"] == "SIGINT" and report["faults"][0]["exit_code"] == 0
 
 
-def test_a_run_that_cannot_start_says_why_in_its_folder(run_ptor):
+def test_a_run_that_cannot_start_says_why_in_its_folder(run_ptor, tmp_path):
     port = free_port_base(1)
+    night = tmp_path / "night.prom"  # the night before's pass, for a textfile collector
+    night.write_text('ptor_verdict{verdict="pass"} 1.0\n')
     run = run_ptor("--primary-pgdsn", f"host=127.0.0.1 port={port} dbname=x",
-                   "--rto-conn-timeout", "0.3")
+                   "--rto-conn-timeout", "0.3", "--prometheus-file", str(night))
     assert run.code == 3, run
+    assert 'ptor_verdict{verdict="unknown"} 1.0' in night.read_text()
+    assert 'ptor_verdict{verdict="pass"} 0.0' in night.read_text()
     (folder,) = glob.glob(os.path.join(run.out_dir, "*"))
     assert oct(os.stat(folder).st_mode & 0o777) == "0o700"
     report = json.loads(Path(folder, "report.json").read_text())

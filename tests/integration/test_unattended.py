@@ -349,8 +349,17 @@ def test_workers_killed_in_a_row_under_a_busy_load_never_wedge_the_others(make_l
 
 
 def test_a_dead_recorder_stops_the_load_at_once(make_lab, tmp_path):
+    """...and the run says it did not finish in its folder and in every export, where the
+    night before's pass stood (a textfile collector would go on reading it)."""
     lab = make_lab("sync")
-    proc = start_ptor(tmp_path, *drill_args(lab, "--duration", "120"))
+    stale = {"prom": "ptor_verdict{verdict=\"pass\"} 1.0\n", "xml": "<testsuites/>\n",
+             "json": '{"verdict": "pass"}\n'}
+    for suffix, text in stale.items():
+        (tmp_path / f"night.{suffix}").write_text(text)
+    proc = start_ptor(tmp_path, *drill_args(lab, "--duration", "120"),
+                      "--report-json", str(tmp_path / "night.json"),
+                      "--prometheus-file", str(tmp_path / "night.prom"),
+                      "--junit-xml", str(tmp_path / "night.xml"))
     wait_for_log(tmp_path, "phase load", proc)
     spawned = crew(proc)
     recorder = spawned[0]  # started before the probe and the workers
@@ -364,6 +373,21 @@ def test_a_dead_recorder_stops_the_load_at_once(make_lab, tmp_path):
     assert "Traceback" not in err
     gone, alive = psutil.wait_procs(spawned[1:], timeout=10)
     assert alive == []
+    families = {f.name: f for f in text_string_to_metric_families(
+        (tmp_path / "night.prom").read_text())}
+    verdicts = {s.labels["verdict"]: s.value for s in families["ptor_verdict"].samples}
+    assert verdicts == {"pass": 0, "fail": 0, "unknown": 1}
+    assert families["ptor_run_finished"].samples[0].value == 0
+    (case,) = ET.parse(tmp_path / "night.xml").getroot().iter("testcase")
+    assert "recorder" in case.find("error").get("message")
+    exported = json.loads((tmp_path / "night.json").read_text())
+    assert exported["verdict"] is None and "recorder" in exported["error"]
+    (folder,) = (tmp_path / "runs").glob("*/")
+    assert json.loads((folder / "report.json").read_text())["error"] == exported["error"]
+    history = subprocess.run([sys.executable, "-m", "ptor_harness.cli", "history",
+                              "--report-dir", str(tmp_path / "runs")], capture_output=True,
+                             text=True, env=ptor_env(), stdin=subprocess.DEVNULL, check=False)
+    assert "did not finish: the recorder" in history.stdout, history.stdout
 
 
 @pytest.mark.parametrize("ledger", ["sqlite", "postgresql"])

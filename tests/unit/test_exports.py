@@ -49,6 +49,27 @@ def test_junit_xml_has_one_case_per_check():
     assert cases["writes recovered"].find("failure") is None
 
 
+def test_a_run_without_a_report_exports_unknown_never_the_drill_before_it(tmp_path):
+    """A nightly drill that could not start or finish rewrites the textfile and the JUnit
+    file: a collector must not go on reading the previous night's pass."""
+    stub = exports.unfinished("20261206T000000Z-abcdef", str(tmp_path),
+                              "the recorder did not finish writing the ledger",
+                              {"check": 100.0, "warmup": 101.0}, {"schema": "ptor"})
+    found = samples(exports.prometheus_text(stub))
+    assert found[("ptor_verdict", (("verdict", "unknown"),))] == 1
+    assert found[("ptor_verdict", (("verdict", "pass"),))] == 0
+    assert found[("ptor_run_finished", ())] == 0
+    assert found[("ptor_run_start_timestamp_seconds", ())] == 100.0
+    assert found[("ptor_run_end_timestamp_seconds", ())] >= 101.0
+    assert not any(name == "ptor_lost_acknowledged_ops" for name, _ in found)  # no figure
+    suite = ET.fromstring(exports.junit_xml(stub)).find("testsuite")
+    (case,) = suite.findall("testcase")
+    assert suite.get("errors") == "1" and case.get("name") == "drill ran"
+    assert "recorder did not finish" in case.find("error").get("message")
+    finished = samples(exports.prometheus_text(report.build(outcome(rows=[]))))
+    assert finished[("ptor_run_finished", ())] == 1
+
+
 def test_timeline_csv_marks_phases_and_the_outage():
     o = outcome()
     o.phases = {"warmup": 0.0, "load": 1.0, "fault": 1.5, "drain": 5.0}

@@ -93,10 +93,15 @@ def test_hostile_reports_are_skipped_with_one_line_each(tmp_path):
     early.mkdir()
     (early / "report.json").write_text(jsonlib.dumps({"verdict": None, "error": "cannot "
                                                       "connect to the primary: refused"}))
+    late = tmp_path / "20261101T000008Z-888888"  # it started its load, then its repo went
+    late.mkdir()
+    (late / "report.json").write_text(jsonlib.dumps({
+        "verdict": None, "error": "the recorder failed", "phases": {"check": 1, "warmup": 2}}))
     skipped = []
     runs = hist.from_report_dir(str(tmp_path), 20, skipped)
-    assert [r.run_id for r in runs] == ["20261101T000007Z-777777"]
-    assert runs[0].reason == "did not start: cannot connect to the primary: refused"
+    assert [r.run_id for r in runs] == ["20261101T000008Z-888888", "20261101T000007Z-777777"]
+    assert runs[0].reason == "did not finish: the recorder failed"
+    assert runs[1].reason == "did not start: cannot connect to the primary: refused"
     assert len(skipped) == 7 and all(line.startswith("skipped run ") for line in skipped)
     jsonlib.loads(hist.as_json(runs))  # still valid JSON
 
