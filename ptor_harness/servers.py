@@ -132,6 +132,14 @@ def primaries(identities: Iterable[Optional[Identity]]) -> set[tuple]:
     return {i.primary() for i in identities if i is not None and i.in_recovery is False}
 
 
+def first_primary(identities: Iterable[Identity]) -> Optional[Identity]:
+    """The primary the workers were first served by: what a run that did not finish
+    (`ptor reconcile`) knows of the primary before its fault, whose own check went with
+    its coordinator. None when no worker was served by a primary."""
+    return min((i for i in identities if i.in_recovery is False), key=lambda i: i.at,
+               default=None)
+
+
 def newest_timeline(identities: Iterable[Optional[Identity]],
                     system: Optional[str]) -> Optional[int]:
     """The highest timeline a primary of cluster `system` served on, among these (a role

@@ -25,7 +25,7 @@ import psycopg2
 from ..config import Scenario
 from ..errors import PtorError
 from ..ledger import LedgerSpec, spill
-from ..ledger.journal import PhaseJournal
+from ..ledger.journal import PhaseJournal, journal_spill_path
 from ..ops import ENDPOINT, READ_ONLY
 from ..outcome import DrillOutcome, Stop, StopReason
 from ..outputs import exports, report
@@ -130,7 +130,7 @@ class Drill:
         """The run's ledger for the body, with the journal that writes its phase events;
         both closed however the body ends."""
         self.ledger = self.ledger_spec.open()
-        self.journal = PhaseJournal(self.ledger_spec)
+        self.journal = PhaseJournal(self.ledger_spec, journal_spill_path(self.run_dir))
         self.journal.start()
         try:
             yield self.ledger

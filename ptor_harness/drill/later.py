@@ -17,8 +17,10 @@ import psycopg2
 from .. import db
 from ..errors import ClusterError
 from ..ledger import spill
+from ..ledger.journal import journal_spill_path, spilled_events
 from ..outcome import RECONCILED_LATER_SAYS, Stop
 from ..outputs import exports
+from ..servers import first_primary
 from .coordinator import Drill
 from .faults import records_from_journal
 
@@ -48,7 +50,8 @@ class LateReconciliation(Drill):
                     background_load=(),  # what it did went with the coordinator
                     full_data_validation=s.preparation.full_data_validation
                     or stored["full_data_validation"])
-                events = self.ledger.events()
+                events = self.journaled_events()
+                self.outcome.primary_before = first_primary(self.ledger.identities())
                 for at, name, detail in events:
                     if name.startswith("phase:"):
                         self.outcome.phases[name[len("phase:"):]] = at
@@ -64,6 +67,18 @@ class LateReconciliation(Drill):
         self.output_failures = exports.write_outputs(result, self.run_dir,
                                                      self.scenario.outputs)
         return result
+
+    def journaled_events(self) -> list:
+        """The run's journal: the ledger's events, and those the repo refused, from the
+        run folder's journal spill file (the repo gone mid-drill), in time order."""
+        events = self.ledger.events()
+        held = {(at, name) for at, name, _ in events}
+        spilled = [e for e in spilled_events(journal_spill_path(self.run_dir))
+                   if (e[0], e[1]) not in held]
+        if spilled:
+            log.info("%d journal events from %s", len(spilled),
+                     journal_spill_path(self.run_dir))
+        return sorted(events + spilled, key=lambda e: e[0])
 
     def replay_spill_file(self) -> None:
         """A spill file left by a recorder that gave up on the repo goes into the ledger

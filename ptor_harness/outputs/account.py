@@ -144,10 +144,14 @@ def warning_signs(r: dict) -> Optional[str]:
 def fault(r: dict) -> Optional[str]:
     f, start = causing_fault(r), origin(r)
     if f is None:
-        moves = (r["servers"].get("primary_moves") or [])
-        return "ptor injected no fault; " + (
-            "the primary changed during the drill." if moves else
-            "the primary did not change.")
+        moved = bool(r["servers"].get("primary_moves")) or primary_changed(r)
+        changed = "the primary changed during the drill." if moved else \
+            "the primary did not change." if r["servers"]["primary_before"] else \
+            "which server was the primary before is not known."
+        if reconciled_later(r):  # what it did went with its coordinator
+            return ("The run did not finish and its journal records no fault, so whether "
+                    "one was injected is not known; " + changed)
+        return "ptor injected no fault; " + changed
     def at(x: dict) -> str:
         return "" if start is None else f" at +{seconds(x['started_at'] - start)}"
 
@@ -185,6 +189,11 @@ def promoted_early(a: dict) -> Optional[float]:
     if event is None or detection is None or event.get("seconds_after_fault") is None:
         return None
     return event["seconds_after_fault"] if event["seconds_after_fault"] < detection else None
+
+
+def reconciled_later(r: dict) -> bool:
+    """The run did not finish: `ptor reconcile` made its report from the ledger."""
+    return (r.get("stop_reason") or "").startswith(RECONCILED_LATER_SAYS)
 
 
 def primary_changed(r: dict) -> bool:
@@ -272,7 +281,7 @@ def doubt(r: dict) -> Optional[str]:
         had = "had none of them"
     else:
         had = f"had {applied:,} of them and not {not_applied:,}"
-    if (r.get("stop_reason") or "").startswith(RECONCILED_LATER_SAYS):
+    if reconciled_later(r):
         # the run stopped before it recorded every answer: some of these had one
         return (f"{count(total, 'write')} {'has' if total == 1 else 'have'} no answer in "
                 f"the ledger (in doubt: cut off by the failover, or answered after the "

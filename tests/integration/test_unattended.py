@@ -15,7 +15,7 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import crew, ptor_env
+from .conftest import crew, lab_command, ptor_env
 
 
 def start_ptor(tmp_path, *args):
@@ -446,3 +446,42 @@ def test_a_run_whose_coordinator_was_killed_is_reconciled_later(make_lab, tmp_pa
     assert ("no embedded ledger for run" if ledger == "sqlite" else "the ledger has no run") \
         in missing.stderr
     assert reconcile("--run", "../etc").returncode == 2
+
+
+def test_a_run_whose_repo_died_before_its_fault_is_reconciled_with_that_fault(
+        make_lab, tmp_path):
+    """The repo gone for good mid-drill (sync repo mode): the fault still runs, the repo
+    refuses its journal events, the run cannot finish (exit 3). With the repo back, `ptor
+    reconcile` knows the fault from the run folder's journal spill file and the primary
+    before it from the workers' sessions: it never says no fault was injected, nor that
+    the primary did not change, where the test crashed the primary and promoted the
+    standby."""
+    lab = make_lab("sync")
+    repo = ["--repo-pgdsn", lab.repo_dsn()]
+    failover = lab_command(lab, "failover")
+    proc = start_ptor(tmp_path, *drill_args(lab, "--duration", "60", *repo,
+                                             "--failover-command", failover,
+                                             "--failover-after", "2", "--max-outage", "5"))
+    for worker in range(3):
+        wait_for_ops(tmp_path, worker, proc, repo_dsn=lab.repo_dsn())
+    lab.nodes["repo"].kill(signal.SIGQUIT)  # before the fault, which is at +2.5 s
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err
+    # the fault ran, whatever the ledger knows
+    assert lab.nodes["node2"].query("SELECT pg_is_in_recovery()")[0][0] is False, err
+    (folder,) = (tmp_path / "runs").glob("*/")
+    assert (folder / "journal-spill.jsonl").exists(), err
+    lab.nodes["repo"].start()
+    done = subprocess.run(
+        [sys.executable, "-m", "ptor_harness.cli", "reconcile", "--run", folder.name, *repo,
+         "--primary-pgdsn", lab.primary_dsn(), "--report-dir", str(tmp_path / "runs"),
+         "--report-json", str(tmp_path / "later.json")],
+        capture_output=True, text=True, env=ptor_env(), timeout=120, check=False)
+    assert done.returncode == 4, done.stderr
+    r = json.loads((tmp_path / "later.json").read_text())
+    assert [(f["command"], f["exit_code"]) for f in r["faults"]] == [(failover, 0)]
+    ports = (r["servers"]["primary_before"]["port"], r["servers"]["primary_after"]["port"])
+    assert ports == (lab.nodes["node1"].port, lab.nodes["node2"].port)
+    said = " ".join(r["account"])
+    assert "injected no fault" not in said and "did not change" not in said, said
+    assert f"ptor ran the fault {r['faults'][0]['name']}" in said

@@ -281,6 +281,27 @@ def test_no_failover_when_one_was_expected():
     held_to_the_report(r)
 
 
+def test_a_run_reconciled_later_without_its_journal_never_says_no_fault_ran():
+    """A run whose coordinator and journal spill went with its host: the ledger records
+    no fault, but one may have run. Its primary before is known only from the workers'
+    sessions; where no worker was served, "did not change" would be a guess."""
+    r = clean()
+    r["faults"] = []
+    r["stop_reason"] = "reconciled later by ptor reconcile: the run did not finish"
+    text = " ".join(redo(r)["account"])
+    assert "The run did not finish and its journal records no fault, so whether one was " \
+        "injected is not known; the primary changed during the drill." in text
+    assert "injected no fault" not in text
+    r["servers"]["primary_before"], r["servers"]["primary_moves"] = None, []
+    text = " ".join(redo(r)["account"])
+    assert "which server was the primary before is not known." in text
+    assert "did not change" not in text
+    r["stop_reason"] = "completed"  # a drill with no fault, finished: ptor knows
+    r["servers"]["primary_before"] = r["servers"]["primary_after"]
+    assert "ptor injected no fault; the primary did not change." in \
+        " ".join(redo(r)["account"])
+
+
 def test_a_stall_without_an_error_is_said():
     """A primary frozen for 3 s (blip) under --expect no-failover: no op failed, so no
     outage window; the account read "Writes never stopped." of 3 s without a write."""

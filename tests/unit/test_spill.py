@@ -92,3 +92,32 @@ def test_the_spill_file_removes_only_itself(tmp_path):
         other.append(BATCH_2)
     other.discard()
     assert planted.read_text() == "someone's\n"
+
+
+def test_journal_events_the_repo_refuses_are_kept_and_read_back(tmp_path):
+    """A repo that refuses the journal (nothing listens): each event goes to the run
+    folder's journal spill file, owner-only, and comes back for `ptor reconcile`; lines
+    that are not such events are left out."""
+    import os
+    import socket
+
+    from ptor_harness.ledger import LedgerSpec
+    from ptor_harness.ledger.journal import PhaseJournal, journal_spill_path, spilled_events
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    spec = LedgerSpec("20261206T000000Z-abcdef", f"host=127.0.0.1 port={port} dbname=x "
+                      "connect_timeout=1", "ptor", None, True)
+    path = journal_spill_path(str(tmp_path))
+    journal = PhaseJournal(spec, path)
+    journal.start()
+    journal.record(10.5, "phase:fault", {"action": "kill-primary"})
+    journal.record(11.25, "fault-ended", {"ordinal": 1, "exit_code": 0})
+    journal.close()
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    with open(path, "a") as out:
+        out.write('[1, 2]\n"text"\n[NaN, "x", {}]\n[12.0, "phase:drain", []]\n[13.0, "phase:dr')
+    assert spilled_events(path) == [(10.5, "phase:fault", {"action": "kill-primary"}),
+                                    (11.25, "fault-ended", {"ordinal": 1, "exit_code": 0})]
+    assert spilled_events(str(tmp_path / "none.jsonl")) == []
