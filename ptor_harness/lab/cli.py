@@ -6,8 +6,9 @@
   ptor-lab status --dir D
   ptor-lab fault --dir D ACTION      kill-primary, stop-primary, switchover, kill-manager
   ptor-lab failover --dir D          streaming: crash the primary, promote the standby
-  ptor-lab stop-node --dir D NODE    streaming, repmgr: crash one node (or --immediate)
-  ptor-lab start-node --dir D NODE   streaming, repmgr
+  ptor-lab stop-node --dir D NODE    streaming, repmgr: crash one node (or --immediate);
+                                     every stack: the repo server (NODE repo)
+  ptor-lab start-node --dir D NODE   streaming, repmgr; every stack: repo
   ptor-lab down --dir D [--wipe]     stop what the lab started, by PID
   ptor-lab demo [--stack S]          up, a full drill with a kill, report, down
 """
@@ -18,6 +19,7 @@ import argparse
 import contextlib
 import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -222,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
             print_dsns(lab)
         elif args.command == "fault":
             print(lab.fault(args.action))
+        elif args.command in ("stop-node", "start-node") and args.node == "repo":
+            stop_or_start_repo(lab, args)
         elif (args.command == "failover" and not isinstance(lab, StreamingLab)
               or args.command in ("stop-node", "start-node") and not hasattr(lab, "stop_node")):
             raise LabError(f"{args.command} is for the streaming lab; the {lab.stack} lab "
@@ -241,6 +245,19 @@ def run(args: argparse.Namespace) -> int:
     except LabError as exc:
         sys.stderr.write(f"ptor-lab: error: {exc}\n")
         return 2 if isinstance(exc, LabDirError) else 3
+
+
+def stop_or_start_repo(lab, args: argparse.Namespace) -> None:
+    """The repo server is no failover manager's, on any stack: stopping it tests a drill
+    whose ledger goes away; starting it again lets `ptor reconcile` finish that run."""
+    repo = lab.nodes["repo"]
+    if args.command == "stop-node":
+        repo.kill(signal.SIGQUIT if args.immediate else signal.SIGKILL)
+        print("stopped repo")
+    else:
+        repo.start()
+        print("started repo")
+    lab.save()
 
 
 def removed(lab_dir: str, left: list[str]) -> str:

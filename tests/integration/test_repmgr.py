@@ -176,3 +176,28 @@ def test_unfenced_pgbouncer_leaves_clients_on_the_demoted_node(sync_lab, run_pto
         check_stuck_on_the_demoted_node(run, sync_lab, old, new)
     finally:
         pooler.remove(sync_lab)
+
+
+def test_the_repo_server_stops_and_starts_on_a_stack_with_a_manager(sync_lab):
+    """`ptor-lab stop-node repo` / `start-node repo` on every stack (the repo is no
+    manager's): a drill whose ledger goes away, then `ptor reconcile` once it is back.
+    Before, only the streaming lab took them ("no data node 'repo'" here)."""
+    import subprocess
+    import sys
+
+    import psycopg2
+
+    from .conftest import ptor_env
+
+    def lab_cli(*args):
+        return subprocess.run([sys.executable, "-m", "ptor_harness.lab.cli", *args, "--dir",
+                               sync_lab.dir, "repo"], capture_output=True, text=True,
+                              env=ptor_env(), timeout=120, check=False)
+
+    stopped = lab_cli("stop-node", "--immediate")
+    assert stopped.returncode == 0 and stopped.stdout == "stopped repo\n", stopped.stderr
+    with pytest.raises(psycopg2.OperationalError):
+        psycopg2.connect(sync_lab.repo_dsn(), connect_timeout=2).close()
+    started = lab_cli("start-node")
+    assert started.returncode == 0 and started.stdout == "started repo\n", started.stderr
+    psycopg2.connect(sync_lab.repo_dsn(), connect_timeout=5).close()
