@@ -49,7 +49,8 @@ def account(r: dict) -> list[str]:
     """The sentences, in the order a reader needs them."""
     out = [s for s in (replication(r), warning_signs(r), fault(r), during_fault(r),
                        promotion(r), loss(r),
-                       doubt(r), stale(r), recovery(r), cdc(r), verdict(r)) if s]
+                       doubt(r), stale(r), recovery(r), redundancy(r), cdc(r),
+                       verdict(r)) if s]
     return out
 
 
@@ -335,6 +336,32 @@ def recovery(r: dict) -> Optional[str]:
     if not rto["recovered"]:
         return "Writes did not come back before the drill ended."
     return f"Writes were back after {seconds(rto['write_seconds'])} (the write RTO)."
+
+
+def redundancy(r: dict) -> Optional[str]:
+    """After a promotion, whether the new primary had a standby streaming again before the
+    drill ended, as the node observer saw it: until then a second failure would lose what
+    it acknowledged alone (the time to redundancy a DR test records)."""
+    a = r.get("anatomy") or {}
+    events = {e["name"]: e for e in a.get("events") or []
+              if e.get("seconds_after_fault") is not None}
+    new = a.get("new_primary")
+    if new is None or "standby promoted" not in events:
+        return None
+    back = events.get("redundancy restored")
+    if back is not None:
+        return (f"Redundancy was back {seconds(back['seconds_after_fault'])} after the fault "
+                f"({back['detail']}, from {new}).")
+    was_sync = any(x.get("sync_state") in ("sync", "quorum")
+                   for x in a.get("replication_at_fault") or []
+                   if x["seen_by"].startswith("primary"))
+    rejoined = events.get("old primary rejoined")
+    lead = "When the drill ended" if rejoined is None else (
+        f"{a.get('old_primary')} rejoined as a standby "
+        f"{seconds(rejoined['seconds_after_fault'])} after the fault, but when the drill ended")
+    return (f"{lead}, {new} had no {'synchronous ' if was_sync else ''}standby streaming: "
+            "the cluster ran without that redundancy from the fault on (a longer "
+            "--observe-after shows when it came back).")
 
 
 def cdc(r: dict) -> Optional[str]:

@@ -81,6 +81,33 @@ def test_a_clean_failover():
     held_to_the_report(r)
 
 
+def test_redundancy_after_the_promotion_is_said_restored_or_not():
+    """The time to redundancy a DR record keeps: the new primary's standby streaming again
+    (as the old primary's was: sync), or not yet when the drill ended."""
+    r = clean()
+    r["anatomy"].update(old_primary="node1", new_primary="node2", events=[
+        {"name": "standby promoted", "at": 12.0, "seconds_after_fault": 1.5,
+         "source": "observer: node2", "detail": "node2 now primary, timeline 2 (was 1)"}])
+    text = " ".join(redo(r)["account"])
+    assert "When the drill ended, node2 had no synchronous standby streaming: the cluster " \
+        "ran without that redundancy from the fault on" in text
+    r["anatomy"]["events"].append(
+        {"name": "old primary rejoined", "at": 16.0, "seconds_after_fault": 5.5,
+         "source": "observer: node1", "detail": "node1 streaming from node2"})
+    text = " ".join(redo(r)["account"])
+    assert "node1 rejoined as a standby 5.50 s after the fault, but when the drill ended, " \
+        "node2 had no synchronous standby streaming" in text
+    r["anatomy"]["events"].append(
+        {"name": "redundancy restored", "at": 17.0, "seconds_after_fault": 6.25,
+         "source": "observer: node2", "detail": "node1 streaming, sync"})
+    r = redo(r)
+    assert "Redundancy was back 6.25 s after the fault (node1 streaming, sync, from node2)." \
+        in r["account"]
+    held_to_the_report(r)
+    r["anatomy"]["events"] = []  # no promotion seen: nothing said of redundancy after it
+    assert not any("edundancy" in line for line in redo(r)["account"])
+
+
 def test_a_server_the_observer_knows_is_named_by_its_node():
     """The promoted server in the account and the terminal's Servers table: by the node's
     name where the report has it (the observer reached that address), else its address."""
