@@ -34,7 +34,10 @@ def server_name(server: Optional[dict]) -> str:
     name where the observer could tell which node it is, with where it is."""
     if not server:
         return "-"
-    return f"{server['node']} at {server['label']}" if server.get("node") else server["label"]
+    node, label = server.get("node"), server["label"]
+    # a node the observer knows only by its address (--node-dsn, a multi-host DSN) is
+    # named by it already: "127.0.0.1:6101 at 127.0.0.1:6101 (...)" says it twice
+    return f"{node} at {label}" if node and not label.startswith(f"{node} ") else label
 
 
 def seconds(value: float) -> str:

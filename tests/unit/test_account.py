@@ -81,6 +81,15 @@ def test_a_clean_failover():
     held_to_the_report(r)
 
 
+def test_a_node_known_only_by_its_address_is_not_named_twice():
+    """--node-dsn without a lab: the observer names a node host:port, which is how the
+    server's label begins; "127.0.0.1:6101 at 127.0.0.1:6101 (...)" read twice."""
+    label = "127.0.0.1:6101 (system 77, timeline 3)"
+    assert account.server_name({"node": "127.0.0.1:6101", "label": label}) == label
+    assert account.server_name({"node": "pa1", "label": label}) == f"pa1 at {label}"
+    assert account.server_name({"node": None, "label": label}) == label
+
+
 def test_redundancy_after_the_promotion_is_said_restored_or_not():
     """The time to redundancy a DR record keeps: the new primary's standby streaming again
     (as the old primary's was: sync), or not yet when the drill ended."""
