@@ -299,9 +299,12 @@ def stale(r: dict) -> Optional[str]:
     split = r["anomalies"].get("split_brain_writes")
     parts = []
     if s.get("seconds"):
+        seen = [f"{count(s['refused_writes'], 'write')} refused as read-only"
+                if s["refused_writes"] else "",
+                f"{count(s['standby_sessions'], 'session')} landed on a standby"
+                if s.get("standby_sessions") else ""]
         parts.append(f"For {seconds(s['seconds'])} clients were sent to a server that was "
-                     f"no longer the primary ({count(s['refused_writes'], 'write')} refused "
-                     "as read-only).")
+                     f"no longer the primary ({' and '.join(x for x in seen if x)}).")
     held = (r.get("anatomy") or {}).get("refused_by_primary") or {}
     if held.get("refused_writes"):
         moved = (r.get("servers") or {}).get("primary_moves")

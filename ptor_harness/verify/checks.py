@@ -88,6 +88,10 @@ class Figures:
     # (a frozen primary, a pooler's PAUSE) opens no outage window, yet no write of that
     # client completed meanwhile
     slowest_write: Optional[float] = None
+    # after the fault, sessions the endpoint led to a standby and writes refused as
+    # read-only by a server that was no longer the primary (anatomy.stale_routing)
+    stale_sessions: int = 0
+    stale_refusals: int = 0
 
 
 def limit(value: Optional[float], bound: Optional[float], what: str, name: str) -> Check:
@@ -114,6 +118,22 @@ def lag_reason(f: Figures) -> str:
             "maximum_lag_on_failover is 1 MiB by default)")
 
 
+def routing_reason(f: Figures) -> str:
+    """Why writes did not come back where a standby was promoted but the primary DSN kept
+    leading clients elsewhere: the endpoint, not the cluster, failed to follow. Empty
+    otherwise."""
+    if not f.observed.primary_changed or not (f.stale_sessions or f.stale_refusals):
+        return ""
+    said = [f"{n:,} {what}" for n, what in ((f.stale_sessions, "sessions landed on a "
+                                             "standby"),
+                                            (f.stale_refusals, "writes were refused as "
+                                             "read-only")) if n]
+    return ("through the primary DSN, though a standby was promoted: after the fault "
+            f"{' and '.join(said)} (stale routing). The endpoint did not follow the "
+            "failover: a single host, a multi-host DSN without target_session_attrs="
+            "read-write, or a proxy or pooler still sending clients to the old primary")
+
+
 def writes_recovered(f: Figures, t: Thresholds) -> Check:
     past_max_outage = stopped_by(f.stop, Stop.MAX_OUTAGE)
     if f.expected == EXPECT_NO_PROMOTION and (past_max_outage or not f.recovered):
@@ -121,9 +141,9 @@ def writes_recovered(f: Figures, t: Thresholds) -> Check:
                      "max-outage: what a drill that must not promote a standby expects"
                      + lag_reason(f))
     if past_max_outage or not f.recovered:
-        return Check("writes recovered", FAIL,
-                     "writes did not come back (no primary accepted writes again)"
-                     + lag_reason(f))
+        return Check("writes recovered", FAIL, "writes did not come back "
+                     + (routing_reason(f) or "(no primary accepted writes again)"
+                        + lag_reason(f)))
     return Check("writes recovered", PASS, f"{f.outage_windows} outage window(s), all "
                  "recovered")
 

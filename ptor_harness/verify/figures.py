@@ -221,6 +221,7 @@ def lost_examples(examples: list[dict], at_fault: list[dict],
 def verdict_figures(d: DrillFigures, outcome: DrillOutcome) -> checks.Figures:
     """What the verdict is judged on, from the typed figures and the findings."""
     f = outcome.findings
+    stale, _ = read_only_refusals(outcome, d.fault_at)
     return checks.Figures(
         write_rto=d.rto["write_seconds"], recovered=d.rto["recovered"],
         outage_windows=len(d.windows), detection=d.fault["detection_seconds"],
@@ -232,7 +233,8 @@ def verdict_figures(d: DrillFigures, outcome: DrillOutcome) -> checks.Figures:
         faults=outcome.faults, faults_planned=outcome.faults_planned,
         expected=outcome.scenario.thresholds.expect, observed=d.observed,
         closest_standby=closest_standby(d.anatomy["replication_at_fault"]),
-        cdc=cdc_figures(outcome), slowest_write=slowest_write(outcome))
+        cdc=cdc_figures(outcome), slowest_write=slowest_write(outcome),
+        stale_sessions=stale["standby_sessions"], stale_refusals=stale["refused_writes"])
 
 
 def slowest_write(outcome: DrillOutcome) -> Optional[float]:

@@ -296,9 +296,13 @@ def test_split_brain_and_stale_routing():
     r = redo(r)
     text = " ".join(r["account"])
     assert "For 2.50 s clients were sent to a server that was no longer the primary " \
-           "(12 writes refused as read-only)." in text
+           "(12 writes refused as read-only and 3 sessions landed on a standby)." in text
     assert "7 acknowledged writes went to the old primary after a newer one" in text
     held_to_the_report(r)
+    # sessions that found a standby send no write: "0 writes refused" said nothing
+    r["anatomy"]["stale_routing"].update(refused_writes=0, standby_sessions=112)
+    assert "no longer the primary (112 sessions landed on a standby)." in \
+        " ".join(redo(r)["account"])
 
 
 def test_no_failover_when_one_was_expected():

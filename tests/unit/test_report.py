@@ -252,11 +252,12 @@ def test_a_verdict_without_a_promotion_names_the_standby_lag_at_the_fault():
     assert closest_standby(rows) == ("pa2", 3_400_000, 2.4)
     assert closest_standby([]) is None
 
-    def figures(expected, changed, closest):
+    def figures(expected, changed, closest, stale_sessions=0, stale_refusals=0):
         return SimpleNamespace(expected=expected, recovered=False,
                                stop=StopReason(Stop.MAX_OUTAGE, "no primary for 12 s"),
                                outage_windows=1, closest_standby=closest,
-                               observed=SimpleNamespace(primary_changed=changed))
+                               observed=SimpleNamespace(primary_changed=changed),
+                               stale_sessions=stale_sessions, stale_refusals=stale_refusals)
 
     stuck = writes_recovered(figures("failover", False, closest_standby(rows)), None)
     assert stuck.status == FAIL
@@ -266,6 +267,14 @@ def test_a_verdict_without_a_promotion_names_the_standby_lag_at_the_fault():
     assert expected.status == PASS and "10 bytes of WAL behind" in expected.detail
     moved = writes_recovered(figures("failover", True, ("pa2", 10, None)), None)
     assert "behind" not in moved.detail
+    # promoted, but the primary DSN led every session to a standby: the endpoint's fault
+    stale = writes_recovered(figures("failover", True, None, 112), None)
+    assert stale.status == FAIL and stale.detail.startswith(
+        "writes did not come back through the primary DSN, though a standby was promoted: "
+        "after the fault 112 sessions landed on a standby (stale routing)")
+    assert "no primary accepted" not in stale.detail
+    assert "no primary accepted writes again" in writes_recovered(
+        figures("failover", False, None, 112), None).detail  # nothing promoted
 
 
 def test_seconds_read_without_a_minus_zero():
