@@ -92,6 +92,8 @@ class Figures:
     # read-only by a server that was no longer the primary (anatomy.stale_routing)
     stale_sessions: int = 0
     stale_refusals: int = 0
+    # the node observer saw a standby promoted while the load still ran (its name)
+    promoted_in_load: Optional[str] = None
 
 
 def limit(value: Optional[float], bound: Optional[float], what: str, name: str) -> Check:
@@ -119,19 +121,21 @@ def lag_reason(f: Figures) -> str:
 
 
 def routing_reason(f: Figures) -> str:
-    """Why writes did not come back where a standby was promoted but the primary DSN kept
-    leading clients elsewhere: the endpoint, not the cluster, failed to follow. Empty
-    otherwise."""
-    if not f.observed.primary_changed or not (f.stale_sessions or f.stale_refusals):
+    """Why writes did not come back where the node observer saw a standby promoted while
+    the load still ran: the primary DSN never led a client to it, so the endpoint, not the
+    cluster, failed to follow. Empty otherwise."""
+    if f.promoted_in_load is None:
         return ""
     said = [f"{n:,} {what}" for n, what in ((f.stale_sessions, "sessions landed on a "
                                              "standby"),
                                             (f.stale_refusals, "writes were refused as "
                                              "read-only")) if n]
-    return ("through the primary DSN, though a standby was promoted: after the fault "
-            f"{' and '.join(said)} (stale routing). The endpoint did not follow the "
-            "failover: a single host, a multi-host DSN without target_session_attrs="
-            "read-write, or a proxy or pooler still sending clients to the old primary")
+    seen = f"after the fault {' and '.join(said)} (stale routing)" if said else \
+        "no session the workers opened after the fault reached it"
+    return (f"through the primary DSN, though {f.promoted_in_load} was promoted while the "
+            f"load ran: {seen}. The endpoint did not follow the failover: a single host, a "
+            "multi-host DSN without target_session_attrs=read-write, or a proxy or pooler "
+            "still sending clients to the old primary")
 
 
 def writes_recovered(f: Figures, t: Thresholds) -> Check:

@@ -234,7 +234,18 @@ def verdict_figures(d: DrillFigures, outcome: DrillOutcome) -> checks.Figures:
         expected=outcome.scenario.thresholds.expect, observed=d.observed,
         closest_standby=closest_standby(d.anatomy["replication_at_fault"]),
         cdc=cdc_figures(outcome), slowest_write=slowest_write(outcome),
-        stale_sessions=stale["standby_sessions"], stale_refusals=stale["refused_writes"])
+        stale_sessions=stale["standby_sessions"], stale_refusals=stale["refused_writes"],
+        promoted_in_load=promoted_in_load(d.anatomy, outcome.phases.get("drain")))
+
+
+def promoted_in_load(anatomy: dict, load_ended: Optional[float]) -> Optional[str]:
+    """The node the observer saw promoted before the load ended, or None (no observer, no
+    promotion, or one after the load: writes could not have come back through it)."""
+    promoted = next((e for e in anatomy.get("events") or []
+                     if e["name"] == "standby promoted"), None)
+    if promoted is None or load_ended is None or promoted["at"] >= load_ended:
+        return None
+    return anatomy.get("new_primary")
 
 
 def slowest_write(outcome: DrillOutcome) -> Optional[float]:

@@ -252,12 +252,13 @@ def test_a_verdict_without_a_promotion_names_the_standby_lag_at_the_fault():
     assert closest_standby(rows) == ("pa2", 3_400_000, 2.4)
     assert closest_standby([]) is None
 
-    def figures(expected, changed, closest, stale_sessions=0, stale_refusals=0):
+    def figures(expected, changed, closest, stale_sessions=0, promoted=None):
         return SimpleNamespace(expected=expected, recovered=False,
                                stop=StopReason(Stop.MAX_OUTAGE, "no primary for 12 s"),
                                outage_windows=1, closest_standby=closest,
                                observed=SimpleNamespace(primary_changed=changed),
-                               stale_sessions=stale_sessions, stale_refusals=stale_refusals)
+                               stale_sessions=stale_sessions, stale_refusals=0,
+                               promoted_in_load=promoted)
 
     stuck = writes_recovered(figures("failover", False, closest_standby(rows)), None)
     assert stuck.status == FAIL
@@ -268,13 +269,15 @@ def test_a_verdict_without_a_promotion_names_the_standby_lag_at_the_fault():
     moved = writes_recovered(figures("failover", True, ("pa2", 10, None)), None)
     assert "behind" not in moved.detail
     # promoted, but the primary DSN led every session to a standby: the endpoint's fault
-    stale = writes_recovered(figures("failover", True, None, 112), None)
+    stale = writes_recovered(figures("failover", True, None, 112, "node2"), None)
     assert stale.status == FAIL and stale.detail.startswith(
-        "writes did not come back through the primary DSN, though a standby was promoted: "
-        "after the fault 112 sessions landed on a standby (stale routing)")
+        "writes did not come back through the primary DSN, though node2 was promoted while "
+        "the load ran: after the fault 112 sessions landed on a standby (stale routing)")
     assert "no primary accepted" not in stale.detail
+    unreached = writes_recovered(figures("failover", True, None, 0, "node2"), None)
+    assert "no session the workers opened after the fault reached it" in unreached.detail
     assert "no primary accepted writes again" in writes_recovered(
-        figures("failover", False, None, 112), None).detail  # nothing promoted
+        figures("failover", True, None, 112), None).detail  # promoted after the load, if
 
 
 def test_seconds_read_without_a_minus_zero():
