@@ -26,7 +26,13 @@ from ..verify.figures import (
 from ..verify.findings import ANOMALY_CLASSES, EXAMPLES_OF, rpo_window
 from ..verify.metrics import sla_percent
 from ..verify.node_names import node_of_server
-from ..verify.rate import BEFORE_FAULT, load_figures, load_warnings, wal_rate
+from ..verify.rate import (
+    BEFORE_FAULT,
+    load_figures,
+    load_warnings,
+    rto_resolution_warnings,
+    wal_rate,
+)
 from ..verify.transactions import transaction_totals
 from . import report_file
 from .account import account
@@ -227,6 +233,9 @@ def warnings(report: dict, outcome: DrillOutcome) -> list[str]:
     if outcome.faults and not report["windows"]:
         out.append("faults were injected but no client saw an outage")
     out += load_warnings(report["load"])
+    load = outcome.scenario.load
+    out += rto_resolution_warnings(load.rate, load.parallel_workers, load.ops_per_transaction,
+                                   report["rto"])
     out += background_warnings(report["background"])
     harness = report["harness"]
     if harness["harness_limited"]:

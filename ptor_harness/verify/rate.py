@@ -192,3 +192,29 @@ def wal_figures(node_samples: Sequence, wal_positions: Sequence, load_from: Opti
                 "wal_source": None}
     return {"wal_bytes_per_second": round(written[0] / written[1]), "wal_bytes": written[0],
             "wal_seconds": round(written[1], 3), "wal_source": source}
+
+
+# a worker's mean time between writes past which its write RTO is worth qualifying: the
+# gap it measures takes in the idle time before its last write and after its first
+RTO_RESOLUTION_SAID = 0.05
+
+
+def rto_resolution_warnings(target: float, workers: int, ops_per_transaction: int,
+                            rto: dict) -> list[str]:
+    """At a low --rate each worker writes seldom, and its write RTO (DESIGN: its last
+    acknowledged write before the outage to its first after) takes in the idle time at
+    both ends: say how seldom, beside the probe's figure (a write every 11 ms)."""
+    write = rto.get("write_seconds")
+    if not target or not write:
+        return []
+    every = workers * ops_per_transaction / target
+    if every < RTO_RESOLUTION_SAID:
+        return []
+    probe = rto.get("probe_seconds")
+    beside = "" if probe is None else \
+        f"; the probe, which writes every 11 ms, was without a write for {probe:.3f} s"
+    return [f"at --rate {target:g} over {workers} workers each worker writes about every "
+            f"{every:.3f} s: a worker's write RTO runs from its last write before the "
+            "outage to its first after it, so it takes in up to about that much idle time "
+            f"at each end (write RTO {write:.3f} s{beside})"]
+

@@ -177,3 +177,20 @@ def test_the_wal_timeline_spreads_each_step_over_the_seconds_it_spans():
                sample(13.5, 9_000_000, in_recovery=True)]
     assert wal_timeline(samples) == [[10, 1_000_000], [11, 1_000_000], [12, 1_000_000]]
     assert wal_timeline([]) == []
+
+
+def test_a_low_rate_qualifies_the_write_rto_beside_the_probe():
+    """--rate 5 over 4 workers (seen on pg_auto_failover): write RTO 8.787 s where the
+    probe was without a write for 6.477 s; each worker wrote every 0.8 s."""
+    from ptor_harness.verify.rate import rto_resolution_warnings
+
+    rto = {"write_seconds": 8.787, "probe_seconds": 6.477}
+    (said,) = rto_resolution_warnings(5.0, 4, 1, rto)
+    assert said.startswith("at --rate 5 over 4 workers each worker writes about every "
+                           "0.800 s")
+    assert "(write RTO 8.787 s; the probe, which writes every 11 ms, was without a write " \
+        "for 6.477 s)" in said
+    assert "every 4.000 s" in rto_resolution_warnings(5.0, 4, 5, rto)[0]  # transactions
+    assert rto_resolution_warnings(10_000.0, 10, 1, rto) == []  # every 1 ms: nothing to say
+    assert rto_resolution_warnings(0.0, 4, 1, rto) == []  # as fast as it can
+    assert rto_resolution_warnings(5.0, 4, 1, {"write_seconds": 0.0}) == []  # no outage
