@@ -358,6 +358,8 @@ def redundancy(r: dict) -> Optional[str]:
     if back is not None:
         return (f"Redundancy was back {seconds(back['seconds_after_fault'])} after the fault "
                 f"({back['detail']}, from {new}).")
+    if (r.get("nodes") or {}).get("failure"):
+        return None  # the observer stopped: what it did not see may have happened
     was_sync = any(x.get("sync_state") in ("sync", "quorum")
                    for x in a.get("replication_at_fault") or []
                    if x["seen_by"].startswith("primary"))

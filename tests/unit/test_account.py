@@ -100,6 +100,9 @@ def test_redundancy_after_the_promotion_is_said_restored_or_not():
     text = " ".join(redo(r)["account"])
     assert "When the drill ended, node2 had no synchronous standby streaming: the cluster " \
         "ran without that redundancy from the fault on" in text
+    r["nodes"] = dict(r.get("nodes") or {}, failure="the node observer died")
+    assert "When the drill ended" not in " ".join(redo(r)["account"])  # it stopped looking
+    r["nodes"]["failure"] = None
     r["anatomy"]["events"].append(
         {"name": "old primary rejoined", "at": 16.0, "seconds_after_fault": 5.5,
          "source": "observer: node1", "detail": "node1 streaming from node2"})
