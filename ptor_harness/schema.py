@@ -7,6 +7,7 @@ objects with that mark, so a user's table that happens to share a name is never 
 from __future__ import annotations
 
 import hashlib
+from typing import Optional
 
 import psycopg2
 
@@ -145,13 +146,38 @@ def check_tables(conn, schema: str, workers: int) -> None:
                            "them")
 
 
-def truncate_worker_tables(conn, schema: str, workers: int) -> None:
+# the heartbeat row that says which run's rows the worker tables hold (reconciliation
+# writes row 1, the probe row 2): set as a run empties them, read by `ptor reconcile`
+TABLES_ROW = 0
+
+
+def run_key(run_id: str) -> int:
+    """A run's id as the bigint the heartbeat table keeps (63 bits of its SHA-256)."""
+    return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big") >> 1
+
+
+def truncate_worker_tables(conn, schema: str, workers: int, run_id: str) -> None:
     """Empty the worker tables: each run owns them, so every row is explained by its ledger.
+    In the same transaction, heartbeat row TABLES_ROW names the run that owns them now.
     Only ever called after check_tables found them all ptor's."""
     tables = ", ".join(worker_table(schema, w) for w in range(workers))
     with conn.cursor() as cur:
         cur.execute(f"TRUNCATE {tables}")
+        cur.execute(f"INSERT INTO {heartbeat_table(schema)} (id, beat) VALUES (%s, %s) "
+                    "ON CONFLICT (id) DO UPDATE SET beat = EXCLUDED.beat, at = now()",
+                    (TABLES_ROW, run_key(run_id)))
     conn.commit()
+
+
+def tables_owner(conn, schema: str) -> Optional[tuple[int, float]]:
+    """(run_key of the run that last emptied the worker tables, when, epoch seconds on
+    the server's clock), or None where no run has said (a ptor before this row)."""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT beat, extract(epoch FROM at)::float8 FROM "
+                    f"{heartbeat_table(schema)} WHERE id = %s", (TABLES_ROW,))
+        row = cur.fetchone()
+    conn.commit()
+    return None if row is None else (int(row[0]), float(row[1]))
 
 
 def drop_marked(conn, schema: str) -> list[str]:

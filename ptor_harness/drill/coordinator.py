@@ -147,7 +147,7 @@ class Drill:
             try:
                 self.locks.take()
                 self.phase("check")
-                found = check_cluster(s)
+                found = check_cluster(s, self.run_id)
                 self.outcome.primary_before, self.outcome.latency = found.primary, found.latency
                 self.outcome.postgres_version, self.cdc_since = found.postgres_version, \
                     found.cdc_since
@@ -334,6 +334,10 @@ class Drill:
         except ValidationIncomplete as exc:
             self.outcome.validation_error = self.scenario.redact(str(exc))
 
+    def check_rows_are_this_runs(self, conn) -> None:
+        """A drill holds its cluster's lock from the tables' emptying to its report (a
+        later `ptor reconcile` cannot: LateReconciliation checks)."""
+
     def reconcile_once(self, ops: int) -> None:
         """One attempt: confirm a primary and join it with the ledger. Raises
         ValidationIncomplete. What a broken-off attempt before it found goes: the report
@@ -359,6 +363,7 @@ class Drill:
             outcome.cdc_slot_after = slot_state(conn, s.cdc.cdc_slot)
         workers, share = s.load.parallel_workers, None
         try:
+            self.check_rows_are_this_runs(conn)
             share = start_share(conn, ShareCheck(
                 self.ledger_spec, confirmed.dsn, c.rto_conn_timeout, c.statement_timeout,
                 c.schema, list(range(workers // 2, workers)), self.run_id,

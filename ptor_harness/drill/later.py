@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import psycopg2
 
 from .. import db
-from ..errors import ClusterError
+from ..errors import ClusterError, ConfigError
 from ..ledger import spill
 from ..ledger.journal import journal_spill_path, spilled_events
 from ..outcome import RECONCILED_LATER_SAYS, Stop
 from ..outputs import exports
+from ..schema import run_key, tables_owner
 from ..servers import first_primary
+from ..verify.validation import mid_check
 from .coordinator import Drill
 from .faults import records_from_journal
 
@@ -42,6 +45,12 @@ class LateReconciliation(Drill):
                 stored = self.ledger.stored_scenario()
                 if stored is None:
                     raise ClusterError(f"the ledger has no run {self.run_id}")
+                self.started_at, _finished, verdict = self.ledger.run_ending()
+                if verdict is not None:  # its report stands; the tables are no more its
+                    raise ConfigError(
+                        f"run {self.run_id} finished with its report (verdict {verdict}); "
+                        "ptor reconcile is for a run that did not finish: ptor report "
+                        f"{self.run_dir} shows its report again")
                 s = self.scenario
                 self.scenario = self.outcome.scenario = s.replace(
                     parallel_workers=stored["parallel_workers"], schema=stored["schema"],
@@ -67,6 +76,24 @@ class LateReconciliation(Drill):
         self.output_failures = exports.write_outputs(result, self.run_dir,
                                                      self.scenario.outputs)
         return result
+
+    def check_rows_are_this_runs(self, conn) -> None:
+        """Every drill empties ptor's tables as it starts: where one did after this run
+        began, the rows are that drill's, and reconciling this run's ledger against them
+        would count its writes lost (or kept) by chance. A server that never saw this run
+        start (a standby down since before it, then promoted) holds an earlier run's
+        mark: there the loss is real, and the check goes on."""
+        try:
+            owner = tables_owner(conn, self.scenario.connection.schema)
+        except psycopg2.Error as exc:
+            raise mid_check(exc, conn) from None
+        if owner is None or owner[0] == run_key(self.run_id):
+            return
+        if self.started_at is None or owner[1] >= self.started_at:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(owner[1]))
+            raise ClusterError(
+                f"a later drill emptied ptor's tables on the primary at {when}, after run "
+                f"{self.run_id} began: its rows are gone, so it can no longer be reconciled")
 
     def journaled_events(self) -> list:
         """The run's journal: the ledger's events, and those the repo refused, from the

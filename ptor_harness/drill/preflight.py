@@ -111,14 +111,15 @@ class ClusterCheck(NamedTuple):
     cdc_since: Optional[int]
 
 
-def check_cluster(scenario: Scenario) -> ClusterCheck:
-    """Reach the primary (and the repo), prepare tables, measure latency if asked."""
+def check_cluster(scenario: Scenario, run_id: str) -> ClusterCheck:
+    """Reach the primary (and the repo), prepare tables for run `run_id`, measure latency
+    if asked."""
     s = scenario
     lab_dir = s.faults.lab_dir
     if s.faults.fault:
         check_lab_faults(lab_dir, [action for action, _at in s.faults.fault])
     identity, (version, synchronous_commit), since = prepare_primary(
-        s.connection, s.load.parallel_workers, s.preparation.init, s.cdc)
+        s.connection, s.load.parallel_workers, s.preparation.init, run_id, s.cdc)
     if s.connection.repo_pgdsn:
         check_repo(s.connection, s.preparation.init, s.cdc.cdc_slot is not None)
     latency = None
@@ -146,7 +147,7 @@ def check_lab_faults(lab_dir: str, actions: list[str]) -> None:
             raise ClusterError(f"--fault {name}: {lab.cannot(name)} (lab-dir {lab_dir})")
 
 
-def prepare_primary(c: Connection, workers: int, init: bool,
+def prepare_primary(c: Connection, workers: int, init: bool, run_id: str,
                     cdc: Optional[Cdc] = None
                     ) -> tuple[Identity, tuple[str, str], Optional[int]]:
     """The primary's identity, its version and its sessions' synchronous_commit, with
@@ -175,7 +176,7 @@ def prepare_primary(c: Connection, workers: int, init: bool,
             if init:
                 schema.init_primary(conn, c.schema, workers)
             schema.check_tables(conn, c.schema, workers)
-            schema.truncate_worker_tables(conn, c.schema, workers)
+            schema.truncate_worker_tables(conn, c.schema, workers, run_id)
             if cdc is not None and cdc.cdc_slot is not None:
                 since = cdc_slot.prepare(conn, cdc, c.schema, workers, init)
     except psycopg2.Error as exc:

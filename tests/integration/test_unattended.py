@@ -446,6 +446,40 @@ def test_a_run_whose_coordinator_was_killed_is_reconciled_later(make_lab, tmp_pa
     assert ("no embedded ledger for run" if ledger == "sqlite" else "the ledger has no run") \
         in missing.stderr
     assert reconcile("--run", "../etc").returncode == 2
+    # finished now: its report stands (before, a second reconcile rewrote it against
+    # whatever the tables held by then)
+    again = reconcile("--run", run_id)
+    assert again.returncode == 2 and f"run {run_id} finished with its report (verdict " \
+        "unknown); ptor reconcile is for a run that did not finish" in again.stderr, \
+        again.stderr
+    assert json.loads((tmp_path / "runs" / run_id / "report.json").read_text()) == r
+
+
+def test_a_run_whose_tables_a_later_drill_emptied_is_not_reconciled(make_lab, tmp_path,
+                                                                      run_ptor):
+    """Every drill empties ptor's tables as it starts. Seen: `ptor reconcile` of a run
+    after later drills on the same cluster counted 58 of its 60 acknowledged writes lost,
+    against the later drills' rows. Now it refuses, naming when the tables were emptied,
+    and writes no report."""
+    lab = make_lab("sync")
+    proc = start_ptor(tmp_path, *drill_args(lab, "--duration", "120"))
+    for worker in range(3):
+        wait_for_ops(tmp_path, worker, proc)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.kill()  # run A's host dies: its ledger has no verdict
+    proc.communicate(timeout=30)
+    psutil.wait_procs(children, timeout=10)
+    (folder,) = (tmp_path / "runs").glob("*/")
+    later = run_ptor(*drill_args(lab, "--duration", "1"))  # run B, to its end
+    assert later.code == 0, later
+    done = subprocess.run(
+        [sys.executable, "-m", "ptor_harness.cli", "reconcile", "--run", folder.name,
+         "--primary-pgdsn", lab.primary_dsn(), "--report-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, env=ptor_env(), timeout=120, check=False)
+    assert done.returncode == 3, done.stderr
+    assert "a later drill emptied ptor's tables on the primary at " in done.stderr
+    assert f"after run {folder.name} began: its rows are gone" in done.stderr
+    assert not (folder / "report.json").exists() and "Traceback" not in done.stderr
 
 
 def test_a_run_whose_repo_died_before_its_fault_is_reconciled_with_that_fault(

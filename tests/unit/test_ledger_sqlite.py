@@ -158,3 +158,11 @@ def test_cdc_receipts_kept_in_arrival_order_are_read_by_key_and_version(tmp_path
         "ORDER BY key, version, received_at"))
     assert "ledger_cdc_by_key" in plan and "TEMP B-TREE" not in plan, plan
     ledger.close()
+
+
+def test_a_runs_key_in_the_heartbeat_table_is_a_positive_bigint_of_its_id():
+    from ptor_harness.schema import run_key
+
+    keys = {run_key(f"20261206T0000{i:02d}Z-abcdef") for i in range(60)}
+    assert len(keys) == 60 and all(0 <= k < 2**63 for k in keys)
+    assert run_key("20261206T000000Z-abcdef") == run_key("20261206T000000Z-abcdef")
