@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Optional
 
 import psycopg2
 
@@ -33,6 +34,8 @@ log = logging.getLogger("ptor")
 class LateReconciliation(Drill):
     """The run's own shape (workers, schema, payload size) comes from the ledger; the DSNs
     from this invocation, since the ledger keeps them with passwords masked."""
+
+    started_at: Optional[float] = None  # the run's start as its ledger keeps it
 
     def run(self) -> dict:
         path = self.ledger_spec.sqlite_path
