@@ -49,6 +49,25 @@ def slope(points: Sequence[tuple[float, float]]) -> Optional[float]:
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
 
 
+def r_squared(points: Sequence[tuple[float, float]]) -> Optional[float]:
+    """How much of y's spread the least-squares line over x explains (0 to 1); None with
+    fewer than two distinct x, or where y does not vary (the line is flat and exact)."""
+    if len({x for x, _ in points}) < 2 or len({y for _, y in points}) < 2:
+        return None
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    cov = sum((x - mean_x) * (y - mean_y) for x, y in points)
+    return cov * cov / (sum((x - mean_x) ** 2 for x, _ in points)
+                        * sum((y - mean_y) ** 2 for _, y in points))
+
+
+# below this r², a slope is said with the warning that the rounds scatter about it more
+# than they follow the rate (4 rounds of 2 and 4 workers on pg_auto_failover read "+0.912
+# s of write RTO per MB/s", its outage being the manager's timers, whatever the rate)
+TREND_R2 = 0.5
+
+
 def envelope(rounds: Sequence[dict], varied: Sequence[str] = ()) -> dict:
     """Points (one per round with a WAL rate at the fault) and the slopes of lost bytes
     and of the write RTO per MB/s of WAL, where the cells differ only in the load
@@ -78,12 +97,16 @@ def trend(points: list[dict], varied: Sequence[str] = ()) -> dict:
                     f"{max(rates):.2f} MB/s) are too close for a trend: vary the load "
                     "(--vary rate=... or payload-bytes=...) so the largest is at least "
                     f"{TREND_SPREAD:g} times the smallest")
-    lost = None if no_trend else slope([(p["wal_mb_per_second"], p["lost_bytes"])
-                                        for p in points if p["lost_bytes"] is not None])
-    rto = None if no_trend else slope([(p["wal_mb_per_second"], p["write_rto"])
-                                       for p in points if p["write_rto"] is not None])
+    lost_points = [(p["wal_mb_per_second"], p["lost_bytes"])
+                   for p in points if p["lost_bytes"] is not None]
+    rto_points = [(p["wal_mb_per_second"], p["write_rto"])
+                  for p in points if p["write_rto"] is not None]
+    lost = None if no_trend else slope(lost_points)
+    rto = None if no_trend else slope(rto_points)
     return {"lost_bytes_per_wal_mb_per_second": lost,
-            "write_rto_seconds_per_wal_mb_per_second": rto, "no_trend": no_trend}
+            "write_rto_seconds_per_wal_mb_per_second": rto, "no_trend": no_trend,
+            "lost_bytes_r2": None if lost is None else r_squared(lost_points),
+            "write_rto_r2": None if rto is None else r_squared(rto_points)}
 
 
 def slope_line(env: dict) -> Optional[str]:
@@ -94,10 +117,19 @@ def slope_line(env: dict) -> Optional[str]:
         return f"envelope over {len(env['points'])} rounds: no slope read; {env['no_trend']}"
     if lost is None and rto is None:
         return None
-    parts = []
-    if lost is not None:
-        parts.append(f"{lost:,.0f} lost bytes")
-    if rto is not None:
-        parts.append(f"{rto:+.3f} s of write RTO")
+    parts, fits = [], []
+    for value, said, r2_key, what in ((lost, f"{lost or 0:,.0f} lost bytes", "lost_bytes_r2",
+                                       "lost bytes"),
+                                      (rto, f"{rto or 0:+.3f} s of write RTO", "write_rto_r2",
+                                       "write RTO")):
+        if value is None:
+            continue
+        parts.append(said)
+        r2 = env.get(r2_key)  # absent from a campaign.json before format 5
+        if r2 is not None:
+            fits.append(f"{what} r² {r2:.2f}" + (
+                ": the rounds scatter about it more than they follow the rate, no trend "
+                "shown" if r2 < TREND_R2 else ""))
     return (f"envelope over {len(env['points'])} rounds: each MB/s more of WAL before the "
-            f"fault came with {' and '.join(parts)} (least squares)")
+            f"fault came with {' and '.join(parts)} (least squares"
+            + "".join(f"; {f}" for f in fits) + ")")

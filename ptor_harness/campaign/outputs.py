@@ -24,7 +24,7 @@ from .envelope import slope_line, trend
 from .page import CELL_HEADERS, campaign_html, cell_rows, seconds
 from .stats import QUANTILES
 
-FORMAT = 4  # campaign.json's; runner.py writes it, `ptor report` reads up to it
+FORMAT = 5  # campaign.json's; runner.py writes it, `ptor report` reads up to it
 
 ROUND_COLUMNS = ("round", "cell", "verdict", "write_rto", "detection", "promotion",
                  "read_only", "routing",
@@ -191,7 +191,7 @@ def load(folder: str) -> dict:
     if version > FORMAT:
         raise ConfigError(f"{path} is campaign format {version}, newer than this ptor "
                           f"reads ({FORMAT}): upgrade ptor")
-    if version < 4 and isinstance(report.get("envelope"), dict):
+    if version < 5 and isinstance(report.get("envelope"), dict):  # read anew: r² (5)
         with contextlib.suppress(KeyError, TypeError, AttributeError):  # shown() says so
             report["envelope"].update(trend(report["envelope"]["points"], [
                 str(item).partition("=")[0] for item in report.get("vary") or []]))

@@ -59,6 +59,8 @@ def test_slope_and_envelope():
     assert env["write_rto_seconds_per_wal_mb_per_second"] == pytest.approx(0.2)
     line = slope_line(env)
     assert "2,000 lost bytes" in line and "+0.200 s of write RTO" in line
+    assert "(least squares; lost bytes r² 1.00; write RTO r² 1.00)" in line
+    assert env["write_rto_r2"] == pytest.approx(1.0)
     assert slope_line(envelope(rounds[:1])) is None
     assert env["no_trend"] is None
 
@@ -99,3 +101,21 @@ def test_no_slope_is_read_across_cells_that_differ_in_more_than_the_load():
         "envelope over 2 rounds: no slope read; the cells differ in synchronous-commit, "
         "pooler, not only in the load: a slope across them would mix that with the write "
         "rate; vary only the load (rate, payload-bytes, background-load, ...) to read one")
+
+
+def test_a_slope_the_rounds_scatter_about_is_said_as_no_trend():
+    """pg_auto_failover, 2 and 4 workers, 2 rounds each: its outage is the manager's
+    timers whatever the rate, and the slope read "+0.912 s of write RTO per MB/s" alone."""
+    from ptor_harness.campaign.envelope import r_squared
+
+    rounds = [dict(round=n, cell="c", wal_bytes_per_second_before_fault=wal,
+                   lag_at_fault_bytes=0, lost_acknowledged=0, lost_bytes=0, write_rto=rto)
+              for n, wal, rto in ((1, 0.5e6, 7.04), (2, 0.52e6, 6.43), (3, 1.0e6, 6.73),
+                                  (4, 0.98e6, 6.70))]
+    env = envelope(rounds, ["parallel-workers"])
+    assert env["write_rto_r2"] < 0.5 and env["lost_bytes_r2"] is None  # 0 lost: flat
+    line = slope_line(env)
+    assert "0 lost bytes" in line and "write RTO r² " in line
+    assert "the rounds scatter about it more than they follow the rate, no trend shown" in line
+    assert r_squared([(1, 1), (2, 2)]) == pytest.approx(1.0)
+    assert r_squared([(1, 1), (1, 2)]) is None
