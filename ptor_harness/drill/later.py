@@ -17,7 +17,7 @@ from typing import Optional
 import psycopg2
 
 from .. import db
-from ..errors import ClusterError, ConfigError
+from ..errors import ClusterError
 from ..ledger import spill
 from ..ledger.journal import journal_spill_path, spilled_events
 from ..outcome import RECONCILED_LATER_SAYS, Stop
@@ -48,12 +48,7 @@ class LateReconciliation(Drill):
                 stored = self.ledger.stored_scenario()
                 if stored is None:
                     raise ClusterError(f"the ledger has no run {self.run_id}")
-                self.started_at, _finished, verdict = self.ledger.run_ending()
-                if verdict is not None:  # its report stands; the tables are no more its
-                    raise ConfigError(
-                        f"run {self.run_id} finished with its report (verdict {verdict}); "
-                        "ptor reconcile is for a run that did not finish: ptor report "
-                        f"{self.run_dir} shows its report again")
+                self.started_at = self.ledger.run_started_at()
                 s = self.scenario
                 self.scenario = self.outcome.scenario = s.replace(
                     parallel_workers=stored["parallel_workers"], schema=stored["schema"],

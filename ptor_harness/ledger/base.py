@@ -261,14 +261,12 @@ class Ledger(ABC):
             return json.loads(scenario)
         return None
 
-    def run_ending(self) -> tuple[Optional[float], Optional[float], Optional[str]]:
-        """(started_at, finished_at, verdict) of the run as the ledger keeps it; the last
-        two None while it has not finished."""
-        sql = self._sql("SELECT started_at, finished_at, verdict FROM ledger_run "
-                        "WHERE run_id = %s")
-        for started, finished, verdict in self._query(sql, (self.run_id,)):
-            return started, finished, verdict
-        return None, None, None
+    def run_started_at(self) -> Optional[float]:
+        """When the run began, as the ledger keeps it (None: it does not know the run)."""
+        sql = self._sql("SELECT started_at FROM ledger_run WHERE run_id = %s")
+        for (started,) in self._query(sql, (self.run_id,)):
+            return started
+        return None
 
     def events(self) -> list[tuple[float, str, dict]]:
         sql = self._sql("SELECT at, name, detail FROM ledger_event WHERE run_id = %s "
