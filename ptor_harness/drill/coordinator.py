@@ -163,6 +163,10 @@ class Drill:
             except PtorError as exc:
                 self.record_unfinished(str(exc))
                 raise
+            except Exception as exc:  # a bug of ptor's: the CLI keeps its traceback
+                self.record_unfinished(f"ptor stopped on an error of its own: "
+                                       f"{type(exc).__name__}: {exc}")
+                raise
         finally:
             self.locks.release()
         self.output_failures = exports.write_outputs(result, self.run_dir, s.outputs)

@@ -2,9 +2,11 @@
 
 import csv
 import io
+import json
 import math
 import xml.etree.ElementTree as ET
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ptor_harness.config import parse_scenario
@@ -97,3 +99,30 @@ def test_resolved_scenario_masks_passwords():
     s = parse_scenario(["--primary-pgdsn", "host=db1 password=s3cret"], {})
     text = exports.scenario_ini(s.as_public_dict(), "run-1")
     assert "s3cret" not in text and "primary-pgdsn = host=db1 password=" in text
+
+
+def test_a_drill_stopped_by_a_bug_of_ptors_still_exports_unknown(tmp_path, monkeypatch):
+    """Not only a user's error: whatever stops a drill before its report rewrites the
+    textfile, or a nightly collector reads the night before's pass as this one."""
+    from ptor_harness.drill import coordinator
+
+    prom = tmp_path / "night.prom"
+    prom.write_text('ptor_verdict{verdict="pass"} 1.0\n')
+    scenario = parse_scenario(["--primary-pgdsn", "host=127.0.0.1 port=1 dbname=x",
+                               "--report-dir", str(tmp_path / "runs"),
+                               "--prometheus-file", str(prom)])
+    drill = coordinator.Drill(scenario)
+    monkeypatch.setattr(drill.locks, "take", lambda: None)
+    monkeypatch.setattr(drill.locks, "release", lambda: None)
+
+    def broken(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(coordinator, "check_cluster", broken)
+    with pytest.raises(RuntimeError):
+        drill.run()
+    found = samples(prom.read_text())
+    assert found[("ptor_verdict", (("verdict", "unknown"),))] == 1
+    assert found[("ptor_run_finished", ())] == 0
+    stub = json.loads((tmp_path / "runs" / drill.run_id / "report.json").read_text())
+    assert stub["error"] == "ptor stopped on an error of its own: RuntimeError: a bug"
