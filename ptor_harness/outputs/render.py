@@ -35,7 +35,9 @@ def _ms(value: Optional[float]) -> str:
 
 
 def from_warmup(r: dict) -> Callable[[Optional[float]], str]:
-    """How the report shows a time: seconds from the warmup's start ("-": none)."""
+    """How the report shows a time: seconds from the warmup's start ("-": none). A table
+    of them gives tabulate disable_numparse for their columns: it would read "+9.290" as
+    a number and print 9.29."""
     t0 = r["phases"].get("warmup") or 0.0
 
     def rel(t: Optional[float]) -> str:
@@ -65,9 +67,11 @@ def render(report: dict) -> str:
     moves = servers["primary_moves"] or []
     if moves:
         parts += ["", "Primary changes seen by the workers",
-                  tabulate(moves_rows(moves, rel), headers=MOVES_HEADERS)]
+                  tabulate(moves_rows(moves, rel), headers=MOVES_HEADERS,
+                           disable_numparse=[0, 1])]
     if r["faults"]:
-        parts += ["", "Faults", tabulate(faults_rows(r, rel), headers=FAULTS_HEADERS)]
+        parts += ["", "Faults", tabulate(faults_rows(r, rel), headers=FAULTS_HEADERS,
+                                         disable_numparse=[1])]
     parts += anatomy_tables(r, rel)
     parts += brownout_line(r, rel)
     parts += background_table(r.get("background"))
@@ -80,12 +84,14 @@ def render(report: dict) -> str:
         parts += ["", "Primary latency", tabulate(rows, headers=["", "min", "median", "p99",
                                                                  "samples"])]
     if r["windows"]:
-        parts += ["", WINDOWS_TITLE, tabulate(windows_rows(r, rel), headers=WINDOWS_HEADERS)]
+        parts += ["", WINDOWS_TITLE, tabulate(windows_rows(r, rel), headers=WINDOWS_HEADERS,
+                                              disable_numparse=[1, 2, 3])]
     parts += ["", "Workers", tabulate(workers_rows(r), headers=WORKERS_HEADERS)]
     parts += ["", "Validation", tabulate(validation_rows(r), tablefmt="simple")]
     if r["rpo"]["examples"]:
         parts += ["", "Lost acknowledged ops (examples)",
-                  tabulate(examples_rows(r, rel), headers=EXAMPLES_HEADERS)]
+                  tabulate(examples_rows(r, rel), headers=EXAMPLES_HEADERS,
+                           disable_numparse=[4])]
     return "\n".join(parts) + "\n"
 
 
@@ -215,7 +221,8 @@ def anatomy_tables(r: dict, rel) -> list[str]:
                  e["detail"]] for e in a["events"]]
         parts += ["", "Failover anatomy (observer samples every "
                   f"{r['scenario'].get('observe_interval', 0):g} s)",
-                  tabulate(rows, headers=["at", "after fault", "event", "source", "detail"])]
+                  tabulate(rows, headers=["at", "after fault", "event", "source", "detail"],
+                           disable_numparse=[0])]
         parts.append(outage_split(a))
     if a.get("replication_at_fault"):
         rows = [[x["standby"], x["seen_by"], x["sync_state"] or "-",

@@ -403,3 +403,17 @@ def test_the_drill_s_other_faults_stand_in_the_anatomy():
                 if e["name"] == "fault injected"]
     assert injected == [("stop-sync-standby", -1.0), ("failover-command", 0.0),
                         ("switchover", 3.5)], r["anatomy"]["events"]
+
+
+def test_times_from_the_warmup_keep_their_sign_and_digits_in_every_table():
+    """tabulate read "+9.290" as a number and printed 9.29 (and "+6.001" as 6.001)."""
+    r = report.build(outcome(rows=[(1, 1)]))
+    t0 = r["phases"]["warmup"]
+    r["nodes"] = {"observer": "on", "nodes": {}}
+    r["anatomy"]["events"] = [{"name": "redundancy restored", "at": t0 + 9.29,
+                               "seconds_after_fault": 3.289, "source": "observer: node2",
+                               "detail": "node3 streaming, quorum"}]
+    r["windows"][0].update(start=t0 + 6.0, first_failure=t0 + 6.01, end=t0 + 9.2)
+    shown = render.render(r)
+    assert "+9.290  3.289 s" in shown
+    assert "+6.000" in shown and "+6.010" in shown and "+9.200" in shown
