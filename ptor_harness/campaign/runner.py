@@ -34,9 +34,8 @@ MIN_ROUND_SECONDS = 10.0  # a round is not started with less time than this left
 def round_needs(scenario: Scenario) -> float:
     """The least time left under --max-run-seconds worth starting a round in: a round cut
     before its fault is due would only add an UNKNOWN that says nothing of the cluster."""
-    last = scenario.faults.last_planned()
-    due = scenario.load.warmup_duration + last[1] if last else 0.0
-    return due + MIN_ROUND_SECONDS
+    last = scenario.last_fault_due()
+    return (last[1] if last else 0.0) + MIN_ROUND_SECONDS
 
 
 def new_campaign_id() -> str:

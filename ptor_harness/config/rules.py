@@ -135,15 +135,15 @@ def check_faults_before_deadline(scenario: Scenario) -> None:
     """A fault due after --max-run-seconds would never run: the drill would load for the
     whole deadline and end UNKNOWN. Refused now, where a scheduled run's owner reads it,
     not after the deadline."""
-    deadline, last = scenario.thresholds.max_run_seconds, scenario.faults.last_planned()
+    deadline, last = scenario.thresholds.max_run_seconds, scenario.last_fault_due()
     if deadline is None or last is None:
         return
-    what, at = last
+    what, due = last
     warmup = scenario.load.warmup_duration
-    if warmup + at >= deadline:
+    if due >= deadline:
         raise ConfigError(f"max-run-seconds {deadline:g} ends the run before {what} is due at "
-                          f"{warmup + at:g} s (the {warmup:g} s warmup, then {at:g} s): raise "
-                          "max-run-seconds or inject the fault sooner")
+                          f"{due:g} s (the {warmup:g} s warmup, then {due - warmup:g} s): "
+                          "raise max-run-seconds or inject the fault sooner")
 
 
 def check_cdc(values: dict) -> None:

@@ -175,6 +175,13 @@ class Scenario:
         values.update(changes)
         return Scenario.from_values(values, self.config_file)
 
+    def last_fault_due(self) -> Optional[tuple[str, float]]:
+        """The injection planned last, as (what, seconds from the run's start: the warmup,
+        then its time); None: nothing is planned. A deadline at or before it leaves the
+        drill without its fault."""
+        last = self.faults.last_planned()
+        return None if last is None else (last[0], self.load.warmup_duration + last[1])
+
     @property
     def secrets(self) -> tuple[str, ...]:
         """Passwords carried by the DSNs, masked wherever text leaves ptor."""
