@@ -22,7 +22,7 @@ from .envelope import slope_line
 
 CELL_HEADERS = ["cell", "rounds", "pass", "fail", "unknown", "RTO min", "p50", "p95", "p99",
                 "max", "detect p50", "promote p50", "read-only p50", "route p50",
-                "lost acked"]
+                "1st commit p50", "lost acked"]
 ROUND_HEADERS = ["round", "cell", "verdict", "write RTO (s)", "lost acked", "lost bytes",
                  "primary before", "primary after", "why"]
 
@@ -43,6 +43,7 @@ def cell_rows(report: dict) -> list[list]:
                      seconds(cell["promotion"]["p50"]),
                      seconds((cell.get("read_only") or {}).get("p50")),
                      seconds(cell["routing"]["p50"]),
+                     seconds((cell.get("first_commit") or {}).get("p50")),
                      "-" if cell["lost_acknowledged_total"] is None
                      else cell["lost_acknowledged_total"]])
     return rows

@@ -43,6 +43,7 @@ class Round:
     lag_at_fault_bytes: Optional[int] = None
     lag_at_fault_seconds: Optional[float] = None
     read_only: Optional[float] = None  # the promoted node held read-only (format 12 on)
+    first_commit: Optional[float] = None  # its first commit held the writes (format 15 on)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,7 +71,8 @@ def round_from_report(number: int, cell: str, report: dict, started_at: float,
                  (report.get("rpo") or {}).get("lost_bytes"),
                  (report.get("rpo") or {}).get("lost_acknowledged_transactions"),
                  anatomy.get("wal_bytes_per_second_before_fault"), *lag_at_fault(report),
-                 read_only=anatomy.get("read_only_seconds"))
+                 read_only=anatomy.get("read_only_seconds"),
+                 first_commit=anatomy.get("first_commit_seconds"))
 
 
 def round_not_run(number: int, cell: str, started_at: float, ended_at: float,
@@ -110,6 +112,7 @@ def cell_summary(label: str, changes: dict, rounds: Sequence[Round]) -> dict:
         "promotion": distribution([r.promotion for r in mine]),
         "read_only": distribution([r.read_only for r in mine]),
         "routing": distribution([r.routing for r in mine]),
+        "first_commit": distribution([r.first_commit for r in mine]),
         "brownout_seconds": distribution([r.brownout_seconds for r in mine]),
         "lost_acknowledged_total": None if any(x is None for x in losses) else sum(losses),
         "lost_acknowledged_per_round": losses,

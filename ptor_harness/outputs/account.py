@@ -15,6 +15,8 @@ from ..outcome import RECONCILED_LATER_SAYS
 from ..verify.findings import SPLIT_BRAIN, SYNC_WAIT_CANCELLED
 from ..verify.metrics import first_outage_fault
 from ..verify.redundancy import DROPPED, LAGGING, STALLED, STOPPED
+from .after_outage import recovery, redundancy
+from .words import count, seconds, server_name
 
 LOSING = (STOPPED, DROPPED)  # anatomy events of the primary losing a standby
 
@@ -27,25 +29,6 @@ CAUSE_WORDS = {SYNC_WAIT_CANCELLED: "after a cancelled wait for synchronous repl
                "unexplained": "not explained, since a synchronous standby was streaming",
                "not_attributed": "not attributed to a cause, since the node observer saw "
                                  "no replication"}
-
-
-def server_name(server: Optional[dict]) -> str:
-    """A server of the report's `servers` section as a reader knows it: by its node's
-    name where the observer could tell which node it is, with where it is."""
-    if not server:
-        return "-"
-    node, label = server.get("node"), server["label"]
-    # a node the observer knows only by its address (--node-dsn, a multi-host DSN) is
-    # named by it already: "127.0.0.1:6101 at 127.0.0.1:6101 (...)" says it twice
-    return f"{node} at {label}" if node and not label.startswith(f"{node} ") else label
-
-
-def seconds(value: float) -> str:
-    return f"{value:.2f} s"
-
-
-def count(n: int, what: str) -> str:
-    return f"{n:,} {what}" if n == 1 else f"{n:,} {what}s"
 
 
 def account(r: dict) -> list[str]:
@@ -327,49 +310,6 @@ def stale(r: dict) -> Optional[str]:
         parts.append(f"{count(split, 'acknowledged write')} went to the old primary after a "
                      "newer one had served clients (split brain).")
     return " ".join(parts) or None
-
-
-def recovery(r: dict) -> Optional[str]:
-    rto, brown = r["rto"], r.get("brownout") or {}
-    if not rto["outage_windows"]:
-        slowest = r["latency"].get("op_ok_max_seconds")
-        if brown.get("seconds") and slowest is not None:
-            return (f"No write failed, but writes stalled: the slowest acknowledged write "
-                    f"took {seconds(slowest)}, and for {brown['seconds']:g} s acknowledged "
-                    f"writes ran under {brown['threshold']:g} of the warmup's rate (the "
-                    "brownout).")
-        return "No write failed."
-    if not rto["recovered"]:
-        return "Writes did not come back before the drill ended."
-    return f"Writes were back after {seconds(rto['write_seconds'])} (the write RTO)."
-
-
-def redundancy(r: dict) -> Optional[str]:
-    """After a promotion, whether the new primary had a standby streaming again before the
-    drill ended, as the node observer saw it: until then a second failure would lose what
-    it acknowledged alone (the time to redundancy a DR test records)."""
-    a = r.get("anatomy") or {}
-    events = {e["name"]: e for e in a.get("events") or []
-              if e.get("seconds_after_fault") is not None}
-    new = a.get("new_primary")
-    if new is None or "standby promoted" not in events:
-        return None
-    back = events.get("redundancy restored")
-    if back is not None:
-        return (f"Redundancy was back {seconds(back['seconds_after_fault'])} after the fault "
-                f"({back['detail']}, from {new}).")
-    if (r.get("nodes") or {}).get("failure"):
-        return None  # the observer stopped: what it did not see may have happened
-    was_sync = any(x.get("sync_state") in ("sync", "quorum")
-                   for x in a.get("replication_at_fault") or []
-                   if x["seen_by"].startswith("primary"))
-    rejoined = events.get("old primary rejoined")
-    lead = "When the drill ended" if rejoined is None else (
-        f"{a.get('old_primary')} rejoined as a standby "
-        f"{seconds(rejoined['seconds_after_fault'])} after the fault, but when the drill ended")
-    return (f"{lead}, {new} had no {'synchronous ' if was_sync else ''}standby streaming: "
-            "the cluster ran without that redundancy from the fault on (a longer "
-            "--observe-after shows when it came back).")
 
 
 def cdc(r: dict) -> Optional[str]:

@@ -246,12 +246,18 @@ def anatomy_tables(r: dict, rel) -> list[str]:
     return parts
 
 
+OUTAGE_PARTS = {"detection_seconds": "detection", "promotion_seconds": "promotion",
+                "read_only_seconds": "read-only", "routing_seconds": "routing",
+                "first_commit_seconds": "first commit"}
+
+
 def outage_split(a: dict) -> str:
     """The write outage by part, as the terminal and report.html say it (the read-only
-    part only where the promoted node was held read-only)."""
-    split = [f"{k.rsplit('_', 1)[0].replace('_', '-')} {_s(a.get(k))}" for k in (
-        "detection_seconds", "promotion_seconds", "read_only_seconds", "routing_seconds")
-        if k != "read_only_seconds" or a.get(k) is not None]
+    part only where the promoted node was held read-only, the first commit only where a
+    worker's session on the new primary is known)."""
+    split = [f"{label} {_s(a.get(key))}" for key, label in OUTAGE_PARTS.items()
+             if key not in ("read_only_seconds", "first_commit_seconds")
+             or a.get(key) is not None]
     return "write outage: " + ", ".join(split)
 
 

@@ -95,9 +95,14 @@ Report format history:
       off or local (they were counted `unexplained`). The anatomy may list the drill's
       other faults (`fault injected` at their own times) and `old primary back` (the old
       primary answering as the primary again when no standby was promoted).
+  15 — `anatomy.first_commit_seconds`: from the first worker session on the new primary
+      to the first acknowledged write (its commits held back, as a new primary whose
+      commits wait for a synchronous standby to attach does); `anatomy.routing_seconds`
+      now ends at that session, no longer at the write.
 
-A run that could not start leaves a report of the current format with `verdict` null and
-`error` saying why (and no figures).
+A run that could not start, or could not finish (its ledger could not be written), leaves
+a report of the current format with `verdict` null and `error` saying why (and no
+figures).
 """
 
 from __future__ import annotations
@@ -109,7 +114,7 @@ from typing import Optional, Union
 from ..errors import ConfigError
 from ..servers import primary_moves
 
-FORMAT = 14
+FORMAT = 15
 REPORT_BYTES = 64 * 1024 * 1024  # a report.json larger than this is not read
 
 # The keys each format added, as (section or None for the top level, key): an older
@@ -140,6 +145,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
          ("anatomy", "refused_by_primary")),
     13: (),  # keys inside servers.primary_moves: set in parse
     14: (("servers", "synchronous_commit"),),
+    15: (("anatomy", "first_commit_seconds"),),
 }
 
 

@@ -323,10 +323,16 @@ def listed_at(name: str, at: float, after: Optional[float],
 
 def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow],
             fault_at: Optional[float], fault_name: Optional[str],
-            detected_at: Optional[float], first_ok_at: Optional[float]) -> dict:
+            detected_at: Optional[float], first_ok_at: Optional[float],
+            reached_at: Optional[float] = None) -> dict:
     """The anatomy section of the report. `fault_at`: ptor's injection, else the first
     client error (a person failed the cluster over); `detected_at`: the first client
-    error; `first_ok_at`: the first acknowledged write after the outage."""
+    error; `first_ok_at`: the first acknowledged write after the outage; `reached_at`:
+    the first worker session on the primary the drill ended with, after the first client
+    error (None: not known). The routing part runs to that session, and the first commit
+    part from it to the acknowledgement: a new primary whose commits wait for a
+    synchronous standby to attach (repmgr's quorum after a switchover: 1.06 s) held its
+    first writes there, not in routing."""
     nodes = by_node(samples)
     events: list[Event] = []
     old = new = None
@@ -351,11 +357,17 @@ def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow]
     # The phases follow one another from the first client error: a standby promoted
     # before any client saw an error (a frozen primary whose sessions hang until their
     # timeout) spent no time of the outage promoting ("promotion -1.846 s" before).
+    if promoted is not None and reached_at is not None:
+        promoted = min(promoted, reached_at)  # a session found it primary by then
     if promoted is not None and detected_at is not None:
         promoted = max(promoted, detected_at)
     if writable is not None and promoted is not None:
         writable = max(writable, promoted)
     routed_from = writable if writable is not None else promoted
+    connected = None if None in (reached_at, first_ok_at) else min(reached_at, first_ok_at)
+    if connected is not None and routed_from is not None:
+        connected = max(connected, routed_from)
+    routed_to = connected if connected is not None else first_ok_at
     return {
         "old_primary": old,
         "new_primary": new,
@@ -365,8 +377,10 @@ def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow]
         "promotion_seconds": None if None in (promoted, detected_at)
         else promoted - detected_at,
         "read_only_seconds": None if None in (promoted, writable) else writable - promoted,
-        "routing_seconds": None if None in (routed_from, first_ok_at)
-        else first_ok_at - routed_from,
+        "routing_seconds": None if None in (routed_from, routed_to)
+        else routed_to - routed_from,
+        "first_commit_seconds": None if None in (connected, first_ok_at)
+        else first_ok_at - connected,
         "replication_at_fault": [] if fault_at is None
         else replication_at_fault(nodes, replication, fault_at),
         "two_primaries": two_primaries(nodes),

@@ -107,6 +107,16 @@ def observed_failover(summaries: list[dict], outcome: DrillOutcome) -> checks.Ob
                            not_recovered=any(not w["recovered"] for w in summaries))
 
 
+def reached(outcome: DrillOutcome, detected: Optional[float]) -> Optional[float]:
+    """When a worker first had a session on the primary the drill ended with, after the
+    first client error (a reconnect that found it); None where not known."""
+    after = outcome.primary_after
+    if after is None or detected is None:
+        return None
+    return min((i.at for i in outcome.identities if i.in_recovery is False
+                and i.at >= detected and i.primary() == after.primary()), default=None)
+
+
 def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[float],
                      fault: dict, causing: Optional[int], slow: dict) -> dict:
     """The anatomy (anatomy.py) of the outage ptor's fault caused (`causing`: the index of
@@ -121,7 +131,8 @@ def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[fl
         detected = windows[0].first_bad if windows else None
         first_ok = windows[0].first_ok if windows else None
     found = anatomy(outcome.node_samples, outcome.replication, fault_at,
-                    injected.name if injected else None, detected, first_ok)
+                    injected.name if injected else None, detected, first_ok,
+                    reached(outcome, detected))
     if fault_at is None:
         return dict(found, no_standby_since=None)
     # the drill before the fault: the primary losing (or regaining) a standby, and on

@@ -34,8 +34,10 @@ def test_kill_primary_anatomy_event_by_event(make_lab, run_ptor):
     check_rejoin(r, watcher)  # the old primary streaming from the new one again
     a = r["anatomy"]
     assert (a["old_primary"], a["new_primary"]) == (old.name, new.name)
-    parts = a["detection_seconds"] + a["promotion_seconds"] + a["routing_seconds"]
+    parts = a["detection_seconds"] + a["promotion_seconds"] + a["routing_seconds"] + \
+        a["first_commit_seconds"]  # the workers' sessions on the new primary are known
     assert parts == pytest.approx(r["rto"]["injection_to_first_ok_seconds"], abs=0.001)
+    assert 0 <= a["first_commit_seconds"] < 0.5  # a standby was streaming: no long wait
     assert a["replication_at_fault"][0]["sync_state"] == "sync"
     assert a["two_primaries"] == []
     assert r["rto"]["service_available_seconds"] is not None
@@ -210,8 +212,9 @@ def test_the_anatomy_starts_before_the_fault(make_lab, run_ptor):
     the fault (within the observer's sampling of the lab's own crash), says that no standby
     was streaming at the fault and since when, and the account says it first."""
     lab = make_lab("sync")
+    # a warmup holding whole seconds: the brownout's baseline (a 1 s warmup has none)
     run = run_ptor("--primary-pgdsn", lab.primary_dsn(), "--init", "--parallel-workers", "3",
-                   "--warmup-duration", "1", "--duration", "30", "--observe-after", "2",
+                   "--warmup-duration", "3", "--duration", "30", "--observe-after", "2",
                    "--lab-dir", lab.dir,
                    "--fault", "stop-sync-standby:1, cancel-sync-waits=2:2, kill-primary:5")
     r = run.report

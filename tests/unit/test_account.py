@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ptor_harness.outputs import account, html, render, report
+from ptor_harness.outputs import account, html, render, report, words
 
 from .test_report import outcome
 
@@ -81,13 +81,30 @@ def test_a_clean_failover():
     held_to_the_report(r)
 
 
+def test_a_first_commit_that_held_the_writes_is_said_with_the_standby_it_waited_for():
+    r = clean()
+    r["anatomy"].update(new_primary="node2", first_commit_seconds=0.929, events=[
+        {"name": "redundancy restored", "at": 17.429, "seconds_after_fault": 1.428,
+         "source": "observer: node2", "detail": "node3 streaming, quorum"},
+        {"name": "writes acknowledged again", "at": 17.430, "seconds_after_fault": 1.429,
+         "source": "workers", "detail": ""}])
+    r = redo(r)
+    assert "Of that, 0.93 s was the first commit on node2, which waited until a standby " \
+        "streamed from it (node3 streaming, quorum)." in " ".join(r["account"])
+    held_to_the_report(r)
+    r["anatomy"]["events"] = r["anatomy"]["events"][1:]  # no standby came: said plainly
+    assert "Of that, 0.93 s was the first commit on node2." in " ".join(redo(r)["account"])
+    r["anatomy"]["first_commit_seconds"] = 0.004  # an op's time: nothing to say
+    assert "first commit" not in " ".join(redo(r)["account"])
+
+
 def test_a_node_known_only_by_its_address_is_not_named_twice():
     """--node-dsn without a lab: the observer names a node host:port, which is how the
     server's label begins; "127.0.0.1:6101 at 127.0.0.1:6101 (...)" read twice."""
     label = "127.0.0.1:6101 (system 77, timeline 3)"
-    assert account.server_name({"node": "127.0.0.1:6101", "label": label}) == label
-    assert account.server_name({"node": "pa1", "label": label}) == f"pa1 at {label}"
-    assert account.server_name({"node": None, "label": label}) == label
+    assert words.server_name({"node": "127.0.0.1:6101", "label": label}) == label
+    assert words.server_name({"node": "pa1", "label": label}) == f"pa1 at {label}"
+    assert words.server_name({"node": None, "label": label}) == label
 
 
 def test_redundancy_after_the_promotion_is_said_restored_or_not():

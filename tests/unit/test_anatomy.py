@@ -94,6 +94,25 @@ def test_a_promotion_seen_after_the_first_write_is_bounded_by_it():
     assert out["routing_seconds"] == 0.0
 
 
+def test_commits_the_new_primary_held_are_the_first_commit_not_routing():
+    """repmgr's quorum after a switchover: the workers' sessions were on the new primary
+    at +6.306 (before the observer's sample showed it promoted, at +6.377), and their
+    first commits waited until a standby attached, +7.364. Routing read 0.987 s."""
+    samples, replication = kill_and_promote()  # node2 seen promoted at 1.301
+    out = a.anatomy(samples, replication, 1.0, "switchover", 1.02, 2.3, reached_at=1.25)
+    assert out["promotion_seconds"] == pytest.approx(1.25 - 1.02)  # a session found it
+    assert out["routing_seconds"] == 0.0
+    assert out["first_commit_seconds"] == pytest.approx(2.3 - 1.25)
+    assert out["detection_seconds"] + out["promotion_seconds"] + out["routing_seconds"] + \
+        out["first_commit_seconds"] == pytest.approx(2.3 - 1.0)
+    later = a.anatomy(samples, replication, 1.0, "kill-primary", 1.02, 1.35, reached_at=1.33)
+    assert later["routing_seconds"] == pytest.approx(1.33 - 1.301)
+    assert later["first_commit_seconds"] == pytest.approx(0.02)
+    unknown = a.anatomy(samples, replication, 1.0, "kill-primary", 1.02, 1.35)
+    assert unknown["first_commit_seconds"] is None  # no session known: routing as before
+    assert unknown["routing_seconds"] == pytest.approx(1.35 - 1.301)
+
+
 def held_read_only(samples, until):
     """node2's samples as a manager that holds a promoted node read-only until `until`
     makes them (pg_auto_failover's default_transaction_read_only while it promotes); every
@@ -206,6 +225,11 @@ def test_sla_rpo_bytes_and_brownout():
                                 {"start": 114.0, "end": 116.0, "seconds": 2.0}]
     assert found["seconds"] == 4.0
     assert brownout(timeline, 100.0, 100.5, 116.0, 0.5)["seconds"] is None  # no warmup
+    # a 1 s warmup from +.84 to +1.86 holds no whole second: the one it starts in held the
+    # workers' start too (188 ops/s read of thousands), no baseline to judge by
+    start = [{"t": 100, "ok": 188}, {"t": 101, "ok": 2900}, {"t": 102, "ok": 3000}]
+    assert brownout(start, 100.84, 101.86, 110.0, 0.5)["warmup_ok_per_second"] is None
+    assert brownout(start, 100.84, 102.9, 110.0, 0.5)["warmup_ok_per_second"] == 2900
 
 
 def test_read_outages_of_the_endpoint_and_each_node():
