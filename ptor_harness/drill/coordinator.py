@@ -190,8 +190,9 @@ class Drill:
         log.error("%s", error, extra={"file_only": True})  # the CLI says it on stderr
         with contextlib.suppress(OSError):
             make_run_dir(self.run_dir)
-        stub = exports.unfinished(self.run_id, self.run_dir, error, self.outcome.phases,
-                                  self.scenario.as_public_dict())
+        stub = dict(exports.unfinished(self.run_id, self.run_dir, error, self.outcome.phases,
+                                       self.scenario.as_public_dict()),
+                    ledger=self.ledger_spec.kind)
         for failure in exports.write_unfinished(stub, self.run_dir, self.scenario.outputs):
             log.error("%s", self.scenario.redact(failure))
 

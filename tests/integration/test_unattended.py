@@ -377,6 +377,7 @@ def test_a_dead_recorder_stops_the_load_at_once(make_lab, tmp_path):
         (tmp_path / "night.prom").read_text())}
     verdicts = {s.labels["verdict"]: s.value for s in families["ptor_verdict"].samples}
     assert verdicts == {"pass": 0, "fail": 0, "unknown": 1}
+    assert families["ptor_run_info"].samples[0].labels["ledger"] == "sqlite"
     assert families["ptor_run_finished"].samples[0].value == 0
     (case,) = ET.parse(tmp_path / "night.xml").getroot().iter("testcase")
     assert "recorder" in case.find("error").get("message")
