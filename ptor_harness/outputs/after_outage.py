@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..verify.metrics import first_outage_fault
 from .words import seconds
 
 
@@ -22,7 +23,35 @@ def recovery(r: dict) -> Optional[str]:
     if not rto["recovered"]:
         return "Writes did not come back before the drill ended."
     return f"Writes were back after {seconds(rto['write_seconds'])} (the write RTO)." + \
-        first_commit(r)
+        held_by_timeouts(r) + first_commit(r)
+
+
+# the workers' RTO this much past the probe's is worth a sentence (seconds)
+BEHIND_THE_PROBE_SAID = 1.0
+
+
+def held_by_timeouts(r: dict) -> str:
+    """Where a new connection (the probe) wrote again well before the workers did, and
+    the workers' first failures came no sooner than their bound (statement-timeout plus
+    rto-conn-timeout) after the fault: their writes in flight were held by a primary that
+    hung rather than died, and the clients' own timeouts set the outage (hang-primary on
+    the streaming lab: 14.53 s, where the probe wrote again after 4.02 s)."""
+    rto, s = r["rto"], r.get("scenario") or {}
+    probe, write = rto.get("probe_seconds"), rto.get("write_seconds")
+    statement, connect = s.get("statement_timeout"), s.get("rto_conn_timeout")
+    causing = first_outage_fault(r.get("faults") or [])
+    if None in (probe, write, causing) or not statement or connect is None \
+            or write < probe + BEHIND_THE_PROBE_SAID:
+        return ""
+    start = r["faults"][causing]["started_at"]
+    window = next((w for w in r.get("windows") or [] if w["first_failure"] >= start), None)
+    if window is None or window["first_failure"] - start < statement + connect - 0.5:
+        return ""
+    return (f" A new connection (ptor's probe) wrote again after {seconds(probe)}; the "
+            "workers' writes in flight were held on the old primary until their bound, "
+            f"statement-timeout {statement:g} s plus rto-conn-timeout {connect:g} s, cut "
+            "them: where a primary hangs rather than dies, a client's own timeouts set "
+            "its outage.")
 
 
 # a first commit on the new primary this long is worth a sentence (an op takes ms)

@@ -2,6 +2,9 @@
 resurrected rows (lost acknowledged deletes) when an async standby that fell behind is
 promoted."""
 
+import os
+import sqlite3
+
 import pytest
 
 from .conftest import lab_command
@@ -94,3 +97,12 @@ def test_a_frozen_primary_never_hangs_the_drill(make_lab, run_ptor):
     assert f"node2 at 127.0.0.1:{lab.nodes['node2'].port} " in " ".join(r["account"])
     assert f"became the primary {promoted['seconds_after_fault']:.2f} s after the fault, " \
         "before any client saw an error" in " ".join(r["account"])
+    # the workers' ops in flight were held until the bound this test set (2 s + 1 s), as
+    # the ledger's own rows show, while the probe's new connection wrote sooner: said so
+    with sqlite3.connect(os.path.join(r["run_dir"], "ledger.sqlite")) as ledger:
+        held = [end - start for start, end in ledger.execute(
+            "SELECT t_start, t_end FROM ledger_op WHERE outcome = 'indeterminate'")]
+    assert len(held) == workers and min(held) >= 2.9, held
+    assert r["rto"]["probe_seconds"] + 1.0 <= r["rto"]["write_seconds"], r["rto"]
+    assert "the workers' writes in flight were held on the old primary until their bound, " \
+        "statement-timeout 2 s plus rto-conn-timeout 1 s, cut them" in " ".join(r["account"])

@@ -98,6 +98,27 @@ def test_a_first_commit_that_held_the_writes_is_said_with_the_standby_it_waited_
     assert "first commit" not in " ".join(redo(r)["account"])
 
 
+def test_writes_held_by_the_clients_own_timeouts_are_said_beside_the_probe():
+    """hang-primary on the streaming lab: write RTO 14.53 s where the probe, a new
+    connection, wrote again after 4.02 s; the workers' ops in flight failed only at their
+    bound (statement-timeout 10 s + rto-conn-timeout 2 s) after the fault."""
+    r = clean()
+    start = r["faults"][0]["started_at"]
+    r["scenario"].update(statement_timeout=10.0, rto_conn_timeout=2.0)
+    r["rto"].update(write_seconds=14.528, probe_seconds=4.017)
+    r["windows"][0]["first_failure"] = start + 12.012
+    r = redo(r)
+    assert "A new connection (ptor's probe) wrote again after 4.02 s; the workers' writes " \
+        "in flight were held on the old primary until their bound, statement-timeout 10 s " \
+        "plus rto-conn-timeout 2 s, cut them" in " ".join(r["account"])
+    held_to_the_report(r)
+    r["windows"][0]["first_failure"] = start + 2.0  # they failed early: another cause
+    assert "probe" not in " ".join(redo(r)["account"])
+    r["windows"][0]["first_failure"] = start + 12.012
+    r["rto"]["probe_seconds"] = 14.0  # the probe as slow: nothing held the workers apart
+    assert "probe" not in " ".join(redo(r)["account"])
+
+
 def test_a_node_known_only_by_its_address_is_not_named_twice():
     """--node-dsn without a lab: the observer names a node host:port, which is how the
     server's label begins; "127.0.0.1:6101 at 127.0.0.1:6101 (...)" read twice."""
