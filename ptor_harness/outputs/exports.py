@@ -155,11 +155,14 @@ def prometheus_registry(report: dict) -> CollectorRegistry:
            for k in ANOMALY_CLASSES])
     anatomy = report.get("anatomy") or {}
     gauge("outage_part_seconds", "The write outage by part: detection, promotion, read_only "
-          "(the promoted node held read-only by its manager), routing (to the first worker "
-          "session on the new primary), first_commit (from it to the first acknowledged "
-          "write: commits held back, e.g. waiting for a synchronous standby).",
+          "(the promoted node held read-only by its manager), held (the clients' ops in "
+          "flight on a hung old primary, past the promotion, until their own timeout), "
+          "routing (to the first worker session on the new primary), first_commit (from it "
+          "to the first acknowledged write: commits held back, e.g. waiting for a "
+          "synchronous standby).",
           [({"part": part}, anatomy.get(f"{part}_seconds"))
-           for part in ("detection", "promotion", "read_only", "routing", "first_commit")])
+           for part in ("detection", "promotion", "read_only", "held", "routing",
+                        "first_commit")])
     gauge("service_available_seconds", "Fault to the endpoint's first connection, any role.",
           [({}, rto.get("service_available_seconds"))])
     gauge("sla_percent", "Availability if this write outage happened once a day.",

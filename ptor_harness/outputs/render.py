@@ -247,17 +247,19 @@ def anatomy_tables(r: dict, rel) -> list[str]:
 
 
 OUTAGE_PARTS = {"detection_seconds": "detection", "promotion_seconds": "promotion",
-                "read_only_seconds": "read-only", "routing_seconds": "routing",
-                "first_commit_seconds": "first commit"}
+                "read_only_seconds": "read-only", "held_seconds": "clients held",
+                "routing_seconds": "routing", "first_commit_seconds": "first commit"}
+SAID_WHEN_THERE = ("read_only_seconds", "first_commit_seconds")  # else "-"
 
 
 def outage_split(a: dict) -> str:
     """The write outage by part, as the terminal and report.html say it (the read-only
-    part only where the promoted node was held read-only, the first commit only where a
-    worker's session on the new primary is known)."""
+    part only where the promoted node was held read-only, the clients held only where
+    their ops in flight outlasted the promotion, the first commit only where a worker's
+    session on the new primary is known)."""
     split = [f"{label} {_s(a.get(key))}" for key, label in OUTAGE_PARTS.items()
-             if key not in ("read_only_seconds", "first_commit_seconds")
-             or a.get(key) is not None]
+             if (key not in SAID_WHEN_THERE or a.get(key) is not None)
+             and (key != "held_seconds" or a.get(key))]
     return "write outage: " + ", ".join(split)
 
 

@@ -97,8 +97,9 @@ Report format history:
       primary answering as the primary again when no standby was promoted).
   15 — `anatomy.first_commit_seconds`: from the first worker session on the new primary
       to the first acknowledged write (its commits held back, as a new primary whose
-      commits wait for a synchronous standby to attach does); `anatomy.routing_seconds`
-      now ends at that session, no longer at the write.
+      commits wait for a synchronous standby to attach does); `anatomy.held_seconds`: the
+      workers' ops in flight outlasting the new primary's readiness (a hung old primary,
+      until their own timeout); `anatomy.routing_seconds` now runs between the two.
 
 A run that could not start, or could not finish (its ledger could not be written), leaves
 a report of the current format with `verdict` null and `error` saying why (and no
@@ -145,7 +146,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
          ("anatomy", "refused_by_primary")),
     13: (),  # keys inside servers.primary_moves: set in parse
     14: (("servers", "synchronous_commit"),),
-    15: (("anatomy", "first_commit_seconds"),),
+    15: (("anatomy", "first_commit_seconds"), ("anatomy", "held_seconds")),
 }
 
 

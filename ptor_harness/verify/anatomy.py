@@ -324,7 +324,8 @@ def listed_at(name: str, at: float, after: Optional[float],
 def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow],
             fault_at: Optional[float], fault_name: Optional[str],
             detected_at: Optional[float], first_ok_at: Optional[float],
-            reached_at: Optional[float] = None) -> dict:
+            reached_at: Optional[float] = None,
+            clients_failed_at: Optional[float] = None) -> dict:
     """The anatomy section of the report. `fault_at`: ptor's injection, else the first
     client error (a person failed the cluster over); `detected_at`: the first client
     error; `first_ok_at`: the first acknowledged write after the outage; `reached_at`:
@@ -332,7 +333,10 @@ def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow]
     error (None: not known). The routing part runs to that session, and the first commit
     part from it to the acknowledgement: a new primary whose commits wait for a
     synchronous standby to attach (repmgr's quorum after a switchover: 1.06 s) held its
-    first writes there, not in routing."""
+    first writes there, not in routing. `clients_failed_at`: the workers' first failure;
+    where it came after the new primary was ready (a primary that hung: their ops in
+    flight waited for their own timeout, 10 s, while the probe had failed at once), that
+    wait is the `held` part, before routing."""
     nodes = by_node(samples)
     events: list[Event] = []
     old = new = None
@@ -363,7 +367,10 @@ def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow]
         promoted = max(promoted, detected_at)
     if writable is not None and promoted is not None:
         writable = max(writable, promoted)
-    routed_from = writable if writable is not None else promoted
+    ready = writable if writable is not None else promoted
+    routed_from = ready
+    if ready is not None and clients_failed_at is not None and first_ok_at is not None:
+        routed_from = min(max(ready, clients_failed_at), first_ok_at)  # released
     connected = None if None in (reached_at, first_ok_at) else min(reached_at, first_ok_at)
     if connected is not None and routed_from is not None:
         connected = max(connected, routed_from)
@@ -377,6 +384,7 @@ def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow]
         "promotion_seconds": None if None in (promoted, detected_at)
         else promoted - detected_at,
         "read_only_seconds": None if None in (promoted, writable) else writable - promoted,
+        "held_seconds": None if None in (ready, routed_from) else routed_from - ready,
         "routing_seconds": None if None in (routed_from, routed_to)
         else routed_to - routed_from,
         "first_commit_seconds": None if None in (connected, first_ok_at)

@@ -107,6 +107,14 @@ def observed_failover(summaries: list[dict], outcome: DrillOutcome) -> checks.Ob
                            not_recovered=any(not w["recovered"] for w in summaries))
 
 
+def first_failure_of(windows: list, fault_at: Optional[float]) -> Optional[float]:
+    """The workers' first failure in the outage that counts (the first window whose first
+    failure came at or after the fault)."""
+    if fault_at is None:
+        return None
+    return next((w.first_bad for w in windows if w.first_bad >= fault_at), None)
+
+
 def reached(outcome: DrillOutcome, detected: Optional[float]) -> Optional[float]:
     """When a worker first had a session on the primary the drill ended with, after the
     first client error (a reconnect that found it); None where not known."""
@@ -132,7 +140,7 @@ def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[fl
         first_ok = windows[0].first_ok if windows else None
     found = anatomy(outcome.node_samples, outcome.replication, fault_at,
                     injected.name if injected else None, detected, first_ok,
-                    reached(outcome, detected))
+                    reached(outcome, detected), first_failure_of(windows, fault_at))
     if fault_at is None:
         return dict(found, no_standby_since=None)
     # the drill before the fault: the primary losing (or regaining) a standby, and on

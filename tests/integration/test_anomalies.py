@@ -90,9 +90,10 @@ def test_a_frozen_primary_never_hangs_the_drill(make_lab, run_ptor):
     assert fault["started_at"] < promoted["at"] <= fault["ended_at"] + 0.2, (promoted, fault)
     assert promoted["seconds_after_fault"] < a["detection_seconds"]
     assert a["promotion_seconds"] == 0.0
-    assert a["routing_seconds"] + a["first_commit_seconds"] > 0
-    assert a["detection_seconds"] + a["promotion_seconds"] + a["routing_seconds"] + \
-        a["first_commit_seconds"] == \
+    # the probe failed at its 1 s bound, the workers' ops at theirs (3 s): held between
+    assert 1.5 <= a["held_seconds"] <= 2.5, a
+    assert a["detection_seconds"] + a["promotion_seconds"] + a["held_seconds"] + \
+        a["routing_seconds"] + a["first_commit_seconds"] == \
         pytest.approx(r["rto"]["injection_to_first_ok_seconds"], abs=1e-6)
     assert f"node2 at 127.0.0.1:{lab.nodes['node2'].port} " in " ".join(r["account"])
     assert f"became the primary {promoted['seconds_after_fault']:.2f} s after the fault, " \

@@ -113,6 +113,23 @@ def test_commits_the_new_primary_held_are_the_first_commit_not_routing():
     assert unknown["routing_seconds"] == pytest.approx(1.35 - 1.301)
 
 
+def test_ops_held_on_a_hung_old_primary_past_the_promotion_are_their_own_part():
+    """hang-primary: node2 promoted at 1.301, the probe failed at 1.02 (its 1 s bound),
+    the workers' ops in flight only at 3.0 (theirs): 1.70 s held, then routing to the
+    session on node2 (3.2), then the first commit."""
+    samples, replication = kill_and_promote()
+    out = a.anatomy(samples, replication, 1.0, "hang-primary", 1.02, 3.25, reached_at=3.2,
+                    clients_failed_at=3.0)
+    assert out["held_seconds"] == pytest.approx(3.0 - 1.301)
+    assert out["routing_seconds"] == pytest.approx(0.2)
+    assert out["first_commit_seconds"] == pytest.approx(0.05)
+    assert out["detection_seconds"] + out["promotion_seconds"] + out["held_seconds"] + \
+        out["routing_seconds"] + out["first_commit_seconds"] == pytest.approx(3.25 - 1.0)
+    crash = a.anatomy(samples, replication, 1.0, "kill-primary", 1.02, 1.35, reached_at=1.33,
+                      clients_failed_at=1.02)  # the workers failed first: nothing held
+    assert crash["held_seconds"] == 0.0
+
+
 def held_read_only(samples, until):
     """node2's samples as a manager that holds a promoted node read-only until `until`
     makes them (pg_auto_failover's default_transaction_read_only while it promotes); every
