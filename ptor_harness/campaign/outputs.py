@@ -27,7 +27,7 @@ from .stats import QUANTILES
 FORMAT = 5  # campaign.json's; runner.py writes it, `ptor report` reads up to it
 
 ROUND_COLUMNS = ("round", "cell", "verdict", "write_rto", "detection", "promotion",
-                 "read_only", "routing", "first_commit",
+                 "read_only", "held", "routing", "first_commit",
                  "lost_acknowledged", "lost_bytes", "lost_transactions",
                  "wal_bytes_per_second_before_fault", "lag_at_fault_bytes",
                  "lag_at_fault_seconds", "brownout_seconds", "settle_seconds",

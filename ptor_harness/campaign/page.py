@@ -21,8 +21,8 @@ from ..outputs.html import (
 from .envelope import slope_line
 
 CELL_HEADERS = ["cell", "rounds", "pass", "fail", "unknown", "RTO min", "p50", "p95", "p99",
-                "max", "detect p50", "promote p50", "read-only p50", "route p50",
-                "1st commit p50", "lost acked"]
+                "max", "detect p50", "promote p50", "read-only p50", "held p50",
+                "route p50", "1st commit p50", "lost acked"]
 ROUND_HEADERS = ["round", "cell", "verdict", "write RTO (s)", "lost acked", "lost bytes",
                  "primary before", "primary after", "why"]
 
@@ -42,6 +42,7 @@ def cell_rows(report: dict) -> list[list]:
                      seconds(w["p99"]), seconds(w["max"]), seconds(cell["detection"]["p50"]),
                      seconds(cell["promotion"]["p50"]),
                      seconds((cell.get("read_only") or {}).get("p50")),
+                     seconds((cell.get("held") or {}).get("p50")),
                      seconds(cell["routing"]["p50"]),
                      seconds((cell.get("first_commit") or {}).get("p50")),
                      "-" if cell["lost_acknowledged_total"] is None

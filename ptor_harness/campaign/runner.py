@@ -246,7 +246,7 @@ class Campaign:
             # format 3: `read_only` per cell and per round (a drill report's format 12);
             # 4: `envelope.no_trend`, and no slopes over rates too close for a trend;
             # 5: `envelope.lost_bytes_r2` and `envelope.write_rto_r2`; `first_commit`
-            # per cell and per round (a drill report's format 15)
+            # and `held` per cell and per round (a drill report's format 15)
             "format": FORMAT, "kind": "campaign", "campaign_id": self.id,
             "campaign_dir": os.path.abspath(self.dir), "started_at": self.started_at,
             "ended_at": time.time(), "verdict": verdict, "verdict_reasons": reasons,

@@ -44,6 +44,7 @@ class Round:
     lag_at_fault_seconds: Optional[float] = None
     read_only: Optional[float] = None  # the promoted node held read-only (format 12 on)
     first_commit: Optional[float] = None  # its first commit held the writes (format 15 on)
+    held: Optional[float] = None  # ops in flight held on a hung old primary (format 15 on)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -72,7 +73,8 @@ def round_from_report(number: int, cell: str, report: dict, started_at: float,
                  (report.get("rpo") or {}).get("lost_acknowledged_transactions"),
                  anatomy.get("wal_bytes_per_second_before_fault"), *lag_at_fault(report),
                  read_only=anatomy.get("read_only_seconds"),
-                 first_commit=anatomy.get("first_commit_seconds"))
+                 first_commit=anatomy.get("first_commit_seconds"),
+                 held=anatomy.get("held_seconds"))
 
 
 def round_not_run(number: int, cell: str, started_at: float, ended_at: float,
@@ -113,6 +115,7 @@ def cell_summary(label: str, changes: dict, rounds: Sequence[Round]) -> dict:
         "read_only": distribution([r.read_only for r in mine]),
         "routing": distribution([r.routing for r in mine]),
         "first_commit": distribution([r.first_commit for r in mine]),
+        "held": distribution([r.held for r in mine]),
         "brownout_seconds": distribution([r.brownout_seconds for r in mine]),
         "lost_acknowledged_total": None if any(x is None for x in losses) else sum(losses),
         "lost_acknowledged_per_round": losses,

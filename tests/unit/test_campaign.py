@@ -156,6 +156,7 @@ def test_csv_junit_and_prometheus():
     assert [(r["round"], r["cell"], r["verdict"]) for r in rows] == [
         ("1", "k", "pass"), ("1", "s", "pass"), ("2", "k", "fail"), ("2", "s", "unknown")]
     assert rows[3]["write_rto"] == "" and rows[2]["lost_acknowledged"] == "2"
+    assert {"held", "routing", "first_commit"} <= set(rows[0])  # the outage's parts
     suites = ET.fromstring(outputs.junit_xml(report))
     k, s = suites.findall("testsuite")
     assert (k.get("name"), k.get("tests"), k.get("failures")) == ("k", "2", "1")
