@@ -38,28 +38,30 @@ def lag_at_fault(report: dict) -> tuple[Optional[int], Optional[float]]:
             max((s for s in seconds if s is not None), default=None))
 
 
-def slope(points: Sequence[tuple[float, float]]) -> Optional[float]:
-    """The least-squares slope of y over x; None with fewer than two distinct x."""
+def spreads(points: Sequence[tuple[float, float]]) -> Optional[tuple[float, float, float]]:
+    """The sums of squares about the means, (xx, xy, yy), that both the least-squares
+    slope and its r² are read from; None with fewer than two distinct x."""
     if len({x for x, _ in points}) < 2:
         return None
     n = len(points)
     mean_x = sum(x for x, _ in points) / n
     mean_y = sum(y for _, y in points) / n
-    spread = sum((x - mean_x) ** 2 for x, _ in points)
-    return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
+    return (sum((x - mean_x) ** 2 for x, _ in points),
+            sum((x - mean_x) * (y - mean_y) for x, y in points),
+            sum((y - mean_y) ** 2 for _, y in points))
+
+
+def slope(points: Sequence[tuple[float, float]]) -> Optional[float]:
+    """The least-squares slope of y over x; None with fewer than two distinct x."""
+    s = spreads(points)
+    return None if s is None else s[1] / s[0]
 
 
 def r_squared(points: Sequence[tuple[float, float]]) -> Optional[float]:
     """How much of y's spread the least-squares line over x explains (0 to 1); None with
     fewer than two distinct x, or where y does not vary (the line is flat and exact)."""
-    if len({x for x, _ in points}) < 2 or len({y for _, y in points}) < 2:
-        return None
-    n = len(points)
-    mean_x = sum(x for x, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    cov = sum((x - mean_x) * (y - mean_y) for x, y in points)
-    return cov * cov / (sum((x - mean_x) ** 2 for x, _ in points)
-                        * sum((y - mean_y) ** 2 for _, y in points))
+    s = spreads(points)
+    return None if s is None or s[2] == 0 else s[1] * s[1] / (s[0] * s[2])
 
 
 # below this r², a slope is said with the warning that the rounds scatter about it more

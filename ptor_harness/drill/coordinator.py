@@ -29,7 +29,7 @@ from ..ledger.journal import PhaseJournal, journal_spill_path
 from ..ops import ENDPOINT, READ_ONLY
 from ..outcome import DrillOutcome, Stop, StopReason
 from ..outputs import exports, report
-from ..servers import newest_timeline
+from ..servers import first_primary, newest_timeline
 from ..verify.cdc import check_ledger as cdc_check
 from ..verify.node_names import name_standbys
 from ..verify.validation import (
@@ -190,9 +190,8 @@ class Drill:
         log.error("%s", error, extra={"file_only": True})  # the CLI says it on stderr
         with contextlib.suppress(OSError):
             make_run_dir(self.run_dir)
-        stub = dict(exports.unfinished(self.run_id, self.run_dir, error, self.outcome.phases,
-                                       self.scenario.as_public_dict()),
-                    ledger=self.ledger_spec.kind)
+        stub = exports.unfinished(self.run_id, self.run_dir, error, self.outcome.phases,
+                                  self.scenario.as_public_dict(), self.ledger_spec.kind)
         for failure in exports.write_unfinished(stub, self.run_dir, self.scenario.outputs):
             log.error("%s", self.scenario.redact(failure))
 
@@ -314,6 +313,8 @@ class Drill:
             ledger.reconnect()
             ledger.analyze()
         outcome.identities = ledger.identities()
+        if outcome.primary_before is None:  # `ptor reconcile`: its check went with it
+            outcome.primary_before = first_primary(outcome.identities)
         outcome.node_samples = ledger.node_samples()
         outcome.replication = name_standbys(outcome.node_samples, ledger.replication_rows())
         outcome.refused_writes = ledger.refused_writes(READ_ONLY)

@@ -23,7 +23,6 @@ from ..ledger.journal import journal_spill_path, spilled_events
 from ..outcome import RECONCILED_LATER_SAYS, Stop
 from ..outputs import exports
 from ..schema import run_key, tables_owner
-from ..servers import first_primary
 from ..verify.validation import mid_check
 from .coordinator import Drill
 from .faults import records_from_journal
@@ -58,7 +57,6 @@ class LateReconciliation(Drill):
                     full_data_validation=s.preparation.full_data_validation
                     or stored["full_data_validation"])
                 events = self.journaled_events()
-                self.outcome.primary_before = first_primary(self.ledger.identities())
                 for at, name, detail in events:
                     if name.startswith("phase:"):
                         self.outcome.phases[name[len("phase:"):]] = at

@@ -93,6 +93,13 @@ def _gauge_value(value) -> float:
     return math.nan if value is None else float(value)
 
 
+def run_ended_at(report: dict) -> Optional[float]:
+    """When the run's report was made (its drain, where no report phase was recorded), or,
+    for a run that ended without one (`unfinished`), when it gave up."""
+    phases = report["phases"]
+    return phases.get("report", phases.get("drain", report.get("ended_at")))
+
+
 def prometheus_registry(report: dict) -> CollectorRegistry:
     """The run's figures and verdict as Prometheus gauges in a registry of their own (a NaN
     where a figure could not be measured, so an alert on it never fires on a guess). A run
@@ -122,7 +129,7 @@ def prometheus_registry(report: dict) -> CollectorRegistry:
     gauge("run_start_timestamp_seconds", "When the last drill started (Unix time).",
           [({}, phases.get("check"))])
     gauge("run_end_timestamp_seconds", "When the last drill's report was made (Unix time).",
-          [({}, phases.get("report", phases.get("drain", report.get("ended_at"))))])
+          [({}, run_ended_at(report))])
     if report["verdict"] is None:
         return registry
     rto, rpo, ops = report["rto"], report["rpo"], report["ops"]
@@ -207,7 +214,8 @@ def junit_xml(report: dict) -> str:
         {"name": "drill ran", "status": "unknown", "detail": report.get("error") or ""}]
     phases = report["phases"]
     began = phases.get("check")
-    ended = phases.get("report", phases.get("drain", report.get("ended_at", began)))
+    ended = run_ended_at(report)
+    ended = began if ended is None else ended
     duration = f"{max(0.0, (ended or 0) - (began or 0)):.3f}"
     suites = ET.Element("testsuites", name="ptor")
     suite = ET.SubElement(suites, "testsuite", {
@@ -286,13 +294,15 @@ def write_html(report: dict, run_dir: str) -> str:
     return path
 
 
-def unfinished(run_id: str, run_dir: str, error: str, phases: dict, scenario: dict) -> dict:
+def unfinished(run_id: str, run_dir: str, error: str, phases: dict, scenario: dict,
+               ledger: str) -> dict:
     """What is known of a run that ended without a report: it could not start (the cluster
     unreachable, another drill's lock), or could not finish (its ledger could not be
     written). Its verdict is None; report.json, `ptor history` and every export say why."""
     return {"format": report_file.FORMAT, "run_id": run_id,
             "run_dir": os.path.abspath(run_dir), "verdict": None, "error": error,
-            "phases": dict(phases), "ended_at": time.time(), "scenario": scenario}
+            "phases": dict(phases), "ended_at": time.time(), "scenario": scenario,
+            "ledger": ledger}
 
 
 def write_outputs(report: dict, run_dir: str, outputs: Outputs) -> list[str]:

@@ -56,7 +56,8 @@ def test_a_run_without_a_report_exports_unknown_never_the_drill_before_it(tmp_pa
     file: a collector must not go on reading the previous night's pass."""
     stub = exports.unfinished("20261206T000000Z-abcdef", str(tmp_path),
                               "the recorder did not finish writing the ledger",
-                              {"check": 100.0, "warmup": 101.0}, {"schema": "ptor"})
+                              {"check": 100.0, "warmup": 101.0}, {"schema": "ptor"},
+                              "postgresql")
     found = samples(exports.prometheus_text(stub))
     assert found[("ptor_verdict", (("verdict", "unknown"),))] == 1
     assert found[("ptor_verdict", (("verdict", "pass"),))] == 0
