@@ -100,6 +100,9 @@ Report format history:
       commits wait for a synchronous standby to attach does); `anatomy.held_seconds`: the
       workers' ops in flight outlasting the new primary's readiness (a hung old primary,
       until their own timeout); `anatomy.routing_seconds` now runs between the two.
+  16 — `rpo.lost_by_evidence.commit_order`: ops placed lost by the other workers' ops on
+      the same server, by time (verify/commit_order.py), which were unverifiable before;
+      0 in an older report, whose ptor had no such evidence.
 
 A run that could not start, or could not finish (its ledger could not be written), leaves
 a report of the current format with `verdict` null and `error` saying why (and no
@@ -115,7 +118,7 @@ from typing import Optional, Union
 from ..errors import ConfigError
 from ..servers import primary_moves
 
-FORMAT = 15
+FORMAT = 16
 REPORT_BYTES = 64 * 1024 * 1024  # a report.json larger than this is not read
 
 # The keys each format added, as (section or None for the top level, key): an older
@@ -147,6 +150,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
     13: (),  # keys inside servers.primary_moves: set in parse
     14: (("servers", "synchronous_commit"),),
     15: (("anatomy", "first_commit_seconds"), ("anatomy", "held_seconds")),
+    16: (),  # a key inside rpo.lost_by_evidence: set in parse
 }
 
 
@@ -199,6 +203,10 @@ def parse(report: Union[str, bytes, dict]) -> dict:
         for side in ("primary_before", "primary_after"):
             if isinstance(upgraded["servers"].get(side), dict):
                 upgraded["servers"][side] = dict(upgraded["servers"][side], node=None)
+    if version < 16 and isinstance((upgraded.get("rpo") or {}).get("lost_by_evidence"), dict):
+        upgraded["rpo"] = dict(upgraded["rpo"])
+        upgraded["rpo"]["lost_by_evidence"] = dict(upgraded["rpo"]["lost_by_evidence"],
+                                                   commit_order=0)
     upgraded["format"] = FORMAT
     return upgraded
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Optional
 
 from ..ops import KIND_NAMES, NOT_REPLICATED, Op
+from .commit_order import CommitBounds, Unplaced, place
 
 EXAMPLES = 10
 # The anomaly classes, each with the Findings field that holds its examples.
@@ -31,7 +32,8 @@ EXAMPLES_OF = {"phantom_rows": "phantom_examples", "holes": "hole_examples",
 _EXAMPLES_OF = {**EXAMPLES_OF, "checksum_mismatches": "checksum_examples"}
 # How a lost op was found (see the module's docstring).
 FINAL_STATE, VERSION_CHAIN, WORKER_ORDER = "final_state", "version_chain", "worker_order"
-EVIDENCE = (FINAL_STATE, VERSION_CHAIN, WORKER_ORDER)
+COMMIT_ORDER = "commit_order"
+EVIDENCE = (FINAL_STATE, VERSION_CHAIN, WORKER_ORDER, COMMIT_ORDER)
 # Why a lost op was lost, as far as the ledger tells: its commit's wait for the synchronous
 # standby was cancelled (PostgreSQL's warning came with the acknowledgement); it was
 # acknowledged by a server after a newer primary had served (split brain); or neither
@@ -89,6 +91,10 @@ class Findings:
     _surviving: dict = field(default_factory=dict)
     _lost: list = field(default_factory=list)
     _unverifiable: list = field(default_factory=list)  # (worker, seq), few
+    # what worker order left open (commit_order.Unplaced), few, and the bounds that may
+    # place it once every worker is in
+    _unplaced: list = field(default_factory=list)
+    _bounds: CommitBounds = field(default_factory=CommitBounds)
     _not_applied: list = field(default_factory=list)  # (worker, seq) of in-doubt ops, few
 
     @property
@@ -151,6 +157,28 @@ class Findings:
         """The highest seq of `worker` on `server` found kept (for holes)."""
         self._surviving[(worker, server)] = top
 
+    def leave_open(self, unit: Unplaced) -> None:
+        """A unit worker order left open: placed by commit order once every worker is in,
+        or unverifiable (`place_by_commit_order`)."""
+        self._unplaced.append(unit)
+
+    def note_bounds(self, top_started: dict, bottom_acked: dict) -> None:
+        """One worker's latest kept start and earliest lost acknowledgement per server."""
+        for server, started in top_started.items():
+            self._bounds.kept(server, started)
+        for server, acked in bottom_acked.items():
+            self._bounds.lost(server, acked)
+
+    def place_by_commit_order(self) -> list[tuple[Unplaced, bool]]:
+        """Every worker in: place what commit order places (returned, for the caller to
+        count); what it leaves open is unverifiable."""
+        decided, still_open = place(self._unplaced, self._bounds)
+        self._unplaced = []
+        for unit in still_open:
+            for op in unit.ops:
+                self.add_unverifiable(unit.worker, op)
+        return decided
+
     def add_unverifiable(self, worker: int, op: Op) -> None:
         """An acknowledged op no evidence shows kept or lost: assumed kept, and listed."""
         self.unverifiable += 1
@@ -173,6 +201,8 @@ class Findings:
                 setattr(self, name, mine + theirs)
             elif name == "_surviving":  # keyed by (worker, server): the workers differ
                 mine.update(theirs)
+            elif name == "_bounds":
+                mine.merge(theirs)
             elif isinstance(mine, dict):
                 for key, n in theirs.items():
                     mine[key] = mine.get(key, 0) + n

@@ -3,7 +3,7 @@
 Per worker, two streams sorted by key are merge-joined: the ledger's ops (each key's ops in
 seq order) and the primary's rows `(id, last_seq[, payload_ok])`. The question for every
 acknowledged op is whether its write is in the new primary's history of its key ("kept") or
-not ("lost"), whether or not a later write overwrote it. Three kinds of evidence answer it:
+not ("lost"), whether or not a later write overwrote it. Four kinds of evidence answer it:
 
 - **final state**: the row's `last_seq` names the op whose version the primary holds; an
   acknowledged write after it is lost (a delete after it: the row is back, "resurrected");
@@ -20,6 +20,9 @@ not ("lost"), whether or not a later write overwrote it. Three kinds of evidence
   evidence leaves open (a deleted key's history: no row either way) is kept when an op
   after it on the same server was kept, lost when an op before it on the same server was
   lost, and kept when it ran on the very server being checked (same identity: never lost).
+- **commit order** (commit_order.py): what worker order leaves open, the other workers on
+  the same server may place by time: an op acknowledged before a kept op started is kept,
+  one started after a lost op was acknowledged is lost.
   What none of this decides is counted `unverifiable` and assumed kept: ptor never reports
   a loss it cannot show.
 
@@ -37,7 +40,8 @@ from collections.abc import Iterable, Iterator
 from typing import Callable, Optional
 
 from ..ops import DELETE, FAILED, INSERT, KIND_NAMES, OK, UPDATE, Op, op_key
-from .findings import FINAL_STATE, VERSION_CHAIN, WORKER_ORDER, Findings, cause_of
+from .commit_order import Unplaced
+from .findings import COMMIT_ORDER, FINAL_STATE, VERSION_CHAIN, WORKER_ORDER, Findings, cause_of
 from .transactions import APPLIED, KEPT, LOST, NOT_APPLIED, TransactionTally
 from .worker_order import Unit, WorkerOrder
 
@@ -88,6 +92,7 @@ class Reconciler:
         self._settle_order(worker)
         for server, top in self.order.top.items():
             self.findings.surviving(worker, server, top)
+        self.findings.note_bounds(self.order.top_started, self.order.bottom_acked)
         if self.tally is not None:
             self.tally.end_worker(worker)
         self.order = None
@@ -111,12 +116,15 @@ class Reconciler:
         f.anomaly("phantom_rows", {"worker": worker, "key": row[0], "last_seq": row[1]})
 
     def _lose(self, worker: int, op: Op, evidence: str) -> None:
+        self._record_loss(worker, op, evidence)
+        self.order.lost(op)
+        self._mark(op, LOST)
+
+    def _record_loss(self, worker: int, op: Op, evidence: str) -> None:
         stale = self.stale is not None and op.t_end is not None and \
             self.stale(worker, op.session, op.t_end) is not None
         self.findings.lose(worker, op, evidence, cause_of(op.error, stale),
                            self.server_of(worker, op.session))
-        self.order.lost(op)
-        self._mark(op, LOST)
 
     def _kept(self, op: Op) -> None:
         self.order.kept(op)
@@ -353,9 +361,15 @@ class Reconciler:
     def _settle_order(self, worker: int) -> None:
         """The worker order's last decisions (WorkerOrder.finish), recorded."""
         f = self.findings
+        # units under an in-doubt delete settle it at once (applied if one was kept)
+        settling = {id(unit) for _, units in self.order.doubt_deletes for unit in units}
         unplaced, deletes = self.order.finish(self._resolve)
         for unit in unplaced:
-            for op in unit.ops:
+            if self.tally is None and id(unit) not in settling:
+                f.leave_open(Unplaced(worker, unit.ops, [self.server_of(worker, op.session)
+                                                         for op in unit.ops]))
+                continue
+            for op in unit.ops:  # a transaction's tally is per worker: it cannot wait
                 f.add_unverifiable(worker, op)
         for delete, applied, by_evidence in deletes:
             f.settle_doubt(worker, delete, applied)
@@ -365,6 +379,13 @@ class Reconciler:
     def finish(self) -> Findings:
         """Holes, and the transactions' figures, once every worker is in."""
         f = self.findings
+        # (a unit placed kept cannot show a hole: a lost op of its worker below it on its
+        # server would have placed it lost by worker order)
+        for unit, kept in f.place_by_commit_order():
+            if not kept:
+                for op in unit.ops:
+                    self._record_loss(unit.worker, op, COMMIT_ORDER)
+                f.mismatched_rows += 1
         f.find_holes()
         if self.tally is None:  # every op its own transaction
             f.lost_transactions = f.lost_total

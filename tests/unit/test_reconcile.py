@@ -21,7 +21,8 @@ def test_lost_insert():
     f = reconcile([op(1, INSERT, 1, 1.0), op(2, INSERT, 2, 2.0)], [(1, 1)])
     assert f.lost == {"insert": 1, "update": 0, "delete": 0}
     assert f.lost_examples[0]["key"] == 2 and f.first_lost_ack == 2.0 == f.last_lost_ack
-    assert f.lost_by_evidence == {"final_state": 1, "version_chain": 0, "worker_order": 0}
+    assert f.lost_by_evidence == {"final_state": 1, "version_chain": 0, "worker_order": 0,
+                                  "commit_order": 0}
     assert f.mismatched_rows == 1
 
 
@@ -172,7 +173,8 @@ def test_an_insert_and_delete_lost_together_are_found_by_the_worker_order():
     f = reconcile(ops, [(1, 1)])
     assert f.holes == 0
     assert f.lost == {"insert": 2, "update": 0, "delete": 1}
-    assert f.lost_by_evidence == {"final_state": 1, "version_chain": 0, "worker_order": 2}
+    assert f.lost_by_evidence == {"final_state": 1, "version_chain": 0, "worker_order": 2,
+                                  "commit_order": 0}
     assert f.unverifiable == 0
 
 

@@ -54,7 +54,7 @@ def test_lost_ack_fails_unless_allowed():
     # ... acknowledged 3 s after the fault was injected (at 1.5)
     assert lossy["rpo"]["first_lost_before_fault_seconds"] == -3.0
     assert lossy["rpo"]["lost_by_evidence"] == {"final_state": 1, "version_chain": 0,
-                                                "worker_order": 0}
+                                                "worker_order": 0, "commit_order": 0}
     allowed = report.build(outcome(["--max-lost-acknowledged", "1"], rows=[(1, 1)]))
     assert allowed["verdict"] == "pass"
 

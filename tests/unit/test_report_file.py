@@ -65,6 +65,18 @@ def test_a_format_10_reports_servers_get_no_node_names():
     render.render(read)  # and renders
 
 
+def test_a_format_15_reports_evidence_gets_no_commit_order_losses():
+    old = json.loads(report_file.to_text(report.build(outcome())))
+    old["format"] = 15
+    old["rpo"]["lost_by_evidence"] = {"final_state": 3, "version_chain": 1,
+                                      "worker_order": 2}
+    read = report_file.parse(json.dumps(old))
+    assert read["rpo"]["lost_by_evidence"] == {"final_state": 3, "version_chain": 1,
+                                               "worker_order": 2, "commit_order": 0}
+    assert "commit_order" not in old["rpo"]["lost_by_evidence"]
+    render.render(read)
+
+
 def test_a_report_from_before_the_format_key_is_format_1():
     old = format_1_report()
     del old["format"]
