@@ -42,11 +42,13 @@ class Stop(enum.Enum):
     DEADLINE = "deadline"  # --max-run-seconds
     MAX_OUTAGE = "max-outage"  # no primary accepted writes for --max-outage s
     RECONCILED_LATER = "reconciled-later"  # `ptor reconcile`: the run did not finish
+    RECHECKED = "rechecked"  # `ptor reconcile` of a run that had finished: a second check
 
 
 # How a Stop.RECONCILED_LATER reason's sentence begins: the report keeps only the sentence
 # (`stop_reason`), and the account tells such a run by it
 RECONCILED_LATER_SAYS = "reconciled later by ptor reconcile"
+RECHECKED_SAYS = "Re-checked by ptor reconcile"
 
 
 @dataclass(frozen=True)

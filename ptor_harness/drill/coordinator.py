@@ -172,13 +172,15 @@ class Drill:
         self.output_failures = exports.write_outputs(result, self.run_dir, s.outputs)
         return result
 
-    def conclude(self) -> dict:
-        """Reconcile, judge, and record the verdict in the ledger: where a drill and a
-        later `ptor reconcile` both end."""
+    def conclude(self, record: bool = True) -> dict:
+        """Reconcile, judge, and record the verdict in the ledger (unless `record` is
+        False: a second check of a run that had finished leaves its verdict there): where
+        a drill and a later `ptor reconcile` both end."""
         self.reconcile()
         self.outcome.lock = self.locks.status()
         result = report.build(self.outcome)
-        self.ledger.finish_run(time.time(), result["verdict"], result)
+        if record:
+            self.ledger.finish_run(time.time(), result["verdict"], result)
         return result
 
     def record_unfinished(self, error: str) -> None:

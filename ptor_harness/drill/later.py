@@ -5,6 +5,12 @@ A coordinator killed mid-drill (SIGKILL, a lost host), or a repo that stayed awa
 (each journaled as it started and as it ended), so the report says what was injected.
 This reconciles that ledger against the primary exactly as the drill would have, and ends
 the same way (report, ledger verdict, every export): a `Drill` whose load already ran.
+
+A run that had finished may be checked again while its rows stand (a second opinion: after
+a split brain, against the node that won). Its own report is the drill's record and stays
+as it was, in its folder and in the ledger: the second check's files go to a folder of
+their own inside the run's (`recheck-<UTC time>`), and to the exports this invocation
+names.
 """
 
 from __future__ import annotations
@@ -20,11 +26,11 @@ from .. import db
 from ..errors import ClusterError
 from ..ledger import spill
 from ..ledger.journal import journal_spill_path, spilled_events
-from ..outcome import RECONCILED_LATER_SAYS, Stop
+from ..outcome import RECHECKED_SAYS, RECONCILED_LATER_SAYS, Stop
 from ..outputs import exports
 from ..schema import run_key, tables_owner
 from ..verify.validation import mid_check
-from .coordinator import Drill
+from .coordinator import Drill, make_run_dir
 from .faults import records_from_journal
 
 log = logging.getLogger("ptor")
@@ -63,15 +69,31 @@ class LateReconciliation(Drill):
                     if name == "phase:warmup":
                         self.outcome.faults_planned = detail.get("faults_planned", 0)
                 self.outcome.faults = records_from_journal(events)
-                self.outcome.stopped(Stop.RECONCILED_LATER,
-                                     f"{RECONCILED_LATER_SAYS}: the run did not finish")
+                finished = self.finished_by_itself()
+                if finished is None:
+                    self.outcome.stopped(Stop.RECONCILED_LATER,
+                                         f"{RECONCILED_LATER_SAYS}: the run did not finish")
+                else:
+                    self.outcome.stopped(Stop.RECHECKED, recheck_sentence(*finished))
                 self.replay_spill_file()
-                result = self.conclude()
+                result = self.conclude(record=finished is None)
         finally:
             self.locks.release()
-        self.output_failures = exports.write_outputs(result, self.run_dir,
-                                                     self.scenario.outputs)
+        files = self.run_dir
+        if finished is not None:
+            files = os.path.join(self.run_dir, "recheck-" + time.strftime(
+                "%Y%m%dT%H%M%SZ", time.gmtime(self.outcome.phases.get("reconcile"))))
+            make_run_dir(files)
+        self.output_failures = exports.write_outputs(result, files, self.scenario.outputs)
         return result
+
+    def finished_by_itself(self) -> Optional[tuple[float, str]]:
+        """(finished_at, verdict) when the drill itself ended with a verdict (not a
+        `ptor reconcile` of it that had not finished), else None."""
+        ending = self.ledger.run_ending()
+        if ending is None or ending[2].startswith(RECONCILED_LATER_SAYS):
+            return None
+        return ending[0], ending[1]
 
     def check_rows_are_this_runs(self, conn) -> None:
         """Every drill empties ptor's tables as it starts: where one did after this run
@@ -120,3 +142,11 @@ class LateReconciliation(Drill):
         log.info("replayed %d ledger rows from the spill file %s", rows, path)
         self.outcome.stop = self.outcome.stop.noting(
             f"{rows} ledger rows replayed from its spill file")
+
+
+def recheck_sentence(finished_at: float, verdict: str) -> str:
+    """The stop reason of a second check: when the run had finished, and how."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(finished_at))
+    return (f"{RECHECKED_SAYS}: the run had finished at {when} with verdict "
+            f"{verdict.upper()}, which its own report keeps; this is a later check of its "
+            "ledger against the primary now")

@@ -268,6 +268,19 @@ class Ledger(ABC):
             return started
         return None
 
+    def run_ending(self) -> Optional[tuple[float, str, str]]:
+        """(finished_at, verdict, stop_reason) of a run that ended with a verdict, as its
+        report in the ledger says; None for a run that has none (yet)."""
+        sql = self._sql("SELECT finished_at, verdict, report FROM ledger_run "
+                        "WHERE run_id = %s AND verdict IS NOT NULL")
+        for finished, verdict, stored in self._query(sql, (self.run_id,)):
+            try:
+                reason = json.loads(stored).get("stop_reason") or ""
+            except (TypeError, ValueError, AttributeError):
+                reason = ""
+            return finished, verdict, reason
+        return None
+
     def events(self) -> list[tuple[float, str, dict]]:
         sql = self._sql("SELECT at, name, detail FROM ledger_event WHERE run_id = %s "
                         "ORDER BY at")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..outcome import RECONCILED_LATER_SAYS
+from ..outcome import RECHECKED_SAYS, RECONCILED_LATER_SAYS
 from ..verify.findings import SPLIT_BRAIN, SYNC_WAIT_CANCELLED
 from ..verify.metrics import first_outage_fault
 from ..verify.redundancy import DROPPED, LAGGING, STALLED, STOPPED
@@ -33,7 +33,8 @@ CAUSE_WORDS = {SYNC_WAIT_CANCELLED: "after a cancelled wait for synchronous repl
 
 def account(r: dict) -> list[str]:
     """The sentences, in the order a reader needs them."""
-    out = [s for s in (replication(r), warning_signs(r), fault(r), during_fault(r),
+    out = [s for s in (rechecked(r), replication(r), warning_signs(r), fault(r),
+                       during_fault(r),
                        promotion(r), loss(r),
                        doubt(r), stale(r), recovery(r), redundancy(r), cdc(r),
                        verdict(r)) if s]
@@ -176,6 +177,13 @@ def promoted_early(a: dict) -> Optional[float]:
     if event is None or detection is None or event.get("seconds_after_fault") is None:
         return None
     return event["seconds_after_fault"] if event["seconds_after_fault"] < detection else None
+
+
+def rechecked(r: dict) -> Optional[str]:
+    """A second check of a run that had finished says so first: this report is not the
+    drill's own."""
+    reason = r.get("stop_reason") or ""
+    return reason + "." if reason.startswith(RECHECKED_SAYS) else None
 
 
 def reconciled_later(r: dict) -> bool:

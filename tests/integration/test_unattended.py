@@ -456,6 +456,57 @@ def test_a_run_whose_coordinator_was_killed_is_reconciled_later(make_lab, tmp_pa
         assert r2[section] == r[section], section
 
 
+def test_a_finished_run_checked_again_keeps_its_own_report(make_lab, run_ptor):
+    """Seen: `ptor reconcile` of a run that had passed (a failover, nothing lost) made it
+    UNKNOWN, "the run did not finish (its coordinator died...)", and overwrote its
+    report.json, JUnit and Prometheus files and its verdict in the ledger. A second check
+    of a finished run is now one: judged like the drill, said to be a second check, its
+    files in a folder of their own; the run's own record stays as it was."""
+    import sqlite3
+
+    lab = make_lab("sync")
+    drill = run_ptor(*drill_args(lab, "--duration", "3", "--lab-dir", lab.dir,
+                                 "--fault", "kill-primary:1"))
+    assert drill.code == 0 and drill.report["servers"]["primary_moves"], drill
+    folder = drill.report["run_dir"]
+
+    def own_files() -> dict:
+        return {name: open(os.path.join(folder, name), "rb").read()
+                for name in os.listdir(folder)
+                if not name.startswith(("ptor.log", "ledger.sqlite"))
+                and os.path.isfile(os.path.join(folder, name))}
+
+    def ledger_ending() -> tuple:
+        with contextlib.closing(sqlite3.connect(os.path.join(folder, "ledger.sqlite"))) as db:
+            verdict, stored = db.execute("SELECT verdict, report FROM ledger_run").fetchone()
+        return verdict, json.loads(stored)["stop_reason"]
+
+    before, ending = own_files(), ledger_ending()
+    assert "report.json" in before and "junit.xml" in before
+    again = run_ptor("reconcile", "--run", drill.report["run_id"], "--primary-pgdsn",
+                     lab.primary_dsn())
+    assert again.code == 0, again
+    r = again.report
+    assert r["verdict"] == "pass", r["verdict_reasons"]
+    assert r["stop_reason"].startswith("Re-checked by ptor reconcile: the run had finished "
+                                       "at ") and "with verdict PASS" in r["stop_reason"]
+    assert r["account"][0].startswith("Re-checked by ptor reconcile")
+    assert "did not finish" not in " ".join(r["account"] + r["verdict_reasons"])
+    assert {c["name"]: c["status"] for c in r["checks"]}["drill completed"] == "pass"
+    for section in ("ops", "rpo", "indeterminate", "anomalies"):
+        assert r[section] == drill.report[section], section
+    # from the journal; the probe's view (its first failure: detection) went with the drill
+    same = ("name", "command", "started_at", "ended_at", "exit_code", "output")
+    assert [[f[k] for k in same] for f in r["faults"]] == \
+        [[f[k] for k in same] for f in drill.report["faults"]]
+    # the drill's own record, as it was
+    assert own_files() == before and ledger_ending() == ending
+    (recheck,) = [n for n in os.listdir(folder) if n.startswith("recheck-")]
+    with open(os.path.join(folder, recheck, "report.json")) as src:
+        assert json.load(src)["stop_reason"] == r["stop_reason"]
+    assert os.path.exists(os.path.join(folder, recheck, "report.html"))
+
+
 def test_a_run_whose_tables_a_later_drill_emptied_is_not_reconciled(make_lab, tmp_path,
                                                                       run_ptor):
     """Every drill empties ptor's tables as it starts. Seen: `ptor reconcile` of a run
