@@ -47,6 +47,7 @@ class LateReconciliation(Drill):
         if path and not os.path.exists(path):
             raise ClusterError(f"no embedded ledger for run {self.run_id} at {path}; give "
                                "the --report-dir it ran with, or --repo-pgdsn if it used one")
+        finished = None
         try:
             self.locks.take()
             with self.open_ledger():

@@ -162,12 +162,9 @@ class Findings:
         or unverifiable (`place_by_commit_order`)."""
         self._unplaced.append(unit)
 
-    def note_bounds(self, top_started: dict, bottom_acked: dict) -> None:
+    def note_bounds(self, bounds: CommitBounds) -> None:
         """One worker's latest kept start and earliest lost acknowledgement per server."""
-        for server, started in top_started.items():
-            self._bounds.kept(server, started)
-        for server, acked in bottom_acked.items():
-            self._bounds.lost(server, acked)
+        self._bounds.merge(bounds)
 
     def place_by_commit_order(self) -> list[tuple[Unplaced, bool]]:
         """Every worker in: place what commit order places (returned, for the caller to

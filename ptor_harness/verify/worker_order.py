@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from ..ops import OK, Op
+from .commit_order import CommitBounds
 
 Resolve = Callable[["Unit", bool], None]  # a unit decided: kept (True) or lost
 
@@ -38,10 +39,9 @@ class WorkerOrder:
         self.final_server = final_server
         self.top: dict = {}
         self.bottom: dict = {}
-        # the start of the top op, the acknowledgement of the bottom one (a worker's ops run
-        # in seq order, so these are its latest kept start and earliest lost acknowledgement)
-        self.top_started: dict = {}
-        self.bottom_acked: dict = {}
+        # per server, the latest start of a kept op and the earliest acknowledgement of a
+        # lost one: a worker's ops run in seq order, so the top's and the bottom's
+        self.bounds = CommitBounds()
         self.pending: list[Unit] = []
         # in-doubt deletes of absent rows: applied exactly when some op under them was kept
         self.doubt_deletes: list[tuple[Op, list[Unit]]] = []
@@ -50,15 +50,14 @@ class WorkerOrder:
         server = self.server_of(self.worker, op.session)
         if server is not None and op.seq > self.top.get(server, 0):
             self.top[server] = op.seq
-            if op.t_start is not None:  # else an earlier op's start stands: still a bound
-                self.top_started[server] = op.t_start
+            self.bounds.kept(server, op.t_start)
 
     def lost(self, op: Op) -> None:
         server = self.server_of(self.worker, op.session)
         if server is not None and op.seq < self.bottom.get(server, op.seq + 1):
             self.bottom[server] = op.seq
-            if op.t_end is not None and op.outcome == OK:
-                self.bottom_acked[server] = op.t_end
+            if op.outcome == OK:
+                self.bounds.lost(server, op.t_end)
 
     def decide(self, unit: Unit) -> Optional[bool]:
         """True (kept), False (lost) or None (not decided by what is known so far). Kept
