@@ -13,8 +13,10 @@ Truth may still be known from the other workers on that server, by time:
   commit lies past one already past the cut.
 
 The times are the workers' wall clocks on one host (Op's docstring), read before an op is
-sent and after its acknowledgement came back. Only evidence feeds the bounds: an op
-assumed kept for want of it never does, so a guess never places another op.
+sent and after its acknowledgement came back: the assumption the split-brain count makes
+too (a clock stepped back mid-drill, rather than slewed, could misplace an op). Only
+evidence feeds the bounds: an op assumed kept for want of it never does, so a guess never
+places another op.
 """
 
 from __future__ import annotations

@@ -84,6 +84,24 @@ def test_the_lost_count_equals_the_old_primarys_wal(make_lab, run_ptor, name):
         run.report["account"])
 
 
+def test_a_delete_heavy_load_at_the_cut_is_placed_by_commit_order(make_lab, run_ptor):
+    """Half inserts, half deletes: most keys are deleted a few ops after their insert, so
+    around the cut many of a worker's ops leave no row either way, and its own order
+    leaves them open. The other workers' ops on the old primary place them by time
+    (commit order): the count still equals the old primary's WAL, and what no evidence
+    places is listed, never counted kept or lost unseen."""
+    lab = make_lab("async")
+    keep_decodable_history(lab)
+    run, acknowledged, in_doubt = truth_and_report(
+        lab, run_ptor, "sqlite", False, "--primary-pgdsn", lab.primary_dsn(),
+        "--parallel-workers", "4", "--insert-percent", "50", "--update-percent", "0",
+        "--delete-percent", "50", "--failover-command", failover_command(lab, BEHIND))
+    check_against_truth("delete-heavy", run, acknowledged, in_doubt)
+    rpo = run.report["rpo"]
+    assert len(acknowledged) > 1000
+    assert rpo["lost_by_evidence"]["commit_order"] > 0, rpo
+
+
 def test_split_brain_loss_equals_the_old_primarys_wal(make_lab, run_ptor):
     """The standby is promoted while the old primary stays writable and the workers'
     sessions spread over both: what the old primary acknowledged after the promotion is
