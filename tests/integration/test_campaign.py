@@ -317,7 +317,8 @@ def test_a_matrix_of_lab_settings(make_lab, run_ptor):
     assert [cell["label"] for cell in c["cells"]] == [
         "pooler=none, synchronous-commit=on", "pooler=none, synchronous-commit=off",
         "pooler=pgbouncer, synchronous-commit=on", "pooler=pgbouncer, synchronous-commit=off"]
-    assert len(c["rounds"]) == 4 and c["stop_reason"] is None
+    assert len(c["rounds"]) == 4 and c["stop_reason"] is None, \
+        ([(r["cell"], r["verdict"], r.get("reason")) for r in c["rounds"]], run.stderr[-3000:])
     pooled = set()
     for r in c["rounds"]:
         with open(os.path.join(r["run_dir"], "report.json")) as src:

@@ -84,12 +84,13 @@ def test_the_lost_count_equals_the_old_primarys_wal(make_lab, run_ptor, name):
         run.report["account"])
 
 
-def test_a_delete_heavy_load_at_the_cut_is_placed_by_commit_order(make_lab, run_ptor):
-    """Half inserts, half deletes: most keys are deleted a few ops after their insert, so
-    around the cut many of a worker's ops leave no row either way, and its own order
-    leaves them open. The other workers' ops on the old primary place them by time
-    (commit order): the count still equals the old primary's WAL, and what no evidence
-    places is listed, never counted kept or lost unseen."""
+def test_a_delete_heavy_load_is_counted_exactly(make_lab, run_ptor):
+    """Half inserts, half deletes: most keys lost in the failover were inserted and deleted
+    on the old primary after the cut, so no row shows either, and the final state and the
+    version chain place few of the losses. The worker's order places them (seen: 8,564 of
+    9,046), or, where it leaves a deleted key open at the cut, the other workers' ops on
+    that server by time (commit order); what nothing places is listed. The count still
+    equals the old primary's WAL."""
     lab = make_lab("async")
     keep_decodable_history(lab)
     run, acknowledged, in_doubt = truth_and_report(
@@ -97,9 +98,10 @@ def test_a_delete_heavy_load_at_the_cut_is_placed_by_commit_order(make_lab, run_
         "--parallel-workers", "4", "--insert-percent", "50", "--update-percent", "0",
         "--delete-percent", "50", "--failover-command", failover_command(lab, BEHIND))
     check_against_truth("delete-heavy", run, acknowledged, in_doubt)
-    rpo = run.report["rpo"]
+    evidence = run.report["rpo"]["lost_by_evidence"]
     assert len(acknowledged) > 1000
-    assert rpo["lost_by_evidence"]["commit_order"] > 0, rpo
+    assert evidence["worker_order"] + evidence["commit_order"] > evidence["final_state"], \
+        evidence
 
 
 def test_split_brain_loss_equals_the_old_primarys_wal(make_lab, run_ptor):
