@@ -92,7 +92,7 @@ class Reconciler:
         self._settle_order(worker)
         for server, top in self.order.top.items():
             self.findings.surviving(worker, server, top)
-        self.findings.note_bounds(self.order.bounds)
+        self.findings.note_bounds(self.order.bounds())
         if self.tally is not None:
             self.tally.end_worker(worker)
         self.order = None

@@ -39,9 +39,11 @@ class WorkerOrder:
         self.final_server = final_server
         self.top: dict = {}
         self.bottom: dict = {}
-        # per server, the latest start of a kept op and the earliest acknowledgement of a
-        # lost one: a worker's ops run in seq order, so the top's and the bottom's
-        self.bounds = CommitBounds()
+        # per server, the start of the top op and the acknowledgement of the bottom one (if
+        # acknowledged): a worker's ops run in seq order, so its latest kept start and its
+        # earliest lost acknowledgement (plain stores: kept() runs for every key)
+        self.top_started: dict = {}
+        self.bottom_acked: dict = {}
         self.pending: list[Unit] = []
         # in-doubt deletes of absent rows: applied exactly when some op under them was kept
         self.doubt_deletes: list[tuple[Op, list[Unit]]] = []
@@ -50,14 +52,22 @@ class WorkerOrder:
         server = self.server_of(self.worker, op.session)
         if server is not None and op.seq > self.top.get(server, 0):
             self.top[server] = op.seq
-            self.bounds.kept(server, op.t_start)
+            self.top_started[server] = op.t_start
 
     def lost(self, op: Op) -> None:
         server = self.server_of(self.worker, op.session)
         if server is not None and op.seq < self.bottom.get(server, op.seq + 1):
             self.bottom[server] = op.seq
-            if op.outcome == OK:
-                self.bounds.lost(server, op.t_end)
+            self.bottom_acked[server] = op.t_end if op.outcome == OK else None
+
+    def bounds(self) -> CommitBounds:
+        """What this worker tells commit order (commit_order.py) about each server."""
+        bounds = CommitBounds()
+        for server, started in self.top_started.items():
+            bounds.kept(server, started)
+        for server, acked in self.bottom_acked.items():
+            bounds.lost(server, acked)
+        return bounds
 
     def decide(self, unit: Unit) -> Optional[bool]:
         """True (kept), False (lost) or None (not decided by what is known so far). Kept
