@@ -61,13 +61,9 @@ class WorkerOrder:
             self.bottom_acked[server] = op.t_end if op.outcome == OK else None
 
     def bounds(self) -> CommitBounds:
-        """What this worker tells commit order (commit_order.py) about each server."""
-        bounds = CommitBounds()
-        for server, started in self.top_started.items():
-            bounds.kept(server, started)
-        for server, acked in self.bottom_acked.items():
-            bounds.lost(server, acked)
-        return bounds
+        """What this worker tells commit order (commit_order.py) about each server (a None
+        time, from an op without one, is no bound: CommitBounds skips it)."""
+        return CommitBounds(self.top_started, self.bottom_acked)
 
     def decide(self, unit: Unit) -> Optional[bool]:
         """True (kept), False (lost) or None (not decided by what is known so far). Kept
