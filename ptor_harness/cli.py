@@ -95,13 +95,13 @@ def ending(text: str, failures: list, redact, result: dict, code: int) -> int:
 def reconcile_run_later(argv: list) -> int:
     """`ptor reconcile --run RUN_ID [scenario options]`: reconcile a run whose coordinator
     died, from its ledger and the primary, and write its report."""
-    run_id, scenario = parse_reconcile(argv)
+    run_id, scenario, given = parse_reconcile(argv)
     check_output_paths(scenario)
     hide_passwords_from_ps(scenario.secrets)
     setup_logging(scenario.outputs.quiet, scenario.secrets)
     from .drill.later import LateReconciliation
 
-    drill = LateReconciliation(scenario, run_id=run_id)
+    drill = LateReconciliation(scenario, run_id=run_id, given=given)
     if os.path.isdir(drill.run_dir):  # the run's own log goes on
         log_to_file(os.path.join(drill.run_dir, "ptor.log"), scenario.secrets)
     return finish(drill, drill.run())

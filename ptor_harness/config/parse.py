@@ -191,11 +191,26 @@ def parse_campaign(argv: Sequence[str], env: Optional[dict] = None) -> tuple[Sce
 
 
 @one_safe_line
-def parse_reconcile(argv: Sequence[str], env: Optional[dict] = None) -> tuple[str, Scenario]:
-    """`ptor reconcile --run RUN_ID [options]`: the run's id and the scenario to reach the
-    primary and the repo with."""
+def parse_reconcile(argv: Sequence[str], env: Optional[dict] = None
+                    ) -> tuple[str, Scenario, frozenset[str]]:
+    """`ptor reconcile --run RUN_ID [options]`: the run's id, the scenario to reach the
+    primary and the repo with, and the options this invocation gave (on the command line,
+    in the environment or in a scenario file): a later check judges by the run's own
+    settings where they were not given again."""
     scenario, ns, _ = _parse(argv, env, "reconcile")
-    return ns.run_id, scenario
+    return ns.run_id, scenario, given_options(argv, env, "reconcile")
+
+
+def given_options(argv: Optional[Sequence[str]], env: Optional[dict],
+                  command: str) -> frozenset[str]:
+    """The dest names of the options set by the user rather than left at their default:
+    the same parser with every default suppressed keeps only what was given."""
+    parser = build_parser(command)
+    for action in parser._actions:  # argparse has no public way to suppress them all
+        action.default = configargparse.SUPPRESS
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ns = parser.parse_args(argv, env_vars=dict(os.environ if env is None else env))
+    return frozenset(vars(ns))
 
 
 def _parse(argv: Optional[Sequence[str]], env: Optional[dict],

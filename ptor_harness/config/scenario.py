@@ -133,6 +133,12 @@ class Campaign:
     max_failed_rounds: int
 
 
+# What a run is judged and described by (beyond its figures): a later check of the run
+# (`ptor reconcile`) takes these from the run's own scenario unless given again, so a
+# drill held to --expect no-failover is not re-judged by the default expectation.
+JUDGED_BY = ("expect", "max_write_rto", "max_lost_acknowledged", "max_detection_time",
+             "brownout_threshold", "standby_lag_threshold", "max_cdc_missed")
+
 SECTION_TYPES = {"connection": Connection, "load": Load, "preparation": Preparation,
                  "faults": Faults, "observer": Observer, "cdc": Cdc, "thresholds": Thresholds,
                  "outputs": Outputs, "campaign": Campaign}

@@ -23,6 +23,8 @@ from typing import Optional
 import psycopg2
 
 from .. import db
+from ..config import Scenario
+from ..config.scenario import JUDGED_BY
 from ..errors import ClusterError
 from ..ledger import spill
 from ..ledger.journal import journal_spill_path, spilled_events
@@ -41,6 +43,11 @@ class LateReconciliation(Drill):
     from this invocation, since the ledger keeps them with passwords masked."""
 
     started_at: Optional[float] = None  # the run's start as its ledger keeps it
+
+    def __init__(self, scenario: Scenario, run_id: str,
+                 given: frozenset[str] = frozenset()) -> None:
+        super().__init__(scenario, run_id=run_id)
+        self.given = given  # the options this invocation set (parse.given_options)
 
     def run(self) -> dict:
         path = self.ledger_spec.sqlite_path
@@ -62,7 +69,7 @@ class LateReconciliation(Drill):
                     ops_per_transaction=stored.get("ops_per_transaction", 1),
                     background_load=(),  # what it did went with the coordinator
                     full_data_validation=s.preparation.full_data_validation
-                    or stored["full_data_validation"])
+                    or stored["full_data_validation"], **self.run_judged_by(stored))
                 events = self.journaled_events()
                 for at, name, detail in events:
                     if name.startswith("phase:"):
@@ -87,6 +94,17 @@ class LateReconciliation(Drill):
             make_run_dir(files)
         self.output_failures = exports.write_outputs(result, files, self.scenario.outputs)
         return result
+
+    def run_judged_by(self, stored: dict) -> dict:
+        """The run's own thresholds and expectation, except those given again (a run
+        recorded before a setting existed keeps this invocation's)."""
+        now = self.scenario.values()
+        for name in sorted(set(JUDGED_BY) & self.given):
+            if name in stored and stored[name] != now[name]:
+                log.info("judged by --%s %s as given now; the run had %s",
+                         name.replace("_", "-"), now[name], stored[name])
+        return {name: stored[name] for name in JUDGED_BY
+                if name not in self.given and name in stored}
 
     def finished_by_itself(self) -> Optional[tuple[float, str]]:
         """(finished_at, verdict) when the drill itself ended with a verdict (not a

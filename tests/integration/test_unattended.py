@@ -507,6 +507,29 @@ def test_a_finished_run_checked_again_keeps_its_own_report(make_lab, run_ptor):
     assert os.path.exists(os.path.join(folder, recheck, "report.html"))
 
 
+def test_a_later_check_judges_by_the_runs_own_expectation_unless_given_again(make_lab,
+                                                                            run_ptor):
+    """Seen by reading: `ptor reconcile` judged a run by this invocation's thresholds, so a
+    drill held to --expect no-failover was re-judged against the default expectation (a
+    failover). Now a later check takes the run's own thresholds and expectation, and one
+    given again on the command line wins."""
+    lab = make_lab("sync")
+    drill = run_ptor(*drill_args(lab, "--duration", "1.5", "--expect", "no-failover",
+                                 "--max-write-rto", "30"))
+    assert drill.code == 0, drill
+    assert drill.report["expectation"]["expected"] == "no-failover"
+    reach = ("reconcile", "--run", drill.report["run_id"], "--primary-pgdsn",
+             lab.primary_dsn())
+    again = run_ptor(*reach)
+    assert again.code == 0, again
+    assert again.report["verdict"] == "pass", again.report["verdict_reasons"]
+    assert again.report["expectation"]["expected"] == "no-failover"
+    assert again.report["scenario"]["max_write_rto"] == 30
+    told = run_ptor(*reach, "--expect", "failover")
+    assert told.report["expectation"]["expected"] == "failover"
+    assert told.report["verdict"] != "pass" and told.code != 0, told.report["verdict"]
+
+
 def test_a_run_whose_tables_a_later_drill_emptied_is_not_reconciled(make_lab, tmp_path,
                                                                       run_ptor):
     """Every drill empties ptor's tables as it starts. Seen: `ptor reconcile` of a run

@@ -152,3 +152,18 @@ def test_cli_prints_one_sentence_and_exits_2(argv, capsys, monkeypatch):
     assert len(lines) == 1 and lines[0].startswith("ptor: error: ")
     assert "Traceback" not in captured.err and "hunter2" not in captured.err
     assert captured.out == ""
+
+
+def test_a_later_check_knows_which_options_were_given_again(tmp_path):
+    """`ptor reconcile` judges by the run's own thresholds except those given again, from
+    any of the three sources; an option left at its default is not given."""
+    from ptor_harness.config.parse import parse_reconcile
+
+    ini = write(tmp_path, f"primary-pgdsn = {DSN}\nmax-write-rto = 5\n")
+    run_id, scenario, given = parse_reconcile(
+        ["--run", "20261125T210627Z-90a45e", "-c", ini, "--brownout-threshold", "0.5"],
+        {"PTOR_EXPECT": "any"})
+    assert run_id == "20261125T210627Z-90a45e"
+    assert {"max_write_rto", "brownout_threshold", "expect", "primary_pgdsn"} <= given
+    assert scenario.thresholds.expect == "any" and scenario.thresholds.max_write_rto == 5
+    assert "max_lost_acknowledged" not in given and "max_detection_time" not in given
