@@ -15,6 +15,7 @@ import platform
 from typing import Optional
 
 from .account import no_standby
+from .event_time import event_when
 from .render import (
     BACKGROUND_HEADERS,
     BACKGROUND_TITLE,
@@ -165,11 +166,18 @@ def servers(r: dict) -> str:
     return content
 
 
+def after_fault(e: dict) -> tuple[str, str]:
+    """An anatomy event's time from the fault, and its detail (event_time.event_when)."""
+    since = e.get("seconds_after_fault")
+    if since is None:
+        return "-", e.get("detail") or ""
+    return event_when(e, lambda t: f"{t - e['at'] + since:+.3f} s")
+
+
 def anatomy(r: dict) -> str:
     a = r.get("anatomy") or {}
-    events = [[e["name"], "-" if e.get("seconds_after_fault") is None
-               else f"{e['seconds_after_fault']:+.3f} s", e["source"], e.get("detail") or ""]
-              for e in a.get("events") or []]
+    events = [[e["name"], when, e["source"], detail] for e in a.get("events") or []
+              for when, detail in [after_fault(e)]]
     rows = [[x["standby"], x["seen_by"], x.get("sync_state"), x.get("flushed_bytes_behind"),
              x.get("replayed_bytes_behind")] for x in a.get("replication_at_fault") or []]
     alone = no_standby(r)

@@ -103,6 +103,9 @@ Report format history:
   16 — `rpo.lost_by_evidence.commit_order`: ops placed lost by the other workers' ops on
       the same server, by time (verify/commit_order.py), which were unverifiable before;
       0 in an older report, whose ptor had no such evidence.
+  17 — `happened_by` in each of `anatomy.events`: the first acknowledged write's time where
+      it bounds an event the observer's sample showed after it (the sample's time stays
+      `at`); null otherwise, and in an older report.
 
 A run that could not start, or could not finish (its ledger could not be written), leaves
 a report of the current format with `verdict` null and `error` saying why (and no
@@ -118,7 +121,7 @@ from typing import Optional, Union
 from ..errors import ConfigError
 from ..servers import primary_moves
 
-FORMAT = 16
+FORMAT = 17
 REPORT_BYTES = 64 * 1024 * 1024  # a report.json larger than this is not read
 
 # The keys each format added, as (section or None for the top level, key): an older
@@ -151,6 +154,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
     14: (("servers", "synchronous_commit"),),
     15: (("anatomy", "first_commit_seconds"), ("anatomy", "held_seconds")),
     16: (),  # a key inside rpo.lost_by_evidence: set in parse
+    17: (),  # a key inside each of anatomy.events: set in parse
 }
 
 
@@ -207,6 +211,10 @@ def parse(report: Union[str, bytes, dict]) -> dict:
         upgraded["rpo"] = dict(upgraded["rpo"])
         upgraded["rpo"]["lost_by_evidence"] = dict(upgraded["rpo"]["lost_by_evidence"],
                                                    commit_order=0)
+    if version < 17 and isinstance((upgraded.get("anatomy") or {}).get("events"), list):
+        upgraded["anatomy"] = dict(upgraded["anatomy"])
+        upgraded["anatomy"]["events"] = [dict(e, happened_by=None) if isinstance(e, dict)
+                                         else e for e in upgraded["anatomy"]["events"]]
     upgraded["format"] = FORMAT
     return upgraded
 

@@ -31,10 +31,12 @@ class Event:
     detail: str = ""
     after: Optional[float] = None  # an observer event happened between `after` and `at`
 
-    def as_dict(self, origin: Optional[float]) -> dict:
-        out = asdict(self)
-        out["seconds_after_fault"] = None if origin is None else round(self.at - origin, 6)
-        return out
+    def as_dict(self, origin: Optional[float], first_ok_at: Optional[float] = None) -> dict:
+        """`happened_by`: the first acknowledged write's time where it bounds the event
+        (listed_at), so a reader sees why it stands before the write; else None."""
+        by = listed_at(self.name, self.at, self.after, first_ok_at)
+        return dict(asdict(self), happened_by=by if by < self.at else None,
+                    seconds_after_fault=None if origin is None else round(self.at - origin, 6))
 
 
 def by_node(samples: Sequence[NodeSample]) -> dict[str, list[NodeSample]]:
@@ -378,7 +380,7 @@ def anatomy(samples: Sequence[NodeSample], replication: Sequence[ReplicationRow]
     return {
         "old_primary": old,
         "new_primary": new,
-        "events": [e.as_dict(fault_at) for e in events],
+        "events": [e.as_dict(fault_at, first_ok_at) for e in events],
         "detection_seconds": None if None in (fault_at, detected_at)
         else detected_at - fault_at,
         "promotion_seconds": None if None in (promoted, detected_at)

@@ -276,3 +276,30 @@ def test_a_primary_restarted_in_place_is_back_not_promoted():
     assert back["at"] == 15.5 and back["after"] == 15.0
     assert back["detail"] == "node1 primary again, timeline 1"
     assert out["new_primary"] is None and out["promotion_seconds"] is None
+
+
+def test_an_event_the_write_bounds_is_shown_by_the_write_with_the_samples_time_beside():
+    """Seen on pg_auto_failover: "new primary writable" at +16.772 listed above "writes
+    acknowledged again" at +16.756, which reads as an error. The event keeps the sample's
+    time (`at`) and says the write's (`happened_by`); the terminal and report.html show
+    "by" the write, the sample's time in the detail. An event its sample placed before the
+    write has no `happened_by`."""
+    from ptor_harness.outputs.event_time import event_when
+    from ptor_harness.outputs.html import after_fault
+
+    samples, replication = kill_and_promote()
+    out = a.anatomy(samples, replication, 1.0, "kill-primary", 1.02, 1.25)
+    by = {e["name"]: e for e in out["events"]}
+    promoted = by["standby promoted"]
+    assert promoted["at"] == pytest.approx(1.301) and promoted["happened_by"] == 1.25
+    assert by["writes acknowledged again"]["happened_by"] is None
+    assert by["fault injected"]["happened_by"] is None
+    when, detail = event_when(promoted, lambda t: f"+{t:.3f}")
+    assert when == "by +1.250"
+    assert detail.endswith("seen in the sample at +1.301") and detail.startswith(
+        promoted["detail"])
+    assert after_fault(promoted) == ("by +0.250 s", detail.replace("+1.301", "+0.301 s"))
+    later = a.anatomy(samples, replication, 1.0, "kill-primary", 1.02, 1.35)
+    promoted = next(e for e in later["events"] if e["name"] == "standby promoted")
+    assert promoted["happened_by"] is None
+    assert event_when(promoted, lambda t: f"+{t:.3f}") == ("+1.301", promoted["detail"])

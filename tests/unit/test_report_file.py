@@ -77,6 +77,18 @@ def test_a_format_15_reports_evidence_gets_no_commit_order_losses():
     render.render(read)
 
 
+def test_a_format_16_reports_anatomy_events_are_bounded_by_nothing():
+    old = json.loads(report_file.to_text(report.build(outcome())))
+    old["format"] = 16
+    old["anatomy"] = dict(old["anatomy"] or {}, events=[
+        {"name": "standby promoted", "at": 12.0, "after": 11.9, "source": "observer: n2",
+         "detail": "n2", "seconds_after_fault": 1.5}])
+    read = report_file.parse(json.dumps(old))
+    assert read["anatomy"]["events"][0]["happened_by"] is None
+    assert "happened_by" not in old["anatomy"]["events"][0]
+    render.render(read)
+
+
 def test_a_report_from_before_the_format_key_is_format_1():
     old = format_1_report()
     del old["format"]
