@@ -21,3 +21,10 @@ def event_when(event: dict, show: Callable[[float], str]) -> tuple[str, str]:
         return show(event["at"]), detail
     seen = f"seen in the sample at {show(event['at'])}"
     return f"by {show(by)}", f"{detail}; {seen}" if detail else seen
+
+
+def after_fault(event: dict) -> Optional[float]:
+    """Seconds from the fault to the time event_when shows (None: no fault)."""
+    since = event.get("seconds_after_fault")
+    by = event.get("happened_by")
+    return since if since is None or by is None else since - (event["at"] - by)

@@ -15,7 +15,7 @@ import platform
 from typing import Optional
 
 from .account import no_standby
-from .event_time import event_when
+from .event_time import after_fault, event_when
 from .render import (
     BACKGROUND_HEADERS,
     BACKGROUND_TITLE,
@@ -166,18 +166,19 @@ def servers(r: dict) -> str:
     return content
 
 
-def after_fault(e: dict) -> tuple[str, str]:
+def since_fault(e: dict) -> tuple[str, str]:
     """An anatomy event's time from the fault, and its detail (event_time.event_when)."""
-    since = e.get("seconds_after_fault")
+    since = after_fault(e)
     if since is None:
         return "-", e.get("detail") or ""
-    return event_when(e, lambda t: f"{t - e['at'] + since:+.3f} s")
+    shown = e["at"] if e.get("happened_by") is None else e["happened_by"]
+    return event_when(e, lambda t: f"{since + t - shown:+.3f} s")
 
 
 def anatomy(r: dict) -> str:
     a = r.get("anatomy") or {}
     events = [[e["name"], when, e["source"], detail] for e in a.get("events") or []
-              for when, detail in [after_fault(e)]]
+              for when, detail in [since_fault(e)]]
     rows = [[x["standby"], x["seen_by"], x.get("sync_state"), x.get("flushed_bytes_behind"),
              x.get("replayed_bytes_behind")] for x in a.get("replication_at_fault") or []]
     alone = no_standby(r)

@@ -15,7 +15,7 @@ from tabulate import tabulate
 
 from .account import no_standby, server_name
 from .charts import terminal_chart
-from .event_time import event_when
+from .event_time import after_fault, event_when
 
 
 def _s(value: Optional[float], digits: int = 3) -> str:
@@ -218,7 +218,7 @@ def anatomy_tables(r: dict, rel) -> list[str]:
     if nodes.get("observer") != "on":
         return parts + (["", f"Node observer: {nodes.get('found', 'off')}"] if nodes else [])
     if a.get("events"):
-        rows = [[when, _s(e["seconds_after_fault"]), e["name"], e["source"], detail]
+        rows = [[when, _s(after_fault(e)), e["name"], e["source"], detail]
                 for e in a["events"] for when, detail in [event_when(e, rel)]]
         parts += ["", "Failover anatomy (observer samples every "
                   f"{r['scenario'].get('observe_interval', 0):g} s)",

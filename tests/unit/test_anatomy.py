@@ -284,8 +284,8 @@ def test_an_event_the_write_bounds_is_shown_by_the_write_with_the_samples_time_b
     time (`at`) and says the write's (`happened_by`); the terminal and report.html show
     "by" the write, the sample's time in the detail. An event its sample placed before the
     write has no `happened_by`."""
-    from ptor_harness.outputs.event_time import event_when
-    from ptor_harness.outputs.html import after_fault
+    from ptor_harness.outputs.event_time import after_fault, event_when
+    from ptor_harness.outputs.html import since_fault
 
     samples, replication = kill_and_promote()
     out = a.anatomy(samples, replication, 1.0, "kill-primary", 1.02, 1.25)
@@ -298,8 +298,10 @@ def test_an_event_the_write_bounds_is_shown_by_the_write_with_the_samples_time_b
     assert when == "by +1.250"
     assert detail.endswith("seen in the sample at +1.301") and detail.startswith(
         promoted["detail"])
-    assert after_fault(promoted) == ("by +0.250 s", detail.replace("+1.301", "+0.301 s"))
+    assert after_fault(promoted) == pytest.approx(0.25)
+    assert since_fault(promoted) == ("by +0.250 s", detail.replace("+1.301", "+0.301 s"))
     later = a.anatomy(samples, replication, 1.0, "kill-primary", 1.02, 1.35)
     promoted = next(e for e in later["events"] if e["name"] == "standby promoted")
     assert promoted["happened_by"] is None
     assert event_when(promoted, lambda t: f"+{t:.3f}") == ("+1.301", promoted["detail"])
+    assert after_fault(promoted) == promoted["seconds_after_fault"]
