@@ -15,6 +15,7 @@ import platform
 from typing import Optional
 
 from .account import no_standby
+from .anatomy_text import later_title, outage_split
 from .event_time import after_fault, event_when
 from .render import (
     BACKGROUND_HEADERS,
@@ -31,7 +32,6 @@ from .render import (
     faults_rows,
     from_warmup,
     moves_rows,
-    outage_split,
     server_rows,
     summary_rows,
     validation_rows,
@@ -175,22 +175,30 @@ def since_fault(e: dict) -> tuple[str, str]:
     return event_when(e, lambda t: f"{since + t - shown:+.3f} s")
 
 
-def anatomy(r: dict) -> str:
-    a = r.get("anatomy") or {}
+def events_and_split(a: dict) -> str:
+    """An anatomy's events and its write outage by part."""
     events = [[e["name"], when, e["source"], detail] for e in a.get("events") or []
               for when, detail in [since_fault(e)]]
+    if not events:
+        return ""
+    return table(events, ["event", "from the fault", "source", "detail"]) + \
+        f"<p>{esc(outage_split(a))}</p>"
+
+
+def anatomy(r: dict) -> str:
+    a = r.get("anatomy") or {}
     rows = [[x["standby"], x["seen_by"], x.get("sync_state"), x.get("flushed_bytes_behind"),
              x.get("replayed_bytes_behind")] for x in a.get("replication_at_fault") or []]
     alone = no_standby(r)
-    content = ""
-    if events:
-        content += table(events, ["event", "from the fault", "source", "detail"]) + \
-            f"<p>{esc(outage_split(a))}</p>"
+    content = events_and_split(a)
     if rows:
         content += table(rows, ["standby", "seen by", "sync", "flushed bytes behind",
                                 "replayed bytes behind"])
     if alone:
         content += f"<p>{esc(alone)}</p>"
+    for later in a.get("later_outages") or []:
+        content += f"<p>{esc(later_title(later, from_warmup(r)))}</p>" + \
+            events_and_split(later)
     return section("Failover anatomy", content)
 
 

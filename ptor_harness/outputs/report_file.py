@@ -105,7 +105,8 @@ Report format history:
       0 in an older report, whose ptor had no such evidence.
   17 — `happened_by` in each of `anatomy.events`: the first acknowledged write's time where
       it bounds an event the observer's sample showed after it (the sample's time stays
-      `at`); null otherwise, and in an older report.
+      `at`); null otherwise, and in an older report. `anatomy.later_outages`: the anatomy
+      of each outage a later fault caused (its fault, fault_at, events and parts).
 
 A run that could not start, or could not finish (its ledger could not be written), leaves
 a report of the current format with `verdict` null and `error` saying why (and no
@@ -154,7 +155,7 @@ ADDED_IN: dict[int, tuple[tuple, ...]] = {
     14: (("servers", "synchronous_commit"),),
     15: (("anatomy", "first_commit_seconds"), ("anatomy", "held_seconds")),
     16: (),  # a key inside rpo.lost_by_evidence: set in parse
-    17: (),  # a key inside each of anatomy.events: set in parse
+    17: (("anatomy", "later_outages"),),  # and a key inside each of anatomy.events
 }
 
 

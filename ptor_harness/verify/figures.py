@@ -74,7 +74,8 @@ def drill_figures(outcome: DrillOutcome) -> DrillFigures:
         per_fault=per_fault, causing=causing, fault=fault, fault_at=fault_at,
         totals=metrics.totals() if metrics else {"ok": 0, "failed": 0, "indeterminate": 0},
         ok_by_kind=by_kind, observed=observed_failover(summaries, outcome),
-        anatomy=failover_anatomy(outcome, windows, fault_at, fault, causing, slow),
+        anatomy=dict(failover_anatomy(outcome, windows, fault_at, fault, causing, slow),
+                     later_outages=later_outages(outcome, windows, per_fault, causing)),
         timeline=timeline, brownout=slow)
 
 
@@ -157,6 +158,33 @@ def failover_anatomy(outcome: DrillOutcome, windows: list, fault_at: Optional[fl
     events = sorted([e.as_dict(fault_at) for e in early] + found["events"],
                     key=lambda e: listed_at(e["name"], e["at"], e.get("after"), first_ok))
     return dict(found, events=events, no_standby_since=alone_since)
+
+
+# What the anatomy of a later outage holds: its own events and parts; the drill-wide
+# figures (two primaries at once, Service Available, read outages) stay with the first.
+LATER_OUTAGE_KEYS = ("old_primary", "new_primary", "events", "detection_seconds",
+                     "promotion_seconds", "read_only_seconds", "held_seconds",
+                     "routing_seconds", "first_commit_seconds", "replication_at_fault")
+
+
+def later_outages(outcome: DrillOutcome, windows: list, per_fault: list[dict],
+                  causing: Optional[int]) -> list[dict]:
+    """The anatomy of each outage a fault after the one that counts caused (a failback
+    after the failover; pg_auto_failover's scenario switches over after its kill), which
+    the report would otherwise show only as an outage window. Where its clients reached
+    the new primary is not told apart from routing (no first commit part)."""
+    out = []
+    for i in range(len(per_fault)) if causing is not None else ():
+        record, fault = outcome.faults[i], per_fault[i]
+        if i <= causing or fault["detection_seconds"] is None or record.started_at is None:
+            continue
+        at, to_ok = record.started_at, fault["injection_to_first_ok_seconds"]
+        found = anatomy(outcome.node_samples, outcome.replication, at, record.name,
+                        at + fault["detection_seconds"], None if to_ok is None else at + to_ok,
+                        clients_failed_at=first_failure_of(windows, at))
+        out.append(dict({key: found[key] for key in LATER_OUTAGE_KEYS}, fault=record.name,
+                        fault_at=at))
+    return out
 
 
 def refused_by(outcome: DrillOutcome) -> tuple[list[tuple], list[tuple]]:

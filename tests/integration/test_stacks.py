@@ -305,6 +305,17 @@ def test_failover_and_failback_in_one_drill(make_lab, run_ptor, back):
     assert r["servers"]["primary_after"]["timeline"] == 3
     assert r["rpo"]["lost_acknowledged_ops"] == 0
     assert r["validation"]["mismatched_rows"] == 0
+    # the failback's own anatomy, beside the failover's: the lab's node1 (where the drill
+    # ended, above) promoted again, node2 the old primary
+    assert r["anatomy"]["new_primary"] == "node2"
+    (later,) = r["anatomy"]["later_outages"]
+    assert (later["fault"], later["fault_at"]) == (back, second["started_at"])
+    assert (later["old_primary"], later["new_primary"]) == ("node2", "node1")
+    assert later["detection_seconds"] == second["detection_seconds"]
+    promoted = next(e for e in later["events"] if e["name"] == "standby promoted")
+    assert promoted["source"] == "observer: node1" and promoted["at"] >= second["started_at"]
+    assert later["promotion_seconds"] is not None and later["promotion_seconds"] >= 0
+    assert f"Failover anatomy of the later fault {back} at +" in run.stdout
 
 
 def test_patroni_behind_pgbouncer_and_haproxy(patroni_lab, run_ptor):

@@ -5,7 +5,7 @@ from ptor_harness.config import parse_scenario
 from ptor_harness.drill.faults import FaultRecord
 from ptor_harness.ops import DELETE, INDETERMINATE, INSERT
 from ptor_harness.outcome import DrillOutcome, Stop, StopReason
-from ptor_harness.outputs import exports, render, report
+from ptor_harness.outputs import cells, exports, render, report
 from ptor_harness.verify.metrics import RunMetrics
 from ptor_harness.verify.reconcile import Reconciler
 
@@ -283,9 +283,9 @@ def test_a_verdict_without_a_promotion_names_the_standby_lag_at_the_fault():
 def test_seconds_read_without_a_minus_zero():
     """A CDC lag p50 of -0.00004 s (a change received just before its acknowledgement)
     read '-0.000 s'."""
-    assert render._s(-0.00004) == "0.000 s" and render._s(-0.0) == "0.000 s"
-    assert render._s(-0.5) == "-0.500 s" and render._s(0.61) == "0.610 s"
-    assert render._s(None) == "-" and render._s(3.0, 1) == "3.0 s"
+    assert cells.secs(-0.00004) == "0.000 s" and cells.secs(-0.0) == "0.000 s"
+    assert cells.secs(-0.5) == "-0.500 s" and cells.secs(0.61) == "0.610 s"
+    assert cells.secs(None) == "-" and cells.secs(3.0, 1) == "3.0 s"
 
 
 def test_writes_refused_by_the_primary_itself_are_not_stale_routing():
