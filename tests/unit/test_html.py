@@ -152,3 +152,29 @@ def test_the_page_holds_the_evidence_tables_the_terminal_shows():
     assert "unknown: no WAL samples: the node observer is off" in text
     terminal = render.render(r)
     assert "2, SIGTERM" in terminal and "phantom rows" in terminal
+
+
+def test_a_later_faults_outage_has_its_anatomy_on_the_page_and_the_terminal():
+    """A failback's outage, beside the failover's: its title, events and parts, on the page
+    as in the terminal."""
+    from ptor_harness.outputs import render
+
+    r = report.build(outcome(rows=[(1, 1)]))
+    t0 = r["phases"]["warmup"]
+    event = {"name": "standby promoted", "at": t0 + 6.189, "after": t0 + 6.089,
+             "happened_by": t0 + 6.135, "source": "observer: node1",
+             "detail": "node1 now primary, timeline 3 (was 2)", "seconds_after_fault": 0.187}
+    r["nodes"] = {"observer": "on", "nodes": {}}
+    r["anatomy"] = dict(r["anatomy"] or {}, events=[dict(event, name="fault injected",
+                                                         happened_by=None)],
+                        later_outages=[{"fault": "switchover", "fault_at": t0 + 6.002,
+                                        "events": [event], "detection_seconds": 0.013,
+                                        "promotion_seconds": 0.12, "routing_seconds": 0.0}])
+    text, terminal = html.report_html(r), render.render(r)
+    title = "Failover anatomy of the later fault switchover at +6.002"
+    assert html.esc(title) in text and title in terminal
+    assert "<td>by +0.133 s</td>" in text and "by +6.135" in terminal
+    assert html.esc("seen in the sample at +0.187 s") in text
+    assert "seen in the sample at +6.189" in terminal
+    said = "write outage: detection 0.013 s, promotion 0.120 s, routing 0.000 s"
+    assert said in text and said in terminal
