@@ -203,7 +203,8 @@ class Drill:
         """Start the crew, fire the faults on schedule, follow the load until a stop rule
         holds, then stop the crew and drain the ledger."""
         s, outcome = self.scenario, self.outcome
-        crew = Crew(s, self.ledger_spec, outcome, seed, spec_for(s, self.cdc_since))
+        crew = Crew(s, self.ledger_spec, outcome, seed, spec_for(s, self.cdc_since),
+                    self.journal.record if self.journal is not None else None)
         crew.start()
         watcher = LoadWatcher(crew.board, self.progress, lambda: self.current_phase)
         sampler = CpuSampler(crew.pids)

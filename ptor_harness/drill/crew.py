@@ -37,7 +37,7 @@ from .board import WorkerBoard
 from .cdc import CATCH_UP, CdcSpec, run_consumer
 from .flags import crew_flags
 from .observer import ObserverSpec, nodes_to_observe, run_observer
-from .probe import ProbeBoard, ProbeSpec, run_probe
+from .probe import ProbeBoard, ProbeSpec, gap_journaled, run_probe
 from .recorder import run_recorder
 from .worker import run_worker
 
@@ -76,8 +76,10 @@ class Crew:
     """The processes of one drill and the channels between them."""
 
     def __init__(self, scenario: Scenario, ledger_spec: LedgerSpec, outcome: DrillOutcome,
-                 seed: int, cdc: Optional[CdcSpec] = None) -> None:
+                 seed: int, cdc: Optional[CdcSpec] = None,
+                 journal: Optional[Callable[[float, str, dict], None]] = None) -> None:
         self.outcome = outcome
+        self.journal = journal  # the run's journal (PhaseJournal.record): the probe's gaps
         conn, workers = scenario.connection, scenario.load.parallel_workers
         self.grace = conn.statement_timeout + conn.rto_conn_timeout + 10.0
         ctx = multiprocessing.get_context("forkserver")
@@ -208,6 +210,8 @@ class Crew:
                 log.error("%s", error)
         elif not self.outcome.heard(event):
             log.warning("an event nobody handles: %s", type(event).__name__)
+        elif isinstance(event, messages.ProbeGap) and self.journal is not None:
+            self.journal(*gap_journaled(event))
 
     def worker_died(self, crash: messages.WorkerCrashed) -> None:
         """Record a worker's death once, whether its own report or its exit came first."""

@@ -34,6 +34,7 @@ from ..schema import run_key, tables_owner
 from ..verify.validation import mid_check
 from .coordinator import Drill, make_run_dir
 from .faults import records_from_journal
+from .probe import gaps_from_journal
 
 log = logging.getLogger("ptor")
 
@@ -77,6 +78,7 @@ class LateReconciliation(Drill):
                     if name == "phase:warmup":
                         self.outcome.faults_planned = detail.get("faults_planned", 0)
                 self.outcome.faults = records_from_journal(events)
+                self.outcome.probe_gaps = gaps_from_journal(events)
                 finished = self.finished_by_itself()
                 if finished is None:
                     self.outcome.stopped(Stop.RECONCILED_LATER,

@@ -16,7 +16,8 @@ While the cluster is healthy the probe keeps one session and runs a SELECT 1 eve
 PROBE_INTERVAL (each bounded on the client: a frozen server never answers), so an outage is
 seen within one interval even while the workers are idle between ops. Its own gaps (last
 answer, first failure, first write after) go to the coordinator as `ProbeGap` messages and
-into the report beside the workers' figures.
+into the report beside the workers' figures; the coordinator journals each (PROBE_GAP), so
+that `ptor reconcile` of the run has the probe's view too (gaps_from_journal).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from . import messages
 # it) ptor stays under 100 connection attempts a second during an outage.
 PROBE_INTERVAL = 0.011
 PROBE_SILENT = 0.5  # a probe not heard from for this long is gone: workers retry alone
+PROBE_GAP = "probe:gap"  # a gap's name in the run's journal
 WAKE_POLL = 0.001  # how often a waiting worker looks at the generation
 PROBE_ROW = 2  # the probe's heartbeat row (reconciliation's is 1)
 
@@ -192,3 +194,17 @@ def run_probe(spec: ProbeSpec, board_array, events, stop, abort, alive) -> None:
     """Process entry point (forked by the fork server: crew.py)."""
     messages.start_child("probe")
     Probe(spec, ProbeBoard(board_array), events, stop, abort, alive).run()
+
+
+def gap_journaled(gap: messages.ProbeGap) -> tuple[float, str, dict]:
+    """A probe gap as the run's journal keeps it: (at, name, detail)."""
+    return gap.first_failure, PROBE_GAP, {"last_ok": gap.last_ok,
+                                          "first_failure": gap.first_failure,
+                                          "first_write": gap.first_write}
+
+
+def gaps_from_journal(events: list) -> list[messages.ProbeGap]:
+    """The probe's gaps of a run, from its journal's events (at, name, detail), as the
+    drill's coordinator heard them (none from a run journaled before ptor kept them)."""
+    return [messages.ProbeGap(d["last_ok"], d["first_failure"], d["first_write"])
+            for _at, name, d in events if name == PROBE_GAP]

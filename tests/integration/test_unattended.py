@@ -495,10 +495,14 @@ def test_a_finished_run_checked_again_keeps_its_own_report(make_lab, run_ptor):
     assert {c["name"]: c["status"] for c in r["checks"]}["drill completed"] == "pass"
     for section in ("ops", "rpo", "indeterminate", "anomalies"):
         assert r[section] == drill.report[section], section
-    # from the journal; the probe's view (its first failure: detection) went with the drill
-    same = ("name", "command", "started_at", "ended_at", "exit_code", "output")
+    # from the journal, the probe's gaps with them (its first failure can be the
+    # detection): the same figures as the drill's
+    same = ("name", "command", "started_at", "ended_at", "exit_code", "output",
+            "detection_seconds", "injection_to_first_ok_seconds")
     assert [[f[k] for k in same] for f in r["faults"]] == \
         [[f[k] for k in same] for f in drill.report["faults"]]
+    assert r["rto"]["probe_seconds"] == drill.report["rto"]["probe_seconds"] is not None
+    assert [w["probe"] for w in r["windows"]] == [w["probe"] for w in drill.report["windows"]]
     # the drill's own record, as it was
     assert own_files() == before and ledger_ending() == ending
     (recheck,) = [n for n in os.listdir(folder) if n.startswith("recheck-")]
