@@ -67,3 +67,21 @@ def test_the_probes_view_of_a_window_and_the_attempts_meanwhile():
     assert attempts_per_second(samples, 10.1, 13.0) == pytest.approx((400 - 100) / 2.9)
     assert attempts_per_second(samples, 10.1, 10.6) == 50.0  # over one second at least
     assert attempts_per_second([], 10.1, 13.0) is None
+
+
+def test_a_gap_journaled_comes_back_as_it_was_heard():
+    """`ptor reconcile` rebuilds the probe's view from the run's journal: each gap as the
+    coordinator heard it (one that never saw writes again too), through the JSON detail
+    the ledger stores; other events are not gaps."""
+    import json
+
+    from ptor_harness.drill import messages
+    from ptor_harness.drill.probe import gap_journaled, gaps_from_journal
+
+    heard = [messages.ProbeGap(100.125, 100.25, 103.0625), messages.ProbeGap(None, 110.5, None)]
+    stored = [(at, name, json.loads(json.dumps(detail)))
+              for at, name, detail in map(gap_journaled, heard)]
+    stored.append((101.0, "phase:fault-1", {"action": "kill-primary"}))
+    assert gaps_from_journal(stored) == heard
+    assert [at for at, _, _ in stored[:2]] == [100.25, 110.5]
+    assert gaps_from_journal([]) == []
