@@ -205,6 +205,14 @@ def final_primary(r: dict) -> str:
     return "the primary" if before and after and not primary_changed(r) else "the new primary"
 
 
+def later_promotions(a: dict) -> str:
+    """The promotions later faults caused (their anatomy), in parentheses; "" if none."""
+    said = [f"{o['fault']}: {o['new_primary']} promoted {seconds(o['promotion_seconds'])} "
+            "after the first client error" for o in a.get("later_outages") or []
+            if o.get("new_primary") and o.get("promotion_seconds") is not None]
+    return f" ({'; '.join(said)})" if said else ""
+
+
 def promotion(r: dict) -> Optional[str]:
     a = r.get("anatomy") or {}
     before, after = r["servers"]["primary_before"], r["servers"]["primary_after"]
@@ -225,8 +233,8 @@ def promotion(r: dict) -> Optional[str]:
                 f"; it stayed read-only for {seconds(read_only)} more (held so by its " \
                 "manager) before it took writes"
         then = "" if not later else (
-            f" The primary then moved again{'' if len(later) == 1 else ' and again'}; the "
-            f"drill ended on {server_name(after)}.")
+            f" The primary then moved again{'' if len(later) == 1 else ' and again'}"
+            f"{later_promotions(a)}; the drill ended on {server_name(after)}.")
         return f"{server_name(server)} became the primary{when}{held}.{then}"
     if before and after:
         back = next((e for e in a.get("events") or [] if e["name"] == "old primary back"
