@@ -173,10 +173,10 @@ def later_outages(outcome: DrillOutcome, windows: list, per_fault: list[dict],
     after the failover; pg_auto_failover's scenario switches over after its kill), which
     the report would otherwise show only as an outage window. Where its clients reached
     the new primary is not told apart from routing (no first commit part)."""
-    out = []
-    for i in range(len(per_fault)) if causing is not None else ():
+    out: list[dict] = []
+    for i in range(len(per_fault) if causing is None else causing + 1, len(per_fault)):
         record, fault = outcome.faults[i], per_fault[i]
-        if i <= causing or fault["detection_seconds"] is None or record.started_at is None:
+        if fault["detection_seconds"] is None or record.started_at is None:
             continue
         at, to_ok = record.started_at, fault["injection_to_first_ok_seconds"]
         found = anatomy(outcome.node_samples, outcome.replication, at, record.name,
