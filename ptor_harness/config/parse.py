@@ -91,8 +91,9 @@ def _unknown_message(prefix: str, word: str) -> str:
 COMMANDS = {
     "drill": "run a drill: load, failover, reconciliation, report (the default)",
     "reconcile": "finish a run that did not (its coordinator died, or its repo stayed "
-                 "away): reconcile its ledger against the primary and write its report "
-                 "(--run RUN_ID)",
+                 "away), or check a finished one again: reconcile its ledger against the "
+                 "primary and write its report (--run RUN_ID), judged by the run's own "
+                 "--expect and thresholds unless given again",
     "history": "recent drills, newest first, with trends",
     "report": "an earlier run's or campaign's report again, from its folder (--html: "
               "write report.html or campaign.html)",
