@@ -22,7 +22,8 @@ def recovery(r: dict) -> Optional[str]:
         return "No write failed."
     if not rto["recovered"]:
         return "Writes did not come back before the drill ended."
-    return f"Writes were back after {seconds(rto['write_seconds'])} (the write RTO)." + \
+    of = "" if rto["outage_windows"] < 2 else f", the longest of {rto['outage_windows']} outages"
+    return f"Writes were back after {seconds(rto['write_seconds'])} (the write RTO{of})." + \
         held_by_timeouts(r) + first_commit(r)
 
 

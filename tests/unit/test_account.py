@@ -207,10 +207,12 @@ def test_a_primary_that_moved_twice_names_the_server_the_fault_promoted():
     r["anatomy"]["later_outages"] = [{"fault": "switchover", "fault_at": kill + 19.9,
                                       "new_primary": "node1", "promotion_seconds": 0.12,
                                       "events": []}]
+    r["rto"]["outage_windows"] = 2
     r = redo(r)
     said = " ".join(r["account"])
     assert "The primary then moved again (switchover: node1 promoted 0.12 s after the first " \
         "client error); the drill ended on node1 at 127.0.0.1:7211 (timeline 3)." in said, said
+    assert "(the write RTO, the longest of 2 outages)" in said
     held_to_the_report(r)
     page = html.report_html(r)  # report.html lists the moves as the terminal does
     assert "<td>node1 at 127.0.0.1:7211 (timeline 1)</td><td>node2 at 127.0.0.1:7212 " \
