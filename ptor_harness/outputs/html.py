@@ -16,7 +16,7 @@ from typing import Optional
 
 from .account import no_standby
 from .anatomy_text import later_title, outage_split
-from .event_time import after_fault, event_when
+from .event_time import after_fault, event_when, shown_at
 from .render import (
     BACKGROUND_HEADERS,
     BACKGROUND_TITLE,
@@ -171,8 +171,7 @@ def since_fault(e: dict) -> tuple[str, str]:
     since = after_fault(e)
     if since is None:
         return "-", e.get("detail") or ""
-    shown = e["at"] if e.get("happened_by") is None else e["happened_by"]
-    return event_when(e, lambda t: f"{since + t - shown:+.3f} s")
+    return event_when(e, lambda t: f"{since + t - shown_at(e):+.3f} s")
 
 
 def events_and_split(a: dict) -> str:
