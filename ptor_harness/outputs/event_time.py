@@ -23,13 +23,7 @@ def event_when(event: dict, show: Callable[[float], str]) -> tuple[str, str]:
     return f"by {show(by)}", f"{detail}; {seen}" if detail else seen
 
 
-def shown_at(event: dict) -> float:
-    """The time event_when shows: the write's that bounds the event, else the sample's."""
-    by: Optional[float] = event.get("happened_by")
-    return event["at"] if by is None else by
-
-
 def after_fault(event: dict) -> Optional[float]:
     """Seconds from the fault to the time event_when shows (None: no fault)."""
-    since = event.get("seconds_after_fault")
-    return None if since is None else since - (event["at"] - shown_at(event))
+    since, by = event.get("seconds_after_fault"), event.get("happened_by")
+    return since if since is None or by is None else since + by - event["at"]

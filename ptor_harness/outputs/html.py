@@ -16,7 +16,7 @@ from typing import Optional
 
 from .account import no_standby
 from .anatomy_text import later_title, outage_split
-from .event_time import after_fault, event_when, shown_at
+from .event_time import event_when
 from .render import (
     BACKGROUND_HEADERS,
     BACKGROUND_TITLE,
@@ -168,10 +168,10 @@ def servers(r: dict) -> str:
 
 def since_fault(e: dict) -> tuple[str, str]:
     """An anatomy event's time from the fault, and its detail (event_time.event_when)."""
-    since = after_fault(e)
+    since = e.get("seconds_after_fault")
     if since is None:
         return "-", e.get("detail") or ""
-    return event_when(e, lambda t: f"{since + t - shown_at(e):+.3f} s")
+    return event_when(e, lambda t: f"{since + t - e['at']:+.3f} s")
 
 
 def events_and_split(a: dict) -> str:
